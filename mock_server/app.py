@@ -1,0 +1,49 @@
+"""`create_app(settings)`: a fresh, isolated app; no state lives outside the returned object."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from mock_server import __version__, control, endpoints
+from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
+from mock_server.journal import Journal
+from mock_server.settings import Settings
+from mock_server.state import MockState
+
+EXPOSED_HEADERS = ["X-Mock-Scenario", "X-Mock-Request-Id", "Retry-After"]
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    """The scenarios `settings` names; raises ScenarioError listing every problem in every file."""
+    paths = [bundled_scenarios_dir()] if settings.bundled_scenarios else []
+    return Catalog(load_paths([*paths, *settings.scenario_dirs]), default=settings.default_scenario)
+
+
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
+    """The ASGI app for `settings`; pass `catalog` to reuse scenarios already loaded."""
+    settings = settings or Settings()
+    catalog = catalog if catalog is not None else load_catalog(settings)
+    app = FastAPI(
+        title="mock-llm-sse",
+        version=__version__,
+        description="A mock LLM streaming server for testing clients.",
+    )
+    app.state.mock = MockState(
+        settings=settings,
+        catalog=catalog,
+        journal=Journal(settings.journal_size, settings.wall_clock),
+    )
+    origins = list(settings.cors_origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[] if "*" in origins else origins,
+        allow_origin_regex=".*" if "*" in origins else None,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    app.include_router(endpoints.router)
+    app.include_router(control.router)
+    return app

@@ -1,0 +1,182 @@
+"""The command line: maps flags and MOCK_LLM_* environment variables to Settings, nothing more."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from mock_server import __version__
+from mock_server.app import create_app, load_catalog
+from mock_server.catalog import Catalog, load_paths
+from mock_server.errors import ScenarioError
+from mock_server.server import bind_socket, run_foreground
+from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, Settings
+
+_scenarios_option = click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    envvar="MOCK_LLM_SCENARIOS",
+    show_envvar=True,
+    help="A directory (or file) of scenarios to load after the bundled ones; repeatable. "
+    f"The environment variable takes several, separated by {os.pathsep!r}.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mock-llm-sse")
+def main() -> None:
+    """A mock LLM streaming server for testing clients.
+
+    It streams OpenAI-style SSE chunks (and Anthropic and Responses events) from scripted,
+    deterministic scenarios, with faults injected on purpose: slow tokens, drops, resets, stalls,
+    error events, malformed and split frames, HTTP errors.
+
+    \b
+    Start it:      mock-llm-sse serve
+    Watch it:      curl -N 'http://127.0.0.1:8383/completions?messages=hi&fault=drop@3'
+    """
+
+
+@main.command()
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    envvar="MOCK_LLM_HOST",
+    show_envvar=True,
+    help="Interface to bind; use 0.0.0.0 to accept connections from other machines.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    envvar="MOCK_LLM_PORT",
+    show_envvar=True,
+    help="Port to listen on; 0 picks a free one.",
+)
+@_scenarios_option
+@click.option(
+    "--default",
+    "default_scenario",
+    default="default",
+    show_default=True,
+    envvar="MOCK_LLM_DEFAULT",
+    show_envvar=True,
+    help="Scenario for requests that name none and match no `match` rule.",
+)
+@click.option(
+    "--require-auth",
+    metavar="TOKEN",
+    envvar="MOCK_LLM_REQUIRE_AUTH",
+    show_envvar=True,
+    help="Model endpoints answer 401 without `Authorization: Bearer TOKEN`.",
+)
+@click.option(
+    "--admin-token",
+    metavar="TOKEN",
+    envvar="MOCK_LLM_ADMIN_TOKEN",
+    show_envvar=True,
+    help="Writes under /_mock/ need `Authorization: Bearer TOKEN`.",
+)
+@click.option(
+    "--cors-origins",
+    default="*",
+    show_default=True,
+    metavar="O,...",
+    help="Comma-separated origins allowed by CORS; * allows any.",
+)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+def serve(
+    host: str,
+    port: int,
+    scenario_dirs: tuple[Path, ...],
+    default_scenario: str,
+    require_auth: str | None,
+    admin_token: str | None,
+    cors_origins: str,
+    log_level: str,
+) -> None:
+    """Serve the bundled scenarios and yours until Ctrl-C."""
+    settings = Settings(
+        host=host,
+        port=port,
+        scenario_dirs=scenario_dirs,
+        default_scenario=default_scenario,
+        require_auth=require_auth or None,
+        admin_token=admin_token or None,
+        cors_origins=tuple(o.strip() for o in cors_origins.split(",") if o.strip()) or ("*",),
+        log_level=log_level,
+    )
+    catalog = _load_or_exit(settings)
+    if default_scenario not in catalog:
+        raise click.UsageError(
+            f"--default {default_scenario!r} is not a loaded scenario; known: {', '.join(catalog.names)}"
+        )
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Is another server using the port? "
+            "Pick another with --port (0 picks a free one)."
+        ) from None
+    bound_port = sock.getsockname()[1]
+    app = create_app(settings, catalog)
+    run_foreground(app, settings, sock, on_ready=lambda: _print_banner(host, bound_port, catalog))
+
+
+def _load_or_exit(settings: Settings) -> Catalog:
+    try:
+        return load_catalog(settings)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"Not starting: {len(exc.problems)} problem(s) in the scenarios.", err=True)
+        sys.exit(1)
+
+
+def _print_banner(host: str, port: int, catalog: Catalog) -> None:
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{port}"
+    example = f"{url}/completions?messages=hello&scenario={catalog.default}"
+    lines = [
+        f"mock-llm-sse {__version__} listening on {url}",
+        f"Scenarios ({len(catalog)}): {', '.join(catalog.names)}",
+        f"Default scenario: {catalog.default}",
+        f"Try: curl -N {shlex.quote(example)}",
+        f"     curl -N {shlex.quote(url + '/completions?messages=hello&fault=drop@3')}",
+    ]
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+@main.command()
+@_scenarios_option
+def scenarios(scenario_dirs: tuple[Path, ...]) -> None:
+    """List the scenarios (bundled and from --scenarios) with their descriptions."""
+    catalog = _load_or_exit(Settings(scenario_dirs=scenario_dirs))
+    entries = catalog.entries()
+    width = max(len(e.scenario.name) for e in entries)
+    click.echo(f"{'NAME'.ljust(width)}  DESCRIPTION")
+    for entry in entries:
+        click.echo(f"{entry.scenario.name.ljust(width)}  {entry.scenario.description}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check scenario files (or directories of them): exit 0, or 1 with `file:line: problem` lines."""
+    try:
+        entries = load_paths(paths)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {len(entries)} scenario(s): {', '.join(e.scenario.name for e in entries)}")

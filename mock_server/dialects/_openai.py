@@ -1,0 +1,45 @@
+"""What every OpenAI dialect shares: the error envelope and its defaults per status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mock_server import steps
+
+# (message, type, code) as the service sends them, per status.
+_DEFAULTS: dict[int, tuple[str, str, str | None]] = {
+    400: ("Invalid request.", "invalid_request_error", None),
+    401: (
+        "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+    403: ("You are not allowed to sample from this model.", "invalid_request_error", None),
+    404: ("The model does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"),
+    408: ("Request timed out.", "timeout", None),
+    409: ("Conflict.", "invalid_request_error", None),
+    422: ("Unprocessable request.", "invalid_request_error", None),
+    429: (
+        "Rate limit reached for requests. Please retry after the time the Retry-After header gives.",
+        "requests",
+        "rate_limit_exceeded",
+    ),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+
+def error_body(status: int, error: steps.Error | None) -> dict[str, Any]:
+    """`{"error": {"message", "type", "param", "code"}}`, with the service's defaults for `status`."""
+    fallback = (f"HTTP {status}", "server_error" if status >= 500 else "invalid_request_error", None)
+    message, kind, code = _DEFAULTS.get(status, fallback)
+    if error is not None:
+        message, kind, code = error.message, error.type, error.code if error.code is not None else code
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def mid_stream_error(error: steps.Error) -> dict[str, Any]:
+    """The body of an error sent inside a 200 stream."""
+    return {"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}

@@ -1,0 +1,48 @@
+"""The dialect protocol: what a renderer of one wire format provides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mock_server import steps
+from mock_server.frames import Event
+from mock_server.timeline import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What a dialect may put in its frames besides the steps."""
+
+    key: str
+    """A hex digest that identifies the stream (scenario, prompt, model, seed): ids derive from it,
+    so a resumed stream keeps its id."""
+    created: int
+    model: str
+    usage: Usage
+    include_usage: bool = False
+
+
+class Dialect(Protocol):
+    """Renders one stream; an instance lives for one response and may keep state between steps."""
+
+    def start(self) -> list[Event]:
+        """Events sent before the first content step (OpenAI's role chunk, Anthropic's message_start)."""
+
+    def render(self, step: steps.ContentStep) -> list[Event]:
+        """The events for one content step."""
+
+    def end(self) -> list[Event]:
+        """The end marker sent after a complete answer (`data: [DONE]`), unless the scenario drops it."""
+
+
+ErrorBody = Callable[[int, steps.Error | None], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DialectSpec:
+    name: str
+    stream: Callable[[StreamInfo], Dialect]
+    error_body: ErrorBody
+    """The JSON body of an HTTP error answered before the stream, in the dialect's own shape."""

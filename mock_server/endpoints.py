@@ -1,0 +1,182 @@
+"""The streaming endpoints: read the request, pick and compile a scenario, render, play, record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from mock_server import render as rendering
+from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo
+from mock_server.errors import MockLLMError, OverrideError, RequestBodyError, UnknownScenarioError
+from mock_server.journal import Record
+from mock_server.overrides import parse_overrides
+from mock_server.prompt import PromptInfo, parse_json_body, prompt_from_body, prompt_from_query
+from mock_server.state import MockState
+from mock_server.steps import Error
+from mock_server.timeline import RequestContext, Timeline, compile_timeline
+from mock_server.transport import Outcome, StreamResponse
+
+router = APIRouter()
+
+OPENAI_CHAT = DIALECTS["openai-chat"]
+
+
+@router.get("/completions", summary="OpenAI chat chunks over SSE, for EventSource")
+async def completions_get(request: Request) -> Response:
+    record = open_record(request, None)
+    query = dict(request.query_params)
+    try:
+        prompt = prompt_from_query(query)
+        return stream(request, record, OPENAI_CHAT, prompt, named=query.get("scenario"))
+    except MockLLMError as exc:
+        return error_response(OPENAI_CHAT, exc, record)
+
+
+@router.post("/completions", summary="OpenAI chat chunks over SSE, for fetch-event-source and friends")
+async def completions_post(request: Request) -> Response:
+    raw = await request.body()
+    record = open_record(request, raw)
+    try:
+        body = parse_json_body(raw)
+        prompt = prompt_from_body(body)
+        named = request.query_params.get("scenario") or body_scenario(body)
+        return stream(request, record, OPENAI_CHAT, prompt, named=named)
+    except MockLLMError as exc:
+        return error_response(OPENAI_CHAT, exc, record)
+
+
+def state_of(request: Request) -> MockState:
+    state: MockState = request.app.state.mock
+    return state
+
+
+def open_record(request: Request, raw_body: bytes | None) -> Record:
+    """Start the journal record of a model request (the body kept as JSON when it parses)."""
+    body: Any = None
+    if raw_body:
+        text = raw_body.decode("utf-8", errors="replace")
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError:
+            body = text
+    return state_of(request).journal.open(
+        method=request.method,
+        path=request.url.path,
+        query=request.query_params,
+        headers=request.headers,
+        body=body,
+    )
+
+
+def body_scenario(body: Mapping[str, Any]) -> str | None:
+    """The body's `scenario` field, when it names one."""
+    value = body.get("scenario")
+    if value is not None and not isinstance(value, str):
+        raise RequestBodyError("`scenario` must be a scenario name (a string).", param="scenario")
+    return value
+
+
+def prepare(
+    request: Request, record: Record, dialect: DialectSpec, prompt: PromptInfo, *, named: str | None
+) -> tuple[Timeline, int | None, str]:
+    """Select and compile the scenario for a request: its timeline, the event to resume after, and
+    the stream key that ids derive from."""
+    state = state_of(request)
+    headers = request.headers
+    overrides = parse_overrides(request.query_params, headers)
+    scenario = state.catalog.select(
+        named=headers.get("x-mock-scenario") or named, model=prompt.model, prompt=prompt.text, headers=headers
+    )
+    record.prompt, record.scenario, record.dialect = prompt.text, scenario.name, dialect.name
+    resume_after = _last_event_id(headers.get("last-event-id"))
+    context = RequestContext(
+        prompt=prompt.text,
+        model=prompt.model,
+        resumed=resume_after is not None,
+        selection=state.catalog.count_selection(scenario.name),
+    )
+    timeline = compile_timeline(scenario, overrides, context)
+    seed = overrides.seed if overrides.seed is not None else scenario.seed
+    key = hashlib.sha256(f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}".encode()).hexdigest()
+    return timeline, resume_after, key
+
+
+def stream(
+    request: Request,
+    record: Record,
+    dialect: DialectSpec,
+    prompt: PromptInfo,
+    *,
+    named: str | None,
+    include_usage: bool = False,
+) -> Response:
+    """Select, compile, render and play: the streaming response for one request."""
+    state = state_of(request)
+    timeline, resume_after, key = prepare(request, record, dialect, prompt, named=named)
+    mock_headers = [("X-Mock-Scenario", timeline.scenario), ("X-Mock-Request-Id", str(record.id))]
+    if timeline.status != 200:
+        return scripted_error(dialect, timeline, record, mock_headers)
+    info = StreamInfo(
+        key=key,
+        created=int(state.settings.wall_clock()),
+        model=prompt.model or timeline.scenario,
+        usage=timeline.usage,
+        include_usage=include_usage,
+    )
+    if resume_after is not None and timeline.ids:
+        last = rendering.last_event_id(timeline, dialect.stream(info))
+        if last is not None and resume_after >= last:
+            record.finish(204, Outcome.COMPLETED)
+            return Response(status_code=204, headers=dict(mock_headers))
+    ops = rendering.render(timeline, dialect.stream(info), resume_after if timeline.ids else None)
+    response_headers = [
+        (b"content-type", timeline.content_type.encode()),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+        *((name.lower().encode(), value.encode()) for name, value in (*mock_headers, *timeline.headers)),
+    ]
+    keepalive = timeline.keepalive_ms / 1000 if timeline.keepalive_ms else None
+    return StreamResponse(ops, headers=response_headers, keepalive_s=keepalive, on_end=record.on_play_end(200))
+
+
+def scripted_error(
+    dialect: DialectSpec, timeline: Timeline, record: Record, mock_headers: list[tuple[str, str]]
+) -> JSONResponse:
+    """The HTTP error a scenario (or a `status` fault) answers with, before any stream byte."""
+    record.finish(timeline.status, Outcome.ERROR_STATUS)
+    return JSONResponse(
+        dialect.error_body(timeline.status, timeline.error),
+        status_code=timeline.status,
+        headers=dict([*timeline.headers, *mock_headers]),
+    )
+
+
+def _last_event_id(value: str | None) -> int | None:
+    """A resumable Last-Event-ID is the number of an event we sent; anything else starts afresh."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def error_response(dialect: DialectSpec, exc: MockLLMError, record: Record | None = None) -> JSONResponse:
+    """A user mistake, answered in the dialect's own error shape."""
+    status, kind, code, param = 400, "invalid_request_error", None, None
+    if isinstance(exc, UnknownScenarioError):
+        status, code, param = 404, "scenario_not_found", "scenario"
+    elif isinstance(exc, OverrideError):
+        code = "invalid_override"
+    elif isinstance(exc, RequestBodyError):
+        param = exc.param
+    body = dialect.error_body(status, Error(str(exc), kind, code))
+    if param is not None and isinstance(body.get("error"), dict) and "param" in body["error"]:
+        body["error"]["param"] = param
+    headers = {}
+    if record is not None:
+        record.finish(status, Outcome.ERROR_STATUS)
+        headers["X-Mock-Request-Id"] = str(record.id)
+    return JSONResponse(body, status_code=status, headers=headers)

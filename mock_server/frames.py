@@ -1,0 +1,39 @@
+"""The one place SSE bytes are written: every event, comment and end marker goes through here.
+
+Encoding is sse-starlette's `ServerSentEvent.encode`, with LF line endings as OpenAI and Anthropic
+send them (sse-starlette defaults to CRLF).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sse_starlette.event import ServerSentEvent
+
+LINE_END = "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One SSE event as a dialect describes it, before ids are assigned."""
+
+    data: str | None
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+
+def encode(event: Event) -> bytes:
+    """The event's exact wire bytes, ending with the blank line that dispatches it."""
+    return ServerSentEvent(event.data, event=event.event, id=event.id, retry=event.retry, sep=LINE_END).encode()
+
+
+def encode_comment(text: str) -> bytes:
+    """A comment line followed by a blank line (as keep-alive pings are sent)."""
+    return ServerSentEvent(comment=text, sep=LINE_END).encode()
+
+
+def to_json(value: object) -> str:
+    """Compact JSON with raw UTF-8, as the providers send it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

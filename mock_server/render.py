@@ -1,0 +1,161 @@
+"""Rendering a timeline through a dialect into the transport's ops, before the stream starts.
+
+All JSON and SSE framing happens here, once per response; the transport then only waits and
+writes. With `ids` on, every event the dialect renders is numbered from 1, so a request that
+resumes after id N skips exactly what the client already has.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from mock_server import frames, steps
+from mock_server.dialects import Dialect
+from mock_server.timeline import Timeline
+from mock_server.transport import Drop, Hang, Op, Reset, Wait, Write
+
+COALESCE_BYTES = 64 * 1024
+
+
+def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None) -> tuple[Op, ...]:
+    """The ops that play `timeline`; with `resume_after`, only what follows the event with that id."""
+    renderer = _Renderer(timeline, dialect)
+    for step in timeline.steps:
+        renderer.add(step)
+    renderer.finish()
+    ops = renderer.ops
+    if resume_after is not None:
+        ops = _after_event(ops, resume_after)
+    return tuple(_coalesce(ops))
+
+
+def last_event_id(timeline: Timeline, dialect: Dialect) -> int | None:
+    """The id of the stream's last event (None when ids are off or no event has one)."""
+    ids = [op.last_id for op in render(timeline, dialect) if isinstance(op, Write) and op.last_id is not None]
+    return ids[-1] if ids else None
+
+
+class _Renderer:
+    def __init__(self, timeline: Timeline, dialect: Dialect) -> None:
+        self.timeline = timeline
+        self.dialect = dialect
+        self.ops: list[Op] = []
+        self._started = False
+        self._next_id = 1
+        self._split: steps.Split | None = None
+        self._ended = False
+
+    def add(self, step: steps.Step) -> None:
+        match step:
+            case steps.Sleep(ms):
+                self.ops.append(Wait(ms / 1000))
+            case steps.Stall(ms):
+                self.ops.append(Hang() if ms is None else Wait(ms / 1000, keepalive=False))
+            case steps.Split():
+                self._split = step
+            case steps.Drop():
+                self.ops.append(Drop())
+            case steps.Reset():
+                self.ops.append(Reset())
+            case steps.RawEvent(event, data, event_id, retry):
+                encoded = frames.encode(frames.Event(data, event=event, id=event_id, retry=retry))
+                self._write(encoded, events=int(data is not None))
+            case steps.Comment(text):
+                self._write(frames.encode_comment(text), events=0)
+            case steps.Raw(data):
+                self._write(data, events=data.count(b"\n\n") + data.count(b"\r\n\r\n"))
+            case _:
+                self._content(step)
+        if steps.ends_stream(step):
+            self._ended = True
+
+    def finish(self) -> None:
+        if self._ended or not self.timeline.end_marker:
+            return
+        self._ensure_started()
+        for event in self.dialect.end():
+            self._event(event)
+
+    def _content(self, step: steps.ContentStep) -> None:
+        self._ensure_started()
+        for event in self.dialect.render(step):
+            self._event(event)
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            for event in self.dialect.start():
+                self._event(event)
+
+    def _event(self, event: frames.Event) -> None:
+        if not self.timeline.ids:
+            self._write(frames.encode(event), events=1)
+            return
+        event_id = self._next_id
+        self._next_id += 1
+        numbered = frames.Event(event.data, event=event.event, id=str(event_id), retry=event.retry)
+        self._write(frames.encode(numbered), events=1, last_id=event_id)
+
+    def _write(self, data: bytes, *, events: int, last_id: int | None = None) -> None:
+        split, self._split = self._split, None
+        if split is None:
+            self.ops.append(Write(data, events, last_id))
+            return
+        pieces = split_points(data, split.pieces)
+        for i, piece in enumerate(pieces):
+            if i:
+                self.ops.append(Wait(split.ms / 1000, keepalive=False))
+            last = i == len(pieces) - 1
+            self.ops.append(Write(piece, events if last else 0, last_id if last else None))
+
+
+def split_points(data: bytes, pieces: int) -> list[bytes]:
+    """Cut `data` into up to `pieces` parts; the first cut falls inside a multi-byte UTF-8 character
+    when there is one, the rest are spread evenly."""
+    pieces = max(1, min(pieces, len(data)))
+    cuts = {round(len(data) * i / pieces) for i in range(1, pieces)}
+    lead = next((i for i, byte in enumerate(data) if byte >= 0xC0), None)
+    if lead is not None and pieces > 1:
+        nearest = min(cuts, key=lambda c: abs(c - lead))
+        cuts.discard(nearest)
+        cuts.add(lead + 1)
+    bounds = [0, *sorted(c for c in cuts if 0 < c < len(data)), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _after_event(ops: list[Op], event_id: int) -> list[Op]:
+    for index, op in enumerate(ops):
+        if isinstance(op, Write) and op.last_id == event_id:
+            return ops[index + 1 :]
+    return ops
+
+
+def _coalesce(ops: list[Op]) -> list[Op]:
+    """Merge writes that follow each other with no wait (up to COALESCE_BYTES): one `send`, not many."""
+    out: list[Op] = []
+    run: list[Write] = []
+    size = 0
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            ids = [w.last_id for w in run if w.last_id is not None]
+            data = b"".join(w.data for w in run)
+            out.append(Write(data, sum(w.events for w in run), ids[-1] if ids else None))
+        run.clear()
+
+    for op in ops:
+        if isinstance(op, Write) and size + len(op.data) <= COALESCE_BYTES:
+            run.append(op)
+            size += len(op.data)
+            continue
+        flush()
+        size = 0
+        if isinstance(op, Write):
+            run.append(op)
+            size = len(op.data)
+        else:
+            out.append(op)
+    flush()
+    return out

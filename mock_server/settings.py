@@ -1,0 +1,37 @@
+"""Every setting of a server, with its default, in one frozen object.
+
+The CLI (flags and `MOCK_LLM_*` environment variables), `MockServer(...)` and the pytest plugin all
+build a `Settings`; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8383
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    scenario_dirs: tuple[Path, ...] = ()
+    """Directories (or files) of scenarios, loaded after the bundled ones; later ones win on a name."""
+    bundled_scenarios: bool = True
+    default_scenario: str = "default"
+    require_auth: str | None = None
+    """When set, model endpoints need `Authorization: Bearer <token>` (`x-api-key` on /v1/messages)."""
+    admin_token: str | None = None
+    """When set, writes under /_mock/ need `Authorization: Bearer <token>`."""
+    cors_origins: tuple[str, ...] = ("*",)
+    journal_size: int = 1000
+    """How many request records the journal keeps (the newest)."""
+    log_level: str = "info"
+    access_log: bool = True
+    wall_clock: Callable[[], float] = field(default=time.time, repr=False)
+    """Where `created` timestamps come from; tests pin it for byte-exact transcripts."""

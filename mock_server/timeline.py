@@ -1,0 +1,214 @@
+"""Compiling a scenario, a request's overrides and its context into one timeline of steps.
+
+The compiler is the only place that knows how a reply becomes chunks, where pacing sleeps go and
+where faults sit (`@N`: at the moment chunk N is due, before it is sent). Everything after it,
+dialects and transport, plays the timeline as given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mock_server import steps
+from mock_server.chunking import Chunking, split_reply
+from mock_server.faults import Fault, FaultKind
+from mock_server.overrides import Overrides
+from mock_server.scenario import Scenario, ToolCallSpec
+from mock_server.steps import Error as StepError
+from mock_server.steps import Step
+
+DEFAULT_RETRY_AFTER = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What the compiler needs to know about the request."""
+
+    prompt: str = ""
+    model: str | None = None
+    resumed: bool = False
+    selection: int = 1
+    """How many requests have selected this scenario since start or reset, this one included."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Everything one response will do, in order."""
+
+    scenario: str
+    steps: tuple[Step, ...] = ()
+    status: int = 200
+    error: StepError | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "text/event-stream; charset=utf-8"
+    end_marker: bool = True
+    ids: bool = False
+    keepalive_ms: float | None = None
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
+
+
+def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestContext) -> Timeline:
+    """The timeline of one response; the same inputs always give the same timeline."""
+    seed = overrides.seed if overrides.seed is not None else scenario.seed
+    faults = _active_faults([*scenario.faults, *overrides.faults], seed, context)
+    headers = tuple(scenario.headers.items())
+
+    status_fault = next((f for f in faults if f.kind is FaultKind.STATUS), None)
+    if status_fault is not None or scenario.status != 200:
+        status = status_fault.status if status_fault and status_fault.status else scenario.status
+        error = None
+        if status_fault and (status_fault.message or status_fault.type or status_fault.code):
+            default = steps.Error()
+            error = steps.Error(
+                status_fault.message or default.message, status_fault.type or default.type, status_fault.code
+            )
+        if status == 429 and not any(name.lower() == "retry-after" for name, _ in headers):
+            headers = (*headers, ("Retry-After", DEFAULT_RETRY_AFTER))
+        return Timeline(scenario.name, status=status, error=error, headers=headers)
+
+    pacing = _Pacing(
+        chunk_ms=_pick(overrides.chunk_ms, scenario.chunk_ms),
+        first_chunk_ms=_pick(overrides.first_chunk_ms, scenario.first_chunk_ms),
+        jitter=random.Random(f"jitter:{seed}") if _pick(overrides.jitter_ms, scenario.jitter_ms) else None,
+        jitter_ms=_pick(overrides.jitter_ms, scenario.jitter_ms),
+    )
+    content = _content_steps(scenario, context)
+    timeline_steps, cut = _place(content, [f for f in faults if f.positional], pacing)
+    if scenario.retry_ms is not None:
+        timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
+    no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
+    chunks = sum(isinstance(s, steps.CHUNK_STEPS) for s in timeline_steps)
+    return Timeline(
+        scenario=scenario.name,
+        steps=tuple(timeline_steps),
+        headers=headers,
+        content_type=scenario.content_type,
+        end_marker=scenario.done and not no_done and not cut,
+        ids=scenario.ids,
+        keepalive_ms=scenario.keepalive_ms,
+        usage=Usage(max(1, len(context.prompt.split())), chunks),
+    )
+
+
+def _pick(override: float | None, value: float) -> float:
+    return value if override is None else override
+
+
+def _active_faults(faults: Iterable[Fault], seed: int, context: RequestContext) -> list[Fault]:
+    """The faults that fire on this request, after `once`, `times` and a seeded `probability` draw."""
+    draw = random.Random(f"faults:{seed}:{context.selection}")
+    active = []
+    for fault in faults:
+        chance = draw.random()  # drawn for every fault, so one fault's settings never shift another's
+        if fault.once and context.resumed:
+            continue
+        if fault.times is not None and context.selection > fault.times:
+            continue
+        if chance >= fault.probability:
+            continue
+        active.append(fault)
+    return active
+
+
+@dataclass(slots=True)
+class _Pacing:
+    chunk_ms: float
+    first_chunk_ms: float
+    jitter: random.Random | None
+    jitter_ms: float
+
+    def delay(self, ms: float) -> float:
+        if self.jitter is None:
+            return ms
+        return max(0.0, ms + self.jitter.uniform(-self.jitter_ms, self.jitter_ms))
+
+
+def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.Step]:
+    """The scenario's answer as steps, before pacing and faults."""
+    chunking: Chunking = scenario.chunk
+    out: list[steps.Step] = []
+    tool_index = 0
+    if scenario.steps is not None:
+        for model in scenario.steps:
+            built = model.build()
+            if isinstance(built, ToolCallSpec):
+                out.extend(_tool_call_steps(built, tool_index, scenario.name, chunking))
+                tool_index += 1
+            elif isinstance(built, steps.Text | steps.Reasoning):
+                out.append(type(built)(_substitute(built.text, context)))
+            else:
+                out.append(built)
+        return out
+    if scenario.reasoning:
+        reasoning = _substitute(scenario.reasoning, context)
+        out.extend(steps.Reasoning(piece) for piece in split_reply(reasoning, chunking))
+    out.extend(steps.Text(piece) for piece in split_reply(_substitute(scenario.reply, context), chunking))
+    for spec in scenario.tool_calls:
+        out.extend(_tool_call_steps(spec, tool_index, scenario.name, chunking))
+        tool_index += 1
+    reason = scenario.finish_reason
+    if scenario.tool_calls and "finish_reason" not in scenario.model_fields_set:
+        reason = "tool_calls"
+    out.append(steps.Finish(reason))
+    return out
+
+
+def _substitute(text: str, context: RequestContext) -> str:
+    return text.replace("{prompt}", context.prompt).replace("{model}", context.model or "")
+
+
+def _tool_call_steps(spec: ToolCallSpec, index: int, scenario: str, chunking: Chunking) -> list[steps.Step]:
+    call_id = spec.id or "call_" + hashlib.sha256(f"{scenario}:{index}:{spec.name}".encode()).hexdigest()[:24]
+    pieces = split_reply(spec.arguments_json, chunking if chunking != "word" else 8)
+    return [
+        steps.ToolCallStart(index, call_id, spec.name),
+        *(steps.ToolCallArguments(index, piece) for piece in pieces),
+    ]
+
+
+def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> tuple[list[steps.Step], bool]:
+    """Interleave pacing sleeps and fault steps with the content; True when a fault cut the stream."""
+    out: list[steps.Step] = []
+    chunk = 0
+    paced_any = False
+    pending = sorted(faults, key=lambda f: f.at)
+    for step in content:
+        is_chunk = isinstance(step, steps.CHUNK_STEPS)
+        if is_chunk or isinstance(step, steps.Finish):
+            ms = pacing.first_chunk_ms if not paced_any else pacing.chunk_ms
+            paced_any = True
+            if ms:
+                out.append(steps.Sleep(pacing.delay(ms)))
+            due = [f for f in pending if f.at <= chunk or not is_chunk]
+            pending = [f for f in pending if f not in due]
+            if _emit_faults(due, out, pacing):
+                return out, True
+        elif isinstance(step, steps.Sleep) and pacing.jitter is not None:
+            step = steps.Sleep(pacing.delay(step.ms))
+        out.append(step)
+        if is_chunk:
+            chunk += 1
+    return out, _emit_faults(pending, out, pacing)
+
+
+def _emit_faults(faults: list[Fault], out: list[steps.Step], pacing: _Pacing) -> bool:
+    """Append the faults' steps; True (and stop) at the first fault that ends the stream."""
+    for fault in faults:
+        for step in fault.to_steps():
+            out.append(steps.Sleep(pacing.delay(step.ms)) if isinstance(step, steps.Sleep) else step)
+        if fault.ends_stream:
+            return True
+    return False

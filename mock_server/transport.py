@@ -1,0 +1,220 @@
+"""Playing a rendered stream onto an ASGI connection with exact timing and real wire faults.
+
+Departures from sse-starlette's `EventSourceResponse`, on purpose:
+- frames arrive pre-rendered as bytes, so the per-chunk path is one wait and one `send`;
+- every wait is measured against one monotonic deadline per stream, so error never accumulates;
+- a drop and a reset act on the TCP transport (see `tcp.py`), which ASGI alone cannot do;
+- one watcher task notices the client leaving at once (also during a long wait or a stall) and
+  cancels the stream, instead of sse-starlette's task group of four.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from starlette.responses import Response
+
+from mock_server import frames, tcp
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+KEEPALIVE = frames.encode_comment("ping")
+DROP_SETTLE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Bytes for one `send`; `events` SSE events end in them, the last with id `last_id`."""
+
+    data: bytes
+    events: int = 0
+    last_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Move the stream's deadline on by `seconds` and wait for it; keep-alives may fill the time."""
+
+    seconds: float
+    keepalive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Hang:
+    """Send nothing more and keep the connection open until the client leaves."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Close the connection without the chunked body's terminating chunk."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Abort the connection with a TCP reset."""
+
+
+Op = Write | Wait | Hang | Drop | Reset
+
+
+class Outcome(StrEnum):
+    """How a response ended."""
+
+    COMPLETED = "completed"
+    DROPPED = "dropped"
+    RESET = "reset"
+    STALLED = "stalled"
+    ERROR_STATUS = "error_status"
+    CLIENT_DISCONNECTED = "client_disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class PlayResult:
+    outcome: Outcome
+    events_sent: int
+
+
+class StreamResponse(Response):
+    """An ASGI response that plays `ops` after sending `status` and `headers`.
+
+    A Starlette `Response` only so that FastAPI passes it through; it renders no body of its own.
+    """
+
+    def __init__(
+        self,
+        ops: tuple[Op, ...],
+        *,
+        status: int = 200,
+        headers: list[tuple[bytes, bytes]],
+        keepalive_s: float | None = None,
+        on_end: Callable[[PlayResult], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.ops = ops
+        self.status_code = status
+        self.raw_headers = headers
+        self.background = None
+        self.body = b""
+        self.keepalive_s = keepalive_s
+        self.on_end = on_end
+        self._clock = clock
+        self._events_sent = 0
+        self._outcome = Outcome.COMPLETED
+        self._client_gone = False
+        self._stopping = False
+        self._closing = False
+        self._finished = False
+        self._gone = asyncio.Event()
+        self._task: asyncio.Task[Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._task = task = asyncio.current_task()
+        assert task is not None
+        connection = tcp.connection_of(scope)
+        if connection is not None:
+            connection.stream = self
+        watcher = asyncio.create_task(self._watch_disconnect(receive, task))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            await self._play(connection, send)
+        except asyncio.CancelledError:
+            if not (self._client_gone or self._stopping):
+                raise
+            task.uncancel()
+            if self._stopping and not self._client_gone:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if self._outcome is Outcome.COMPLETED:
+                    self._outcome = Outcome.DROPPED
+            elif self._outcome is not Outcome.STALLED:
+                self._outcome = Outcome.CLIENT_DISCONNECTED
+        finally:
+            watcher.cancel()
+            if connection is not None:
+                connection.stream = None
+            if self.on_end is not None:
+                self.on_end(PlayResult(self._outcome, self._events_sent))
+
+    def stop(self) -> None:
+        """End the stream now (server shutdown): what was sent stays, the body ends cleanly."""
+        if self._task is not None and not self._finished and not self._stopping:
+            self._stopping = True
+            self._task.cancel()
+
+    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._gone.set()
+        if not self._closing and not self._finished:
+            self._client_gone = True
+            task.cancel()
+
+    async def _play(self, connection: tcp.Connection | None, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        clock = self._clock or loop.time
+        deadline = clock()
+        last_write = deadline
+        keepalive = self.keepalive_s
+        for op in self.ops:
+            if type(op) is Write:
+                await send({"type": "http.response.body", "body": op.data, "more_body": True})
+                self._events_sent += op.events
+                last_write = clock()
+            elif type(op) is Wait:
+                deadline += op.seconds
+                if keepalive is not None and op.keepalive:
+                    last_write = await self._wait_with_keepalive(send, clock, deadline, last_write, keepalive)
+                else:
+                    delay = deadline - clock()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    else:
+                        await asyncio.sleep(0)
+            elif type(op) is Hang:
+                self._outcome = Outcome.STALLED
+                await asyncio.Event().wait()
+            elif type(op) is Drop:
+                self._outcome = Outcome.DROPPED
+                await self._end_connection(connection, reset=False)
+                return
+            elif type(op) is Reset:
+                self._outcome = Outcome.RESET
+                await self._end_connection(connection, reset=True)
+                return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self._finished = True
+
+    async def _wait_with_keepalive(
+        self, send: Send, clock: Callable[[], float], deadline: float, last_write: float, interval: float
+    ) -> float:
+        while True:
+            now = clock()
+            ping_at = last_write + interval
+            if ping_at >= deadline:
+                if deadline > now:
+                    await asyncio.sleep(deadline - now)
+                return last_write
+            if ping_at > now:
+                await asyncio.sleep(ping_at - now)
+            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+            last_write = clock()
+
+    async def _end_connection(self, connection: tcp.Connection | None, *, reset: bool) -> None:
+        if connection is None:
+            return  # not our server: returning without the final chunk makes it close the connection
+        self._closing = True
+        if reset:
+            await connection.reset()
+        else:
+            connection.close()
+        # Wait for the server to see the connection gone, so it does not report an unfinished response.
+        try:
+            await asyncio.wait_for(self._gone.wait(), DROP_SETTLE_TIMEOUT_S)
+        except TimeoutError:
+            connection.transport.abort()
