@@ -28,3 +28,8 @@ async def list_scenarios(request: Request) -> list[dict[str, str]]:
         {"name": e.scenario.name, "description": e.scenario.description, "source": e.source}
         for e in _state(request).catalog.entries()
     ]
+
+
+@router.get("/requests", summary="The request journal, oldest first")
+async def list_requests(request: Request, since: int | None = None) -> list[dict[str, Any]]:
+    return [record.to_json() for record in _state(request).journal.records(since)]
