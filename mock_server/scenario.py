@@ -366,6 +366,7 @@ def load_scenario(document: Document, default_name: str | None = None) -> Scenar
         return Scenario.model_validate(fields)
     except ValidationError as exc:
         problems = [_problem(document, error) for error in exc.errors()]
+        problems.sort(key=lambda p: p.line or 0)
         raise ScenarioError(problems) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -57,7 +58,18 @@ def run_foreground(app: FastAPI, settings: Settings, sock: socket.socket, on_rea
     server = uvicorn.Server(uvicorn_config(app, settings))
     sock.listen(2048)
     on_ready()
-    server.run(sockets=[sock])
+    # uvicorn re-raises SIGINT/SIGTERM to the previous handler once it has shut down gracefully;
+    # a quiet handler there makes a requested stop exit 0 instead of dying of the signal.
+    previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """Stand-in for the default action after uvicorn has already handled the signal."""
 
 
 class MockServer:

@@ -19,6 +19,8 @@ from typing import Any
 from starlette.responses import Response
 
 from mock_server import frames, tcp
+from mock_server.pacing import Clock, Pacer
+from mock_server.pacing import Sleep as SleepFn
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -95,7 +97,8 @@ class StreamResponse(Response):
         headers: list[tuple[bytes, bytes]],
         keepalive_s: float | None = None,
         on_end: Callable[[PlayResult], None] | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | None = None,
+        sleep: SleepFn = asyncio.sleep,
     ) -> None:
         self.ops = ops
         self.status_code = status
@@ -105,6 +108,7 @@ class StreamResponse(Response):
         self.keepalive_s = keepalive_s
         self.on_end = on_end
         self._clock = clock
+        self._sleep = sleep
         self._events_sent = 0
         self._outcome = Outcome.COMPLETED
         self._client_gone = False
@@ -156,26 +160,23 @@ class StreamResponse(Response):
             task.cancel()
 
     async def _play(self, connection: tcp.Connection | None, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        clock = self._clock or loop.time
-        deadline = clock()
-        last_write = deadline
+        pacer = Pacer(self._clock, self._sleep)
+        last_write = pacer.deadline
         keepalive = self.keepalive_s
         for op in self.ops:
             if type(op) is Write:
                 await send({"type": "http.response.body", "body": op.data, "more_body": True})
                 self._events_sent += op.events
-                last_write = clock()
+                last_write = pacer.clock()
             elif type(op) is Wait:
-                deadline += op.seconds
+                deadline = pacer.advance(op.seconds)
                 if keepalive is not None and op.keepalive:
-                    last_write = await self._wait_with_keepalive(send, clock, deadline, last_write, keepalive)
-                else:
-                    delay = deadline - clock()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    else:
-                        await asyncio.sleep(0)
+                    # Ping whenever the line has been quiet for `keepalive` seconds before the deadline.
+                    while last_write + keepalive < deadline:
+                        await pacer.sleep_until(last_write + keepalive)
+                        await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                        last_write = pacer.clock()
+                await pacer.sleep_until(deadline)
             elif type(op) is Hang:
                 self._outcome = Outcome.STALLED
                 await asyncio.Event().wait()
@@ -189,21 +190,6 @@ class StreamResponse(Response):
                 return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self._finished = True
-
-    async def _wait_with_keepalive(
-        self, send: Send, clock: Callable[[], float], deadline: float, last_write: float, interval: float
-    ) -> float:
-        while True:
-            now = clock()
-            ping_at = last_write + interval
-            if ping_at >= deadline:
-                if deadline > now:
-                    await asyncio.sleep(deadline - now)
-                return last_write
-            if ping_at > now:
-                await asyncio.sleep(ping_at - now)
-            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-            last_write = clock()
 
     async def _end_connection(self, connection: tcp.Connection | None, *, reset: bool) -> None:
         if connection is None:

@@ -1,0 +1,154 @@
+"""The command line: serve (as a real subprocess), scenarios, validate, help."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mock_server.cli import main
+from tests.wire import Ending, fetch
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`mock-llm-sse serve` as a subprocess on a free port; yields the process and its URL."""
+    (tmp_path / "mine.yaml").write_text('reply: "from my own directory"\n')
+    env = {**os.environ, "MOCK_LLM_SCENARIOS": str(tmp_path), "MOCK_LLM_PORT": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_server", "serve", "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
+        assert match, banner
+        yield process, match.group(1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_serve_streams_and_stops_cleanly_on_sigterm(serving: tuple[subprocess.Popen[str], str]) -> None:
+    process, url = serving
+    response = fetch(url + "/completions?messages=hi&scenario=mine")
+    assert response.ending is Ending.COMPLETE
+    assert response.content() == "from my own directory"
+    response = fetch(url + "/completions?messages=hi&fault=drop@1")
+    assert response.ending is Ending.EOF
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(10) == 0
+
+
+def test_serve_banner_lists_scenarios_and_a_curl_line(serving: tuple[subprocess.Popen[str], str]) -> None:
+    process, url = serving
+    assert process.stdout is not None
+    lines = [process.stdout.readline() for _ in range(4)]
+    assert lines[0].startswith("Scenarios (18): ")
+    assert "mid-stream-drop" in lines[0]
+    assert "mine" in lines[0]
+    assert lines[2].startswith(f"Try: curl -N '{url}/completions?messages=hello")
+
+
+def test_serve_refuses_to_start_on_an_invalid_scenario(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("chunk_ms: soon\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--scenarios", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert f"{tmp_path}/bad.yaml:1: chunk_ms: Input should be a valid number" in result.stderr
+    assert "Not starting" in result.stderr
+
+
+def test_serve_refuses_an_unknown_default() -> None:
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--default", "nope"])
+    assert result.exit_code == 2
+    assert "--default 'nope' is not a loaded scenario" in result.output
+
+
+def test_serve_says_when_the_port_is_taken() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "--port" in result.output
+
+
+def test_validate_passes_good_files() -> None:
+    result = CliRunner().invoke(main, ["validate", str(ROOT / "scenarios")])
+    assert result.exit_code == 0
+    assert result.output.startswith("OK: 17 scenario(s)")
+
+
+def test_validate_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("reply: hi\nchunk_ms: x\nfaults: [{kind: dorp}]\n")
+    (tmp_path / "b.json").write_text('{"status": 99}')
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "a.yaml"), str(tmp_path / "b.json")])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{tmp_path}/a.yaml:2: chunk_ms: Input should be a valid number, unable to parse string as a number",
+        f"{tmp_path}/a.yaml:3: faults.0.kind: Input should be 'drop', 'reset', 'close', 'error', 'stall', "
+        "'malformed', 'split', 'delay', 'status' or 'no_done'",
+        f"{tmp_path}/b.json:1: status: status must be 200 (stream) or an error status 400-599",
+    ]
+
+
+def test_scenarios_prints_a_table(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("description: My own.\n")
+    result = CliRunner().invoke(main, ["scenarios", "--scenarios", str(tmp_path)])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["NAME", "DESCRIPTION"]
+    assert any(line.startswith("mine ") and line.endswith("My own.") for line in lines)
+    assert any(line.startswith("split-utf8 ") for line in lines)
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["scenarios"], ["validate"]])
+def test_help_explains_each_command(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage: " in result.output
+    if command == ["serve"]:
+        for flag in (
+            "--host",
+            "--port",
+            "--scenarios",
+            "--default",
+            "--require-auth",
+            "--admin-token",
+            "--cors-origins",
+            "--log-level",
+            "MOCK_LLM_PORT",
+            "MOCK_LLM_SCENARIOS",
+        ):
+            assert flag in result.output
+
+
+def test_python_dash_m_is_the_same_cli() -> None:
+    result = subprocess.run([sys.executable, "-m", "mock_server", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: mock-llm-sse")

@@ -1,0 +1,73 @@
+"""Rendering timelines into wire ops: ids, resume, splits, coalescing."""
+
+from __future__ import annotations
+
+from mock_server import steps
+from mock_server.dialects import DIALECTS, Dialect, StreamInfo
+from mock_server.render import last_event_id, render, split_points
+from mock_server.timeline import Timeline, Usage
+from mock_server.transport import Drop, Wait, Write
+
+INFO = StreamInfo(key="0" * 64, created=1700000000, model="m", usage=Usage(1, 2))
+
+
+def chat() -> Dialect:
+    return DIALECTS["openai-chat"].stream(INFO)
+
+
+def timeline(*timeline_steps: steps.Step, ids: bool = False, end_marker: bool = True) -> Timeline:
+    return Timeline("t", steps=timeline_steps, ids=ids, end_marker=end_marker)
+
+
+def written(ops: tuple[object, ...]) -> bytes:
+    return b"".join(op.data for op in ops if isinstance(op, Write))
+
+
+def test_split_cuts_inside_the_first_multibyte_character() -> None:
+    data = 'data: {"content":"好"}\n\n'.encode()
+    pieces = split_points(data, 3)
+    assert len(pieces) == 3
+    assert b"".join(pieces) == data
+    lead = data.index("好".encode())
+    assert any(len(b"".join(pieces[: i + 1])) == lead + 1 for i in range(2))
+
+
+def test_split_without_multibyte_spreads_cuts_evenly() -> None:
+    pieces = split_points(b"x" * 90, 3)
+    assert [len(p) for p in pieces] == [30, 30, 30]
+
+
+def test_ids_number_every_dialect_event_from_one() -> None:
+    ops = render(timeline(steps.Text("a"), steps.Text("b"), steps.Finish(), ids=True), chat())
+    body = written(ops).decode()
+    assert [line for line in body.split("\n") if line.startswith("id:")] == [
+        "id: 1",
+        "id: 2",
+        "id: 3",
+        "id: 4",
+        "id: 5",
+    ]
+
+
+def test_resume_skips_what_the_client_already_has() -> None:
+    script = timeline(steps.Text("a"), steps.Sleep(10), steps.Text("b"), steps.Finish(), ids=True)
+    full = render(script, chat())
+    resumed = render(script, chat(), resume_after=2)
+    assert b'"content":"a"' in written(full)
+    assert b'"content":"a"' not in written(resumed)
+    assert written(resumed).startswith(b"id: 3\n")
+    assert isinstance(resumed[0], Wait)  # the pacing before the next event is kept
+    assert last_event_id(script, chat()) == 5
+
+
+def test_drop_ends_rendering_without_end_marker() -> None:
+    ops = render(timeline(steps.Text("a"), steps.Drop()), chat())
+    assert isinstance(ops[-1], Drop)
+    assert b"[DONE]" not in written(ops)
+
+
+def test_writes_without_a_wait_between_are_coalesced() -> None:
+    ops = render(timeline(steps.Text("a"), steps.Text("b"), steps.Finish()), chat())
+    assert len(ops) == 1
+    assert isinstance(ops[0], Write)
+    assert ops[0].events == 5

@@ -1,0 +1,153 @@
+"""Scenario files are validated before a server starts: every problem, each as `file:line: problem`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mock_server.catalog import bundled_scenarios_dir, load_paths
+from mock_server.errors import ScenarioError
+
+
+def problems_in(tmp_path: Path, text: str, name: str = "broken.yaml") -> list[str]:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_paths([path])
+    return [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
+
+
+def test_bundled_scenarios_are_valid() -> None:
+    names = {entry.scenario.name for entry in load_paths([bundled_scenarios_dir()])}
+    expected = {
+        "default",
+        "slow-chunks",
+        "slow-first-token",
+        "mid-stream-drop",
+        "connection-reset",
+        "close-event",
+        "error-event",
+        "stall",
+        "malformed-json",
+        "split-utf8",
+        "no-done",
+        "rate-limited",
+        "server-error",
+        "unauthorized",
+        "wrong-content-type",
+        "keepalive",
+        "long-reply",
+    }
+    assert expected <= names
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
+    text = (
+        "description: several mistakes\n"  # 1
+        "reply: hi\n"  # 2
+        "chunk_ms: soon\n"  # 3
+        "chunck: word\n"  # 4
+        "faults:\n"  # 5
+        "  - {kind: drop, at: 2}\n"  # 6
+        "  - kind: dorp\n"  # 7
+        "    at: 3\n"  # 8
+        "  - {kind: stall, at: -1}\n"  # 9
+        "status: 302\n"  # 10
+    )
+    problems = problems_in(tmp_path, text)
+    assert problems == [
+        "broken.yaml:3: chunk_ms: Input should be a valid number, unable to parse string as a number",
+        "broken.yaml:4: unknown field 'chunck'; did you mean 'chunk'?",
+        "broken.yaml:7: faults.1.kind: Input should be 'drop', 'reset', 'close', 'error', 'stall', 'malformed', "
+        "'split', 'delay', 'status' or 'no_done'",
+        "broken.yaml:9: faults.2.at: Input should be greater than or equal to 0",
+        "broken.yaml:10: status: status must be 200 (stream) or an error status 400-599",
+    ]
+
+
+def test_step_problems_point_at_the_step(tmp_path: Path) -> None:
+    text = (
+        "steps:\n"  # 1
+        "  - text: Hello\n"  # 2
+        "  - sleep_ms: -5\n"  # 3
+        "  - stall: {ms: x}\n"  # 4
+        "  - {wait: 3}\n"  # 5
+        "  - finish: {reason: stop}\n"  # 6
+    )
+    problems = problems_in(tmp_path, text)
+    assert problems[0] == "broken.yaml:3: steps.1.sleep_ms: Input should be greater than or equal to 0"
+    assert problems[1].startswith("broken.yaml:4: steps.2.stall.ms: Input should be a valid number")
+    assert problems[2].startswith("broken.yaml:5: steps.3: each step is a mapping with exactly one key, one of: text,")
+
+
+def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
+    problems = problems_in(tmp_path, "steps:\n  - text: a\n  - drop: true\n  - text: b\n")
+    assert problems == [
+        "broken.yaml:1: step 1 (`drop`) ends the stream, so the 1 step(s) after it would never be sent; remove them"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("reply: [unclosed\n", "broken.yaml:2: invalid YAML: expected ',' or ']'"),
+        ("reply: a\nreply: b\n", "broken.yaml:2: duplicate key 'reply'"),
+        ("- a list\n", "a scenario is a mapping of fields, not list"),
+        ("match: {prompt: '(unclosed'}\n", "invalid regular expression '(unclosed'"),
+        ("headers: {'Bad Name': x}\n", "header name 'Bad Name' is not a valid HTTP token"),
+        ('headers: {X-Evil: "a\\r\\nSet-Cookie: x"}\n', "has a CR, LF or NUL"),
+        ("headers: {Content-Length: '5'}\n", "is set by the server"),
+        ("name: '../etc/passwd'\n", "name: String should match pattern"),
+        ("chunk: 0\n", "chunk"),
+        ("faults: [{kind: status}]\n", "a `status` fault needs `status`"),
+        ("faults: [{kind: split, pieces: 1}]\n", "pieces: Input should be greater than or equal to 2"),
+        ("faults: [{kind: drop, probability: 2}]\n", "probability: Input should be less than or equal to 1"),
+    ],
+)
+def test_invalid_scenario_is_rejected_with_a_clear_message(tmp_path: Path, text: str, needle: str) -> None:
+    problems = problems_in(tmp_path, text)
+    assert any(needle in p for p in problems), problems
+
+
+def test_json_scenarios_report_lines_too(tmp_path: Path) -> None:
+    problems = problems_in(tmp_path, '{\n  "reply": "hi",\n  "chunk_ms": "x"\n}\n', "broken.json")
+    assert problems == ["broken.json:3: chunk_ms: Input should be a valid number, unable to parse string as a number"]
+
+
+def test_invalid_json_reports_its_line(tmp_path: Path) -> None:
+    problems = problems_in(tmp_path, '{\n  "reply": "hi",\n}\n', "broken.json")
+    assert problems[0].startswith("broken.json:3: invalid JSON")
+
+
+def test_problems_from_every_file_are_collected(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("chunk_ms: x\n")
+    (tmp_path / "b.yaml").write_text("jitter_ms: y\n")
+    (tmp_path / "c.yaml").write_text("reply: fine\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_paths([tmp_path])
+    assert [p.source.rsplit("/", 1)[-1] for p in caught.value.problems] == ["a.yaml", "b.yaml"]
+
+
+def test_two_files_with_one_name_in_a_directory_are_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: same\n")
+    (tmp_path / "b.yaml").write_text("name: same\n")
+    with pytest.raises(ScenarioError, match="scenario name 'same' is also used by"):
+        load_paths([tmp_path])
+
+
+def test_a_later_directory_replaces_a_scenario_of_the_same_name(tmp_path: Path) -> None:
+    (tmp_path / "default.yaml").write_text("reply: mine\n")
+    entries = {e.scenario.name: e for e in load_paths([bundled_scenarios_dir(), tmp_path])}
+    assert entries["default"].scenario.reply == "mine"
+
+
+def test_name_defaults_to_the_file_stem(tmp_path: Path) -> None:
+    (tmp_path / "my-scenario.yml").write_text("reply: hi\n")
+    (entry,) = load_paths([tmp_path])
+    assert entry.scenario.name == "my-scenario"
+
+
+def test_missing_directory_is_a_problem(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no such file or directory"):
+        load_paths([tmp_path / "nope"])
