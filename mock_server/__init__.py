@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 try:
-    __version__ = version("mock-llm-sse")
-except PackageNotFoundError:  # running from a checkout that is not installed
+    __version__ = _metadata.version("mock-llm-sse")
+except _metadata.PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0.0.0"
 
 from mock_server.app import create_app
