@@ -152,3 +152,29 @@ def test_python_dash_m_is_the_same_cli() -> None:
     result = subprocess.run([sys.executable, "-m", "mock_server", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout.startswith("Usage: mock-llm-sse")
+
+
+def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    captured = {}
+
+    def fake_run(app, settings, sock, on_ready):
+        captured["settings"] = settings
+        sock.close()
+
+    monkeypatch.setattr("mock_server.cli.run_foreground", fake_run)
+    env = {
+        "MOCK_LLM_HOST": "127.0.0.1",
+        "MOCK_LLM_PORT": "0",
+        "MOCK_LLM_SCENARIOS": f"{tmp_path}{os.pathsep}{ROOT / 'tests' / 'scenarios'}",
+        "MOCK_LLM_DEFAULT": "paced",
+        "MOCK_LLM_REQUIRE_AUTH": "sk-test",
+        "MOCK_LLM_ADMIN_TOKEN": "admin",
+    }
+    result = CliRunner().invoke(main, ["serve", "--cors-origins", "http://a.test, http://b.test"], env=env)
+    assert result.exit_code == 0, result.output
+    settings = captured["settings"]
+    assert settings.scenario_dirs == (tmp_path, ROOT / "tests" / "scenarios")
+    assert settings.default_scenario == "paced"
+    assert settings.require_auth == "sk-test"
+    assert settings.admin_token == "admin"
+    assert settings.cors_origins == ("http://a.test", "http://b.test")

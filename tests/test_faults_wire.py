@@ -180,3 +180,23 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_times_fails_the_first_attempt_and_lets_the_retry_through(server: MockServer) -> None:
+    url = server.url + "/completions?messages=x&scenario=flaky"
+    first, second = fetch(url), fetch(url)
+    assert first.status == 503
+    assert second.status == 200
+    assert second.content() == "second time lucky"
+
+
+def test_once_drop_does_not_fire_on_a_resumed_request(server: MockServer) -> None:
+    url = server.url + "/completions?messages=x&scenario=mid-stream-drop&chunk_ms=0"
+    first = fetch(url)
+    assert first.ending is Ending.EOF
+    last_id = [line for line in first.text.split("\n") if line.startswith("id: ")][-1][4:]
+    resumed = fetch(url, headers={"Last-Event-ID": last_id})
+    assert resumed.ending is Ending.COMPLETE
+    assert first.content() + resumed.content() == (
+        "The quick brown fox jumps over the lazy dog, and then jumps back again."
+    )
