@@ -1,0 +1,92 @@
+"""A light load client on raw asyncio sockets: no HTTP library, so the client is never the bottleneck.
+
+Each probe sends one HTTP/1.1 request and records, per read, the time and how many SSE events
+(`\\n\\n`) have arrived so far, plus whether the chunked body ended with its terminating chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Probe:
+    started: float = 0.0
+    head_at: float | None = None
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+    events: int = 0
+    completed: bool = False
+    closed: asyncio.Future[None] | None = None
+
+    def event_time(self, index: int) -> float | None:
+        """When event `index` (0-based) had fully arrived."""
+        for at, count in self.arrivals:
+            if count > index:
+                return at
+        return None
+
+
+class _ProbeProtocol(asyncio.Protocol):
+    def __init__(self, request: bytes, probe: Probe, loop: asyncio.AbstractEventLoop) -> None:
+        self.request = request
+        self.probe = probe
+        self.loop = loop
+        self.head = True
+        self.tail = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = self.loop.time()
+        probe = self.probe
+        if self.head:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            probe.head_at = now
+            self.head = False
+            data = data[end + 4 :]
+        window = self.tail + data
+        count = window.count(b"\n\n")
+        if count:
+            probe.events += count
+            probe.arrivals.append((now, probe.events))
+        self.tail = window[-1:] if not window.endswith(b"\n\n") else b""
+        if window.endswith(b"0\r\n\r\n"):
+            probe.completed = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.probe.closed is not None and not self.probe.closed.done():
+            self.probe.closed.set_result(None)
+
+
+def http_request(path: str, *, method: str = "GET", body: dict[str, object] | None = None) -> bytes:
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    return head.encode() + b"\r\n" + payload
+
+
+async def open_probe(port: int, request: bytes) -> tuple[Probe, asyncio.Transport]:
+    loop = asyncio.get_running_loop()
+    probe = Probe(started=loop.time(), closed=loop.create_future())
+    transport, _ = await loop.create_connection(lambda: _ProbeProtocol(request, probe, loop), "127.0.0.1", port)
+    assert isinstance(transport, asyncio.Transport)
+    return probe, transport
+
+
+async def run_streams(port: int, request: bytes, count: int, *, timeout: float = 60.0) -> list[Probe]:
+    """Open `count` streams at once (in bursts the listen backlog can take) and read them to the end."""
+    probes: list[Probe] = []
+    for start in range(0, count, 250):
+        opened = await asyncio.gather(*(open_probe(port, request) for _ in range(min(250, count - start))))
+        probes.extend(p for p, _ in opened)
+    await asyncio.wait_for(asyncio.gather(*(p.closed for p in probes if p.closed is not None)), timeout)
+    return probes

@@ -1,0 +1,62 @@
+"""Starting and stopping the servers under test as separate processes, and reading their memory."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> float:
+    """Poll `url` until it answers 200; returns the seconds since the process started polling."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - start
+        except httpx.TransportError:
+            time.sleep(0.005)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def start_mock(port: int, scenarios: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "mock_server", "serve", "--port", str(port),
+               "--scenarios", str(scenarios), "--log-level", "warning"]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_baseline(port: int, frames: dict[str, list[str]], frames_file: Path) -> subprocess.Popen[bytes]:
+    frames_file.write_text(json.dumps(frames))
+    command = [sys.executable, "-m", "bench.baseline", "--port", str(port), "--frames", str(frames_file)]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
