@@ -1,0 +1,30 @@
+"""The Anthropic-compatible route: what `Anthropic(base_url=server.url)` calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from mock_server.api_request import ApiRequest, flag, require, respond
+from mock_server.dialects import DIALECTS
+from mock_server.errors import RequestBodyError
+from mock_server.prompt import prompt_from_body
+
+router = APIRouter(prefix="/v1", tags=["anthropic"])
+
+ANTHROPIC = DIALECTS["anthropic"]
+
+
+def _read_messages(body: dict[str, Any]) -> ApiRequest:
+    require(body, "messages", "a list of {role, content} messages")
+    max_tokens = require(body, "max_tokens", "the most tokens to generate, a positive integer")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise RequestBodyError(f"`max_tokens` must be a positive integer, not {max_tokens!r}.", param="max_tokens")
+    return ApiRequest(prompt_from_body(body, fields=("messages",)), flag(body, "stream"))
+
+
+@router.post("/messages", summary="Anthropic Messages, streamed or whole")
+async def messages(request: Request) -> Response:
+    return await respond(request, ANTHROPIC, _read_messages, api_key_header=True)
