@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,3 +29,15 @@ def _read_messages(body: dict[str, Any]) -> ApiRequest:
 @router.post("/messages", summary="Anthropic Messages, streamed or whole")
 async def messages(request: Request) -> Response:
     return await respond(request, ANTHROPIC, _read_messages, api_key_header=True)
+
+
+def model_list(names: list[str], created: int) -> dict[str, Any]:
+    """GET /v1/models as the Anthropic SDK reads it (the route itself is served with OpenAI's)."""
+    created_at = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data = [{"type": "model", "id": name, "display_name": name, "created_at": created_at} for name in names]
+    return {
+        "data": data,
+        "has_more": False,
+        "first_id": names[0] if names else None,
+        "last_id": names[-1] if names else None,
+    }

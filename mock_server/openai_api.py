@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from mock_server import anthropic_api
 from mock_server.api_request import ApiRequest, flag, require, respond, stream_options_usage
 from mock_server.auth import authorize
 from mock_server.dialects import DIALECTS
@@ -63,23 +64,11 @@ async def models(request: Request) -> Response:
         authorize(state.settings.require_auth, request.headers, request.query_params, api_key_header=anthropic)
     except MockLLMError as exc:
         return error_response(DIALECTS["anthropic"] if anthropic else CHAT, exc, record)
-    created = int(state.settings.wall_clock())
-    names = state.catalog.names
-    body: dict[str, Any]
+    names, created = state.catalog.names, int(state.settings.wall_clock())
     if anthropic:
-        data = [
-            {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"} for name in names
-        ]
-        body = {
-            "data": data,
-            "has_more": False,
-            "first_id": names[0] if names else None,
-            "last_id": names[-1] if names else None,
-        }
+        body = anthropic_api.model_list(names, created)
     else:
-        body = {
-            "object": "list",
-            "data": [{"id": n, "object": "model", "created": created, "owned_by": MODEL_OWNER} for n in names],
-        }
+        data = [{"id": name, "object": "model", "created": created, "owned_by": MODEL_OWNER} for name in names]
+        body = {"object": "list", "data": data}
     record.finish(200, Outcome.COMPLETED)
     return JSONResponse(body, headers={"X-Mock-Request-Id": str(record.id)})
