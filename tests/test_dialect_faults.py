@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -10,6 +11,8 @@ import httpx
 import pytest
 
 from mock_server.server import MockServer
+from mock_server.settings import Settings
+from tests.conftest import TEST_SCENARIOS
 from tests.model_requests import ENDPOINTS, V1_ENDPOINTS, Endpoint
 from tests.wire import Ending, WireResponse, fetch
 
@@ -188,3 +191,26 @@ def test_error_fault_makes_a_whole_response_an_http_error(server: MockServer, en
         assert response.status == 500
         assert body["error"]["message"] == "It broke"
     assert journal_record(server, response.headers["x-mock-request-id"])["outcome"] == "error_status"
+
+
+def test_server_stop_closes_a_waiting_whole_response_without_a_response() -> None:
+    settings = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False)
+    (chat,) = [e for e in V1_ENDPOINTS if e.id == "chat"]
+    outcome: dict[str, BaseException] = {}
+
+    def ask(server: MockServer) -> None:
+        try:
+            post(server, chat, "delay@1:5000", stream=False)
+        except ConnectionError as exc:
+            outcome["error"] = exc
+
+    with MockServer(settings=settings) as server:
+        client = threading.Thread(target=ask, args=(server,))
+        client.start()
+        while not httpx.get(server.url + "/_mock/requests").json():
+            time.sleep(0.01)
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 4, "stop() does not wait for the 5 s delay"
+    client.join()
+    assert "no HTTP response head received (ending: eof" in str(outcome["error"])
