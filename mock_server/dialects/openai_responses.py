@@ -19,7 +19,6 @@ from mock_server.dialects.base import DialectSpec, StreamInfo
 from mock_server.frames import Event, to_json
 
 _ID_PREFIX = {"message": "msg", "reasoning": "rs", "function_call": "fc"}
-_PART_TYPE = {"message": "output_text", "reasoning": "reasoning_text"}
 _DELTA_EVENT = {
     "message": "response.output_text",
     "reasoning": "response.reasoning_text",
@@ -107,7 +106,7 @@ class OpenAIResponsesStream:
         events.append(
             self._event("response.output_item.added", output_index=index, item=_item_json(item, "in_progress"))
         )
-        if kind in _PART_TYPE:
+        if kind != "function_call":
             part = _part_json(kind, "")
             events.append(self._event("response.content_part.added", **_where(item), part=part))
         return events
