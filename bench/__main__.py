@@ -58,12 +58,20 @@ def write_scenarios(folder: Path) -> None:
 # Streaming endpoints compared for throughput: (label, method, path, JSON body).
 ENDPOINTS = [
     ("GET /completions", "GET", "/completions?scenario=bench-long&messages=x", None),
-    ("POST /v1/chat/completions", "POST", "/v1/chat/completions",
-     {"model": "bench-long", "stream": True, "messages": [{"role": "user", "content": "x"}]}),
+    (
+        "POST /v1/chat/completions",
+        "POST",
+        "/v1/chat/completions",
+        {"model": "bench-long", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+    ),
     ("POST /v1/completions", "POST", "/v1/completions", {"model": "bench-long", "stream": True, "prompt": "x"}),
     ("POST /v1/responses", "POST", "/v1/responses", {"model": "bench-long", "stream": True, "input": "x"}),
-    ("POST /v1/messages", "POST", "/v1/messages",
-     {"model": "bench-long", "stream": True, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}),
+    (
+        "POST /v1/messages",
+        "POST",
+        "/v1/messages",
+        {"model": "bench-long", "stream": True, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]},
+    ),
 ]
 
 
@@ -82,7 +90,8 @@ async def throughput(port: int, method: str, path: str, body: dict[str, object] 
     best = 0.0
     for _ in range(3):
         (probe,) = await load.run_streams(port, load.http_request(path, method=method, body=body), 1)
-        assert probe.completed and probe.head_at is not None
+        assert probe.completed
+        assert probe.head_at is not None
         elapsed = probe.arrivals[-1][0] - probe.head_at
         best = max(best, probe.events / elapsed)
     return best
@@ -246,12 +255,24 @@ async def measure(quick: bool, workdir: Path) -> list[Figure]:
             theirs_f = await fidelity(base_port, baseline_path("stream", f"chunk_ms={CHUNK_MS}"), count)
             target = "<= 5 ms" if count == 500 else "<= 0.5x" if count == 1000 else ""
             figures += [
-                Figure(f"{count} streams: completed", "streams", ours_f.completed, theirs_f.completed, "higher",
-                       f"= {count}"),
+                Figure(
+                    f"{count} streams: completed",
+                    "streams",
+                    ours_f.completed,
+                    theirs_f.completed,
+                    "higher",
+                    f"= {count}",
+                ),
                 Figure(f"{count} streams: gap p50", "ms", ours_f.gap_p50_ms, theirs_f.gap_p50_ms, "lower"),
                 Figure(f"{count} streams: gap p99", "ms", ours_f.gap_p99_ms, theirs_f.gap_p99_ms, "lower"),
-                Figure(f"{count} streams: lateness p99", "ms", ours_f.lateness_p99_ms, theirs_f.lateness_p99_ms,
-                       "lower", target),
+                Figure(
+                    f"{count} streams: lateness p99",
+                    "ms",
+                    ours_f.lateness_p99_ms,
+                    theirs_f.lateness_p99_ms,
+                    "lower",
+                    target,
+                ),
             ]
 
         count = 50 if quick else 200
@@ -268,16 +289,29 @@ async def measure(quick: bool, workdir: Path) -> list[Figure]:
     figures.append(Figure(f"RSS with {streams} open streams", "MB", ours_m, theirs_m, "lower", "< 300 MB"))
 
     runs = 5 if quick else 20
-    figures.append(Figure("MockServer start-to-ready", "ms", mock_server_ready_ms(runs),
-                          plain_uvicorn_ready_ms(runs), "lower", "<= 300 ms"))
+    figures.append(
+        Figure(
+            "MockServer start-to-ready",
+            "ms",
+            mock_server_ready_ms(runs),
+            plain_uvicorn_ready_ms(runs),
+            "lower",
+            "<= 300 ms",
+        )
+    )
     runs = 3 if quick else 5
-    figures.append(Figure(
-        "CLI start to first answer", "ms",
-        process_ready_ms(lambda port: procs.start_mock(port, workdir / "scenarios"), "/_mock/health", runs),
-        process_ready_ms(lambda port: procs.start_baseline(port, frames, workdir / "frames-cli.json"), "/health",
-                         runs),
-        "lower", "<= 1500 ms",
-    ))
+    figures.append(
+        Figure(
+            "CLI start to first answer",
+            "ms",
+            process_ready_ms(lambda port: procs.start_mock(port, workdir / "scenarios"), "/_mock/health", runs),
+            process_ready_ms(
+                lambda port: procs.start_baseline(port, frames, workdir / "frames-cli.json"), "/health", runs
+            ),
+            "lower",
+            "<= 1500 ms",
+        )
+    )
     return figures
 
 

@@ -73,8 +73,9 @@ def main() -> None:
     parser.add_argument("--frames", type=Path, required=True, help="JSON list of the stream's writes")
     args = parser.parse_args()
     streams = {name: [g.encode() for g in groups] for name, groups in json.loads(args.frames.read_text()).items()}
-    uvicorn.run(make_app(streams), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off",
-                http="httptools")
+    uvicorn.run(
+        make_app(streams), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off", http="httptools"
+    )
 
 
 if __name__ == "__main__":

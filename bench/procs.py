@@ -36,8 +36,18 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: fl
 
 
 def start_mock(port: int, scenarios: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "mock_server", "serve", "--port", str(port),
-               "--scenarios", str(scenarios), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "mock_server",
+        "serve",
+        "--port",
+        str(port),
+        "--scenarios",
+        str(scenarios),
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

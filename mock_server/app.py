@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from mock_server import __version__, control, endpoints
+from mock_server import __version__, anthropic_api, control, endpoints, openai_api
 from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.journal import Journal
 from mock_server.settings import Settings
@@ -45,5 +45,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         expose_headers=EXPOSED_HEADERS,
     )
     app.include_router(endpoints.router)
+    app.include_router(openai_api.router)
+    app.include_router(anthropic_api.router)
     app.include_router(control.router)
     return app

@@ -11,15 +11,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from mock_server import render as rendering
+from mock_server.auth import authorize
 from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo
-from mock_server.errors import MockLLMError, OverrideError, RequestBodyError, UnknownScenarioError
+from mock_server.errors import (
+    MockLLMError,
+    OverrideError,
+    RequestBodyError,
+    UnauthorizedError,
+    UnknownScenarioError,
+)
 from mock_server.journal import Record
 from mock_server.overrides import parse_overrides
 from mock_server.prompt import PromptInfo, parse_json_body, prompt_from_body, prompt_from_query
 from mock_server.state import MockState
-from mock_server.steps import Error
 from mock_server.timeline import RequestContext, Timeline, compile_timeline
-from mock_server.transport import Outcome, StreamResponse
+from mock_server.transport import Outcome, PlayResult, StreamResponse
 
 router = APIRouter()
 
@@ -31,6 +37,7 @@ async def completions_get(request: Request) -> Response:
     record = open_record(request, None)
     query = dict(request.query_params)
     try:
+        authorize(state_of(request).settings.require_auth, request.headers, query, query_param=True)
         prompt = prompt_from_query(query)
         return stream(request, record, OPENAI_CHAT, prompt, named=query.get("scenario"))
     except MockLLMError as exc:
@@ -42,6 +49,7 @@ async def completions_post(request: Request) -> Response:
     raw = await request.body()
     record = open_record(request, raw)
     try:
+        authorize(state_of(request).settings.require_auth, request.headers, request.query_params)
         body = parse_json_body(raw)
         prompt = prompt_from_body(body)
         named = request.query_params.get("scenario") or body_scenario(body)
@@ -116,18 +124,11 @@ def stream(
     include_usage: bool = False,
 ) -> Response:
     """Select, compile, render and play: the streaming response for one request."""
-    state = state_of(request)
     timeline, resume_after, key = prepare(request, record, dialect, prompt, named=named)
     mock_headers = [("X-Mock-Scenario", timeline.scenario), ("X-Mock-Request-Id", str(record.id))]
     if timeline.status != 200:
         return scripted_error(dialect, timeline, record, mock_headers)
-    info = StreamInfo(
-        key=key,
-        created=int(state.settings.wall_clock()),
-        model=prompt.model or timeline.scenario,
-        usage=timeline.usage,
-        include_usage=include_usage,
-    )
+    info = _stream_info(request, timeline, key, prompt, include_usage=include_usage)
     if resume_after is not None and timeline.ids:
         last = rendering.last_event_id(timeline, dialect.stream(info))
         if last is not None and resume_after >= last:
@@ -142,6 +143,41 @@ def stream(
     ]
     keepalive = timeline.keepalive_ms / 1000 if timeline.keepalive_ms else None
     return StreamResponse(ops, headers=response_headers, keepalive_s=keepalive, on_end=record.on_play_end(200))
+
+
+def complete(
+    request: Request, record: Record, dialect: DialectSpec, prompt: PromptInfo, *, named: str | None
+) -> Response:
+    """Select, compile and play the whole (non-streaming) response for one request: one JSON body
+    after the timeline's waits, or the connection cut where the timeline cuts it."""
+    timeline, _, key = prepare(request, record, dialect, prompt, named=named)
+    mock_headers = [("X-Mock-Scenario", timeline.scenario), ("X-Mock-Request-Id", str(record.id))]
+    if timeline.status != 200:
+        return scripted_error(dialect, timeline, record, mock_headers)
+    whole = rendering.render_whole(timeline, dialect, _stream_info(request, timeline, key, prompt))
+    response_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(whole.body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in (*mock_headers, *timeline.headers)),
+    ]
+
+    def on_end(result: PlayResult) -> None:
+        failed = whole.status != 200 and result.outcome is Outcome.COMPLETED
+        record.finish(whole.status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
+
+    return StreamResponse(whole.ops, status=whole.status, headers=response_headers, on_end=on_end, defer_head=True)
+
+
+def _stream_info(
+    request: Request, timeline: Timeline, key: str, prompt: PromptInfo, *, include_usage: bool = False
+) -> StreamInfo:
+    return StreamInfo(
+        key=key,
+        created=int(state_of(request).settings.wall_clock()),
+        model=prompt.model or timeline.scenario,
+        usage=timeline.usage,
+        include_usage=include_usage,
+    )
 
 
 def scripted_error(
@@ -164,17 +200,21 @@ def _last_event_id(value: str | None) -> int | None:
 
 
 def error_response(dialect: DialectSpec, exc: MockLLMError, record: Record | None = None) -> JSONResponse:
-    """A user mistake, answered in the dialect's own error shape."""
-    status, kind, code, param = 400, "invalid_request_error", None, None
+    """A user mistake, answered in the dialect's own error shape: its type for the status, our message."""
+    status, code, param = 400, None, None
     if isinstance(exc, UnknownScenarioError):
         status, code, param = 404, "scenario_not_found", "scenario"
+    elif isinstance(exc, UnauthorizedError):
+        status, code = 401, "invalid_api_key"
     elif isinstance(exc, OverrideError):
         code = "invalid_override"
     elif isinstance(exc, RequestBodyError):
         param = exc.param
-    body = dialect.error_body(status, Error(str(exc), kind, code))
-    if param is not None and isinstance(body.get("error"), dict) and "param" in body["error"]:
-        body["error"]["param"] = param
+    body = dialect.error_body(status, None)
+    details = body["error"]
+    details["message"] = str(exc)
+    # Only the fields the dialect's shape has: OpenAI's `code` and `param`, none in Anthropic's.
+    details.update({name: value for name, value in (("code", code), ("param", param)) if name in details})
     headers = {}
     if record is not None:
         record.finish(status, Outcome.ERROR_STATUS)

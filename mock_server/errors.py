@@ -5,6 +5,7 @@ MockLLMError
  ├── OverrideError         a per-request override (query or X-Mock-* header) is malformed -> 400
  ├── RequestBodyError      a request body cannot be used -> 400
  ├── UnknownScenarioError  a request names a scenario that does not exist -> 404
+ ├── UnauthorizedError     a model request lacks the token `--require-auth` asks for -> 401
  └── ServerError           MockServer misuse: not running, already running, failed to start
 """
 
@@ -61,6 +62,10 @@ class UnknownScenarioError(MockLLMError):
         close = difflib.get_close_matches(name, self.known, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"Unknown scenario {name!r}.{hint} Known scenarios: {', '.join(self.known)}.")
+
+
+class UnauthorizedError(MockLLMError):
+    """A model request did not carry the token the server requires."""
 
 
 class ServerError(MockLLMError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
             f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
         ) from None
     if not isinstance(body, dict):
-        raise RequestBodyError(f"The request body must be a JSON object, not {_json_type(body)}.")
+        raise RequestBodyError(f"The request body must be a JSON object, not {json_type(body)}.")
     return body
 
 
@@ -47,12 +47,16 @@ def prompt_from_query(query: Mapping[str, str]) -> PromptInfo:
     return PromptInfo(text, query.get("model"))
 
 
-def prompt_from_body(body: Mapping[str, Any]) -> PromptInfo:
-    """The prompt from `messages`, `request` (fetch-event-source), `prompt` or `input`, first found."""
+PROMPT_FIELDS = ("messages", "request", "prompt", "input")
+
+
+def prompt_from_body(body: Mapping[str, Any], fields: Sequence[str] = PROMPT_FIELDS) -> PromptInfo:
+    """The prompt from the first of `fields` the body has: by default `messages`, `request`
+    (fetch-event-source), `prompt` or `input`."""
     model = body.get("model")
     if model is not None and not isinstance(model, str):
-        raise RequestBodyError(f"`model` must be a string, not {_json_type(model)}.", param="model")
-    for field in ("messages", "request", "prompt", "input"):
+        raise RequestBodyError(f"`model` must be a string, not {json_type(model)}.", param="model")
+    for field in fields:
         if field in body and body[field] is not None:
             return PromptInfo(_text_of(body[field], field), model)
     return PromptInfo("", model)
@@ -68,7 +72,7 @@ def _text_of(value: object, field: str) -> str:
     if field == "request" and isinstance(value, Mapping):
         return prompt_from_body(value).text
     raise RequestBodyError(
-        f"`{field}` must be a string or a list of {{role, content}} messages, not {_json_type(value)}.",
+        f"`{field}` must be a string or a list of {{role, content}} messages, not {json_type(value)}.",
         param=field,
     )
 
@@ -79,7 +83,7 @@ def _from_messages(messages: list[Any], field: str) -> str:
         if not isinstance(message, Mapping):
             raise RequestBodyError(
                 f'`{field}[{index}]` must be an object like {{"role": "user", "content": "hi"}}, '
-                f"not {_json_type(message)}.",
+                f"not {json_type(message)}.",
                 param=f"{field}[{index}]",
             )
     if not messages:
@@ -103,12 +107,12 @@ def _content_text(content: object, field: str) -> str:
                 parts.append(part["text"])
         return "".join(parts)
     raise RequestBodyError(
-        f"a message's `content` in `{field}` must be a string or a list of parts, not {_json_type(content)}.",
+        f"a message's `content` in `{field}` must be a string or a list of parts, not {json_type(content)}.",
         param=field,
     )
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     names = {
         dict: "an object",
         list: "an array",

@@ -3,14 +3,20 @@
 All JSON and SSE framing happens here, once per response; the transport then only waits and
 writes. With `ids` on, every event the dialect renders is numbered from 1, so a request that
 resumes after id N skips exactly what the client already has.
+
+A response that is not streamed plays the same timeline: its waits add up to one wait before a
+single JSON body (the dialect's `complete`), and what cuts a stream cuts the connection before
+that body. SSE-only steps (raw events, comments, `close`, `malformed`) have no place in a JSON body
+and are left out.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 from mock_server import frames, steps
-from mock_server.dialects import Dialect
+from mock_server.dialects import Dialect, DialectSpec, StreamInfo, collect_answer
 from mock_server.timeline import Timeline
 from mock_server.transport import Drop, Hang, Op, Reset, Wait, Write
 
@@ -33,6 +39,43 @@ def last_event_id(timeline: Timeline, dialect: Dialect) -> int | None:
     """The id of the stream's last event (None when ids are off or no event has one)."""
     ids = [op.last_id for op in render(timeline, dialect) if isinstance(op, Write) and op.last_id is not None]
     return ids[-1] if ids else None
+
+
+@dataclass(frozen=True, slots=True)
+class WholeResponse:
+    """A non-streaming response: its status, its JSON body, and the ops that play it."""
+
+    status: int
+    body: bytes
+    ops: tuple[Op, ...]
+
+
+def render_whole(timeline: Timeline, dialect: DialectSpec, info: StreamInfo) -> WholeResponse:
+    """The non-streaming response for `timeline`: after all its waits, one body (an HTTP error in
+    the dialect's shape when the answer has an error), or the connection cut where the timeline
+    drops, resets or stalls for good."""
+    waited = 0.0
+    split: steps.Split | None = None
+    for step in timeline.steps:
+        match step:
+            case steps.Sleep(ms) | steps.Stall(ms) if ms is not None:
+                waited += ms
+            case steps.Split():
+                split = step
+            case steps.Drop():
+                return WholeResponse(200, b"", (Wait(waited / 1000), Drop()))
+            case steps.Reset():
+                return WholeResponse(200, b"", (Wait(waited / 1000), Reset()))
+            case steps.Stall():
+                return WholeResponse(200, b"", (Wait(waited / 1000), Hang()))
+    answer = collect_answer(timeline.steps)
+    if answer.error is not None:
+        status = dialect.error_status(answer.error)
+        body = dialect.error_body(status, answer.error)
+    else:
+        status, body = 200, dialect.complete(info, answer)
+    data = frames.to_json(body).encode()
+    return WholeResponse(status, data, (Wait(waited / 1000), *_writes(data, split, events=1)))
 
 
 class _Renderer:
@@ -98,15 +141,21 @@ class _Renderer:
 
     def _write(self, data: bytes, *, events: int, last_id: int | None = None) -> None:
         split, self._split = self._split, None
-        if split is None:
-            self.ops.append(Write(data, events, last_id))
-            return
-        pieces = split_points(data, split.pieces)
-        for i, piece in enumerate(pieces):
-            if i:
-                self.ops.append(Wait(split.ms / 1000, keepalive=False))
-            last = i == len(pieces) - 1
-            self.ops.append(Write(piece, events if last else 0, last_id if last else None))
+        self.ops.extend(_writes(data, split, events=events, last_id=last_id))
+
+
+def _writes(data: bytes, split: steps.Split | None, *, events: int, last_id: int | None = None) -> list[Op]:
+    """One write of `data`, or its pieces `split.ms` apart; the events count when the last piece is sent."""
+    if split is None:
+        return [Write(data, events, last_id)]
+    ops: list[Op] = []
+    pieces = split_points(data, split.pieces)
+    for i, piece in enumerate(pieces):
+        if i:
+            ops.append(Wait(split.ms / 1000, keepalive=False))
+        last = i == len(pieces) - 1
+        ops.append(Write(piece, events if last else 0, last_id if last else None))
+    return ops
 
 
 def split_points(data: bytes, pieces: int) -> list[bytes]:

@@ -86,6 +86,8 @@ class PlayResult:
 class StreamResponse(Response):
     """An ASGI response that plays `ops` after sending `status` and `headers`.
 
+    With `defer_head`, the status and headers wait for the first write, as a response that is not
+    streamed arrives all at once: a drop or reset before it leaves the client with no response.
     A Starlette `Response` only so that FastAPI passes it through; it renders no body of its own.
     """
 
@@ -99,6 +101,7 @@ class StreamResponse(Response):
         on_end: Callable[[PlayResult], None] | None = None,
         clock: Clock | None = None,
         sleep: SleepFn = asyncio.sleep,
+        defer_head: bool = False,
     ) -> None:
         self.ops = ops
         self.status_code = status
@@ -109,6 +112,8 @@ class StreamResponse(Response):
         self.on_end = on_end
         self._clock = clock
         self._sleep = sleep
+        self._head_sent = False
+        self._defer_head = defer_head
         self._events_sent = 0
         self._outcome = Outcome.COMPLETED
         self._client_gone = False
@@ -126,14 +131,18 @@ class StreamResponse(Response):
             connection.stream = self
         watcher = asyncio.create_task(self._watch_disconnect(receive, task))
         try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            if not self._defer_head:
+                await self._send_head(send)
             await self._play(connection, send)
         except asyncio.CancelledError:
             if not (self._client_gone or self._stopping):
                 raise
             task.uncancel()
             if self._stopping and not self._client_gone:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if self._head_sent:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                else:
+                    await self._end_connection(connection, reset=False)
                 if self._outcome is Outcome.COMPLETED:
                     self._outcome = Outcome.DROPPED
             elif self._outcome is not Outcome.STALLED:
@@ -151,6 +160,10 @@ class StreamResponse(Response):
             self._stopping = True
             self._task.cancel()
 
+    async def _send_head(self, send: Send) -> None:
+        self._head_sent = True
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+
     async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[Any]) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
@@ -165,6 +178,8 @@ class StreamResponse(Response):
         keepalive = self.keepalive_s
         for op in self.ops:
             if type(op) is Write:
+                if not self._head_sent:
+                    await self._send_head(send)
                 await send({"type": "http.response.body", "body": op.data, "more_body": True})
                 self._events_sent += op.events
                 last_write = pacer.clock()
@@ -188,6 +203,8 @@ class StreamResponse(Response):
                 self._outcome = Outcome.RESET
                 await self._end_connection(connection, reset=True)
                 return
+        if not self._head_sent:
+            await self._send_head(send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self._finished = True
 

@@ -17,6 +17,7 @@ from mock_server.cli import main
 from tests.wire import Ending, fetch
 
 ROOT = Path(__file__).parent.parent
+BUNDLED = len(list((ROOT / "scenarios").glob("*.yaml")))
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_serve_banner_lists_scenarios_and_a_curl_line(serving: tuple[subprocess.
     process, url = serving
     assert process.stdout is not None
     lines = [process.stdout.readline() for _ in range(4)]
-    assert lines[0].startswith("Scenarios (18): ")
+    assert lines[0].startswith(f"Scenarios ({BUNDLED + 1}): ")
     assert "mid-stream-drop" in lines[0]
     assert "mine" in lines[0]
     assert lines[2].startswith(f"Try: curl -N '{url}/completions?messages=hello")
@@ -101,7 +102,7 @@ def test_serve_says_when_the_port_is_taken() -> None:
 def test_validate_passes_good_files() -> None:
     result = CliRunner().invoke(main, ["validate", str(ROOT / "scenarios")])
     assert result.exit_code == 0
-    assert result.output.startswith("OK: 17 scenario(s)")
+    assert result.output.startswith(f"OK: {BUNDLED} scenario(s)")
 
 
 def test_validate_lists_every_problem_and_exits_1(tmp_path: Path) -> None:

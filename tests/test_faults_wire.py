@@ -183,7 +183,7 @@ def _is_json(text: str) -> bool:
 
 
 def test_times_fails_the_first_attempt_and_lets_the_retry_through(server: MockServer) -> None:
-    url = server.url + "/completions?messages=x&scenario=flaky"
+    url = server.url + "/completions?messages=x&scenario=fails-once"
     first, second = fetch(url), fetch(url)
     assert first.status == 503
     assert second.status == 200

@@ -1,10 +1,11 @@
-"""What every OpenAI dialect shares: the error envelope and its defaults per status."""
+"""What every OpenAI dialect shares: the error envelope and its defaults per status, usage, ids."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mock_server import steps
+from mock_server.timeline import Usage
 
 # (message, type, code) as the service sends them, per status.
 _DEFAULTS: dict[int, tuple[str, str, str | None]] = {
@@ -43,3 +44,18 @@ def error_body(status: int, error: steps.Error | None) -> dict[str, Any]:
 def mid_stream_error(error: steps.Error) -> dict[str, Any]:
     """The body of an error sent inside a 200 stream."""
     return {"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    """Chat and legacy completions' `usage` object."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def fingerprint(key: str) -> str:
+    """The `system_fingerprint` of a stream: the same for every chunk and for the whole response."""
+    return f"fp_{key[29:39]}"

@@ -2,46 +2,68 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mock_server import steps
 from mock_server.dialects import _openai
+from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import DialectSpec, StreamInfo
 from mock_server.frames import Event, to_json
 
 DONE = Event("[DONE]")
+ROLE_DELTA: dict[str, object] = {"role": "assistant", "content": "", "refusal": None}
+
+
+def completion_id(key: str) -> str:
+    return f"chatcmpl-{key[:29]}"
 
 
 class OpenAIChatStream:
     """Chunks share one id, `created`, `model` and `system_fingerprint`; every chunk is pre-framed
-    around its delta so that rendering a long reply costs one small `json.dumps` per chunk."""
+    around its delta so that rendering a long reply costs one small `json.dumps` per chunk.
+
+    The role arrives in the first chunk: on its own before text or reasoning, together with the
+    first tool-call fragment (and `content: null`) when the answer opens with a tool call.
+    """
 
     def __init__(self, stream: StreamInfo) -> None:
         head = {
-            "id": f"chatcmpl-{stream.key[:29]}",
+            "id": completion_id(stream.key),
             "object": "chat.completion.chunk",
             "created": stream.created,
             "model": stream.model,
-            "system_fingerprint": f"fp_{stream.key[29:39]}",
+            "system_fingerprint": _openai.fingerprint(stream.key),
         }
         self._head = to_json(head)[:-1]
         self._prefix = self._head + ',"choices":[{"index":0,"delta":'
+        # With include_usage, every chunk but the last carries `usage: null`, as the service sends it.
+        self._suffix = ',"usage":null}' if stream.include_usage else "}"
         self._stream = stream
+        self._role_sent = False
 
     def _chunk(self, delta: dict[str, object], finish_reason: str | None = None) -> Event:
         finish = "null" if finish_reason is None else to_json(finish_reason)
-        return Event(f'{self._prefix}{to_json(delta)},"logprobs":null,"finish_reason":{finish}}}]}}')
+        return Event(f'{self._prefix}{to_json(delta)},"logprobs":null,"finish_reason":{finish}}}]{self._suffix}')
 
     def start(self) -> list[Event]:
-        return [self._chunk({"role": "assistant", "content": "", "refusal": None})]
+        return []
 
     def render(self, step: steps.ContentStep) -> list[Event]:
+        if self._role_sent or isinstance(step, steps.Error):
+            return self._render(step)
+        self._role_sent = True
+        if isinstance(step, steps.ToolCallStart):
+            return [self._chunk({"role": "assistant", "content": None, **_tool_call_delta(step), "refusal": None})]
+        return [self._chunk(ROLE_DELTA), *self._render(step)]
+
+    def _render(self, step: steps.ContentStep) -> list[Event]:
         match step:
             case steps.Text(text):
                 return [self._chunk({"content": text})]
             case steps.Reasoning(text):
                 return [self._chunk({"reasoning_content": text})]
-            case steps.ToolCallStart(index, call_id, name):
-                call = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
-                return [self._chunk({"tool_calls": [call]})]
+            case steps.ToolCallStart():
+                return [self._chunk(_tool_call_delta(step))]
             case steps.ToolCallArguments(index, arguments):
                 return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})]
             case steps.Error():
@@ -49,14 +71,8 @@ class OpenAIChatStream:
             case steps.Finish(reason):
                 events = [self._chunk({}, reason)]
                 if self._stream.include_usage:
-                    usage = self._stream.usage
-                    body = {
-                        "prompt_tokens": usage.prompt_tokens,
-                        "completion_tokens": usage.completion_tokens,
-                        "total_tokens": usage.total_tokens,
-                        "completion_tokens_details": {"reasoning_tokens": 0},
-                    }
-                    events.append(Event(f'{self._head},"choices":[],"usage":{to_json(body)}}}'))
+                    usage = to_json(_openai.usage_body(self._stream.usage))
+                    events.append(Event(f'{self._head},"choices":[],"usage":{usage}}}'))
                 return events
         raise TypeError(f"not a content step: {step!r}")
 
@@ -64,4 +80,39 @@ class OpenAIChatStream:
         return [DONE]
 
 
-SPEC = DialectSpec(name="openai-chat", stream=OpenAIChatStream, error_body=_openai.error_body)
+def _tool_call_delta(step: steps.ToolCallStart) -> dict[str, object]:
+    call = {
+        "index": step.index,
+        "id": step.call_id,
+        "type": "function",
+        "function": {"name": step.name, "arguments": ""},
+    }
+    return {"tool_calls": [call]}
+
+
+def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
+    """One `chat.completion` object; `content` is null when the answer is only tool calls."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if answer.tool_calls and not answer.text else answer.text,
+        "refusal": None,
+    }
+    if answer.reasoning:
+        message["reasoning_content"] = answer.reasoning
+    if answer.tool_calls:
+        message["tool_calls"] = [
+            {"id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in answer.tool_calls
+        ]
+    return {
+        "id": completion_id(stream.key),
+        "object": "chat.completion",
+        "created": stream.created,
+        "model": stream.model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}],
+        "usage": _openai.usage_body(stream.usage),
+        "system_fingerprint": _openai.fingerprint(stream.key),
+    }
+
+
+SPEC = DialectSpec(name="openai-chat", stream=OpenAIChatStream, error_body=_openai.error_body, complete=complete)

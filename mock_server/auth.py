@@ -1,0 +1,39 @@
+"""`--require-auth`: the token a model request must carry, and where it may carry it."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+
+from mock_server.errors import UnauthorizedError
+
+
+def authorize(
+    required: str | None,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    api_key_header: bool = False,
+    query_param: bool = False,
+) -> None:
+    """Pass when no token is required or the request carries it: `Authorization: Bearer TOKEN`, or
+    `x-api-key: TOKEN` with `api_key_header` (Anthropic), or `?api_key=TOKEN` with `query_param`
+    (EventSource cannot send headers). Raises UnauthorizedError saying how to send it."""
+    if required is None:
+        return
+    scheme, _, bearer = headers.get("authorization", "").partition(" ")
+    offered = [bearer.strip() if scheme.lower() == "bearer" else None]
+    ways = ["`Authorization: Bearer <token>`"]
+    if api_key_header:
+        offered.append(headers.get("x-api-key"))
+        ways.append("`x-api-key: <token>`")
+    if query_param:
+        offered.append(query.get("api_key"))
+        ways.append("`?api_key=<token>`")
+    given = [token for token in offered if token]
+    if any(hmac.compare_digest(token.encode(), required.encode()) for token in given):
+        return
+    how = " or ".join(ways)
+    if not given:
+        raise UnauthorizedError(f"Missing API key: this server runs with --require-auth; send {how}.")
+    raise UnauthorizedError(f"Incorrect API key provided; send the token given to --require-auth as {how}.")

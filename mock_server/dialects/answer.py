@@ -1,0 +1,55 @@
+"""A timeline's content steps gathered into one answer, for responses that are not streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mock_server import steps
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Everything the content steps said, joined: what a non-streaming response carries."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    """None when the timeline was cut before its finish."""
+    error: steps.Error | None = None
+
+
+def collect_answer(timeline_steps: Iterable[steps.Step]) -> Answer:
+    """Join the content steps of a timeline (wire steps are ignored); the first error wins."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, tuple[str, str]] = {}
+    arguments: dict[int, list[str]] = {}
+    finish_reason = None
+    for step in timeline_steps:
+        match step:
+            case steps.Text(piece):
+                text.append(piece)
+            case steps.Reasoning(piece):
+                reasoning.append(piece)
+            case steps.ToolCallStart(index, call_id, name):
+                calls[index] = (call_id, name)
+                arguments.setdefault(index, [])
+            case steps.ToolCallArguments(index, piece):
+                arguments.setdefault(index, []).append(piece)
+            case steps.Finish(reason):
+                finish_reason = reason
+            case steps.Error():
+                return Answer(error=step)
+    tool_calls = tuple(
+        ToolCall(call_id, name, "".join(arguments.get(index, []))) for index, (call_id, name) in sorted(calls.items())
+    )
+    return Answer("".join(text), "".join(reasoning), tool_calls, finish_reason)

@@ -1,0 +1,90 @@
+"""OpenAI legacy Completions: `data: {text_completion}` events, then `data: [DONE]`.
+
+The legacy API knows only text: reasoning and tool calls have no form here and are left out, and
+an answer that finished with tool calls finishes with `stop`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mock_server import steps
+from mock_server.dialects import _openai
+from mock_server.dialects.answer import Answer
+from mock_server.dialects.base import DialectSpec, StreamInfo
+from mock_server.dialects.openai_chat import DONE
+from mock_server.frames import Event, to_json
+
+
+def legacy_finish_reason(reason: str | None) -> str | None:
+    return "stop" if reason in ("tool_calls", "function_call") else reason
+
+
+def completion_id(key: str) -> str:
+    return f"cmpl-{key[:29]}"
+
+
+class OpenAICompletionsStream:
+    """Chunks keep `object: "text_completion"` (no `.chunk` suffix); the finish reason comes in a
+    last chunk with empty text."""
+
+    def __init__(self, stream: StreamInfo) -> None:
+        head = to_json({"id": completion_id(stream.key), "object": "text_completion", "created": stream.created})
+        tail = to_json({"model": stream.model, "system_fingerprint": _openai.fingerprint(stream.key)})
+        self._head, self._tail = head[:-1], tail[1:-1]
+        self._prefix = self._head + ',"choices":[{"text":'
+        self._suffix = self._tail + (',"usage":null}' if stream.include_usage else "}")
+        self._stream = stream
+
+    def _chunk(self, text: str, finish_reason: str | None = None) -> Event:
+        finish = "null" if finish_reason is None else to_json(finish_reason)
+        return Event(
+            f'{self._prefix}{to_json(text)},"index":0,"logprobs":null,"finish_reason":{finish}}}],{self._suffix}'
+        )
+
+    def start(self) -> list[Event]:
+        return []
+
+    def render(self, step: steps.ContentStep) -> list[Event]:
+        match step:
+            case steps.Text(text):
+                return [self._chunk(text)]
+            case steps.Reasoning() | steps.ToolCallStart() | steps.ToolCallArguments():
+                return []
+            case steps.Error():
+                return [Event(to_json(_openai.mid_stream_error(step)))]
+            case steps.Finish(reason):
+                events = [self._chunk("", legacy_finish_reason(reason))]
+                if self._stream.include_usage:
+                    usage = to_json(_openai.usage_body(self._stream.usage))
+                    events.append(Event(f'{self._head},"choices":[],{self._tail},"usage":{usage}}}'))
+                return events
+        raise TypeError(f"not a content step: {step!r}")
+
+    def end(self) -> list[Event]:
+        return [DONE]
+
+
+def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
+    """One `text_completion` object with `usage`."""
+    return {
+        "id": completion_id(stream.key),
+        "object": "text_completion",
+        "created": stream.created,
+        "model": stream.model,
+        "system_fingerprint": _openai.fingerprint(stream.key),
+        "choices": [
+            {
+                "text": answer.text,
+                "index": 0,
+                "logprobs": None,
+                "finish_reason": legacy_finish_reason(answer.finish_reason),
+            }
+        ],
+        "usage": _openai.usage_body(stream.usage),
+    }
+
+
+SPEC = DialectSpec(
+    name="openai-completions", stream=OpenAICompletionsStream, error_body=_openai.error_body, complete=complete
+)

@@ -1,0 +1,216 @@
+"""Every fault behaves the same on every model endpoint, streamed or whole, seen on a raw socket."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from mock_server.server import MockServer
+from mock_server.settings import Settings
+from tests.conftest import TEST_SCENARIOS
+from tests.model_requests import ENDPOINTS, V1_ENDPOINTS, Endpoint
+from tests.wire import Ending, WireResponse, fetch
+
+by_id = pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
+v1_by_id = pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=lambda e: e.id)
+
+
+def post(server: MockServer, endpoint: Endpoint, fault: str, *, stream: bool = True, **kwargs: Any) -> WireResponse:
+    body = endpoint.body("golden", stream=stream)
+    return fetch(server.url + endpoint.path, method="POST", body=body, headers={"X-Mock-Fault": fault}, **kwargs)
+
+
+def journal_record(server: MockServer, request_id: str) -> dict[str, Any]:
+    """The journal record of a request, once its response has ended."""
+    deadline = time.monotonic() + 5
+    while True:
+        records = httpx.get(server.url + "/_mock/requests").json()
+        record: dict[str, Any] = next(r for r in records if str(r["id"]) == request_id)
+        if record["outcome"] is not None or time.monotonic() > deadline:
+            return record
+        time.sleep(0.01)
+
+
+@by_id
+def test_complete_stream_ends_with_the_dialect_end_marker(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "")
+    assert (response.status, response.ending) == (200, Ending.COMPLETE)
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.events[-1].startswith(endpoint.end_marker)
+    record = journal_record(server, response.headers["x-mock-request-id"])
+    assert (record["path"], record["dialect"], record["outcome"]) == (endpoint.path, endpoint.dialect, "completed")
+
+
+@by_id
+def test_drop_leaves_every_dialect_unterminated(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "drop@5")
+    assert (response.status, response.ending) == (200, Ending.EOF)
+    assert response.events
+    assert endpoint.end_marker not in response.text
+    assert journal_record(server, response.headers["x-mock-request-id"])["outcome"] == "dropped"
+
+
+@by_id
+def test_reset_aborts_every_dialect(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "reset@5")
+    assert (response.status, response.ending) == (200, Ending.RESET)
+    assert journal_record(server, response.headers["x-mock-request-id"])["outcome"] == "reset"
+
+
+@by_id
+def test_endless_stall_holds_every_dialect_open(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "stall@5", read_for=0.5)
+    assert (response.status, response.ending) == (200, Ending.TIMEOUT)
+    assert response.events
+    assert endpoint.end_marker not in response.text
+
+
+@by_id
+def test_timed_stall_pauses_then_completes(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "stall@3:300")
+    assert response.ending is Ending.COMPLETE
+    assert endpoint.end_marker in response.text
+    gaps = [later.at - earlier.at for earlier, later in zip(response.reads, response.reads[1:], strict=False)]
+    assert max(gaps) >= 0.25
+
+
+@by_id
+def test_delay_postpones_the_chunk(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "delay@1:300")
+    assert response.ending is Ending.COMPLETE
+    assert response.reads[-1].at >= 0.3
+
+
+@by_id
+def test_split_writes_events_in_pieces(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "split@1:3")
+    assert response.ending is Ending.COMPLETE
+    assert endpoint.end_marker in response.text
+    assert any(not chunk.endswith(b"\n\n") for _, chunk in response.chunks), "an event was cut between writes"
+
+
+@by_id
+def test_close_event_is_written_raw_and_ends_the_stream(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "close@2")
+    assert response.ending is Ending.COMPLETE
+    assert response.events[-1] == 'event: close\ndata: {"reason": "upstream closed"}'
+    assert endpoint.end_marker not in response.text
+
+
+@by_id
+def test_malformed_data_is_written_raw(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "malformed@2:{not json")
+    assert response.ending is Ending.COMPLETE
+    assert "data: {not json" in response.events
+    assert endpoint.end_marker in response.text
+
+
+@by_id
+def test_no_done_ends_cleanly_without_the_end_marker(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "no_done")
+    assert response.ending is Ending.COMPLETE
+    assert response.events
+    assert endpoint.end_marker not in response.text
+
+
+@by_id
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_status_fault_answers_in_the_dialect_error_shape(server: MockServer, endpoint: Endpoint, stream: bool) -> None:
+    response = post(server, endpoint, "status:429", stream=stream)
+    assert response.status == 429
+    assert response.headers["retry-after"] == "1"
+    body = json.loads(response.body)
+    if endpoint.dialect == "anthropic":
+        assert body == {"type": "error", "error": {"type": "rate_limit_error", "message": body["error"]["message"]}}
+    else:
+        assert set(body["error"]) == {"message", "type", "param", "code"}
+        assert body["error"]["code"] == "rate_limit_exceeded"
+
+
+# --- responses that are not streamed -------------------------------------------------------------
+
+
+@v1_by_id
+def test_whole_response_is_one_json_body(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "", stream=False)
+    assert (response.status, response.ending) == (200, Ending.COMPLETE)
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.body)
+    assert "Looking it up." in json.dumps(json.loads(response.body))
+
+
+@v1_by_id
+@pytest.mark.parametrize(("fault", "ending"), [("drop@3", "eof"), ("reset@3", "reset")])
+def test_cut_whole_response_sends_no_response_at_all(
+    server: MockServer, endpoint: Endpoint, fault: str, ending: str
+) -> None:
+    with pytest.raises(ConnectionError, match=f"no HTTP response head received \\(ending: {ending}"):
+        post(server, endpoint, fault, stream=False)
+
+
+@v1_by_id
+def test_endless_stall_holds_a_whole_response_back(server: MockServer, endpoint: Endpoint) -> None:
+    with pytest.raises(ConnectionError, match="ending: timeout"):
+        post(server, endpoint, "stall@3", stream=False, read_for=0.5)
+
+
+@v1_by_id
+@pytest.mark.parametrize("fault", ["delay@1:300", "stall@2:300", "split@0"])
+def test_timing_faults_delay_or_split_the_whole_body(server: MockServer, endpoint: Endpoint, fault: str) -> None:
+    response = post(server, endpoint, fault, stream=False)
+    assert response.ending is Ending.COMPLETE
+    assert "Looking it up." in json.dumps(json.loads(response.body))
+    if fault.startswith("split"):
+        assert len(response.reads) >= 2
+    else:
+        assert response.head_at >= 0.3
+
+
+@v1_by_id
+def test_stream_only_faults_leave_a_whole_body_valid_json(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "malformed@1,no_done,close@4", stream=False)
+    assert response.status == 200
+    text = json.dumps(json.loads(response.body))
+    assert "Looking" in text
+    assert "Looking it up." not in text, "the answer ends where `close` ended the stream"
+
+
+@v1_by_id
+def test_error_fault_makes_a_whole_response_an_http_error(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "error@2:It broke", stream=False)
+    body = json.loads(response.body)
+    if endpoint.dialect == "anthropic":
+        assert response.status == 529
+        assert body == {"type": "error", "error": {"type": "overloaded_error", "message": "It broke"}}
+    else:
+        assert response.status == 500
+        assert body["error"]["message"] == "It broke"
+    assert journal_record(server, response.headers["x-mock-request-id"])["outcome"] == "error_status"
+
+
+def test_server_stop_closes_a_waiting_whole_response_without_a_response() -> None:
+    settings = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False)
+    (chat,) = [e for e in V1_ENDPOINTS if e.id == "chat"]
+    outcome: dict[str, BaseException] = {}
+
+    def ask(server: MockServer) -> None:
+        try:
+            post(server, chat, "delay@1:5000", stream=False)
+        except ConnectionError as exc:
+            outcome["error"] = exc
+
+    with MockServer(settings=settings) as server:
+        client = threading.Thread(target=ask, args=(server,))
+        client.start()
+        while not httpx.get(server.url + "/_mock/requests").json():
+            time.sleep(0.01)
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 4, "stop() does not wait for the 5 s delay"
+    client.join()
+    assert "no HTTP response head received (ending: eof" in str(outcome["error"])

@@ -1,0 +1,120 @@
+"""Dialects and whole-response rendering as pure functions: steps in, events or one body out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mock_server import steps
+from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo, collect_answer
+from mock_server.dialects.answer import Answer, ToolCall
+from mock_server.render import render_whole
+from mock_server.timeline import Timeline, Usage
+from mock_server.transport import Drop, Hang, Reset, Wait, Write
+
+INFO = StreamInfo(key="ab" * 32, created=1_700_000_000, model="m", usage=Usage(3, 7))
+EVERY_CONTENT_STEP: list[steps.ContentStep] = [
+    steps.Reasoning("think"),
+    steps.Text("hello"),
+    steps.ToolCallStart(0, "call_1", "get_weather"),
+    steps.ToolCallArguments(0, '{"city": '),
+    steps.ToolCallArguments(0, '"Oslo"}'),
+    steps.Finish("tool_calls"),
+]
+dialects = pytest.mark.parametrize("spec", DIALECTS.values(), ids=list(DIALECTS))
+
+
+@dialects
+def test_every_dialect_renders_every_content_step_as_json_events(spec: DialectSpec) -> None:
+    dialect = spec.stream(INFO)
+    events = [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.render(step)), *dialect.end()]
+    for event in events:
+        assert event.data is not None
+        if event.data != "[DONE]":
+            json.loads(event.data)
+        if event.event is not None:
+            assert json.loads(event.data)["type"] == event.event
+
+
+@dialects
+def test_every_dialect_renders_the_mid_stream_error(spec: DialectSpec) -> None:
+    (event,) = spec.stream(INFO).render(steps.Error("boom", "server_error", "c"))
+    assert event.data is not None
+    assert "boom" in event.data
+
+
+@dialects
+def test_same_stream_renders_the_same_bytes(spec: DialectSpec) -> None:
+    def run() -> list[object]:
+        dialect = spec.stream(INFO)
+        return [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.render(step)), *dialect.end()]
+
+    assert run() == run()
+
+
+def test_responses_sequence_numbers_count_every_event_from_zero() -> None:
+    dialect = DIALECTS["openai-responses"].stream(INFO)
+    events = [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.render(step)), *dialect.end()]
+    assert [json.loads(e.data or "")["sequence_number"] for e in events] == list(range(len(events)))
+
+
+@pytest.mark.parametrize(("reason", "terminal"), [("stop", "response.completed"), ("length", "response.incomplete")])
+def test_responses_end_says_whether_the_answer_is_complete(reason: str, terminal: str) -> None:
+    dialect = DIALECTS["openai-responses"].stream(INFO)
+    dialect.start()
+    dialect.render(steps.Text("hi"))
+    dialect.render(steps.Finish(reason))
+    (event,) = dialect.end()
+    assert event.event == terminal
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [("server_error", "overloaded_error"), ("api_error", "api_error"), ("rate_limit_error", "rate_limit_error")],
+)
+def test_anthropic_error_event_uses_anthropic_types(given: str, sent: str) -> None:
+    (event,) = DIALECTS["anthropic"].stream(INFO).render(steps.Error("m", given))
+    assert json.loads(event.data or "") == {"type": "error", "error": {"type": sent, "message": "m"}}
+
+
+def test_chat_role_comes_with_the_first_tool_call_when_the_answer_opens_with_one() -> None:
+    dialect = DIALECTS["openai-chat"].stream(INFO)
+    (event,) = dialect.render(steps.ToolCallStart(0, "call_1", "f"))
+    delta = json.loads(event.data or "")["choices"][0]["delta"]
+    assert delta["role"] == "assistant"
+    assert delta["content"] is None
+    assert delta["tool_calls"][0]["function"] == {"name": "f", "arguments": ""}
+
+
+def test_collect_answer_joins_pieces_and_ignores_wire_steps() -> None:
+    timeline_steps = [steps.Sleep(5), *EVERY_CONTENT_STEP[:3], steps.Comment("x"), *EVERY_CONTENT_STEP[3:]]
+    assert collect_answer(timeline_steps) == Answer(
+        "hello", "think", (ToolCall("call_1", "get_weather", '{"city": "Oslo"}'),), "tool_calls"
+    )
+
+
+def test_collect_answer_stops_at_an_error() -> None:
+    error = steps.Error("boom")
+    assert collect_answer([steps.Text("a"), error]) == Answer(error=error)
+
+
+def test_whole_response_waits_for_the_sum_of_the_timeline_sleeps() -> None:
+    timeline = Timeline("s", steps=(steps.Sleep(100), steps.Text("a"), steps.Stall(50), steps.Finish()))
+    whole = render_whole(timeline, DIALECTS["openai-chat"], INFO)
+    assert whole.status == 200
+    assert whole.ops == (Wait(0.15), Write(whole.body, 1))
+    assert json.loads(whole.body)["choices"][0]["message"]["content"] == "a"
+
+
+@pytest.mark.parametrize(("step", "end"), [(steps.Drop(), Drop()), (steps.Reset(), Reset()), (steps.Stall(), Hang())])
+def test_whole_response_is_cut_before_its_body(step: steps.Step, end: object) -> None:
+    timeline = Timeline("s", steps=(steps.Sleep(20), steps.Text("a"), step))
+    assert render_whole(timeline, DIALECTS["anthropic"], INFO).ops == (Wait(0.02), end)
+
+
+def test_whole_response_with_an_error_is_the_dialect_http_error() -> None:
+    timeline = Timeline("s", steps=(steps.Text("a"), steps.Error("boom", "overloaded_error")))
+    whole = render_whole(timeline, DIALECTS["anthropic"], INFO)
+    assert whole.status == 529
+    assert json.loads(whole.body) == {"type": "error", "error": {"type": "overloaded_error", "message": "boom"}}

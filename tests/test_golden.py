@@ -1,0 +1,42 @@
+"""Each dialect's whole wire format, byte for byte, against a transcript kept in tests/golden/.
+
+Regenerate after an intended change with `UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py`
+and review the diff of tests/golden/ before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mock_server.server import MockServer
+from mock_server.settings import Settings
+from tests.conftest import TEST_SCENARIOS
+from tests.model_requests import V1_ENDPOINTS, Endpoint
+from tests.wire import Ending, fetch
+
+GOLDEN = Path(__file__).parent / "golden"
+PINNED_CLOCK = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture(scope="module")
+def pinned_server() -> Iterator[MockServer]:
+    settings = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False, wall_clock=lambda: PINNED_CLOCK)
+    with MockServer(settings=settings) as running:
+        yield running
+
+
+@pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=lambda e: e.dialect)
+def test_stream_matches_golden_transcript(pinned_server: MockServer, endpoint: Endpoint) -> None:
+    body = endpoint.body("golden", prompt="What is the weather in Zürich?")
+    if endpoint.dialect.startswith("openai-") and endpoint.dialect != "openai-responses":
+        body["stream_options"] = {"include_usage": True}
+    response = fetch(pinned_server.url + endpoint.path, method="POST", body=body)
+    assert (response.status, response.ending) == (200, Ending.COMPLETE)
+    transcript = GOLDEN / f"{endpoint.dialect}.sse"
+    if os.environ.get("UPDATE_GOLDEN"):
+        transcript.write_bytes(response.body)
+    assert response.body.decode() == transcript.read_bytes().decode()
