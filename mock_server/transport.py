@@ -40,10 +40,12 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """Move the stream's deadline on by `seconds` and wait for it; keep-alives may fill the time."""
+    """Move the stream's deadline on by `seconds` and wait for it; keep-alives may fill the time.
+    A `stall` wait is the server going silent on purpose: a client leaving during it gave up on a stall."""
 
     seconds: float
     keepalive: bool = True
+    stall: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,11 @@ Op = Write | Wait | Hang | Drop | Reset
 
 
 class Outcome(StrEnum):
-    """How a response ended."""
+    """How a response ended.
+
+    `stalled`: the client left (or the server stopped) while the stream was stalling on purpose;
+    `client_disconnected`: the client left at any other moment, e.g. between paced chunks.
+    """
 
     COMPLETED = "completed"
     DROPPED = "dropped"
@@ -161,21 +167,24 @@ class StreamResponse(Response):
         deadline = clock()
         last_write = deadline
         keepalive = self.keepalive_s
+        # uvicorn silently discards what is sent after the client has gone; such events do not count.
+        transport = connection.transport if connection is not None else None
         for op in self.ops:
             if type(op) is Write:
                 await send({"type": "http.response.body", "body": op.data, "more_body": True})
-                self._events_sent += op.events
+                if transport is None or not transport.is_closing():
+                    self._events_sent += op.events
                 last_write = clock()
             elif type(op) is Wait:
                 deadline += op.seconds
                 if keepalive is not None and op.keepalive:
                     last_write = await self._wait_with_keepalive(send, clock, deadline, last_write, keepalive)
                 else:
+                    if op.stall:
+                        self._outcome = Outcome.STALLED
                     delay = deadline - clock()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    else:
-                        await asyncio.sleep(0)
+                    await asyncio.sleep(max(delay, 0))
+                    self._outcome = Outcome.COMPLETED
             elif type(op) is Hang:
                 self._outcome = Outcome.STALLED
                 await asyncio.Event().wait()
