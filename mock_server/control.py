@@ -38,15 +38,17 @@ def _denied(request: Request) -> JSONResponse | None:
     token = _state(request).settings.admin_token
     if token is None:
         return None
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+    header = request.headers.get("authorization")
+    scheme, _, given = (header or "").partition(" ")
+    is_bearer = scheme.lower() == "bearer"
+    if is_bearer and hmac.compare_digest(given.strip().encode(), token.encode()):
         return None
-    problem = "has the wrong token" if given else "is missing"
+    problem = "it is missing" if header is None else "the token is wrong" if is_bearer else "it is not a Bearer token"
     return _error(
         401,
         "unauthorized",
         "This server protects /_mock/ writes with --admin-token: send the header "
-        f"`Authorization: Bearer <admin token>` (it {problem}).",
+        f"`Authorization: Bearer <admin token>` ({problem}).",
         headers={"WWW-Authenticate": 'Bearer realm="mock-llm-sse control"'},
     )
 
