@@ -203,6 +203,9 @@ class MockServer:
             self._socket.close()  # uvicorn's loop may serve on a duplicate of it; this one is ours to close
         self._server, self._thread, self._socket, self._port = None, None, None, None
 
+    def __repr__(self) -> str:
+        return f"<MockServer {self.url}>" if self._port is not None else "<MockServer (not running)>"
+
     def __enter__(self) -> MockServer:
         return self.start()
 

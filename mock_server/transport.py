@@ -80,6 +80,9 @@ class Outcome(StrEnum):
     ERROR_STATUS = "error_status"
     CLIENT_DISCONNECTED = "client_disconnected"
 
+    def __repr__(self) -> str:  # short enough for pytest's one-line assertion message
+        return f"Outcome.{self.name}"
+
 
 @dataclass(frozen=True, slots=True)
 class PlayResult:
