@@ -123,17 +123,21 @@ def split_points(data: bytes, pieces: int) -> list[bytes]:
 
 
 def _after_event(ops: list[Op], event_id: int) -> list[Op]:
-    """The preamble (a `retry:` field, comments: what precedes the first event) and what follows the
+    """The preamble (the `retry:` field and comments the stream opens with) and what follows the
     event `event_id`; just the preamble when the stream never got that far (ids start at 1, so 0 is
     before the first event: everything)."""
     if event_id < 1:
         return ops
-    first_event = next((i for i, op in enumerate(ops) if isinstance(op, Write) and op.events), len(ops))
-    preamble: list[Op] = [op for op in ops[:first_event] if isinstance(op, Write)]
+    preamble: list[Op] = list(itertools.takewhile(_is_whole_non_event, ops))
     for index, op in enumerate(ops):
         if isinstance(op, Write) and op.last_id == event_id:
             return [*preamble, *ops[index + 1 :]]
     return preamble
+
+
+def _is_whole_non_event(op: Op) -> bool:
+    # A piece of a split event has no event either, but only a whole block ends with the blank line.
+    return isinstance(op, Write) and not op.events and op.data.endswith(b"\n\n")
 
 
 def _coalesce(ops: list[Op]) -> list[Op]:

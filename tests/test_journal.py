@@ -199,3 +199,23 @@ def test_snapshots_do_not_change_the_journal():
     with pytest.raises(AttributeError):
         snapshot.status = 500  # type: ignore[misc]
     assert journal.records()[0].headers == {"h": "v"}
+
+
+def test_journal_size_flag_reaches_the_settings(monkeypatch):
+    from click.testing import CliRunner
+
+    from mock_server import cli
+
+    seen = []
+
+    def run_foreground(app, settings, sock, on_ready):
+        seen.append(settings)
+        sock.close()
+
+    monkeypatch.setattr(cli, "run_foreground", run_foreground)
+    result = CliRunner().invoke(cli.main, ["serve", "--port", "0", "--journal-size", "5"])
+    assert result.exit_code == 0, result.output
+    assert seen[0].journal_size == 5
+    refused = CliRunner().invoke(cli.main, ["serve", "--port", "0", "--journal-size", "0"])
+    assert refused.exit_code == 2
+    assert "--journal-size" in refused.output

@@ -108,3 +108,14 @@ def test_journal_records_the_last_event_id_and_what_the_resumed_request_sent(ser
     resumed = resume(server.url + DROP_ONCE, "5")
     record = server.records(since=int(resumed.headers["x-mock-request-id"]) - 1)[0]
     assert (record.last_event_id, record.outcome, record.events_sent) == ("5", Outcome.COMPLETED, len(resumed.data))
+
+
+def test_resume_resends_the_retry_field_but_no_piece_of_a_split_event(server):
+    name = server.add_scenario(
+        reply="alpha beta gamma", ids=True, retry_ms=500, faults=[{"kind": "split", "at": 0, "ms": 0}]
+    )
+    url = f"{server.url}/completions?messages=hi&scenario={name}"
+    full = fetch(url)
+    resumed = resume(url, "2")
+    assert resumed.events[0] == "retry: 500"
+    assert resumed.events[1:] == full.events[3:]  # after: retry, role chunk (split), "alpha"
