@@ -104,9 +104,9 @@ def test_an_http_error_before_the_stream_is_error_status(server, query, status):
 
 
 def test_client_that_reads_three_events_and_closes_is_client_disconnected_after_three(server):
-    # paced: the role chunk and "one" leave together, then a chunk every 20 ms; the client hangs up
-    # after its third event, while the server sleeps before the fourth.
-    response = fetch(f"{server.url}/completions?messages=hi&scenario=paced", max_events=3)
+    # The role chunk and "one" leave together, then a chunk every 250 ms; the client hangs up after
+    # its third event, while the server sleeps before the fourth (250 ms leave room for a busy machine).
+    response = fetch(f"{server.url}/completions?messages=hi&scenario=paced&chunk_ms=250", max_events=3)
     record = record_of(server, response)
     assert len(response.events) == 3
     assert (record.outcome, record.events_sent) == (Outcome.CLIENT_DISCONNECTED, 3)
@@ -219,3 +219,12 @@ def test_journal_size_flag_reaches_the_settings(monkeypatch):
     refused = CliRunner().invoke(cli.main, ["serve", "--port", "0", "--journal-size", "0"])
     assert refused.exit_code == 2
     assert "--journal-size" in refused.output
+
+
+def test_keepalive_pings_and_the_retry_field_are_not_counted_as_events(server):
+    name = server.add_scenario(reply="a b", first_chunk_ms=200, keepalive_ms=40, retry_ms=700)
+    response = fetch(f"{server.url}/completions?messages=hi&scenario={name}")
+    record = record_of(server, response)
+    assert response.events.count(": ping") >= 2
+    assert response.events[0] == "retry: 700"
+    assert record.events_sent == len(response.data)
