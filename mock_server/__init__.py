@@ -1,30 +1,58 @@
-"""mock-llm-sse: a mock LLM streaming server for testing clients."""
+"""mock-llm-sse: a mock LLM streaming server for testing clients.
+
+The public names below load on first use: pytest imports this package (for the plugin) in every
+test run, and the web stack is only worth importing once a test wants a server.
+"""
 
 from __future__ import annotations
 
-import importlib.metadata as _metadata
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
-    __version__ = _metadata.version("mock-llm-sse")
-except _metadata.PackageNotFoundError:  # running from a checkout that is not installed
+    __version__ = version("mock-llm-sse")
+except PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0.0.0"
 
-from mock_server.app import create_app
-from mock_server.errors import (
-    MockLLMError,
-    OverrideError,
-    RequestBodyError,
-    ScenarioError,
-    ServerError,
-    UnknownScenarioError,
-)
-from mock_server.scenario import Scenario
-from mock_server.settings import Settings
+if TYPE_CHECKING:
+    from mock_server.app import create_app
+    from mock_server.errors import (
+        MockLLMError,
+        OverrideError,
+        RequestBodyError,
+        ScenarioError,
+        ServerError,
+        UnknownScenarioError,
+    )
+    from mock_server.journal import RequestRecord
+    from mock_server.scenario import Scenario
+    from mock_server.server import MockServer
+    from mock_server.settings import Settings
+    from mock_server.transport import Outcome
+
+_HOMES = {
+    "MockLLMError": "mock_server.errors",
+    "MockServer": "mock_server.server",
+    "Outcome": "mock_server.transport",
+    "OverrideError": "mock_server.errors",
+    "RequestBodyError": "mock_server.errors",
+    "RequestRecord": "mock_server.journal",
+    "Scenario": "mock_server.scenario",
+    "ScenarioError": "mock_server.errors",
+    "ServerError": "mock_server.errors",
+    "Settings": "mock_server.settings",
+    "UnknownScenarioError": "mock_server.errors",
+    "create_app": "mock_server.app",
+}
 
 __all__ = [
     "MockLLMError",
+    "MockServer",
+    "Outcome",
     "OverrideError",
     "RequestBodyError",
+    "RequestRecord",
     "Scenario",
     "ScenarioError",
     "ServerError",
@@ -33,3 +61,12 @@ __all__ = [
     "__version__",
     "create_app",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mock_server' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -7,10 +7,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mock_server.errors import Problem, ScenarioError, UnknownScenarioError
-from mock_server.loading import SCENARIO_SUFFIXES, read_document
+from mock_server.loading import SCENARIO_SUFFIXES, Document, read_document
 from mock_server.scenario import Scenario, load_scenario
 
 RUNTIME_SOURCE = "runtime"
+
+
+def load_runtime_scenario(document: Document, name: str) -> Scenario:
+    """Validate a scenario object added at run time under `name` (a `name` field in it must agree);
+    raises ScenarioError listing every problem, as for files."""
+    given = document.data.get("name") if isinstance(document.data, Mapping) else None
+    problems = []
+    if given is not None and given != name:
+        message = f"name: {given!r} differs from {name!r}, the name it is added as; leave it out or make them equal"
+        problems.append(Problem(document.source, document.line_of(("name",)), message, ("name",)))
+    try:
+        scenario = load_scenario(document, default_name=name)
+    except ScenarioError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ScenarioError(problems)
+    return scenario
 
 
 def bundled_scenarios_dir() -> Path:
@@ -81,10 +98,14 @@ class Catalog:
         return name in self._runtime or name in self._files
 
     def get(self, name: str) -> Scenario:
+        return self.entry(name).scenario
+
+    def entry(self, name: str) -> Entry:
+        """The scenario of that name with its source; raises UnknownScenarioError listing the known ones."""
         entry = self._runtime.get(name) or self._files.get(name)
         if entry is None:
             raise UnknownScenarioError(name, self.names)
-        return entry.scenario
+        return entry
 
     def entries(self) -> list[Entry]:
         return [self._all()[name] for name in self.names]

@@ -92,6 +92,14 @@ def main() -> None:
     metavar="O,...",
     help="Comma-separated origins allowed by CORS; * allows any.",
 )
+@click.option(
+    "--journal-size",
+    type=click.IntRange(min=1),
+    default=Settings.journal_size,
+    show_default=True,
+    metavar="N",
+    help="How many requests the journal (/_mock/requests) keeps; older ones are forgotten.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 def serve(
     host: str,
@@ -101,6 +109,7 @@ def serve(
     require_auth: str | None,
     admin_token: str | None,
     cors_origins: str,
+    journal_size: int,
     log_level: str,
 ) -> None:
     """Serve the bundled scenarios and yours until Ctrl-C."""
@@ -112,6 +121,7 @@ def serve(
         require_auth=require_auth or None,
         admin_token=admin_token or None,
         cors_origins=tuple(o.strip() for o in cors_origins.split(",") if o.strip()) or ("*",),
+        journal_size=journal_size,
         log_level=log_level,
     )
     catalog = _load_or_exit(settings)

@@ -1,20 +1,65 @@
-"""The /_mock/ routes: health and the server's own view of its scenarios."""
+"""The /_mock/ routes: health, scenarios (also added and removed at run time), the journal, reset.
+
+Reads are open; with `--admin-token` every write needs `Authorization: Bearer <token>`. Errors are
+`{"error": {"type", "message", ...}}` with a status that says what to fix.
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from mock_server import __version__
+from mock_server.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
+from mock_server.errors import Problem, ScenarioError, UnknownScenarioError
+from mock_server.loading import Document, parse_document
 from mock_server.state import MockState
 
 router = APIRouter(prefix="/_mock", tags=["control"])
+
+SETTLE_MS = 1000
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
 def _state(request: Request) -> MockState:
     state: MockState = request.app.state.mock
     return state
+
+
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status, headers=headers)
+
+
+def _denied(request: Request) -> JSONResponse | None:
+    """None when the request may write; else the 401 that says which header to send."""
+    token = _state(request).settings.admin_token
+    if token is None:
+        return None
+    header = request.headers.get("authorization")
+    scheme, _, given = (header or "").partition(" ")
+    is_bearer = scheme.lower() == "bearer"
+    if is_bearer and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    problem = "it is missing" if header is None else "the token is wrong" if is_bearer else "it is not a Bearer token"
+    return _error(
+        401,
+        "unauthorized",
+        "This server protects /_mock/ writes with --admin-token: send the header "
+        f"`Authorization: Bearer <admin token>` ({problem}).",
+        headers={"WWW-Authenticate": 'Bearer realm="mock-llm-sse control"'},
+    )
+
+
+def _describe(entry: Entry) -> dict[str, str]:
+    return {"name": entry.scenario.name, "description": entry.scenario.description, "source": entry.source}
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    path = ".".join(str(part) for part in problem.path)
+    return {"path": path, "line": problem.line, "message": problem.message.removeprefix(f"{path}: ")}
 
 
 @router.get("/health", summary="Ready check for Docker and test harnesses")
@@ -24,12 +69,84 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/scenarios", summary="Every scenario the server knows")
 async def list_scenarios(request: Request) -> list[dict[str, str]]:
-    return [
-        {"name": e.scenario.name, "description": e.scenario.description, "source": e.source}
-        for e in _state(request).catalog.entries()
-    ]
+    return [_describe(entry) for entry in _state(request).catalog.entries()]
+
+
+@router.get("/scenarios/{name}", summary="One scenario, as an object PUT accepts")
+async def get_scenario(name: str, request: Request) -> JSONResponse:
+    try:
+        entry = _state(request).catalog.entry(name)
+    except UnknownScenarioError as exc:
+        return _error(404, "not_found", str(exc))
+    body = {**_describe(entry), "scenario": entry.scenario.model_dump(mode="json", exclude_defaults=True)}
+    return JSONResponse(body)
+
+
+@router.put("/scenarios/{name}", summary="Register or replace a run-time scenario (JSON, or YAML by Content-Type)")
+async def put_scenario(name: str, request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    source = f"PUT /_mock/scenarios/{name}"
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _error(400, "invalid_body", "The body is not UTF-8 text; send the scenario as JSON or YAML.")
+    is_yaml = request.headers.get("content-type", "").split(";")[0].strip().lower() in YAML_TYPES
+    catalog = _state(request).catalog
+    try:
+        document = parse_document(text, source, is_json=not is_yaml) if text.strip() else Document(source, None)
+        scenario = load_runtime_scenario(document, name)
+    except ScenarioError as exc:
+        return _error(
+            422,
+            "invalid_scenario",
+            f"Scenario {name!r} was not added: {len(exc.problems)} problem(s), listed in `problems`.",
+            problems=[_problem_json(p) for p in exc.problems],
+        )
+    replaced = name in catalog
+    catalog.add(scenario)
+    return JSONResponse(_describe(catalog.entry(name)), status_code=200 if replaced else 201)
+
+
+@router.delete("/scenarios/{name}", summary="Remove a run-time scenario")
+async def delete_scenario(name: str, request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    catalog = _state(request).catalog
+    if catalog.remove(name):
+        return JSONResponse({"deleted": name})
+    try:
+        entry = catalog.entry(name)
+    except UnknownScenarioError as exc:
+        return _error(404, "not_found", str(exc))
+    return _error(
+        409,
+        "not_runtime",
+        f"Scenario {name!r} comes from {entry.source}; only scenarios added at run time (source "
+        f"{RUNTIME_SOURCE!r}) can be removed. A PUT of the same name replaces it until /_mock/reset.",
+    )
 
 
 @router.get("/requests", summary="The request journal, oldest first")
-async def list_requests(request: Request, since: int | None = None) -> list[dict[str, Any]]:
-    return [record.to_json() for record in _state(request).journal.records(since)]
+async def list_requests(
+    request: Request,
+    since: int | None = Query(None, description="only records with an id above this one"),
+    settle_ms: int = Query(SETTLE_MS, ge=0, le=60_000, description="wait up to this long for responses in flight"),
+) -> list[dict[str, Any]]:
+    records = await _state(request).journal.settled(since, settle_ms / 1000)
+    return [record.to_json() for record in records]
+
+
+@router.delete("/requests", summary="Clear the journal")
+async def clear_requests(request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    return JSONResponse({"cleared": _state(request).journal.clear()})
+
+
+@router.post("/reset", summary="Clear the journal, run-time scenarios and the `times` counters")
+async def reset(request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    return JSONResponse({"reset": True, "cleared": _state(request).reset()})

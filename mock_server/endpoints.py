@@ -105,7 +105,7 @@ def prepare(
     context = RequestContext(
         prompt=prompt.text,
         model=prompt.model,
-        resumed=resume_after is not None,
+        resumed=bool(headers.get("last-event-id", "").strip()),
         selection=state.catalog.count_selection(scenario.name),
     )
     timeline = compile_timeline(scenario, overrides, context)
@@ -129,12 +129,12 @@ def stream(
     if timeline.status != 200:
         return scripted_error(dialect, timeline, record, mock_headers)
     info = _stream_info(request, timeline, key, prompt, include_usage=include_usage)
-    if resume_after is not None and timeline.ids:
-        last = rendering.last_event_id(timeline, dialect.stream(info))
-        if last is not None and resume_after >= last:
-            record.finish(204, Outcome.COMPLETED)
-            return Response(status_code=204, headers=dict(mock_headers))
-    ops = rendering.render(timeline, dialect.stream(info), resume_after if timeline.ids else None)
+    resume_after = resume_after if timeline.ids else None
+    ops = rendering.render(timeline, dialect.stream(info), resume_after)
+    if resume_after is not None and rendering.nothing_left(ops):
+        # The client has every event: 204 is what tells EventSource to stop reconnecting.
+        record.finish(204, Outcome.COMPLETED)
+        return Response(status_code=204, headers=dict(mock_headers))
     response_headers = [
         (b"content-type", timeline.content_type.encode()),
         (b"cache-control", b"no-cache"),

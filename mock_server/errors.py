@@ -27,6 +27,8 @@ class Problem:
     source: str
     line: int | None
     message: str
+    path: tuple[str | int, ...] = ()
+    """Where in the document: keys and list indexes (empty for the document as a whole)."""
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line is not None else self.source

@@ -1,26 +1,70 @@
 """The request journal: one record per model request, with how its response ended.
 
-Records are created when a request arrives and finished when its response ends, so a test can see
-a stream in flight (`outcome` is None until then). The journal keeps the newest `size` records.
+Records are opened when a request arrives and finished when its response ends, so a stream in
+flight shows `outcome` None. The journal keeps the newest `size` records; ids keep counting across
+`clear()`, so `since=` stays meaningful. Readers get `RequestRecord` snapshots, never live records.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mock_server.transport import Outcome, PlayResult
 
 DEFAULT_SIZE = 1000
+SETTLE_POLL_S = 0.002
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RequestRecord:
+    """One request as the journal saw it: what the client sent and how the response ended.
+
+    `headers` has lower-case names; `body` is the parsed JSON body (the text when it is not JSON,
+    None without a body); `outcome` is None while the response is still being sent.
+    """
+
+    id: int
+    received_at: float
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    prompt: str | None
+    scenario: str | None
+    dialect: str | None
+    status: int | None
+    events_sent: int
+    outcome: Outcome | None
+    last_event_id: str | None
+    duration_ms: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line: `#3 POST /v1/chat/completions scenario='default' status=200 outcome='completed' ...`."""
+        outcome = self.outcome.value if self.outcome is not None else "in flight"
+        resumed = f" last_event_id={self.last_event_id!r}" if self.last_event_id is not None else ""
+        duration = f" {self.duration_ms:.0f}ms" if self.duration_ms is not None else ""
+        return (
+            f"#{self.id} {self.method} {self.path} scenario={self.scenario!r} status={self.status} "
+            f"outcome={outcome!r} events_sent={self.events_sent}{resumed}{duration}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<RequestRecord {self.summary()}>"
 
 
 @dataclass(slots=True)
 class Record:
-    """What a request asked for and how its response ended."""
+    """The journal's live record of a request, finished by the endpoint or the transport."""
 
     id: int
     received_at: float
@@ -49,14 +93,13 @@ class Record:
         """A callback for the transport that finishes this record with the stream's result."""
         return lambda result: self.finish(status, result.outcome, result.events_sent)
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["_started"]
-        return data
+    def snapshot(self) -> RequestRecord:
+        values = {f.name: getattr(self, f.name) for f in fields(RequestRecord)}
+        return RequestRecord(**{**values, "query": dict(self.query), "headers": dict(self.headers)})
 
 
 class Journal:
-    """A bounded, ordered log of records (oldest first)."""
+    """A bounded, ordered log of records (oldest first); used from the server's event loop only."""
 
     def __init__(self, size: int = DEFAULT_SIZE, wall_clock: Callable[[], float] = time.time) -> None:
         self._records: deque[Record] = deque(maxlen=size)
@@ -86,11 +129,26 @@ class Journal:
         self._records.append(record)
         return record
 
-    def records(self, since: int | None = None) -> list[Record]:
-        return [r for r in self._records if since is None or r.id > since]
+    def records(self, since: int | None = None) -> list[RequestRecord]:
+        """Snapshots of the records with an id above `since` (all without it), oldest first."""
+        return [r.snapshot() for r in self._records if since is None or r.id > since]
 
-    def clear(self) -> None:
+    async def settled(self, since: int | None = None, timeout_s: float = 0.0) -> list[RequestRecord]:
+        """Like `records`, after waiting up to `timeout_s` for responses in flight to end.
+
+        A client that has read a response to its end (or hung up) may look before the server has
+        seen that end; this bounded wait makes such a look reliable.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(r.outcome is None and r.id > (since or 0) for r in self._records):
+            await asyncio.sleep(SETTLE_POLL_S)
+        return self.records(since)
+
+    def clear(self) -> int:
+        """Forget every record; returns how many there were."""
+        count = len(self._records)
         self._records.clear()
+        return count
 
     def __len__(self) -> int:
         return len(self._records)

@@ -35,10 +35,9 @@ def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None
     return tuple(_coalesce(ops))
 
 
-def last_event_id(timeline: Timeline, dialect: Dialect) -> int | None:
-    """The id of the stream's last event (None when ids are off or no event has one)."""
-    ids = [op.last_id for op in render(timeline, dialect) if isinstance(op, Write) and op.last_id is not None]
-    return ids[-1] if ids else None
+def nothing_left(ops: tuple[Op, ...]) -> bool:
+    """Whether a resumed stream has no event and no wire fault left to play: the client has it all."""
+    return not any((isinstance(op, Write) and op.events) or isinstance(op, Hang | Drop | Reset) for op in ops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class _Renderer:
             case steps.Sleep(ms):
                 self.ops.append(Wait(ms / 1000))
             case steps.Stall(ms):
-                self.ops.append(Hang() if ms is None else Wait(ms / 1000, keepalive=False))
+                self.ops.append(Hang() if ms is None else Wait(ms / 1000, keepalive=False, stall=True))
             case steps.Split():
                 self._split = step
             case steps.Drop():
@@ -173,10 +172,21 @@ def split_points(data: bytes, pieces: int) -> list[bytes]:
 
 
 def _after_event(ops: list[Op], event_id: int) -> list[Op]:
+    """The preamble (the `retry:` field and comments the stream opens with) and what follows the
+    event `event_id`; just the preamble when the stream never got that far (ids start at 1, so 0 is
+    before the first event: everything)."""
+    if event_id < 1:
+        return ops
+    preamble: list[Op] = list(itertools.takewhile(_is_whole_non_event, ops))
     for index, op in enumerate(ops):
         if isinstance(op, Write) and op.last_id == event_id:
-            return ops[index + 1 :]
-    return ops
+            return [*preamble, *ops[index + 1 :]]
+    return preamble
+
+
+def _is_whole_non_event(op: Op) -> bool:
+    # A piece of a split event has no event either, but only a whole block ends with the blank line.
+    return isinstance(op, Write) and not op.events and op.data.endswith(b"\n\n")
 
 
 def _coalesce(ops: list[Op]) -> list[Op]:

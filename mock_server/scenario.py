@@ -383,10 +383,10 @@ def _problem(document: Document, error: ErrorDetails) -> Problem:
         if len(location) == 1:
             close = difflib.get_close_matches(name, SCENARIO_FIELDS, n=1)
             message += f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(SCENARIO_FIELDS)}"
-        return Problem(document.source, line, message)
+        return Problem(document.source, line, message, location)
     if error["type"] == "missing":
-        return Problem(document.source, line, f"{where}: required field is missing")
-    return Problem(document.source, line, f"{where}: {message}" if where else message)
+        return Problem(document.source, line, f"{where}: required field is missing", location)
+    return Problem(document.source, line, f"{where}: {message}" if where else message, location)
 
 
 def _document_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
 
+from mock_server.app import create_app
+from mock_server.catalog import load_runtime_scenario
 from mock_server.errors import ServerError
-from mock_server.settings import DEFAULT_HOST, Settings
+from mock_server.journal import RequestRecord
+from mock_server.loading import Document
+from mock_server.settings import Settings
+from mock_server.state import MockState
 from mock_server.tcp import ConnectionExposingProtocol
 
 SHUTDOWN_GRACE_S = 5.0
+SETTLE_TIMEOUT_S = 1.0
+T = TypeVar("T")
 
 
 def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> uvicorn.Config:
@@ -72,34 +82,66 @@ def _ignore_signal(signum: int, frame: object) -> None:
     """Stand-in for the default action after uvicorn has already handled the signal."""
 
 
+class _ThreadServer(uvicorn.Server):
+    """uvicorn's Server for a background thread: it keeps its event loop, so other threads can hand it
+    work, and `exit_soon()` wakes its main loop at once instead of at the next 100 ms tick."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        await super().startup(sockets=sockets)
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864_000
+            assert self._wake is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def exit_soon(self) -> None:
+        self.should_exit = True
+        if self.loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                self.loop.call_soon_threadsafe(self._wake.set)
+
+
 class MockServer:
     """The app on uvicorn in a background thread, for tests: `with MockServer() as server: server.url`.
 
     Ready (answering) when `start()` or `__enter__` returns; `stop()` ends every stream and the thread.
     It never touches process-wide state (logging configuration, signal handlers, sse-starlette's
-    `AppStatus`), so several can run side by side.
+    `AppStatus`), so several can run side by side. Scenarios and the journal are only touched on the
+    server's own event loop, so a test thread can use them while streams are playing.
     """
 
     def __init__(
         self,
         *,
-        host: str = DEFAULT_HOST,
-        port: int = 0,
+        host: str | None = None,
+        port: int | None = None,
         scenarios: Iterable[str | Path] = (),
         settings: Settings | None = None,
         start_timeout_s: float = 10.0,
+        settle_timeout_s: float = SETTLE_TIMEOUT_S,
     ) -> None:
-        base = settings or Settings()
+        base = settings or Settings(port=0)
         self.settings = replace(
             base,
-            host=host if settings is None else base.host,
-            port=port if settings is None else base.port,
+            host=base.host if host is None else host,
+            port=base.port if port is None else port,
             scenario_dirs=(*base.scenario_dirs, *(Path(p) for p in scenarios)),
         )
+        self.settle_timeout_s = settle_timeout_s
         self._start_timeout_s = start_timeout_s
-        self._server: uvicorn.Server | None = None
+        self._server: _ThreadServer | None = None
         self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
         self._port: int | None = None
+        self._names = itertools.count(1)
         self.app: FastAPI | None = None
 
     @property
@@ -125,30 +167,33 @@ class MockServer:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> MockServer:
-        """Load the scenarios, bind, serve in a thread; returns once the server answers."""
+        """Load the scenarios, bind, serve in a thread; returns once the server answers.
+        Raises ScenarioError listing every problem in the scenarios, ServerError when it cannot listen."""
         if self._thread is not None:
             raise ServerError(f"MockServer is already running on {self.url}; stop() it first")
-        from mock_server.app import create_app
-
-        self.app = create_app(self.settings)
-        sock = bind_socket(self.settings.host, self.settings.port)
+        app = create_app(self.settings)
+        host, port = self.settings.host, self.settings.port
+        try:
+            sock = bind_socket(host, port)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise ServerError(f"MockServer cannot listen on {host}:{port}: {reason}; port=0 picks a free one") from None
         sock.listen(2048)
+        server = _ThreadServer(uvicorn_config(app, self.settings, configure_logging=False))
         self._port = sock.getsockname()[1]
-        config = uvicorn_config(self.app, self.settings, configure_logging=False)
-        server = uvicorn.Server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"mock-llm-sse:{self._port}", daemon=True
         )
-        self._server, self._thread = server, thread
+        self.app, self._server, self._thread, self._socket = app, server, thread, sock
         thread.start()
         deadline = time.monotonic() + self._start_timeout_s
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                self._server, self._thread, self._port = None, None, None
-                sock.close()
+                server.exit_soon()
+                thread.join(SHUTDOWN_GRACE_S)
+                self._forget()
                 raise ServerError("MockServer did not start; see the log above for uvicorn's reason")
             time.sleep(0.0005)
-        sock.close()  # uvicorn serves on its own duplicate of the socket
         return self
 
     def stop(self) -> None:
@@ -156,9 +201,22 @@ class MockServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             raise ServerError("MockServer is not running")
-        server.should_exit = True
+        server.exit_soon()
         thread.join(SHUTDOWN_GRACE_S + 5)
-        self._server, self._thread, self._port = None, None, None
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(1.0)
+        self._forget()
+        if thread.is_alive():
+            raise ServerError(f"MockServer's thread {thread.name} did not end")
+
+    def _forget(self) -> None:
+        if self._socket is not None:
+            self._socket.close()  # uvicorn's loop may serve on a duplicate of it; this one is ours to close
+        self._server, self._thread, self._socket, self._port = None, None, None, None
+
+    def __repr__(self) -> str:
+        return f"<MockServer {self.url}>" if self._port is not None else "<MockServer (not running)>"
 
     def __enter__(self) -> MockServer:
         return self.start()
@@ -166,3 +224,61 @@ class MockServer:
     def __exit__(self, *exc_info: object) -> None:
         if self._thread is not None:
             self.stop()
+
+    # What a test does with a running server. Scenarios and the journal belong to the server's
+    # event loop, so every access below runs there.
+
+    def add_scenario(self, name: str | Mapping[str, Any] | None = None, /, **fields: Any) -> str:
+        """Register (or replace) a run-time scenario and return its name:
+        `add_scenario("slow", reply="Hi", chunk_ms=50)`, `add_scenario({"reply": "Hi"})`, or
+        `add_scenario(reply="Hi")` for a generated name. Raises ScenarioError listing every problem."""
+        data = {**name, **fields} if isinstance(name, Mapping) else dict(fields)
+        chosen = name if isinstance(name, str) else data.get("name")
+        if not isinstance(chosen, str):
+            chosen = f"scenario-{next(self._names)}"
+        scenario = load_runtime_scenario(Document("add_scenario()", data), chosen)
+
+        async def add(state: MockState) -> None:
+            state.catalog.add(scenario)
+
+        self._on_loop(add)
+        return chosen
+
+    def records(self, *, since: int | None = None, settle_s: float | None = None) -> list[RequestRecord]:
+        """The journal's records with an id above `since`, oldest first. Responses that are just ending
+        (the client has read them, the server is finishing their record) get up to `settle_s`
+        (default `settle_timeout_s`) to end; pass 0 to see streams in flight as they are."""
+        wait = self.settle_timeout_s if settle_s is None else settle_s
+
+        async def read(state: MockState) -> list[RequestRecord]:
+            return await state.journal.settled(since, wait)
+
+        return self._on_loop(read, extra_s=wait)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request in the journal, oldest first, once responses in flight have ended (see `records`)."""
+        return self.records()
+
+    @property
+    def last_request(self) -> RequestRecord:
+        """The newest request; raises ServerError when there is none."""
+        records = self.records()
+        if not records:
+            raise ServerError(f"No request has reached the mock server at {self.url} since it started or was reset")
+        return records[-1]
+
+    def reset(self) -> None:
+        """Forget the journal, the run-time scenarios and the `times` counters."""
+
+        async def reset(state: MockState) -> None:
+            state.reset()
+
+        self._on_loop(reset)
+
+    def _on_loop(self, work: Callable[[MockState], Coroutine[Any, Any, T]], extra_s: float = 0.0) -> T:
+        server, app = self._server, self.app
+        if server is None or server.loop is None or app is None:
+            raise ServerError("MockServer is not running; call start() or use it as a context manager")
+        future = asyncio.run_coroutine_threadsafe(work(app.state.mock), server.loop)
+        return future.result(self._start_timeout_s + extra_s)

@@ -14,3 +14,9 @@ class MockState:
     settings: Settings
     catalog: Catalog
     journal: Journal
+
+    def reset(self) -> int:
+        """Back to the state at start: no records, no run-time scenarios, `times` counted afresh.
+        Returns how many records were cleared."""
+        self.catalog.reset()
+        return self.journal.clear()

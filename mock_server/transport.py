@@ -42,10 +42,12 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """Move the stream's deadline on by `seconds` and wait for it; keep-alives may fill the time."""
+    """Move the stream's deadline on by `seconds` and wait for it; keep-alives may fill the time.
+    A `stall` wait is the server going silent on purpose: a client leaving during it gave up on a stall."""
 
     seconds: float
     keepalive: bool = True
+    stall: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,11 @@ Op = Write | Wait | Hang | Drop | Reset
 
 
 class Outcome(StrEnum):
-    """How a response ended."""
+    """How a response ended.
+
+    `stalled`: the client left (or the server stopped) while the stream was stalling on purpose;
+    `client_disconnected`: the client left at any other moment, e.g. between paced chunks.
+    """
 
     COMPLETED = "completed"
     DROPPED = "dropped"
@@ -75,6 +81,9 @@ class Outcome(StrEnum):
     STALLED = "stalled"
     ERROR_STATUS = "error_status"
     CLIENT_DISCONNECTED = "client_disconnected"
+
+    def __repr__(self) -> str:  # short enough for pytest's one-line assertion message
+        return f"Outcome.{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +185,15 @@ class StreamResponse(Response):
         pacer = Pacer(self._clock, self._sleep)
         last_write = pacer.deadline
         keepalive = self.keepalive_s
+        # uvicorn silently discards what is sent after the client has gone; such events do not count.
+        transport = connection.transport if connection is not None else None
         for op in self.ops:
             if type(op) is Write:
                 if not self._head_sent:
                     await self._send_head(send)
                 await send({"type": "http.response.body", "body": op.data, "more_body": True})
-                self._events_sent += op.events
+                if transport is None or not transport.is_closing():
+                    self._events_sent += op.events
                 last_write = pacer.clock()
             elif type(op) is Wait:
                 deadline = pacer.advance(op.seconds)
@@ -191,7 +203,12 @@ class StreamResponse(Response):
                         await pacer.sleep_until(last_write + keepalive)
                         await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
                         last_write = pacer.clock()
-                await pacer.sleep_until(deadline)
+                if op.stall:
+                    self._outcome = Outcome.STALLED  # what a client that leaves during the stall sees
+                    await pacer.sleep_until(deadline)
+                    self._outcome = Outcome.COMPLETED
+                else:
+                    await pacer.sleep_until(deadline)
             elif type(op) is Hang:
                 self._outcome = Outcome.STALLED
                 await asyncio.Event().wait()

@@ -1,0 +1,230 @@
+"""The request journal: the SPEC's fields, an outcome that says how every response ended, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from mock_server.journal import Journal, RequestRecord
+from mock_server.server import MockServer
+from mock_server.transport import Outcome, PlayResult
+from tests.wire import Ending, WireResponse, fetch
+
+SPEC_FIELDS = [
+    "id",
+    "received_at",
+    "method",
+    "path",
+    "query",
+    "headers",
+    "body",
+    "prompt",
+    "scenario",
+    "dialect",
+    "status",
+    "events_sent",
+    "outcome",
+    "last_event_id",
+    "duration_ms",
+]
+
+
+def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
+    """The journal record of the request that got `response`."""
+    request_id = int(response.headers["x-mock-request-id"])
+    (record,) = server.records(since=request_id - 1)[:1]
+    assert record.id == request_id
+    return record
+
+
+def test_record_has_exactly_the_spec_fields(server):
+    response = fetch(
+        server.url + "/completions",
+        method="POST",
+        headers={"Authorization": "Bearer sk-test", "X-Trace": "t-1"},
+        body={"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]},
+    )
+    record = record_of(server, response)
+    assert list(record.to_json()) == SPEC_FIELDS
+    assert record.method == "POST"
+    assert record.path == "/completions"
+    assert record.headers["authorization"] == "Bearer sk-test"
+    assert record.headers["x-trace"] == "t-1"
+    assert record.body == {"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]}
+    assert record.prompt == "hello there"
+    assert record.scenario == "default"
+    assert record.dialect == "openai-chat"
+    assert record.status == 200
+    assert record.outcome is Outcome.COMPLETED
+    assert record.events_sent == len(response.events)
+    assert record.last_event_id is None
+    assert record.duration_ms is not None
+    assert record.duration_ms > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "outcome", "ending"),
+    [
+        ("scenario=paced", Outcome.COMPLETED, Ending.COMPLETE),
+        ("scenario=paced&fault=drop@3", Outcome.DROPPED, Ending.EOF),
+        ("scenario=paced&fault=reset@3", Outcome.RESET, Ending.RESET),
+        ("scenario=paced&fault=close@3", Outcome.COMPLETED, Ending.COMPLETE),
+        ("scenario=paced&fault=error@3", Outcome.COMPLETED, Ending.COMPLETE),
+        ("scenario=paced&fault=malformed@3", Outcome.COMPLETED, Ending.COMPLETE),
+        ("scenario=paced&fault=split@3", Outcome.COMPLETED, Ending.COMPLETE),
+        ("scenario=paced&fault=delay@3:50", Outcome.COMPLETED, Ending.COMPLETE),
+        ("scenario=paced&fault=stall@3:50", Outcome.COMPLETED, Ending.COMPLETE),
+        ("scenario=paced&fault=no_done", Outcome.COMPLETED, Ending.COMPLETE),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_outcome_and_events_sent_match_what_the_client_received(server, query, outcome, ending):
+    response = fetch(f"{server.url}/completions?messages=hi&{query}")
+    record = record_of(server, response)
+    assert response.ending is ending
+    assert (record.outcome, record.events_sent) == (outcome, len(response.events))
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("fault=status:503", 503), ("scenario=rate-limited", 429), ("scenario=no-such-scenario", 404)],
+)
+def test_an_http_error_before_the_stream_is_error_status(server, query, status):
+    response = fetch(f"{server.url}/completions?messages=hi&{query}")
+    record = record_of(server, response)
+    assert (response.status, record.status, record.outcome, record.events_sent) == (
+        status,
+        status,
+        Outcome.ERROR_STATUS,
+        0,
+    )
+
+
+def test_client_that_reads_three_events_and_closes_is_client_disconnected_after_three(server):
+    # The role chunk and "one" leave together, then a chunk every 250 ms; the client hangs up after
+    # its third event, while the server sleeps before the fourth (250 ms leave room for a busy machine).
+    response = fetch(f"{server.url}/completions?messages=hi&scenario=paced&chunk_ms=250", max_events=3)
+    record = record_of(server, response)
+    assert len(response.events) == 3
+    assert (record.outcome, record.events_sent) == (Outcome.CLIENT_DISCONNECTED, 3)
+
+
+def test_hang_up_during_a_long_sleep_is_noticed_at_once(server):
+    response = fetch(f"{server.url}/completions?messages=hi&scenario=paced&chunk_ms=30000", max_events=2)
+    record = record_of(server, response)
+    assert (record.outcome, record.events_sent) == (Outcome.CLIENT_DISCONNECTED, 2)
+    assert record.duration_ms is not None
+    assert record.duration_ms < 5000
+
+
+@pytest.mark.parametrize("fault", ["stall@3", "stall@3:30000"], ids=["forever", "30s"])
+def test_client_giving_up_during_a_stall_is_stalled(server, fault):
+    response = fetch(f"{server.url}/completions?messages=hi&scenario=paced&fault={fault}", read_for=0.5)
+    record = record_of(server, response)
+    assert response.ending is Ending.TIMEOUT
+    assert (record.outcome, record.events_sent) == (Outcome.STALLED, 4)
+    assert record.duration_ms is not None
+    assert record.duration_ms < 5000
+
+
+def test_stream_in_flight_has_no_outcome_until_it_ends(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /completions?messages=hi&fault=stall@0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = sock.recv(4096).decode()
+        request_id = int(head.lower().split("x-mock-request-id: ")[1].split("\r\n")[0])
+        began = time.monotonic()
+        (in_flight,) = server.records(since=request_id - 1, settle_s=0.2)
+        assert time.monotonic() - began >= 0.2  # it waited for the bounded settle, then answered
+        assert (in_flight.outcome, in_flight.status, in_flight.duration_ms) == (None, None, None)
+        assert "outcome='in flight'" in repr(in_flight)
+    (ended,) = server.records(since=request_id - 1)
+    assert ended.outcome is Outcome.STALLED
+
+
+def test_journal_keeps_the_newest_records(make_server):
+    server = make_server(journal_size=3)
+    for _ in range(5):
+        fetch(server.url + "/completions?messages=hi&chunk_ms=0")
+    assert [r.id for r in server.requests] == [3, 4, 5]
+
+
+def test_journal_ids_go_on_after_clear_and_since_filters():
+    journal = Journal(size=10)
+    for _ in range(3):
+        journal.open(method="GET", path="/", query={}, headers={}, body=None)
+    assert journal.clear() == 3
+    record = journal.open(method="GET", path="/", query={}, headers={}, body=None)
+    assert record.id == 4
+    assert [r.id for r in journal.records(since=3)] == [4]
+    assert journal.records(since=4) == []
+
+
+def test_settled_returns_as_soon_as_records_in_flight_end():
+    journal = Journal()
+    record = journal.open(method="GET", path="/completions", query={}, headers={}, body=None)
+
+    async def finish_soon_and_read() -> tuple[list[RequestRecord], float]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, record.on_play_end(200), PlayResult(Outcome.DROPPED, 4))
+        began = time.monotonic()
+        records = await journal.settled(timeout_s=10)
+        return records, time.monotonic() - began
+
+    (settled,), waited = asyncio.run(finish_soon_and_read())
+    assert (settled.outcome, settled.events_sent, settled.status) == (Outcome.DROPPED, 4, 200)
+    assert waited < 5
+
+
+def test_record_repr_is_one_readable_line():
+    journal = Journal(wall_clock=lambda: 0.0)
+    live = journal.open(method="GET", path="/completions", query={}, headers={"last-event-id": "4"}, body=None)
+    live.scenario = "mid-stream-drop"
+    live.finish(200, Outcome.CLIENT_DISCONNECTED, 3)
+    text = repr(live.snapshot())
+    assert text.startswith(
+        "<RequestRecord #1 GET /completions scenario='mid-stream-drop' status=200 "
+        "outcome='client_disconnected' events_sent=3 last_event_id='4' "
+    )
+    assert text.endswith("ms>")
+
+
+def test_snapshots_do_not_change_the_journal():
+    journal = Journal()
+    journal.open(method="GET", path="/", query={"a": "1"}, headers={"h": "v"}, body=None)
+    (snapshot,) = journal.records()
+    snapshot.headers["h"] = "changed"
+    with pytest.raises(AttributeError):
+        snapshot.status = 500  # type: ignore[misc]
+    assert journal.records()[0].headers == {"h": "v"}
+
+
+def test_journal_size_flag_reaches_the_settings(monkeypatch):
+    from click.testing import CliRunner
+
+    from mock_server import cli
+
+    seen = []
+
+    def run_foreground(app, settings, sock, on_ready):
+        seen.append(settings)
+        sock.close()
+
+    monkeypatch.setattr(cli, "run_foreground", run_foreground)
+    result = CliRunner().invoke(cli.main, ["serve", "--port", "0", "--journal-size", "5"])
+    assert result.exit_code == 0, result.output
+    assert seen[0].journal_size == 5
+    refused = CliRunner().invoke(cli.main, ["serve", "--port", "0", "--journal-size", "0"])
+    assert refused.exit_code == 2
+    assert "--journal-size" in refused.output
+
+
+def test_keepalive_pings_and_the_retry_field_are_not_counted_as_events(server):
+    name = server.add_scenario(reply="a b", first_chunk_ms=200, keepalive_ms=40, retry_ms=700)
+    response = fetch(f"{server.url}/completions?messages=hi&scenario={name}")
+    record = record_of(server, response)
+    assert response.events.count(": ping") >= 2
+    assert response.events[0] == "retry: 700"
+    assert record.events_sent == len(response.data)

@@ -1,0 +1,201 @@
+"""The pytest plugin as users meet it: installed by its entry point, in a fresh pytest session."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_examples() -> list[str]:
+    """The python blocks of the README's "pytest plugin" section that are tests."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## pytest plugin\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    return [block for block in blocks if "def test_" in block]
+
+
+EXAMPLES = readme_examples()
+
+
+@pytest.mark.parametrize(
+    "example",
+    [pytest.param(example, id=re.findall(r"def (test_\w+)", example)[0]) for example in EXAMPLES],
+)
+def test_readme_example_passes(pytester, example):
+    pytester.makepyfile(example)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+
+
+def test_readme_has_the_two_examples():
+    assert len(EXAMPLES) == 2
+    assert "from openai import OpenAI" in EXAMPLES[0]
+    assert "from httpx_sse import connect_sse" in EXAMPLES[1]
+
+
+def test_plugin_is_installed_by_its_entry_point(pytester):
+    assert "--mock-llm-scenarios=DIR" in pytester.runpytest("--help").stdout.str()
+    pytester.makepyfile("def test_uses(mock_llm): pass")
+    disabled = pytester.runpytest("-p", "no:mock_llm_sse")
+    disabled.assert_outcomes(errors=1)
+    disabled.stdout.fnmatch_lines(["*fixture 'mock_llm' not found*"])
+
+
+def test_mock_llm_is_reset_between_tests_and_the_server_is_shared(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+
+        urls = []
+
+        def test_first(mock_llm):
+            urls.append(mock_llm.url)
+            mock_llm.add_scenario("mine", reply="hi")
+            assert httpx.get(mock_llm.url + "/completions?messages=x&scenario=mine").status_code == 200
+            assert len(mock_llm.requests) == 1
+
+        def test_second(mock_llm, mock_llm_server):
+            assert mock_llm is mock_llm_server
+            assert mock_llm.url == urls[0]
+            assert mock_llm.requests == []
+            assert httpx.get(mock_llm.url + "/completions?messages=x&scenario=mine").status_code == 404
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_records_are_typed(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+        import pytest
+        from mock_server import Outcome, RequestRecord
+
+        def test_typed(mock_llm):
+            params = {"messages": "hi", "fault": "drop@1"}
+            with httpx.stream("GET", mock_llm.url + "/completions", params=params) as response:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    response.read()
+            (record,) = mock_llm.requests
+            assert isinstance(record, RequestRecord)
+            assert record.outcome is Outcome.DROPPED
+            assert record.outcome == "dropped"
+            assert record.query == {"messages": "hi", "fault": "drop@1"}
+            assert record.events_sent == 2
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_failed_journal_assertion_shows_the_record_and_every_request(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_answer_was_complete(mock_llm):
+            httpx.get(mock_llm.url + "/completions?messages=hi&scenario=rate-limited")
+            assert mock_llm.last_request.outcome == "completed"
+
+        def test_answer_had_events(mock_llm):
+            httpx.get(mock_llm.url + "/completions?messages=hi&scenario=rate-limited")
+            assert mock_llm.last_request.events_sent == 5
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=2)
+    record = "GET /completions scenario='rate-limited' status=429 outcome='error_status' events_sent=0 *ms"
+    result.stdout.fnmatch_lines(
+        [
+            "E       AssertionError: assert Outcome.ERROR_STATUS == 'completed'",
+            "E         - completed",
+            "E         + error_status",
+            "*- mock-llm-sse requests at http://127.0.0.1:* -*",
+            f"#1 {record}",
+            "E       AssertionError: assert 0 == 5",
+            f"E        +  where 0 = <RequestRecord #2 {record}>.events_sent",
+            "E        +    where <RequestRecord #2 *> = <MockServer http://127.0.0.1:*>.last_request",
+            "*- mock-llm-sse requests at http://127.0.0.1:* -*",
+            f"#2 {record}",  # ids go on across resets, so `since=` stays meaningful
+        ]
+    )
+
+
+SCENARIO = "description: from the test's own directory\nreply: custom reply\n"
+
+
+@pytest.mark.parametrize("where", ["option", "ini"])
+def test_scenarios_come_from_the_option_or_the_ini(pytester, where):
+    (pytester.path / "llm").mkdir()
+    (pytester.path / "llm" / "custom.yaml").write_text(SCENARIO)
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_custom(mock_llm):
+            scenario = httpx.get(mock_llm.url + "/_mock/scenarios/custom").json()
+            assert scenario["description"] == "from the test's own directory"
+        """
+    )
+    if where == "ini":
+        pytester.makeini("[pytest]\nmock_llm_scenarios = llm\n")
+        result = pytester.runpytest()
+    else:
+        result = pytester.runpytest("--mock-llm-scenarios", "llm")
+    result.assert_outcomes(passed=1)
+
+
+def test_the_option_replaces_the_ini(pytester):
+    for folder in ("from_ini", "from_option"):
+        (pytester.path / folder).mkdir()
+        (pytester.path / folder / f"{folder}.yaml").write_text(SCENARIO)
+    pytester.makeini("[pytest]\nmock_llm_scenarios = from_ini\n")
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_which(mock_llm):
+            names = {s["name"] for s in httpx.get(mock_llm.url + "/_mock/scenarios").json()}
+            assert "from_option" in names
+            assert "from_ini" not in names
+        """
+    )
+    pytester.runpytest("--mock-llm-scenarios", "from_option").assert_outcomes(passed=1)
+
+
+def test_invalid_scenarios_fail_the_fixture_with_every_problem(pytester):
+    (pytester.path / "llm").mkdir()
+    (pytester.path / "llm" / "broken.yaml").write_text("reply: hi\nchunk_ms: -5\nfaults: [{kind: dorp}]\n")
+    pytester.makepyfile("def test_uses(mock_llm): pass")
+    result = pytester.runpytest("--mock-llm-scenarios", "llm")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ScenarioError: *broken.yaml:2: chunk_ms: Input should be greater than or equal to 0",
+            "*broken.yaml:3: faults.0.kind: Input should be 'drop', *",
+        ]
+    )
+
+
+def test_each_xdist_worker_has_its_own_server(pytester):
+    pytester.makepyfile(
+        f"""
+        import os
+        import pathlib
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_record_url(mock_llm, n):
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            (pathlib.Path({str(pytester.path)!r}) / f"{{worker}}-{{n}}.url").write_text(mock_llm.url)
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=4)
+    urls = {path.read_text() for path in pytester.path.glob("gw*.url")}
+    workers = {path.name.split("-")[0] for path in pytester.path.glob("gw*.url")}
+    assert workers == {"gw0", "gw1"}
+    assert len(urls) == 2
