@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from mock_server import __version__, control, endpoints
+from mock_server import __version__, control, endpoints, playground
 from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.journal import Journal
 from mock_server.settings import Settings
@@ -46,4 +46,5 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     )
     app.include_router(endpoints.router)
     app.include_router(control.router)
+    app.include_router(playground.router)
     return app
