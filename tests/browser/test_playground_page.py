@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 import pytest
@@ -44,7 +45,9 @@ def test_playground_shows_reply_timeline_frames_and_an_equivalent_curl_command(
     assert names[:3] == ["request", "response", "role"]
     assert names[-3:] == ["finish", "done", "end"]
     assert names.count("chunk") == len(f"You said: {prompt}".split())
-    expect(playground.locator("#timeline td.time").first).to_have_text("+0 ms")
+    times = playground.locator("#timeline td.time").all_inner_texts()
+    assert all(re.fullmatch(r"\+\d+ ms", time) for time in times), times
+    assert [int(t[1:-3]) for t in times] == sorted(int(t[1:-3]) for t in times), "times since the request, in order"
     expect(playground.locator("#raw")).to_contain_text('"delta":{"role":"assistant"')
     expect(playground.locator("#raw")).to_contain_text("data: [DONE]")
     command = shlex.split(playground.locator("#curl").inner_text())

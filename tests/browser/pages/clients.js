@@ -44,7 +44,7 @@ function within(ms, seen, work) {
 /** Native EventSource on GET /completions. Ends when the browser gives up (an error that leaves it
  * CLOSED), or at `[DONE]` when `closeOnDone` is set, as a chat UI does. */
 function streamWithEventSource({ query, closeOnDone = true, timeoutMs = 20000 }) {
-  const seen = { text: "", ids: [], opens: 0, errors: [], done: false };
+  const seen = { text: "", ids: [], opens: 0, errors: [], lastIdAtErrors: [], done: false };
   const source = new EventSource(`${api}/completions?${new URLSearchParams(query)}`);
   const work = new Promise((resolve) => {
     source.onopen = () => {
@@ -66,6 +66,7 @@ function streamWithEventSource({ query, closeOnDone = true, timeoutMs = 20000 })
       // CONNECTING: the browser reconnects by itself; CLOSED: it has given up for good.
       const closed = source.readyState === EventSource.CLOSED;
       seen.errors.push(closed ? "closed" : "reconnecting");
+      seen.lastIdAtErrors.push(seen.ids.at(-1) ?? null);
       note(`EventSource error, ${closed ? "closed" : "reconnecting"}`);
       if (closed) resolve();
     };
@@ -85,7 +86,15 @@ function streamWithFetchEventSource({
   abortAfterChunks = null,
   timeoutMs = 20000,
 }) {
-  const seen = { text: "", events: [], errors: [], closed: false, aborted: false, failure: null };
+  const seen = {
+    text: "",
+    events: [],
+    errors: [],
+    lastIdAtErrors: [],
+    closed: false,
+    aborted: false,
+    failure: null,
+  };
   const controller = new AbortController();
   let chunks = 0;
   const work = fetchEventSource(`${api}/completions?${new URLSearchParams(query)}`, {
@@ -115,6 +124,7 @@ function streamWithFetchEventSource({
     },
     onerror(error) {
       seen.errors.push(String(error));
+      seen.lastIdAtErrors.push(seen.events.findLast((event) => event.id)?.id ?? null);
       note(`fetchEventSource error ${error}`);
       if (seen.errors.length > retries) throw error; // returning nothing would retry
     },
