@@ -72,7 +72,8 @@ def test_retry_after_drop_resends_the_post_with_last_event_id(
 def test_abort_mid_stream_is_recorded_as_client_disconnected(
     clients: Page, prompt: str, journal: JournalReader
 ) -> None:
-    seen = stream(clients, request=prompt, model="slow-chunks", abortAfterChunks=2)
+    # A second between chunks: the server has surely seen the hang-up before it has more to send.
+    seen = stream(clients, request=prompt, model="slow-chunks", query={"chunk_ms": 1000}, abortAfterChunks=1)
 
     assert (seen["aborted"], seen["closed"], seen["failure"]) == (True, False, None)
     (record,) = journal.wait_for(prompt, 1)
