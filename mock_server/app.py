@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from mock_server import __version__, anthropic_api, control, endpoints, openai_api
+from mock_server import __version__, anthropic_api, control, endpoints, openai_api, playground
 from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.journal import Journal
 from mock_server.settings import Settings
@@ -48,4 +48,5 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.include_router(openai_api.router)
     app.include_router(anthropic_api.router)
     app.include_router(control.router)
+    app.include_router(playground.router)
     return app
