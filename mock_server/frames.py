@@ -29,6 +29,13 @@ def encode(event: Event) -> bytes:
     return ServerSentEvent(event.data, event=event.event, id=event.id, retry=event.retry, sep=LINE_END).encode()
 
 
+def encode_retry(milliseconds: int) -> bytes:
+    """A lone `retry:` field line, with no blank line after it: it sets the client's reconnection
+    time without dispatching an event, so clients that fire a message on every blank line
+    (fetch-event-source) do not see an empty one."""
+    return f"retry: {milliseconds}{LINE_END}".encode()
+
+
 def encode_comment(text: str) -> bytes:
     """A comment line followed by a blank line (as keep-alive pings are sent)."""
     return ServerSentEvent(comment=text, sep=LINE_END).encode()

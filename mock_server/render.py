@@ -99,6 +99,8 @@ class _Renderer:
                 self.ops.append(Drop())
             case steps.Reset():
                 self.ops.append(Reset())
+            case steps.RawEvent(None, None, None, retry) if retry is not None:
+                self._write(frames.encode_retry(retry), events=0)
             case steps.RawEvent(event, data, event_id, retry):
                 encoded = frames.encode(frames.Event(data, event=event, id=event_id, retry=retry))
                 self._write(encoded, events=int(data is not None))
@@ -185,8 +187,13 @@ def _after_event(ops: list[Op], event_id: int) -> list[Op]:
 
 
 def _is_whole_non_event(op: Op) -> bool:
-    # A piece of a split event has no event either, but only a whole block ends with the blank line.
-    return isinstance(op, Write) and not op.events and op.data.endswith(b"\n\n")
+    # A piece of a split event has no event either, but only a whole block ends with the blank line
+    # (or is the lone `retry:` line).
+    return isinstance(op, Write) and not op.events and (op.data.endswith(b"\n\n") or _is_retry_line(op.data))
+
+
+def _is_retry_line(data: bytes) -> bool:
+    return data.startswith(b"retry: ") and data.endswith(b"\n") and data.count(b"\n") == 1
 
 
 def _coalesce(ops: list[Op]) -> list[Op]:

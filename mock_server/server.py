@@ -33,19 +33,20 @@ T = TypeVar("T")
 
 def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> uvicorn.Config:
     """uvicorn settings for our app: our connection-exposing protocol, no lifespan; with
-    `configure_logging` false, the process's logging configuration is left alone."""
-    extra: dict[str, Any] = {} if configure_logging else {"log_config": None}
+    `configure_logging` false, the process's logging configuration (handlers and levels) is left alone."""
+    logging: dict[str, Any] = (
+        {"log_level": settings.log_level} if configure_logging else {"log_config": None, "log_level": None}
+    )
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         http=ConnectionExposingProtocol,
         lifespan="off",
-        log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
         server_header=False,
-        **extra,
+        **logging,
     )
 
 

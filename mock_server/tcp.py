@@ -59,6 +59,12 @@ class ConnectionExposingProtocol(_FastProtocol):
     """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, and a
     shutdown that ends the connection's stream instead of waiting for it."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn's protocol logs access whenever the logger has a handler anywhere up the tree
+        # (under pytest, always); the server's own `access_log` setting decides instead.
+        self.access_log = self.access_log and self.config.access_log
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._mock_connection = Connection(transport)

@@ -67,6 +67,7 @@ def test_retry_after_drop_resends_the_post_with_last_event_id(
     assert (retry["outcome"], retry["last_event_id"]) == ("completed", seen["lastIdAtErrors"][0])
     assert 0 < int(retry["last_event_id"]) <= first["events_sent"]
     assert (retry["method"], retry["body"]) == ("POST", first["body"]), "the retry re-sends the POST"
+    assert all(event["data"] for event in seen["events"]), "the `retry:` line fires no empty message"
 
 
 def test_abort_mid_stream_is_recorded_as_client_disconnected(

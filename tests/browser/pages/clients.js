@@ -106,8 +106,8 @@ function streamWithFetchEventSource({
     onmessage(message) {
       seen.events.push({ event: message.event, id: message.id, data: message.data });
       note(`fetchEventSource message event=${message.event} id=${message.id} ${message.data.slice(0, 60)}`);
-      // Unlike EventSource, fetchEventSource also calls onmessage for events without data, such as
-      // a lone `retry:` field: JSON.parse("") would throw, and the library would retry.
+      // Unlike EventSource, fetchEventSource also calls onmessage for events without data (a blank
+      // line after a `: ping` comment): JSON.parse("") would throw, and the library would retry.
       if (message.event !== "" || message.data === "" || message.data === "[DONE]") return;
       const content = contentOf(message.data);
       seen.text += content;
