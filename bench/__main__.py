@@ -106,6 +106,7 @@ class Fidelity:
 
 
 async def fidelity(port: int, path: str, streams: int) -> Fidelity:
+    await load.run_streams(port, load.http_request(path), streams, timeout=120)  # warm-up, not measured
     probes = await load.run_streams(port, load.http_request(path), streams, timeout=120)
     gaps: list[float] = []
     lateness: list[float] = []

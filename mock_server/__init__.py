@@ -26,15 +26,15 @@ if TYPE_CHECKING:
         UnknownScenarioError,
     )
     from mock_server.journal import RequestRecord
+    from mock_server.ops import Outcome
     from mock_server.scenario import Scenario
     from mock_server.server import MockServer
     from mock_server.settings import Settings
-    from mock_server.transport import Outcome
 
 _HOMES = {
     "MockLLMError": "mock_server.errors",
     "MockServer": "mock_server.server",
-    "Outcome": "mock_server.transport",
+    "Outcome": "mock_server.ops",
     "OverrideError": "mock_server.errors",
     "RequestBodyError": "mock_server.errors",
     "RequestRecord": "mock_server.journal",

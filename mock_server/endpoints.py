@@ -21,11 +21,12 @@ from mock_server.errors import (
     UnknownScenarioError,
 )
 from mock_server.journal import Record
+from mock_server.ops import Outcome, PlayResult
 from mock_server.overrides import parse_overrides
 from mock_server.prompt import PromptInfo, parse_json_body, prompt_from_body, prompt_from_query
 from mock_server.state import MockState
 from mock_server.timeline import RequestContext, Timeline, compile_timeline
-from mock_server.transport import Outcome, PlayResult, StreamResponse
+from mock_server.transport import StreamResponse
 
 router = APIRouter()
 
@@ -130,7 +131,7 @@ def stream(
         return scripted_error(dialect, timeline, record, mock_headers)
     info = _stream_info(request, timeline, key, prompt, include_usage=include_usage)
     resume_after = resume_after if timeline.ids else None
-    ops = rendering.render(timeline, dialect.stream(info), resume_after)
+    ops = state_of(request).renders.render(timeline, dialect, info, resume_after)
     if resume_after is not None and rendering.nothing_left(ops):
         # The client has every event: 204 is what tells EventSource to stop reconnecting.
         record.finish(204, Outcome.COMPLETED)

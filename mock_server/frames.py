@@ -26,7 +26,17 @@ class Event:
 
 def encode(event: Event) -> bytes:
     """The event's exact wire bytes, ending with the blank line that dispatches it."""
+    if event.retry is None and event.data is not None and _one_line(event.data, event.id, event.event):
+        # The common case, byte for byte what ServerSentEvent writes, without its line splitting.
+        fields = f"id: {event.id}{LINE_END}" if event.id is not None else ""
+        if event.event is not None:
+            fields += f"event: {event.event}{LINE_END}"
+        return f"{fields}data: {event.data}{LINE_END}{LINE_END}".encode()
     return ServerSentEvent(event.data, event=event.event, id=event.id, retry=event.retry, sep=LINE_END).encode()
+
+
+def _one_line(*values: str | None) -> bool:
+    return not any(value is not None and ("\n" in value or "\r" in value) for value in values)
 
 
 def encode_retry(milliseconds: int) -> bytes:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from mock_server.transport import Outcome, PlayResult
+from mock_server.ops import Outcome, PlayResult
 
 DEFAULT_SIZE = 1000
 SETTLE_POLL_S = 0.002

@@ -13,8 +13,8 @@ from mock_server.auth import authorize
 from mock_server.dialects import DIALECTS
 from mock_server.endpoints import error_response, open_record, state_of
 from mock_server.errors import MockLLMError
+from mock_server.ops import Outcome
 from mock_server.prompt import prompt_from_body
-from mock_server.transport import Outcome
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 

@@ -13,12 +13,13 @@ and are left out.
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from mock_server import frames, steps
 from mock_server.dialects import Dialect, DialectSpec, StreamInfo, collect_answer
+from mock_server.ops import Drop, Hang, Op, Reset, Wait, Write
 from mock_server.timeline import Timeline
-from mock_server.transport import Drop, Hang, Op, Reset, Wait, Write
 
 COALESCE_BYTES = 64 * 1024
 
@@ -33,6 +34,35 @@ def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None
     if resume_after is not None:
         ops = _after_event(ops, resume_after)
     return tuple(_coalesce(ops))
+
+
+class RenderCache:
+    """Rendered streams, newest kept up to `max_bytes`: rendering is pure, and under load many
+    requests render the very same stream (same scenario, prompt, second and resume point)."""
+
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self._entries: OrderedDict[tuple[object, ...], tuple[tuple[Op, ...], int]] = OrderedDict()
+        self._bytes = 0
+        self.max_bytes = max_bytes
+
+    def render(
+        self, timeline: Timeline, dialect: DialectSpec, info: StreamInfo, resume_after: int | None = None
+    ) -> tuple[Op, ...]:
+        """`render(timeline, dialect.stream(info), resume_after)`, from the cache when it can be."""
+        key = (dialect.name, timeline, info, resume_after)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry[0]
+        ops = render(timeline, dialect.stream(info), resume_after)
+        size = sum(len(op.data) for op in ops if isinstance(op, Write))
+        if size <= self.max_bytes:
+            self._entries[key] = (ops, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
+        return ops
 
 
 def nothing_left(ops: tuple[Op, ...]) -> bool:

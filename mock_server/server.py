@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import signal
 import socket
@@ -72,6 +73,10 @@ def run_foreground(app: FastAPI, settings: Settings, sock: socket.socket, on_rea
     # uvicorn re-raises SIGINT/SIGTERM to the previous handler once it has shut down gracefully;
     # a quiet handler there makes a requested stop exit 0 instead of dying of the signal.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Everything loaded so far (the web stack, the scenarios) lives as long as the process: keep it
+    # out of the cyclic collector's way, whose full passes would otherwise pause every stream.
+    gc.collect()
+    gc.freeze()
     try:
         server.run(sockets=[sock])
     finally:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mock_server.catalog import Catalog
 from mock_server.journal import Journal
+from mock_server.render import RenderCache
 from mock_server.settings import Settings
 
 
@@ -14,6 +15,7 @@ class MockState:
     settings: Settings
     catalog: Catalog
     journal: Journal
+    renders: RenderCache = field(default_factory=RenderCache)
 
     def reset(self) -> int:
         """Back to the state at start: no records, no run-time scenarios, `times` counted afresh.

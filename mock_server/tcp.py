@@ -16,6 +16,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 try:
@@ -37,6 +38,8 @@ class Connection:
     """One TCP connection: its transport, and the stream playing on it, if any."""
 
     transport: asyncio.Transport
+    flow: FlowControl | None = None
+    """uvicorn's write flow control for this connection: `write_paused` while the client lags."""
     stream: Stoppable | None = None
 
     def close(self) -> None:
@@ -67,7 +70,7 @@ class ConnectionExposingProtocol(_FastProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._mock_connection = Connection(transport)
+        self._mock_connection = Connection(transport, getattr(self, "flow", None))
         self.app_state = {**self.app_state, CONNECTION_KEY: self._mock_connection}
 
     def shutdown(self) -> None:

@@ -1,8 +1,12 @@
-"""Playing a rendered stream onto an ASGI connection with exact timing and real wire faults.
+"""Playing a rendered stream onto the connection, with exact timing and real wire faults.
 
 Departures from sse-starlette's `EventSourceResponse`, on purpose:
-- frames arrive pre-rendered as bytes, so the per-chunk path is one wait and one `send`;
-- every wait is measured against one monotonic deadline per stream, so error never accumulates;
+- frames arrive pre-rendered as bytes; what each op means is `player.Player`'s business;
+- a chunked stream is played from timer callbacks that write its chunks straight to the TCP
+  transport, in uvicorn's own chunked framing: no task wakes up and no ASGI layer is crossed per
+  chunk. The status line, headers and the final chunk still go through ASGI `send`, and uvicorn's
+  flow control is honoured. Anything else (no connection of ours, a body with Content-Length, an
+  injected clock) is played through ASGI `send` from a coroutine;
 - a drop and a reset act on the TCP transport (see `tcp.py`), which ASGI alone cannot do;
 - one watcher task notices the client leaving at once (also during a long wait or a stall) and
   cancels the stream, instead of sse-starlette's task group of four.
@@ -12,84 +16,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from starlette.responses import Response
+from uvicorn.protocols.http.flow_control import FlowControl
 
-from mock_server import frames, tcp
-from mock_server.pacing import Clock, Pacer
-from mock_server.pacing import Sleep as SleepFn
+from mock_server import tcp
+from mock_server.ops import Op, Outcome, PlayResult
+from mock_server.player import Pause, Player
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Clock = Callable[[], float]
+SleepFn = Callable[[float], Awaitable[None]]
 
-KEEPALIVE = frames.encode_comment("ping")
 DROP_SETTLE_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """Bytes for one `send`; `events` SSE events end in them, the last with id `last_id`."""
-
-    data: bytes
-    events: int = 0
-    last_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """Move the stream's deadline on by `seconds` and wait for it; keep-alives may fill the time.
-    A `stall` wait is the server going silent on purpose: a client leaving during it gave up on a stall."""
-
-    seconds: float
-    keepalive: bool = True
-    stall: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Hang:
-    """Send nothing more and keep the connection open until the client leaves."""
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """Close the connection without the chunked body's terminating chunk."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """Abort the connection with a TCP reset."""
-
-
-Op = Write | Wait | Hang | Drop | Reset
-
-
-class Outcome(StrEnum):
-    """How a response ended.
-
-    `stalled`: the client left (or the server stopped) while the stream was stalling on purpose;
-    `client_disconnected`: the client left at any other moment, e.g. between paced chunks.
-    """
-
-    COMPLETED = "completed"
-    DROPPED = "dropped"
-    RESET = "reset"
-    STALLED = "stalled"
-    ERROR_STATUS = "error_status"
-    CLIENT_DISCONNECTED = "client_disconnected"
-
-    def __repr__(self) -> str:  # short enough for pytest's one-line assertion message
-        return f"Outcome.{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class PlayResult:
-    outcome: Outcome
-    events_sent: int
 
 
 class StreamResponse(Response):
@@ -123,8 +66,8 @@ class StreamResponse(Response):
         self._sleep = sleep
         self._head_sent = False
         self._defer_head = defer_head
-        self._events_sent = 0
-        self._outcome = Outcome.COMPLETED
+        self._player: Player | None = None
+        self._cut_short: Outcome | None = None
         self._client_gone = False
         self._stopping = False
         self._closing = False
@@ -142,7 +85,7 @@ class StreamResponse(Response):
         try:
             if not self._defer_head:
                 await self._send_head(send)
-            await self._play(connection, send)
+            await self._play(scope, connection, send)
         except asyncio.CancelledError:
             if not (self._client_gone or self._stopping):
                 raise
@@ -153,15 +96,20 @@ class StreamResponse(Response):
                 else:
                     await self._end_connection(connection, reset=False)
                 if self._outcome is Outcome.COMPLETED:
-                    self._outcome = Outcome.DROPPED
+                    self._cut_short = Outcome.DROPPED
             elif self._outcome is not Outcome.STALLED:
-                self._outcome = Outcome.CLIENT_DISCONNECTED
+                self._cut_short = Outcome.CLIENT_DISCONNECTED
         finally:
             watcher.cancel()
             if connection is not None:
                 connection.stream = None
             if self.on_end is not None:
-                self.on_end(PlayResult(self._outcome, self._events_sent))
+                events = self._player.events_sent if self._player is not None else 0
+                self.on_end(PlayResult(self._cut_short or self._outcome, events))
+
+    @property
+    def _outcome(self) -> Outcome:
+        return self._player.outcome if self._player is not None else Outcome.COMPLETED
 
     def stop(self) -> None:
         """End the stream now (server shutdown): what was sent stays, the body ends cleanly."""
@@ -181,49 +129,70 @@ class StreamResponse(Response):
             self._client_gone = True
             task.cancel()
 
-    async def _play(self, connection: tcp.Connection | None, send: Send) -> None:
-        pacer = Pacer(self._clock, self._sleep)
-        last_write = pacer.deadline
-        keepalive = self.keepalive_s
+    async def _play(self, scope: Scope, connection: tcp.Connection | None, send: Send) -> None:
+        direct = (
+            connection is not None
+            and self._clock is None
+            and not self._defer_head
+            and scope.get("http_version") == "1.1"
+            and scope.get("method") != "HEAD"
+        )
+        if direct:
+            assert connection is not None
+            pause = await self._play_direct(connection, send)
+        else:
+            pause = await self._play_through_asgi(connection, send)
+        if pause is Pause.HANG:
+            await asyncio.get_running_loop().create_future()  # until the client leaves or the server stops
+        elif pause is Pause.DROP or pause is Pause.RESET:
+            await self._end_connection(connection, reset=pause is Pause.RESET)
+        else:
+            if not self._head_sent:
+                await self._send_head(send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self._finished = True
+
+    async def _play_direct(self, connection: tcp.Connection, send: Send) -> Pause:
+        """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them."""
+        loop = asyncio.get_running_loop()
+        transport, flow = connection.transport, connection.flow
+
+        def write(data: bytes) -> bool:
+            if transport.is_closing():
+                return False  # the client has gone; uvicorn would drop it too
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            return True
+
+        player = self._player = Player(self.ops, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
+        while True:
+            pause = await _run_on_timers(player, flow)
+            if pause is not Pause.SLEEP:
+                return pause
+            if flow is not None:
+                await flow.drain()  # the client reads slower than we write: wait, as uvicorn's send would
+
+    async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Pause:
+        """The same play through ASGI `send`, from this coroutine."""
+        clock = self._clock or asyncio.get_running_loop().time
         # uvicorn silently discards what is sent after the client has gone; such events do not count.
         transport = connection.transport if connection is not None else None
-        for op in self.ops:
-            if type(op) is Write:
+        pending: list[bytes] = []
+
+        def write(data: bytes) -> bool:
+            pending.append(data)
+            return transport is None or not transport.is_closing()
+
+        player = self._player = Player(self.ops, write=write, clock=clock, keepalive_s=self.keepalive_s)
+        while True:
+            pause = player.resume()
+            for data in pending:
                 if not self._head_sent:
                     await self._send_head(send)
-                await send({"type": "http.response.body", "body": op.data, "more_body": True})
-                if transport is None or not transport.is_closing():
-                    self._events_sent += op.events
-                last_write = pacer.clock()
-            elif type(op) is Wait:
-                deadline = pacer.advance(op.seconds)
-                if keepalive is not None and op.keepalive:
-                    # Ping whenever the line has been quiet for `keepalive` seconds before the deadline.
-                    while last_write + keepalive < deadline:
-                        await pacer.sleep_until(last_write + keepalive)
-                        await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-                        last_write = pacer.clock()
-                if op.stall:
-                    self._outcome = Outcome.STALLED  # what a client that leaves during the stall sees
-                    await pacer.sleep_until(deadline)
-                    self._outcome = Outcome.COMPLETED
-                else:
-                    await pacer.sleep_until(deadline)
-            elif type(op) is Hang:
-                self._outcome = Outcome.STALLED
-                await asyncio.Event().wait()
-            elif type(op) is Drop:
-                self._outcome = Outcome.DROPPED
-                await self._end_connection(connection, reset=False)
-                return
-            elif type(op) is Reset:
-                self._outcome = Outcome.RESET
-                await self._end_connection(connection, reset=True)
-                return
-        if not self._head_sent:
-            await self._send_head(send)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        self._finished = True
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            pending.clear()
+            if pause is not Pause.SLEEP:
+                return pause
+            await self._sleep(max(0.0, player.wake_at - clock()))
 
     async def _end_connection(self, connection: tcp.Connection | None, *, reset: bool) -> None:
         if connection is None:
@@ -238,3 +207,26 @@ class StreamResponse(Response):
             await asyncio.wait_for(self._gone.wait(), DROP_SETTLE_TIMEOUT_S)
         except TimeoutError:
             connection.transport.abort()
+
+
+async def _run_on_timers(player: Player, flow: FlowControl | None) -> Pause:
+    """Resume `player` from timer callbacks until it stops for anything but a sleep (or sleeps while
+    the client lags behind: `write_paused`), and say why."""
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[Pause] = loop.create_future()
+    timer: asyncio.TimerHandle | None = None
+
+    def step() -> None:
+        nonlocal timer
+        pause = player.resume()
+        if pause is Pause.SLEEP and not (flow is not None and flow.write_paused):
+            timer = loop.call_at(player.wake_at, step)
+        elif not stopped.done():
+            stopped.set_result(pause)
+
+    step()
+    try:
+        return await stopped
+    finally:
+        if timer is not None:
+            timer.cancel()

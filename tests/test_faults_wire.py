@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
+import time
 
 import pytest
 
@@ -200,3 +202,27 @@ def test_once_drop_does_not_fire_on_a_resumed_request(server: MockServer) -> Non
     assert first.content() + resumed.content() == (
         "The quick brown fox jumps over the lazy dog, and then jumps back again."
     )
+
+
+def test_a_client_that_reads_slowly_gets_every_byte(server: MockServer) -> None:
+    """Writes wait for a lagging client (flow control) and nothing is lost or reordered."""
+    url = server.url + "/completions?messages=x&scenario=long-reply&chunk_ms=0"
+    expected = fetch(url).body
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(
+            b"GET /completions?messages=x&scenario=long-reply&chunk_ms=0 HTTP/1.1\r\nHost: x\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        time.sleep(0.5)  # the server fills the socket buffers and must wait
+        received = b""
+        while chunk := sock.recv(1024):
+            received += chunk
+    _, _, body = received.partition(b"\r\n\r\n")
+    assert body.endswith(b"0\r\n\r\n")
+    decoded = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        decoded, body = decoded + rest[:size], rest[size + 2 :]
+    assert decoded == expected

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from mock_server.journal import Journal, RequestRecord
+from mock_server.ops import Outcome, PlayResult
 from mock_server.server import MockServer
-from mock_server.transport import Outcome, PlayResult
 from tests.wire import Ending, WireResponse, fetch
 
 SPEC_FIELDS = [

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from mock_server import steps
+from hypothesis import given
+from hypothesis import strategies as st
+from sse_starlette.event import ServerSentEvent
+
+from mock_server import frames, steps
 from mock_server.dialects import DIALECTS, Dialect, StreamInfo
-from mock_server.render import nothing_left, render, split_points
+from mock_server.ops import Drop, Wait, Write
+from mock_server.render import RenderCache, nothing_left, render, split_points
 from mock_server.timeline import Timeline, Usage
-from mock_server.transport import Drop, Wait, Write
 
 INFO = StreamInfo(key="0" * 64, created=1700000000, model="m", usage=Usage(1, 2))
 
@@ -72,3 +76,29 @@ def test_writes_without_a_wait_between_are_coalesced() -> None:
     assert len(ops) == 1
     assert isinstance(ops[0], Write)
     assert ops[0].events == 5
+
+
+@given(
+    data=st.one_of(st.none(), st.text()),
+    event=st.one_of(st.none(), st.text()),
+    event_id=st.one_of(st.none(), st.text()),
+    retry=st.one_of(st.none(), st.integers(min_value=0, max_value=10**9)),
+)
+def test_encoding_is_sse_starlettes_byte_for_byte(
+    data: str | None, event: str | None, event_id: str | None, retry: int | None
+) -> None:
+    expected = ServerSentEvent(data, event=event, id=event_id, retry=retry, sep="\n").encode()
+    assert frames.encode(frames.Event(data, event=event, id=event_id, retry=retry)) == expected
+
+
+def test_render_cache_returns_the_same_ops_and_stays_bounded() -> None:
+    cache = RenderCache(max_bytes=2000)
+    spec = DIALECTS["openai-chat"]
+    script = timeline(steps.Text("a"), steps.Finish())
+    first = cache.render(script, spec, INFO)
+    assert cache.render(script, spec, INFO) is first
+    assert first == render(script, spec.stream(INFO))
+    for n in range(20):
+        cache.render(timeline(steps.Text(str(n)), steps.Finish()), spec, INFO)
+    assert cache.render(script, spec, INFO) is not first  # evicted, rendered again
+    assert sum(size for _, size in cache._entries.values()) <= 2000
