@@ -25,7 +25,7 @@ from mock_server.ops import Outcome, PlayResult
 from mock_server.overrides import parse_overrides
 from mock_server.prompt import PromptInfo, parse_json_body, prompt_from_body, prompt_from_query
 from mock_server.state import MockState
-from mock_server.timeline import RequestContext, Timeline, compile_timeline
+from mock_server.timeline import RequestContext, Timeline
 from mock_server.transport import StreamResponse
 
 router = APIRouter()
@@ -109,7 +109,7 @@ def prepare(
         resumed=bool(headers.get("last-event-id", "").strip()),
         selection=state.catalog.count_selection(scenario.name),
     )
-    timeline = compile_timeline(scenario, overrides, context)
+    timeline = state.timelines.compile(scenario, overrides, context)
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     key = hashlib.sha256(f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}".encode()).hexdigest()
     return timeline, resume_after, key

@@ -38,10 +38,12 @@ def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None
 
 class RenderCache:
     """Rendered streams, newest kept up to `max_bytes`: rendering is pure, and under load many
-    requests render the very same stream (same scenario, prompt, second and resume point)."""
+    requests render the very same stream (same timeline, second and resume point). Timelines are
+    keyed by identity (the `TimelineCache` hands out one object per distinct timeline), which
+    keeps a hit cheap however long the stream."""
 
     def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
-        self._entries: OrderedDict[tuple[object, ...], tuple[tuple[Op, ...], int]] = OrderedDict()
+        self._entries: OrderedDict[tuple[object, ...], tuple[Timeline, tuple[Op, ...], int]] = OrderedDict()
         self._bytes = 0
         self.max_bytes = max_bytes
 
@@ -49,18 +51,18 @@ class RenderCache:
         self, timeline: Timeline, dialect: DialectSpec, info: StreamInfo, resume_after: int | None = None
     ) -> tuple[Op, ...]:
         """`render(timeline, dialect.stream(info), resume_after)`, from the cache when it can be."""
-        key = (dialect.name, timeline, info, resume_after)
+        key = (dialect.name, id(timeline), info, resume_after)
         entry = self._entries.get(key)
-        if entry is not None:
+        if entry is not None and entry[0] is timeline:
             self._entries.move_to_end(key)
-            return entry[0]
+            return entry[1]
         ops = render(timeline, dialect.stream(info), resume_after)
         size = sum(len(op.data) for op in ops if isinstance(op, Write))
         if size <= self.max_bytes:
-            self._entries[key] = (ops, size)
+            self._entries[key] = (timeline, ops, size)
             self._bytes += size
             while self._bytes > self.max_bytes:
-                _, (_, evicted) = self._entries.popitem(last=False)
+                _, (_, _, evicted) = self._entries.popitem(last=False)
                 self._bytes -= evicted
         return ops
 

@@ -8,6 +8,7 @@ from mock_server.catalog import Catalog
 from mock_server.journal import Journal
 from mock_server.render import RenderCache
 from mock_server.settings import Settings
+from mock_server.timeline import TimelineCache
 
 
 @dataclass
@@ -15,6 +16,7 @@ class MockState:
     settings: Settings
     catalog: Catalog
     journal: Journal
+    timelines: TimelineCache = field(default_factory=TimelineCache)
     renders: RenderCache = field(default_factory=RenderCache)
 
     def reset(self) -> int:

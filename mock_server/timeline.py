@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -101,6 +102,41 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         keepalive_ms=scenario.keepalive_ms,
         usage=Usage(max(1, len(context.prompt.split())), chunks),
     )
+
+
+class TimelineCache:
+    """Compiled timelines by their inputs, newest kept up to `max_steps` steps in all: compiling is
+    pure, and under load many requests compile the very same timeline. A hit returns the same
+    object, so what is derived from it can be cached by identity."""
+
+    def __init__(self, max_steps: int = 1_000_000) -> None:
+        self._entries: OrderedDict[tuple[object, ...], tuple[Scenario, Timeline]] = OrderedDict()
+        self._steps = 0
+        self.max_steps = max_steps
+
+    def compile(self, scenario: Scenario, overrides: Overrides, context: RequestContext) -> Timeline:
+        """`compile_timeline(scenario, overrides, context)`, from the cache when it can be."""
+        counted = any(f.times is not None or f.probability < 1 for f in (*scenario.faults, *overrides.faults))
+        key = (
+            id(scenario),
+            overrides,
+            context.prompt,
+            context.model,
+            context.resumed,
+            context.selection if counted else 0,
+        )
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is scenario:  # the id of a replaced scenario may be reused
+            self._entries.move_to_end(key)
+            return entry[1]
+        timeline = compile_timeline(scenario, overrides, context)
+        if len(timeline.steps) <= self.max_steps:
+            self._entries[key] = (scenario, timeline)
+            self._steps += len(timeline.steps)
+            while self._steps > self.max_steps:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._steps -= len(evicted.steps)
+        return timeline
 
 
 def _pick(override: float | None, value: float) -> float:

@@ -101,4 +101,4 @@ def test_render_cache_returns_the_same_ops_and_stays_bounded() -> None:
     for n in range(20):
         cache.render(timeline(steps.Text(str(n)), steps.Finish()), spec, INFO)
     assert cache.render(script, spec, INFO) is not first  # evicted, rendered again
-    assert sum(size for _, size in cache._entries.values()) <= 2000
+    assert sum(size for _, _, size in cache._entries.values()) <= 2000

@@ -11,7 +11,7 @@ from mock_server.chunking import split_reply
 from mock_server.faults import parse_fault_list
 from mock_server.overrides import Overrides
 from mock_server.scenario import Scenario
-from mock_server.timeline import RequestContext, Timeline, compile_timeline
+from mock_server.timeline import RequestContext, Timeline, TimelineCache, compile_timeline
 
 
 def compile_(fields: dict[str, Any], faults: str = "", **context: Any) -> Timeline:
@@ -153,3 +153,20 @@ def test_scripted_steps_play_as_written_and_faults_still_apply() -> None:
 def test_same_inputs_give_the_same_timeline() -> None:
     fields = {"reply": "a b c d", "chunk_ms": 30, "jitter_ms": 10, "faults": [{"kind": "split", "at": 1}]}
     assert compile_(fields, prompt="p") == compile_(fields, prompt="p")
+
+
+def test_timeline_cache_hands_out_one_object_per_distinct_timeline() -> None:
+    cache = TimelineCache()
+    scenario = Scenario.model_validate({"name": "t", "reply": "a b"})
+    first = cache.compile(scenario, Overrides(), RequestContext(prompt="p", selection=1))
+    assert cache.compile(scenario, Overrides(), RequestContext(prompt="p", selection=2)) is first
+    assert cache.compile(scenario, Overrides(), RequestContext(prompt="q")) is not first
+    replaced = Scenario.model_validate({"name": "t", "reply": "c d"})
+    assert texts(cache.compile(replaced, Overrides(), RequestContext(prompt="p"))) == ["c", " d"]
+
+
+def test_timeline_cache_keeps_selection_counted_faults_apart() -> None:
+    cache = TimelineCache()
+    scenario = Scenario.model_validate({"name": "t", "faults": [{"kind": "status", "status": 503, "times": 1}]})
+    statuses = [cache.compile(scenario, Overrides(), RequestContext(selection=n)).status for n in (1, 2, 1)]
+    assert statuses == [503, 200, 503]
