@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
@@ -20,6 +22,20 @@ def load_catalog(settings: Settings) -> Catalog:
     return Catalog(load_paths([*paths, *settings.scenario_dirs]), default=settings.default_scenario)
 
 
+def cors_options(settings: Settings) -> dict[str, Any]:
+    """Starlette CORSMiddleware's options for `settings`: any origin (echoed, so credentials work)
+    unless `cors_origins` names some."""
+    origins = list(settings.cors_origins)
+    return {
+        "allow_origins": [] if "*" in origins else origins,
+        "allow_origin_regex": ".*" if "*" in origins else None,
+        "allow_credentials": True,
+        "allow_methods": ["*"],
+        "allow_headers": ["*"],
+        "expose_headers": EXPOSED_HEADERS,
+    }
+
+
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
     """The ASGI app for `settings`; pass `catalog` to reuse scenarios already loaded."""
     settings = settings or Settings()
@@ -34,16 +50,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         catalog=catalog,
         journal=Journal(settings.journal_size, settings.wall_clock),
     )
-    origins = list(settings.cors_origins)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=[] if "*" in origins else origins,
-        allow_origin_regex=".*" if "*" in origins else None,
-        allow_credentials=True,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=EXPOSED_HEADERS,
-    )
+    app.add_middleware(CORSMiddleware, **cors_options(settings))
     app.include_router(endpoints.router)
     app.include_router(openai_api.router)
     app.include_router(anthropic_api.router)

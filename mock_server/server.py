@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 import uvicorn
 from fastapi import FastAPI
 
-from mock_server.app import create_app
+from mock_server.app import cors_options, create_app
 from mock_server.catalog import load_runtime_scenario
 from mock_server.errors import ServerError
 from mock_server.journal import RequestRecord
+from mock_server.lane import StreamingLane
 from mock_server.loading import Document
 from mock_server.settings import Settings
 from mock_server.state import MockState
@@ -33,13 +34,14 @@ T = TypeVar("T")
 
 
 def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> uvicorn.Config:
-    """uvicorn settings for our app: our connection-exposing protocol, no lifespan; with
-    `configure_logging` false, the process's logging configuration (handlers and levels) is left alone."""
+    """uvicorn settings for our app (behind its streaming lane): our connection-exposing protocol,
+    no lifespan; with `configure_logging` false, the process's logging configuration (handlers and
+    levels) is left alone."""
     logging: dict[str, Any] = (
         {"log_level": settings.log_level} if configure_logging else {"log_config": None, "log_level": None}
     )
     return uvicorn.Config(
-        app,
+        StreamingLane(app, cors_options(settings)),
         host=settings.host,
         port=settings.port,
         http=ConnectionExposingProtocol,
@@ -74,9 +76,12 @@ def run_foreground(app: FastAPI, settings: Settings, sock: socket.socket, on_rea
     # a quiet handler there makes a requested stop exit 0 instead of dying of the signal.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     # Everything loaded so far (the web stack, the scenarios) lives as long as the process: keep it
-    # out of the cyclic collector's way, whose full passes would otherwise pause every stream.
+    # out of the cyclic collector's way, and run its full passes a tenth as often: each one walks
+    # every open stream's objects and pauses all streams (tens of ms with a thousand of them).
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100)
     try:
         server.run(sockets=[sock])
     finally:

@@ -1,0 +1,63 @@
+"""A short path for the streaming endpoints: from uvicorn straight to their handlers.
+
+FastAPI serves everything (routing, the OpenAPI schema, the control API, the playground), but a
+request it handles passes some fifteen ASGI layers, and they stay suspended for as long as the
+response lasts: for a stream, its whole life. Under load that is CPU per request and, above all,
+objects the garbage collector walks on every pass, pausing every stream. `StreamingLane` sends the
+model endpoints to the very same handler functions with only CORS in between; their routes stay
+registered in FastAPI for the OpenAPI schema, and every other request goes to FastAPI as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from mock_server import anthropic_api, endpoints, openai_api
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+STREAMING_HANDLERS: tuple[Handler, ...] = (
+    endpoints.completions_get,
+    endpoints.completions_post,
+    openai_api.chat_completions,
+    openai_api.completions,
+    openai_api.responses,
+    anthropic_api.messages,
+)
+
+
+class StreamingLane:
+    """ASGI app: the streaming endpoints directly, everything else through `app`."""
+
+    def __init__(self, app: FastAPI, cors: Mapping[str, Any]) -> None:
+        self.app = app
+        # Paths and methods as the routers declare them (create_app includes them without a prefix).
+        routers: tuple[APIRouter, ...] = (endpoints.router, openai_api.router, anthropic_api.router)
+        self.routes: dict[tuple[str, str], Handler] = {
+            (route.path, method): route.endpoint
+            for router in routers
+            for route in router.routes
+            if isinstance(route, APIRoute) and route.endpoint in STREAMING_HANDLERS
+            for method in route.methods or ()
+        }
+        self._with_cors = CORSMiddleware(self._handle, **cors)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["path"], scope["method"]) in self.routes:
+            scope["app"] = self.app  # what `request.app` reads, as FastAPI would have set it
+            await self._with_cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes[(scope["path"], scope["method"])]
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
