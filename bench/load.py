@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
+from typing import cast
 
 
 @dataclass
@@ -38,12 +40,11 @@ class _ProbeProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
-        now = self.loop.time()
+        now = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
         probe = self.probe
         if self.head:
             end = data.find(b"\r\n\r\n")
@@ -76,9 +77,8 @@ def http_request(path: str, *, method: str = "GET", body: dict[str, object] | No
 
 async def open_probe(port: int, request: bytes) -> tuple[Probe, asyncio.Transport]:
     loop = asyncio.get_running_loop()
-    probe = Probe(started=loop.time(), closed=loop.create_future())
+    probe = Probe(started=time.perf_counter(), closed=loop.create_future())
     transport, _ = await loop.create_connection(lambda: _ProbeProtocol(request, probe, loop), "127.0.0.1", port)
-    assert isinstance(transport, asyncio.Transport)
     return probe, transport
 
 
