@@ -101,6 +101,7 @@ def prepare(
         named=headers.get("x-mock-scenario") or named, model=prompt.model, prompt=prompt.text, headers=headers
     )
     record.prompt, record.scenario, record.dialect = prompt.text, scenario.name, dialect.name
+    record.thresholds = scenario.thresholds
     resume_after = _last_event_id(headers.get("last-event-id"))
     context = RequestContext(
         prompt=prompt.text,
@@ -142,7 +143,8 @@ def stream(
         *((name.lower().encode(), value.encode()) for name, value in (*mock_headers, *timeline.headers)),
     ]
     keepalive = timeline.keepalive_ms / 1000 if timeline.keepalive_ms else None
-    return StreamResponse(ops, headers=response_headers, keepalive_s=keepalive, on_end=record.on_play_end(200))
+    record.note_stream(timeline, ops)
+    return StreamResponse(ops, headers=response_headers, keepalive_s=keepalive, on_end=record.on_play_end(200, ops))
 
 
 def complete(
@@ -185,6 +187,7 @@ def scripted_error(
 ) -> JSONResponse:
     """The HTTP error a scenario (or a `status` fault) answers with, before any stream byte."""
     record.finish(timeline.status, Outcome.ERROR_STATUS)
+    record.note_headers(timeline.headers)
     return JSONResponse(
         dialect.error_body(timeline.status, timeline.error),
         status_code=timeline.status,

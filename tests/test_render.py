@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mock_server import steps
 from mock_server.dialects import DIALECTS, Dialect, StreamInfo
-from mock_server.render import nothing_left, render, split_points
+from mock_server.render import Schedule, last_id_sent, nothing_left, render, schedule, split_points
 from mock_server.timeline import Timeline, Usage
 from mock_server.transport import Drop, Wait, Write
 
@@ -72,3 +72,31 @@ def test_writes_without_a_wait_between_are_coalesced() -> None:
     assert len(ops) == 1
     assert isinstance(ops[0], Write)
     assert ops[0].events == 5
+
+
+def test_schedule_finds_the_close_event_and_the_first_stall_from_the_waits() -> None:
+    script = timeline(
+        steps.Text("a"),
+        steps.Sleep(100),
+        steps.Text("b"),
+        steps.Split(2, 10),  # the split's own wait comes before the close event's last piece
+        steps.RawEvent(event="close", data="bye"),
+        steps.Sleep(50),
+        steps.Stall(200),
+        steps.Text("c"),
+        steps.Stall(),
+        end_marker=False,
+    )
+    assert schedule(render(script, chat())) == Schedule(close_at_s=0.11, stall_at_s=0.16, stall_s=0.2)
+    forever = timeline(steps.Text("a"), steps.Sleep(30), steps.Stall())
+    assert schedule(render(forever, chat())) == Schedule(stall_at_s=0.03)
+    cut = timeline(steps.Text("a"), steps.Drop(), steps.Stall())
+    assert schedule(render(cut, chat())) == Schedule()
+
+
+def test_last_id_sent_counts_whole_writes_up_to_the_events_sent() -> None:
+    script = timeline(steps.Text("a"), steps.Sleep(10), steps.Text("b"), steps.Finish(), ids=True)
+    ops = render(script, chat())  # the role chunk and "a" (ids 1, 2), then "b", the finish and [DONE]
+    assert [last_id_sent(ops, n) for n in (0, 2, 5)] == [None, 2, 5]
+    assert last_id_sent(render(script, chat(), resume_after=2), 3) == 5
+    assert last_id_sent(render(timeline(steps.Text("a")), chat()), 3) is None
