@@ -1,0 +1,142 @@
+"""Calls: a client's first request and the retries and reconnects that repeat it.
+
+A request joins the call whose last attempt it repeats, when it arrives after that attempt ended
+and no later than the wait the server asked for (`Retry-After`, or the `retry:` in effect) plus the
+scenario's `grace_ms`. It repeats the attempt when it has the same method, path, query and body
+(headers do not matter: a new token or a `Last-Event-ID` changes nothing), or the same method and
+path and a `Last-Event-ID` that the attempt sent. Any other request starts a call of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from mock_server.journal import RequestRecord
+from mock_server.timeline import Ending
+from mock_server.transport import Outcome
+
+OVERLAP_S = 0.25
+"""How much earlier than the server saw an attempt end its repeat may arrive: the client's hang-up
+and its next request can reach the server in either order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The attempts of one call, oldest first; every attempt but the last has ended."""
+
+    attempts: tuple[RequestRecord, ...]
+
+    @property
+    def last(self) -> RequestRecord:
+        return self.attempts[-1]
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return tuple(attempt.id for attempt in self.attempts)
+
+    def retries(self) -> Iterator[tuple[int, RequestRecord, RequestRecord]]:
+        """`(index, attempt, the attempt that repeated it)` for every attempt but the last."""
+        for index, (attempt, repeat) in enumerate(itertools.pairwise(self.attempts)):
+            yield index, attempt, repeat
+
+    def gap_s(self, index: int) -> float:
+        """Seconds from the end of attempt `index` to the arrival of the next one."""
+        ended = self.attempts[index].ended_at
+        assert ended is not None, "an attempt that was repeated has ended"
+        return self.attempts[index + 1].received_at - ended
+
+    def retry_ms(self, index: int) -> int | None:
+        """The reconnection time (`retry:`) in effect after attempt `index`: the latest one set so far,
+        as EventSource keeps it from one connection to the next."""
+        values = [a.retry_ms for a in self.attempts[: index + 1] if a.retry_ms is not None]
+        return values[-1] if values else None
+
+    def asked_wait_s(self, index: int) -> float:
+        """How long the server asked the client to wait before asking again after attempt `index`."""
+        retry_after = retry_after_s(self.attempts[index])
+        if retry_after is not None:
+            return retry_after
+        retry = self.retry_ms(index)
+        return retry / 1000 if retry is not None else 0.0
+
+    def window_end(self, index: int) -> float | None:
+        """The latest moment a repeat of attempt `index` still belongs to this call (None while it runs)."""
+        attempt = self.attempts[index]
+        ended = attempt.ended_at
+        if ended is None:
+            return None
+        return ended + self.asked_wait_s(index) + attempt.thresholds.grace_ms / 1000
+
+
+def group_calls(records: Sequence[RequestRecord]) -> list[Call]:
+    """The records grouped into calls (module docstring), in the order their first attempts arrived."""
+    calls: list[list[RequestRecord]] = []
+    for record in sorted(records, key=lambda r: r.id):
+        for attempts in reversed(calls):
+            call = Call(tuple(attempts))
+            if _repeats(record, call):
+                attempts.append(record)
+                break
+        else:
+            calls.append([record])
+    return [Call(tuple(attempts)) for attempts in calls]
+
+
+def _repeats(record: RequestRecord, call: Call) -> bool:
+    last = call.last
+    window_end = call.window_end(len(call.attempts) - 1)
+    if last.ended_at is None or window_end is None:
+        return False
+    if not last.ended_at - OVERLAP_S <= record.received_at <= window_end:
+        return False
+    return same_request(record, last) or _resumes(record, last)
+
+
+def same_request(a: RequestRecord, b: RequestRecord) -> bool:
+    """Whether two records asked for the same thing (headers aside)."""
+    return (a.method, a.path, a.query, a.body) == (b.method, b.path, b.query, b.body)
+
+
+def _resumes(record: RequestRecord, attempt: RequestRecord) -> bool:
+    """Whether `record` asks to resume `attempt`'s stream after an id that stream sent."""
+    resumed_after = event_number(record.last_event_id)
+    return (
+        (record.method, record.path) == (attempt.method, attempt.path)
+        and resumed_after is not None
+        and attempt.last_id_sent is not None
+        and 1 <= resumed_after <= attempt.last_id_sent
+    )
+
+
+def event_number(last_event_id: str | None) -> int | None:
+    """A `Last-Event-ID` as the number of one of our events, else None."""
+    if last_event_id is None or not last_event_id.strip().isdigit():
+        return None
+    return int(last_event_id)
+
+
+def retry_after_s(record: RequestRecord) -> float | None:
+    """The wait an HTTP error's `Retry-After` asked for, in seconds (delay-seconds or an HTTP date)."""
+    value = (record.retry_after or "").strip()
+    if record.status is None or record.status < 400 or not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment - (record.ended_at or record.received_at))
+
+
+def was_cut(record: RequestRecord) -> bool:
+    """Whether a stream ended before its end marker by the server's doing: dropped, reset, or a clean
+    end without the marker."""
+    if record.status != 200 or record.ending is None:
+        return False
+    return record.outcome in (Outcome.DROPPED, Outcome.RESET) or (
+        record.outcome is Outcome.COMPLETED and record.ending is Ending.NO_DONE
+    )
