@@ -101,11 +101,13 @@ def _retry_storm(call: Call, scene: _Scene) -> Iterator[Result]:
 
 
 def _no_backoff(call: Call, scene: _Scene) -> Iterator[Result]:
-    # Runs of retries after HTTP errors whose delay the client chose (the server named none).
+    # Runs of retries after retryable HTTP errors whose delay the client chose (the server named none);
+    # retrying the others at all is retried_non_retryable.
     runs: list[list[float]] = [[]]
     for index, attempt, repeat in call.retries():
         chosen = retry_after_s(attempt) is None and call.retry_ms(index) is None and repeat.last_event_id is None
-        if attempt.status is not None and attempt.status >= 400 and chosen:
+        retryable = attempt.status is not None and attempt.status >= 400 and attempt.status not in NON_RETRYABLE
+        if retryable and chosen:
             runs[-1].append(call.gap_s(index))
         elif runs[-1]:
             runs.append([])
