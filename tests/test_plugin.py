@@ -10,20 +10,21 @@ import pytest
 README = Path(__file__).parent.parent / "README.md"
 
 
-def readme_examples() -> list[str]:
-    """The python blocks of the README's "pytest plugin" section that are tests."""
+def readme_examples(section: str) -> list[str]:
+    """The python blocks of a README section that are tests."""
     text = README.read_text(encoding="utf-8")
-    section = text.split("\n## pytest plugin\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", body, flags=re.DOTALL)
     return [block for block in blocks if "def test_" in block]
 
 
-EXAMPLES = readme_examples()
+EXAMPLES = readme_examples("pytest plugin")
+VERDICT_EXAMPLES = readme_examples("Client verdicts")
 
 
 @pytest.mark.parametrize(
     "example",
-    [pytest.param(example, id=re.findall(r"def (test_\w+)", example)[0]) for example in EXAMPLES],
+    [pytest.param(example, id=re.findall(r"def (test_\w+)", example)[0]) for example in EXAMPLES + VERDICT_EXAMPLES],
 )
 def test_readme_example_passes(pytester, example):
     pytester.makepyfile(example)
@@ -31,7 +32,8 @@ def test_readme_example_passes(pytester, example):
     result.assert_outcomes(passed=1)
 
 
-def test_readme_has_the_two_examples():
+def test_readme_has_the_two_examples_and_a_verdict_example():
+    assert len(VERDICT_EXAMPLES) == 1
     assert len(EXAMPLES) == 2
     assert "from openai import OpenAI" in EXAMPLES[0]
     assert "from httpx_sse import connect_sse" in EXAMPLES[1]

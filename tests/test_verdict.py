@@ -5,6 +5,7 @@ Each finding is shown on both sides: the client that earns it, and the one that 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +14,10 @@ from mock_server.journal import RequestRecord
 from mock_server.scenario import Thresholds
 from mock_server.timeline import Ending
 from mock_server.transport import Outcome
-from mock_server.verdict import KINDS, Severity, Verdict, group_calls, judge
+from mock_server.verdict import KINDS, Finding, Severity, Verdict, group_calls, judge
 
 T0 = 1_800_000_000.0
+README = Path(__file__).parent.parent / "README.md"
 
 
 def record(number: int, at: float, ms: float | None = 100, **fields: Any) -> RequestRecord:
@@ -144,8 +146,12 @@ def test_resumes_that_get_further_are_not_a_storm() -> None:
 def test_retries_at_a_steady_pace_after_errors_have_no_backoff() -> None:
     steady = [error(1, 0), error(2, 0.2), error(3, 0.4), record(4, 0.6)]
     assert codes(steady) == ["no_backoff"]
+    noisy = [error(1, 0), error(2, 0.1), error(3, 0.25), error(4, 0.35), record(5, 0.53)]
+    assert codes(noisy) == ["no_backoff"]
     growing = [error(1, 0), error(2, 0.5), error(3, 1.5), record(4, 3.5)]
     assert codes(growing) == []
+    jittered_sdk = [error(1, 0), error(2, 0.5), record(3, 1.25)]  # 0.5 s, then 1 s x 0.75
+    assert codes(jittered_sdk) == []
     one_retry = [error(1, 0), record(2, 0.1)]
     assert codes(one_retry) == []
 
@@ -316,3 +322,15 @@ def test_table_and_report_show_every_finding_with_advice_and_records() -> None:
     assert "Fix: Do not retry 400, 401" in report
     assert "#2 GET /completions scenario='s' status=401 outcome='error_status'" in report
     assert judge([], T0).table() == "No findings in 0 request(s) in 0 call(s)."
+
+
+def test_the_readme_lists_every_kind_with_its_severity_in_order() -> None:
+    section = README.read_text(encoding="utf-8").split("\n## Client verdicts\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    assert [(row[0].strip("|` "), row[1]) for row in rows] == [(k.code, k.severity.value) for k in KINDS.values()]
+
+
+def test_the_verdict_types_are_public() -> None:
+    import mock_server
+
+    assert (mock_server.Verdict, mock_server.Finding) == (Verdict, Finding)

@@ -89,7 +89,7 @@ def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: 
     failing = mock.add_scenario(status=503)
     for _ in range(7):
         httpx.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": failing})
-        time.sleep(0.05)
+        time.sleep(0.1)
     assert codes(mock.verdict()) == ["retry_storm", "no_backoff"]
 
     mock.reset()

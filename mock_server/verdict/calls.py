@@ -10,6 +10,7 @@ path and a `Last-Event-ID` that the attempt sent. Any other request starts a cal
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -21,6 +22,17 @@ from mock_server.transport import Outcome
 OVERLAP_S = 0.25
 """How much earlier than the server saw an attempt end its repeat may arrive: the client's hang-up
 and its next request can reach the server in either order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """An attempt of a call and the one that repeated it, `gap_s` after it ended, with the `retry:`
+    in effect between them."""
+
+    attempt: RequestRecord
+    repeat: RequestRecord
+    gap_s: float
+    retry_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,57 +49,72 @@ class Call:
     def ids(self) -> tuple[int, ...]:
         return tuple(attempt.id for attempt in self.attempts)
 
-    def retries(self) -> Iterator[tuple[int, RequestRecord, RequestRecord]]:
-        """`(index, attempt, the attempt that repeated it)` for every attempt but the last."""
+    def retries(self) -> Iterator[Retry]:
+        """Every attempt but the last, with the one that repeated it."""
         for index, (attempt, repeat) in enumerate(itertools.pairwise(self.attempts)):
-            yield index, attempt, repeat
-
-    def gap_s(self, index: int) -> float:
-        """Seconds from the end of attempt `index` to the arrival of the next one."""
-        ended = self.attempts[index].ended_at
-        assert ended is not None, "an attempt that was repeated has ended"
-        return self.attempts[index + 1].received_at - ended
+            ended = attempt.ended_at
+            assert ended is not None, "an attempt that was repeated has ended"
+            yield Retry(attempt, repeat, repeat.received_at - ended, self.retry_ms(index))
 
     def retry_ms(self, index: int) -> int | None:
-        """The reconnection time (`retry:`) in effect after attempt `index`: the latest one set so far,
-        as EventSource keeps it from one connection to the next."""
-        values = [a.retry_ms for a in self.attempts[: index + 1] if a.retry_ms is not None]
-        return values[-1] if values else None
+        """The reconnection time (`retry:`) in effect after attempt `index`."""
+        return _retry_in_effect(self.attempts[: index + 1])
 
-    def asked_wait_s(self, index: int) -> float:
-        """How long the server asked the client to wait before asking again after attempt `index`."""
-        retry_after = retry_after_s(self.attempts[index])
-        if retry_after is not None:
-            return retry_after
-        retry = self.retry_ms(index)
-        return retry / 1000 if retry is not None else 0.0
+    @property
+    def window_end(self) -> float | None:
+        """The latest moment a repeat of the last attempt still belongs to this call (None while that
+        attempt is in flight)."""
+        return _window_end(self.attempts)
 
-    def window_end(self, index: int) -> float | None:
-        """The latest moment a repeat of attempt `index` still belongs to this call (None while it runs)."""
-        attempt = self.attempts[index]
-        ended = attempt.ended_at
-        if ended is None:
-            return None
-        return ended + self.asked_wait_s(index) + attempt.thresholds.grace_ms / 1000
+
+def _retry_in_effect(attempts: Sequence[RequestRecord]) -> int | None:
+    """The latest `retry:` the attempts set: EventSource keeps it from one connection to the next."""
+    return next((a.retry_ms for a in reversed(attempts) if a.retry_ms is not None), None)
+
+
+def _window_end(attempts: Sequence[RequestRecord]) -> float | None:
+    """When the last attempt ended, plus the wait the server asked for (`Retry-After`, else the
+    `retry:` in effect) and the scenario's grace."""
+    last = attempts[-1]
+    if last.ended_at is None:
+        return None
+    asked = retry_after_s(last)
+    if asked is None:
+        retry = _retry_in_effect(attempts)
+        asked = retry / 1000 if retry is not None else 0.0
+    return last.ended_at + asked + last.thresholds.grace_ms / 1000
 
 
 def group_calls(records: Sequence[RequestRecord]) -> list[Call]:
     """The records grouped into calls (module docstring), in the order their first attempts arrived."""
     calls: list[list[RequestRecord]] = []
+    # Only calls with an attempt of the same request (or, for a resume, on the same endpoint) can take
+    # a record; indexing them keeps a full journal quick to judge.
+    by_request: dict[tuple[object, ...], list[int]] = {}
+    by_endpoint: dict[tuple[str, str], list[int]] = {}
     for record in sorted(records, key=lambda r: r.id):
-        for attempts in reversed(calls):
-            call = Call(tuple(attempts))
-            if _repeats(record, call):
-                attempts.append(record)
-                break
-        else:
-            calls.append([record])
+        candidates = set(by_request.get(_request_key(record), ()))
+        if record.last_event_id is not None:
+            candidates.update(by_endpoint.get((record.method, record.path), ()))
+        index = next((i for i in sorted(candidates, reverse=True) if _repeats(record, calls[i])), None)
+        if index is None:
+            index = len(calls)
+            calls.append([])
+            by_endpoint.setdefault((record.method, record.path), []).append(index)
+        calls[index].append(record)
+        known = by_request.setdefault(_request_key(record), [])
+        if index not in known:
+            known.append(index)
     return [Call(tuple(attempts)) for attempts in calls]
 
 
-def _repeats(record: RequestRecord, call: Call) -> bool:
-    last = call.last
-    window_end = call.window_end(len(call.attempts) - 1)
+def _request_key(record: RequestRecord) -> tuple[object, ...]:
+    body = json.dumps(record.body, sort_keys=True, default=str)
+    return (record.method, record.path, tuple(sorted(record.query.items())), body)
+
+
+def _repeats(record: RequestRecord, attempts: Sequence[RequestRecord]) -> bool:
+    last, window_end = attempts[-1], _window_end(attempts)
     if last.ended_at is None or window_end is None:
         return False
     if not last.ended_at - OVERLAP_S <= record.received_at <= window_end:

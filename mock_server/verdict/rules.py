@@ -3,22 +3,23 @@ reports the findings it sees, or a check it cannot decide until a moment has pas
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mock_server.journal import RequestRecord
 from mock_server.timeline import Ending
 from mock_server.transport import Outcome
-from mock_server.verdict.calls import Call, event_number, group_calls, retry_after_s, was_cut
+from mock_server.verdict.calls import Call, Retry, event_number, group_calls, retry_after_s, was_cut
 from mock_server.verdict.findings import KINDS, Finding, Pending, Verdict
 
 EARLY_S = 0.05
 """How much sooner than it was asked a client may come back: timer and clock granularity."""
 NON_RETRYABLE = frozenset({400, 401, 403, 404, 422})
-BACKOFF_GROWTH = 1.2
-"""A delay grows when it is at least this many times the one before (plus BACKOFF_SLACK_S)."""
-BACKOFF_SLACK_S = 0.02
+BACKOFF_GROWTH = 1.25
+"""Retries back off when the last delay is at least this many times the first (plus BACKOFF_SLACK_S):
+low enough for exponential backoff with jitter (each step at least x1.5), high enough that the
+noise of a steady pace does not pass for it."""
+BACKOFF_SLACK_S = 0.1
 SERVER_ENDINGS = (Outcome.COMPLETED, Outcome.DROPPED, Outcome.RESET)
 
 
@@ -52,49 +53,106 @@ def judge(records: Sequence[RequestRecord], now: float) -> Verdict:
     )
 
 
-def _ids(*records: RequestRecord) -> str:
-    return ", ".join(f"#{record.id}" for record in records)
+def _on_retries(code: str, when: Callable[[Retry], bool], describe: Callable[[Retry], str]) -> Rule:
+    """A rule that finds the retries of a call for which `when` holds: one finding for them all,
+    its detail the first one's `describe`."""
+
+    def rule(call: Call, scene: _Scene) -> Iterator[Result]:
+        found = [retry for retry in call.retries() if when(retry)]
+        if found:
+            more = f"; {len(found) - 1} more time(s) in this call" if len(found) > 1 else ""
+            records = [record for retry in found for record in (retry.attempt, retry.repeat)]
+            yield Finding.of(code, f"{describe(found[0])}{more}.", records)
+
+    return rule
 
 
-def _also(count: int) -> str:
-    return f"; {count} more time(s) in this call" if count else ""
+def _sooner_than_retry_after(retry: Retry) -> bool:
+    wait = retry_after_s(retry.attempt)
+    return wait is not None and retry.gap_s < wait - EARLY_S
 
 
-def _retry_after_ignored(call: Call, scene: _Scene) -> Iterator[Result]:
-    early = []
-    for index, attempt, repeat in call.retries():
-        wait = retry_after_s(attempt)
-        if wait is not None and call.gap_s(index) < wait - EARLY_S:
-            early.append((index, attempt, repeat, wait))
-    if early:
-        index, attempt, repeat, wait = early[0]
-        detail = (
-            f"#{repeat.id} came {call.gap_s(index):.2f} s after #{attempt.id} was answered {attempt.status} "
-            f"with Retry-After: {attempt.retry_after} ({wait:g} s){_also(len(early) - 1)}."
-        )
-        yield Finding.of("retry_after_ignored", detail, [r for _, a, b, _ in early for r in (a, b)])
+def _sooner_than_retry_field(retry: Retry) -> bool:
+    # Only reconnects after the server ended the stream: a client that hung up chose to ask again.
+    ended_by_server = retry.attempt.status == 200 and retry.attempt.outcome in SERVER_ENDINGS
+    return ended_by_server and retry.retry_ms is not None and retry.gap_s < retry.retry_ms / 1000 - EARLY_S
 
 
-def _retried_non_retryable(call: Call, scene: _Scene) -> Iterator[Result]:
-    repeated = [(attempt, repeat) for _, attempt, repeat in call.retries() if attempt.status in NON_RETRYABLE]
-    if repeated:
-        attempt, repeat = repeated[0]
-        more = _also(len(repeated) - 1)
-        detail = f"#{attempt.id} was answered {attempt.status}, and #{repeat.id} asked the same again{more}."
-        yield Finding.of("retried_non_retryable", detail, [r for pair in repeated for r in pair])
+def _after_complete_stream(retry: Retry) -> bool:
+    attempt = retry.attempt
+    return attempt.status == 200 and attempt.outcome is Outcome.COMPLETED and attempt.ending is Ending.DONE
+
+
+def _answer(record: RequestRecord) -> str:
+    return "204 No Content: nothing was left" if record.status == 204 else str(record.status)
+
+
+def _last_id_known(attempt: RequestRecord) -> int | None:
+    """The last event id the client of `attempt` can have: the last one sent, else the one it resumed from."""
+    return attempt.last_id_sent if attempt.last_id_sent is not None else event_number(attempt.last_event_id)
+
+
+def _restarted_after_cut(retry: Retry) -> bool:
+    attempt = retry.attempt
+    return (
+        was_cut(attempt) and attempt.ids and _last_id_known(attempt) is not None and retry.repeat.last_event_id is None
+    )
+
+
+_retry_after_ignored = _on_retries(
+    "retry_after_ignored",
+    _sooner_than_retry_after,
+    lambda r: (
+        f"#{r.repeat.id} came {r.gap_s:.2f} s after #{r.attempt.id} was answered {r.attempt.status} "
+        f"with Retry-After: {r.attempt.retry_after}"
+    ),
+)
+_retried_non_retryable = _on_retries(
+    "retried_non_retryable",
+    lambda r: r.attempt.status in NON_RETRYABLE,
+    lambda r: f"#{r.attempt.id} was answered {r.attempt.status}, and #{r.repeat.id} asked the same again",
+)
+_reconnect_after_done = _on_retries(
+    "reconnect_after_done",
+    _after_complete_stream,
+    lambda r: (
+        f"#{r.attempt.id}'s stream ended with its end marker, yet #{r.repeat.id} asked for it again "
+        f"{r.gap_s:.2f} s later (answered {_answer(r.repeat)})"
+    ),
+)
+_ignored_204 = _on_retries(
+    "ignored_204",
+    lambda r: r.attempt.status == 204,
+    lambda r: f"#{r.attempt.id} was answered 204 No Content, yet #{r.repeat.id} asked again",
+)
+_resume_without_last_event_id = _on_retries(
+    "resume_without_last_event_id",
+    _restarted_after_cut,
+    lambda r: (
+        f"#{r.attempt.id} was cut after the event with id {_last_id_known(r.attempt)}, and #{r.repeat.id} "
+        "asked again without Last-Event-ID: the answer started over"
+    ),
+)
+_retry_field_ignored = _on_retries(
+    "retry_field_ignored",
+    _sooner_than_retry_field,
+    lambda r: (
+        f"#{r.repeat.id} came {r.gap_s:.2f} s after #{r.attempt.id} ended, though the stream set retry: {r.retry_ms}"
+    ),
+)
 
 
 def _retry_storm(call: Call, scene: _Scene) -> Iterator[Result]:
     # A resume that gets further than the attempt before it is progress, not a storm.
     counted = [call.attempts[0]] + [
-        repeat
-        for _, attempt, repeat in call.retries()
-        if (event_number(repeat.last_event_id) or 0) <= (event_number(attempt.last_event_id) or 0)
+        retry.repeat
+        for retry in call.retries()
+        if (event_number(retry.repeat.last_event_id) or 0) <= (event_number(retry.attempt.last_event_id) or 0)
     ]
     limit = call.attempts[0].thresholds.max_attempts
     if len(counted) > limit:
         detail = (
-            f"One call took {len(counted)} attempts ({_ids(call.attempts[0])} to {_ids(call.last)}); "
+            f"One call took {len(counted)} attempts (#{call.attempts[0].id} to #{call.last.id}); "
             f"the scenario allows {limit} (thresholds.max_attempts)."
         )
         yield Finding.of("retry_storm", detail, call.attempts)
@@ -104,16 +162,16 @@ def _no_backoff(call: Call, scene: _Scene) -> Iterator[Result]:
     # Runs of retries after retryable HTTP errors whose delay the client chose (the server named none);
     # retrying the others at all is retried_non_retryable.
     runs: list[list[float]] = [[]]
-    for index, attempt, repeat in call.retries():
-        chosen = retry_after_s(attempt) is None and call.retry_ms(index) is None and repeat.last_event_id is None
-        retryable = attempt.status is not None and attempt.status >= 400 and attempt.status not in NON_RETRYABLE
+    for retry in call.retries():
+        status = retry.attempt.status
+        retryable = status is not None and status >= 400 and status not in NON_RETRYABLE
+        chosen = retry_after_s(retry.attempt) is None and retry.retry_ms is None and retry.repeat.last_event_id is None
         if retryable and chosen:
-            runs[-1].append(call.gap_s(index))
+            runs[-1].append(retry.gap_s)
         elif runs[-1]:
             runs.append([])
     for gaps in runs:
-        grew = any(later >= earlier * BACKOFF_GROWTH + BACKOFF_SLACK_S for earlier, later in itertools.pairwise(gaps))
-        if len(gaps) >= 2 and not grew:
+        if len(gaps) >= 2 and gaps[-1] < gaps[0] * BACKOFF_GROWTH + BACKOFF_SLACK_S:
             shown = ", ".join(f"{gap:.2f} s" for gap in gaps)
             detail = f"The client retried after HTTP errors {len(gaps)} times, {shown} apart: the delay never grew."
             yield Finding.of("no_backoff", detail, call.attempts)
@@ -123,7 +181,7 @@ def _no_backoff(call: Call, scene: _Scene) -> Iterator[Result]:
 def _truncated_stream_accepted(call: Call, scene: _Scene) -> Iterator[Result]:
     attempt = call.last
     ended = attempt.ended_at
-    deadline = call.window_end(len(call.attempts) - 1)
+    deadline = call.window_end
     if not was_cut(attempt) or ended is None or deadline is None:
         return
     followed = any(
@@ -144,62 +202,6 @@ def _truncated_stream_accepted(call: Call, scene: _Scene) -> Iterator[Result]:
         f"{attempt.method} {attempt.path} followed within {deadline - ended:.1f} s."
     )
     yield Finding.of("truncated_stream_accepted", detail, [attempt])
-
-
-def _reconnect_after_done(call: Call, scene: _Scene) -> Iterator[Result]:
-    again = [
-        (index, attempt, repeat)
-        for index, attempt, repeat in call.retries()
-        if attempt.status == 200 and attempt.outcome is Outcome.COMPLETED and attempt.ending is Ending.DONE
-    ]
-    if again:
-        index, attempt, repeat = again[0]
-        got = "204 No Content: nothing was left" if repeat.status == 204 else f"{repeat.status}"
-        detail = (
-            f"#{attempt.id}'s stream ended with its end marker, yet #{repeat.id} asked for it again "
-            f"{call.gap_s(index):.2f} s later (answered {got}){_also(len(again) - 1)}."
-        )
-        yield Finding.of("reconnect_after_done", detail, [r for _, a, b in again for r in (a, b)])
-
-
-def _ignored_204(call: Call, scene: _Scene) -> Iterator[Result]:
-    again = [(attempt, repeat) for _, attempt, repeat in call.retries() if attempt.status == 204]
-    if again:
-        attempt, repeat = again[0]
-        detail = f"#{attempt.id} was answered 204 No Content, yet #{repeat.id} asked again{_also(len(again) - 1)}."
-        yield Finding.of("ignored_204", detail, [r for pair in again for r in pair])
-
-
-def _resume_without_last_event_id(call: Call, scene: _Scene) -> Iterator[Result]:
-    restarted = []
-    for _, attempt, repeat in call.retries():
-        had = attempt.last_id_sent if attempt.last_id_sent is not None else event_number(attempt.last_event_id)
-        if was_cut(attempt) and attempt.ids and had is not None and repeat.last_event_id is None:
-            restarted.append((attempt, repeat, had))
-    if restarted:
-        attempt, repeat, had = restarted[0]
-        detail = (
-            f"#{attempt.id} was cut after the event with id {had}, and #{repeat.id} asked again without "
-            f"Last-Event-ID: the answer started over{_also(len(restarted) - 1)}."
-        )
-        yield Finding.of("resume_without_last_event_id", detail, [r for a, b, _ in restarted for r in (a, b)])
-
-
-def _retry_field_ignored(call: Call, scene: _Scene) -> Iterator[Result]:
-    early = []
-    for index, attempt, repeat in call.retries():
-        retry = call.retry_ms(index)
-        # Only reconnects after the server ended the stream: a client that hung up chose to ask again.
-        ended_by_server = attempt.status == 200 and attempt.outcome in SERVER_ENDINGS
-        if retry is not None and ended_by_server and call.gap_s(index) < retry / 1000 - EARLY_S:
-            early.append((index, attempt, repeat, retry))
-    if early:
-        index, attempt, repeat, retry = early[0]
-        detail = (
-            f"#{repeat.id} came {call.gap_s(index):.2f} s after #{attempt.id} ended, though the stream set "
-            f"retry: {retry}{_also(len(early) - 1)}."
-        )
-        yield Finding.of("retry_field_ignored", detail, [r for _, a, b, _ in early for r in (a, b)])
 
 
 def _no_read_timeout(call: Call, scene: _Scene) -> Iterator[Result]:
