@@ -167,6 +167,7 @@ def complete(
         failed = whole.status != 200 and result.outcome is Outcome.COMPLETED
         record.finish(whole.status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
 
+    record.note_schedule(whole.ops)
     return StreamResponse(whole.ops, status=whole.status, headers=response_headers, on_end=on_end, defer_head=True)
 
 

@@ -134,6 +134,10 @@ class Record:
     def note_stream(self, timeline: Timeline, ops: tuple[Op, ...]) -> None:
         """Note what the stream about to play `ops` will tell its client, and when."""
         self.ids, self.retry_ms, self.ending = timeline.ids, timeline.retry_ms, timeline.ending
+        self.note_schedule(ops)
+
+    def note_schedule(self, ops: tuple[Op, ...]) -> None:
+        """Note when the response about to play `ops` writes a `close` event and falls silent."""
         plan = schedule(ops)
         start_ms = self._elapsed_ms()
         self.close_at_ms = None if plan.close_at_s is None else round(start_ms + plan.close_at_s * 1000, 3)

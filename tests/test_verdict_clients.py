@@ -163,19 +163,33 @@ def test_reconnecting_at_once_ignores_retry_and_waiting_for_it_does_not(mock: Mo
 # Silence and close
 
 
-def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not(mock: MockServer) -> None:
-    stalled = mock.add_scenario(reply="one two three", faults=[{"kind": "stall", "at": 1}], thresholds=QUICK)
+def stalled_request(server: MockServer, whole: bool) -> httpx.Request:
+    """A request for a new scenario that stalls for good: a stream after its first chunk, or a whole
+    (non-streaming) chat completion that never comes."""
+    name = server.add_scenario(reply="one two three", faults=[{"kind": "stall", "at": 1}], thresholds=QUICK)
+    if whole:
+        body = {"model": name, "messages": MESSAGES}
+        return httpx.Request("POST", f"{server.url}/v1/chat/completions", json=body)
+    return httpx.Request("GET", f"{server.url}/completions", params={"messages": "hi", "scenario": name})
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["stream", "whole"])
+def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not(mock: MockServer, whole: bool) -> None:
+    request = stalled_request(mock, whole)
     with socket.create_connection(("127.0.0.1", mock.port)) as sock:
-        sock.sendall(f"GET /completions?messages=hi&scenario={stalled} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        sock.recv(65536)  # the head and the first chunk, then nothing: this client waits and waits
-        verdict = mock.verdict(wait_s=5)  # pending until the patience has run out, then decided
+        head = f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\nHost: x\r\n"
+        body = request.read()
+        sock.sendall(f"{head}Content-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n".encode() + body)
+        while not mock.records(settle_s=0):
+            time.sleep(0.01)  # the server has the request
+        # This client waits and waits; the verdict is pending until the patience has run out.
+        verdict = mock.verdict(wait_s=5)
         assert codes(verdict) == ["no_read_timeout"]
         assert "and is still waiting" in verdict.findings[0].detail
 
     mock.reset()
-    stalled = mock.add_scenario(reply="one two three", faults=[{"kind": "stall", "at": 1}], thresholds=QUICK)
     with httpx.Client(timeout=httpx.Timeout(5, read=0.15)) as client, pytest.raises(httpx.ReadTimeout):
-        client.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": stalled})
+        client.send(stalled_request(mock, whole))
     assert mock.verdict(wait_s=5).findings == ()
 
 
