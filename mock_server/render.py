@@ -37,10 +37,11 @@ def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """When, in seconds after a stream starts, its ops write a `close` event and fall silent on purpose.
+    """When, in seconds after a response starts playing, its ops write a `close` event and fall
+    silent on purpose.
 
-    The transport keeps one monotonic deadline per stream, so these are the moments the client meets
-    them (if it is still there); `stall_s` is None for a stall that lasts until the client leaves.
+    The transport keeps one monotonic deadline per response, so these are the moments the client
+    meets them (if it is still there); `stall_s` is None for a stall that lasts until the client leaves.
     """
 
     close_at_s: float | None = None
