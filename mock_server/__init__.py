@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from mock_server.scenario import Scenario
     from mock_server.server import MockServer
     from mock_server.settings import Settings
+    from mock_server.verdict import Finding, Verdict
 
 _HOMES = {
+    "Finding": "mock_server.verdict",
     "MockLLMError": "mock_server.errors",
     "MockServer": "mock_server.server",
     "Outcome": "mock_server.ops",
@@ -43,10 +45,12 @@ _HOMES = {
     "ServerError": "mock_server.errors",
     "Settings": "mock_server.settings",
     "UnknownScenarioError": "mock_server.errors",
+    "Verdict": "mock_server.verdict",
     "create_app": "mock_server.app",
 }
 
 __all__ = [
+    "Finding",
     "MockLLMError",
     "MockServer",
     "Outcome",
@@ -58,6 +62,7 @@ __all__ = [
     "ServerError",
     "Settings",
     "UnknownScenarioError",
+    "Verdict",
     "__version__",
     "create_app",
 ]

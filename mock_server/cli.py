@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -15,6 +20,9 @@ from mock_server.catalog import Catalog, load_paths
 from mock_server.errors import ScenarioError
 from mock_server.server import bind_socket, run_foreground
 from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, Settings
+from mock_server.verdict import Verdict
+
+UNREACHABLE_EXIT = 2
 
 _scenarios_option = click.option(
     "--scenarios",
@@ -190,3 +198,52 @@ def validate(paths: tuple[Path, ...]) -> None:
         click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
         sys.exit(1)
     click.echo(f"OK: {len(entries)} scenario(s): {', '.join(e.scenario.name for e in entries)}")
+
+
+@main.command()
+@click.argument("url")
+@click.option("--since", type=int, metavar="ID", help="Judge only the requests with a journal id above ID.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 600),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for checks that need time to pass (a retry that has not come yet); 0 answers at once.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as the server's JSON.")
+def verdict(url: str, since: int | None, wait: float, as_json: bool) -> None:
+    """Judge how the clients of a running server behaved, from its journal.
+
+    Prints the findings (code, severity, title, records) with advice; exits 1 when there is an
+    error-level finding, 0 otherwise, and 2 when the server cannot be asked.
+    """
+    data = _fetch_verdict(url, since, wait)
+    judged = Verdict.from_json(data)
+    click.echo(json.dumps(data, indent=2) if as_json else judged.table())
+    sys.exit(1 if judged.errors else 0)
+
+
+def _fetch_verdict(url: str, since: int | None, wait: float) -> dict[str, Any]:
+    """GET /_mock/verdict of the server at `url`; exits 2 saying why when it cannot."""
+    base = (url if "://" in url else f"http://{url}").rstrip("/")
+    query = {"wait_ms": str(round(wait * 1000)), **({"since": str(since)} if since is not None else {})}
+    target = f"{base}/_mock/verdict?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(target, timeout=wait + 30) as response:
+            data: dict[str, Any] = json.loads(response.read())
+        Verdict.from_json(data)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        _unreachable(f"{target} answered {exc.code} {exc.reason}; is {base} a mock-llm-sse server?")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        _unreachable(f"cannot reach the mock server at {base}: {reason}. Is it running (mock-llm-sse serve)?")
+    except (ValueError, KeyError, TypeError):
+        _unreachable(f"{target} did not answer with a verdict; is {base} a mock-llm-sse server?")
+    return data
+
+
+def _unreachable(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(UNREACHABLE_EXIT)

@@ -1,4 +1,5 @@
-"""The /_mock/ routes: health, scenarios (also added and removed at run time), the journal, reset.
+"""The /_mock/ routes: health, scenarios (also added and removed at run time), the journal, reset,
+and the verdict on the clients' behaviour.
 
 Reads are open; with `--admin-token` every write needs `Authorization: Bearer <token>`. Errors are
 `{"error": {"type", "message", ...}}` with a status that says what to fix.
@@ -21,6 +22,7 @@ from mock_server.state import MockState
 router = APIRouter(prefix="/_mock", tags=["control"])
 
 SETTLE_MS = 1000
+MAX_WAIT_MS = 600_000
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
@@ -136,6 +138,19 @@ async def list_requests(
 ) -> list[dict[str, Any]]:
     records = await _state(request).journal.settled(since, settle_ms / 1000)
     return [record.to_json() for record in records]
+
+
+@router.get("/verdict", summary="Findings on the clients' behaviour, judged from the journal")
+async def verdict(
+    request: Request,
+    since: int | None = Query(None, description="judge only records with an id above this one"),
+    settle_ms: int = Query(SETTLE_MS, ge=0, le=60_000, description="wait up to this long for responses in flight"),
+    wait_ms: int = Query(
+        0, ge=0, le=MAX_WAIT_MS, description="wait up to this long for pending checks (they wait for time to pass)"
+    ),
+) -> dict[str, Any]:
+    judged = await _state(request).verdict(since, settle_ms / 1000, wait_ms / 1000)
+    return judged.to_json()
 
 
 @router.delete("/requests", summary="Clear the journal")

@@ -102,6 +102,7 @@ def prepare(
         named=headers.get("x-mock-scenario") or named, model=prompt.model, prompt=prompt.text, headers=headers
     )
     record.prompt, record.scenario, record.dialect = prompt.text, scenario.name, dialect.name
+    record.thresholds = scenario.thresholds
     resume_after = _last_event_id(headers.get("last-event-id"))
     context = RequestContext(
         prompt=prompt.text,
@@ -143,7 +144,8 @@ def stream(
         *((name.lower().encode(), value.encode()) for name, value in (*mock_headers, *timeline.headers)),
     ]
     keepalive = timeline.keepalive_ms / 1000 if timeline.keepalive_ms else None
-    return StreamResponse(ops, headers=response_headers, keepalive_s=keepalive, on_end=record.on_play_end(200))
+    record.note_stream(timeline, ops)
+    return StreamResponse(ops, headers=response_headers, keepalive_s=keepalive, on_end=record.on_play_end(200, ops))
 
 
 def complete(
@@ -166,6 +168,7 @@ def complete(
         failed = whole.status != 200 and result.outcome is Outcome.COMPLETED
         record.finish(whole.status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
 
+    record.note_schedule(whole.ops)
     return StreamResponse(whole.ops, status=whole.status, headers=response_headers, on_end=on_end, defer_head=True)
 
 
@@ -186,6 +189,7 @@ def scripted_error(
 ) -> JSONResponse:
     """The HTTP error a scenario (or a `status` fault) answers with, before any stream byte."""
     record.finish(timeline.status, Outcome.ERROR_STATUS)
+    record.note_headers(timeline.headers)
     return JSONResponse(
         dialect.error_body(timeline.status, timeline.error),
         status_code=timeline.status,

@@ -42,7 +42,7 @@ class KindInfo:
 KINDS: dict[FaultKind, KindInfo] = {
     FaultKind.DROP: KindInfo(None, True, "close the TCP connection without ending the chunked body"),
     FaultKind.RESET: KindInfo(None, True, "abort the TCP connection with a reset (ECONNRESET)"),
-    FaultKind.CLOSE: KindInfo("data", True, "send an SSE event named `close`, then end the stream"),
+    FaultKind.CLOSE: KindInfo("data", True, "send an SSE event named `close`, hold the connection `ms`, then end"),
     FaultKind.ERROR: KindInfo("message", True, "send the dialect's own error event, then end the stream"),
     FaultKind.STALL: KindInfo("ms", True, "send nothing for `ms` (no `ms`: forever), then go on"),
     FaultKind.MALFORMED: KindInfo("data", True, "send a `data:` line that is not JSON"),
@@ -103,7 +103,9 @@ class Fault(BaseModel):
             case FaultKind.RESET:
                 return [steps.Reset()]
             case FaultKind.CLOSE:
-                return [steps.RawEvent(event="close", data=self.data or DEFAULT_CLOSE_DATA)]
+                close = steps.RawEvent(event="close", data=self.data or DEFAULT_CLOSE_DATA)
+                # Holding the connection open after the event shows whether the client hangs up on it.
+                return [close, steps.Sleep(self.ms)] if self.ms else [close]
             case FaultKind.ERROR:
                 error = steps.Error()
                 return [

@@ -3,6 +3,11 @@
 Records are opened when a request arrives and finished when its response ends, so a stream in
 flight shows `outcome` None. The journal keeps the newest `size` records; ids keep counting across
 `clear()`, so `since=` stays meaningful. Readers get `RequestRecord` snapshots, never live records.
+
+Beyond the SPEC's fields, a record keeps what the server told the client (`Retry-After`, `retry:`,
+ids), how the stream was set to end and when it met a `close` event or a stall, and the scenario's
+thresholds: the facts the client verdict judges by. They are noted when the response starts and
+ends, never per chunk.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from mock_server.ops import Outcome, PlayResult
+from mock_server.ops import Op, Outcome, PlayResult
+from mock_server.render import last_id_sent, schedule
+from mock_server.scenario import DEFAULT_THRESHOLDS, Thresholds
+from mock_server.timeline import Ending, Timeline
 
 DEFAULT_SIZE = 1000
 SETTLE_POLL_S = 0.002
@@ -26,7 +34,9 @@ class RequestRecord:
     """One request as the journal saw it: what the client sent and how the response ended.
 
     `headers` has lower-case names; `body` is the parsed JSON body (the text when it is not JSON,
-    None without a body); `outcome` is None while the response is still being sent.
+    None without a body); `outcome` is None while the response is still being sent. The fields after
+    `duration_ms` are what the server told the client and the thresholds it is judged by (README,
+    "Request journal").
     """
 
     id: int
@@ -44,9 +54,23 @@ class RequestRecord:
     outcome: Outcome | None
     last_event_id: str | None
     duration_ms: float | None
+    ids: bool
+    last_id_sent: int | None
+    retry_ms: int | None
+    retry_after: str | None
+    ending: Ending | None
+    close_at_ms: float | None
+    stall_at_ms: float | None
+    stall_ms: float | None
+    thresholds: Thresholds
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "thresholds": self.thresholds.model_dump()}
+
+    @property
+    def ended_at(self) -> float | None:
+        """Unix time the response ended (None while it is in flight)."""
+        return None if self.duration_ms is None else self.received_at + self.duration_ms / 1000
 
     def summary(self) -> str:
         """One line: `#3 POST /v1/chat/completions scenario='default' status=200 outcome='completed' ...`."""
@@ -81,17 +105,51 @@ class Record:
     outcome: Outcome | None = None
     last_event_id: str | None = None
     duration_ms: float | None = None
+    ids: bool = False
+    last_id_sent: int | None = None
+    retry_ms: int | None = None
+    retry_after: str | None = None
+    ending: Ending | None = None
+    close_at_ms: float | None = None
+    stall_at_ms: float | None = None
+    stall_ms: float | None = None
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
     _started: float = field(default=0.0, repr=False)
 
     def finish(self, status: int, outcome: Outcome, events_sent: int = 0) -> None:
         self.status = status
         self.outcome = outcome
         self.events_sent = events_sent
-        self.duration_ms = round((time.perf_counter() - self._started) * 1000, 3)
+        self.duration_ms = self._elapsed_ms()
 
-    def on_play_end(self, status: int) -> Callable[[PlayResult], None]:
-        """A callback for the transport that finishes this record with the stream's result."""
-        return lambda result: self.finish(status, result.outcome, result.events_sent)
+    def on_play_end(self, status: int, ops: tuple[Op, ...] = ()) -> Callable[[PlayResult], None]:
+        """A callback for the transport that finishes this record with the result of playing `ops`."""
+
+        def finish(result: PlayResult) -> None:
+            self.finish(status, result.outcome, result.events_sent)
+            self.last_id_sent = last_id_sent(ops, result.events_sent)
+
+        return finish
+
+    def note_stream(self, timeline: Timeline, ops: tuple[Op, ...]) -> None:
+        """Note what the stream about to play `ops` will tell its client, and when."""
+        self.ids, self.retry_ms, self.ending = timeline.ids, timeline.retry_ms, timeline.ending
+        self.note_schedule(ops)
+
+    def note_schedule(self, ops: tuple[Op, ...]) -> None:
+        """Note when the response about to play `ops` writes a `close` event and falls silent."""
+        plan = schedule(ops)
+        start_ms = self._elapsed_ms()
+        self.close_at_ms = None if plan.close_at_s is None else round(start_ms + plan.close_at_s * 1000, 3)
+        self.stall_at_ms = None if plan.stall_at_s is None else round(start_ms + plan.stall_at_s * 1000, 3)
+        self.stall_ms = None if plan.stall_s is None else plan.stall_s * 1000
+
+    def note_headers(self, headers: Iterable[tuple[str, str]]) -> None:
+        """Note the response headers the verdict judges by (`Retry-After`)."""
+        self.retry_after = next((value for name, value in headers if name.lower() == "retry-after"), None)
+
+    def _elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self._started) * 1000, 3)
 
     def snapshot(self) -> RequestRecord:
         values = {f.name: getattr(self, f.name) for f in fields(RequestRecord)}

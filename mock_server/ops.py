@@ -9,11 +9,13 @@ from enum import StrEnum
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Bytes for one `send`; `events` SSE events end in them, the last with id `last_id`."""
+    """Bytes for one `send`; `events` SSE events end in them, the last with id `last_id`; `closes`
+    when one of them is an event named `close`."""
 
     data: bytes
     events: int = 0
     last_id: int | None = None
+    closes: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,54 @@ class RenderCache:
         return ops
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When, in seconds after a response starts playing, its ops write a `close` event and fall
+    silent on purpose.
+
+    The transport keeps one monotonic deadline per response, so these are the moments the client
+    meets them (if it is still there); `stall_s` is None for a stall that lasts until the client leaves.
+    """
+
+    close_at_s: float | None = None
+    stall_at_s: float | None = None
+    stall_s: float | None = None
+
+
+def schedule(ops: tuple[Op, ...]) -> Schedule:
+    """The moments of the first `close` event and the first stall in `ops`, from their waits alone."""
+    moment = 0.0
+    close_at: float | None = None
+    stall_at: float | None = None
+    stall_s: float | None = None
+    for op in ops:
+        if isinstance(op, Write):
+            if op.closes and close_at is None:
+                close_at = moment
+        elif isinstance(op, Wait):
+            if op.stall and stall_at is None:
+                stall_at, stall_s = moment, op.seconds
+            moment += op.seconds
+        else:  # a Hang is a stall with no end; a Drop or a Reset ends the stream
+            if isinstance(op, Hang) and stall_at is None:
+                stall_at = moment
+            break
+    return Schedule(close_at, stall_at, stall_s)
+
+
+def last_id_sent(ops: tuple[Op, ...], events_sent: int) -> int | None:
+    """The id of the last event among the first `events_sent` events of `ops` (None without ids)."""
+    count = 0
+    last: int | None = None
+    for op in ops:
+        if count >= events_sent:
+            break
+        if isinstance(op, Write) and op.events:
+            count += op.events
+            last = op.last_id if op.last_id is not None else last
+    return last
+
+
 def nothing_left(ops: tuple[Op, ...]) -> bool:
     """Whether a resumed stream has no event and no wire fault left to play: the client has it all."""
     return not any((isinstance(op, Write) and op.events) or isinstance(op, Hang | Drop | Reset) for op in ops)
@@ -135,7 +183,7 @@ class _Renderer:
                 self._write(frames.encode_retry(retry), events=0)
             case steps.RawEvent(event, data, event_id, retry):
                 encoded = frames.encode(frames.Event(data, event=event, id=event_id, retry=retry))
-                self._write(encoded, events=int(data is not None))
+                self._write(encoded, events=int(data is not None), closes=event == "close")
             case steps.Comment(text):
                 self._write(frames.encode_comment(text), events=0)
             case steps.Raw(data):
@@ -172,22 +220,24 @@ class _Renderer:
         numbered = frames.Event(event.data, event=event.event, id=str(event_id), retry=event.retry)
         self._write(frames.encode(numbered), events=1, last_id=event_id)
 
-    def _write(self, data: bytes, *, events: int, last_id: int | None = None) -> None:
+    def _write(self, data: bytes, *, events: int, last_id: int | None = None, closes: bool = False) -> None:
         split, self._split = self._split, None
-        self.ops.extend(_writes(data, split, events=events, last_id=last_id))
+        self.ops.extend(_writes(data, split, events=events, last_id=last_id, closes=closes))
 
 
-def _writes(data: bytes, split: steps.Split | None, *, events: int, last_id: int | None = None) -> list[Op]:
+def _writes(
+    data: bytes, split: steps.Split | None, *, events: int, last_id: int | None = None, closes: bool = False
+) -> list[Op]:
     """One write of `data`, or its pieces `split.ms` apart; the events count when the last piece is sent."""
     if split is None:
-        return [Write(data, events, last_id)]
+        return [Write(data, events, last_id, closes)]
     ops: list[Op] = []
     pieces = split_points(data, split.pieces)
     for i, piece in enumerate(pieces):
         if i:
             ops.append(Wait(split.ms / 1000, keepalive=False))
         last = i == len(pieces) - 1
-        ops.append(Write(piece, events if last else 0, last_id if last else None))
+        ops.append(Write(piece, events if last else 0, last_id if last else None, closes and last))
     return ops
 
 
@@ -240,7 +290,7 @@ def _coalesce(ops: list[Op]) -> list[Op]:
         elif run:
             ids = [w.last_id for w in run if w.last_id is not None]
             data = b"".join(w.data for w in run)
-            out.append(Write(data, sum(w.events for w in run), ids[-1] if ids else None))
+            out.append(Write(data, sum(w.events for w in run), ids[-1] if ids else None, any(w.closes for w in run)))
         run.clear()
 
     for op in ops:

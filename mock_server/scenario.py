@@ -270,6 +270,25 @@ def _compile_regex(value: object) -> object:
     return value
 
 
+class Thresholds(BaseModel):
+    """What the client verdict (`GET /_mock/verdict`) allows a client of this scenario."""
+
+    model_config = _STRICT
+
+    grace_ms: float = Field(default=5000, ge=0)
+    """How long after a cut stream (beyond the `Retry-After` or `retry:` it was given) a client may take
+    to ask again; also how far apart two requests may be and still be one call."""
+    patience_ms: float = Field(default=30_000, gt=0)
+    """The longest a client should wait on a silent (stalled) stream before giving up."""
+    close_grace_ms: float = Field(default=1000, ge=0)
+    """How soon after a `close` event a client should hang up."""
+    max_attempts: int = Field(default=5, ge=1)
+    """How many attempts one call may take (resumes that get further do not count) before it is a storm."""
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
 class Scenario(BaseModel):
     """A scripted stream: the reply, its pacing, its faults, or a fully scripted list of steps."""
 
@@ -296,6 +315,7 @@ class Scenario(BaseModel):
     match: Match | None = None
     faults: list[Fault] = Field(default_factory=list)
     steps: list[ScenarioStep] | None = None
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     @field_validator("status")
     @classmethod
@@ -351,6 +371,10 @@ class Scenario(BaseModel):
 
 
 SCENARIO_FIELDS = tuple(Scenario.model_fields)
+_KNOWN_FIELDS: dict[tuple[int | str, ...], tuple[str, ...]] = {
+    (): SCENARIO_FIELDS,
+    ("thresholds",): tuple(Thresholds.model_fields),
+}
 
 
 def load_scenario(document: Document, default_name: str | None = None) -> Scenario:
@@ -380,9 +404,10 @@ def _problem(document: Document, error: ErrorDetails) -> Problem:
     if error["type"] == "extra_forbidden":
         name = str(location[-1])
         message = f"unknown field {name!r}"
-        if len(location) == 1:
-            close = difflib.get_close_matches(name, SCENARIO_FIELDS, n=1)
-            message += f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(SCENARIO_FIELDS)}"
+        known = _KNOWN_FIELDS.get(tuple(location[:-1]))
+        if known is not None:
+            close = difflib.get_close_matches(name, known, n=1)
+            message += f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(known)}"
         return Problem(document.source, line, message, location)
     if error["type"] == "missing":
         return Problem(document.source, line, f"{where}: required field is missing", location)

@@ -27,9 +27,11 @@ from mock_server.loading import Document
 from mock_server.settings import Settings
 from mock_server.state import MockState
 from mock_server.tcp import ConnectionExposingProtocol
+from mock_server.verdict import KINDS, Verdict
 
 SHUTDOWN_GRACE_S = 5.0
 SETTLE_TIMEOUT_S = 1.0
+VERDICT_WAIT_S = 60.0
 T = TypeVar("T")
 
 
@@ -278,6 +280,38 @@ class MockServer:
         if not records:
             raise ServerError(f"No request has reached the mock server at {self.url} since it started or was reset")
         return records[-1]
+
+    def verdict(self, *, since: int | None = None, wait_s: float = VERDICT_WAIT_S) -> Verdict:
+        """The verdict on the requests with an id above `since` (all without it): what the clients got
+        wrong, with advice. Checks that wait for time to pass (a retry after a cut stream that has not
+        come yet) get up to `wait_s` to be decided; those still open are in `pending`."""
+        settle = self.settle_timeout_s
+
+        async def judge(state: MockState) -> Verdict:
+            return await state.verdict(since, settle, wait_s)
+
+        return self._on_loop(judge, extra_s=settle + wait_s)
+
+    def assert_client_behaved(
+        self, *, since: int | None = None, wait_s: float = VERDICT_WAIT_S, ignore: Iterable[str] = ()
+    ) -> Verdict:
+        """Fail (AssertionError) with every finding, its advice and its records, unless the verdict has
+        none besides the codes in `ignore`; also when a check is still pending after `wait_s`, since
+        the client cannot be vouched for yet. Returns the verdict."""
+        __tracebackhide__ = True
+        accepted = set(ignore)
+        if unknown := accepted - KINDS.keys():
+            raise ValueError(f"unknown finding code(s) {sorted(unknown)} in ignore; known: {', '.join(KINDS)}")
+        verdict = self.verdict(since=since, wait_s=wait_s)
+        kept = replace(verdict, findings=tuple(f for f in verdict.findings if f.code not in accepted))
+        if kept.findings:
+            raise AssertionError(kept.report())
+        if kept.pending:
+            raise AssertionError(
+                f"{kept.summary()}\nThey were not decided within wait_s={wait_s:g}; wait longer, or lower the "
+                "scenario's thresholds (grace_ms, patience_ms, close_grace_ms)."
+            )
+        return verdict
 
     def reset(self) -> None:
         """Forget the journal, the run-time scenarios and the `times` counters."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 from mock_server.catalog import Catalog
@@ -9,6 +11,9 @@ from mock_server.journal import Journal
 from mock_server.render import RenderCache
 from mock_server.settings import Settings
 from mock_server.timeline import TimelineCache
+from mock_server.verdict import Verdict, judge
+
+PENDING_POLL_S = 0.01
 
 
 @dataclass
@@ -24,3 +29,16 @@ class MockState:
         Returns how many records were cleared."""
         self.catalog.reset()
         return self.journal.clear()
+
+    async def verdict(self, since: int | None = None, settle_s: float = 0.0, wait_s: float = 0.0) -> Verdict:
+        """The verdict on the records above `since`, judged now, once responses in flight have had up
+        to `settle_s` to end. Checks still pending get up to `wait_s` more to be decided (each is
+        judged again at its moment, with whatever requests have come since)."""
+        deadline = time.monotonic() + wait_s
+        records = await self.journal.settled(since, settle_s)
+        verdict = judge(records, self.settings.wall_clock())
+        while verdict.pending and (left := deadline - time.monotonic()) > 0:
+            due = min(check.decided_at for check in verdict.pending) - verdict.judged_at
+            await asyncio.sleep(min(left, max(due, 0.0) + PENDING_POLL_S))
+            verdict = judge(self.journal.records(since), self.settings.wall_clock())
+        return verdict

@@ -12,6 +12,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from mock_server import steps
 from mock_server.chunking import Chunking, split_reply
@@ -45,6 +46,18 @@ class RequestContext:
     """How many requests have selected this scenario since start or reset, this one included."""
 
 
+class Ending(StrEnum):
+    """How a stream ends when it is played to its end: with its end marker, or cut in one of these ways."""
+
+    DONE = "done"
+    NO_DONE = "no_done"
+    CLOSE = "close"
+    ERROR = "error"
+    DROP = "drop"
+    RESET = "reset"
+    STALL = "stall"
+
+
 @dataclass(frozen=True, slots=True)
 class Timeline:
     """Everything one response will do, in order."""
@@ -59,6 +72,30 @@ class Timeline:
     ids: bool = False
     keepalive_ms: float | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
+
+    @property
+    def ending(self) -> Ending:
+        """How the stream ends when nothing cuts it short."""
+        match self.steps[-1] if self.steps else None:
+            case steps.Drop():
+                return Ending.DROP
+            case steps.Reset():
+                return Ending.RESET
+            case steps.Error():
+                return Ending.ERROR
+            case steps.Stall(None):
+                return Ending.STALL
+        if self.end_marker:
+            return Ending.DONE
+        if any(isinstance(step, steps.RawEvent) and step.event == "close" for step in self.steps):
+            return Ending.CLOSE
+        return Ending.NO_DONE
+
+    @property
+    def retry_ms(self) -> int | None:
+        """The reconnection time the stream sets with `retry:` (the last one, when it sets several)."""
+        values = [step.retry for step in self.steps if isinstance(step, steps.RawEvent) and step.retry is not None]
+        return values[-1] if values else None
 
 
 def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestContext) -> Timeline:

@@ -1,19 +1,25 @@
-"""The command line: serve (as a real subprocess), scenarios, validate, help."""
+"""The command line: serve (as a real subprocess), scenarios, validate, verdict, help."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from mock_server.cli import main
+from mock_server.server import MockServer
 from tests.wire import Ending, fetch
 
 ROOT = Path(__file__).parent.parent
@@ -128,7 +134,7 @@ def test_scenarios_prints_a_table(tmp_path: Path) -> None:
     assert any(line.startswith("split-utf8 ") for line in lines)
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["scenarios"], ["validate"]])
+@pytest.mark.parametrize("command", [[], ["serve"], ["scenarios"], ["validate"], ["verdict"]])
 def test_help_explains_each_command(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
@@ -179,3 +185,84 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
     assert settings.require_auth == "sk-test"
     assert settings.admin_token == "admin"
     assert settings.cors_origins == ("http://a.test", "http://b.test")
+
+
+def retry_a_401(url: str, times: int = 2) -> None:
+    for _ in range(times):
+        httpx.get(f"{url}/completions", params={"messages": "hi", "scenario": "unauthorized"})
+
+
+def test_verdict_prints_a_table_with_advice_and_exits_1_on_an_error(make_server: Callable[..., MockServer]) -> None:
+    server = make_server()
+    retry_a_401(server.url)
+    result = CliRunner().invoke(main, ["verdict", server.url, "--wait", "0"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["CODE", "SEVERITY", "TITLE", "RECORDS"]
+    assert lines[1].split()[:2] == ["retried_non_retryable", "error"]
+    assert lines[1].endswith("#1 #2")
+    assert "   Fix: Do not retry 400, 401, 403, 404 or 422" in result.output
+    assert lines[-1] == "1 finding(s), 1 error(s) and 0 warning(s), in 2 request(s) in 1 call(s)."
+
+
+def test_verdict_exits_0_without_findings_and_with_warnings_only(make_server: Callable[..., MockServer]) -> None:
+    server = make_server()
+    fetch(f"{server.url}/completions?messages=hi&scenario=paced")
+    clean = CliRunner().invoke(main, ["verdict", server.url.removeprefix("http://"), "--wait", "0"])
+    assert (clean.exit_code, clean.output) == (0, "No findings in 1 request(s) in 1 call(s).\n")
+    closing = server.add_scenario(
+        reply="a b", faults=[{"kind": "close", "at": 1, "ms": 400}], thresholds={"close_grace_ms": 100}
+    )
+    fetch(f"{server.url}/completions?messages=hi&scenario={closing}")  # reads on until the server ends it
+    warned = CliRunner().invoke(main, ["verdict", server.url + "/", "--since", "1", "--wait", "0"])
+    assert warned.exit_code == 0, warned.output
+    assert warned.output.splitlines()[1].split()[:2] == ["close_event_ignored", "warning"]
+
+
+def test_verdict_json_is_the_servers_answer(make_server: Callable[..., MockServer]) -> None:
+    server = make_server()
+    retry_a_401(server.url, times=3)
+    result = CliRunner().invoke(main, ["verdict", server.url, "--json", "--since", "1", "--wait", "0"])
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert (data["requests"], data["errors"], data["findings"][0]["records"]) == (2, 1, [2, 3])
+
+
+def test_verdict_exits_2_when_the_server_cannot_be_asked() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: the connection is refused
+        refused = CliRunner().invoke(main, ["verdict", f"http://127.0.0.1:{port}", "--wait", "0"])
+    assert refused.exit_code == 2
+    assert f"cannot reach the mock server at http://127.0.0.1:{port}" in refused.output
+    assert "Is it running (mock-llm-sse serve)?" in refused.output
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{other.server_address[1]}"
+        wrong = CliRunner().invoke(main, ["verdict", url, "--wait", "0"])
+    finally:
+        other.shutdown()
+        other.server_close()
+        thread.join(5)
+    assert wrong.exit_code == 2
+    assert f"answered 404 Not Found; is {url} a mock-llm-sse server?" in wrong.output
+
+
+def test_verdict_after_an_end_to_end_run_fails_the_ci_step(serving: tuple[subprocess.Popen[str], str]) -> None:
+    _, url = serving
+    retry_a_401(url)
+    result = subprocess.run(
+        [sys.executable, "-m", "mock_server", "verdict", url, "--wait", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    assert "retried_non_retryable" in result.stdout

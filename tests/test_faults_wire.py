@@ -64,6 +64,16 @@ def test_close_carries_the_given_data(server: MockServer) -> None:
     assert response.events[-1] == "event: close\ndata: bye"
 
 
+def test_close_with_ms_holds_the_connection_open_silently_then_ends_cleanly(server: MockServer) -> None:
+    name = server.add_scenario(reply="one two three", faults=[{"kind": "close", "at": 2, "ms": 400}])
+    response = fetch(completions(server, scenario=name))
+    assert response.ending is Ending.COMPLETE
+    assert response.events[-1].startswith("event: close\n")
+    close_read = next(at for at, chunk in response.chunks if b"event: close" in chunk)
+    assert response.reads[-1].at - close_read >= 0.35, "the body ends only after the hold"
+    assert response.reads[-1].data.endswith(b"0\r\n\r\n")
+
+
 def test_error_sends_the_openai_error_event_then_ends(server: MockServer) -> None:
     response = fetch(completions(server, "error@2:overloaded"))
     assert response.ending is Ending.COMPLETE

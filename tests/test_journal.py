@@ -10,6 +10,7 @@ import pytest
 
 from mock_server.journal import Journal, RequestRecord
 from mock_server.ops import Outcome, PlayResult
+from mock_server.scenario import Thresholds
 from mock_server.server import MockServer
 from tests.wire import Ending, WireResponse, fetch
 
@@ -30,6 +31,17 @@ SPEC_FIELDS = [
     "last_event_id",
     "duration_ms",
 ]
+VERDICT_FACTS = [
+    "ids",
+    "last_id_sent",
+    "retry_ms",
+    "retry_after",
+    "ending",
+    "close_at_ms",
+    "stall_at_ms",
+    "stall_ms",
+    "thresholds",
+]
 
 
 def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
@@ -40,7 +52,7 @@ def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
     return record
 
 
-def test_record_has_exactly_the_spec_fields(server):
+def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
     response = fetch(
         server.url + "/completions",
         method="POST",
@@ -48,7 +60,7 @@ def test_record_has_exactly_the_spec_fields(server):
         body={"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]},
     )
     record = record_of(server, response)
-    assert list(record.to_json()) == SPEC_FIELDS
+    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS
     assert record.method == "POST"
     assert record.path == "/completions"
     assert record.headers["authorization"] == "Bearer sk-test"
@@ -228,3 +240,63 @@ def test_keepalive_pings_and_the_retry_field_are_not_counted_as_events(server):
     assert response.events.count(": ping") >= 2
     assert response.text.startswith("retry: 700\n: ping\n\n")
     assert record.events_sent == len(response.data)
+
+
+@pytest.mark.parametrize(
+    ("query", "facts"),
+    [
+        ("scenario=paced", {"ending": "done", "ids": False, "retry_ms": None, "retry_after": None}),
+        ("scenario=paced&fault=no_done", {"ending": "no_done"}),
+        ("scenario=paced&fault=drop@3", {"ending": "drop"}),
+        ("scenario=paced&fault=reset@3", {"ending": "reset"}),
+        ("scenario=paced&fault=close@3", {"ending": "close"}),
+        ("scenario=paced&fault=error@3", {"ending": "error"}),
+        ("scenario=mid-stream-drop", {"ending": "drop", "ids": True, "retry_ms": 1000, "last_id_sent": 4}),
+        ("scenario=rate-limited", {"ending": None, "retry_after": "2", "status": 429}),
+        ("scenario=no-such-scenario", {"ending": None, "retry_after": None, "status": 404}),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_record_notes_how_the_stream_ends_and_what_the_client_was_told(server, query, facts):
+    record = record_of(server, fetch(f"{server.url}/completions?messages=hi&{query}"))
+    assert {name: getattr(record, name) for name in facts} == facts
+
+
+def test_last_id_sent_is_the_id_of_the_last_event_written_also_on_resume(server):
+    full = record_of(server, fetch(f"{server.url}/completions?messages=hi&scenario=resumable-paced"))
+    resumed = fetch(f"{server.url}/completions?messages=hi&scenario=resumable-paced", headers={"Last-Event-ID": "3"})
+    assert full.last_id_sent == full.events_sent
+    assert record_of(server, resumed).last_id_sent == full.last_id_sent
+    assert resumed.events[0].startswith("id: 4\n")
+
+
+def test_stall_and_close_moments_follow_the_stream_schedule(server):
+    # paced: a chunk every 20 ms; `@3` is the moment chunk 3 is due, 60 ms into the stream.
+    stalled = record_of(server, fetch(f"{server.url}/completions?messages=hi&scenario=paced&fault=stall@3:100"))
+    assert stalled.stall_ms == 100
+    assert stalled.stall_at_ms is not None
+    assert 60 <= stalled.stall_at_ms < 1000
+    forever = record_of(server, fetch(f"{server.url}/completions?messages=hi&fault=stall@2", read_for=0.3))
+    assert (forever.stall_at_ms is not None, forever.stall_ms, forever.ending) == (True, None, "stall")
+    closed = record_of(server, fetch(f"{server.url}/completions?messages=hi&scenario=paced&fault=close@5"))
+    assert closed.close_at_ms is not None
+    assert 100 <= closed.close_at_ms < 1000
+    assert record_of(server, fetch(f"{server.url}/completions?messages=hi&scenario=paced")).close_at_ms is None
+
+
+def test_record_keeps_the_scenario_thresholds_or_the_defaults(server):
+    name = server.add_scenario(reply="hi", thresholds={"grace_ms": 250, "max_attempts": 2})
+    chosen = record_of(server, fetch(f"{server.url}/completions?messages=hi&scenario={name}"))
+    unknown = record_of(server, fetch(f"{server.url}/completions?messages=hi&scenario=no-such-scenario"))
+    assert (chosen.thresholds.grace_ms, chosen.thresholds.max_attempts, chosen.thresholds.patience_ms) == (
+        250,
+        2,
+        30_000,
+    )
+    assert chosen.to_json()["thresholds"] == {
+        "grace_ms": 250,
+        "patience_ms": 30_000,
+        "close_grace_ms": 1000,
+        "max_attempts": 2,
+    }
+    assert unknown.thresholds == Thresholds()

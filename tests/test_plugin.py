@@ -10,20 +10,21 @@ import pytest
 README = Path(__file__).parent.parent / "README.md"
 
 
-def readme_examples() -> list[str]:
-    """The python blocks of the README's "pytest plugin" section that are tests."""
+def readme_examples(section: str) -> list[str]:
+    """The python blocks of a README section that are tests."""
     text = README.read_text(encoding="utf-8")
-    section = text.split("\n## pytest plugin\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", body, flags=re.DOTALL)
     return [block for block in blocks if "def test_" in block]
 
 
-EXAMPLES = readme_examples()
+EXAMPLES = readme_examples("pytest plugin")
+VERDICT_EXAMPLES = readme_examples("Client verdicts")
 
 
 @pytest.mark.parametrize(
     "example",
-    [pytest.param(example, id=re.findall(r"def (test_\w+)", example)[0]) for example in EXAMPLES],
+    [pytest.param(example, id=re.findall(r"def (test_\w+)", example)[0]) for example in EXAMPLES + VERDICT_EXAMPLES],
 )
 def test_readme_example_passes(pytester, example):
     pytester.makepyfile(example)
@@ -31,7 +32,8 @@ def test_readme_example_passes(pytester, example):
     result.assert_outcomes(passed=1)
 
 
-def test_readme_has_the_two_examples():
+def test_readme_has_the_two_examples_and_a_verdict_example():
+    assert len(VERDICT_EXAMPLES) == 1
     assert len(EXAMPLES) == 2
     assert "from openai import OpenAI" in EXAMPLES[0]
     assert "from httpx_sse import connect_sse" in EXAMPLES[1]
@@ -120,6 +122,88 @@ def test_a_failed_journal_assertion_shows_the_record_and_every_request(pytester)
             "E        +    where <RequestRecord #2 *> = <MockServer http://127.0.0.1:*>.last_request",
             "*- mock-llm-sse requests at http://127.0.0.1:* -*",
             f"#2 {record}",  # ids go on across resets, so `since=` stays meaningful
+        ]
+    )
+
+
+def test_assert_client_behaved_fails_with_every_finding_its_advice_and_records(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_retries_a_401_blindly(mock_llm):
+            for _ in range(3):
+                httpx.get(mock_llm.url + "/completions", params={"messages": "hi", "scenario": "unauthorized"})
+            mock_llm.assert_client_behaved()
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    record = "GET /completions scenario='unauthorized' status=401 outcome='error_status' events_sent=0 *ms"
+    result.stdout.fnmatch_lines(
+        [
+            ">       mock_llm.assert_client_behaved()",
+            "E       AssertionError: The client misbehaved: 1 finding(s), 1 error(s) and 0 warning(s), "
+            "in 3 request(s) in 1 call(s).",
+            "E       1. [error] retried_non_retryable: Retried a request that cannot succeed",
+            "E          #1 was answered 401, and #2 asked the same again; 1 more time(s) in this call.",
+            "E          Fix: Do not retry 400, 401, 403, 404 or 422: *",
+            f"E          #1 {record}",
+            f"E          #2 {record}",
+            f"E          #3 {record}",
+            "test_assert_client_behaved_*.py:6: AssertionError",
+        ]
+    )
+
+
+def test_assert_client_behaved_passes_a_good_client_and_accepts_ignored_codes(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+        import pytest
+
+        def test_behaves(mock_llm):
+            httpx.get(mock_llm.url + "/completions", params={"messages": "hi"})
+            verdict = mock_llm.assert_client_behaved()
+            assert (verdict.findings, verdict.calls) == ((), ((1,),))
+
+        def test_ignores(mock_llm):
+            for _ in range(2):
+                httpx.get(mock_llm.url + "/completions", params={"messages": "hi", "scenario": "unauthorized"})
+            mock_llm.assert_client_behaved(ignore=["retried_non_retryable"])
+            assert [f.code for f in mock_llm.verdict().findings] == ["retried_non_retryable"]
+            with pytest.raises(ValueError, match="unknown finding code"):
+                mock_llm.assert_client_behaved(ignore=["retried_non_retriable"])
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_assert_client_behaved_waits_for_the_grace_before_passing_a_cut_stream(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_accepts_a_cut_answer(mock_llm):
+            name = mock_llm.add_scenario(reply="one two", faults=[{"kind": "no_done"}], thresholds={"grace_ms": 200})
+            httpx.get(mock_llm.url + "/completions", params={"messages": "hi", "scenario": name})
+            mock_llm.assert_client_behaved()
+
+        def test_cannot_vouch_before_it_knows(mock_llm):
+            name = mock_llm.add_scenario(reply="one two", faults=[{"kind": "no_done"}])
+            httpx.get(mock_llm.url + "/completions", params={"messages": "hi", "scenario": name})
+            mock_llm.assert_client_behaved(wait_s=0)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E       AssertionError: The client misbehaved: 1 finding(s), 1 error(s) *",
+            "E       1. [error] truncated_stream_accepted: Accepted a stream that was cut short",
+            "E       AssertionError: No findings in 1 request(s) in 1 call(s). 1 check(s) still waiting for time to "
+            "pass (truncated_stream_accepted).",
+            "E       They were not decided within wait_s=0; wait longer, or lower the scenario's thresholds *",
         ]
     )
 

@@ -9,7 +9,7 @@ from sse_starlette.event import ServerSentEvent
 from mock_server import frames, steps
 from mock_server.dialects import DIALECTS, Dialect, StreamInfo
 from mock_server.ops import Drop, Wait, Write
-from mock_server.render import RenderCache, nothing_left, render, split_points
+from mock_server.render import RenderCache, Schedule, last_id_sent, nothing_left, render, schedule, split_points
 from mock_server.timeline import Timeline, Usage
 
 INFO = StreamInfo(key="0" * 64, created=1700000000, model="m", usage=Usage(1, 2))
@@ -102,3 +102,31 @@ def test_render_cache_returns_the_same_ops_and_stays_bounded() -> None:
         cache.render(timeline(steps.Text(str(n)), steps.Finish()), spec, INFO)
     assert cache.render(script, spec, INFO) is not first  # evicted, rendered again
     assert sum(size for _, _, size in cache._entries.values()) <= 2000
+
+
+def test_schedule_finds_the_close_event_and_the_first_stall_from_the_waits() -> None:
+    script = timeline(
+        steps.Text("a"),
+        steps.Sleep(100),
+        steps.Text("b"),
+        steps.Split(2, 10),  # the split's own wait comes before the close event's last piece
+        steps.RawEvent(event="close", data="bye"),
+        steps.Sleep(50),
+        steps.Stall(200),
+        steps.Text("c"),
+        steps.Stall(),
+        end_marker=False,
+    )
+    assert schedule(render(script, chat())) == Schedule(close_at_s=0.11, stall_at_s=0.16, stall_s=0.2)
+    forever = timeline(steps.Text("a"), steps.Sleep(30), steps.Stall())
+    assert schedule(render(forever, chat())) == Schedule(stall_at_s=0.03)
+    cut = timeline(steps.Text("a"), steps.Drop(), steps.Stall())
+    assert schedule(render(cut, chat())) == Schedule()
+
+
+def test_last_id_sent_counts_whole_writes_up_to_the_events_sent() -> None:
+    script = timeline(steps.Text("a"), steps.Sleep(10), steps.Text("b"), steps.Finish(), ids=True)
+    ops = render(script, chat())  # the role chunk and "a" (ids 1, 2), then "b", the finish and [DONE]
+    assert [last_id_sent(ops, n) for n in (0, 2, 5)] == [None, 2, 5]
+    assert last_id_sent(render(script, chat(), resume_after=2), 3) == 5
+    assert last_id_sent(render(timeline(steps.Text("a")), chat()), 3) is None

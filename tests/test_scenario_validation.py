@@ -103,6 +103,11 @@ def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
         ("faults: [{kind: status}]\n", "a `status` fault needs `status`"),
         ("faults: [{kind: split, pieces: 1}]\n", "pieces: Input should be greater than or equal to 2"),
         ("faults: [{kind: drop, probability: 2}]\n", "probability: Input should be less than or equal to 1"),
+        ("thresholds: {grace_ms: -1}\n", "thresholds.grace_ms: Input should be greater than or equal to 0"),
+        ("thresholds: {patience_ms: 0}\n", "thresholds.patience_ms: Input should be greater than 0"),
+        ("thresholds: {max_attempts: 0}\n", "thresholds.max_attempts: Input should be greater than or equal to 1"),
+        ("thresholds: {grace: 100}\n", "broken.yaml:1: unknown field 'grace'; did you mean 'grace_ms'?"),
+        ("thresholds: 5\n", "thresholds: Input should be a valid dictionary"),
     ],
 )
 def test_invalid_scenario_is_rejected_with_a_clear_message(tmp_path: Path, text: str, needle: str) -> None:

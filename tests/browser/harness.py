@@ -84,10 +84,26 @@ Record = dict[str, Any]
 
 
 class JournalReader:
-    """Reads the mock server's journal (`GET /_mock/requests`), a test's records picked by its prompt."""
+    """Reads the mock server's journal (`GET /_mock/requests`), a test's records picked by its prompt,
+    and its verdict on the clients (`GET /_mock/verdict`)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+    def last_id(self) -> int:
+        """The newest record's id (0 when there is none): a `since` for what comes after."""
+        response = httpx.get(f"{self.url}/_mock/requests", params={"settle_ms": 0}, timeout=5)
+        response.raise_for_status()
+        records = response.json()
+        return int(records[-1]["id"]) if records else 0
+
+    def verdict(self, since: int, wait_ms: int = 10_000) -> Record:
+        """The verdict on the records after `since`, once its pending checks are decided."""
+        params = {"since": since, "wait_ms": wait_ms}
+        response = httpx.get(f"{self.url}/_mock/verdict", params=params, timeout=wait_ms / 1000 + 10)
+        response.raise_for_status()
+        verdict: Record = response.json()
+        return verdict
 
     def records(self, prompt: str) -> list[Record]:
         response = httpx.get(f"{self.url}/_mock/requests", timeout=5)

@@ -42,34 +42,54 @@ function within(ms, seen, work) {
 }
 
 /** Native EventSource on GET /completions. Ends when the browser gives up (an error that leaves it
- * CLOSED), or at `[DONE]` when `closeOnDone` is set, as a chat UI does. */
-function streamWithEventSource({ query, closeOnDone = true, timeoutMs = 20000 }) {
-  const seen = { text: "", ids: [], opens: 0, errors: [], lastIdAtErrors: [], done: false };
-  const source = new EventSource(`${api}/completions?${new URLSearchParams(query)}`);
+ * CLOSED), or at `[DONE]` when `closeOnDone` is set, as a chat UI does.
+ * `reopen` makes it a hand-written reconnect loop, as pages often have: on an error that left the
+ * source CLOSED ("closed"), or on any error ("error"), the page closes it and opens a new one after
+ * `reopenDelayMs`, `maxOpens` sources in all. A new EventSource sends no Last-Event-ID. */
+function streamWithEventSource({
+  query,
+  closeOnDone = true,
+  reopen = "never",
+  reopenDelayMs = 0,
+  maxOpens = 1,
+  timeoutMs = 20000,
+}) {
+  const seen = { text: "", ids: [], opens: 0, sources: 0, errors: [], lastIdAtErrors: [], done: false };
+  const url = `${api}/completions?${new URLSearchParams(query)}`;
+  let source;
   const work = new Promise((resolve) => {
-    source.onopen = () => {
-      seen.opens += 1;
-      note("EventSource open");
+    const start = () => {
+      seen.sources += 1;
+      source = new EventSource(url);
+      source.onopen = () => {
+        seen.opens += 1;
+        note("EventSource open");
+      };
+      source.onmessage = (event) => {
+        note(`EventSource message id=${event.lastEventId} ${event.data.slice(0, 60)}`);
+        seen.ids.push(event.lastEventId);
+        if (event.data === "[DONE]") {
+          seen.done = true;
+          if (closeOnDone) resolve();
+          return;
+        }
+        seen.text += contentOf(event.data);
+        show(seen.text);
+      };
+      source.onerror = () => {
+        // CONNECTING: the browser reconnects by itself; CLOSED: it has given up for good.
+        const closed = source.readyState === EventSource.CLOSED;
+        seen.errors.push(closed ? "closed" : "reconnecting");
+        seen.lastIdAtErrors.push(seen.ids.at(-1) ?? null);
+        note(`EventSource error, ${closed ? "closed" : "reconnecting"}`);
+        if (reopen === "error" || (reopen === "closed" && closed)) {
+          source.close();
+          if (seen.sources < maxOpens) setTimeout(start, reopenDelayMs);
+          else resolve();
+        } else if (closed) resolve();
+      };
     };
-    source.onmessage = (event) => {
-      note(`EventSource message id=${event.lastEventId} ${event.data.slice(0, 60)}`);
-      seen.ids.push(event.lastEventId);
-      if (event.data === "[DONE]") {
-        seen.done = true;
-        if (closeOnDone) resolve();
-        return;
-      }
-      seen.text += contentOf(event.data);
-      show(seen.text);
-    };
-    source.onerror = () => {
-      // CONNECTING: the browser reconnects by itself; CLOSED: it has given up for good.
-      const closed = source.readyState === EventSource.CLOSED;
-      seen.errors.push(closed ? "closed" : "reconnecting");
-      seen.lastIdAtErrors.push(seen.ids.at(-1) ?? null);
-      note(`EventSource error, ${closed ? "closed" : "reconnecting"}`);
-      if (closed) resolve();
-    };
+    start();
   });
   return within(timeoutMs, seen, work).finally(() => source.close());
 }

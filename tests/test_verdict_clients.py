@@ -1,0 +1,237 @@
+"""Verdicts on real clients: each finding earned by a misbehaving client (httpx, raw sockets), and
+not by a well-behaved one (the official SDK, a client that waits, resumes, gives up in time).
+
+The browser's EventSource findings are in tests/browser/test_eventsource_verdict.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from httpx_sse import connect_sse
+from openai import OpenAI
+
+from mock_server.server import MockServer
+from mock_server.verdict import Verdict
+
+QUICK = {"grace_ms": 300, "patience_ms": 400, "close_grace_ms": 200}
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def mock(make_server: Callable[..., MockServer]) -> MockServer:
+    """A server of the test's own: a journal holding only this test's requests."""
+    return make_server()
+
+
+def codes(verdict: Verdict) -> list[str]:
+    return [finding.code for finding in verdict.findings]
+
+
+def sse(server: MockServer, scenario: str, *, last_event_id: str | None = None) -> Iterator[Any]:
+    """The events of one GET /completions stream, read with httpx-sse."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    with (
+        httpx.Client(base_url=server.url, timeout=10) as client,
+        connect_sse(
+            client, "GET", "/completions", params={"messages": "hi", "scenario": scenario}, headers=headers
+        ) as source,
+    ):
+        yield from source.iter_sse()
+
+
+def chat(server: MockServer, max_retries: int) -> OpenAI:
+    return OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=max_retries)
+
+
+# Retries after HTTP errors
+
+
+def test_retrying_a_429_at_once_ignores_retry_after_and_the_sdk_waits(mock: MockServer) -> None:
+    limited = mock.add_scenario(
+        reply="hi", headers={"Retry-After": "1"}, faults=[{"kind": "status", "status": 429, "times": 1}]
+    )
+    for _ in range(2):  # a hand-written retry that does not look at the headers
+        response = httpx.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": limited})
+    assert response.status_code == 200
+    assert codes(mock.verdict()) == ["retry_after_ignored"]
+
+    mock.reset()
+    limited = mock.add_scenario(
+        reply="hi", headers={"Retry-After": "1"}, faults=[{"kind": "status", "status": 429, "times": 1}]
+    )
+    reply = chat(mock, max_retries=2).chat.completions.create(model=limited, messages=MESSAGES)  # type: ignore[arg-type]
+    assert reply.choices[0].message.content == "hi"
+    assert len(mock.requests) == 2
+    assert mock.verdict().findings == ()
+
+
+def test_retrying_a_401_is_retried_non_retryable_and_the_sdk_does_not(mock: MockServer) -> None:
+    for _ in range(3):
+        httpx.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": "unauthorized"})
+    verdict = mock.verdict()
+    assert codes(verdict) == ["retried_non_retryable"]
+    assert verdict.findings[0].records == (1, 2, 3)
+
+    mock.reset()
+    with pytest.raises(openai.AuthenticationError):
+        chat(mock, max_retries=2).chat.completions.create(model="unauthorized", messages=MESSAGES)  # type: ignore[arg-type]
+    assert mock.verdict().findings == ()
+
+
+def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: MockServer) -> None:
+    failing = mock.add_scenario(status=503)
+    for _ in range(7):
+        httpx.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": failing})
+        time.sleep(0.1)
+    assert codes(mock.verdict()) == ["retry_storm", "no_backoff"]
+
+    mock.reset()
+    failing = mock.add_scenario(status=503)
+    with pytest.raises(openai.InternalServerError):
+        chat(mock, max_retries=2).chat.completions.create(model=failing, messages=MESSAGES)  # type: ignore[arg-type]
+    assert len(mock.requests) == 3
+    assert mock.verdict().findings == ()
+
+
+# Streams cut short
+
+
+@pytest.mark.parametrize("fault", [{"kind": "no_done"}, {"kind": "drop", "at": 2}], ids=["no_done", "drop"])
+def test_a_client_that_keeps_a_cut_stream_is_flagged_and_one_that_asks_again_is_not(
+    mock: MockServer, fault: dict[str, Any]
+) -> None:
+    cut = mock.add_scenario(reply="one two three", faults=[fault], thresholds=QUICK)
+    try:
+        events = list(sse(mock, cut))
+    except httpx.RemoteProtocolError:
+        events = []  # the drop: this client shows what it has and moves on
+    assert all(event.data != "[DONE]" for event in events)
+    at_once = mock.verdict(wait_s=0)
+    assert at_once.findings == (), "nothing yet: the client still has the grace to ask again"
+    assert [check.code for check in at_once.pending] == ["truncated_stream_accepted"]
+    verdict = mock.verdict()  # waits for the grace to pass
+    assert codes(verdict) == ["truncated_stream_accepted"]
+    assert verdict.findings[0].records == (1,)
+
+    mock.reset()
+    once = mock.add_scenario(reply="one two three", faults=[{**fault, "times": 1}], thresholds=QUICK)
+    for _ in range(3):  # retries until the end marker arrives
+        try:
+            if any(event.data == "[DONE]" for event in sse(mock, once)):
+                break
+        except httpx.RemoteProtocolError:
+            continue
+    assert len(mock.requests) == 2
+    assert mock.verdict().findings == ()
+
+
+def test_reconnecting_at_once_ignores_retry_and_waiting_for_it_does_not(mock: MockServer) -> None:
+    def reconnect(name: str, honour_retry: bool) -> None:
+        last_id, retry_ms = None, 0
+        for _ in range(3):
+            try:
+                for event in sse(mock, name, last_event_id=last_id):
+                    last_id, retry_ms = event.id or last_id, event.retry or retry_ms
+                return
+            except httpx.RemoteProtocolError:
+                time.sleep(retry_ms / 1000 if honour_retry else 0)
+
+    fields = {
+        "reply": "one two three four",
+        "ids": True,
+        "retry_ms": 500,
+        "faults": [{"kind": "drop", "at": 2, "once": True}],
+    }
+    reconnect(mock.add_scenario(**fields), honour_retry=False)
+    verdict = mock.verdict()
+    assert codes(verdict) == ["retry_field_ignored"]
+    assert verdict.calls == ((1, 2),)
+
+    mock.reset()
+    reconnect(mock.add_scenario(**fields), honour_retry=True)
+    assert [r.last_event_id for r in mock.requests] == [None, "3"]
+    assert mock.verdict().findings == ()
+
+
+# Silence and close
+
+
+def stalled_request(server: MockServer, whole: bool) -> httpx.Request:
+    """A request for a new scenario that stalls for good: a stream after its first chunk, or a whole
+    (non-streaming) chat completion that never comes."""
+    name = server.add_scenario(reply="one two three", faults=[{"kind": "stall", "at": 1}], thresholds=QUICK)
+    if whole:
+        body = {"model": name, "messages": MESSAGES}
+        return httpx.Request("POST", f"{server.url}/v1/chat/completions", json=body)
+    return httpx.Request("GET", f"{server.url}/completions", params={"messages": "hi", "scenario": name})
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["stream", "whole"])
+def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not(mock: MockServer, whole: bool) -> None:
+    request = stalled_request(mock, whole)
+    with socket.create_connection(("127.0.0.1", mock.port)) as sock:
+        head = f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\nHost: x\r\n"
+        body = request.read()
+        sock.sendall(f"{head}Content-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n".encode() + body)
+        while not mock.records(settle_s=0):
+            time.sleep(0.01)  # the server has the request
+        # This client waits and waits; the verdict is pending until the patience has run out.
+        verdict = mock.verdict(wait_s=5)
+        assert codes(verdict) == ["no_read_timeout"]
+        assert "and is still waiting" in verdict.findings[0].detail
+
+    mock.reset()
+    with httpx.Client(timeout=httpx.Timeout(5, read=0.15)) as client, pytest.raises(httpx.ReadTimeout):
+        client.send(stalled_request(mock, whole))
+    assert mock.verdict(wait_s=5).findings == ()
+
+
+def test_keeping_the_connection_after_a_close_event_is_flagged_and_hanging_up_is_not(mock: MockServer) -> None:
+    closing = mock.add_scenario(reply="one two three", faults=[{"kind": "close", "at": 2, "ms": 800}], thresholds=QUICK)
+    names = [event.event for event in sse(mock, closing)]  # reads on until the server ends the stream
+    assert names[-1] == "close"
+    verdict = mock.verdict()
+    assert codes(verdict) == ["close_event_ignored"]
+
+    mock.reset()
+    closing = mock.add_scenario(reply="one two three", faults=[{"kind": "close", "at": 2, "ms": 800}], thresholds=QUICK)
+    for event in sse(mock, closing):
+        if event.event == "close":
+            break  # hangs up on the close event
+    (record,) = mock.requests
+    assert record.outcome == "client_disconnected"
+    assert mock.verdict().findings == ()
+
+
+# The control API
+
+
+def test_get_verdict_judges_the_records_since_an_id_and_waits_for_pending_checks(mock: MockServer) -> None:
+    for _ in range(2):
+        httpx.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": "unauthorized"})
+    cut = mock.add_scenario(reply="one two", faults=[{"kind": "no_done"}], thresholds={"grace_ms": 300})
+    list(sse(mock, cut))
+    with httpx.Client(base_url=mock.url) as client:
+        everything = client.get("/_mock/verdict").json()
+        assert [f["code"] for f in everything["findings"]] == ["retried_non_retryable"]
+        assert [p["code"] for p in everything["pending"]] == ["truncated_stream_accepted"]
+        waited = client.get("/_mock/verdict", params={"since": 2, "wait_ms": 5000}).json()
+    assert (waited["requests"], waited["calls"], waited["pending"]) == (1, [[3]], [])
+    assert [(f["code"], f["severity"], f["records"]) for f in waited["findings"]] == [
+        ("truncated_stream_accepted", "error", [3])
+    ]
+    assert (waited["errors"], waited["warnings"]) == (1, 0)
+
+
+@pytest.mark.parametrize("query", ["since=x", "wait_ms=-1", "settle_ms=100000000"])
+def test_get_verdict_refuses_bad_parameters_naming_them(mock: MockServer, query: str) -> None:
+    response = httpx.get(f"{mock.url}/_mock/verdict?{query}")
+    assert response.status_code == 422
+    assert query.split("=")[0] in response.text
