@@ -4,6 +4,7 @@ MockLLMError
  ├── ScenarioError         a scenario file or object is invalid: every problem, with its position
  ├── OverrideError         a per-request override (query or X-Mock-* header) is malformed -> 400
  ├── RequestBodyError      a request body cannot be used -> 400
+ │    └── BodyTooLargeError  a request body is over the size limit -> 413
  ├── UnknownScenarioError  a request names a scenario that does not exist -> 404
  ├── UnauthorizedError     a model request lacks the token `--require-auth` asks for -> 401
  └── ServerError           MockServer misuse: not running, already running, failed to start
@@ -53,6 +54,17 @@ class RequestBodyError(MockLLMError):
     def __init__(self, message: str, param: str | None = None) -> None:
         self.param = param
         super().__init__(message)
+
+
+class BodyTooLargeError(RequestBodyError):
+    """A request body is larger than the server accepts."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"The request body is larger than this server accepts ({limit} bytes); send less, "
+            "or start the server with a larger --max-body-bytes."
+        )
 
 
 class UnknownScenarioError(MockLLMError):

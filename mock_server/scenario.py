@@ -27,12 +27,15 @@ from mock_server import steps
 from mock_server.errors import Problem, ScenarioError
 from mock_server.faults import Fault
 from mock_server.loading import Document
+from mock_server.patterns import MATCH_INPUT_CHARS, compile_match_pattern
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _FORBIDDEN_HEADERS = {"content-length", "transfer-encoding", "connection", "content-type"}
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+# Infinite or NaN delays would stall a stream or upset the event loop's timers; "forever" is a
+# stall without `ms`.
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ToolCallSpec(BaseModel):
@@ -262,12 +265,7 @@ class Match(BaseModel):
 
 
 def _compile_regex(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
+    return compile_match_pattern(value) if isinstance(value, str) else value
 
 
 class Scenario(BaseModel):
@@ -339,15 +337,17 @@ class Scenario(BaseModel):
         return self
 
     def matches(self, prompt: str, model: str | None, headers: Mapping[str, str]) -> bool:
-        """Whether every `match` rule fits; a scenario without rules matches nothing."""
+        """Whether every `match` rule fits (each looking at the first MATCH_INPUT_CHARS characters of its
+        value); a scenario without rules matches nothing."""
         rules = self.match
         if rules is None:
             return False
-        if rules.prompt is not None and not rules.prompt.search(prompt):
+        limit = MATCH_INPUT_CHARS
+        if rules.prompt is not None and not rules.prompt.search(prompt[:limit]):
             return False
-        if rules.model is not None and not rules.model.search(model or ""):
+        if rules.model is not None and not rules.model.search((model or "")[:limit]):
             return False
-        return all(pattern.search(headers.get(name, "")) for name, pattern in rules.headers.items())
+        return all(pattern.search(headers.get(name, "")[:limit]) for name, pattern in rules.headers.items())
 
 
 SCENARIO_FIELDS = tuple(Scenario.model_fields)

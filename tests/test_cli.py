@@ -143,6 +143,8 @@ def test_help_explains_each_command(command: list[str]) -> None:
             "--admin-token",
             "--cors-origins",
             "--log-level",
+            "--max-body-bytes",
+            "--shutdown-grace",
             "MOCK_LLM_PORT",
             "MOCK_LLM_SCENARIOS",
         ):
@@ -171,7 +173,8 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
         "MOCK_LLM_REQUIRE_AUTH": "sk-test",
         "MOCK_LLM_ADMIN_TOKEN": "admin",
     }
-    result = CliRunner().invoke(main, ["serve", "--cors-origins", "http://a.test, http://b.test"], env=env)
+    flags = ["--cors-origins", "http://a.test, http://b.test", "--max-body-bytes", "2048", "--shutdown-grace", "0.5"]
+    result = CliRunner().invoke(main, ["serve", *flags], env=env)
     assert result.exit_code == 0, result.output
     settings = captured["settings"]
     assert settings.scenario_dirs == (tmp_path, ROOT / "tests" / "scenarios")
@@ -179,3 +182,4 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
     assert settings.require_auth == "sk-test"
     assert settings.admin_token == "admin"
     assert settings.cors_origins == ("http://a.test", "http://b.test")
+    assert (settings.max_body_bytes, settings.shutdown_grace_s) == (2048, 0.5)
