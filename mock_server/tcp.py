@@ -57,7 +57,7 @@ class Connection:
 
 class ConnectionExposingProtocol(_FastProtocol):
     """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, and a
-    shutdown that ends the connection's stream instead of waiting for it."""
+    shutdown that ends the connection's stream (or its half-sent request) instead of waiting for it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +74,11 @@ class ConnectionExposingProtocol(_FastProtocol):
         stream = self._mock_connection.stream
         if stream is not None:
             stream.stop()
+        elif self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete:
+            # A request whose body is still arriving cannot be answered in time; ending its connection
+            # ends it at once (as a client leaving mid-body) instead of after the whole grace time.
+            self.transport.close()
+            return
         super().shutdown()
 
 
