@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from mock_server.redaction import RedactingAccessLogger
+
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _FastProtocol
 except ImportError:  # httptools is optional in uvicorn; h11 always works
@@ -56,14 +58,16 @@ class Connection:
 
 
 class ConnectionExposingProtocol(_FastProtocol):
-    """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, and a
-    shutdown that ends the connection's stream (or its half-sent request) instead of waiting for it."""
+    """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, a shutdown
+    that ends the connection's stream (or its half-sent request) instead of waiting for it, and access
+    log lines without secret query values."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn's protocol logs access whenever the logger has a handler anywhere up the tree
         # (under pytest, always); the server's own `access_log` setting decides instead.
         self.access_log = self.access_log and self.config.access_log
+        self.access_logger = RedactingAccessLogger(self.access_logger, None)  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

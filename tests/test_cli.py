@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mock_server.cli import main
+from tests.conftest import cli_server
 from tests.wire import Ending, fetch
 
 ROOT = Path(__file__).parent.parent
@@ -24,26 +25,9 @@ BUNDLED = len(list((ROOT / "scenarios").glob("*.yaml")))
 def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`mock-llm-sse serve` as a subprocess on a free port; yields the process and its URL."""
     (tmp_path / "mine.yaml").write_text('reply: "from my own directory"\n')
-    env = {**os.environ, "MOCK_LLM_SCENARIOS": str(tmp_path), "MOCK_LLM_PORT": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "serve", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
-        assert match, banner
-        yield process, match.group(1)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+    with cli_server(env={"MOCK_LLM_SCENARIOS": str(tmp_path)}) as (process, url):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), url
+        yield process, url
 
 
 def test_serve_streams_and_stops_cleanly_on_sigterm(serving: tuple[subprocess.Popen[str], str]) -> None:

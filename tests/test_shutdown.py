@@ -4,15 +4,11 @@ still arriving), and the process exits 0 well within the grace time."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -22,32 +18,11 @@ from mock_server.app import create_app
 from mock_server.catalog import Catalog
 from mock_server.server import MockServer, uvicorn_config
 from mock_server.settings import DEFAULT_SHUTDOWN_GRACE_S, Settings
+from tests.conftest import cli_server
 from tests.wire import Ending, WireResponse, fetch
 
 GRACE_S = DEFAULT_SHUTDOWN_GRACE_S
 WHOLE_BODY = {"model": "default", "messages": "hi", "stream": False}
-
-
-@contextmanager
-def cli_server(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`mock-llm-sse serve` as a subprocess on a free port; yields the process and its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--log-level", "warning", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        yield process, banner.split("listening on ")[1].strip()
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 @dataclass
