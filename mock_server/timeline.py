@@ -199,6 +199,8 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
         elif isinstance(step, steps.Sleep) and pacing.jitter is not None:
             step = steps.Sleep(pacing.delay(step.ms))
         out.append(step)
+        if steps.ends_stream(step):
+            return out, False  # a scripted ending: faults still pending would never be sent
         if is_chunk:
             chunk += 1
     return out, _emit_faults(pending, out, pacing)

@@ -153,3 +153,18 @@ def test_scripted_steps_play_as_written_and_faults_still_apply() -> None:
 def test_same_inputs_give_the_same_timeline() -> None:
     fields = {"reply": "a b c d", "chunk_ms": 30, "jitter_ms": 10, "faults": [{"kind": "split", "at": 1}]}
     assert compile_(fields, prompt="p") == compile_(fields, prompt="p")
+
+
+@pytest.mark.parametrize(
+    ("ending", "last"),
+    [
+        ({"drop": True}, steps.Drop),
+        ({"reset": True}, steps.Reset),
+        ({"stall": None}, steps.Stall),
+        ({"error": None}, steps.Error),
+    ],
+)
+def test_nothing_follows_a_scripted_step_that_ends_the_stream(ending: dict[str, Any], last: type) -> None:
+    timeline = compile_({"steps": [{"text": "a"}, ending]}, "drop@5,close@9")
+    assert [type(step) for step in timeline.steps if steps.ends_stream(step)] == [last]
+    assert isinstance(timeline.steps[-1], last)
