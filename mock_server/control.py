@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from mock_server import __version__
+from mock_server import __version__, openapi
 from mock_server.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
 from mock_server.errors import BodyTooLargeError, Problem, ScenarioError, UnknownScenarioError
 from mock_server.loading import Document, parse_document
@@ -88,7 +88,11 @@ async def get_scenario(name: str, request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.put("/scenarios/{name}", summary="Register or replace a run-time scenario (JSON, or YAML by Content-Type)")
+@router.put(
+    "/scenarios/{name}",
+    summary="Register or replace a run-time scenario (JSON, or YAML by Content-Type)",
+    openapi_extra=openapi.SCENARIO,
+)
 async def put_scenario(name: str, request: Request) -> JSONResponse:
     if (denied := _denied(request)) is not None:
         return denied

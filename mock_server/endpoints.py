@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from mock_server import openapi
 from mock_server import render as rendering
 from mock_server.auth import authorize
 from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo
@@ -35,7 +36,9 @@ MAX_EVENT_ID_DIGITS = 18
 """A longer Last-Event-ID is past any stream's end all the same (and would not convert)."""
 
 
-@router.get("/completions", summary="OpenAI chat chunks over SSE, for EventSource")
+@router.get(
+    "/completions", summary="OpenAI chat chunks over SSE, for EventSource", openapi_extra=openapi.COMPLETIONS_GET
+)
 async def completions_get(request: Request) -> Response:
     record = open_record(request, None)
     query = dict(request.query_params)
@@ -47,7 +50,11 @@ async def completions_get(request: Request) -> Response:
         return error_response(OPENAI_CHAT, exc, record)
 
 
-@router.post("/completions", summary="OpenAI chat chunks over SSE, for fetch-event-source and friends")
+@router.post(
+    "/completions",
+    summary="OpenAI chat chunks over SSE, for fetch-event-source and friends",
+    openapi_extra=openapi.COMPLETIONS_POST,
+)
 async def completions_post(request: Request) -> Response:
     try:
         raw = await read_body(request, state_of(request).settings.max_body_bytes)
