@@ -10,6 +10,7 @@ without its terminating chunk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import MutableMapping
@@ -51,9 +52,12 @@ class Connection:
         deadline = loop.time() + FLUSH_TIMEOUT_S
         while self.transport.get_write_buffer_size() and loop.time() < deadline:
             await asyncio.sleep(0.001)
+        if self.transport.is_closing():
+            return  # the peer has gone already: there is nobody left to reset
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with contextlib.suppress(OSError, ValueError):  # closed under us: aborting is all that is left
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
 
 
