@@ -312,6 +312,8 @@ class Scenario(BaseModel):
                 raise ValueError(f"header {name!r} is set by the server; use `content_type` for Content-Type")
             if any(c in header_value for c in "\r\n\0"):
                 raise ValueError(f"header {name!r} has a CR, LF or NUL in its value")
+            if not header_value.isascii():
+                raise ValueError(f"header {name!r} has non-ASCII characters in its value; percent-encode them")
         return value
 
     @field_validator("content_type")
