@@ -285,7 +285,7 @@ class Scenario(BaseModel):
     done: bool = True
     ids: bool = False
     retry_ms: int | None = Field(default=None, ge=0)
-    keepalive_ms: float | None = Field(default=None, gt=0)
+    keepalive_ms: float | None = Field(default=None, ge=1)  # more often would flood the client with pings
     status: int = 200
     headers: dict[str, str] = Field(default_factory=dict)
     content_type: str = "text/event-stream; charset=utf-8"
