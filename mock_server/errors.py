@@ -6,6 +6,7 @@ MockLLMError
  ├── RequestBodyError      a request body cannot be used -> 400
  │    └── BodyTooLargeError  a request body is over the size limit -> 413
  ├── UnknownScenarioError  a request names a scenario that does not exist -> 404
+ ├── ReplyTooLongError     a response would be too long to prepare -> 400
  ├── UnauthorizedError     a model request lacks the token `--require-auth` asks for -> 401
  └── ServerError           MockServer misuse: not running, already running, failed to start
 """
@@ -76,6 +77,17 @@ class UnknownScenarioError(MockLLMError):
         close = difflib.get_close_matches(name, self.known, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"Unknown scenario {name!r}.{hint} Known scenarios: {', '.join(self.known)}.")
+
+
+class ReplyTooLongError(MockLLMError):
+    """A response would have more chunks (or characters) than the server prepares for one response."""
+
+    def __init__(self, scenario: str, what: str, limit: str) -> None:
+        super().__init__(
+            f"The reply of scenario {scenario!r} to this request would have {what}, more than the {limit} one "
+            "response may have (the server prepares a whole response before it streams it). Send a shorter "
+            "prompt, or use a scenario with a shorter reply or longer chunks (`chunk: 1000`)."
+        )
 
 
 class UnauthorizedError(MockLLMError):

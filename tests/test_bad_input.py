@@ -5,6 +5,7 @@ test_control.py; this file covers what cuts across them.)"""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ def for_each_endpoint(name: str, content: bytes, status: int, says: str) -> list
 
 DEEP = b'{"messages": "hi", "tools": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 DEEP_REQUEST = b'{"request": ' * 900 + b'"hi"' + b"}" * 900  # fetch-event-source's nesting, 900 deep
+LONG_ECHO = json.dumps(dict.fromkeys(("messages", "prompt", "input"), "hi " * 60000) | {"max_tokens": 5}).encode()
 HUGE_NUMBER = b'{"messages": "hi", "max_tokens": 1' + b"0" * 5000 + b"}"
 
 CASES = [
@@ -65,6 +67,7 @@ CASES = [
     *for_each_endpoint("deep", DEEP, 400, "more than 64 levels deep"),
     *for_each_endpoint("huge-number", HUGE_NUMBER, 400, "a number that cannot be read"),
     *for_each_endpoint("over-limit", b"{" + b" " * MiB + b"}", 413, f"larger than this server accepts ({MiB} bytes)"),
+    *for_each_endpoint("echo-too-long", LONG_ECHO, 400, "would have more than 50,000 chunks"),
     Case("deep-request", "POST", "/completions", 400, "more than 64 levels deep", DEEP_REQUEST),
     Case("request-wrong-type", "POST", "/completions", 400, "`request` must be a string", b'{"request": 5}'),
     Case("content-wrong-type", "POST", "/completions", 400, "`content` in `messages`",

@@ -8,10 +8,11 @@ import pytest
 
 from mock_server import steps
 from mock_server.chunking import split_reply
+from mock_server.errors import ReplyTooLongError
 from mock_server.faults import parse_fault_list
 from mock_server.overrides import Overrides
 from mock_server.scenario import Scenario
-from mock_server.timeline import RequestContext, Timeline, compile_timeline
+from mock_server.timeline import MAX_CHUNKS, RequestContext, Timeline, compile_timeline
 
 
 def compile_(fields: dict[str, Any], faults: str = "", **context: Any) -> Timeline:
@@ -168,3 +169,14 @@ def test_nothing_follows_a_scripted_step_that_ends_the_stream(ending: dict[str, 
     timeline = compile_({"steps": [{"text": "a"}, ending]}, "drop@5,close@9")
     assert [type(step) for step in timeline.steps if steps.ends_stream(step)] == [last]
     assert isinstance(timeline.steps[-1], last)
+
+
+def test_a_reply_of_too_many_chunks_is_refused_before_it_is_built() -> None:
+    with pytest.raises(ReplyTooLongError, match=r"would have more than 50,000 chunks"):
+        compile_({"reply": "{prompt}"}, prompt=" ".join(["w"] * (MAX_CHUNKS + 1)))
+    assert len(texts(compile_({"reply": "{prompt}"}, prompt=" ".join(["w"] * MAX_CHUNKS)))) == MAX_CHUNKS
+
+
+def test_a_reply_that_would_not_fit_in_memory_is_refused_before_it_is_substituted() -> None:
+    with pytest.raises(ReplyTooLongError, match=r"would have 1,073,\d+,\d+ characters"):
+        compile_({"reply": "{prompt}" * 1024, "chunk": 1_000_000}, prompt="x" * 2**20)
