@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from mock_server import openapi
 from mock_server.api_request import ApiRequest, flag, require, respond
 from mock_server.dialects import DIALECTS
 from mock_server.errors import RequestBodyError
@@ -26,7 +27,7 @@ def _read_messages(body: dict[str, Any]) -> ApiRequest:
     return ApiRequest(prompt_from_body(body, fields=("messages",)), flag(body, "stream"))
 
 
-@router.post("/messages", summary="Anthropic Messages, streamed or whole")
+@router.post("/messages", summary="Anthropic Messages, streamed or whole", openapi_extra=openapi.MESSAGES)
 async def messages(request: Request) -> Response:
     return await respond(request, ANTHROPIC, _read_messages, api_key_header=True)
 

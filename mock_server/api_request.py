@@ -16,8 +16,9 @@ from fastapi.responses import Response
 from mock_server.auth import authorize
 from mock_server.dialects import DialectSpec
 from mock_server.endpoints import body_scenario, complete, error_response, open_record, state_of, stream
-from mock_server.errors import MockLLMError, RequestBodyError
+from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
 from mock_server.prompt import PromptInfo, json_type, parse_json_body
+from mock_server.request_body import read_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,10 @@ async def respond(
 ) -> Response:
     """Answer a model request in `dialect`: a stream when the body asks for one, else the whole
     response; every mistake in the dialect's own error shape. The journal records it either way."""
-    raw = await request.body()
+    try:
+        raw = await read_body(request, state_of(request).settings.max_body_bytes)
+    except BodyTooLargeError as exc:
+        return error_response(dialect, exc, open_record(request, None))
     record = open_record(request, raw)
     try:
         required = state_of(request).settings.require_auth

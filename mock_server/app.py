@@ -9,6 +9,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from mock_server import __version__, anthropic_api, control, endpoints, openai_api, playground
 from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
+from mock_server.error_handlers import install_error_handlers
 from mock_server.journal import Journal
 from mock_server.settings import Settings
 from mock_server.state import MockState
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.include_router(anthropic_api.router)
     app.include_router(control.router)
     app.include_router(playground.router)
+    install_error_handlers(app)
     return app

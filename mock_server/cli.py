@@ -108,6 +108,23 @@ def main() -> None:
     metavar="N",
     help="How many requests the journal (/_mock/requests) keeps; older ones are forgotten.",
 )
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=Settings.max_body_bytes,
+    show_default=True,
+    metavar="N",
+    help="The largest request body accepted; a larger one is answered 413 before it is read.",
+)
+@click.option(
+    "--shutdown-grace",
+    "shutdown_grace_s",
+    type=click.FloatRange(min=0),
+    default=Settings.shutdown_grace_s,
+    show_default=True,
+    metavar="SECONDS",
+    help="On Ctrl-C or SIGTERM every stream ends at once; requests still running get this long.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 def serve(
     host: str,
@@ -118,6 +135,8 @@ def serve(
     admin_token: str | None,
     cors_origins: str,
     journal_size: int,
+    max_body_bytes: int,
+    shutdown_grace_s: float,
     log_level: str,
 ) -> None:
     """Serve the bundled scenarios and yours until Ctrl-C."""
@@ -130,6 +149,8 @@ def serve(
         admin_token=admin_token or None,
         cors_origins=tuple(o.strip() for o in cors_origins.split(",") if o.strip()) or ("*",),
         journal_size=journal_size,
+        max_body_bytes=max_body_bytes,
+        shutdown_grace_s=shutdown_grace_s,
         log_level=log_level,
     )
     catalog = _load_or_exit(settings)

@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from mock_server import __version__
+from mock_server import __version__, openapi
 from mock_server.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
-from mock_server.errors import Problem, ScenarioError, UnknownScenarioError
+from mock_server.errors import BodyTooLargeError, Problem, ScenarioError, UnknownScenarioError
 from mock_server.loading import Document, parse_document
+from mock_server.request_body import read_body
 from mock_server.state import MockState
 
 router = APIRouter(prefix="/_mock", tags=["control"])
@@ -31,8 +32,13 @@ def _state(request: Request) -> MockState:
     return state
 
 
+def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The control API's error shape: `{"error": {"type", "message", ...}}`."""
+    return {"error": {"type": kind, "message": message, **extra}}
+
+
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status, headers=headers)
+    return JSONResponse(error_body(kind, message, **extra), status_code=status, headers=headers)
 
 
 def _denied(request: Request) -> JSONResponse | None:
@@ -84,12 +90,19 @@ async def get_scenario(name: str, request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.put("/scenarios/{name}", summary="Register or replace a run-time scenario (JSON, or YAML by Content-Type)")
+@router.put(
+    "/scenarios/{name}",
+    summary="Register or replace a run-time scenario (JSON, or YAML by Content-Type)",
+    openapi_extra=openapi.SCENARIO,
+)
 async def put_scenario(name: str, request: Request) -> JSONResponse:
     if (denied := _denied(request)) is not None:
         return denied
     source = f"PUT /_mock/scenarios/{name}"
-    raw = await request.body()
+    try:
+        raw = await read_body(request, _state(request).settings.max_body_bytes)
+    except BodyTooLargeError as exc:
+        return _error(413, "body_too_large", str(exc))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from mock_server import openapi
 from mock_server import render as rendering
 from mock_server.auth import authorize
 from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo
 from mock_server.errors import (
+    BodyTooLargeError,
     MockLLMError,
     OverrideError,
     RequestBodyError,
@@ -24,6 +25,7 @@ from mock_server.journal import Record
 from mock_server.ops import Outcome, PlayResult
 from mock_server.overrides import parse_overrides
 from mock_server.prompt import PromptInfo, parse_json_body, prompt_from_body, prompt_from_query
+from mock_server.request_body import journal_body, read_body
 from mock_server.state import MockState
 from mock_server.timeline import RequestContext, Timeline
 from mock_server.transport import StreamResponse
@@ -31,9 +33,13 @@ from mock_server.transport import StreamResponse
 router = APIRouter()
 
 OPENAI_CHAT = DIALECTS["openai-chat"]
+MAX_EVENT_ID_DIGITS = 18
+"""A longer Last-Event-ID is past any stream's end all the same (and would not convert)."""
 
 
-@router.get("/completions", summary="OpenAI chat chunks over SSE, for EventSource")
+@router.get(
+    "/completions", summary="OpenAI chat chunks over SSE, for EventSource", openapi_extra=openapi.COMPLETIONS_GET
+)
 async def completions_get(request: Request) -> Response:
     record = open_record(request, None)
     query = dict(request.query_params)
@@ -45,9 +51,16 @@ async def completions_get(request: Request) -> Response:
         return error_response(OPENAI_CHAT, exc, record)
 
 
-@router.post("/completions", summary="OpenAI chat chunks over SSE, for fetch-event-source and friends")
+@router.post(
+    "/completions",
+    summary="OpenAI chat chunks over SSE, for fetch-event-source and friends",
+    openapi_extra=openapi.COMPLETIONS_POST,
+)
 async def completions_post(request: Request) -> Response:
-    raw = await request.body()
+    try:
+        raw = await read_body(request, state_of(request).settings.max_body_bytes)
+    except BodyTooLargeError as exc:
+        return error_response(OPENAI_CHAT, exc, open_record(request, None))
     record = open_record(request, raw)
     try:
         authorize(state_of(request).settings.require_auth, request.headers, request.query_params)
@@ -66,20 +79,15 @@ def state_of(request: Request) -> MockState:
 
 def open_record(request: Request, raw_body: bytes | None) -> Record:
     """Start the journal record of a model request (the body kept as JSON when it parses)."""
-    body: Any = None
-    if raw_body:
-        text = raw_body.decode("utf-8", errors="replace")
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError:
-            body = text
-    return state_of(request).journal.open(
+    record = state_of(request).journal.open(
         method=request.method,
         path=request.url.path,
         query=request.query_params,
         headers=request.headers,
-        body=body,
+        body=journal_body(raw_body),
     )
+    request.state.journal_record = record  # for the last-resort error handler (error_handlers.py)
+    return record
 
 
 def body_scenario(body: Mapping[str, Any]) -> str | None:
@@ -199,9 +207,9 @@ def scripted_error(
 
 def _last_event_id(value: str | None) -> int | None:
     """A resumable Last-Event-ID is the number of an event we sent; anything else starts afresh."""
-    if value is None or not value.strip().isdigit():
+    if value is None or not (value.strip().isascii() and value.strip().isdigit()):
         return None
-    return int(value)
+    return int(value.strip()[:MAX_EVENT_ID_DIGITS])
 
 
 def error_response(dialect: DialectSpec, exc: MockLLMError, record: Record | None = None) -> JSONResponse:
@@ -213,15 +221,24 @@ def error_response(dialect: DialectSpec, exc: MockLLMError, record: Record | Non
         status, code = 401, "invalid_api_key"
     elif isinstance(exc, OverrideError):
         code = "invalid_override"
+    elif isinstance(exc, BodyTooLargeError):
+        status, code = 413, "request_too_large"
     elif isinstance(exc, RequestBodyError):
         param = exc.param
-    body = dialect.error_body(status, None)
-    details = body["error"]
-    details["message"] = str(exc)
-    # Only the fields the dialect's shape has: OpenAI's `code` and `param`, none in Anthropic's.
-    details.update({name: value for name, value in (("code", code), ("param", param)) if name in details})
     headers = {}
     if record is not None:
         record.finish(status, Outcome.ERROR_STATUS)
         headers["X-Mock-Request-Id"] = str(record.id)
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(dialect_error_body(dialect, status, str(exc), code=code, param=param), status, headers)
+
+
+def dialect_error_body(
+    dialect: DialectSpec, status: int, message: str, *, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """The dialect's error body for `status`, with our message, and OpenAI's `code` and `param` (Anthropic's
+    shape has neither)."""
+    body = dialect.error_body(status, None)
+    details = body["error"]
+    details["message"] = message
+    details.update({name: value for name, value in (("code", code), ("param", param)) if name in details})
+    return body

@@ -4,7 +4,9 @@ MockLLMError
  ├── ScenarioError         a scenario file or object is invalid: every problem, with its position
  ├── OverrideError         a per-request override (query or X-Mock-* header) is malformed -> 400
  ├── RequestBodyError      a request body cannot be used -> 400
+ │    └── BodyTooLargeError  a request body is over the size limit -> 413
  ├── UnknownScenarioError  a request names a scenario that does not exist -> 404
+ ├── ReplyTooLongError     a response would be too long to prepare -> 400
  ├── UnauthorizedError     a model request lacks the token `--require-auth` asks for -> 401
  └── ServerError           MockServer misuse: not running, already running, failed to start
 """
@@ -55,6 +57,17 @@ class RequestBodyError(MockLLMError):
         super().__init__(message)
 
 
+class BodyTooLargeError(RequestBodyError):
+    """A request body is larger than the server accepts."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"The request body is larger than this server accepts ({limit} bytes); send less, "
+            "or start the server with a larger --max-body-bytes."
+        )
+
+
 class UnknownScenarioError(MockLLMError):
     """A request named a scenario that is not loaded."""
 
@@ -64,6 +77,17 @@ class UnknownScenarioError(MockLLMError):
         close = difflib.get_close_matches(name, self.known, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"Unknown scenario {name!r}.{hint} Known scenarios: {', '.join(self.known)}.")
+
+
+class ReplyTooLongError(MockLLMError):
+    """A response would have more chunks (or characters) than the server prepares for one response."""
+
+    def __init__(self, scenario: str, what: str, limit: str) -> None:
+        super().__init__(
+            f"The reply of scenario {scenario!r} to this request would have {what}, more than the {limit} one "
+            "response may have (the server prepares a whole response before it streams it). Send a shorter "
+            "prompt, or use a scenario with a shorter reply or longer chunks (`chunk: 1000`)."
+        )
 
 
 class UnauthorizedError(MockLLMError):

@@ -56,12 +56,14 @@ DEFAULT_CLOSE_DATA = '{"reason": "upstream closed"}'
 DEFAULT_MALFORMED_DATA = '{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "unterminated'
 DEFAULT_SPLIT_PIECES = 3
 DEFAULT_SPLIT_MS = 20.0
+MAX_AT_DIGITS = 9
+"""`@N` beyond a billion chunks is a typo, and a longer digit string would not even convert."""
 
 
 class Fault(BaseModel):
     """One fault of a scenario or of a request's `fault=` override."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, allow_inf_nan=False)
 
     kind: FaultKind
     at: int = Field(default=0, ge=0, description="before chunk N (0 = before the first)")
@@ -152,7 +154,7 @@ def parse_fault(item: str) -> Fault:
     if at_sep:
         if not info.positional:
             raise OverrideError(f"{kind.value!r} applies to the whole response and takes no @N (in {item!r})")
-        if not at_text.strip().isdigit():
+        if not at_text.strip().isdecimal() or len(at_text.strip()) > MAX_AT_DIGITS:
             raise OverrideError(f"@N in {item!r} must be a chunk number 0 or more, like {kind.value}@3")
         fields["at"] = int(at_text)
     if sep:

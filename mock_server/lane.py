@@ -6,6 +6,7 @@ response lasts: for a stream, its whole life. Under load that is CPU per request
 objects the garbage collector walks on every pass, pausing every stream. `StreamingLane` sends the
 model endpoints to the very same handler functions with only CORS in between; their routes stay
 registered in FastAPI for the OpenAPI schema, and every other request goes to FastAPI as before.
+Errors no handler answers get the answers FastAPI's handlers give (`error_handlers`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mock_server import anthropic_api, endpoints, openai_api
+from mock_server import anthropic_api, endpoints, error_handlers, openai_api
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -59,5 +60,13 @@ class StreamingLane:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes[(scope["path"], scope["method"])]
-        response = await handler(Request(scope, receive, send))
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request)
+        except ClientDisconnect:
+            return  # gone before its body arrived: nobody is there to answer
+        except Exception as exc:
+            # FastAPI's handler for a bug, as FastAPI would apply it; re-raised so the log has the traceback.
+            await (await error_handlers.unexpected(request, exc))(scope, receive, send)
+            raise
         await response(scope, receive, send)

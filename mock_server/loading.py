@@ -12,6 +12,8 @@ import yaml
 from mock_server.errors import Problem, ScenarioError
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
 
 Location = tuple[str | int, ...]
 
@@ -46,25 +48,36 @@ def read_document(path: Path) -> Document:
 
 
 def parse_document(text: str, source: str, *, is_json: bool = False) -> Document:
-    """Parse YAML (or JSON, with JSON's own rules) and map key paths to lines."""
+    """Parse YAML (or JSON, with JSON's own rules) and map key paths to lines. A document nested more
+    than MAX_DEPTH levels, or expanding through YAML aliases to more than MAX_VALUES values, is a
+    problem: no scenario needs either, and both would cost the server its stack or its time."""
     problems: list[Problem] = []
+    lines: dict[Location, int] = {}
     if is_json:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ScenarioError([Problem(source, exc.lineno, f"invalid JSON: {exc.msg}")]) from None
+        except (ValueError, RecursionError) as exc:
+            raise ScenarioError([Problem(source, None, f"invalid JSON: {_unreadable(exc)}")]) from None
         try:
-            json_lines = _yaml_lines(text, problems, source)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError:  # valid JSON that YAML 1.1 reads differently: keep the data, lose lines
-            json_lines = {}
+            node = None
+        except RecursionError as exc:
+            raise ScenarioError([Problem(source, None, f"invalid JSON: {_unreadable(exc)}")]) from None
+        if node is not None:
+            _walk(node, lines, problems, source)
         if problems:
             raise ScenarioError(problems)
-        return Document(source, data, json_lines)
+        return Document(source, data, lines)
     try:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
+            if node is not None:
+                _walk(node, lines, problems, source)  # before construction, which would expand aliases
+            data = loader.construct_document(node) if node is not None and not problems else None
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -73,36 +86,48 @@ def parse_document(text: str, source: str, *, is_json: bool = False) -> Document
         raise ScenarioError([Problem(source, line, f"invalid YAML: {exc.problem or exc}")]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem(source, None, f"invalid YAML: {exc}")]) from None
-    lines: dict[Location, int] = {}
-    if node is not None:
-        _walk(node, (), lines, problems, source)
+    except (ValueError, RecursionError) as exc:  # a value YAML cannot construct, or nesting beyond the stack
+        raise ScenarioError([Problem(source, None, f"invalid YAML: {_unreadable(exc)}")]) from None
     if problems:
         raise ScenarioError(problems)
     return Document(source, data, lines)
 
 
-def _yaml_lines(text: str, problems: list[Problem], source: str) -> dict[Location, int]:
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    lines: dict[Location, int] = {}
-    if node is not None:
-        _walk(node, (), lines, problems, source)
-    return lines
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return f"nested more than {MAX_DEPTH} levels deep"
+    return str(exc)
 
 
-def _walk(
-    node: yaml.Node, location: Location, lines: dict[Location, int], problems: list[Problem], source: str
-) -> None:
-    lines.setdefault(location, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                problems.append(Problem(source, key_node.start_mark.line + 1, f"duplicate key {key!r}"))
-            seen.add(key)
-            child = (*location, key)
-            lines[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, lines, problems, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*location, index), lines, problems, source)
+def _walk(root: yaml.Node, lines: dict[Location, int], problems: list[Problem], source: str) -> None:
+    """Note the line of every key path, and a problem for each duplicate key, for nesting deeper than
+    MAX_DEPTH and for more than MAX_VALUES values (walked without recursion, aliases followed)."""
+    stack: list[tuple[yaml.Node, Location]] = [(root, ())]
+    values = 0
+    while stack:
+        node, location = stack.pop()
+        values += 1
+        line = node.start_mark.line + 1
+        if values > MAX_VALUES:
+            problems.append(
+                Problem(source, None, f"more than {MAX_VALUES} values (YAML aliases?); a scenario needs few")
+            )
+            return
+        if len(location) > MAX_DEPTH:
+            problems.append(Problem(source, line, f"nested more than {MAX_DEPTH} levels deep"))
+            return
+        lines.setdefault(location, line)
+        children: list[tuple[yaml.Node, Location]] = []
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    problems.append(Problem(source, key_node.start_mark.line + 1, f"duplicate key {key!r}"))
+                seen.add(key)
+                child = (*location, key)
+                lines[child] = key_node.start_mark.line + 1
+                children.append((value_node, child))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, (*location, index)) for index, item in enumerate(node.value)]
+        stack.extend(reversed(children))

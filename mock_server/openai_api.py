@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from mock_server import anthropic_api
+from mock_server import anthropic_api, openapi
 from mock_server.api_request import ApiRequest, flag, require, respond, stream_options_usage
 from mock_server.auth import authorize
 from mock_server.dialects import DIALECTS
@@ -39,17 +39,17 @@ def _read_responses(body: dict[str, Any]) -> ApiRequest:
     return ApiRequest(prompt_from_body(body, fields=("input",)), flag(body, "stream"))
 
 
-@router.post("/chat/completions", summary="OpenAI Chat Completions, streamed or whole")
+@router.post("/chat/completions", summary="OpenAI Chat Completions, streamed or whole", openapi_extra=openapi.CHAT)
 async def chat_completions(request: Request) -> Response:
     return await respond(request, CHAT, _read_chat)
 
 
-@router.post("/completions", summary="OpenAI legacy Completions, streamed or whole")
+@router.post("/completions", summary="OpenAI legacy Completions, streamed or whole", openapi_extra=openapi.LEGACY)
 async def completions(request: Request) -> Response:
     return await respond(request, COMPLETIONS, _read_completions)
 
 
-@router.post("/responses", summary="OpenAI Responses API, streamed or whole")
+@router.post("/responses", summary="OpenAI Responses API, streamed or whole", openapi_extra=openapi.RESPONSES)
 async def responses(request: Request) -> Response:
     return await respond(request, RESPONSES, _read_responses)
 

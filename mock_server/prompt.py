@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mock_server.errors import RequestBodyError
+from mock_server.request_body import decode_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,14 +20,7 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; raises RequestBodyError saying what is wrong with it."""
     if not raw.strip():
         raise RequestBodyError('The request body is empty; send a JSON object, e.g. {"messages": "hi"}.')
-    try:
-        body = json.loads(raw)
-    except UnicodeDecodeError:
-        raise RequestBodyError("The request body is not valid UTF-8.") from None
-    except json.JSONDecodeError as exc:
-        raise RequestBodyError(
-            f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
-        ) from None
+    body = decode_json(raw)
     if not isinstance(body, dict):
         raise RequestBodyError(f"The request body must be a JSON object, not {json_type(body)}.")
     return body
@@ -39,8 +32,8 @@ def prompt_from_query(query: Mapping[str, str]) -> PromptInfo:
     text = raw
     if raw.lstrip().startswith("["):
         try:
-            messages = json.loads(raw)
-        except json.JSONDecodeError:
+            messages = decode_json(raw.encode())
+        except RequestBodyError:  # not a list after all: the text is the prompt
             messages = None
         if isinstance(messages, list):
             text = _from_messages(messages, "messages")

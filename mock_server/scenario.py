@@ -27,12 +27,15 @@ from mock_server import steps
 from mock_server.errors import Problem, ScenarioError
 from mock_server.faults import Fault
 from mock_server.loading import Document
+from mock_server.patterns import MATCH_INPUT_CHARS, compile_match_pattern
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _FORBIDDEN_HEADERS = {"content-length", "transfer-encoding", "connection", "content-type"}
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+# Infinite or NaN delays would stall a stream or upset the event loop's timers; "forever" is a
+# stall without `ms`.
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ToolCallSpec(BaseModel):
@@ -262,12 +265,7 @@ class Match(BaseModel):
 
 
 def _compile_regex(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
+    return compile_match_pattern(value) if isinstance(value, str) else value
 
 
 class Thresholds(BaseModel):
@@ -306,7 +304,7 @@ class Scenario(BaseModel):
     done: bool = True
     ids: bool = False
     retry_ms: int | None = Field(default=None, ge=0)
-    keepalive_ms: float | None = Field(default=None, gt=0)
+    keepalive_ms: float | None = Field(default=None, ge=1)  # more often would flood the client with pings
     status: int = 200
     headers: dict[str, str] = Field(default_factory=dict)
     content_type: str = "text/event-stream; charset=utf-8"
@@ -334,6 +332,8 @@ class Scenario(BaseModel):
                 raise ValueError(f"header {name!r} is set by the server; use `content_type` for Content-Type")
             if any(c in header_value for c in "\r\n\0"):
                 raise ValueError(f"header {name!r} has a CR, LF or NUL in its value")
+            if not header_value.isascii():
+                raise ValueError(f"header {name!r} has non-ASCII characters in its value; percent-encode them")
         return value
 
     @field_validator("content_type")
@@ -359,15 +359,17 @@ class Scenario(BaseModel):
         return self
 
     def matches(self, prompt: str, model: str | None, headers: Mapping[str, str]) -> bool:
-        """Whether every `match` rule fits; a scenario without rules matches nothing."""
+        """Whether every `match` rule fits (each looking at the first MATCH_INPUT_CHARS characters of its
+        value); a scenario without rules matches nothing."""
         rules = self.match
         if rules is None:
             return False
-        if rules.prompt is not None and not rules.prompt.search(prompt):
+        limit = MATCH_INPUT_CHARS
+        if rules.prompt is not None and not rules.prompt.search(prompt[:limit]):
             return False
-        if rules.model is not None and not rules.model.search(model or ""):
+        if rules.model is not None and not rules.model.search((model or "")[:limit]):
             return False
-        return all(pattern.search(headers.get(name, "")) for name, pattern in rules.headers.items())
+        return all(pattern.search(headers.get(name, "")[:limit]) for name, pattern in rules.headers.items())
 
 
 SCENARIO_FIELDS = tuple(Scenario.model_fields)

@@ -29,9 +29,10 @@ from mock_server.state import MockState
 from mock_server.tcp import ConnectionExposingProtocol
 from mock_server.verdict import KINDS, Verdict
 
-SHUTDOWN_GRACE_S = 5.0
 SETTLE_TIMEOUT_S = 1.0
 VERDICT_WAIT_S = 60.0
+STOP_MARGIN_S = 5.0
+"""How much longer than the grace time `stop()` waits for the thread before forcing it."""
 T = TypeVar("T")
 
 
@@ -49,7 +50,8 @@ def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool 
         http=ConnectionExposingProtocol,
         lifespan="off",
         access_log=settings.access_log,
-        timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
+        # uvicorn annotates whole seconds, but waits any number of seconds (asyncio.wait_for).
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
         server_header=False,
         **logging,
     )
@@ -203,19 +205,20 @@ class MockServer:
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 server.exit_soon()
-                thread.join(SHUTDOWN_GRACE_S)
+                thread.join(self.settings.shutdown_grace_s + STOP_MARGIN_S)
                 self._forget()
                 raise ServerError("MockServer did not start; see the log above for uvicorn's reason")
             time.sleep(0.0005)
         return self
 
     def stop(self) -> None:
-        """End every stream, stop serving and join the thread."""
+        """End every stream, give requests still running `settings.shutdown_grace_s` to end (then
+        cancel them), stop serving and join the thread."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             raise ServerError("MockServer is not running")
         server.exit_soon()
-        thread.join(SHUTDOWN_GRACE_S + 5)
+        thread.join(self.settings.shutdown_grace_s + STOP_MARGIN_S)
         if thread.is_alive():
             server.force_exit = True
             thread.join(1.0)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8383
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_SHUTDOWN_GRACE_S = 5.0
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -31,6 +33,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     journal_size: int = 1000
     """How many request records the journal keeps (the newest)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body accepted (1 MiB); a larger one is refused with 413 before it is read."""
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    """How long a stop waits for requests still running after every stream has been ended."""
     log_level: str = "info"
     access_log: bool = True
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)

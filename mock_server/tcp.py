@@ -10,6 +10,7 @@ without its terminating chunk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import MutableMapping
@@ -18,6 +19,8 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from mock_server.redaction import RedactingAccessLogger
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _FastProtocol
@@ -52,21 +55,26 @@ class Connection:
         deadline = loop.time() + FLUSH_TIMEOUT_S
         while self.transport.get_write_buffer_size() and loop.time() < deadline:
             await asyncio.sleep(0.001)
+        if self.transport.is_closing():
+            return  # the peer has gone already: there is nobody left to reset
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with contextlib.suppress(OSError, ValueError):  # closed under us: aborting is all that is left
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
 
 
 class ConnectionExposingProtocol(_FastProtocol):
-    """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, and a
-    shutdown that ends the connection's stream instead of waiting for it."""
+    """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, a shutdown
+    that ends the connection's stream (or its half-sent request) instead of waiting for it, and access
+    log lines without secret query values."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn's protocol logs access whenever the logger has a handler anywhere up the tree
         # (under pytest, always); the server's own `access_log` setting decides instead.
         self.access_log = self.access_log and self.config.access_log
+        self.access_logger = RedactingAccessLogger(self.access_logger, None)  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -77,6 +85,11 @@ class ConnectionExposingProtocol(_FastProtocol):
         stream = self._mock_connection.stream
         if stream is not None:
             stream.stop()
+        elif self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete:
+            # A request whose body is still arriving cannot be answered in time; ending its connection
+            # ends it at once (as a client leaving mid-body) instead of after the whole grace time.
+            self.transport.close()
+            return
         super().shutdown()
 
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from mock_server import steps
 from mock_server.chunking import Chunking, split_reply
+from mock_server.errors import ReplyTooLongError
 from mock_server.faults import Fault, FaultKind
 from mock_server.overrides import Overrides
 from mock_server.scenario import Scenario, ToolCallSpec
@@ -23,6 +24,10 @@ from mock_server.steps import Error as StepError
 from mock_server.steps import Step
 
 DEFAULT_RETRY_AFTER = "1"
+MAX_CHUNKS = 50_000
+MAX_REPLY_CHARS = 4 << 20
+"""A response is prepared whole before it streams, while every other stream waits: these bound that
+time (a fraction of a second) and its memory. The bundled `long-reply` has 700 chunks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,27 +215,43 @@ class _Pacing:
 
 
 def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.Step]:
-    """The scenario's answer as steps, before pacing and faults."""
+    """The scenario's answer as steps, before pacing and faults; raises ReplyTooLongError beyond
+    MAX_CHUNKS chunks or MAX_REPLY_CHARS characters."""
     chunking: Chunking = scenario.chunk
     out: list[steps.Step] = []
     tool_index = 0
+
+    def room_for(count: int) -> None:
+        if len(out) + count > MAX_CHUNKS:
+            raise ReplyTooLongError(scenario.name, f"more than {MAX_CHUNKS:,} chunks", f"{MAX_CHUNKS:,}")
+
+    def add_text(kind: type[steps.Text | steps.Reasoning], text: str) -> None:
+        pieces = split_reply(_substitute(text, context, scenario.name), chunking)
+        room_for(len(pieces))
+        out.extend(kind(piece) for piece in pieces)
+
+    def add_tool_call(spec: ToolCallSpec, index: int) -> None:
+        call = _tool_call_steps(spec, index, scenario.name, chunking)
+        room_for(len(call))
+        out.extend(call)
+
     if scenario.steps is not None:
         for model in scenario.steps:
             built = model.build()
+            room_for(1)
             if isinstance(built, ToolCallSpec):
-                out.extend(_tool_call_steps(built, tool_index, scenario.name, chunking))
+                add_tool_call(built, tool_index)
                 tool_index += 1
             elif isinstance(built, steps.Text | steps.Reasoning):
-                out.append(type(built)(_substitute(built.text, context)))
+                out.append(type(built)(_substitute(built.text, context, scenario.name)))
             else:
                 out.append(built)
         return out
     if scenario.reasoning:
-        reasoning = _substitute(scenario.reasoning, context)
-        out.extend(steps.Reasoning(piece) for piece in split_reply(reasoning, chunking))
-    out.extend(steps.Text(piece) for piece in split_reply(_substitute(scenario.reply, context), chunking))
+        add_text(steps.Reasoning, scenario.reasoning)
+    add_text(steps.Text, scenario.reply)
     for spec in scenario.tool_calls:
-        out.extend(_tool_call_steps(spec, tool_index, scenario.name, chunking))
+        add_tool_call(spec, tool_index)
         tool_index += 1
     reason = scenario.finish_reason
     if scenario.tool_calls and "finish_reason" not in scenario.model_fields_set:
@@ -239,8 +260,12 @@ def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.St
     return out
 
 
-def _substitute(text: str, context: RequestContext) -> str:
-    return text.replace("{prompt}", context.prompt).replace("{model}", context.model or "")
+def _substitute(text: str, context: RequestContext, scenario: str) -> str:
+    model = context.model or ""
+    size = len(text) + text.count("{prompt}") * len(context.prompt) + text.count("{model}") * len(model)
+    if size > MAX_REPLY_CHARS:  # checked first: `{prompt}` many times over a long prompt would not fit in memory
+        raise ReplyTooLongError(scenario, f"{size:,} characters", f"{MAX_REPLY_CHARS:,}")
+    return text.replace("{prompt}", context.prompt).replace("{model}", model)
 
 
 def _tool_call_steps(spec: ToolCallSpec, index: int, scenario: str, chunking: Chunking) -> list[steps.Step]:
@@ -272,6 +297,8 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
         elif isinstance(step, steps.Sleep) and pacing.jitter is not None:
             step = steps.Sleep(pacing.delay(step.ms))
         out.append(step)
+        if steps.ends_stream(step):
+            return out, False  # a scripted ending: faults still pending would never be sent
         if is_chunk:
             chunk += 1
     return out, _emit_faults(pending, out, pacing)

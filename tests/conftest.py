@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,3 +39,26 @@ def make_server() -> Iterator[Callable[..., MockServer]]:
     for running in started:
         if running.running:
             running.stop()
+
+
+@contextmanager
+def cli_server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`mock-llm-sse serve` as a subprocess on a free port (log level `warning` unless `args` say
+    otherwise); yields the process, its output merged in `stdout`, and its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--log-level", "warning", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        yield process, banner.split("listening on ")[1].strip()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()

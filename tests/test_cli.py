@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from mock_server.cli import main
 from mock_server.server import MockServer
+from tests.conftest import cli_server
 from tests.wire import Ending, fetch
 
 ROOT = Path(__file__).parent.parent
@@ -30,26 +31,9 @@ BUNDLED = len(list((ROOT / "scenarios").glob("*.yaml")))
 def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`mock-llm-sse serve` as a subprocess on a free port; yields the process and its URL."""
     (tmp_path / "mine.yaml").write_text('reply: "from my own directory"\n')
-    env = {**os.environ, "MOCK_LLM_SCENARIOS": str(tmp_path), "MOCK_LLM_PORT": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "serve", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
-        assert match, banner
-        yield process, match.group(1)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+    with cli_server(env={"MOCK_LLM_SCENARIOS": str(tmp_path)}) as (process, url):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), url
+        yield process, url
 
 
 def test_serve_streams_and_stops_cleanly_on_sigterm(serving: tuple[subprocess.Popen[str], str]) -> None:
@@ -149,6 +133,8 @@ def test_help_explains_each_command(command: list[str]) -> None:
             "--admin-token",
             "--cors-origins",
             "--log-level",
+            "--max-body-bytes",
+            "--shutdown-grace",
             "MOCK_LLM_PORT",
             "MOCK_LLM_SCENARIOS",
         ):
@@ -177,7 +163,8 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
         "MOCK_LLM_REQUIRE_AUTH": "sk-test",
         "MOCK_LLM_ADMIN_TOKEN": "admin",
     }
-    result = CliRunner().invoke(main, ["serve", "--cors-origins", "http://a.test, http://b.test"], env=env)
+    flags = ["--cors-origins", "http://a.test, http://b.test", "--max-body-bytes", "2048", "--shutdown-grace", "0.5"]
+    result = CliRunner().invoke(main, ["serve", *flags], env=env)
     assert result.exit_code == 0, result.output
     settings = captured["settings"]
     assert settings.scenario_dirs == (tmp_path, ROOT / "tests" / "scenarios")
@@ -185,6 +172,7 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
     assert settings.require_auth == "sk-test"
     assert settings.admin_token == "admin"
     assert settings.cors_origins == ("http://a.test", "http://b.test")
+    assert (settings.max_body_bytes, settings.shutdown_grace_s) == (2048, 0.5)
 
 
 def retry_a_401(url: str, times: int = 2) -> None:

@@ -8,10 +8,11 @@ import pytest
 
 from mock_server import steps
 from mock_server.chunking import split_reply
+from mock_server.errors import ReplyTooLongError
 from mock_server.faults import parse_fault_list
 from mock_server.overrides import Overrides
 from mock_server.scenario import Scenario
-from mock_server.timeline import RequestContext, Timeline, TimelineCache, compile_timeline
+from mock_server.timeline import MAX_CHUNKS, RequestContext, Timeline, TimelineCache, compile_timeline
 
 
 def compile_(fields: dict[str, Any], faults: str = "", **context: Any) -> Timeline:
@@ -170,3 +171,29 @@ def test_timeline_cache_keeps_selection_counted_faults_apart() -> None:
     scenario = Scenario.model_validate({"name": "t", "faults": [{"kind": "status", "status": 503, "times": 1}]})
     statuses = [cache.compile(scenario, Overrides(), RequestContext(selection=n)).status for n in (1, 2, 1)]
     assert statuses == [503, 200, 503]
+
+
+@pytest.mark.parametrize(
+    ("ending", "last"),
+    [
+        ({"drop": True}, steps.Drop),
+        ({"reset": True}, steps.Reset),
+        ({"stall": None}, steps.Stall),
+        ({"error": None}, steps.Error),
+    ],
+)
+def test_nothing_follows_a_scripted_step_that_ends_the_stream(ending: dict[str, Any], last: type) -> None:
+    timeline = compile_({"steps": [{"text": "a"}, ending]}, "drop@5,close@9")
+    assert [type(step) for step in timeline.steps if steps.ends_stream(step)] == [last]
+    assert isinstance(timeline.steps[-1], last)
+
+
+def test_a_reply_of_too_many_chunks_is_refused_before_it_is_built() -> None:
+    with pytest.raises(ReplyTooLongError, match=r"would have more than 50,000 chunks"):
+        compile_({"reply": "{prompt}"}, prompt=" ".join(["w"] * (MAX_CHUNKS + 1)))
+    assert len(texts(compile_({"reply": "{prompt}"}, prompt=" ".join(["w"] * MAX_CHUNKS)))) == MAX_CHUNKS
+
+
+def test_a_reply_that_would_not_fit_in_memory_is_refused_before_it_is_substituted() -> None:
+    with pytest.raises(ReplyTooLongError, match=r"would have 1,073,\d+,\d+ characters"):
+        compile_({"reply": "{prompt}" * 1024, "chunk": 1_000_000}, prompt="x" * 2**20)

@@ -1,0 +1,72 @@
+"""What /openapi.json says about request bodies and queries. The routes read raw bodies (to answer
+every mistake in their own error shape), so FastAPI cannot infer these; each route names its own.
+
+The schemas describe what a client should send; the server still answers anything else with a 4xx
+saying what is wrong, which is what schemathesis checks against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_STRING = {"type": "string"}
+_MESSAGE = {
+    "type": "object",
+    "properties": {"role": _STRING, "content": {"anyOf": [_STRING, {"type": "array", "items": {"type": "object"}}]}},
+}
+_MESSAGES = {"anyOf": [_STRING, {"type": "array", "items": _MESSAGE}]}
+_COMMON = {
+    "model": {"type": "string", "description": "a model, or the name of a scenario"},
+    "scenario": {"type": "string", "description": "the scenario to play"},
+    "stream": {"type": "boolean"},
+}
+
+
+def json_body(description: str, properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`openapi_extra` for a route that takes a JSON object."""
+    schema: dict[str, Any] = {"type": "object", "properties": {**_COMMON, **properties}}
+    if required:
+        schema["required"] = list(required)
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def query(*names: str) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads these string query parameters."""
+    return {"parameters": [{"name": name, "in": "query", "required": False, "schema": _STRING} for name in names]}
+
+
+COMPLETIONS_GET = query("messages", "model", "scenario")
+COMPLETIONS_POST = json_body(
+    "The prompt comes from `messages`, `request` (fetch-event-source), `prompt` or `input`; other fields are ignored.",
+    {"messages": _MESSAGES, "request": {"anyOf": [_STRING, {"type": "object"}]}, "prompt": _STRING, "input": _MESSAGES},
+)
+CHAT = json_body(
+    "An OpenAI Chat Completions request.",
+    {"messages": _MESSAGES, "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}}},
+    required=("messages",),
+)
+LEGACY = json_body(
+    "An OpenAI legacy Completions request.",
+    {"prompt": {"anyOf": [_STRING, {"type": "array", "items": _STRING}]}},
+    required=("prompt",),
+)
+RESPONSES = json_body("An OpenAI Responses API request.", {"input": _MESSAGES}, required=("input",))
+MESSAGES = json_body(
+    "An Anthropic Messages request.",
+    {"messages": _MESSAGES, "max_tokens": {"type": "integer", "minimum": 1}},
+    required=("messages", "max_tokens"),
+)
+SCENARIO = {
+    "requestBody": {
+        "required": True,
+        "description": "A scenario object (see the README's Scenarios section), as JSON, or as YAML with "
+        "`Content-Type: application/yaml`.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}

@@ -1,0 +1,103 @@
+"""Safe defaults: loopback only unless told otherwise, tokens for those who want them, and no secret
+in any log line (the journal keeps them, on purpose)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from mock_server.cli import main
+from mock_server.redaction import redact_target
+from mock_server.server import MockServer
+from mock_server.settings import Settings
+from tests.conftest import cli_server
+
+ROOT = Path(__file__).parent.parent
+KEY, ADMIN, WRONG = "sk-live-key-1", "admin-secret-2", "wrong-secret-3"
+
+
+def test_the_server_binds_loopback_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    bound = {}
+
+    def fake_run(app: Any, settings: Settings, sock: Any, on_ready: Any) -> None:
+        bound["address"] = sock.getsockname()[0]
+        sock.close()
+
+    monkeypatch.setattr("mock_server.cli.run_foreground", fake_run)
+    assert CliRunner().invoke(main, ["serve", "--port", "0"], env={"MOCK_LLM_HOST": None}).exit_code == 0
+    assert bound["address"] == "127.0.0.1"
+    assert Settings().host == MockServer().settings.host == "127.0.0.1"
+
+
+def test_only_the_docker_image_binds_every_interface_and_says_so() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "MOCK_LLM_HOST=0.0.0.0" in dockerfile
+
+
+def test_without_tokens_everything_is_open_and_with_them_nothing_is(make_server: Any) -> None:
+    assert (Settings().require_auth, Settings().admin_token) == (None, None)
+    guarded = make_server(require_auth=KEY, admin_token=ADMIN)
+    assert httpx.post(guarded.url + "/v1/chat/completions", json={"messages": "hi"}).status_code == 401
+    assert httpx.put(guarded.url + "/_mock/scenarios/x", json={}).status_code == 401
+    assert (
+        httpx.put(guarded.url + "/_mock/scenarios/x", json={}, headers={"Authorization": f"Bearer {KEY}"}).status_code
+        == 401
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("/completions?messages=hi&api_key=sk-1", "/completions?messages=hi&api_key=REDACTED"),
+        (
+            "/x?API_KEY=a&token=b&access_token=c&key=d",
+            "/x?API_KEY=REDACTED&token=REDACTED&access_token=REDACTED&key=REDACTED",
+        ),
+        ("/x?api%5Fkey=a&keyboard=b&key", "/x?api%5Fkey=REDACTED&keyboard=b&key"),
+        ("/completions", "/completions"),
+    ],
+)
+def test_redaction_hides_secret_query_values(target: str, shown: str) -> None:
+    assert redact_target(target) == shown
+
+
+def secret_requests(url: str) -> None:
+    """Requests carrying every kind of secret, accepted and refused."""
+    httpx.get(url + "/completions", params={"messages": "hi", "chunk_ms": "0", "api_key": KEY}).raise_for_status()
+    assert httpx.get(url + "/completions", params={"messages": "hi", "api_key": WRONG}).status_code == 401
+    body = {"model": "default", "max_tokens": 5, "messages": "hi"}
+    httpx.post(url + "/v1/messages", json=body, headers={"x-api-key": KEY, "X-Mock-Chunk-Ms": "0"}).raise_for_status()
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    httpx.put(url + "/_mock/scenarios/x", json={"reply": "x"}, headers=auth).raise_for_status()
+
+
+def test_the_cli_logs_no_secret_and_the_journal_keeps_them() -> None:
+    args = ("--log-level", "info", "--require-auth", KEY, "--admin-token", ADMIN)
+    with cli_server(*args) as (process, url):
+        secret_requests(url)
+        journal = httpx.get(url + "/_mock/requests").text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stdout is not None
+        output = process.stdout.read()
+    assert "GET /completions?messages=hi&chunk_ms=0&api_key=REDACTED HTTP/1.1" in output  # the line is there
+    for secret in (KEY, ADMIN, WRONG):
+        assert secret not in output
+    assert KEY in journal
+    assert WRONG in journal
+
+
+def test_a_mock_server_logs_no_secret_either(make_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    server = make_server(require_auth=KEY, admin_token=ADMIN, access_log=True)
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        secret_requests(server.url)
+    lines = [record.getMessage() for record in caplog.records if record.name == "uvicorn.access"]
+    assert len(lines) == 4
+    assert not [line for line in lines if KEY in line or WRONG in line]
+    assert server.requests[0].query["api_key"] == KEY
