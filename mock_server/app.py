@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from mock_server import __version__, anthropic_api, control, endpoints, openai_api, playground
+from mock_server import __version__, anthropic_api, completions_api, control, openai_api, playground
 from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.error_handlers import install_error_handlers
 from mock_server.journal import Journal
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         journal=Journal(settings.journal_size, settings.wall_clock),
     )
     app.add_middleware(CORSMiddleware, **cors_options(settings))
-    app.include_router(endpoints.router)
+    app.include_router(completions_api.router)
     app.include_router(openai_api.router)
     app.include_router(anthropic_api.router)
     app.include_router(control.router)

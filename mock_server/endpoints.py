@@ -1,4 +1,4 @@
-"""The streaming endpoints: read the request, pick and compile a scenario, render, play, record."""
+"""The request path every model endpoint shares: pick and compile a scenario, render, play, record."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from mock_server import openapi
 from mock_server import render as rendering
-from mock_server.auth import authorize
 from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo
 from mock_server.errors import (
     BodyTooLargeError,
@@ -24,52 +22,15 @@ from mock_server.errors import (
 from mock_server.journal import Record
 from mock_server.ops import Outcome, PlayResult
 from mock_server.overrides import parse_overrides
-from mock_server.prompt import PromptInfo, parse_json_body, prompt_from_body, prompt_from_query
-from mock_server.request_body import journal_body, read_body
+from mock_server.prompt import PromptInfo
+from mock_server.request_body import journal_body
 from mock_server.state import MockState
 from mock_server.timeline import RequestContext, Timeline
 from mock_server.transport import StreamResponse
 
-router = APIRouter()
-
 OPENAI_CHAT = DIALECTS["openai-chat"]
 MAX_EVENT_ID_DIGITS = 18
 """A longer Last-Event-ID is past any stream's end all the same (and would not convert)."""
-
-
-@router.get(
-    "/completions", summary="OpenAI chat chunks over SSE, for EventSource", openapi_extra=openapi.COMPLETIONS_GET
-)
-async def completions_get(request: Request) -> Response:
-    record = open_record(request, None)
-    query = dict(request.query_params)
-    try:
-        authorize(state_of(request).settings.require_auth, request.headers, query, query_param=True)
-        prompt = prompt_from_query(query)
-        return stream(request, record, OPENAI_CHAT, prompt, named=query.get("scenario"))
-    except MockLLMError as exc:
-        return error_response(OPENAI_CHAT, exc, record)
-
-
-@router.post(
-    "/completions",
-    summary="OpenAI chat chunks over SSE, for fetch-event-source and friends",
-    openapi_extra=openapi.COMPLETIONS_POST,
-)
-async def completions_post(request: Request) -> Response:
-    try:
-        raw = await read_body(request, state_of(request).settings.max_body_bytes)
-    except BodyTooLargeError as exc:
-        return error_response(OPENAI_CHAT, exc, open_record(request, None))
-    record = open_record(request, raw)
-    try:
-        authorize(state_of(request).settings.require_auth, request.headers, request.query_params)
-        body = parse_json_body(raw)
-        prompt = prompt_from_body(body)
-        named = request.query_params.get("scenario") or body_scenario(body)
-        return stream(request, record, OPENAI_CHAT, prompt, named=named)
-    except MockLLMError as exc:
-        return error_response(OPENAI_CHAT, exc, record)
 
 
 def state_of(request: Request) -> MockState:

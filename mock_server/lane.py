@@ -21,13 +21,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mock_server import anthropic_api, endpoints, error_handlers, openai_api
+from mock_server import anthropic_api, completions_api, error_handlers, openai_api
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 STREAMING_HANDLERS: tuple[Handler, ...] = (
-    endpoints.completions_get,
-    endpoints.completions_post,
+    completions_api.completions_get,
+    completions_api.completions_post,
     openai_api.chat_completions,
     openai_api.completions,
     openai_api.responses,
@@ -41,7 +41,7 @@ class StreamingLane:
     def __init__(self, app: FastAPI, cors: Mapping[str, Any]) -> None:
         self.app = app
         # Paths and methods as the routers declare them (create_app includes them without a prefix).
-        routers: tuple[APIRouter, ...] = (endpoints.router, openai_api.router, anthropic_api.router)
+        routers: tuple[APIRouter, ...] = (completions_api.router, openai_api.router, anthropic_api.router)
         self.routes: dict[tuple[str, str], Handler] = {
             (route.path, method): route.endpoint
             for router in routers
