@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from mock_server import __version__, anthropic_api, completions_api, control, openai_api, playground
+from mock_server.access import AccessGuard, CorsByPath
 from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.error_handlers import install_error_handlers
 from mock_server.journal import Journal
 from mock_server.settings import Settings
 from mock_server.state import MockState
 
-EXPOSED_HEADERS = ["X-Mock-Scenario", "X-Mock-Request-Id", "Retry-After"]
-
 
 def load_catalog(settings: Settings) -> Catalog:
     """The scenarios `settings` names; raises ScenarioError listing every problem in every file."""
     paths = [bundled_scenarios_dir()] if settings.bundled_scenarios else []
     return Catalog(load_paths([*paths, *settings.scenario_dirs]), default=settings.default_scenario)
-
-
-def cors_options(settings: Settings) -> dict[str, Any]:
-    """Starlette CORSMiddleware's options for `settings`: any origin (echoed, so credentials work)
-    unless `cors_origins` names some."""
-    origins = list(settings.cors_origins)
-    return {
-        "allow_origins": [] if "*" in origins else origins,
-        "allow_origin_regex": ".*" if "*" in origins else None,
-        "allow_credentials": True,
-        "allow_methods": ["*"],
-        "allow_headers": ["*"],
-        "expose_headers": EXPOSED_HEADERS,
-    }
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
@@ -49,13 +32,28 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.mock = MockState(
         settings=settings,
         catalog=catalog,
-        journal=Journal(settings.journal_size, settings.wall_clock),
+        journal=Journal(
+            settings.journal_size,
+            settings.wall_clock,
+            max_bytes=settings.journal_max_bytes,
+            mask_secrets=settings.journal_secrets == "mask",
+        ),
     )
-    app.add_middleware(CORSMiddleware, **cors_options(settings))
-    app.include_router(completions_api.router)
-    app.include_router(openai_api.router)
-    app.include_router(anthropic_api.router)
-    app.include_router(control.router)
-    app.include_router(playground.router)
+    app.add_middleware(CorsByPath, settings=settings)
+    app.add_middleware(AccessGuard, settings=settings)  # added last: the outermost layer
+    routers = (completions_api.router, openai_api.router, anthropic_api.router, control.router, playground.router)
+    for router in (*routers, _head_twins(routers)):
+        app.include_router(router)
     install_error_handlers(app)
     return app
+
+
+def _head_twins(routers: tuple[APIRouter, ...]) -> APIRouter:
+    """`HEAD` for every GET route: the same status and headers, no body (uvicorn leaves it out). The
+    twins stay out of the OpenAPI schema, which would otherwise list every operation twice."""
+    twins = APIRouter(include_in_schema=False)
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.methods == {"GET"}:
+                twins.add_api_route(route.path, route.endpoint, methods=["HEAD"], name=f"{route.name}_head")
+    return twins

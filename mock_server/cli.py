@@ -15,14 +15,32 @@ from typing import Any, NoReturn
 import click
 
 from mock_server import __version__
+from mock_server.access import LOOPBACK_NAMES, is_loopback
 from mock_server.app import create_app, load_catalog
 from mock_server.catalog import Catalog, load_paths
 from mock_server.errors import ScenarioError
 from mock_server.server import bind_socket, run_foreground
-from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, Settings
+from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, JOURNAL_SECRETS, LOG_LEVELS, Settings
 from mock_server.verdict import Verdict
 
 UNREACHABLE_EXIT = 2
+
+
+class _TokenOption(click.Option):
+    """An option whose environment variable counts when it is set but empty: click would take an empty
+    MOCK_LLM_ADMIN_TOKEN (a CI secret that is not set) for no token at all, and the server would start
+    unprotected without a word; `Settings` refuses the empty token instead."""
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        value = super().resolve_envvar_value(ctx)
+        if value is None and isinstance(self.envvar, str) and os.environ.get(self.envvar) == "":
+            return ""
+        return value
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
 
 _scenarios_option = click.option(
     "--scenarios",
@@ -81,6 +99,7 @@ def main() -> None:
 )
 @click.option(
     "--require-auth",
+    cls=_TokenOption,
     metavar="TOKEN",
     envvar="MOCK_LLM_REQUIRE_AUTH",
     show_envvar=True,
@@ -88,17 +107,29 @@ def main() -> None:
 )
 @click.option(
     "--admin-token",
+    cls=_TokenOption,
     metavar="TOKEN",
     envvar="MOCK_LLM_ADMIN_TOKEN",
     show_envvar=True,
-    help="Writes under /_mock/ need `Authorization: Bearer TOKEN`.",
+    help="Writes under /_mock/, and reading the journal, need `Authorization: Bearer TOKEN`.",
 )
 @click.option(
     "--cors-origins",
     default="*",
     show_default=True,
     metavar="O,...",
-    help="Comma-separated origins allowed by CORS; * allows any.",
+    help="Comma-separated origins whose pages may call the model endpoints (* allows any); pages of the "
+    "origins named here may also use the control API (/_mock/), which answers no other origin.",
+)
+@click.option(
+    "--allowed-hosts",
+    default="",
+    metavar="H,...",
+    envvar="MOCK_LLM_ALLOWED_HOSTS",
+    show_envvar=True,
+    help="Host names answered besides localhost, 127.0.0.1 and [::1] (.example.test takes its subdomains "
+    "too, * any). Bound to loopback (the default), other names are refused, against DNS rebinding; bound to "
+    "another address, any name is answered unless this is given.",
 )
 @click.option(
     "--journal-size",
@@ -107,6 +138,24 @@ def main() -> None:
     show_default=True,
     metavar="N",
     help="How many requests the journal (/_mock/requests) keeps; older ones are forgotten.",
+)
+@click.option(
+    "--journal-max-bytes",
+    type=click.IntRange(min=1),
+    default=Settings.journal_max_bytes,
+    show_default=True,
+    metavar="N",
+    help="About how many bytes of requests (bodies, headers, queries) the journal keeps; older ones are forgotten.",
+)
+@click.option(
+    "--journal-secrets",
+    type=click.Choice(JOURNAL_SECRETS),
+    default="mask",
+    show_default=True,
+    envvar="MOCK_LLM_JOURNAL_SECRETS",
+    show_envvar=True,
+    help="mask: API keys, tokens, cookies and passwords in the journal are masked (sk-...1234); "
+    "keep: recorded as sent, for tests that assert on the key a client used.",
 )
 @click.option(
     "--max-body-bytes",
@@ -134,25 +183,34 @@ def serve(
     require_auth: str | None,
     admin_token: str | None,
     cors_origins: str,
+    allowed_hosts: str,
     journal_size: int,
+    journal_max_bytes: int,
+    journal_secrets: str,
     max_body_bytes: int,
     shutdown_grace_s: float,
     log_level: str,
 ) -> None:
     """Serve the bundled scenarios and yours until Ctrl-C."""
-    settings = Settings(
-        host=host,
-        port=port,
-        scenario_dirs=scenario_dirs,
-        default_scenario=default_scenario,
-        require_auth=require_auth or None,
-        admin_token=admin_token or None,
-        cors_origins=tuple(o.strip() for o in cors_origins.split(",") if o.strip()) or ("*",),
-        journal_size=journal_size,
-        max_body_bytes=max_body_bytes,
-        shutdown_grace_s=shutdown_grace_s,
-        log_level=log_level,
-    )
+    try:
+        settings = Settings(
+            host=host,
+            port=port,
+            scenario_dirs=scenario_dirs,
+            default_scenario=default_scenario,
+            require_auth=require_auth,
+            admin_token=admin_token,
+            cors_origins=_comma_list(cors_origins) or ("*",),
+            allowed_hosts=_comma_list(allowed_hosts),
+            journal_size=journal_size,
+            journal_max_bytes=journal_max_bytes,
+            journal_secrets="keep" if journal_secrets == "keep" else "mask",
+            max_body_bytes=max_body_bytes,
+            shutdown_grace_s=shutdown_grace_s,
+            log_level=log_level,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     catalog = _load_or_exit(settings)
     if default_scenario not in catalog:
         raise click.UsageError(
@@ -167,7 +225,7 @@ def serve(
         ) from None
     bound_port = sock.getsockname()[1]
     app = create_app(settings, catalog)
-    run_foreground(app, settings, sock, on_ready=lambda: _print_banner(host, bound_port, catalog))
+    run_foreground(app, settings, sock, on_ready=lambda: _print_banner(settings, bound_port, catalog))
 
 
 def _load_or_exit(settings: Settings) -> Catalog:
@@ -180,7 +238,8 @@ def _load_or_exit(settings: Settings) -> Catalog:
         sys.exit(1)
 
 
-def _print_banner(host: str, port: int, catalog: Catalog) -> None:
+def _print_banner(settings: Settings, port: int, catalog: Catalog) -> None:
+    host = settings.host
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{port}"
     example = f"{url}/completions?messages=hello&scenario={catalog.default}"
@@ -190,9 +249,34 @@ def _print_banner(host: str, port: int, catalog: Catalog) -> None:
         f"Default scenario: {catalog.default}",
         f"Try: curl -N {shlex.quote(example)}",
         f"     curl -N {shlex.quote(url + '/completions?messages=hello&fault=drop@3')}",
+        *(f"Protection: {line}" for line in protections(settings)),
     ]
     click.echo("\n".join(lines))
     sys.stdout.flush()
+
+
+def protections(settings: Settings) -> list[str]:
+    """What guards the server, one line each, as the banner states them (none is ever silent)."""
+    named = [origin for origin in settings.cors_origins if origin != "*"]
+    if is_loopback(settings.host) or settings.allowed_hosts:
+        hosts = f"answers the Host names {', '.join([*LOOPBACK_NAMES, *settings.allowed_hosts])} only"
+    else:
+        hosts = f"bound to {settings.host}: answers any Host name (--allowed-hosts narrows it)"
+    return [
+        "model endpoints need the --require-auth token"
+        if settings.require_auth
+        else "model endpoints are open (no --require-auth)",
+        "/_mock/ writes and the journal need the --admin-token token"
+        if settings.admin_token
+        else "/_mock/ writes and the journal are open to local clients (no --admin-token)",
+        "keys and tokens in the journal are masked"
+        if settings.journal_secrets == "mask"
+        else "keys and tokens in the journal are kept as sent (--journal-secrets keep)",
+        f"the control API answers pages of {', '.join(named)} besides its own"
+        if named
+        else "the control API answers no page of another origin",
+        hosts,
+    ]
 
 
 @main.command()
@@ -223,7 +307,12 @@ def validate(paths: tuple[Path, ...]) -> None:
 
 @main.command()
 @click.argument("url")
-@click.option("--since", type=int, metavar="ID", help="Judge only the requests with a journal id above ID.")
+@click.option(
+    "--since",
+    metavar="ID",
+    help="Judge only the requests with a journal id above ID; INSTANCE:ID (the `instance` of /_mock/health) "
+    "also makes it an error (exit 2) when the server has restarted since.",
+)
 @click.option(
     "--wait",
     type=click.FloatRange(0, 600),
@@ -233,11 +322,11 @@ def validate(paths: tuple[Path, ...]) -> None:
     help="How long to wait for checks that need time to pass (a retry that has not come yet); 0 answers at once.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as the server's JSON.")
-def verdict(url: str, since: int | None, wait: float, as_json: bool) -> None:
+def verdict(url: str, since: str | None, wait: float, as_json: bool) -> None:
     """Judge how the clients of a running server behaved, from its journal.
 
     Prints the findings (code, severity, title, records) with advice; exits 1 when there is an
-    error-level finding, 0 otherwise, and 2 when the server cannot be asked.
+    error-level finding, 0 otherwise, and 2 when the server cannot be asked or has restarted since --since.
     """
     data = _fetch_verdict(url, since, wait)
     judged = Verdict.from_json(data)
@@ -245,17 +334,20 @@ def verdict(url: str, since: int | None, wait: float, as_json: bool) -> None:
     sys.exit(1 if judged.errors else 0)
 
 
-def _fetch_verdict(url: str, since: int | None, wait: float) -> dict[str, Any]:
+def _fetch_verdict(url: str, since: str | None, wait: float) -> dict[str, Any]:
     """GET /_mock/verdict of the server at `url`; exits 2 saying why when it cannot."""
     base = (url if "://" in url else f"http://{url}").rstrip("/")
-    query = {"wait_ms": str(round(wait * 1000)), **({"since": str(since)} if since is not None else {})}
+    query = {"wait_ms": str(round(wait * 1000)), **({"since": since} if since is not None else {})}
     target = f"{base}/_mock/verdict?{urllib.parse.urlencode(query)}"
     try:
         with urllib.request.urlopen(target, timeout=wait + 30) as response:
             data: dict[str, Any] = json.loads(response.read())
         Verdict.from_json(data)
     except urllib.error.HTTPError as exc:
-        exc.close()
+        with exc:
+            message = _error_message(exc.read())
+        if message is not None:  # the server's own word: a bad or outdated --since
+            _unreachable(f"{base} answered {exc.code}: {message}")
         _unreachable(f"{target} answered {exc.code} {exc.reason}; is {base} a mock-llm-sse server?")
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -263,6 +355,15 @@ def _fetch_verdict(url: str, since: int | None, wait: float) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         _unreachable(f"{target} did not answer with a verdict; is {base} a mock-llm-sse server?")
     return data
+
+
+def _error_message(body: bytes) -> str | None:
+    """The message of an error in the control API's shape, else None."""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return message if isinstance(message, str) else None
 
 
 def _unreachable(message: str) -> NoReturn:

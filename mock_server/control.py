@@ -1,8 +1,10 @@
 """The /_mock/ routes: health, scenarios (also added and removed at run time), the journal, reset,
 and the verdict on the clients' behaviour.
 
-Reads are open; with `--admin-token` every write needs `Authorization: Bearer <token>`. Errors are
-`{"error": {"type", "message", ...}}` with a status that says what to fix.
+Reads are open but the journal's; with `--admin-token` every write, and reading the journal (which
+holds what clients sent), needs `Authorization: Bearer <token>`. Health and journal answers carry
+the server's `instance` (new at every start) and `started_at`, so a look across a restart is told
+apart. Errors are `{"error": {"type", "message", ...}}` with a status that says what to fix.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from fastapi.responses import JSONResponse
 
 from mock_server import __version__, openapi
 from mock_server.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
-from mock_server.errors import BodyTooLargeError, Problem, ScenarioError, UnknownScenarioError
+from mock_server.errors import BodyTooLargeError, Problem, RestartedError, ScenarioError, UnknownScenarioError
+from mock_server.journal import Journal, Since
 from mock_server.loading import Document, parse_document
 from mock_server.request_body import read_body
 from mock_server.state import MockState
@@ -42,7 +45,7 @@ def _error(status: int, kind: str, message: str, headers: dict[str, str] | None 
 
 
 def _denied(request: Request) -> JSONResponse | None:
-    """None when the request may write; else the 401 that says which header to send."""
+    """None when the request may write (or read the journal); else the 401 that says which header to send."""
     token = _state(request).settings.admin_token
     if token is None:
         return None
@@ -55,7 +58,7 @@ def _denied(request: Request) -> JSONResponse | None:
     return _error(
         401,
         "unauthorized",
-        "This server protects /_mock/ writes with --admin-token: send the header "
+        "This server protects /_mock/ writes and the journal with --admin-token: send the header "
         f"`Authorization: Bearer <admin token>` ({problem}).",
         headers={"WWW-Authenticate": 'Bearer realm="mock-llm-sse control"'},
     )
@@ -70,9 +73,36 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     return {"path": path, "line": problem.line, "message": problem.message.removeprefix(f"{path}: ")}
 
 
+def _instance_headers(journal: Journal) -> dict[str, str]:
+    return {"X-Mock-Instance": journal.instance, "X-Mock-Started-At": f"{journal.started_at:.3f}"}
+
+
+def _since(text: str | None) -> Since | JSONResponse | None:
+    """`since=` read as a `Since`, or the 400 that says what it should be."""
+    if text is None:
+        return None
+    try:
+        return Since.parse(text)
+    except ValueError as exc:
+        return _error(400, "invalid_parameter", f"query parameter `since`: {exc}.")
+
+
+def _restarted(exc: RestartedError, journal: Journal) -> JSONResponse:
+    return _error(409, "restarted", str(exc), headers=_instance_headers(journal), instance=journal.instance)
+
+
 @router.get("/health", summary="Ready check for Docker and test harnesses")
-async def health(request: Request) -> dict[str, Any]:
-    return {"status": "ok", "version": __version__, "scenarios": len(_state(request).catalog)}
+async def health(request: Request) -> JSONResponse:
+    state = _state(request)
+    journal = state.journal
+    body = {
+        "status": "ok",
+        "version": __version__,
+        "scenarios": len(state.catalog),
+        "instance": journal.instance,
+        "started_at": journal.started_at,
+    }
+    return JSONResponse(body, headers=_instance_headers(journal))
 
 
 @router.get("/scenarios", summary="Every scenario the server knows")
@@ -143,27 +173,44 @@ async def delete_scenario(name: str, request: Request) -> JSONResponse:
     )
 
 
+SINCE_HELP = "only records with an id above this one: ID, or INSTANCE:ID to refuse (409) one from before a restart"
+
+
 @router.get("/requests", summary="The request journal, oldest first")
 async def list_requests(
     request: Request,
-    since: int | None = Query(None, description="only records with an id above this one"),
+    since: str | None = Query(None, description=SINCE_HELP),
     settle_ms: int = Query(SETTLE_MS, ge=0, le=60_000, description="wait up to this long for responses in flight"),
-) -> list[dict[str, Any]]:
-    records = await _state(request).journal.settled(since, settle_ms / 1000)
-    return [record.to_json() for record in records]
+) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    journal = _state(request).journal
+    if isinstance(after := _since(since), JSONResponse):
+        return after
+    try:
+        records = await journal.settled(after, settle_ms / 1000)
+    except RestartedError as exc:
+        return _restarted(exc, journal)
+    return JSONResponse([record.to_json() for record in records], headers=_instance_headers(journal))
 
 
 @router.get("/verdict", summary="Findings on the clients' behaviour, judged from the journal")
 async def verdict(
     request: Request,
-    since: int | None = Query(None, description="judge only records with an id above this one"),
+    since: str | None = Query(None, description=SINCE_HELP),
     settle_ms: int = Query(SETTLE_MS, ge=0, le=60_000, description="wait up to this long for responses in flight"),
     wait_ms: int = Query(
         0, ge=0, le=MAX_WAIT_MS, description="wait up to this long for pending checks (they wait for time to pass)"
     ),
-) -> dict[str, Any]:
-    judged = await _state(request).verdict(since, settle_ms / 1000, wait_ms / 1000)
-    return judged.to_json()
+) -> JSONResponse:
+    state = _state(request)
+    if isinstance(after := _since(since), JSONResponse):
+        return after
+    try:
+        judged = await state.verdict(after, settle_ms / 1000, wait_ms / 1000)
+    except RestartedError as exc:
+        return _restarted(exc, state.journal)
+    return JSONResponse(judged.to_json(), headers=_instance_headers(state.journal))
 
 
 @router.delete("/requests", summary="Clear the journal")

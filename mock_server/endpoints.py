@@ -43,9 +43,10 @@ def open_record(request: Request, raw_body: bytes | None) -> Record:
     record = state_of(request).journal.open(
         method=request.method,
         path=request.url.path,
-        query=request.query_params,
-        headers=request.headers,
+        query=request.query_params.multi_items(),
+        headers=request.headers.raw,
         body=journal_body(raw_body),
+        body_bytes=len(raw_body or b""),
     )
     request.state.journal_record = record  # for the last-resort error handler (error_handlers.py)
     return record

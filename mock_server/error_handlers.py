@@ -35,7 +35,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-def _shaped(request: Request, status: int, kind: str, message: str, **headers: str) -> JSONResponse:
+def shaped_error(request: Request, status: int, kind: str, message: str, **headers: str) -> JSONResponse:
     """An error in the shape of the API `request` went to; `kind` names it in the control API's shape."""
     path = request.url.path
     if path.startswith(CONTROL_PREFIX):
@@ -53,12 +53,12 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         close = difflib.get_close_matches(path, known, n=1)
         hint = f" Did you mean {close[0]}?" if close else ""
         message = f"There is no {path} here.{hint} Paths: {', '.join(known)}; the API is described at /docs."
-        return _shaped(request, 404, "not_found", message)
+        return shaped_error(request, 404, "not_found", message)
     if exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         message = f"{method} is not allowed on {path}; it takes {allowed}."
-        return _shaped(request, 405, "method_not_allowed", message, Allow=allowed)
-    return _shaped(request, exc.status_code, "http_error", str(exc.detail), **(exc.headers or {}))
+        return shaped_error(request, 405, "method_not_allowed", message, Allow=allowed)
+    return shaped_error(request, exc.status_code, "http_error", str(exc.detail), **(exc.headers or {}))
 
 
 async def _invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
@@ -67,7 +67,7 @@ async def _invalid_parameters(request: Request, exc: RequestValidationError) -> 
         where, *name = error["loc"]
         field = ".".join(str(part) for part in name)
         problems.append(f"{where} parameter `{field}`: {error['msg']} (got {error.get('input')!r})")
-    return _shaped(request, 400, "invalid_parameter", "; ".join(problems) + ".")
+    return shaped_error(request, 400, "invalid_parameter", "; ".join(problems) + ".")
 
 
 async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
@@ -84,4 +84,4 @@ async def unexpected(request: Request, exc: Exception) -> Response:
         f"mock-llm-sse failed unexpectedly while answering {request.method} {request.url.path} "
         f"({type(exc).__name__}); the server's log has the traceback. This is a bug: please report it."
     )
-    return _shaped(request, 500, "internal_error", message)
+    return shaped_error(request, 500, "internal_error", message)

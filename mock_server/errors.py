@@ -8,6 +8,7 @@ MockLLMError
  ├── UnknownScenarioError  a request names a scenario that does not exist -> 404
  ├── ReplyTooLongError     a response would be too long to prepare -> 400
  ├── UnauthorizedError     a model request lacks the token `--require-auth` asks for -> 401
+ ├── RestartedError        a `since` names a record of an earlier server instance -> 409
  └── ServerError           MockServer misuse: not running, already running, failed to start
 """
 
@@ -92,6 +93,10 @@ class ReplyTooLongError(MockLLMError):
 
 class UnauthorizedError(MockLLMError):
     """A model request did not carry the token the server requires."""
+
+
+class RestartedError(MockLLMError):
+    """A `since` names a record id of another server instance: the server restarted in between."""
 
 
 class ServerError(MockLLMError):

@@ -4,15 +4,15 @@ FastAPI serves everything (routing, the OpenAPI schema, the control API, the pla
 request it handles passes some fifteen ASGI layers, and they stay suspended for as long as the
 response lasts: for a stream, its whole life. Under load that is CPU per request and, above all,
 objects the garbage collector walks on every pass, pausing every stream. `StreamingLane` sends the
-model endpoints to the very same handler functions with only CORS in between; their routes stay
-registered in FastAPI for the OpenAPI schema, and every other request goes to FastAPI as before.
+model endpoints to the very same handler functions with only the access guard and CORS in between;
+their routes stay registered in FastAPI for the OpenAPI schema, and every other request goes to
+FastAPI as before. `HEAD` on a streaming GET route goes to its GET handler, which answers the head.
 Errors no handler answers get the answers FastAPI's handlers give (`error_handlers`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
@@ -22,6 +22,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mock_server import anthropic_api, completions_api, error_handlers, openai_api
+from mock_server.access import AccessGuard, cors_options
+from mock_server.settings import Settings
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -38,7 +40,7 @@ STREAMING_HANDLERS: tuple[Handler, ...] = (
 class StreamingLane:
     """ASGI app: the streaming endpoints directly, everything else through `app`."""
 
-    def __init__(self, app: FastAPI, cors: Mapping[str, Any]) -> None:
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
         self.app = app
         # Paths and methods as the routers declare them (create_app includes them without a prefix).
         routers: tuple[APIRouter, ...] = (completions_api.router, openai_api.router, anthropic_api.router)
@@ -49,12 +51,15 @@ class StreamingLane:
             if isinstance(route, APIRoute) and route.endpoint in STREAMING_HANDLERS
             for method in route.methods or ()
         }
-        self._with_cors = CORSMiddleware(self._handle, **cors)
+        self.routes.update(
+            {(path, "HEAD"): handler for (path, method), handler in self.routes.items() if method == "GET"}
+        )
+        self._guarded = AccessGuard(CORSMiddleware(self._handle, **cors_options(settings)), settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (scope["path"], scope["method"]) in self.routes:
             scope["app"] = self.app  # what `request.app` reads, as FastAPI would have set it
-            await self._with_cors(scope, receive, send)
+            await self._guarded(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import uvicorn
 from fastapi import FastAPI
 
-from mock_server.app import cors_options, create_app
+from mock_server.app import create_app
 from mock_server.catalog import load_runtime_scenario
 from mock_server.errors import ServerError
 from mock_server.journal import RequestRecord
@@ -44,7 +44,7 @@ def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool 
         {"log_level": settings.log_level} if configure_logging else {"log_config": None, "log_level": None}
     )
     return uvicorn.Config(
-        StreamingLane(app, cors_options(settings)),
+        StreamingLane(app, settings),
         host=settings.host,
         port=settings.port,
         http=ConnectionExposingProtocol,

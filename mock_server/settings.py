@@ -10,12 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8383
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_SHUTDOWN_GRACE_S = 5.0
+DEFAULT_JOURNAL_MAX_BYTES = 64 << 20
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+JOURNAL_SECRETS = ("mask", "keep")
+JournalSecrets = Literal["mask", "keep"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,16 @@ class Settings:
     admin_token: str | None = None
     """When set, writes under /_mock/ need `Authorization: Bearer <token>`."""
     cors_origins: tuple[str, ...] = ("*",)
+    """Origins whose pages may call the model endpoints (`*`: any) and, when named here, the control API."""
+    allowed_hosts: tuple[str, ...] = ()
+    """`Host` names answered besides loopback ones (`.example.test` also takes its subdomains, `*` any);
+    empty: only loopback names while bound to loopback, any name otherwise."""
     journal_size: int = 1000
     """How many request records the journal keeps (the newest)."""
+    journal_max_bytes: int = DEFAULT_JOURNAL_MAX_BYTES
+    """About how much of what clients sent (bodies, headers, queries) the journal keeps; the oldest go first."""
+    journal_secrets: JournalSecrets = "mask"
+    """`mask`: keys, tokens and cookies in the journal are masked (`sk-...1234`); `keep`: kept as sent."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """The largest request body accepted (1 MiB); a larger one is refused with 413 before it is read."""
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
@@ -41,3 +53,19 @@ class Settings:
     access_log: bool = True
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
     """Where `created` timestamps come from; tests pin it for byte-exact transcripts."""
+
+    def __post_init__(self) -> None:
+        for name, flag, variable in (
+            ("require_auth", "--require-auth", "MOCK_LLM_REQUIRE_AUTH"),
+            ("admin_token", "--admin-token", "MOCK_LLM_ADMIN_TOKEN"),
+        ):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise ValueError(
+                    f"{name} is empty ({flag} '' or an empty {variable}, e.g. a CI secret that is not set), which "
+                    "would leave the server unprotected without a word; give a token, or leave it out for none"
+                )
+        if self.journal_secrets not in JOURNAL_SECRETS:
+            raise ValueError(
+                f"journal_secrets must be one of {', '.join(JOURNAL_SECRETS)}, not {self.journal_secrets!r}"
+            )

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from mock_server.catalog import Catalog
-from mock_server.journal import Journal
+from mock_server.journal import Journal, Since
 from mock_server.render import RenderCache
 from mock_server.settings import Settings
 from mock_server.timeline import TimelineCache
@@ -30,10 +30,11 @@ class MockState:
         self.catalog.reset()
         return self.journal.clear()
 
-    async def verdict(self, since: int | None = None, settle_s: float = 0.0, wait_s: float = 0.0) -> Verdict:
+    async def verdict(self, since: Since | int | None = None, settle_s: float = 0.0, wait_s: float = 0.0) -> Verdict:
         """The verdict on the records above `since`, judged now, once responses in flight have had up
         to `settle_s` to end. Checks still pending get up to `wait_s` more to be decided (each is
-        judged again at its moment, with whatever requests have come since)."""
+        judged again at its moment, with whatever requests have come since). Raises RestartedError for
+        a `since` from another server instance."""
         deadline = time.monotonic() + wait_s
         records = await self.journal.settled(since, settle_s)
         verdict = judge(records, self.settings.wall_clock())

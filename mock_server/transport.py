@@ -76,6 +76,12 @@ class StreamResponse(Response):
         self._task: asyncio.Task[Any] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") == "HEAD":  # the status and headers a GET would get, and nothing played
+            await self._send_head(send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if self.on_end is not None:
+                self.on_end(PlayResult(Outcome.COMPLETED, 0))
+            return
         self._task = task = asyncio.current_task()
         assert task is not None
         connection = tcp.connection_of(scope)
@@ -135,7 +141,6 @@ class StreamResponse(Response):
             and self._clock is None
             and not self._defer_head
             and scope.get("http_version") == "1.1"
-            and scope.get("method") != "HEAD"
         )
         if direct:
             assert connection is not None

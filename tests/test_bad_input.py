@@ -249,7 +249,7 @@ def test_put_refuses_a_hostile_scenario_with_its_problem(
 
 def send_head(server: MockServer, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     sock.sendall(head.encode() + b"\r\n" + body)
     return sock
 

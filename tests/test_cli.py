@@ -135,6 +135,10 @@ def test_help_explains_each_command(command: list[str]) -> None:
             "--log-level",
             "--max-body-bytes",
             "--shutdown-grace",
+            "--allowed-hosts",
+            "--journal-secrets",
+            "--journal-max-bytes",
+            "MOCK_LLM_ALLOWED_HOSTS",
             "MOCK_LLM_PORT",
             "MOCK_LLM_SCENARIOS",
         ):
@@ -162,8 +166,11 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
         "MOCK_LLM_DEFAULT": "paced",
         "MOCK_LLM_REQUIRE_AUTH": "sk-test",
         "MOCK_LLM_ADMIN_TOKEN": "admin",
+        "MOCK_LLM_ALLOWED_HOSTS": "mock.internal, .corp.test",
+        "MOCK_LLM_JOURNAL_SECRETS": "keep",
     }
     flags = ["--cors-origins", "http://a.test, http://b.test", "--max-body-bytes", "2048", "--shutdown-grace", "0.5"]
+    flags += ["--journal-max-bytes", "4096"]
     result = CliRunner().invoke(main, ["serve", *flags], env=env)
     assert result.exit_code == 0, result.output
     settings = captured["settings"]
@@ -173,6 +180,8 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
     assert settings.admin_token == "admin"
     assert settings.cors_origins == ("http://a.test", "http://b.test")
     assert (settings.max_body_bytes, settings.shutdown_grace_s) == (2048, 0.5)
+    assert settings.allowed_hosts == ("mock.internal", ".corp.test")
+    assert (settings.journal_secrets, settings.journal_max_bytes) == ("keep", 4096)
 
 
 def retry_a_401(url: str, times: int = 2) -> None:
@@ -254,3 +263,20 @@ def test_verdict_after_an_end_to_end_run_fails_the_ci_step(serving: tuple[subpro
     )
     assert result.returncode == 1, result.stderr
     assert "retried_non_retryable" in result.stdout
+
+
+def test_verdict_since_from_before_a_restart_exits_2_instead_of_passing() -> None:
+    with cli_server() as (_, url):
+        instance = httpx.get(url + "/_mock/health").json()["instance"]
+        for _ in range(5):
+            fetch(url + "/completions?messages=hi")
+        since = f"{instance}:5"
+        assert CliRunner().invoke(main, ["verdict", url, "--since", since, "--wait", "0"]).exit_code == 0
+    with cli_server() as (_, url):  # restarted: a new instance, ids from 1 again
+        retry_a_401(url)
+        for given in (since, "5"):
+            result = CliRunner().invoke(main, ["verdict", url, "--since", given, "--wait", "0"])
+            assert result.exit_code == 2, result.output
+            assert "answered 409" in result.output
+            assert "restarted" in result.output or "restart" in result.output
+        assert CliRunner().invoke(main, ["verdict", url, "--wait", "0"]).exit_code == 1  # the error is there

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
 from mock_server import MockServer, __version__
 from mock_server.settings import Settings
-from tests.wire import fetch
+from tests.wire import Ending, fetch
 
 TOKEN = "s3cret"
 
@@ -22,7 +23,10 @@ def api(make_server):
 
 
 def test_health_counts_the_scenarios(api):
-    body = api.get("/health").json()
+    response = api.get("/health")
+    body = response.json()
+    assert body.pop("instance") == response.headers["x-mock-instance"]
+    assert abs(body.pop("started_at") - time.time()) < 600
     assert body == {"status": "ok", "version": __version__, "scenarios": len(api.get("/scenarios").json())}
 
 
@@ -190,11 +194,48 @@ def test_admin_token_guards_every_write(protected, method, path, body, authoriza
     assert says in error["message"]
 
 
-def test_admin_token_lets_writes_through_and_leaves_reads_open(protected):
+def test_admin_token_lets_writes_through_and_guards_only_the_journal_among_reads(protected):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert protected.put("/scenarios/x", json={"reply": "hi"}, headers=auth).status_code == 201
     assert protected.delete("/scenarios/x", headers=auth).status_code == 200
     assert protected.delete("/requests", headers=auth).status_code == 200
     assert protected.post("/reset", headers=auth).status_code == 200
-    for path in ["/health", "/scenarios", "/scenarios/default", "/requests"]:
+    for path in ["/health", "/scenarios", "/scenarios/default", "/verdict"]:
         assert protected.get(path).status_code == 200
+    assert protected.get("/requests").status_code == 401  # the journal holds what clients sent
+    assert protected.get("/requests", headers=auth).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/_mock/health", "/_mock/scenarios", "/_mock/requests", "/v1/models", "/"])
+def test_head_answers_like_get_without_a_body(server, path):
+    got = fetch(server.url + path)
+    head = fetch(server.url + path, method="HEAD")
+    assert (head.status, head.body) == (got.status, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_head_on_a_stream_answers_its_head_at_once_and_plays_nothing(server):
+    head = fetch(server.url + "/completions?messages=hi&chunk_ms=1000", method="HEAD", timeout=5)
+    assert head.status == 200
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert head.body == b""
+    assert head.ending is Ending.COMPLETE
+    record = server.records()[-1]
+    assert (record.method, record.outcome, record.events_sent) == ("HEAD", "completed", 0)
+
+
+def test_journal_answers_carry_the_instance_and_refuse_a_since_from_another(api):
+    instance = api.get("/health").json()["instance"]
+    api.post("/reset")
+    for response in (api.get("/requests"), api.get("/verdict")):
+        assert response.headers["x-mock-instance"] == instance
+        assert float(response.headers["x-mock-started-at"]) > 0
+    assert api.get("/requests", params={"since": f"{instance}:0"}).status_code == 200
+    for since in ("0123456789ab:0", "99"):
+        for path in ("/requests", "/verdict"):
+            refused = api.get(path, params={"since": since})
+            assert refused.status_code == 409
+            error = refused.json()["error"]
+            assert (error["type"], error["instance"]) == ("restarted", instance)
+            assert "restart" in error["message"]
+    assert api.get("/requests", params={"since": "x:"}).status_code == 400

@@ -221,7 +221,7 @@ def test_a_client_that_reads_slowly_gets_every_byte(server: MockServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(
-            b"GET /completions?messages=x&scenario=long-reply&chunk_ms=0 HTTP/1.1\r\nHost: x\r\n"
+            b"GET /completions?messages=x&scenario=long-reply&chunk_ms=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Connection: close\r\n\r\n"
         )
         time.sleep(0.5)  # the server fills the socket buffers and must wait

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from mock_server.journal import Journal, RequestRecord
+from mock_server.errors import RestartedError
+from mock_server.journal import Journal, RequestRecord, Since
 from mock_server.ops import Outcome, PlayResult
 from mock_server.scenario import Thresholds
 from mock_server.server import MockServer
@@ -63,7 +64,7 @@ def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
     assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS
     assert record.method == "POST"
     assert record.path == "/completions"
-    assert record.headers["authorization"] == "Bearer sk-test"
+    assert record.headers["authorization"] == "Bearer ..."  # masked: the journal keeps no usable key
     assert record.headers["x-trace"] == "t-1"
     assert record.body == {"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]}
     assert record.prompt == "hello there"
@@ -144,7 +145,7 @@ def test_client_giving_up_during_a_stall_is_stalled(server, fault):
 
 def test_stream_in_flight_has_no_outcome_until_it_ends(server):
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        sock.sendall(b"GET /completions?messages=hi&fault=stall@0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /completions?messages=hi&fault=stall@0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = sock.recv(4096).decode()
         request_id = int(head.lower().split("x-mock-request-id: ")[1].split("\r\n")[0])
         began = time.monotonic()
@@ -166,9 +167,9 @@ def test_journal_keeps_the_newest_records(make_server):
 def test_journal_ids_go_on_after_clear_and_since_filters():
     journal = Journal(size=10)
     for _ in range(3):
-        journal.open(method="GET", path="/", query={}, headers={}, body=None)
+        journal.open(method="GET", path="/", query=[], headers=[], body=None)
     assert journal.clear() == 3
-    record = journal.open(method="GET", path="/", query={}, headers={}, body=None)
+    record = journal.open(method="GET", path="/", query=[], headers=[], body=None)
     assert record.id == 4
     assert [r.id for r in journal.records(since=3)] == [4]
     assert journal.records(since=4) == []
@@ -176,7 +177,7 @@ def test_journal_ids_go_on_after_clear_and_since_filters():
 
 def test_settled_returns_as_soon_as_records_in_flight_end():
     journal = Journal()
-    record = journal.open(method="GET", path="/completions", query={}, headers={}, body=None)
+    record = journal.open(method="GET", path="/completions", query=[], headers=[], body=None)
 
     async def finish_soon_and_read() -> tuple[list[RequestRecord], float]:
         loop = asyncio.get_running_loop()
@@ -192,7 +193,7 @@ def test_settled_returns_as_soon_as_records_in_flight_end():
 
 def test_record_repr_is_one_readable_line():
     journal = Journal(wall_clock=lambda: 0.0)
-    live = journal.open(method="GET", path="/completions", query={}, headers={"last-event-id": "4"}, body=None)
+    live = journal.open(method="GET", path="/completions", query=[], headers=[(b"last-event-id", b"4")], body=None)
     live.scenario = "mid-stream-drop"
     live.finish(200, Outcome.CLIENT_DISCONNECTED, 3)
     text = repr(live.snapshot())
@@ -205,7 +206,7 @@ def test_record_repr_is_one_readable_line():
 
 def test_snapshots_do_not_change_the_journal():
     journal = Journal()
-    journal.open(method="GET", path="/", query={"a": "1"}, headers={"h": "v"}, body=None)
+    journal.open(method="GET", path="/", query=[("a", "1")], headers=[(b"h", b"v")], body=None)
     (snapshot,) = journal.records()
     snapshot.headers["h"] = "changed"
     with pytest.raises(AttributeError):
@@ -300,3 +301,53 @@ def test_record_keeps_the_scenario_thresholds_or_the_defaults(server):
         "max_attempts": 2,
     }
     assert unknown.thresholds == Thresholds()
+
+
+def test_a_journal_copies_headers_in_linear_time():
+    headers = [(f"x-h{i}".encode(), b"v") for i in range(100_000)]
+    began = time.perf_counter()
+    record = Journal().open(method="GET", path="/", query=[], headers=headers, body=None)
+    assert time.perf_counter() - began < 2  # a copy through Starlette's Headers took minutes
+    assert len(record.headers) == 100_000
+
+
+def test_a_repeated_header_keeps_its_first_value_as_starlette_reads_it():
+    record = Journal().open(method="GET", path="/", query=[], headers=[(b"A", b"1"), (b"a", b"2")], body=None)
+    assert record.headers == {"a": "1"}
+
+
+def test_the_journal_keeps_no_more_than_its_bytes_forgetting_the_oldest():
+    journal = Journal(max_bytes=3 * (3000 + 1024))  # three records of 3,000 bytes, with their overhead
+    for _ in range(10):
+        journal.open(method="POST", path="/", query=[], headers=[], body="x" * 3000, body_bytes=3000)
+    assert [r.id for r in journal.records()] == [8, 9, 10]
+    huge = journal.open(method="POST", path="/", query=[], headers=[], body="x", body_bytes=50_000)
+    assert journal.records() == [huge.snapshot()]  # the newest stays, however large
+
+
+def test_a_server_journal_is_bounded_in_bytes(make_server):
+    server = make_server(journal_max_bytes=100_000)
+    prompt = "word " * 8_000  # 40 kB
+    for _ in range(5):
+        fetch(server.url + "/v1/chat/completions?chunk_ms=0", method="POST", body={"messages": prompt, "stream": False})
+    assert [r.id for r in server.requests] == [4, 5]
+
+
+def test_since_names_an_id_of_this_instance_or_is_refused():
+    journal = Journal()
+    for _ in range(3):
+        journal.open(method="GET", path="/", query=[], headers=[], body=None)
+    assert [r.id for r in journal.records(Since.parse("1"))] == [2, 3]
+    assert [r.id for r in journal.records(Since.parse(f"{journal.instance}:2"))] == [3]
+    assert journal.records(3) == []
+    with pytest.raises(RestartedError, match=r"from server instance abc123, but this is instance"):
+        journal.records(Since.parse("abc123:1"))
+    with pytest.raises(RestartedError, match=r"has given ids up to 3 only"):
+        journal.records(4)
+    assert Journal().instance != journal.instance
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-1", "1.5", ":3", "²", "1" * 19])
+def test_since_that_is_no_id_says_what_is_accepted(text):
+    with pytest.raises(ValueError, match="INSTANCE:ID"):
+        Since.parse(text)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from mock_server.app import cors_options, create_app
+from mock_server.app import create_app
 from mock_server.lane import STREAMING_HANDLERS, StreamingLane
 from mock_server.settings import Settings
 
 
 def test_the_lane_takes_every_streaming_endpoint_and_nothing_else() -> None:
-    lane = StreamingLane(create_app(), cors_options(Settings()))
+    lane = StreamingLane(create_app(), Settings())
     assert set(lane.routes) == {
         ("/completions", "GET"),
+        ("/completions", "HEAD"),
         ("/completions", "POST"),
         ("/v1/chat/completions", "POST"),
         ("/v1/completions", "POST"),
@@ -18,6 +19,7 @@ def test_the_lane_takes_every_streaming_endpoint_and_nothing_else() -> None:
         ("/v1/messages", "POST"),
     }
     assert set(lane.routes.values()) == set(STREAMING_HANDLERS)
+    assert lane.routes[("/completions", "HEAD")] is lane.routes[("/completions", "GET")]
 
 
 def test_lane_routes_stay_in_the_openapi_schema() -> None:

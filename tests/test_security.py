@@ -1,5 +1,5 @@
-"""Safe defaults: loopback only unless told otherwise, tokens for those who want them, and no secret
-in any log line (the journal keeps them, on purpose)."""
+"""Safe defaults: loopback only unless told otherwise, tokens for those who want them, no secret in any
+log line, and none readable in the journal (masked unless kept on purpose, behind the admin token)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from mock_server.cli import main
-from mock_server.redaction import redact_target
+from mock_server.redaction import mask_secret, redact_target
 from mock_server.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import cli_server
+from tests.wire import fetch
 
 ROOT = Path(__file__).parent.parent
 KEY, ADMIN, WRONG = "sk-live-key-1", "admin-secret-2", "wrong-secret-3"
@@ -60,6 +61,10 @@ def test_without_tokens_everything_is_open_and_with_them_nothing_is(make_server:
             "/x?API_KEY=REDACTED&token=REDACTED&access_token=REDACTED&key=REDACTED",
         ),
         ("/x?api%5Fkey=a&keyboard=b&key", "/x?api%5Fkey=REDACTED&keyboard=b&key"),
+        (
+            "/x?apikey=a&password=b&client_secret=c&refresh_token=d&max_tokens=5",
+            "/x?apikey=REDACTED&password=REDACTED&client_secret=REDACTED&refresh_token=REDACTED&max_tokens=5",
+        ),
         ("/completions", "/completions"),
     ],
 )
@@ -77,11 +82,11 @@ def secret_requests(url: str) -> None:
     httpx.put(url + "/_mock/scenarios/x", json={"reply": "x"}, headers=auth).raise_for_status()
 
 
-def test_the_cli_logs_no_secret_and_the_journal_keeps_them() -> None:
+def test_the_cli_logs_no_secret_and_the_journal_masks_them() -> None:
     args = ("--log-level", "info", "--require-auth", KEY, "--admin-token", ADMIN)
     with cli_server(*args) as (process, url):
         secret_requests(url)
-        journal = httpx.get(url + "/_mock/requests").text
+        journal = httpx.get(url + "/_mock/requests", headers={"Authorization": f"Bearer {ADMIN}"}).text
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
         assert process.stdout is not None
@@ -89,8 +94,9 @@ def test_the_cli_logs_no_secret_and_the_journal_keeps_them() -> None:
     assert "GET /completions?messages=hi&chunk_ms=0&api_key=REDACTED HTTP/1.1" in output  # the line is there
     for secret in (KEY, ADMIN, WRONG):
         assert secret not in output
-    assert KEY in journal
-    assert WRONG in journal
+        assert secret not in journal
+    assert mask_secret(KEY) in journal
+    assert mask_secret(WRONG) in journal
 
 
 def test_a_mock_server_logs_no_secret_either(make_server: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -100,4 +106,74 @@ def test_a_mock_server_logs_no_secret_either(make_server: Any, caplog: pytest.Lo
     lines = [record.getMessage() for record in caplog.records if record.name == "uvicorn.access"]
     assert len(lines) == 4
     assert not [line for line in lines if KEY in line or WRONG in line]
-    assert server.requests[0].query["api_key"] == KEY
+    assert server.requests[0].query["api_key"] == "sk-...ey-1"
+
+
+def test_the_journal_masks_keys_tokens_cookies_and_secret_body_fields(make_server: Any) -> None:
+    server = make_server()
+    body = {"messages": "hi", "max_tokens": 5, "api_key": "sk-body-key-5678", "options": {"password": "hunter2!"}}
+    headers = {
+        "Authorization": "Bearer sk-proj-abcdefgh1234",
+        "x-api-key": "sk-ant-api03-zyxw9876",
+        "api-key": "azure-key-0000-4321",
+        "Cookie": "session=abcdefghijkl1357; theme=dark",
+        "X-Trace": "t-1",
+    }
+    fetch(
+        server.url + "/completions?access_token=tok-abcdefgh2468&chunk_ms=0", method="POST", headers=headers, body=body
+    )
+    (record,) = server.requests
+    assert record.headers["authorization"] == "Bearer sk-...1234"
+    assert record.headers["x-api-key"] == "sk-...9876"
+    assert record.headers["api-key"] == "...4321"
+    assert record.headers["cookie"] == "session=...1357; theme=..."
+    assert record.headers["x-trace"] == "t-1"
+    assert record.query == {"access_token": "tok-...2468", "chunk_ms": "0"}
+    assert record.body == {"messages": "hi", "max_tokens": 5, "api_key": "sk-...5678", "options": {"password": "..."}}
+    every_value = repr(record.to_json())
+    for secret in ("abcdefgh1234", "zyxw9876", "0000-4321", "abcdefghijkl", "hunter2", "body-key", "abcdefgh2468"):
+        assert secret not in every_value
+
+
+def test_journal_secrets_keep_records_them_as_sent(make_server: Any) -> None:
+    server = make_server(journal_secrets="keep")
+    fetch(server.url + "/completions?messages=hi&api_key=sk-kept-key-1234", headers={"x-api-key": KEY})
+    (record,) = server.requests
+    assert record.query["api_key"] == "sk-kept-key-1234"
+    assert record.headers["x-api-key"] == KEY
+
+
+@pytest.mark.parametrize("option", ["--admin-token", "--require-auth"])
+def test_an_empty_token_on_the_command_line_is_refused_at_start(option: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--port", "0", option, ""])
+    assert result.exit_code == 2
+    assert "is empty" in result.output
+    assert "give a token, or leave it out" in result.output
+
+
+@pytest.mark.parametrize("variable", ["MOCK_LLM_ADMIN_TOKEN", "MOCK_LLM_REQUIRE_AUTH"])
+def test_an_empty_token_variable_is_refused_at_start_not_ignored(variable: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--port", "0"], env={variable: ""})
+    assert result.exit_code == 2
+    assert f"an empty {variable}" in result.output
+
+
+def test_settings_refuse_an_empty_token() -> None:
+    with pytest.raises(ValueError, match="admin_token is empty"):
+        Settings(admin_token="  ")
+    with pytest.raises(ValueError, match="require_auth is empty"):
+        Settings(require_auth="")
+
+
+def test_the_banner_says_which_protections_are_active() -> None:
+    with cli_server("--admin-token", ADMIN, "--cors-origins", "http://app.test") as (process, _):
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(9)]
+    protections = [line.removeprefix("Protection: ") for line in lines if line.startswith("Protection: ")]
+    assert protections == [
+        "model endpoints are open (no --require-auth)",
+        "/_mock/ writes and the journal need the --admin-token token",
+        "keys and tokens in the journal are masked",
+        "the control API answers pages of http://app.test besides its own",
+        "answers the Host names localhost, 127.0.0.1, [::1] only",
+    ]

@@ -44,7 +44,7 @@ def test_server_answers_as_soon_as_start_returns():
     try:
         ready_after = time.perf_counter() - began
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             assert sock.recv(100).startswith(b"HTTP/1.1 200")
         assert ready_after < START_BOUND_S
     finally:

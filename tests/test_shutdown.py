@@ -38,7 +38,7 @@ class Busy:
 
 def keep_alive_idle(url: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=15)
-    sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     response = b""
     while not response.endswith(b"}"):  # the whole JSON answer, so that nothing is left to read
         response += sock.recv(4096)
@@ -48,7 +48,7 @@ def keep_alive_idle(url: str) -> socket.socket:
 
 def half_sent_body(url: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=15)
-    sock.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"messages": ')
+    sock.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"messages": ')
     return sock
 
 

@@ -177,7 +177,7 @@ def stalled_request(server: MockServer, whole: bool) -> httpx.Request:
 def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not(mock: MockServer, whole: bool) -> None:
     request = stalled_request(mock, whole)
     with socket.create_connection(("127.0.0.1", mock.port)) as sock:
-        head = f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\nHost: x\r\n"
+        head = f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         body = request.read()
         sock.sendall(f"{head}Content-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n".encode() + body)
         while not mock.records(settle_s=0):

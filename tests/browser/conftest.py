@@ -36,8 +36,9 @@ _console_key = pytest.StashKey[list[str]]()
 
 @pytest.fixture(scope="session")
 def mock() -> Iterator[MockServer]:
-    """A mock server with the bundled scenarios and the browser tests' own."""
-    settings = Settings(port=0, scenario_dirs=(BROWSER_SCENARIOS,), access_log=False)
+    """A mock server with the bundled scenarios and the browser tests' own, keeping the tokens the pages
+    send as sent (`journal_secrets="keep"`): the tests assert on them."""
+    settings = Settings(port=0, scenario_dirs=(BROWSER_SCENARIOS,), access_log=False, journal_secrets="keep")
     with MockServer(settings=settings) as running:
         yield running
 
