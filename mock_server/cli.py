@@ -125,6 +125,18 @@ def main() -> None:
     metavar="SECONDS",
     help="On Ctrl-C or SIGTERM every stream ends at once; requests still running get this long.",
 )
+@click.option(
+    "--request-timeout",
+    "request_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=Settings.request_timeout_s,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="MOCK_LLM_REQUEST_TIMEOUT",
+    show_envvar=True,
+    help="How long a connection has to send each request, head and body; then it is closed "
+    "(with a 408 when part of a request came).",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 def serve(
     host: str,
@@ -137,6 +149,7 @@ def serve(
     journal_size: int,
     max_body_bytes: int,
     shutdown_grace_s: float,
+    request_timeout_s: float,
     log_level: str,
 ) -> None:
     """Serve the bundled scenarios and yours until Ctrl-C."""
@@ -151,6 +164,7 @@ def serve(
         journal_size=journal_size,
         max_body_bytes=max_body_bytes,
         shutdown_grace_s=shutdown_grace_s,
+        request_timeout_s=request_timeout_s,
         log_level=log_level,
     )
     catalog = _load_or_exit(settings)

@@ -26,7 +26,7 @@ from mock_server.lane import StreamingLane
 from mock_server.loading import Document
 from mock_server.settings import Settings
 from mock_server.state import MockState
-from mock_server.tcp import ConnectionExposingProtocol
+from mock_server.tcp import ConnectionExposingProtocol, ConnectionLimits, LimitedConfig
 from mock_server.verdict import KINDS, Verdict
 
 SETTLE_TIMEOUT_S = 1.0
@@ -36,22 +36,23 @@ STOP_MARGIN_S = 5.0
 T = TypeVar("T")
 
 
-def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> uvicorn.Config:
-    """uvicorn settings for our app (behind its streaming lane): our connection-exposing protocol,
-    no lifespan; with `configure_logging` false, the process's logging configuration (handlers and
-    levels) is left alone."""
+def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> LimitedConfig:
+    """uvicorn settings for our app (behind its streaming lane): our connection-exposing protocol
+    with the settings' request timeout, no lifespan; with `configure_logging` false, the process's
+    logging configuration (handlers and levels) is left alone."""
     logging: dict[str, Any] = (
         {"log_level": settings.log_level} if configure_logging else {"log_config": None, "log_level": None}
     )
-    return uvicorn.Config(
+    return LimitedConfig(
         StreamingLane(app, cors_options(settings)),
+        limits=ConnectionLimits(request_timeout_s=settings.request_timeout_s),
         host=settings.host,
         port=settings.port,
         http=ConnectionExposingProtocol,
         lifespan="off",
         access_log=settings.access_log,
         # uvicorn annotates whole seconds, but waits any number of seconds (asyncio.wait_for).
-        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         server_header=False,
         **logging,
     )

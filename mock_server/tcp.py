@@ -5,30 +5,42 @@ shutdown needs to reach the stream playing on each connection. uvicorn accepts a
 class, so ours hands every request a `Connection` through `scope["state"]`. Under any other server
 `connection_of` returns None and the faults degrade: a drop and a reset both end the response
 without its terminating chunk.
+
+The protocol is also where connections that would exhaust the server are stopped, because only it
+sees them before the app does, and it sees each byte as it arrives:
+- **A request read timeout** (`Settings.request_timeout_s`): one timer per connection, from its
+  opening (or the first byte of its next request) until the request is whole; a connection that
+  sends nothing, half a head or half a body is closed, with a 408 when part of a request came.
+  uvicorn's own keep-alive timeout covers only the idle time after a response.
+Timeouts reach the log through a `RateLimitedWarning`: a flood of them is a line per interval, not
+a line per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import math
 import socket
 import struct
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import uvicorn
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# httptools comes with uvicorn[standard], which we depend on: the request clock lives in its callbacks.
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from mock_server.redaction import RedactingAccessLogger
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _FastProtocol
-except ImportError:  # httptools is optional in uvicorn; h11 always works
-    _FastProtocol = H11Protocol  # type: ignore[assignment,misc]
-
 CONNECTION_KEY = "mock_llm_sse.connection"
 FLUSH_TIMEOUT_S = 2.0
+WARNING_INTERVAL_S = 10.0
+_logger = logging.getLogger("uvicorn.error")
 
 
 class Stoppable(Protocol):
@@ -64,22 +76,113 @@ class Connection:
         self.transport.abort()
 
 
-class ConnectionExposingProtocol(_FastProtocol):
+class RateLimitedWarning:
+    """A warning that reaches the log at most once per `interval_s`: the first occurrence at once,
+    later ones counted and reported together, in one line, when the interval is over."""
+
+    def __init__(self, describe: Callable[[int], str], interval_s: float = WARNING_INTERVAL_S) -> None:
+        self.describe = describe
+        """The line for `count` occurrences since the last one."""
+        self.interval_s = interval_s
+        self._count = 0
+        self._quiet_until = -math.inf
+        self._flush: asyncio.TimerHandle | None = None
+
+    def note(self) -> None:
+        """Count one occurrence (on the server's event loop)."""
+        self._count += 1
+        if self._flush is not None:
+            return  # a line is already due at the end of the interval
+        loop = asyncio.get_running_loop()
+        wait = self._quiet_until - loop.time()
+        if wait <= 0:
+            self._log(loop)
+        else:
+            self._flush = loop.call_later(wait, self._log, loop)
+
+    def _log(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush = None
+        _logger.warning(self.describe(self._count))
+        self._count = 0
+        self._quiet_until = loop.time() + self.interval_s
+
+
+class ConnectionLimits:
+    """What one server allows its connections, and the warnings they share."""
+
+    def __init__(self, *, request_timeout_s: float) -> None:
+        self.request_timeout_s = request_timeout_s
+        """How long a connection has to send each request, head and body."""
+        interval = f"{WARNING_INTERVAL_S:g} s"
+        self.timed_out = RateLimitedWarning(
+            lambda count: (
+                f"closed {count:,} connection(s) in the last {interval} that did not send a whole "
+                f"request within {request_timeout_s:g} s (--request-timeout)"
+            )
+        )
+
+
+class LimitedConfig(uvicorn.Config):
+    """uvicorn's Config, plus the `ConnectionLimits` our protocol enforces."""
+
+    def __init__(self, app: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.limits = limits
+
+
+class ConnectionExposingProtocol(HttpToolsProtocol):
     """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, a shutdown
-    that ends the connection's stream (or its half-sent request) instead of waiting for it, and access
-    log lines without secret query values."""
+    that ends the connection's stream (or its half-sent request) instead of waiting for it, access
+    log lines without secret query values, and the request timeout of a `LimitedConfig` (see the module)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not isinstance(self.config, LimitedConfig):
+            raise TypeError("ConnectionExposingProtocol needs a LimitedConfig (see server.uvicorn_config)")
+        self.limits = self.config.limits
         # uvicorn's protocol logs access whenever the logger has a handler anywhere up the tree
         # (under pytest, always); the server's own `access_log` setting decides instead.
         self.access_log = self.access_log and self.config.access_log
         self.access_logger = RedactingAccessLogger(self.access_logger, None)  # type: ignore[assignment]
+        self._request_deadline: float | None = None
+        """When the request arriving must be whole (loop time); None between requests."""
+        self._request_clock: asyncio.TimerHandle | None = None
+        """Rings at the deadline, or earlier for one that has moved since: a request that ends in time
+        costs no timer of its own, which matters on a busy kept-alive connection."""
+        self._request_begun = False
+        self._in_head = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._mock_connection = Connection(transport, getattr(self, "flow", None))
         self.app_state = {**self.app_state, CONNECTION_KEY: self._mock_connection}
+        self._start_request_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._request_clock is not None:
+            self._request_clock.cancel()
+            self._request_clock = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._request_deadline is None:
+            self._start_request_clock()
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._request_deadline is None:  # a pipelined request, in the same read as the end of the last one
+            self._start_request_clock()
+        self._request_begun = self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._stop_request_clock()
+        self._request_begun = False
+        super().on_message_complete()
 
     def shutdown(self) -> None:
         stream = self._mock_connection.stream
@@ -91,6 +194,65 @@ class ConnectionExposingProtocol(_FastProtocol):
             self.transport.close()
             return
         super().shutdown()
+
+    def _start_request_clock(self) -> None:
+        self._request_deadline = deadline = self.loop.time() + self.limits.request_timeout_s
+        if self._request_clock is None:
+            self._request_clock = self.loop.call_at(deadline, self._request_clock_rings)
+
+    def _stop_request_clock(self) -> None:
+        self._request_deadline = None  # a clock still set finds nothing to do when it rings
+
+    def _request_clock_rings(self) -> None:
+        self._request_clock = None
+        deadline = self._request_deadline
+        if deadline is None or self.transport.is_closing():
+            return
+        if self.loop.time() < deadline - 0.001:  # a later request's (a timer may ring up to a ms early)
+            self._request_clock = self.loop.call_at(deadline, self._request_clock_rings)
+            return
+        if self.flow.read_paused:
+            # We stopped reading (the app is behind on the body, or a pipelined request waits for
+            # the one before it): the client is not the one who is late.
+            self._start_request_clock()
+            return
+        self.limits.timed_out.note()
+        if self._request_begun:
+            message = (
+                f"The request did not arrive whole within {self.limits.request_timeout_s:g} s, the server's "
+                "--request-timeout; send the head and the body without pausing."
+            )
+            self._refuse_request(408, "request_timeout", message)
+        else:
+            self.transport.close()
+
+    def _refuse_request(self, status: int, error_type: str, message: str) -> None:
+        """Answer the request arriving with an error, unless a response is already under way on the
+        connection, and close the connection."""
+        self._stop_request_clock()
+        cycle = self.cycle  # in the head: the request before, if any; else the one arriving
+        if self._in_head:
+            answerable = (cycle is None or cycle.response_complete) and not self.pipeline
+        else:
+            answerable = cycle is not None and not cycle.response_started and not self.pipeline
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # as connection_lost will say: the app's sends are dropped, not written
+            cycle.message_event.set()
+        if not answerable:
+            self.transport.close()
+            return
+        self.transport.write(self._error_response(status, error_type, message))
+        self.transport.close()
+
+    def _error_response(self, status: int, error_type: str, message: str) -> bytes:
+        body = json.dumps({"error": {"type": error_type, "message": message}}).encode()
+        fields = [
+            *self.server_state.default_headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        return STATUS_LINE[status] + b"".join(b"%s: %s\r\n" % field for field in fields) + b"\r\n" + body
 
 
 def connection_of(scope: MutableMapping[str, Any]) -> Connection | None:
