@@ -8,12 +8,15 @@ without its terminating chunk.
 
 The protocol is also where connections that would exhaust the server are stopped, because only it
 sees them before the app does, and it sees each byte as it arrives:
+- **Head caps** (`MAX_HEADERS`, `MAX_HEADER_BYTES`) are counted in httptools' callbacks while the
+  head is parsed, so a request of 80,000 headers costs the parsing of 257 of them: it is answered
+  431 and the rest is never parsed (nor copied into a scope, nor seen by the app).
 - **A request read timeout** (`Settings.request_timeout_s`): one timer per connection, from its
   opening (or the first byte of its next request) until the request is whole; a connection that
   sends nothing, half a head or half a body is closed, with a 408 when part of a request came.
   uvicorn's own keep-alive timeout covers only the idle time after a response.
-Timeouts reach the log through a `RateLimitedWarning`: a flood of them is a line per interval, not
-a line per connection.
+Each kind of refusal reaches the log through its `RateLimitedWarning`: a flood of them is a line
+per interval, not a line per connection.
 """
 
 from __future__ import annotations
@@ -29,17 +32,40 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.flow_control import FlowControl
 
-# httptools comes with uvicorn[standard], which we depend on: the request clock lives in its callbacks.
+# httptools comes with uvicorn[standard], which we depend on: the head caps below live in its callbacks.
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from mock_server.redaction import RedactingAccessLogger
 
 CONNECTION_KEY = "mock_llm_sse.connection"
 FLUSH_TIMEOUT_S = 2.0
+MAX_HEADERS = 256
+"""Header fields per request. Browsers and SDKs send a few dozen at most; a request of 80,000 of
+them is refused after the 257th, before anything but the parser has seen it."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Bytes of header names and values per request (a request line or header line still arriving
+counts too, so one that never ends is stopped as well). Browsers send under 8 KiB, cookies
+included; Node refuses more than 16 KiB for the whole head."""
+_LINE_SYNTAX_BYTES = 32
+"""What a head line holds besides a header's name and value (colon, spaces, CR; a request line's
+method and version): a line still arriving is refused only once its header is certainly past the cap."""
+REFUSAL_LINGER_S = 1.0
+"""How long a connection whose request was refused unread keeps reading (and dropping) what the
+client still sends: closing with unread bytes would answer them with a reset, and a client still
+sending would see the reset instead of our answer."""
 WARNING_INTERVAL_S = 10.0
+_HEADER_COUNT_MESSAGE = (
+    f"The request has more than {MAX_HEADERS} header fields, the server's limit; send fewer "
+    "(browsers and SDKs send a few dozen at most)."
+)
+_HEADER_BYTES_MESSAGE = (
+    f"The request's header fields are over {MAX_HEADER_BYTES // 1024} KiB (names and values; a request line or "
+    "header still arriving counts too), the server's limit; send shorter headers, and large data in the body."
+)
 _logger = logging.getLogger("uvicorn.error")
 
 
@@ -120,6 +146,12 @@ class ConnectionLimits:
                 f"request within {request_timeout_s:g} s (--request-timeout)"
             )
         )
+        self.oversized_heads = RateLimitedWarning(
+            lambda count: (
+                f"refused {count:,} request(s) in the last {interval} with more than {MAX_HEADERS} header "
+                f"fields or {MAX_HEADER_BYTES // 1024} KiB of them; clients were answered 431"
+            )
+        )
 
 
 class LimitedConfig(uvicorn.Config):
@@ -130,10 +162,14 @@ class LimitedConfig(uvicorn.Config):
         self.limits = limits
 
 
+class _HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a head that passed a cap."""
+
+
 class ConnectionExposingProtocol(HttpToolsProtocol):
     """uvicorn's HTTP protocol, plus a `Connection` in every request's `scope["state"]`, a shutdown
     that ends the connection's stream (or its half-sent request) instead of waiting for it, access
-    log lines without secret query values, and the request timeout of a `LimitedConfig` (see the module)."""
+    log lines without secret query values, and the limits of a `LimitedConfig` (see the module)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,8 +185,16 @@ class ConnectionExposingProtocol(HttpToolsProtocol):
         self._request_clock: asyncio.TimerHandle | None = None
         """Rings at the deadline, or earlier for one that has moved since: a request that ends in time
         costs no timer of its own, which matters on a busy kept-alive connection."""
+        self._linger: asyncio.TimerHandle | None = None
+        self._refused = False
+        """A request was refused unread: what the client sends now is dropped, never parsed."""
         self._request_begun = False
         self._in_head = False
+        self._header_count = 0
+        self._header_bytes = 0
+        self._line_bytes = 0
+        """Bytes of the head's line still arriving (request line or header), at most."""
+        self._too_large: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -159,21 +203,61 @@ class ConnectionExposingProtocol(HttpToolsProtocol):
         self._start_request_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._request_clock is not None:
-            self._request_clock.cancel()
-            self._request_clock = None
+        for timer in (self._request_clock, self._linger):
+            if timer is not None:
+                timer.cancel()
+        self._request_clock = self._linger = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        # uvicorn's `data_received`, plus the request clock, the refusal of a head that passed a cap
+        # (uvicorn would answer it 400 as a malformed request), and the check of a line still arriving.
+        if self._refused:
+            return
         if self._request_deadline is None:
             self._start_request_clock()
-        super().data_received(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._too_large is not None:
+                self._refuse_head(self._too_large)
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade:
+            self._stop_request_clock()  # the connection is another protocol's now, or closes
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._in_head:
+            newline = data.rfind(b"\n")
+            self._line_bytes = len(data) - newline - 1 if newline >= 0 else self._line_bytes + len(data)
+            if self._header_bytes + self._line_bytes - _LINE_SYNTAX_BYTES > MAX_HEADER_BYTES:
+                self._refuse_head(_HEADER_BYTES_MESSAGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._request_deadline is None:  # a pipelined request, in the same read as the end of the last one
             self._start_request_clock()
         self._request_begun = self._in_head = True
+        self._header_count = self._header_bytes = self._line_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._header_bytes += len(name) + len(value)
+        if self._header_count > MAX_HEADERS:
+            self._too_large = _HEADER_COUNT_MESSAGE
+        elif self._header_bytes > MAX_HEADER_BYTES:
+            self._too_large = _HEADER_BYTES_MESSAGE
+        else:
+            super().on_header(name, value)
+            return
+        raise _HeadTooLarge  # httptools stops parsing, and raises from `feed_data`
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -226,9 +310,11 @@ class ConnectionExposingProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def _refuse_request(self, status: int, error_type: str, message: str) -> None:
+    def _refuse_request(self, status: int, error_type: str, message: str, *, linger: bool = False) -> None:
         """Answer the request arriving with an error, unless a response is already under way on the
-        connection, and close the connection."""
+        connection (then the connection just closes), and stop reading requests from it. With
+        `linger`, keep reading and dropping what the client sends for a while before closing."""
+        self._refused = True
         self._stop_request_clock()
         cycle = self.cycle  # in the head: the request before, if any; else the one arriving
         if self._in_head:
@@ -242,7 +328,15 @@ class ConnectionExposingProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self.transport.write(self._error_response(status, error_type, message))
-        self.transport.close()
+        if linger and self.transport.can_write_eof():
+            self.transport.write_eof()  # the client reads the answer, then EOF
+            self._linger = self.loop.call_later(REFUSAL_LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
+
+    def _refuse_head(self, message: str) -> None:
+        self.limits.oversized_heads.note()
+        self._refuse_request(431, "headers_too_large", message, linger=True)
 
     def _error_response(self, status: int, error_type: str, message: str) -> bytes:
         body = json.dumps({"error": {"type": error_type, "message": message}}).encode()

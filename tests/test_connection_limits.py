@@ -1,6 +1,6 @@
-"""Connections that never finish a request are stopped at the protocol, before the app sees them:
-requests that do not arrive in time are closed (408 when part of one came); real clients never
-notice."""
+"""Connections that would exhaust the server are stopped at the protocol, before the app sees them:
+heads past the caps get 431 at once, and requests that do not arrive in time are closed (408 when
+part of one came); real clients never notice."""
 
 from __future__ import annotations
 
@@ -25,11 +25,13 @@ from mock_server.cli import main
 from mock_server.server import MockServer
 from mock_server.settings import Settings
 from mock_server.state import MockState
-from mock_server.tcp import RateLimitedWarning
+from mock_server.tcp import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWarning
 from tests.wire import Ending, WireResponse, connect, fetch, read_to_end, receive, request_head
 
 TIMEOUT_S = 0.3
 """The request timeout of the timeout tests."""
+JOURNALED = "/completions?messages=hi"
+"""A target the journal records, to show that a refused request never reached the app."""
 HALF_A_HEAD = b"GET /completions?messages=hi HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 HALF_A_BODY = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -71,6 +73,82 @@ def assert_refused(response: WireResponse, status: int, error_type: str, says: s
     error = json.loads(response.body)["error"]
     assert error["type"] == error_type
     assert says in error["message"]
+
+
+# Head caps
+
+
+FILLER = [(f"X-Filler-{i:03}", "v") for i in range(MAX_HEADERS - 1)]  # with Host: exactly the cap
+HOST_BYTES = len("host127.0.0.1")
+
+
+def big_headers(total: int) -> list[tuple[str, str]]:
+    """Two header fields whose names and values, with Host's, come to `total` bytes."""
+    values = total - HOST_BYTES - 2 * len("X-Big-1")
+    return [("X-Big-1", "v" * (values // 2)), ("X-Big-2", "v" * (values - values // 2))]
+
+
+@pytest.mark.parametrize(
+    ("at_cap", "past_cap", "says"),
+    [
+        (FILLER, [*FILLER, ("X-One-Too-Many", "v")], f"more than {MAX_HEADERS} header fields"),
+        (big_headers(MAX_HEADER_BYTES), big_headers(MAX_HEADER_BYTES + 1), "over 64 KiB"),
+    ],
+    ids=["count", "bytes"],
+)
+def test_a_head_at_a_cap_is_served_and_one_past_it_is_answered_431(
+    make_server: Callable[..., MockServer], at_cap: list[tuple[str, str]], past_cap: list[tuple[str, str]], says: str
+) -> None:
+    server = make_server()
+    with connect(server.url) as sock:
+        sock.sendall(request_head("/_mock/health", at_cap))
+        assert receive(sock).status == 200
+        sock.sendall(request_head(JOURNALED, past_cap))
+        response = receive(sock, timeout=5)
+        assert read_to_end(sock, timeout=5) == (b"", Ending.EOF)
+    assert_refused(response, 431, "headers_too_large", says)
+    assert server.records(settle_s=0) == []
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        request_head(JOURNALED, [(f"X-Big-{i}", "v" * 7 * 1024) for i in range(10)]),
+        HALF_A_HEAD + b"v" * 70 * 1024,
+        b"GET /completions?messages=" + b"a" * 70 * 1024,
+    ],
+    ids=["70 KiB of headers", "a header line that never ends", "a request line that never ends"],
+)
+def test_a_head_over_64_kib_is_answered_431_at_once(make_server: Callable[..., MockServer], head: bytes) -> None:
+    server = make_server()
+    with connect(server.url, timeout=5) as sock:
+        sock.sendall(head)
+        response = receive(sock, timeout=5)
+        assert read_to_end(sock, timeout=5) == (b"", Ending.EOF)
+    assert_refused(response, 431, "headers_too_large", "over 64 KiB")
+    assert server.records(settle_s=0) == []
+
+
+def test_80000_headers_are_refused_in_milliseconds_while_a_stream_keeps_its_timing(
+    make_server: Callable[..., MockServer],
+) -> None:
+    server = make_server()
+    head = request_head(JOURNALED, [(f"X-H{i:06}", "v") for i in range(80_000)])
+    assert len(head) > 1 << 20
+    with ThreadPoolExecutor(1) as pool:
+        paced = pool.submit(fetch, server.url + "/completions?messages=hi&scenario=paced&chunk_ms=50", timeout=30)
+        time.sleep(0.1)  # the stream is under way
+        start = time.monotonic()
+        with connect(server.url, timeout=5) as sock:
+            sock.sendall(head)
+            response = receive(sock, timeout=5)
+            answered_s = time.monotonic() - start
+            assert read_to_end(sock, timeout=5) == (b"", Ending.EOF)
+        stream = paced.result()
+    assert_refused(response, 431, "headers_too_large", f"more than {MAX_HEADERS} header fields")
+    assert answered_s < 2.0
+    assert stream.ending is Ending.COMPLETE
+    assert longest_gap(stream) < 0.5
 
 
 def test_sdk_and_httpx_clients_do_not_notice_tight_limits(make_server: Callable[..., MockServer]) -> None:
