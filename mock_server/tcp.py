@@ -15,6 +15,11 @@ sees them before the app does, and it sees each byte as it arrives:
   opening (or the first byte of its next request) until the request is whole; a connection that
   sends nothing, half a head or half a body is closed, with a 408 when part of a request came.
   uvicorn's own keep-alive timeout covers only the idle time after a response.
+- **A connection limit** (`Settings.max_connections`, lowered to what the open-file limit allows):
+  past it, a new connection is answered 503 with `Retry-After` in `connection_made` and closed,
+  freeing its descriptor at once. uvicorn's `limit_concurrency` is left off: it answers 503 only
+  once a request's head has arrived (a connection that sends nothing keeps its descriptor), counts
+  running tasks as well, and sends no `Retry-After`.
 Each kind of refusal reaches the log through its `RateLimitedWarning`: a flood of them is a line
 per interval, not a line per connection.
 """
@@ -136,10 +141,18 @@ class RateLimitedWarning:
 class ConnectionLimits:
     """What one server allows its connections, and the warnings they share."""
 
-    def __init__(self, *, request_timeout_s: float) -> None:
+    def __init__(self, *, request_timeout_s: float, max_connections: int, limit_name: str) -> None:
         self.request_timeout_s = request_timeout_s
         """How long a connection has to send each request, head and body."""
+        self.max_connections = max_connections
+        """How many connections may be open at once (the effective limit)."""
         interval = f"{WARNING_INTERVAL_S:g} s"
+        self.refused_connections = RateLimitedWarning(
+            lambda count: (
+                f"refused {count:,} connection(s) in the last {interval}: {max_connections:,} are open, "
+                f"{limit_name}; clients were answered 503 with Retry-After"
+            )
+        )
         self.timed_out = RateLimitedWarning(
             lambda count: (
                 f"closed {count:,} connection(s) in the last {interval} that did not send a whole "
@@ -197,6 +210,9 @@ class ConnectionExposingProtocol(HttpToolsProtocol):
         self._too_large: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            self._refuse_connection(transport)
+            return
         super().connection_made(transport)
         self._mock_connection = Connection(transport, getattr(self, "flow", None))
         self.app_state = {**self.app_state, CONNECTION_KEY: self._mock_connection}
@@ -338,13 +354,29 @@ class ConnectionExposingProtocol(HttpToolsProtocol):
         self.limits.oversized_heads.note()
         self._refuse_request(431, "headers_too_large", message, linger=True)
 
-    def _error_response(self, status: int, error_type: str, message: str) -> bytes:
+    def _refuse_connection(self, transport: asyncio.Transport) -> None:
+        """Answer a connection past the limit with 503 and close it, before it sends anything."""
+        self.transport = transport
+        self._refused = True
+        message = (
+            f"The server is at its --max-connections limit of {self.limits.max_connections:,} open "
+            "connections; retry in a moment, or close connections you do not use."
+        )
+        headers = [(b"retry-after", b"1")]
+        transport.write(self._error_response(503, "too_many_connections", message, headers))
+        transport.close()
+        self.limits.refused_connections.note()
+
+    def _error_response(
+        self, status: int, error_type: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> bytes:
         body = json.dumps({"error": {"type": error_type, "message": message}}).encode()
         fields = [
             *self.server_state.default_headers,
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
+            *(headers or ()),
         ]
         return STATUS_LINE[status] + b"".join(b"%s: %s\r\n" % field for field in fields) + b"\r\n" + body
 

@@ -1,6 +1,7 @@
 """Connections that would exhaust the server are stopped at the protocol, before the app sees them:
-heads past the caps get 431 at once, and requests that do not arrive in time are closed (408 when
-part of one came); real clients never notice."""
+heads past the caps get 431 at once, requests that do not arrive in time are closed (408 when part
+of one came), and past --max-connections new clients get 503 with Retry-After; real clients never
+notice."""
 
 from __future__ import annotations
 
@@ -10,22 +11,29 @@ import json
 import logging
 import os
 import re
+import resource
+import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import IO
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from openai import OpenAI
 
+from mock_server import server as server_module
 from mock_server.cli import main
-from mock_server.server import MockServer
+from mock_server.server import MockServer, connection_limits
 from mock_server.settings import Settings
 from mock_server.state import MockState
 from mock_server.tcp import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWarning
+from tests.conftest import cli_server
 from tests.wire import Ending, WireResponse, connect, fetch, read_to_end, receive, request_head
 
 TIMEOUT_S = 0.3
@@ -152,7 +160,7 @@ def test_80000_headers_are_refused_in_milliseconds_while_a_stream_keeps_its_timi
 
 
 def test_sdk_and_httpx_clients_do_not_notice_tight_limits(make_server: Callable[..., MockServer]) -> None:
-    server = make_server(request_timeout_s=TIMEOUT_S)
+    server = make_server(request_timeout_s=TIMEOUT_S, max_connections=4)
     client = OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
     for pause_s in (1.5 * TIMEOUT_S, 0):  # the second on the kept-alive connection, after it idled
         stream = client.chat.completions.create(
@@ -272,6 +280,66 @@ def test_2000_slowloris_connections_are_reaped_while_a_stream_keeps_its_timing(
     assert _settles(_open_descriptors, descriptors) <= descriptors
 
 
+# Connection limit
+
+
+def _hold_connections(url: str, count: int) -> list[socket.socket]:
+    """`count` kept-alive connections the server has certainly accepted (each has had an answer)."""
+    held = []
+    for _ in range(count):
+        sock = connect(url)
+        sock.sendall(request_head("/_mock/health"))
+        assert receive(sock).status == 200
+        held.append(sock)
+    return held
+
+
+def test_past_max_connections_a_client_gets_503_at_once_and_the_log_says_why_once(
+    make_server: Callable[..., MockServer], server_warnings: list[str]
+) -> None:
+    server = make_server(max_connections=20)
+    held = _hold_connections(server.url, 20)
+    for _ in range(2):
+        with connect(server.url) as extra:  # sends nothing
+            response = receive(extra, timeout=5)
+            assert read_to_end(extra, timeout=5) == (b"", Ending.EOF)
+        assert_refused(response, 503, "too_many_connections", "--max-connections limit of 20 open connections")
+        assert response.headers["retry-after"] == "1"
+    assert [line for line in server_warnings if "refused" in line] == [
+        "refused 1 connection(s) in the last 10 s: 20 are open, the --max-connections limit; "
+        "clients were answered 503 with Retry-After"
+    ]
+    for sock in held:
+        sock.close()
+    deadline = time.monotonic() + 5
+    while (status := fetch(server.url + "/_mock/health").status) == 503 and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the server has seen the connections close
+    assert status == 200
+
+
+def test_serve_refuses_past_max_connections_and_logs_it() -> None:
+    with cli_server("--max-connections", "2") as (process, url):
+        held = _hold_connections(url, 2)
+        with connect(url) as extra:
+            assert receive(extra, timeout=5).status == 503
+        assert process.stdout is not None
+        assert "refused 1 connection(s) in the last 10 s: 2 are open" in _read_until(process.stdout, "refused", 5)
+        for sock in held:
+            sock.close()
+
+
+def _read_until(stream: IO[str], needle: str, timeout_s: float) -> str:
+    """The output of a subprocess until a line holding `needle`, or whatever came in `timeout_s`."""
+    seen = ""
+    deadline = time.monotonic() + timeout_s
+    while needle not in seen and select.select([stream], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        output = os.read(stream.fileno(), 65536)  # unbuffered: select() cannot see what a reader has buffered
+        if not output:
+            break
+        seen += output.decode(errors="replace")
+    return seen
+
+
 def test_a_rate_limited_warning_logs_the_first_at_once_and_sums_up_the_rest(server_warnings: list[str]) -> None:
     async def flood() -> None:
         warning = RateLimitedWarning(lambda count: f"{count} happened", interval_s=0.05)
@@ -282,6 +350,42 @@ def test_a_rate_limited_warning_logs_the_first_at_once_and_sums_up_the_rest(serv
 
     asyncio.run(flood())
     assert server_warnings == ["1 happened", "4 happened", "1 happened"]
+
+
+def test_max_connections_is_lowered_to_what_the_open_file_limit_leaves_room_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 1024))
+    limits = connection_limits(Settings(max_connections=10_000))
+    assert 0 < limits.max_connections < 1024 - server_module.DESCRIPTOR_RESERVE
+    assert "open-file limit (ulimit -n)" in limits.refused_connections.describe(1)
+    assert "--max-connections is 10,000" in limits.refused_connections.describe(1)
+
+
+def test_a_mock_server_never_changes_the_open_file_limit(make_server: Callable[..., MockServer]) -> None:
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    server = make_server(max_connections=10**9)
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == before
+    assert fetch(server.url + "/_mock/health").status == 200
+
+
+def test_serve_raises_its_soft_open_file_limit_to_fit_max_connections() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard open-file limit ({hard}) leaves no room to raise the soft one")
+    script = (
+        "import resource; from mock_server.server import fit_open_file_limit; fit_open_file_limit(1500); "
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+        check=True,
+    )
+    assert int(result.stdout) >= 1500 + server_module.DESCRIPTOR_RESERVE
 
 
 # Command line
@@ -296,13 +400,13 @@ def test_serve_maps_the_connection_flags_and_environment_to_settings(monkeypatch
 
     monkeypatch.setattr("mock_server.cli.run_foreground", fake_run)
     runner = CliRunner()
-    env = {"MOCK_LLM_REQUEST_TIMEOUT": "2.5"}
+    env = {"MOCK_LLM_REQUEST_TIMEOUT": "2.5", "MOCK_LLM_MAX_CONNECTIONS": "50"}
     assert runner.invoke(main, ["serve", "--port", "0"], env=env).exit_code == 0
-    flags = ["serve", "--port", "0", "--request-timeout", "0.75"]
+    flags = ["serve", "--port", "0", "--request-timeout", "0.75", "--max-connections", "7"]
     assert runner.invoke(main, flags).exit_code == 0
     assert runner.invoke(main, ["serve", "--port", "0"]).exit_code == 0
-    assert [s.request_timeout_s for s in captured] == [2.5, 0.75, 30.0]
-    for bad in (["--request-timeout", "0"],):
+    assert [(s.request_timeout_s, s.max_connections) for s in captured] == [(2.5, 50), (0.75, 7), (30.0, 10_000)]
+    for bad in (["--request-timeout", "0"], ["--max-connections", "0"]):
         result = runner.invoke(main, ["serve", "--port", "0", *bad])
         assert result.exit_code == 2
         assert bad[0] in result.output
@@ -313,5 +417,7 @@ def test_serve_help_explains_the_connection_flags() -> None:
     for text in (
         "--request-timeout SECONDS",
         "MOCK_LLM_REQUEST_TIMEOUT",
+        "--max-connections N",
+        "MOCK_LLM_MAX_CONNECTIONS",
     ):
         assert text in output
