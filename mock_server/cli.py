@@ -174,6 +174,29 @@ def main() -> None:
     metavar="SECONDS",
     help="On Ctrl-C or SIGTERM every stream ends at once; requests still running get this long.",
 )
+@click.option(
+    "--request-timeout",
+    "request_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=Settings.request_timeout_s,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="MOCK_LLM_REQUEST_TIMEOUT",
+    show_envvar=True,
+    help="How long a connection has to send each request, head and body; then it is closed "
+    "(with a 408 when part of a request came).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=Settings.max_connections,
+    show_default=True,
+    metavar="N",
+    envvar="MOCK_LLM_MAX_CONNECTIONS",
+    show_envvar=True,
+    help="Connections open at once; more are answered 503 with Retry-After and closed. The soft open-file "
+    "limit (ulimit -n) is raised to fit, as far as the hard limit allows; else N is lowered to fit.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 def serve(
     host: str,
@@ -189,6 +212,8 @@ def serve(
     journal_secrets: str,
     max_body_bytes: int,
     shutdown_grace_s: float,
+    request_timeout_s: float,
+    max_connections: int,
     log_level: str,
 ) -> None:
     """Serve the bundled scenarios and yours until Ctrl-C."""
@@ -207,6 +232,8 @@ def serve(
             journal_secrets="keep" if journal_secrets == "keep" else "mask",
             max_body_bytes=max_body_bytes,
             shutdown_grace_s=shutdown_grace_s,
+            request_timeout_s=request_timeout_s,
+            max_connections=max_connections,
             log_level=log_level,
         )
     except ValueError as exc:

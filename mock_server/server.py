@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import logging
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -26,35 +29,89 @@ from mock_server.lane import StreamingLane
 from mock_server.loading import Document
 from mock_server.settings import Settings
 from mock_server.state import MockState
-from mock_server.tcp import ConnectionExposingProtocol
+from mock_server.tcp import ConnectionExposingProtocol, ConnectionLimits, LimitedConfig
 from mock_server.verdict import KINDS, Verdict
+
+if sys.platform != "win32":
+    import resource
 
 SETTLE_TIMEOUT_S = 1.0
 VERDICT_WAIT_S = 60.0
 STOP_MARGIN_S = 5.0
 """How much longer than the grace time `stop()` waits for the thread before forcing it."""
+DESCRIPTOR_RESERVE = 64
+"""Descriptors the connection limit leaves free: listening sockets, log and scenario files, whatever
+else the process opens meanwhile."""
 T = TypeVar("T")
 
 
-def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> uvicorn.Config:
-    """uvicorn settings for our app (behind its streaming lane): our connection-exposing protocol,
-    no lifespan; with `configure_logging` false, the process's logging configuration (handlers and
-    levels) is left alone."""
-    logging: dict[str, Any] = (
+def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> LimitedConfig:
+    """uvicorn settings for our app (behind its streaming lane): our connection-exposing protocol
+    with the settings' connection limits, no lifespan; with `configure_logging` false, the process's
+    logging configuration (handlers and levels) is left alone."""
+    log_options: dict[str, Any] = (
         {"log_level": settings.log_level} if configure_logging else {"log_config": None, "log_level": None}
     )
-    return uvicorn.Config(
+    return LimitedConfig(
         StreamingLane(app, settings),
+        limits=connection_limits(settings),
         host=settings.host,
         port=settings.port,
         http=ConnectionExposingProtocol,
         lifespan="off",
         access_log=settings.access_log,
         # uvicorn annotates whole seconds, but waits any number of seconds (asyncio.wait_for).
-        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         server_header=False,
-        **logging,
+        **log_options,
     )
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The settings' limits on connections, with `max_connections` lowered to what the process's
+    open-file limit leaves room for: past that, new clients would be closed unanswered."""
+    room = _descriptor_room()
+    effective = max(1, min(settings.max_connections, room))
+    limit_name = (
+        "the --max-connections limit"
+        if effective == settings.max_connections
+        else f"as many as the open-file limit (ulimit -n) leaves room for (--max-connections is "
+        f"{settings.max_connections:,})"
+    )
+    return ConnectionLimits(
+        request_timeout_s=settings.request_timeout_s, max_connections=effective, limit_name=limit_name
+    )
+
+
+def fit_open_file_limit(max_connections: int) -> None:
+    """Raise the process's soft open-file limit, as far as its hard limit allows, until `max_connections`
+    connections fit. Process-wide: for the process `serve` owns, never for a `MockServer`."""
+    if sys.platform == "win32":
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _open_descriptors() + DESCRIPTOR_RESERVE + max_connections
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):  # e.g. macOS refuses more than its OPEN_MAX: keep the soft limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _descriptor_room() -> int:
+    """How many more descriptors the process may open, less the reserve."""
+    if sys.platform == "win32":
+        return sys.maxsize
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return sys.maxsize
+    return soft - _open_descriptors() - DESCRIPTOR_RESERVE
+
+
+def _open_descriptors() -> int:
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        with contextlib.suppress(OSError):
+            return len(os.listdir(listing))
+    return 0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -73,9 +130,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def run_foreground(app: FastAPI, settings: Settings, sock: socket.socket, on_ready: Callable[[], None]) -> None:
     """Serve on `sock` until SIGINT/SIGTERM; `on_ready` runs once the socket is listening."""
-    server = uvicorn.Server(uvicorn_config(app, settings))
+    fit_open_file_limit(settings.max_connections)
+    config = uvicorn_config(app, settings)
+    server = uvicorn.Server(config)
     sock.listen(2048)
     on_ready()
+    if config.limits.max_connections < settings.max_connections:
+        logging.getLogger("uvicorn.error").warning(
+            "--max-connections %s is lowered to %s: the open-file limit (ulimit -n) leaves no room for more",
+            f"{settings.max_connections:,}",
+            f"{config.limits.max_connections:,}",
+        )
     # uvicorn re-raises SIGINT/SIGTERM to the previous handler once it has shut down gracefully;
     # a quiet handler there makes a requested stop exit 0 instead of dying of the signal.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

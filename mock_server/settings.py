@@ -49,6 +49,12 @@ class Settings:
     """The largest request body accepted (1 MiB); a larger one is refused with 413 before it is read."""
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     """How long a stop waits for requests still running after every stream has been ended."""
+    request_timeout_s: float = 30.0
+    """How long a connection has to send each request, head and body, from its opening (or from the
+    first byte of its next request); then it is closed, with a 408 when part of a request came."""
+    max_connections: int = 10_000
+    """How many connections may be open at once; past it, new ones are answered 503 with Retry-After
+    and closed. Lowered to what the process's open-file limit (RLIMIT_NOFILE) leaves room for."""
     log_level: str = "info"
     access_log: bool = True
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -104,6 +105,41 @@ def fetch(
         start = time.monotonic()
         sock.sendall(request.encode("latin-1") + b"\r\n" + payload)
         return _read_response(sock, start, timeout, read_for, max_events)
+
+
+def request_head(target: str, fields: Iterable[tuple[str, str]] = (), method: str = "GET") -> bytes:
+    """A request line and its header fields (after `Host`), ended by the blank line."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *(f"{name}: {value}" for name, value in fields)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def connect(url: str, timeout: float = 10.0) -> socket.socket:
+    """A TCP connection to the server at `url`, nothing sent yet."""
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout)
+
+
+def receive(sock: socket.socket, timeout: float = 10.0) -> WireResponse:
+    """Read one response from a connection whose request has been sent (or is not needed)."""
+    return _read_response(sock, time.monotonic(), timeout, None, None)
+
+
+def read_to_end(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes, Ending]:
+    """Everything the server sends until it closes the connection (EOF or reset) or `timeout` passes."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return received, Ending.RESET
+        if not data:
+            return received, Ending.EOF
+        received += data
+    return received, Ending.TIMEOUT
 
 
 def _read_response(
