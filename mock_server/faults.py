@@ -58,6 +58,9 @@ DEFAULT_SPLIT_PIECES = 3
 DEFAULT_SPLIT_MS = 20.0
 MAX_AT_DIGITS = 9
 """`@N` beyond a billion chunks is a typo, and a longer digit string would not even convert."""
+MAX_FAULTS = 100
+"""The most faults a scenario lists, and the most a request adds: a test needs a handful, and each
+one is parsed, validated and placed while every other stream waits."""
 
 
 class Fault(BaseModel):
@@ -135,8 +138,12 @@ class Fault(BaseModel):
 
 
 def parse_fault_list(text: str) -> list[Fault]:
-    """Parse `KIND[@N][:ARG]` items separated by commas, e.g. `drop@3,stall@4:1500,status:429`."""
-    return [parse_fault(item.strip()) for item in text.split(",") if item.strip()]
+    """Parse `KIND[@N][:ARG]` items separated by commas, e.g. `drop@3,stall@4:1500,status:429`;
+    raises OverrideError for more than MAX_FAULTS items, before parsing any."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if len(items) > MAX_FAULTS:
+        raise OverrideError(f"{len(items):,} faults are more than the {MAX_FAULTS} one request may add")
+    return [parse_fault(item) for item in items]
 
 
 def parse_fault(item: str) -> Fault:

@@ -25,7 +25,7 @@ from pydantic_core import ErrorDetails
 
 from mock_server import steps
 from mock_server.errors import Problem, ScenarioError
-from mock_server.faults import Fault
+from mock_server.faults import MAX_FAULTS, Fault
 from mock_server.loading import Document
 from mock_server.patterns import MATCH_INPUT_CHARS, compile_match_pattern
 
@@ -311,7 +311,7 @@ class Scenario(BaseModel):
     tool_calls: list[ToolCallSpec] = Field(default_factory=list)
     reasoning: str | None = None
     match: Match | None = None
-    faults: list[Fault] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
     steps: list[ScenarioStep] | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
 

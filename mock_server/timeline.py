@@ -282,7 +282,10 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
     out: list[steps.Step] = []
     chunk = 0
     paced_any = False
+    # Faults in order of `at` (a stable sort keeps the given order among equals); `placed` counts
+    # those already emitted, so each fault is looked at once however many there are.
     pending = sorted(faults, key=lambda f: f.at)
+    placed = 0
     for step in content:
         is_chunk = isinstance(step, steps.CHUNK_STEPS)
         if is_chunk or isinstance(step, steps.Finish):
@@ -290,8 +293,10 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
             paced_any = True
             if ms:
                 out.append(steps.Sleep(pacing.delay(ms)))
-            due = [f for f in pending if f.at <= chunk or not is_chunk]
-            pending = [f for f in pending if f not in due]
+            due_end = placed
+            while due_end < len(pending) and (pending[due_end].at <= chunk or not is_chunk):
+                due_end += 1
+            due, placed = pending[placed:due_end], due_end
             if _emit_faults(due, out, pacing):
                 return out, True
         elif isinstance(step, steps.Sleep) and pacing.jitter is not None:
@@ -301,7 +306,7 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
             return out, False  # a scripted ending: faults still pending would never be sent
         if is_chunk:
             chunk += 1
-    return out, _emit_faults(pending, out, pacing)
+    return out, _emit_faults(pending[placed:], out, pacing)
 
 
 def _emit_faults(faults: list[Fault], out: list[steps.Step], pacing: _Pacing) -> bool:

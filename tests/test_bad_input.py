@@ -104,11 +104,13 @@ def test_bad_input_is_a_4xx_in_the_endpoint_shape(server: MockServer, case: Case
 # --- overrides and headers the parsers must not choke on ---------------------------------------------
 
 MALFORMED_OVERRIDES = [
-    ("X-Mock-Fault", "drop@" + "1" * 5000, "@N in"),
+    ("X-Mock-Fault", "drop@" + "1" * 4000, "@N in"),
     ("X-Mock-Fault", "drop@²", "@N in"),
     ("X-Mock-Fault", "delay@1:inf", "finite number"),
     ("X-Mock-Fault", "stall@1:nan", "finite number"),
-    ("X-Mock-Fault", "status:" + "4" * 5000, "bad status"),
+    ("X-Mock-Fault", "status:" + "4" * 4000, "bad status"),
+    ("X-Mock-Fault", ",".join(["drop@1"] * 101), "101 faults are more than the 100 one request may add"),
+    ("X-Mock-Fault", "delay@1:1," * 10_000, "header X-Mock-Fault is 100,000 characters long, more than the 4,096"),
     ("X-Mock-Fault", "no_done@2", "takes no @N"),
     ("X-Mock-Fault", "drop:x", "takes no :ARG"),
     ("X-Mock-Chunk-Ms", "1e999", "header X-Mock-Chunk-Ms must be a number"),

@@ -108,6 +108,7 @@ def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
         ("thresholds: {max_attempts: 0}\n", "thresholds.max_attempts: Input should be greater than or equal to 1"),
         ("thresholds: {grace: 100}\n", "broken.yaml:1: unknown field 'grace'; did you mean 'grace_ms'?"),
         ("thresholds: 5\n", "thresholds: Input should be a valid dictionary"),
+        ("faults: [" + ", ".join(["{kind: drop}"] * 101) + "]\n", "faults: List should have at most 100 items"),
     ],
 )
 def test_invalid_scenario_is_rejected_with_a_clear_message(tmp_path: Path, text: str, needle: str) -> None:
