@@ -14,6 +14,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mock_server import steps
+from mock_server.delays import DelayMs
 from mock_server.errors import OverrideError
 
 
@@ -70,7 +71,7 @@ class Fault(BaseModel):
 
     kind: FaultKind
     at: int = Field(default=0, ge=0, description="before chunk N (0 = before the first)")
-    ms: float | None = Field(default=None, ge=0)
+    ms: DelayMs | None = None
     pieces: int | None = Field(default=None, ge=2, le=64)
     status: int | None = Field(default=None, ge=400, le=599)
     data: str | None = None
@@ -177,4 +178,5 @@ def parse_fault(item: str) -> Fault:
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or (info.arg or "fault")
-        raise OverrideError(f"bad {field} in fault {item!r}: {problem['msg']}") from None
+        message = problem["msg"].removeprefix("Value error, ")
+        raise OverrideError(f"bad {field} in fault {item!r}: {message}") from None

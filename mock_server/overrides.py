@@ -6,11 +6,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mock_server.delays import MAX_DELAY_MS
 from mock_server.errors import OverrideError
 from mock_server.faults import MAX_FAULTS, Fault, parse_fault_list
 
-MAX_DELAY_MS = 3_600_000.0
-"""One hour: longer delays are almost certainly a typo (seconds given as milliseconds twice over)."""
 MAX_FAULT_TEXT = 4096
 """The longest `fault=` value or `X-Mock-Fault` header: room for MAX_FAULTS long items, and a bound
 on the text parsed before the count is known."""
@@ -89,7 +88,8 @@ def _parse_ms(option: _Option, query: Mapping[str, str], headers: Mapping[str, s
         value = math.nan
     if not 0 <= value <= MAX_DELAY_MS:
         raise OverrideError(
-            f"{_where(option, headers)} must be a number of milliseconds from 0 to {MAX_DELAY_MS:.0f}, got {text!r}"
+            f"{_where(option, headers)} must be a number of milliseconds from 0 to {MAX_DELAY_MS} (one hour), "
+            f"got {text!r}"
         )
     return value
 

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from mock_server import steps
+from mock_server.delays import DelayMs, WholeDelayMs
 from mock_server.errors import Problem, ScenarioError
 from mock_server.faults import MAX_FAULTS, Fault
 from mock_server.loading import Document
@@ -84,7 +85,7 @@ class _ToolCallStep(_StepModel):
 
 
 class _SleepStep(_StepModel):
-    sleep_ms: float = Field(ge=0)
+    sleep_ms: DelayMs
 
     def build(self) -> steps.Step | ToolCallSpec:
         return steps.Sleep(self.sleep_ms)
@@ -96,7 +97,7 @@ class _EventArgs(BaseModel):
     event: str | None = None
     data: str | None = None
     id: str | None = None
-    retry: int | None = Field(default=None, ge=0)
+    retry: WholeDelayMs | None = None
 
 
 class _EventStep(_StepModel):
@@ -125,7 +126,7 @@ class _SplitArgs(BaseModel):
     model_config = _STRICT
 
     pieces: int = Field(default=3, ge=2, le=64)
-    ms: float = Field(default=20, ge=0)
+    ms: DelayMs = 20
 
 
 class _SplitStep(_StepModel):
@@ -153,7 +154,7 @@ class _ResetStep(_StepModel):
 class _StallArgs(BaseModel):
     model_config = _STRICT
 
-    ms: float | None = Field(default=None, ge=0)
+    ms: DelayMs | None = None
 
 
 class _StallStep(_StepModel):
@@ -273,12 +274,12 @@ class Thresholds(BaseModel):
 
     model_config = _STRICT
 
-    grace_ms: float = Field(default=5000, ge=0)
+    grace_ms: DelayMs = 5000
     """How long after a cut stream (beyond the `Retry-After` or `retry:` it was given) a client may take
     to ask again; also how far apart two requests may be and still be one call."""
-    patience_ms: float = Field(default=30_000, gt=0)
+    patience_ms: Annotated[DelayMs, Field(gt=0)] = 30_000
     """The longest a client should wait on a silent (stalled) stream before giving up."""
-    close_grace_ms: float = Field(default=1000, ge=0)
+    close_grace_ms: DelayMs = 1000
     """How soon after a `close` event a client should hang up."""
     max_attempts: int = Field(default=5, ge=1)
     """How many attempts one call may take (resumes that get further do not count) before it is a storm."""
@@ -296,15 +297,15 @@ class Scenario(BaseModel):
     description: str = ""
     reply: str = "{prompt}"
     chunk: Literal["word", "char"] | Annotated[int, Field(ge=1)] = "word"
-    chunk_ms: float = Field(default=0, ge=0)
-    first_chunk_ms: float = Field(default=0, ge=0)
-    jitter_ms: float = Field(default=0, ge=0)
+    chunk_ms: DelayMs = 0
+    first_chunk_ms: DelayMs = 0
+    jitter_ms: DelayMs = 0
     seed: int = 0
     finish_reason: str = "stop"
     done: bool = True
     ids: bool = False
-    retry_ms: int | None = Field(default=None, ge=0)
-    keepalive_ms: float | None = Field(default=None, ge=1)  # more often would flood the client with pings
+    retry_ms: WholeDelayMs | None = None
+    keepalive_ms: Annotated[DelayMs, Field(ge=1)] | None = None  # more often would flood the client with pings
     status: int = 200
     headers: dict[str, str] = Field(default_factory=dict)
     content_type: str = "text/event-stream; charset=utf-8"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mock_server.catalog import bundled_scenarios_dir, load_paths
+from mock_server.delays import MAX_DELAY_MS
 from mock_server.errors import ScenarioError
 
 
@@ -157,3 +158,37 @@ def test_name_defaults_to_the_file_stem(tmp_path: Path) -> None:
 def test_missing_directory_is_a_problem(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="no such file or directory"):
         load_paths([tmp_path / "nope"])
+
+
+HOUR_BOUND = "ms is longer than the 3600000 ms (one hour) any delay may be"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("chunk_ms: 1e300\n", "chunk_ms"),
+        ("first_chunk_ms: 3600001\n", "first_chunk_ms"),
+        ("jitter_ms: 1e9\n", "jitter_ms"),
+        ("keepalive_ms: 1e300\n", "keepalive_ms"),
+        ("retry_ms: 99999999999\n", "retry_ms"),
+        ("steps: [{sleep_ms: 1e300}]\n", "steps.0.sleep_ms"),
+        ("steps: [{stall: {ms: 1e300}}]\n", "steps.0.stall.ms"),
+        ("steps: [{split: {ms: 1e300}}]\n", "steps.0.split.ms"),
+        ("steps: [{event: {retry: 99999999999}}]\n", "steps.0.event.retry"),
+        ("faults: [{kind: delay, at: 1, ms: 1e300}]\n", "faults.0.ms"),
+        ("faults: [{kind: stall, ms: 1e300}]\n", "faults.0.ms"),
+        ("thresholds: {grace_ms: 1e300}\n", "thresholds.grace_ms"),
+        ("thresholds: {patience_ms: 1e300}\n", "thresholds.patience_ms"),
+        ("thresholds: {close_grace_ms: 1e300}\n", "thresholds.close_grace_ms"),
+    ],
+)
+def test_every_delay_is_bounded_by_the_same_hour(tmp_path: Path, text: str, where: str) -> None:
+    problems = problems_in(tmp_path, text)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"broken.yaml:1: {where}: ")
+    assert HOUR_BOUND in problems[0]
+
+
+def test_an_hour_itself_is_a_valid_delay(tmp_path: Path) -> None:
+    (tmp_path / "hour.yaml").write_text("chunk_ms: 3600000\nthresholds: {patience_ms: 3600000}\n")
+    assert load_paths([tmp_path])[0].scenario.chunk_ms == MAX_DELAY_MS
