@@ -28,7 +28,7 @@ from mock_server.delays import DelayMs, WholeDelayMs
 from mock_server.errors import Problem, ScenarioError
 from mock_server.faults import MAX_FAULTS, Fault
 from mock_server.loading import Document
-from mock_server.patterns import MATCH_INPUT_CHARS, compile_match_pattern
+from mock_server.patterns import MatchPattern
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -248,25 +248,16 @@ class Match(BaseModel):
 
     model_config = _STRICT
 
-    prompt: re.Pattern[str] | None = None
-    model: re.Pattern[str] | None = None
-    headers: dict[str, re.Pattern[str]] = Field(default_factory=dict)
-
-    @field_validator("prompt", "model", mode="before")
-    @classmethod
-    def _compile(cls, value: object) -> object:
-        return _compile_regex(value)
+    prompt: MatchPattern | None = None
+    model: MatchPattern | None = None
+    headers: dict[str, MatchPattern] = Field(default_factory=dict)
 
     @field_validator("headers", mode="before")
     @classmethod
-    def _compile_headers(cls, value: object) -> object:
+    def _lower_header_names(cls, value: object) -> object:
         if isinstance(value, Mapping):
-            return {str(k).lower(): _compile_regex(v) for k, v in value.items()}
+            return {str(k).lower(): v for k, v in value.items()}
         return value
-
-
-def _compile_regex(value: object) -> object:
-    return compile_match_pattern(value) if isinstance(value, str) else value
 
 
 class Thresholds(BaseModel):
@@ -365,12 +356,11 @@ class Scenario(BaseModel):
         rules = self.match
         if rules is None:
             return False
-        limit = MATCH_INPUT_CHARS
-        if rules.prompt is not None and not rules.prompt.search(prompt[:limit]):
+        if rules.prompt is not None and not rules.prompt.search(prompt):
             return False
-        if rules.model is not None and not rules.model.search((model or "")[:limit]):
+        if rules.model is not None and not rules.model.search(model or ""):
             return False
-        return all(pattern.search(headers.get(name, "")[:limit]) for name, pattern in rules.headers.items())
+        return all(pattern.search(headers.get(name, "")) for name, pattern in rules.headers.items())
 
 
 SCENARIO_FIELDS = tuple(Scenario.model_fields)

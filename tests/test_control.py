@@ -102,6 +102,14 @@ def test_get_one_scenario_returns_an_object_put_accepts(api):
     assert {**api.get("/scenarios/copy").json()["scenario"], "name": "mid-stream-drop"} == bundled["scenario"]
 
 
+def test_match_patterns_come_back_as_the_source_they_were_written_as(api):
+    match = {"prompt": "(?i)weather", "model": "^gpt-", "headers": {"x-team": "^(red|blue)$"}}
+    assert api.put("/scenarios/matched", json={"reply": "Sunny.", "match": match}).status_code == 201
+    scenario = api.get("/scenarios/matched").json()["scenario"]
+    assert scenario == {"name": "matched", "reply": "Sunny.", "match": match}
+    assert api.put("/scenarios/matched", json=scenario).status_code == 200
+
+
 def test_get_an_unknown_scenario_is_404_with_suggestions(api):
     response = api.get("/scenarios/mid-stream-dorp")
     assert response.status_code == 404

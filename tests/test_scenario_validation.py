@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,25 @@ def test_every_delay_is_bounded_by_the_same_hour(tmp_path: Path, text: str, wher
 def test_an_hour_itself_is_a_valid_delay(tmp_path: Path) -> None:
     (tmp_path / "hour.yaml").write_text("chunk_ms: 3600000\nthresholds: {patience_ms: 3600000}\n")
     assert load_paths([tmp_path])[0].scenario.chunk_ms == MAX_DELAY_MS
+
+
+@pytest.mark.parametrize(
+    ("pattern", "advice"),
+    [
+        (r"(\w+) \1", "RE2 has no backreferences; match the repeated text itself"),
+        (r"(?P<word>\w+) (?P=word)", "RE2 has no backreferences"),
+        (r"foo(?=bar)", "match the neighbouring text as part of the pattern (`foo(?=bar)` -> `foobar`)"),
+        (r"(?<!not )sure", "RE2 has no lookahead or lookbehind"),
+        (r"a++", "write `a+` for `a++`"),
+        (r"(?>ab|a)c", "write `(?:...)` for `(?>...)`"),
+        (r"done\Z", r"write `\z` for the end of the text"),
+        (r"(?x) hello  # greeting", "RE2 has no verbose mode"),
+        (r"\u263a", r"as `\x{263A}`"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_refused_saying_what_to_write(tmp_path: Path, pattern: str, advice: str) -> None:
+    problems = problems_in(tmp_path, f"match: {{prompt: {json.dumps(pattern)}}}\n")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"broken.yaml:1: match.prompt: regular expression {pattern!r} cannot be used (")
+    assert advice in problems[0]
+    assert "RE2, which never takes more than linear time" in problems[0]
