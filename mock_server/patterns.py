@@ -138,11 +138,6 @@ def _compile(source: str) -> _Regexp:
         if advice is None:
             raise ValueError(f"invalid regular expression {source!r}: {error}") from None
         raise ValueError(f"regular expression {source!r} cannot be used ({error}): {advice}. {_LINEAR}") from None
-    except UnicodeEncodeError:
-        raise ValueError(
-            f"regular expression {source!r} holds a lone surrogate, which is not a character; "
-            "write the character itself"
-        ) from None
     return regexp
 
 

@@ -29,6 +29,7 @@ from mock_server.errors import Problem, ScenarioError
 from mock_server.faults import MAX_FAULTS, Fault
 from mock_server.loading import Document
 from mock_server.patterns import MatchPattern
+from mock_server.surrogates import lone_surrogates, replace_lone_surrogates
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -379,12 +380,29 @@ def load_scenario(document: Document, default_name: str | None = None) -> Scenar
     fields = dict(data)
     if default_name is not None:
         fields.setdefault("name", default_name)
+    problems = [_lone_surrogate_problem(document, path) for path in lone_surrogates(fields)]
+    if problems:
+        fields = replace_lone_surrogates(fields)  # so that no other problem quotes one
     try:
-        return Scenario.model_validate(fields)
+        scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
-        problems = [_problem(document, error) for error in exc.errors()]
+        flagged = {problem.path for problem in problems}
+        found = (_problem(document, error) for error in exc.errors())
+        problems.extend(problem for problem in found if problem.path not in flagged)
+    if problems:
         problems.sort(key=lambda p: p.line or 0)
-        raise ScenarioError(problems) from None
+        raise ScenarioError(problems)
+    return scenario
+
+
+def _lone_surrogate_problem(document: Document, location: tuple[int | str, ...]) -> Problem:
+    shown = tuple(replace_lone_surrogates(part) for part in location)
+    where = ".".join(str(part) for part in shown)
+    message = (
+        f"{where}: holds a lone surrogate (like \\ud800 without the other half of its pair), which is no "
+        "character and cannot be sent as UTF-8; write the character itself, or both halves of its pair"
+    )
+    return Problem(document.source, document.line_of(location), message, shown)
 
 
 def _problem(document: Document, error: ErrorDetails) -> Problem:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from mock_server.catalog import bundled_scenarios_dir
 from mock_server.server import MockServer
 from mock_server.settings import DEFAULT_MAX_BODY_BYTES
 from tests.model_requests import ENDPOINTS, Endpoint
-from tests.wire import fetch
+from tests.wire import Ending, fetch
 
 MiB = DEFAULT_MAX_BODY_BYTES
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
@@ -220,6 +220,8 @@ BILLION_LAUGHS = "\n".join(
         ('{"headers": {"X-Snow": "\u2603"}, "status": 429}', "application/json", "non-ASCII characters"),
         ('{"match": {"prompt": "(a+)\\\\1"}}', "application/json", "RE2 has no backreferences"),
         ('{"match": {"headers": {"x-a": "a(?!b)"}}}', "application/json", "RE2 has no lookahead or lookbehind"),
+        ('{"reply": "\\ud800"}', "application/json", "holds a lone surrogate"),
+        ('steps: [{text: "\\udc00"}]', "application/yaml", "holds a lone surrogate"),
     ],
     ids=[
         "deep-json",
@@ -236,6 +238,8 @@ BILLION_LAUGHS = "\n".join(
         "header-not-ascii",
         "backreference-prompt",
         "lookahead-header",
+        "lone-surrogate-json",
+        "lone-surrogate-yaml",
     ],
 )
 def test_put_refuses_a_hostile_scenario_with_its_problem(
@@ -247,6 +251,24 @@ def test_put_refuses_a_hostile_scenario_with_its_problem(
     assert response.status_code == 422
     problems = response.json()["error"]["problems"]
     assert any(says in problem["message"] for problem in problems), problems
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
+def test_a_lone_surrogate_in_a_body_is_replaced_and_the_journal_still_reads(
+    make_server: Callable[..., MockServer], endpoint: Endpoint
+) -> None:
+    server = make_server()
+    body = json.dumps({**endpoint.body("m\ud800", prompt="hi \udfff"), "\ud800": ["\udc00"]}).encode()
+    assert b'"m\\ud800"' in body  # valid JSON: the escape of half a UTF-16 pair
+    response = fetch(server.url + endpoint.path, method="POST", body=body, headers={"X-Mock-Chunk-Ms": "0"})
+    assert response.status == 200
+    assert response.ending is Ending.COMPLETE
+    (record,) = server.records()
+    assert record.prompt == "hi \ufffd"
+    assert record.body["\ufffd"] == ["\ufffd"]
+    journal = httpx.get(server.url + "/_mock/requests")
+    assert journal.status_code == 200
+    assert journal.json()[0]["body"]["model"] == "m\ufffd"
 
 
 # --- the body limit is enforced while the body arrives --------------------------------------------

@@ -111,6 +111,8 @@ def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
         ("thresholds: {grace: 100}\n", "broken.yaml:1: unknown field 'grace'; did you mean 'grace_ms'?"),
         ("thresholds: 5\n", "thresholds: Input should be a valid dictionary"),
         ("faults: [" + ", ".join(["{kind: drop}"] * 101) + "]\n", "faults: List should have at most 100 items"),
+        ('reply: ok\ndescription: "\\ud800"\n', "broken.yaml:2: description: holds a lone surrogate"),
+        ('headers: {"X-\\udc00": v}\n', "broken.yaml:1: headers.X-\ufffd: holds a lone surrogate"),
     ],
 )
 def test_invalid_scenario_is_rejected_with_a_clear_message(tmp_path: Path, text: str, needle: str) -> None:
