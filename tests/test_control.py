@@ -165,6 +165,17 @@ def test_reset_clears_journal_runtime_scenarios_and_times_counters(api):
     assert fetch(completions + "?messages=x&scenario=fails-first").status == 503
 
 
+def test_reset_empties_the_caches(make_server):
+    server = make_server()
+    for prompt in ("one", "two"):
+        assert fetch(server.url + f"/completions?messages={prompt}&chunk_ms=0").status == 200
+    state = server.app.state.mock
+    assert state.timelines.bytes > 0
+    assert state.renders.bytes > 0
+    assert httpx.post(server.url + "/_mock/reset").status_code == 200
+    assert state.timelines.bytes == state.renders.bytes == 0
+
+
 WRITES = [
     ("PUT", "/scenarios/x", {"reply": "hi"}),
     ("DELETE", "/scenarios/x", None),
