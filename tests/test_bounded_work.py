@@ -5,6 +5,8 @@ Timings have generous bounds: the machine running the suite may be busy."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +23,7 @@ from mock_server.scenario import Scenario
 from mock_server.timeline import Ending, RequestContext, compile_timeline
 from mock_server.verdict import judge
 from tests.test_verdict import T0, error, record
+from tests.wire import WireResponse, fetch
 
 
 def chat(prompt: str) -> dict[str, Any]:
@@ -88,3 +91,26 @@ def test_the_verdict_on_20000_records_takes_linear_time(journal: Callable[[int],
     verdict = judge(records, T0 + 10**7)
     assert time.perf_counter() - start < 5
     assert sum(len(call) for call in verdict.calls) == 20_000
+
+
+def test_a_large_scenario_put_leaves_a_paced_stream_on_time(make_server: Callable[..., MockServer]) -> None:
+    server = make_server()
+    steps_yaml = "".join(f"  - text: 'piece number {n} of a long script'\n" for n in range(21_000))
+    body = ("description: nearly 1 MiB of YAML\nsteps:\n" + steps_yaml).encode()
+    assert 900_000 < len(body) < 1 << 20
+    streamed: list[WireResponse] = []
+    stream = threading.Thread(
+        target=lambda: streamed.append(fetch(server.url + "/completions?chunk_ms=20&messages=" + "+w" * 100))
+    )
+    stream.start()
+    time.sleep(0.3)
+    # Parsing and validating this took 1.4 s on the event loop, while every stream waited.
+    response = httpx.put(
+        server.url + "/_mock/scenarios/big", content=body, headers={"Content-Type": "application/yaml"}, timeout=30
+    )
+    stream.join(30)
+    assert response.status_code == 201
+    (paced,) = streamed
+    gaps = [b.at - a.at for a, b in itertools.pairwise(paced.reads)]
+    assert len(paced.reads) > 50
+    assert max(gaps) < 0.5, f"a {max(gaps) * 1000:.0f} ms gap in a stream paced at 20 ms"
