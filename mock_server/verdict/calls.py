@@ -119,8 +119,8 @@ class _Candidates:
     """The calls a record may join, of one request (or, for resumes, one endpoint), newest first.
 
     A call waits here until its window opens, and is dropped once its window has closed for every
-    record still to come: each call is looked at a few times, not once per record, which keeps the
-    grouping of a full journal linear."""
+    record still to come. As a journal's records arrive in the order of their ids, each call is then
+    looked at a few times, not once per later record: grouping a full journal takes linear time."""
 
     def __init__(self) -> None:
         self._waiting: list[tuple[float, int, int]] = []  # (opens, call, version), earliest first
