@@ -35,7 +35,7 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: fl
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-def start_mock(port: int, scenarios: Path) -> subprocess.Popen[bytes]:
+def start_mock(port: int, scenarios: Path, *options: str) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -47,6 +47,7 @@ def start_mock(port: int, scenarios: Path) -> subprocess.Popen[bytes]:
         str(scenarios),
         "--log-level",
         "warning",
+        *options,
     ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

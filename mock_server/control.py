@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from mock_server import __version__, openapi
 from mock_server.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
@@ -21,6 +22,7 @@ from mock_server.errors import BodyTooLargeError, Problem, RestartedError, Scena
 from mock_server.journal import Journal, Since
 from mock_server.loading import Document, parse_document
 from mock_server.request_body import read_body
+from mock_server.scenario import Scenario
 from mock_server.state import MockState
 
 router = APIRouter(prefix="/_mock", tags=["control"])
@@ -140,8 +142,8 @@ async def put_scenario(name: str, request: Request) -> JSONResponse:
     is_yaml = request.headers.get("content-type", "").split(";")[0].strip().lower() in YAML_TYPES
     catalog = _state(request).catalog
     try:
-        document = parse_document(text, source, is_json=not is_yaml) if text.strip() else Document(source, None)
-        scenario = load_runtime_scenario(document, name)
+        # A large body takes seconds to parse and validate: in a worker thread, streams keep their timing.
+        scenario = await run_in_threadpool(_load_runtime, text, source, name, is_yaml=is_yaml)
     except ScenarioError as exc:
         return _error(
             422,
@@ -152,6 +154,12 @@ async def put_scenario(name: str, request: Request) -> JSONResponse:
     replaced = name in catalog
     catalog.add(scenario)
     return JSONResponse(_describe(catalog.entry(name)), status_code=200 if replaced else 201)
+
+
+def _load_runtime(text: str, source: str, name: str, *, is_yaml: bool) -> Scenario:
+    """The scenario a PUT body holds; raises ScenarioError listing every problem."""
+    document = parse_document(text, source, is_json=not is_yaml) if text.strip() else Document(source, None)
+    return load_runtime_scenario(document, name)
 
 
 @router.delete("/scenarios/{name}", summary="Remove a run-time scenario")

@@ -80,9 +80,11 @@ def prepare(
         resumed=bool(headers.get("last-event-id", "").strip()),
         selection=state.catalog.count_selection(scenario.name),
     )
-    timeline = state.timelines.compile(scenario, overrides, context)
     seed = overrides.seed if overrides.seed is not None else scenario.seed
+    # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
+    # keeps it instead of the prompt.
     key = hashlib.sha256(f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}".encode()).hexdigest()
+    timeline = state.timelines.compile(scenario, overrides, context, key)
     return timeline, resume_after, key
 
 

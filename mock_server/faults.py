@@ -14,6 +14,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mock_server import steps
+from mock_server.delays import DelayMs
 from mock_server.errors import OverrideError
 
 
@@ -58,6 +59,9 @@ DEFAULT_SPLIT_PIECES = 3
 DEFAULT_SPLIT_MS = 20.0
 MAX_AT_DIGITS = 9
 """`@N` beyond a billion chunks is a typo, and a longer digit string would not even convert."""
+MAX_FAULTS = 100
+"""The most faults a scenario lists, and the most a request adds: a test needs a handful, and each
+one is parsed, validated and placed while every other stream waits."""
 
 
 class Fault(BaseModel):
@@ -67,7 +71,7 @@ class Fault(BaseModel):
 
     kind: FaultKind
     at: int = Field(default=0, ge=0, description="before chunk N (0 = before the first)")
-    ms: float | None = Field(default=None, ge=0)
+    ms: DelayMs | None = None
     pieces: int | None = Field(default=None, ge=2, le=64)
     status: int | None = Field(default=None, ge=400, le=599)
     data: str | None = None
@@ -135,8 +139,12 @@ class Fault(BaseModel):
 
 
 def parse_fault_list(text: str) -> list[Fault]:
-    """Parse `KIND[@N][:ARG]` items separated by commas, e.g. `drop@3,stall@4:1500,status:429`."""
-    return [parse_fault(item.strip()) for item in text.split(",") if item.strip()]
+    """Parse `KIND[@N][:ARG]` items separated by commas, e.g. `drop@3,stall@4:1500,status:429`;
+    raises OverrideError for more than MAX_FAULTS items, before parsing any."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if len(items) > MAX_FAULTS:
+        raise OverrideError(f"{len(items):,} faults are more than the {MAX_FAULTS} one request may add")
+    return [parse_fault(item) for item in items]
 
 
 def parse_fault(item: str) -> Fault:
@@ -170,4 +178,5 @@ def parse_fault(item: str) -> Fault:
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or (info.arg or "fault")
-        raise OverrideError(f"bad {field} in fault {item!r}: {problem['msg']}") from None
+        message = problem["msg"].removeprefix("Value error, ")
+        raise OverrideError(f"bad {field} in fault {item!r}: {message}") from None

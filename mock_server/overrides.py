@@ -6,11 +6,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mock_server.delays import MAX_DELAY_MS
 from mock_server.errors import OverrideError
-from mock_server.faults import Fault, parse_fault_list
+from mock_server.faults import MAX_FAULTS, Fault, parse_fault_list
 
-MAX_DELAY_MS = 3_600_000.0
-"""One hour: longer delays are almost certainly a typo (seconds given as milliseconds twice over)."""
+MAX_FAULT_TEXT = 4096
+"""The longest `fault=` value or `X-Mock-Fault` header: room for MAX_FAULTS long items, and a bound
+on the text parsed before the count is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ def parse_overrides(query: Mapping[str, str], headers: Mapping[str, str]) -> Ove
     """
     fault_text = _lookup(FAULT, query, headers)
     return Overrides(
-        faults=tuple(_parse_faults(fault_text)) if fault_text is not None else (),
+        faults=tuple(_parse_faults(fault_text, _where(FAULT, headers))) if fault_text is not None else (),
         chunk_ms=_parse_ms(CHUNK_MS, query, headers),
         first_chunk_ms=_parse_ms(FIRST_CHUNK_MS, query, headers),
         jitter_ms=_parse_ms(JITTER_MS, query, headers),
@@ -64,7 +66,12 @@ def _where(option: _Option, headers: Mapping[str, str]) -> str:
     return f"query parameter {option.query}"
 
 
-def _parse_faults(text: str) -> list[Fault]:
+def _parse_faults(text: str, where: str) -> list[Fault]:
+    if len(text) > MAX_FAULT_TEXT:
+        raise OverrideError(
+            f"{where} is {len(text):,} characters long, more than the {MAX_FAULT_TEXT:,} accepted; "
+            f"a request adds at most {MAX_FAULTS} faults, e.g. drop@3,stall@4:1500"
+        )
     try:
         return parse_fault_list(text)
     except OverrideError as exc:
@@ -81,7 +88,8 @@ def _parse_ms(option: _Option, query: Mapping[str, str], headers: Mapping[str, s
         value = math.nan
     if not 0 <= value <= MAX_DELAY_MS:
         raise OverrideError(
-            f"{_where(option, headers)} must be a number of milliseconds from 0 to {MAX_DELAY_MS:.0f}, got {text!r}"
+            f"{_where(option, headers)} must be a number of milliseconds from 0 to {MAX_DELAY_MS} (one hour), "
+            f"got {text!r}"
         )
     return value
 

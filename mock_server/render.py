@@ -13,15 +13,18 @@ and are left out.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
+import weakref
 from dataclasses import dataclass
 
 from mock_server import frames, steps
+from mock_server.bounded_cache import BoundedCache
 from mock_server.dialects import Dialect, DialectSpec, StreamInfo, collect_answer
 from mock_server.ops import Drop, Hang, Op, Reset, Wait, Write
 from mock_server.timeline import Timeline
 
 COALESCE_BYTES = 64 * 1024
+OP_BYTES = 100
+"""An op with its slot in the stream, besides the bytes it writes (measured: about 97)."""
 
 
 def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None) -> tuple[Op, ...]:
@@ -37,34 +40,36 @@ def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None
 
 
 class RenderCache:
-    """Rendered streams, newest kept up to `max_bytes`: rendering is pure, and under load many
-    requests render the very same stream (same timeline, second and resume point). Timelines are
-    keyed by identity (the `TimelineCache` hands out one object per distinct timeline), which
-    keeps a hit cheap however long the stream."""
+    """Rendered streams, the most recently used kept up to `max_bytes` (estimated): rendering is
+    pure, and under load many requests render the very same stream (same timeline, second and resume
+    point). Timelines are keyed by identity (the `TimelineCache` hands out one object per distinct
+    timeline), which keeps a hit cheap however long the stream; the cache does not keep them alive."""
 
-    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
-        self._entries: OrderedDict[tuple[object, ...], tuple[Timeline, tuple[Op, ...], int]] = OrderedDict()
-        self._bytes = 0
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self._cache: BoundedCache[tuple[object, ...], tuple[weakref.ref[Timeline], tuple[Op, ...]]] = BoundedCache(
+            max_bytes
+        )
 
     def render(
         self, timeline: Timeline, dialect: DialectSpec, info: StreamInfo, resume_after: int | None = None
     ) -> tuple[Op, ...]:
         """`render(timeline, dialect.stream(info), resume_after)`, from the cache when it can be."""
         key = (dialect.name, id(timeline), info, resume_after)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is timeline:
-            self._entries.move_to_end(key)
+        entry = self._cache.get(key)
+        if entry is not None and entry[0]() is timeline:  # the id of a timeline gone may be reused
             return entry[1]
         ops = render(timeline, dialect.stream(info), resume_after)
-        size = sum(len(op.data) for op in ops if isinstance(op, Write))
-        if size <= self.max_bytes:
-            self._entries[key] = (timeline, ops, size)
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, _, evicted) = self._entries.popitem(last=False)
-                self._bytes -= evicted
+        size = len(info.model) + sum(OP_BYTES + (len(op.data) if isinstance(op, Write) else 0) for op in ops)
+        self._cache.put(key, (weakref.ref(timeline), ops), size)
         return ops
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the streams kept."""
+        return self._cache.bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,13 @@ exhaust the stack (nesting), the CPU (huge integers) or the journal."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.requests import Request
 
 from mock_server.errors import BodyTooLargeError, RequestBodyError
+from mock_server.surrogates import replace_lone_surrogates
 
 MAX_JSON_DEPTH = 64
 """Deeper than any request a model API takes (tool schemas included), shallow enough that every
@@ -16,6 +18,8 @@ recursive walk of a body (the journal's copies, JSON encoding) stays far from th
 MAX_LENGTH_DIGITS = 20
 """No Content-Length this long is within any limit (and a far longer one would not even convert)."""
 TOO_DEEP = f"The request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep."
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+"""The escape of a surrogate (`\\ud800`-`\\udfff`): most bodies have none, and need no walk."""
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -36,9 +40,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def decode_json(raw: bytes) -> Any:
-    """The JSON value of a body; raises RequestBodyError saying why it is not one we can use."""
+    """The JSON value of a body, every lone surrogate in its strings (`"\\ud800"`) replaced by U+FFFD;
+    raises RequestBodyError saying why it is not one we can use."""
     try:
-        value = json.loads(raw)
+        # Decoded strictly here (json.loads would let bytes that encode a surrogate through), so
+        # that a lone surrogate can only come from a `\u` escape, which is cheap to look for.
+        text = raw.decode(json.detect_encoding(raw))
+        value = json.loads(text)
     except UnicodeDecodeError:
         raise RequestBodyError("The request body is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
@@ -51,6 +59,9 @@ def decode_json(raw: bytes) -> Any:
         raise RequestBodyError(TOO_DEEP) from None
     if _too_deep(value):
         raise RequestBodyError(TOO_DEEP)
+    escapes = text.find("\\")  # memchr: most bodies have no escape at all, and need no more than this
+    if escapes != -1 and _ESCAPED_SURROGATE.search(text, escapes):
+        return replace_lone_surrogates(value)
     return value
 
 

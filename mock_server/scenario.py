@@ -24,10 +24,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from mock_server import steps
+from mock_server.delays import DelayMs, WholeDelayMs
 from mock_server.errors import Problem, ScenarioError
-from mock_server.faults import Fault
+from mock_server.faults import MAX_FAULTS, Fault
 from mock_server.loading import Document
-from mock_server.patterns import MATCH_INPUT_CHARS, compile_match_pattern
+from mock_server.patterns import MatchPattern
+from mock_server.surrogates import lone_surrogates, replace_lone_surrogates
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -84,7 +86,7 @@ class _ToolCallStep(_StepModel):
 
 
 class _SleepStep(_StepModel):
-    sleep_ms: float = Field(ge=0)
+    sleep_ms: DelayMs
 
     def build(self) -> steps.Step | ToolCallSpec:
         return steps.Sleep(self.sleep_ms)
@@ -96,7 +98,7 @@ class _EventArgs(BaseModel):
     event: str | None = None
     data: str | None = None
     id: str | None = None
-    retry: int | None = Field(default=None, ge=0)
+    retry: WholeDelayMs | None = None
 
 
 class _EventStep(_StepModel):
@@ -125,7 +127,7 @@ class _SplitArgs(BaseModel):
     model_config = _STRICT
 
     pieces: int = Field(default=3, ge=2, le=64)
-    ms: float = Field(default=20, ge=0)
+    ms: DelayMs = 20
 
 
 class _SplitStep(_StepModel):
@@ -153,7 +155,7 @@ class _ResetStep(_StepModel):
 class _StallArgs(BaseModel):
     model_config = _STRICT
 
-    ms: float | None = Field(default=None, ge=0)
+    ms: DelayMs | None = None
 
 
 class _StallStep(_StepModel):
@@ -247,25 +249,16 @@ class Match(BaseModel):
 
     model_config = _STRICT
 
-    prompt: re.Pattern[str] | None = None
-    model: re.Pattern[str] | None = None
-    headers: dict[str, re.Pattern[str]] = Field(default_factory=dict)
-
-    @field_validator("prompt", "model", mode="before")
-    @classmethod
-    def _compile(cls, value: object) -> object:
-        return _compile_regex(value)
+    prompt: MatchPattern | None = None
+    model: MatchPattern | None = None
+    headers: dict[str, MatchPattern] = Field(default_factory=dict)
 
     @field_validator("headers", mode="before")
     @classmethod
-    def _compile_headers(cls, value: object) -> object:
+    def _lower_header_names(cls, value: object) -> object:
         if isinstance(value, Mapping):
-            return {str(k).lower(): _compile_regex(v) for k, v in value.items()}
+            return {str(k).lower(): v for k, v in value.items()}
         return value
-
-
-def _compile_regex(value: object) -> object:
-    return compile_match_pattern(value) if isinstance(value, str) else value
 
 
 class Thresholds(BaseModel):
@@ -273,12 +266,12 @@ class Thresholds(BaseModel):
 
     model_config = _STRICT
 
-    grace_ms: float = Field(default=5000, ge=0)
+    grace_ms: DelayMs = 5000
     """How long after a cut stream (beyond the `Retry-After` or `retry:` it was given) a client may take
     to ask again; also how far apart two requests may be and still be one call."""
-    patience_ms: float = Field(default=30_000, gt=0)
+    patience_ms: Annotated[DelayMs, Field(gt=0)] = 30_000
     """The longest a client should wait on a silent (stalled) stream before giving up."""
-    close_grace_ms: float = Field(default=1000, ge=0)
+    close_grace_ms: DelayMs = 1000
     """How soon after a `close` event a client should hang up."""
     max_attempts: int = Field(default=5, ge=1)
     """How many attempts one call may take (resumes that get further do not count) before it is a storm."""
@@ -296,22 +289,22 @@ class Scenario(BaseModel):
     description: str = ""
     reply: str = "{prompt}"
     chunk: Literal["word", "char"] | Annotated[int, Field(ge=1)] = "word"
-    chunk_ms: float = Field(default=0, ge=0)
-    first_chunk_ms: float = Field(default=0, ge=0)
-    jitter_ms: float = Field(default=0, ge=0)
+    chunk_ms: DelayMs = 0
+    first_chunk_ms: DelayMs = 0
+    jitter_ms: DelayMs = 0
     seed: int = 0
     finish_reason: str = "stop"
     done: bool = True
     ids: bool = False
-    retry_ms: int | None = Field(default=None, ge=0)
-    keepalive_ms: float | None = Field(default=None, ge=1)  # more often would flood the client with pings
+    retry_ms: WholeDelayMs | None = None
+    keepalive_ms: Annotated[DelayMs, Field(ge=1)] | None = None  # more often would flood the client with pings
     status: int = 200
     headers: dict[str, str] = Field(default_factory=dict)
     content_type: str = "text/event-stream; charset=utf-8"
     tool_calls: list[ToolCallSpec] = Field(default_factory=list)
     reasoning: str | None = None
     match: Match | None = None
-    faults: list[Fault] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
     steps: list[ScenarioStep] | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
 
@@ -364,12 +357,11 @@ class Scenario(BaseModel):
         rules = self.match
         if rules is None:
             return False
-        limit = MATCH_INPUT_CHARS
-        if rules.prompt is not None and not rules.prompt.search(prompt[:limit]):
+        if rules.prompt is not None and not rules.prompt.search(prompt):
             return False
-        if rules.model is not None and not rules.model.search((model or "")[:limit]):
+        if rules.model is not None and not rules.model.search(model or ""):
             return False
-        return all(pattern.search(headers.get(name, "")[:limit]) for name, pattern in rules.headers.items())
+        return all(pattern.search(headers.get(name, "")) for name, pattern in rules.headers.items())
 
 
 SCENARIO_FIELDS = tuple(Scenario.model_fields)
@@ -388,12 +380,29 @@ def load_scenario(document: Document, default_name: str | None = None) -> Scenar
     fields = dict(data)
     if default_name is not None:
         fields.setdefault("name", default_name)
+    problems = [_lone_surrogate_problem(document, path) for path in lone_surrogates(fields)]
+    if problems:
+        fields = replace_lone_surrogates(fields)  # so that no other problem quotes one
     try:
-        return Scenario.model_validate(fields)
+        scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
-        problems = [_problem(document, error) for error in exc.errors()]
+        flagged = {problem.path for problem in problems}
+        found = (_problem(document, error) for error in exc.errors())
+        problems.extend(problem for problem in found if problem.path not in flagged)
+    if problems:
         problems.sort(key=lambda p: p.line or 0)
-        raise ScenarioError(problems) from None
+        raise ScenarioError(problems)
+    return scenario
+
+
+def _lone_surrogate_problem(document: Document, location: tuple[int | str, ...]) -> Problem:
+    shown = tuple(replace_lone_surrogates(part) for part in location)
+    where = ".".join(str(part) for part in shown)
+    message = (
+        f"{where}: holds a lone surrogate (like \\ud800 without the other half of its pair), which is no "
+        "character and cannot be sent as UTF-8; write the character itself, or both halves of its pair"
+    )
+    return Problem(document.source, document.line_of(location), message, shown)
 
 
 def _problem(document: Document, error: ErrorDetails) -> Problem:

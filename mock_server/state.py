@@ -25,9 +25,11 @@ class MockState:
     renders: RenderCache = field(default_factory=RenderCache)
 
     def reset(self) -> int:
-        """Back to the state at start: no records, no run-time scenarios, `times` counted afresh.
-        Returns how many records were cleared."""
+        """Back to the state at start: no records, no run-time scenarios, `times` counted afresh,
+        nothing cached. Returns how many records were cleared."""
         self.catalog.reset()
+        self.timelines.clear()
+        self.renders.clear()
         return self.journal.clear()
 
     async def verdict(self, since: Since | int | None = None, settle_s: float = 0.0, wait_s: float = 0.0) -> Verdict:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections import OrderedDict
+import sys
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mock_server import steps
+from mock_server.bounded_cache import BoundedCache
 from mock_server.chunking import Chunking, split_reply
 from mock_server.errors import ReplyTooLongError
 from mock_server.faults import Fault, FaultKind
@@ -28,6 +30,10 @@ MAX_CHUNKS = 50_000
 MAX_REPLY_CHARS = 4 << 20
 """A response is prepared whole before it streams, while every other stream waits: these bound that
 time (a fraction of a second) and its memory. The bundled `long-reply` has 700 chunks."""
+STEP_BYTES = 80
+"""A step object with its slot in the timeline and its small fields (measured: 64-80)."""
+FAULT_BYTES = 800
+"""An override's fault, as a cache key holds it (measured: 770)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +69,7 @@ class Ending(StrEnum):
     STALL = "stall"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Timeline:
     """Everything one response will do, in order."""
 
@@ -101,6 +107,18 @@ class Timeline:
         """The reconnection time the stream sets with `retry:` (the last one, when it sets several)."""
         values = [step.retry for step in self.steps if isinstance(step, steps.RawEvent) and step.retry is not None]
         return values[-1] if values else None
+
+    def estimated_bytes(self) -> int:
+        """Roughly the memory this timeline holds: its steps, and the text and bytes it made for them
+        (the rest, from the scenario, the scenario holds). Within 20% of tracemalloc's count for a
+        timeline of a 1 MiB prompt."""
+        made = sum(sys.getsizeof(step.text) for step in self.steps if isinstance(step, steps.Text | steps.Reasoning))
+        made += sum(
+            sys.getsizeof(step.arguments if isinstance(step, steps.ToolCallArguments) else step.data)
+            for step in self.steps
+            if isinstance(step, steps.ToolCallArguments | steps.Raw)
+        )
+        return len(self.steps) * STEP_BYTES + made
 
 
 def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestContext) -> Timeline:
@@ -147,38 +165,44 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
 
 
 class TimelineCache:
-    """Compiled timelines by their inputs, newest kept up to `max_steps` steps in all: compiling is
-    pure, and under load many requests compile the very same timeline. A hit returns the same
-    object, so what is derived from it can be cached by identity."""
+    """Compiled timelines by their inputs, the most recently used kept up to `max_bytes` (estimated):
+    compiling is pure, and under load many requests compile the very same timeline. A hit returns
+    the same object, so what is derived from it can be cached by identity.
 
-    def __init__(self, max_steps: int = 1_000_000) -> None:
-        self._entries: OrderedDict[tuple[object, ...], tuple[Scenario, Timeline]] = OrderedDict()
-        self._steps = 0
-        self.max_steps = max_steps
+    The cache holds no prompt, only the request's stream key (a SHA-256 of the scenario's name, the
+    prompt, the model and the seed, computed once per request): with the scenario, the overrides and
+    the model beside it in the cache key, it stands for the prompt. Nor does it keep a scenario
+    alive: a scenario replaced at run time leaves with its last request."""
 
-    def compile(self, scenario: Scenario, overrides: Overrides, context: RequestContext) -> Timeline:
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self._cache: BoundedCache[tuple[object, ...], tuple[weakref.ref[Scenario], Timeline]] = BoundedCache(max_bytes)
+
+    def compile(self, scenario: Scenario, overrides: Overrides, context: RequestContext, stream_key: str) -> Timeline:
         """`compile_timeline(scenario, overrides, context)`, from the cache when it can be."""
         counted = any(f.times is not None or f.probability < 1 for f in (*scenario.faults, *overrides.faults))
         key = (
             id(scenario),
             overrides,
-            context.prompt,
+            stream_key,
             context.model,
             context.resumed,
             context.selection if counted else 0,
         )
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is scenario:  # the id of a replaced scenario may be reused
-            self._entries.move_to_end(key)
+        entry = self._cache.get(key)
+        if entry is not None and entry[0]() is scenario:  # the id of a replaced scenario may be reused
             return entry[1]
         timeline = compile_timeline(scenario, overrides, context)
-        if len(timeline.steps) <= self.max_steps:
-            self._entries[key] = (scenario, timeline)
-            self._steps += len(timeline.steps)
-            while self._steps > self.max_steps:
-                _, (_, evicted) = self._entries.popitem(last=False)
-                self._steps -= len(evicted.steps)
+        key_bytes = len(context.model or "") + len(overrides.faults) * FAULT_BYTES
+        self._cache.put(key, (weakref.ref(scenario), timeline), key_bytes + timeline.estimated_bytes())
         return timeline
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the timelines kept."""
+        return self._cache.bytes
 
 
 def _pick(override: float | None, value: float) -> float:
@@ -282,7 +306,10 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
     out: list[steps.Step] = []
     chunk = 0
     paced_any = False
+    # Faults in order of `at` (a stable sort keeps the given order among equals); `placed` counts
+    # those already emitted, so each fault is looked at once however many there are.
     pending = sorted(faults, key=lambda f: f.at)
+    placed = 0
     for step in content:
         is_chunk = isinstance(step, steps.CHUNK_STEPS)
         if is_chunk or isinstance(step, steps.Finish):
@@ -290,8 +317,10 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
             paced_any = True
             if ms:
                 out.append(steps.Sleep(pacing.delay(ms)))
-            due = [f for f in pending if f.at <= chunk or not is_chunk]
-            pending = [f for f in pending if f not in due]
+            due_end = placed
+            while due_end < len(pending) and (pending[due_end].at <= chunk or not is_chunk):
+                due_end += 1
+            due, placed = pending[placed:due_end], due_end
             if _emit_faults(due, out, pacing):
                 return out, True
         elif isinstance(step, steps.Sleep) and pacing.jitter is not None:
@@ -301,7 +330,7 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
             return out, False  # a scripted ending: faults still pending would never be sent
         if is_chunk:
             chunk += 1
-    return out, _emit_faults(pending, out, pacing)
+    return out, _emit_faults(pending[placed:], out, pacing)
 
 
 def _emit_faults(faults: list[Fault], out: list[steps.Step], pacing: _Pacing) -> bool:

@@ -106,6 +106,14 @@ def test_get_one_scenario_returns_an_object_put_accepts(api):
     assert {**api.get("/scenarios/copy").json()["scenario"], "name": "mid-stream-drop"} == bundled["scenario"]
 
 
+def test_match_patterns_come_back_as_the_source_they_were_written_as(api):
+    match = {"prompt": "(?i)weather", "model": "^gpt-", "headers": {"x-team": "^(red|blue)$"}}
+    assert api.put("/scenarios/matched", json={"reply": "Sunny.", "match": match}).status_code == 201
+    scenario = api.get("/scenarios/matched").json()["scenario"]
+    assert scenario == {"name": "matched", "reply": "Sunny.", "match": match}
+    assert api.put("/scenarios/matched", json=scenario).status_code == 200
+
+
 def test_get_an_unknown_scenario_is_404_with_suggestions(api):
     response = api.get("/scenarios/mid-stream-dorp")
     assert response.status_code == 404
@@ -159,6 +167,17 @@ def test_reset_clears_journal_runtime_scenarios_and_times_counters(api):
     assert api.get("/scenarios/fails-first").status_code == 404
     api.put("/scenarios/fails-first", json=flaky)
     assert fetch(completions + "?messages=x&scenario=fails-first").status == 503
+
+
+def test_reset_empties_the_caches(make_server):
+    server = make_server()
+    for prompt in ("one", "two"):
+        assert fetch(server.url + f"/completions?messages={prompt}&chunk_ms=0").status == 200
+    state = server.app.state.mock
+    assert state.timelines.bytes > 0
+    assert state.renders.bytes > 0
+    assert httpx.post(server.url + "/_mock/reset").status_code == 200
+    assert state.timelines.bytes == state.renders.bytes == 0
 
 
 WRITES = [

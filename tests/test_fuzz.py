@@ -8,11 +8,12 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mock_server import MockServer, steps
 from mock_server import render as rendering
-from mock_server import steps
 from mock_server.dialects import DIALECTS, StreamInfo
 from mock_server.errors import OverrideError, RequestBodyError, ScenarioError
 from mock_server.faults import FaultKind, parse_fault_list
@@ -23,6 +24,7 @@ from mock_server.prompt import parse_json_body, prompt_from_body, prompt_from_qu
 from mock_server.request_body import decode_json
 from mock_server.scenario import SCENARIO_FIELDS, STEP_KINDS, Scenario, load_scenario
 from mock_server.timeline import RequestContext, Timeline, compile_timeline
+from tests.model_requests import ENDPOINTS, Endpoint
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Exception)
@@ -167,9 +169,11 @@ def test_every_valid_scenario_compiles_to_a_sane_timeline_every_dialect_renders(
         rendering.render_whole(timeline, dialect, info)
 
 
+odd_text = st.text(max_size=20) | st.lists(st.characters(categories=["Cs"]) | st.characters(), max_size=20).map("".join)
+"""Any text, lone surrogates (valid in JSON as `\\ud800`, in no UTF-8 text) included."""
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats() | odd_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(odd_text, children, max_size=4),
     max_leaves=20,
 )
 scenario_like = st.dictionaries(
@@ -184,7 +188,9 @@ def test_any_data_is_a_scenario_or_a_scenario_error_listing_problems(data: Any) 
     if isinstance(scenario, ScenarioError):
         assert scenario.problems
         assert all(str(problem).startswith("fuzz.yaml") for problem in scenario.problems)
+        assert json.dumps([(p.message, p.path) for p in scenario.problems], ensure_ascii=False).encode()
     else:
+        json.dumps(scenario.model_dump(mode="json"), ensure_ascii=False).encode()  # no lone surrogate in it
         compile_timeline(scenario, Overrides(), RequestContext())
 
 
@@ -209,7 +215,8 @@ fault_text = st.text(
 def test_any_fault_text_parses_or_says_what_is_wrong(text: str) -> None:
     parsed = result_or(OverrideError, lambda: parse_fault_list(text))
     if isinstance(parsed, OverrideError):
-        assert " in " in str(parsed) or "needs" in str(parsed)  # it quotes the part that is wrong
+        # it quotes the part that is wrong, or names the cap it crossed
+        assert " in " in str(parsed) or "needs" in str(parsed) or "more than the" in str(parsed)
     else:
         assert all(fault.kind in FaultKind for fault in parsed)
 
@@ -246,5 +253,51 @@ def test_any_json_value_in_any_prompt_field_is_read_or_named(value: Any) -> None
     raw = json.dumps({"messages": value, "request": value, "model": value}).encode()
     body = result_or(RequestBodyError, lambda: prompt_from_body(decode_json(raw)))
     assert not isinstance(body, RequestBodyError) or str(body)
+    json.dumps(decode_json(raw), ensure_ascii=False).encode()  # lone surrogates were replaced
     query = result_or(RequestBodyError, lambda: prompt_from_query({"messages": json.dumps(value)}))
     assert not isinstance(query, RequestBodyError) or "messages" in str(query)
+
+
+ON_THE_WIRE = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@ON_THE_WIRE
+@given(st.sampled_from(ENDPOINTS), odd_text, st.none() | odd_text, st.booleans(), json_values)
+def test_any_text_in_any_model_request_is_answered_and_journaled_without_a_500(
+    server: MockServer, endpoint: Endpoint, prompt: str, model: str | None, stream: bool, extra: Any
+) -> None:
+    body = {**endpoint.body("m", stream=stream, prompt=prompt), "model": model, prompt: extra}
+    response = httpx.post(
+        server.url + endpoint.path,
+        content=json.dumps(body).encode(),  # ASCII: a lone surrogate goes as its escape, \ud800
+        headers={"Content-Type": "application/json", "X-Mock-Chunk-Ms": "0"},
+        timeout=10,
+    )
+    assert response.status_code < 500, response.text
+    journal = httpx.get(server.url + "/_mock/requests", params={"settle_ms": 0}, timeout=10)
+    assert journal.status_code == 200
+    assert isinstance(journal.json(), list)
+
+
+@ON_THE_WIRE
+@given(odd_text, odd_text, st.booleans())
+def test_a_scenario_with_any_text_plays_or_is_refused_saying_where(
+    server: MockServer, reply: str, key: str, through_http: bool
+) -> None:
+    fields = {"reply": reply, "tool_calls": [{"name": "f", "arguments": {key: reply}}]}
+    if through_http:
+        response = httpx.put(server.url + "/_mock/scenarios/odd", content=json.dumps(fields).encode(), timeout=10)
+        assert response.status_code in (200, 201, 422)
+        problems = response.json()["error"]["problems"] if response.status_code == 422 else []
+        paths = [problem["path"] for problem in problems]
+    else:
+        try:
+            server.add_scenario("odd", **fields)
+            paths = []
+        except ScenarioError as exc:
+            paths = [".".join(map(str, problem.path)) for problem in exc.problems]
+    assert bool(paths) is any(0xD800 <= ord(c) <= 0xDFFF for c in reply + key)
+    assert all(path == "reply" or path.startswith("tool_calls.0.arguments.") for path in paths)
+    if not paths:
+        assert httpx.get(server.url + "/completions", params={"scenario": "odd"}, timeout=10).status_code == 200
+        assert httpx.get(server.url + "/_mock/scenarios/odd", timeout=10).status_code == 200

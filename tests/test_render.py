@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from hypothesis import given
 from hypothesis import strategies as st
 from sse_starlette.event import ServerSentEvent
@@ -101,7 +104,17 @@ def test_render_cache_returns_the_same_ops_and_stays_bounded() -> None:
     for n in range(20):
         cache.render(timeline(steps.Text(str(n)), steps.Finish()), spec, INFO)
     assert cache.render(script, spec, INFO) is not first  # evicted, rendered again
-    assert sum(size for _, _, size in cache._entries.values()) <= 2000
+    assert 0 < cache.bytes <= 2000
+
+
+def test_render_cache_keeps_no_timeline_alive() -> None:
+    cache = RenderCache()
+    script = timeline(steps.Text("a"), steps.Finish())
+    cache.render(script, DIALECTS["openai-chat"], INFO)
+    gone = weakref.ref(script)
+    del script
+    gc.collect()
+    assert gone() is None
 
 
 def test_schedule_finds_the_close_event_and_the_first_stall_from_the_waits() -> None:

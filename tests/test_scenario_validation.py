@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from mock_server.catalog import bundled_scenarios_dir, load_paths
+from mock_server.delays import MAX_DELAY_MS
 from mock_server.errors import ScenarioError
 
 
@@ -108,6 +110,9 @@ def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
         ("thresholds: {max_attempts: 0}\n", "thresholds.max_attempts: Input should be greater than or equal to 1"),
         ("thresholds: {grace: 100}\n", "broken.yaml:1: unknown field 'grace'; did you mean 'grace_ms'?"),
         ("thresholds: 5\n", "thresholds: Input should be a valid dictionary"),
+        ("faults: [" + ", ".join(["{kind: drop}"] * 101) + "]\n", "faults: List should have at most 100 items"),
+        ('reply: ok\ndescription: "\\ud800"\n', "broken.yaml:2: description: holds a lone surrogate"),
+        ('headers: {"X-\\udc00": v}\n', "broken.yaml:1: headers.X-\ufffd: holds a lone surrogate"),
     ],
 )
 def test_invalid_scenario_is_rejected_with_a_clear_message(tmp_path: Path, text: str, needle: str) -> None:
@@ -156,3 +161,59 @@ def test_name_defaults_to_the_file_stem(tmp_path: Path) -> None:
 def test_missing_directory_is_a_problem(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="no such file or directory"):
         load_paths([tmp_path / "nope"])
+
+
+HOUR_BOUND = "ms is longer than the 3600000 ms (one hour) any delay may be"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("chunk_ms: 1e300\n", "chunk_ms"),
+        ("first_chunk_ms: 3600001\n", "first_chunk_ms"),
+        ("jitter_ms: 1e9\n", "jitter_ms"),
+        ("keepalive_ms: 1e300\n", "keepalive_ms"),
+        ("retry_ms: 99999999999\n", "retry_ms"),
+        ("steps: [{sleep_ms: 1e300}]\n", "steps.0.sleep_ms"),
+        ("steps: [{stall: {ms: 1e300}}]\n", "steps.0.stall.ms"),
+        ("steps: [{split: {ms: 1e300}}]\n", "steps.0.split.ms"),
+        ("steps: [{event: {retry: 99999999999}}]\n", "steps.0.event.retry"),
+        ("faults: [{kind: delay, at: 1, ms: 1e300}]\n", "faults.0.ms"),
+        ("faults: [{kind: stall, ms: 1e300}]\n", "faults.0.ms"),
+        ("thresholds: {grace_ms: 1e300}\n", "thresholds.grace_ms"),
+        ("thresholds: {patience_ms: 1e300}\n", "thresholds.patience_ms"),
+        ("thresholds: {close_grace_ms: 1e300}\n", "thresholds.close_grace_ms"),
+    ],
+)
+def test_every_delay_is_bounded_by_the_same_hour(tmp_path: Path, text: str, where: str) -> None:
+    problems = problems_in(tmp_path, text)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"broken.yaml:1: {where}: ")
+    assert HOUR_BOUND in problems[0]
+
+
+def test_an_hour_itself_is_a_valid_delay(tmp_path: Path) -> None:
+    (tmp_path / "hour.yaml").write_text("chunk_ms: 3600000\nthresholds: {patience_ms: 3600000}\n")
+    assert load_paths([tmp_path])[0].scenario.chunk_ms == MAX_DELAY_MS
+
+
+@pytest.mark.parametrize(
+    ("pattern", "advice"),
+    [
+        (r"(\w+) \1", "RE2 has no backreferences; match the repeated text itself"),
+        (r"(?P<word>\w+) (?P=word)", "RE2 has no backreferences"),
+        (r"foo(?=bar)", "match the neighbouring text as part of the pattern (`foo(?=bar)` -> `foobar`)"),
+        (r"(?<!not )sure", "RE2 has no lookahead or lookbehind"),
+        (r"a++", "write `a+` for `a++`"),
+        (r"(?>ab|a)c", "write `(?:...)` for `(?>...)`"),
+        (r"done\Z", r"write `\z` for the end of the text"),
+        (r"(?x) hello  # greeting", "RE2 has no verbose mode"),
+        (r"\u263a", r"as `\x{263A}`"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_refused_saying_what_to_write(tmp_path: Path, pattern: str, advice: str) -> None:
+    problems = problems_in(tmp_path, f"match: {{prompt: {json.dumps(pattern)}}}\n")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"broken.yaml:1: match.prompt: regular expression {pattern!r} cannot be used (")
+    assert advice in problems[0]
+    assert "RE2, which never takes more than linear time" in problems[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.memory import run as run_memory_soak
 from bench.soak import run_soak
 
 
@@ -22,3 +23,9 @@ def test_a_thousand_faulty_requests_leave_nothing_behind() -> None:
         "error_status",
         "client_disconnected",
     }
+
+
+@pytest.mark.slow
+def test_distinct_large_prompts_and_status_errors_leave_memory_flat() -> None:
+    # The full one is `python -m bench.memory`; before the caches were bounded in bytes, this grew 1.7x.
+    assert run_memory_soak(large=150, short=5_000, max_growth=1.3) == 0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import tracemalloc
+import weakref
 from typing import Any
 
 import pytest
@@ -9,7 +13,7 @@ import pytest
 from mock_server import steps
 from mock_server.chunking import split_reply
 from mock_server.errors import ReplyTooLongError
-from mock_server.faults import parse_fault_list
+from mock_server.faults import parse_fault, parse_fault_list
 from mock_server.overrides import Overrides
 from mock_server.scenario import Scenario
 from mock_server.timeline import MAX_CHUNKS, RequestContext, Timeline, TimelineCache, compile_timeline
@@ -156,21 +160,56 @@ def test_same_inputs_give_the_same_timeline() -> None:
     assert compile_(fields, prompt="p") == compile_(fields, prompt="p")
 
 
+NO_OVERRIDES = Overrides()
+
+
+def cached(
+    cache: TimelineCache, scenario: Scenario, context: RequestContext, overrides: Overrides = NO_OVERRIDES
+) -> Timeline:
+    """As the endpoints compile: with a digest of the prompt (theirs also covers name, model and seed)."""
+    return cache.compile(scenario, overrides, context, hashlib.sha256(context.prompt.encode()).hexdigest())
+
+
 def test_timeline_cache_hands_out_one_object_per_distinct_timeline() -> None:
     cache = TimelineCache()
     scenario = Scenario.model_validate({"name": "t", "reply": "a b"})
-    first = cache.compile(scenario, Overrides(), RequestContext(prompt="p", selection=1))
-    assert cache.compile(scenario, Overrides(), RequestContext(prompt="p", selection=2)) is first
-    assert cache.compile(scenario, Overrides(), RequestContext(prompt="q")) is not first
+    first = cached(cache, scenario, RequestContext(prompt="p", selection=1))
+    assert cached(cache, scenario, RequestContext(prompt="p", selection=2)) is first
+    assert cached(cache, scenario, RequestContext(prompt="q")) is not first
     replaced = Scenario.model_validate({"name": "t", "reply": "c d"})
-    assert texts(cache.compile(replaced, Overrides(), RequestContext(prompt="p"))) == ["c", " d"]
+    assert texts(cached(cache, replaced, RequestContext(prompt="p"))) == ["c", " d"]
 
 
 def test_timeline_cache_keeps_selection_counted_faults_apart() -> None:
     cache = TimelineCache()
     scenario = Scenario.model_validate({"name": "t", "faults": [{"kind": "status", "status": 503, "times": 1}]})
-    statuses = [cache.compile(scenario, Overrides(), RequestContext(selection=n)).status for n in (1, 2, 1)]
+    statuses = [cached(cache, scenario, RequestContext(selection=n)).status for n in (1, 2, 1)]
     assert statuses == [503, 200, 503]
+
+
+def test_timeline_cache_is_bounded_in_bytes_even_by_timelines_of_no_steps() -> None:
+    cache = TimelineCache(max_bytes=1 << 20)
+    scenario = Scenario.model_validate({"name": "t", "status": 500})
+    for n in range(10_000):
+        cached(cache, scenario, RequestContext(prompt=f"prompt {n}"), Overrides(faults=(parse_fault("status:503"),)))
+    assert 1 << 19 < cache.bytes <= 1 << 20  # full, each entry counted at 1 KiB or more
+
+
+def test_timeline_cache_keeps_no_prompt_and_no_replaced_scenario_alive() -> None:
+    cache = TimelineCache()
+    scenario = Scenario.model_validate({"name": "t", "reply": "ok"})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20):
+            cached(cache, scenario, RequestContext(prompt=f"{n} " + "x" * (1 << 20)))
+        assert tracemalloc.get_traced_memory()[0] - before < 1 << 20  # not the 20 MiB of prompts
+    finally:
+        tracemalloc.stop()
+    gone = weakref.ref(scenario)
+    del scenario
+    gc.collect()
+    assert gone() is None
 
 
 @pytest.mark.parametrize(

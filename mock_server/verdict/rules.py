@@ -3,8 +3,11 @@ reports the findings it sees, or a check it cannot decide until a moment has pas
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mock_server.journal import RequestRecord
 from mock_server.ops import Outcome
@@ -29,6 +32,28 @@ class _Scene:
 
     records: Sequence[RequestRecord]
     now: float
+    _later: dict[tuple[str, str], tuple[list[int], list[float]]] = field(default_factory=dict)
+    """For each endpoint: its records' ids in order, and the earliest arrival from each on."""
+
+    @classmethod
+    def of(cls, records: Sequence[RequestRecord], now: float) -> _Scene:
+        by_endpoint: dict[tuple[str, str], list[RequestRecord]] = defaultdict(list)
+        for record in sorted(records, key=lambda r: r.id):
+            by_endpoint[(record.method, record.path)].append(record)
+        later = {
+            endpoint: (
+                [r.id for r in these],
+                list(itertools.accumulate(reversed([r.received_at for r in these]), min))[::-1],
+            )
+            for endpoint, these in by_endpoint.items()
+        }
+        return cls(records, now, later)
+
+    def next_arrival(self, record: RequestRecord) -> float | None:
+        """The earliest arrival of a later request (a higher id) to the endpoint `record` went to."""
+        ids, earliest = self._later.get((record.method, record.path), ([], []))
+        position = bisect.bisect_right(ids, record.id)
+        return earliest[position] if position < len(ids) else None
 
 
 Result = Finding | Pending
@@ -39,7 +64,7 @@ def judge(records: Sequence[RequestRecord], now: float) -> Verdict:
     """The verdict on `records` (journal snapshots) as of `now` (Unix time): findings in the order of
     the calls they concern, then of the kinds in KINDS."""
     calls = group_calls(records)
-    scene = _Scene(records, now)
+    scene = _Scene.of(records, now)
     results = [result for call in calls for rule in RULES for result in rule(call, scene)]
     order = list(KINDS)
     findings = sorted((r for r in results if isinstance(r, Finding)), key=lambda f: (f.records[0], order.index(f.code)))
@@ -184,12 +209,9 @@ def _truncated_stream_accepted(call: Call, scene: _Scene) -> Iterator[Result]:
     deadline = call.window_end
     if not was_cut(attempt) or ended is None or deadline is None:
         return
-    followed = any(
-        r.id > attempt.id and (r.method, r.path) == (attempt.method, attempt.path) and r.received_at <= deadline
-        for r in scene.records
-    )
-    if followed:
-        return
+    next_arrival = scene.next_arrival(attempt)
+    if next_arrival is not None and next_arrival <= deadline:
+        return  # followed by a request to the same endpoint
     if scene.now < deadline:
         yield Pending("truncated_stream_accepted", (attempt.id,), deadline)
         return
