@@ -169,7 +169,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def mock_server_ready_ms(runs: int) -> float:
-    from mock_server.server import MockServer
+    from mock_server.http.server import MockServer
 
     samples = []
     for _ in range(runs):

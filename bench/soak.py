@@ -28,17 +28,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from mock_server import render as rendering
-from mock_server import steps
-from mock_server.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.dialects import DIALECTS, StreamInfo
 from mock_server.errors import MockLLMError
-from mock_server.ops import Write
-from mock_server.overrides import parse_overrides
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
+from mock_server.http.state import MockState
+from mock_server.scenarios import steps
+from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.settings import Settings
-from mock_server.state import MockState
-from mock_server.timeline import RequestContext, Timeline, compile_timeline
+from mock_server.timeline.compile import RequestContext, Timeline, compile_timeline
+from mock_server.timeline.overrides import parse_overrides
+from mock_server.wire import rendering
+from mock_server.wire.actions import Write
 
 CHUNK_MS = "3"
 TOO_LONG = {"long-reply"}

@@ -16,7 +16,6 @@ except PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0.0.0"
 
 if TYPE_CHECKING:
-    from mock_server.app import create_app
     from mock_server.errors import (
         MockLLMError,
         OverrideError,
@@ -25,28 +24,29 @@ if TYPE_CHECKING:
         ServerError,
         UnknownScenarioError,
     )
-    from mock_server.journal import RequestRecord
-    from mock_server.ops import Outcome
-    from mock_server.scenario import Scenario
-    from mock_server.server import MockServer
+    from mock_server.http.app import create_app
+    from mock_server.http.server import MockServer
+    from mock_server.journal.journal import RequestRecord
+    from mock_server.journal.verdict import Finding, Verdict
+    from mock_server.scenarios.model import Scenario
     from mock_server.settings import Settings
-    from mock_server.verdict import Finding, Verdict
+    from mock_server.wire.actions import Outcome
 
 _HOMES = {
-    "Finding": "mock_server.verdict",
+    "Finding": "mock_server.journal.verdict",
     "MockLLMError": "mock_server.errors",
-    "MockServer": "mock_server.server",
-    "Outcome": "mock_server.ops",
+    "MockServer": "mock_server.http.server",
+    "Outcome": "mock_server.wire.actions",
     "OverrideError": "mock_server.errors",
     "RequestBodyError": "mock_server.errors",
-    "RequestRecord": "mock_server.journal",
-    "Scenario": "mock_server.scenario",
+    "RequestRecord": "mock_server.journal.journal",
+    "Scenario": "mock_server.scenarios.model",
     "ScenarioError": "mock_server.errors",
     "ServerError": "mock_server.errors",
     "Settings": "mock_server.settings",
     "UnknownScenarioError": "mock_server.errors",
-    "Verdict": "mock_server.verdict",
-    "create_app": "mock_server.app",
+    "Verdict": "mock_server.journal.verdict",
+    "create_app": "mock_server.http.app",
 }
 
 __all__ = [

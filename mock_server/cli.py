@@ -15,13 +15,13 @@ from typing import Any, NoReturn
 import click
 
 from mock_server import __version__
-from mock_server.access import LOOPBACK_NAMES, is_loopback
-from mock_server.app import create_app, load_catalog
-from mock_server.catalog import Catalog, load_paths
 from mock_server.errors import ScenarioError
-from mock_server.server import bind_socket, run_foreground
+from mock_server.http.access import LOOPBACK_NAMES, is_loopback
+from mock_server.http.app import create_app, load_catalog
+from mock_server.http.server import bind_socket, run_foreground
+from mock_server.journal.verdict import Verdict
+from mock_server.scenarios.catalog import Catalog, load_paths
 from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, JOURNAL_SECRETS, LOG_LEVELS, Settings
-from mock_server.verdict import Verdict
 
 UNREACHABLE_EXIT = 2
 

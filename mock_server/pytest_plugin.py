@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from mock_server.server import MockServer
+    from mock_server.http.server import MockServer
 
 SCENARIOS_OPTION = "--mock-llm-scenarios"
 SCENARIOS_INI = "mock_llm_scenarios"
@@ -54,7 +54,7 @@ def scenario_paths(config: pytest.Config) -> list[Path]:
 @pytest.fixture(scope="session")
 def mock_llm_server(pytestconfig: pytest.Config) -> Iterator[MockServer]:
     """One mock LLM server for the session (per xdist worker), on 127.0.0.1 and a free port."""
-    from mock_server.server import MockServer
+    from mock_server.http.server import MockServer
     from mock_server.settings import Settings
 
     settings = Settings(port=0, access_log=False, scenario_dirs=tuple(scenario_paths(pytestconfig)))
@@ -77,7 +77,7 @@ def pytest_runtest_makereport(
     report = yield
     used = [name for name in FIXTURES if name in getattr(item, "funcargs", {})]
     if report.failed and report.when == "call" and used:
-        from mock_server.server import MockServer
+        from mock_server.http.server import MockServer
 
         server = item.funcargs[used[0]]  # type: ignore[attr-defined]
         if isinstance(server, MockServer) and server.running:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
 TEST_SCENARIOS = Path(__file__).parent / "scenarios"

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_server.app import create_app
+from mock_server.http.app import create_app
 from mock_server.settings import Settings
 from tests.wire import fetch
 

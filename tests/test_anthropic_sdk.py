@@ -9,7 +9,7 @@ import httpx2
 import pytest
 from anthropic import Anthropic, AsyncAnthropic
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 
 UNPACED = {"X-Mock-Chunk-Ms": "0"}
 MESSAGES: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Where is Zürich?"}]

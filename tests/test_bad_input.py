@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_server.catalog import bundled_scenarios_dir
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
+from mock_server.scenarios.catalog import bundled_scenarios_dir
 from mock_server.settings import DEFAULT_MAX_BODY_BYTES
 from tests.model_requests import ENDPOINTS, Endpoint
 from tests.wire import Ending, fetch

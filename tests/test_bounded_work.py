@@ -14,14 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_server import MockServer, steps
-from mock_server.faults import parse_fault
-from mock_server.journal import RequestRecord
-from mock_server.ops import Outcome
-from mock_server.overrides import Overrides
-from mock_server.scenario import Scenario
-from mock_server.timeline import Ending, RequestContext, compile_timeline
-from mock_server.verdict import judge
+from mock_server import MockServer
+from mock_server.journal.journal import RequestRecord
+from mock_server.journal.verdict import judge
+from mock_server.scenarios import steps
+from mock_server.scenarios.faults import parse_fault
+from mock_server.scenarios.model import Scenario
+from mock_server.timeline.compile import Ending, RequestContext, compile_timeline
+from mock_server.timeline.overrides import Overrides
+from mock_server.wire.actions import Outcome
 from tests.test_verdict import T0, error, record
 from tests.wire import WireResponse, fetch
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from mock_server.cli import main
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from tests.conftest import cli_server
 from tests.wire import Ending, fetch
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 
 
 def stream_chunks(server: MockServer, method: str = "GET", **kwargs: Any) -> tuple[httpx.Response, list[str]]:

@@ -27,12 +27,12 @@ import pytest
 from click.testing import CliRunner
 from openai import OpenAI
 
-from mock_server import server as server_module
 from mock_server.cli import main
-from mock_server.server import MockServer, connection_limits
+from mock_server.http import server as server_module
+from mock_server.http.server import MockServer, connection_limits
+from mock_server.http.state import MockState
 from mock_server.settings import Settings
-from mock_server.state import MockState
-from mock_server.tcp import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWarning
+from mock_server.wire.tcp import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWarning
 from tests.conftest import cli_server
 from tests.wire import Ending, WireResponse, connect, fetch, read_to_end, receive, request_head
 
@@ -374,7 +374,7 @@ def test_serve_raises_its_soft_open_file_limit_to_fit_max_connections() -> None:
     if hard != resource.RLIM_INFINITY and hard < 2048:
         pytest.skip(f"the hard open-file limit ({hard}) leaves no room to raise the soft one")
     script = (
-        "import resource; from mock_server.server import fit_open_file_limit; fit_open_file_limit(1500); "
+        "import resource; from mock_server.http.server import fit_open_file_limit; fit_open_file_limit(1500); "
         "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
     )
     result = subprocess.run(

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from mock_server import steps
 from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo, collect_answer
 from mock_server.dialects.answer import Answer, ToolCall
-from mock_server.ops import Drop, Hang, Reset, Wait, Write
-from mock_server.render import render_whole
-from mock_server.timeline import Timeline, Usage
+from mock_server.scenarios import steps
+from mock_server.timeline.compile import Timeline, Usage
+from mock_server.wire.actions import Drop, Hang, Reset, Wait, Write
+from mock_server.wire.rendering import render_whole
 
 INFO = StreamInfo(key="ab" * 32, created=1_700_000_000, model="m", usage=Usage(3, 7))
 EVERY_CONTENT_STEP: list[steps.ContentStep] = [

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from tests.wire import Ending, fetch
 
 PROMPT = "alpha beta gamma delta epsilon"

@@ -12,18 +12,19 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mock_server import MockServer, steps
-from mock_server import render as rendering
+from mock_server import MockServer
 from mock_server.dialects import DIALECTS, StreamInfo
 from mock_server.errors import OverrideError, RequestBodyError, ScenarioError
-from mock_server.faults import FaultKind, parse_fault_list
-from mock_server.loading import Document, parse_document
-from mock_server.ops import Write
-from mock_server.overrides import Overrides, parse_overrides
-from mock_server.prompt import parse_json_body, prompt_from_body, prompt_from_query
-from mock_server.request_body import decode_json
-from mock_server.scenario import SCENARIO_FIELDS, STEP_KINDS, Scenario, load_scenario
-from mock_server.timeline import RequestContext, Timeline, compile_timeline
+from mock_server.http.prompt import parse_json_body, prompt_from_body, prompt_from_query
+from mock_server.http.request_body import decode_json
+from mock_server.scenarios import steps
+from mock_server.scenarios.faults import FaultKind, parse_fault_list
+from mock_server.scenarios.loading import Document, parse_document
+from mock_server.scenarios.model import SCENARIO_FIELDS, STEP_KINDS, Scenario, load_scenario
+from mock_server.timeline.compile import RequestContext, Timeline, compile_timeline
+from mock_server.timeline.overrides import Overrides, parse_overrides
+from mock_server.wire import rendering
+from mock_server.wire.actions import Write
 from tests.model_requests import ENDPOINTS, Endpoint
 
 T = TypeVar("T")

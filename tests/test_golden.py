@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import TEST_SCENARIOS
 from tests.model_requests import V1_ENDPOINTS, Endpoint

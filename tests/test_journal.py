@@ -9,10 +9,10 @@ import time
 import pytest
 
 from mock_server.errors import RestartedError
-from mock_server.journal import Journal, RequestRecord, Since
-from mock_server.ops import Outcome, PlayResult
-from mock_server.scenario import Thresholds
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
+from mock_server.journal.journal import Journal, RequestRecord, Since
+from mock_server.scenarios.model import Thresholds
+from mock_server.wire.actions import Outcome, PlayResult
 from tests.wire import Ending, WireResponse, fetch
 
 SPEC_FIELDS = [

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mock_server.app import create_app
-from mock_server.lane import STREAMING_HANDLERS, StreamingLane
+from mock_server.http.app import create_app
+from mock_server.http.lane import STREAMING_HANDLERS, StreamingLane
 from mock_server.settings import Settings
 
 

@@ -12,7 +12,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 
 UNPACED = {"X-Mock-Chunk-Ms": "0"}
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Where is Zürich?"}]

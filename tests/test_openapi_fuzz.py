@@ -13,8 +13,8 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
-from mock_server.app import create_app
-from mock_server.server import MockServer
+from mock_server.http.app import create_app
+from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
 TIMEOUT_S = 10

@@ -7,9 +7,9 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
-from mock_server.ops import Wait, Write
-from mock_server.server import MockServer
-from mock_server.transport import StreamResponse
+from mock_server.http.server import MockServer
+from mock_server.wire.actions import Wait, Write
+from mock_server.wire.transport import StreamResponse
 from tests.wire import fetch
 
 LATE_S = 0.002

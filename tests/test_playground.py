@@ -6,8 +6,8 @@ import re
 
 import httpx
 
-from mock_server.playground import playground_html
-from mock_server.server import MockServer
+from mock_server.http.playground import playground_html
+from mock_server.http.server import MockServer
 
 
 def test_root_serves_the_playground_page(server: MockServer) -> None:

@@ -9,11 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sse_starlette.event import ServerSentEvent
 
-from mock_server import frames, steps
 from mock_server.dialects import DIALECTS, Dialect, StreamInfo
-from mock_server.ops import Drop, Wait, Write
-from mock_server.render import RenderCache, Schedule, last_id_sent, nothing_left, render, schedule, split_points
-from mock_server.timeline import Timeline, Usage
+from mock_server.scenarios import steps
+from mock_server.timeline.compile import Timeline, Usage
+from mock_server.wire import frames
+from mock_server.wire.actions import Drop, Wait, Write
+from mock_server.wire.rendering import RenderCache, Schedule, last_id_sent, nothing_left, render, schedule, split_points
 
 INFO = StreamInfo(key="0" * 64, created=1700000000, model="m", usage=Usage(1, 2))
 

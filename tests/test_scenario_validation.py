@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.catalog import bundled_scenarios_dir, load_paths
-from mock_server.delays import MAX_DELAY_MS
 from mock_server.errors import ScenarioError
+from mock_server.scenarios.catalog import bundled_scenarios_dir, load_paths
+from mock_server.scenarios.delays import MAX_DELAY_MS
 
 
 def problems_in(tmp_path: Path, text: str, name: str = "broken.yaml") -> list[str]:

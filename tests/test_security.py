@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from mock_server.cli import main
-from mock_server.redaction import mask_secret, redact_target
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
+from mock_server.journal.redaction import mask_secret, redact_target
 from mock_server.settings import Settings
 from tests.conftest import cli_server
 from tests.wire import fetch

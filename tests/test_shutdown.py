@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from mock_server.app import create_app
-from mock_server.catalog import Catalog
-from mock_server.server import MockServer, uvicorn_config
+from mock_server.http.app import create_app
+from mock_server.http.server import MockServer, uvicorn_config
+from mock_server.scenarios.catalog import Catalog
 from mock_server.settings import DEFAULT_SHUTDOWN_GRACE_S, Settings
 from tests.conftest import cli_server
 from tests.wire import Ending, WireResponse, fetch

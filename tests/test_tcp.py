@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 import uvloop
 
-from mock_server.tcp import Connection
+from mock_server.wire.tcp import Connection
 
 
 async def reset_after_the_peer_left() -> None:

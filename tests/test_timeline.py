@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from mock_server import steps
-from mock_server.chunking import split_reply
 from mock_server.errors import ReplyTooLongError
-from mock_server.faults import parse_fault, parse_fault_list
-from mock_server.overrides import Overrides
-from mock_server.scenario import Scenario
-from mock_server.timeline import MAX_CHUNKS, RequestContext, Timeline, TimelineCache, compile_timeline
+from mock_server.scenarios import steps
+from mock_server.scenarios.faults import parse_fault, parse_fault_list
+from mock_server.scenarios.model import Scenario
+from mock_server.timeline.chunking import split_reply
+from mock_server.timeline.compile import MAX_CHUNKS, RequestContext, Timeline, TimelineCache, compile_timeline
+from mock_server.timeline.overrides import Overrides
 
 
 def compile_(fields: dict[str, Any], faults: str = "", **context: Any) -> Timeline:

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import TEST_SCENARIOS
 from tests.model_requests import ENDPOINTS, V1_ENDPOINTS, Endpoint

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from mock_server.journal import RequestRecord
-from mock_server.ops import Outcome
-from mock_server.scenario import Thresholds
-from mock_server.timeline import Ending
-from mock_server.verdict import KINDS, Finding, Severity, Verdict, group_calls, judge
+from mock_server.journal.journal import RequestRecord
+from mock_server.journal.verdict import KINDS, Finding, Severity, Verdict, group_calls, judge
+from mock_server.scenarios.model import Thresholds
+from mock_server.timeline.compile import Ending
+from mock_server.wire.actions import Outcome
 
 T0 = 1_800_000_000.0
 README = Path(__file__).parent.parent / "README.md"

@@ -17,8 +17,8 @@ import pytest
 from httpx_sse import connect_sse
 from openai import OpenAI
 
-from mock_server.server import MockServer
-from mock_server.verdict import Verdict
+from mock_server.http.server import MockServer
+from mock_server.journal.verdict import Verdict
 
 QUICK = {"grace_ms": 300, "patience_ms": 400, "close_grace_ms": 200}
 MESSAGES = [{"role": "user", "content": "hi"}]

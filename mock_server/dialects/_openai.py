@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import steps
-from mock_server.timeline import Usage
+from mock_server.scenarios import steps
+from mock_server.timeline.compile import Usage
 
 # (message, type, code) as the service sends them, per status.
 _DEFAULTS: dict[int, tuple[str, str, str | None]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mock_server import steps
+from mock_server.scenarios import steps
 
 
 @dataclass(frozen=True, slots=True)

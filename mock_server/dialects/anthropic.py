@@ -13,10 +13,10 @@ import hashlib
 import json
 from typing import Any
 
-from mock_server import steps
 from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import DialectSpec, StreamInfo
-from mock_server.frames import Event, to_json
+from mock_server.scenarios import steps
+from mock_server.wire.frames import Event, to_json
 
 # Status <-> error type, from Anthropic's error documentation.
 ERROR_TYPES: dict[int, str] = {

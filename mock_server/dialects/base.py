@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mock_server import steps
 from mock_server.dialects.answer import Answer
-from mock_server.frames import Event
-from mock_server.timeline import Usage
+from mock_server.scenarios import steps
+from mock_server.timeline.compile import Usage
+from mock_server.wire.frames import Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import steps
 from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import DialectSpec, StreamInfo
-from mock_server.frames import Event, to_json
+from mock_server.scenarios import steps
+from mock_server.wire.frames import Event, to_json
 
 DONE = Event("[DONE]")
 ROLE_DELTA: dict[str, object] = {"role": "assistant", "content": "", "refusal": None}

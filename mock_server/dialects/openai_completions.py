@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import steps
 from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import DialectSpec, StreamInfo
 from mock_server.dialects.openai_chat import DONE
-from mock_server.frames import Event, to_json
+from mock_server.scenarios import steps
+from mock_server.wire.frames import Event, to_json
 
 
 def legacy_finish_reason(reason: str | None) -> str | None:

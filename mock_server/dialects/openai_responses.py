@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock_server import steps
 from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import DialectSpec, StreamInfo
-from mock_server.frames import Event, to_json
+from mock_server.scenarios import steps
+from mock_server.wire.frames import Event, to_json
 
 _ID_PREFIX = {"message": "msg", "reasoning": "rs", "function_call": "fc"}
 _DELTA_EVENT = {

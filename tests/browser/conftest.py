@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.browser.harness import INSTALL_HINT, JournalReader, PageServer, build_bundles
 

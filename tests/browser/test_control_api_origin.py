@@ -7,7 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.browser.conftest import BROWSER_SCENARIOS
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from tests.browser.harness import JournalReader, Record
 
 pytestmark = pytest.mark.browser

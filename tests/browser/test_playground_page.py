@@ -8,7 +8,7 @@ import shlex
 import pytest
 from playwright.sync_api import Page, expect
 
-from mock_server.server import MockServer
+from mock_server.http.server import MockServer
 from tests import wire
 from tests.browser.harness import JournalReader
 

@@ -1,0 +1,236 @@
+"""The /_mock/ routes: health, scenarios (also added and removed at run time), the journal, reset,
+and the verdict on the clients' behaviour.
+
+Reads are open but the journal's; with `--admin-token` every write, and reading the journal (which
+holds what clients sent), needs `Authorization: Bearer <token>`. Health and journal answers carry
+the server's `instance` (new at every start) and `started_at`, so a look across a restart is told
+apart. Errors are `{"error": {"type", "message", ...}}` with a status that says what to fix.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from mock_server import __version__
+from mock_server.errors import BodyTooLargeError, Problem, RestartedError, ScenarioError, UnknownScenarioError
+from mock_server.http import openapi
+from mock_server.http.request_body import read_body
+from mock_server.http.state import MockState
+from mock_server.journal.journal import Journal, Since
+from mock_server.scenarios.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
+from mock_server.scenarios.loading import Document, parse_document
+from mock_server.scenarios.model import Scenario
+
+router = APIRouter(prefix="/_mock", tags=["control"])
+
+SETTLE_MS = 1000
+MAX_WAIT_MS = 600_000
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+def _state(request: Request) -> MockState:
+    state: MockState = request.app.state.mock
+    return state
+
+
+def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The control API's error shape: `{"error": {"type", "message", ...}}`."""
+    return {"error": {"type": kind, "message": message, **extra}}
+
+
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(error_body(kind, message, **extra), status_code=status, headers=headers)
+
+
+def _denied(request: Request) -> JSONResponse | None:
+    """None when the request may write (or read the journal); else the 401 that says which header to send."""
+    token = _state(request).settings.admin_token
+    if token is None:
+        return None
+    header = request.headers.get("authorization")
+    scheme, _, given = (header or "").partition(" ")
+    is_bearer = scheme.lower() == "bearer"
+    if is_bearer and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    problem = "it is missing" if header is None else "the token is wrong" if is_bearer else "it is not a Bearer token"
+    return _error(
+        401,
+        "unauthorized",
+        "This server protects /_mock/ writes and the journal with --admin-token: send the header "
+        f"`Authorization: Bearer <admin token>` ({problem}).",
+        headers={"WWW-Authenticate": 'Bearer realm="mock-llm-sse control"'},
+    )
+
+
+def _describe(entry: Entry) -> dict[str, str]:
+    return {"name": entry.scenario.name, "description": entry.scenario.description, "source": entry.source}
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    path = ".".join(str(part) for part in problem.path)
+    return {"path": path, "line": problem.line, "message": problem.message.removeprefix(f"{path}: ")}
+
+
+def _instance_headers(journal: Journal) -> dict[str, str]:
+    return {"X-Mock-Instance": journal.instance, "X-Mock-Started-At": f"{journal.started_at:.3f}"}
+
+
+def _since(text: str | None) -> Since | JSONResponse | None:
+    """`since=` read as a `Since`, or the 400 that says what it should be."""
+    if text is None:
+        return None
+    try:
+        return Since.parse(text)
+    except ValueError as exc:
+        return _error(400, "invalid_parameter", f"query parameter `since`: {exc}.")
+
+
+def _restarted(exc: RestartedError, journal: Journal) -> JSONResponse:
+    return _error(409, "restarted", str(exc), headers=_instance_headers(journal), instance=journal.instance)
+
+
+@router.get("/health", summary="Ready check for Docker and test harnesses")
+async def health(request: Request) -> JSONResponse:
+    state = _state(request)
+    journal = state.journal
+    body = {
+        "status": "ok",
+        "version": __version__,
+        "scenarios": len(state.catalog),
+        "instance": journal.instance,
+        "started_at": journal.started_at,
+    }
+    return JSONResponse(body, headers=_instance_headers(journal))
+
+
+@router.get("/scenarios", summary="Every scenario the server knows")
+async def list_scenarios(request: Request) -> list[dict[str, str]]:
+    return [_describe(entry) for entry in _state(request).catalog.entries()]
+
+
+@router.get("/scenarios/{name}", summary="One scenario, as an object PUT accepts")
+async def get_scenario(name: str, request: Request) -> JSONResponse:
+    try:
+        entry = _state(request).catalog.entry(name)
+    except UnknownScenarioError as exc:
+        return _error(404, "not_found", str(exc))
+    body = {**_describe(entry), "scenario": entry.scenario.model_dump(mode="json", exclude_defaults=True)}
+    return JSONResponse(body)
+
+
+@router.put(
+    "/scenarios/{name}",
+    summary="Register or replace a run-time scenario (JSON, or YAML by Content-Type)",
+    openapi_extra=openapi.SCENARIO,
+)
+async def put_scenario(name: str, request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    source = f"PUT /_mock/scenarios/{name}"
+    try:
+        raw = await read_body(request, _state(request).settings.max_body_bytes)
+    except BodyTooLargeError as exc:
+        return _error(413, "body_too_large", str(exc))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _error(400, "invalid_body", "The body is not UTF-8 text; send the scenario as JSON or YAML.")
+    is_yaml = request.headers.get("content-type", "").split(";")[0].strip().lower() in YAML_TYPES
+    catalog = _state(request).catalog
+    try:
+        # A large body takes seconds to parse and validate: in a worker thread, streams keep their timing.
+        scenario = await run_in_threadpool(_load_runtime, text, source, name, is_yaml=is_yaml)
+    except ScenarioError as exc:
+        return _error(
+            422,
+            "invalid_scenario",
+            f"Scenario {name!r} was not added: {len(exc.problems)} problem(s), listed in `problems`.",
+            problems=[_problem_json(p) for p in exc.problems],
+        )
+    replaced = name in catalog
+    catalog.add(scenario)
+    return JSONResponse(_describe(catalog.entry(name)), status_code=200 if replaced else 201)
+
+
+def _load_runtime(text: str, source: str, name: str, *, is_yaml: bool) -> Scenario:
+    """The scenario a PUT body holds; raises ScenarioError listing every problem."""
+    document = parse_document(text, source, is_json=not is_yaml) if text.strip() else Document(source, None)
+    return load_runtime_scenario(document, name)
+
+
+@router.delete("/scenarios/{name}", summary="Remove a run-time scenario")
+async def delete_scenario(name: str, request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    catalog = _state(request).catalog
+    if catalog.remove(name):
+        return JSONResponse({"deleted": name})
+    try:
+        entry = catalog.entry(name)
+    except UnknownScenarioError as exc:
+        return _error(404, "not_found", str(exc))
+    return _error(
+        409,
+        "not_runtime",
+        f"Scenario {name!r} comes from {entry.source}; only scenarios added at run time (source "
+        f"{RUNTIME_SOURCE!r}) can be removed. A PUT of the same name replaces it until /_mock/reset.",
+    )
+
+
+SINCE_HELP = "only records with an id above this one: ID, or INSTANCE:ID to refuse (409) one from before a restart"
+
+
+@router.get("/requests", summary="The request journal, oldest first")
+async def list_requests(
+    request: Request,
+    since: str | None = Query(None, description=SINCE_HELP),
+    settle_ms: int = Query(SETTLE_MS, ge=0, le=60_000, description="wait up to this long for responses in flight"),
+) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    journal = _state(request).journal
+    if isinstance(after := _since(since), JSONResponse):
+        return after
+    try:
+        records = await journal.settled(after, settle_ms / 1000)
+    except RestartedError as exc:
+        return _restarted(exc, journal)
+    return JSONResponse([record.to_json() for record in records], headers=_instance_headers(journal))
+
+
+@router.get("/verdict", summary="Findings on the clients' behaviour, judged from the journal")
+async def verdict(
+    request: Request,
+    since: str | None = Query(None, description=SINCE_HELP),
+    settle_ms: int = Query(SETTLE_MS, ge=0, le=60_000, description="wait up to this long for responses in flight"),
+    wait_ms: int = Query(
+        0, ge=0, le=MAX_WAIT_MS, description="wait up to this long for pending checks (they wait for time to pass)"
+    ),
+) -> JSONResponse:
+    state = _state(request)
+    if isinstance(after := _since(since), JSONResponse):
+        return after
+    try:
+        judged = await state.verdict(after, settle_ms / 1000, wait_ms / 1000)
+    except RestartedError as exc:
+        return _restarted(exc, state.journal)
+    return JSONResponse(judged.to_json(), headers=_instance_headers(state.journal))
+
+
+@router.delete("/requests", summary="Clear the journal")
+async def clear_requests(request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    return JSONResponse({"cleared": _state(request).journal.clear()})
+
+
+@router.post("/reset", summary="Clear the journal, run-time scenarios and the `times` counters")
+async def reset(request: Request) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    return JSONResponse({"reset": True, "cleared": _state(request).reset()})

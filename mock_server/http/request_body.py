@@ -1,0 +1,91 @@
+"""Reading request bodies safely: within the size limit while they arrive, and JSON that cannot
+exhaust the stack (nesting), the CPU (huge integers) or the journal."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from mock_server.errors import BodyTooLargeError, RequestBodyError
+from mock_server.scenarios.surrogates import replace_lone_surrogates
+
+MAX_JSON_DEPTH = 64
+"""Deeper than any request a model API takes (tool schemas included), shallow enough that every
+recursive walk of a body (the journal's copies, JSON encoding) stays far from the recursion limit."""
+MAX_LENGTH_DIGITS = 20
+"""No Content-Length this long is within any limit (and a far longer one would not even convert)."""
+TOO_DEEP = f"The request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep."
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+"""The escape of a surrogate (`\\ud800`-`\\udfff`): most bodies have none, and need no walk."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or BodyTooLargeError as soon as it is known to exceed `limit` bytes: at once
+    from Content-Length, else while chunks arrive; never more than `limit` bytes are kept.
+    Raises starlette's ClientDisconnect when the client leaves before the body is complete."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > MAX_LENGTH_DIGITS or int(declared) > limit):
+        raise BodyTooLargeError(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(raw: bytes) -> Any:
+    """The JSON value of a body, every lone surrogate in its strings (`"\\ud800"`) replaced by U+FFFD;
+    raises RequestBodyError saying why it is not one we can use."""
+    try:
+        # Decoded strictly here (json.loads would let bytes that encode a surrogate through), so
+        # that a lone surrogate can only come from a `\u` escape, which is cheap to look for.
+        text = raw.decode(json.detect_encoding(raw))
+        value = json.loads(text)
+    except UnicodeDecodeError:
+        raise RequestBodyError("The request body is not valid UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise RequestBodyError(
+            f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
+        ) from None
+    except ValueError as exc:  # an integer beyond Python's digit limit
+        raise RequestBodyError(f"The request body has a number that cannot be read: {exc}.") from None
+    except RecursionError:
+        raise RequestBodyError(TOO_DEEP) from None
+    if _too_deep(value):
+        raise RequestBodyError(TOO_DEEP)
+    escapes = text.find("\\")  # memchr: most bodies have no escape at all, and need no more than this
+    if escapes != -1 and _ESCAPED_SURROGATE.search(text, escapes):
+        return replace_lone_surrogates(value)
+    return value
+
+
+def journal_body(raw: bytes | None) -> Any:
+    """A body as the journal keeps it: its JSON value when it has one we can use, else its text."""
+    if not raw:
+        return None
+    try:
+        return decode_json(raw)
+    except RequestBodyError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests lists and dicts more than MAX_JSON_DEPTH levels (walked without recursion)."""
+    level: list[Any] = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True

@@ -1,0 +1,305 @@
+"""The request journal: one record per model request, with how its response ended.
+
+Records are opened when a request arrives and finished when its response ends, so a stream in
+flight shows `outcome` None. The journal keeps the newest `size` records, and no more than about
+`max_bytes` of what the clients sent; ids keep counting across `clear()`, so `since=` stays
+meaningful. They start at 1 again only with a new journal, that is a new server `instance`: a
+`since` from another instance is refused (`RestartedError`) rather than quietly judging nothing.
+Readers get `RequestRecord` snapshots, never live records. Secrets in headers, query and body are
+masked as the record is opened, unless the journal was made to keep them (`redaction.py`).
+
+Beyond the SPEC's fields, a record keeps what the server told the client (`Retry-After`, `retry:`,
+ids), how the stream was set to end and when it met a `close` event or a stall, and the scenario's
+thresholds: the facts the client verdict judges by. They are noted when the response starts and
+ends, never per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from mock_server.errors import RestartedError
+from mock_server.journal.redaction import journal_headers, journal_query, mask_body
+from mock_server.scenarios.model import DEFAULT_THRESHOLDS, Thresholds
+from mock_server.timeline.compile import Ending, Timeline
+from mock_server.wire.actions import Op, Outcome, PlayResult
+from mock_server.wire.rendering import last_id_sent, schedule
+
+DEFAULT_SIZE = 1000
+DEFAULT_MAX_BYTES = 64 << 20
+RECORD_OVERHEAD_BYTES = 1024
+"""What a record costs besides what the client sent: its fields, the dict and the objects."""
+SETTLE_POLL_S = 0.002
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RequestRecord:
+    """One request as the journal saw it: what the client sent and how the response ended.
+
+    `headers` has lower-case names; `body` is the parsed JSON body (the text when it is not JSON,
+    None without a body); `outcome` is None while the response is still being sent. The fields after
+    `duration_ms` are what the server told the client and the thresholds it is judged by (README,
+    "Request journal").
+    """
+
+    id: int
+    received_at: float
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    prompt: str | None
+    scenario: str | None
+    dialect: str | None
+    status: int | None
+    events_sent: int
+    outcome: Outcome | None
+    last_event_id: str | None
+    duration_ms: float | None
+    ids: bool
+    last_id_sent: int | None
+    retry_ms: int | None
+    retry_after: str | None
+    ending: Ending | None
+    close_at_ms: float | None
+    stall_at_ms: float | None
+    stall_ms: float | None
+    thresholds: Thresholds
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "thresholds": self.thresholds.model_dump()}
+
+    @property
+    def ended_at(self) -> float | None:
+        """Unix time the response ended (None while it is in flight)."""
+        return None if self.duration_ms is None else self.received_at + self.duration_ms / 1000
+
+    def summary(self) -> str:
+        """One line: `#3 POST /v1/chat/completions scenario='default' status=200 outcome='completed' ...`."""
+        outcome = self.outcome.value if self.outcome is not None else "in flight"
+        resumed = f" last_event_id={self.last_event_id!r}" if self.last_event_id is not None else ""
+        duration = f" {self.duration_ms:.0f}ms" if self.duration_ms is not None else ""
+        return (
+            f"#{self.id} {self.method} {self.path} scenario={self.scenario!r} status={self.status} "
+            f"outcome={outcome!r} events_sent={self.events_sent}{resumed}{duration}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<RequestRecord {self.summary()}>"
+
+
+@dataclass(slots=True)
+class Record:
+    """The journal's live record of a request, finished by the endpoint or the transport."""
+
+    id: int
+    received_at: float
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    prompt: str | None = None
+    scenario: str | None = None
+    dialect: str | None = None
+    status: int | None = None
+    events_sent: int = 0
+    outcome: Outcome | None = None
+    last_event_id: str | None = None
+    duration_ms: float | None = None
+    ids: bool = False
+    last_id_sent: int | None = None
+    retry_ms: int | None = None
+    retry_after: str | None = None
+    ending: Ending | None = None
+    close_at_ms: float | None = None
+    stall_at_ms: float | None = None
+    stall_ms: float | None = None
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    _started: float = field(default=0.0, repr=False)
+    _size: int = field(default=RECORD_OVERHEAD_BYTES, repr=False)
+
+    def finish(self, status: int, outcome: Outcome, events_sent: int = 0) -> None:
+        self.status = status
+        self.outcome = outcome
+        self.events_sent = events_sent
+        self.duration_ms = self._elapsed_ms()
+
+    def on_play_end(self, status: int, ops: tuple[Op, ...] = ()) -> Callable[[PlayResult], None]:
+        """A callback for the transport that finishes this record with the result of playing `ops`."""
+
+        def finish(result: PlayResult) -> None:
+            self.finish(status, result.outcome, result.events_sent)
+            self.last_id_sent = last_id_sent(ops, result.events_sent)
+
+        return finish
+
+    def note_stream(self, timeline: Timeline, ops: tuple[Op, ...]) -> None:
+        """Note what the stream about to play `ops` will tell its client, and when."""
+        self.ids, self.retry_ms, self.ending = timeline.ids, timeline.retry_ms, timeline.ending
+        self.note_schedule(ops)
+
+    def note_schedule(self, ops: tuple[Op, ...]) -> None:
+        """Note when the response about to play `ops` writes a `close` event and falls silent."""
+        plan = schedule(ops)
+        start_ms = self._elapsed_ms()
+        self.close_at_ms = None if plan.close_at_s is None else round(start_ms + plan.close_at_s * 1000, 3)
+        self.stall_at_ms = None if plan.stall_at_s is None else round(start_ms + plan.stall_at_s * 1000, 3)
+        self.stall_ms = None if plan.stall_s is None else plan.stall_s * 1000
+
+    def note_headers(self, headers: Iterable[tuple[str, str]]) -> None:
+        """Note the response headers the verdict judges by (`Retry-After`)."""
+        self.retry_after = next((value for name, value in headers if name.lower() == "retry-after"), None)
+
+    def _elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self._started) * 1000, 3)
+
+    def snapshot(self) -> RequestRecord:
+        values = {f.name: getattr(self, f.name) for f in fields(RequestRecord)}
+        return RequestRecord(**{**values, "query": dict(self.query), "headers": dict(self.headers)})
+
+
+MAX_ID_DIGITS = 18
+"""A longer number is no id this journal could have given (and would not convert cheaply)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """`since=`: records with an id above `id`; `instance`, when given, must be the journal's own."""
+
+    id: int
+    instance: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Since:
+        """`ID` or `INSTANCE:ID`; raises ValueError saying what is accepted."""
+        instance, colon, number = text.strip().rpartition(":")
+        if not (number.isascii() and number.isdigit()) or len(number) > MAX_ID_DIGITS or (colon and not instance):
+            raise ValueError(
+                f"since={text!r} is not a record id: give ID (a number) or INSTANCE:ID (the `instance` of "
+                "/_mock/health, which makes a since from before a restart an error instead of a silent miss)"
+            )
+        return cls(int(number), instance or None)
+
+
+class Journal:
+    """A bounded, ordered log of records (oldest first); used from the server's event loop only.
+
+    `instance` is new with every journal (every server start) and `started_at` is its Unix time.
+    """
+
+    def __init__(
+        self,
+        size: int = DEFAULT_SIZE,
+        wall_clock: Callable[[], float] = time.time,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        mask_secrets: bool = True,
+    ) -> None:
+        self._records: deque[Record] = deque()
+        self._ids = itertools.count(1)
+        self._last_id = 0
+        self._wall_clock = wall_clock
+        self._bytes = 0
+        self.size = size
+        self.max_bytes = max_bytes
+        self.mask_secrets = mask_secrets
+        self.instance = uuid.uuid4().hex[:12]
+        self.started_at = wall_clock()
+
+    def open(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]],
+        headers: Iterable[tuple[bytes, bytes]],
+        body: Any,
+        body_bytes: int = 0,
+    ) -> Record:
+        """A new record of a request: `headers` as ASGI has them (raw name and value bytes), `body`
+        as the journal keeps it and `body_bytes` its size on the wire."""
+        mask = self.mask_secrets
+        kept_headers = journal_headers(headers, mask=mask)
+        kept_query = journal_query(query, mask=mask)
+        size = (
+            RECORD_OVERHEAD_BYTES
+            + body_bytes
+            + sum(len(name) + len(value) for name, value in kept_headers.items())
+            + sum(len(name) + len(value) for name, value in kept_query.items())
+        )
+        self._last_id = next(self._ids)
+        record = Record(
+            id=self._last_id,
+            received_at=self._wall_clock(),
+            method=method,
+            path=path,
+            query=kept_query,
+            headers=kept_headers,
+            body=mask_body(body) if mask else body,
+            last_event_id=kept_headers.get("last-event-id"),
+            _started=time.perf_counter(),
+            _size=size,
+        )
+        self._records.append(record)
+        self._bytes += size
+        while len(self._records) > 1 and (len(self._records) > self.size or self._bytes > self.max_bytes):
+            self._bytes -= self._records.popleft()._size
+        return record
+
+    def after(self, since: Since | int | None) -> int | None:
+        """The id records must be above for `since` (None: every record). Raises RestartedError when
+        `since` names another instance, or an id this journal has never given: the server restarted."""
+        if since is None:
+            return None
+        if isinstance(since, int):
+            since = Since(since)
+        if since.instance is not None and since.instance != self.instance:
+            raise RestartedError(
+                f"since={since.instance}:{since.id} is from server instance {since.instance}, but this is instance "
+                f"{self.instance}, started at {self.started_at:.3f} (Unix time): the server restarted, and its "
+                "journal started afresh. Ask without since, or take ids from this instance."
+            )
+        if since.id > self._last_id:
+            raise RestartedError(
+                f"since={since.id}: this server (instance {self.instance}, started at {self.started_at:.3f}) has "
+                f"given ids up to {self._last_id} only, so that id is from before a restart. Ask without since, "
+                "or take ids from this instance."
+            )
+        return since.id
+
+    def records(self, since: Since | int | None = None) -> list[RequestRecord]:
+        """Snapshots of the records with an id above `since` (all without it), oldest first; raises
+        RestartedError for a `since` from another instance (`after`)."""
+        above = self.after(since)
+        return [r.snapshot() for r in self._records if above is None or r.id > above]
+
+    async def settled(self, since: Since | int | None = None, timeout_s: float = 0.0) -> list[RequestRecord]:
+        """Like `records`, after waiting up to `timeout_s` for responses in flight to end.
+
+        A client that has read a response to its end (or hung up) may look before the server has
+        seen that end; this bounded wait makes such a look reliable.
+        """
+        above = self.after(since) or 0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(r.outcome is None and r.id > above for r in self._records):
+            await asyncio.sleep(SETTLE_POLL_S)
+        return self.records(since)
+
+    def clear(self) -> int:
+        """Forget every record; returns how many there were."""
+        count = len(self._records)
+        self._records.clear()
+        self._bytes = 0
+        return count
+
+    def __len__(self) -> int:
+        return len(self._records)

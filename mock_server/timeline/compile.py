@@ -1,0 +1,343 @@
+"""Compiling a scenario, a request's overrides and its context into one timeline of steps.
+
+The compiler is the only place that knows how a reply becomes chunks, where pacing sleeps go and
+where faults sit (`@N`: at the moment chunk N is due, before it is sent). Everything after it,
+dialects and transport, plays the timeline as given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from mock_server.errors import ReplyTooLongError
+from mock_server.scenarios import steps
+from mock_server.scenarios.faults import Fault, FaultKind
+from mock_server.scenarios.model import Scenario, ToolCallSpec
+from mock_server.scenarios.steps import Error as StepError
+from mock_server.scenarios.steps import Step
+from mock_server.timeline.cache import BoundedCache
+from mock_server.timeline.chunking import Chunking, split_reply
+from mock_server.timeline.overrides import Overrides
+
+DEFAULT_RETRY_AFTER = "1"
+MAX_CHUNKS = 50_000
+MAX_REPLY_CHARS = 4 << 20
+"""A response is prepared whole before it streams, while every other stream waits: these bound that
+time (a fraction of a second) and its memory. The bundled `long-reply` has 700 chunks."""
+STEP_BYTES = 80
+"""A step object with its slot in the timeline and its small fields (measured: 64-80)."""
+FAULT_BYTES = 800
+"""An override's fault, as a cache key holds it (measured: 770)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What the compiler needs to know about the request."""
+
+    prompt: str = ""
+    model: str | None = None
+    resumed: bool = False
+    selection: int = 1
+    """How many requests have selected this scenario since start or reset, this one included."""
+
+
+class Ending(StrEnum):
+    """How a stream ends when it is played to its end: with its end marker, or cut in one of these ways."""
+
+    DONE = "done"
+    NO_DONE = "no_done"
+    CLOSE = "close"
+    ERROR = "error"
+    DROP = "drop"
+    RESET = "reset"
+    STALL = "stall"
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class Timeline:
+    """Everything one response will do, in order."""
+
+    scenario: str
+    steps: tuple[Step, ...] = ()
+    status: int = 200
+    error: StepError | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "text/event-stream; charset=utf-8"
+    end_marker: bool = True
+    ids: bool = False
+    keepalive_ms: float | None = None
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
+
+    @property
+    def ending(self) -> Ending:
+        """How the stream ends when nothing cuts it short."""
+        match self.steps[-1] if self.steps else None:
+            case steps.Drop():
+                return Ending.DROP
+            case steps.Reset():
+                return Ending.RESET
+            case steps.Error():
+                return Ending.ERROR
+            case steps.Stall(None):
+                return Ending.STALL
+        if self.end_marker:
+            return Ending.DONE
+        if any(isinstance(step, steps.RawEvent) and step.event == "close" for step in self.steps):
+            return Ending.CLOSE
+        return Ending.NO_DONE
+
+    @property
+    def retry_ms(self) -> int | None:
+        """The reconnection time the stream sets with `retry:` (the last one, when it sets several)."""
+        values = [step.retry for step in self.steps if isinstance(step, steps.RawEvent) and step.retry is not None]
+        return values[-1] if values else None
+
+    def estimated_bytes(self) -> int:
+        """Roughly the memory this timeline holds: its steps, and the text and bytes it made for them
+        (the rest, from the scenario, the scenario holds). Within 20% of tracemalloc's count for a
+        timeline of a 1 MiB prompt."""
+        made = sum(sys.getsizeof(step.text) for step in self.steps if isinstance(step, steps.Text | steps.Reasoning))
+        made += sum(
+            sys.getsizeof(step.arguments if isinstance(step, steps.ToolCallArguments) else step.data)
+            for step in self.steps
+            if isinstance(step, steps.ToolCallArguments | steps.Raw)
+        )
+        return len(self.steps) * STEP_BYTES + made
+
+
+def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestContext) -> Timeline:
+    """The timeline of one response; the same inputs always give the same timeline."""
+    seed = overrides.seed if overrides.seed is not None else scenario.seed
+    faults = _active_faults([*scenario.faults, *overrides.faults], seed, context)
+    headers = tuple(scenario.headers.items())
+
+    status_fault = next((f for f in faults if f.kind is FaultKind.STATUS), None)
+    if status_fault is not None or scenario.status != 200:
+        status = status_fault.status if status_fault and status_fault.status else scenario.status
+        error = None
+        if status_fault and (status_fault.message or status_fault.type or status_fault.code):
+            default = steps.Error()
+            error = steps.Error(
+                status_fault.message or default.message, status_fault.type or default.type, status_fault.code
+            )
+        if status == 429 and not any(name.lower() == "retry-after" for name, _ in headers):
+            headers = (*headers, ("Retry-After", DEFAULT_RETRY_AFTER))
+        return Timeline(scenario.name, status=status, error=error, headers=headers)
+
+    pacing = _Pacing(
+        chunk_ms=_pick(overrides.chunk_ms, scenario.chunk_ms),
+        first_chunk_ms=_pick(overrides.first_chunk_ms, scenario.first_chunk_ms),
+        jitter=random.Random(f"jitter:{seed}") if _pick(overrides.jitter_ms, scenario.jitter_ms) else None,
+        jitter_ms=_pick(overrides.jitter_ms, scenario.jitter_ms),
+    )
+    content = _content_steps(scenario, context)
+    timeline_steps, cut = _place(content, [f for f in faults if f.positional], pacing)
+    if scenario.retry_ms is not None:
+        timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
+    no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
+    chunks = sum(isinstance(s, steps.CHUNK_STEPS) for s in timeline_steps)
+    return Timeline(
+        scenario=scenario.name,
+        steps=tuple(timeline_steps),
+        headers=headers,
+        content_type=scenario.content_type,
+        end_marker=scenario.done and not no_done and not cut,
+        ids=scenario.ids,
+        keepalive_ms=scenario.keepalive_ms,
+        usage=Usage(max(1, len(context.prompt.split())), chunks),
+    )
+
+
+class TimelineCache:
+    """Compiled timelines by their inputs, the most recently used kept up to `max_bytes` (estimated):
+    compiling is pure, and under load many requests compile the very same timeline. A hit returns
+    the same object, so what is derived from it can be cached by identity.
+
+    The cache holds no prompt, only the request's stream key (a SHA-256 of the scenario's name, the
+    prompt, the model and the seed, computed once per request): with the scenario, the overrides and
+    the model beside it in the cache key, it stands for the prompt. Nor does it keep a scenario
+    alive: a scenario replaced at run time leaves with its last request."""
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self._cache: BoundedCache[tuple[object, ...], tuple[weakref.ref[Scenario], Timeline]] = BoundedCache(max_bytes)
+
+    def compile(self, scenario: Scenario, overrides: Overrides, context: RequestContext, stream_key: str) -> Timeline:
+        """`compile_timeline(scenario, overrides, context)`, from the cache when it can be."""
+        counted = any(f.times is not None or f.probability < 1 for f in (*scenario.faults, *overrides.faults))
+        key = (
+            id(scenario),
+            overrides,
+            stream_key,
+            context.model,
+            context.resumed,
+            context.selection if counted else 0,
+        )
+        entry = self._cache.get(key)
+        if entry is not None and entry[0]() is scenario:  # the id of a replaced scenario may be reused
+            return entry[1]
+        timeline = compile_timeline(scenario, overrides, context)
+        key_bytes = len(context.model or "") + len(overrides.faults) * FAULT_BYTES
+        self._cache.put(key, (weakref.ref(scenario), timeline), key_bytes + timeline.estimated_bytes())
+        return timeline
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the timelines kept."""
+        return self._cache.bytes
+
+
+def _pick(override: float | None, value: float) -> float:
+    return value if override is None else override
+
+
+def _active_faults(faults: Iterable[Fault], seed: int, context: RequestContext) -> list[Fault]:
+    """The faults that fire on this request, after `once`, `times` and a seeded `probability` draw."""
+    draw = random.Random(f"faults:{seed}:{context.selection}")
+    active = []
+    for fault in faults:
+        chance = draw.random()  # drawn for every fault, so one fault's settings never shift another's
+        if fault.once and context.resumed:
+            continue
+        if fault.times is not None and context.selection > fault.times:
+            continue
+        if chance >= fault.probability:
+            continue
+        active.append(fault)
+    return active
+
+
+@dataclass(slots=True)
+class _Pacing:
+    chunk_ms: float
+    first_chunk_ms: float
+    jitter: random.Random | None
+    jitter_ms: float
+
+    def delay(self, ms: float) -> float:
+        if self.jitter is None:
+            return ms
+        return max(0.0, ms + self.jitter.uniform(-self.jitter_ms, self.jitter_ms))
+
+
+def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.Step]:
+    """The scenario's answer as steps, before pacing and faults; raises ReplyTooLongError beyond
+    MAX_CHUNKS chunks or MAX_REPLY_CHARS characters."""
+    chunking: Chunking = scenario.chunk
+    out: list[steps.Step] = []
+    tool_index = 0
+
+    def room_for(count: int) -> None:
+        if len(out) + count > MAX_CHUNKS:
+            raise ReplyTooLongError(scenario.name, f"more than {MAX_CHUNKS:,} chunks", f"{MAX_CHUNKS:,}")
+
+    def add_text(kind: type[steps.Text | steps.Reasoning], text: str) -> None:
+        pieces = split_reply(_substitute(text, context, scenario.name), chunking)
+        room_for(len(pieces))
+        out.extend(kind(piece) for piece in pieces)
+
+    def add_tool_call(spec: ToolCallSpec, index: int) -> None:
+        call = _tool_call_steps(spec, index, scenario.name, chunking)
+        room_for(len(call))
+        out.extend(call)
+
+    if scenario.steps is not None:
+        for model in scenario.steps:
+            built = model.build()
+            room_for(1)
+            if isinstance(built, ToolCallSpec):
+                add_tool_call(built, tool_index)
+                tool_index += 1
+            elif isinstance(built, steps.Text | steps.Reasoning):
+                out.append(type(built)(_substitute(built.text, context, scenario.name)))
+            else:
+                out.append(built)
+        return out
+    if scenario.reasoning:
+        add_text(steps.Reasoning, scenario.reasoning)
+    add_text(steps.Text, scenario.reply)
+    for spec in scenario.tool_calls:
+        add_tool_call(spec, tool_index)
+        tool_index += 1
+    reason = scenario.finish_reason
+    if scenario.tool_calls and "finish_reason" not in scenario.model_fields_set:
+        reason = "tool_calls"
+    out.append(steps.Finish(reason))
+    return out
+
+
+def _substitute(text: str, context: RequestContext, scenario: str) -> str:
+    model = context.model or ""
+    size = len(text) + text.count("{prompt}") * len(context.prompt) + text.count("{model}") * len(model)
+    if size > MAX_REPLY_CHARS:  # checked first: `{prompt}` many times over a long prompt would not fit in memory
+        raise ReplyTooLongError(scenario, f"{size:,} characters", f"{MAX_REPLY_CHARS:,}")
+    return text.replace("{prompt}", context.prompt).replace("{model}", model)
+
+
+def _tool_call_steps(spec: ToolCallSpec, index: int, scenario: str, chunking: Chunking) -> list[steps.Step]:
+    call_id = spec.id or "call_" + hashlib.sha256(f"{scenario}:{index}:{spec.name}".encode()).hexdigest()[:24]
+    pieces = split_reply(spec.arguments_json, chunking if chunking != "word" else 8)
+    return [
+        steps.ToolCallStart(index, call_id, spec.name),
+        *(steps.ToolCallArguments(index, piece) for piece in pieces),
+    ]
+
+
+def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> tuple[list[steps.Step], bool]:
+    """Interleave pacing sleeps and fault steps with the content; True when a fault cut the stream."""
+    out: list[steps.Step] = []
+    chunk = 0
+    paced_any = False
+    # Faults in order of `at` (a stable sort keeps the given order among equals); `placed` counts
+    # those already emitted, so each fault is looked at once however many there are.
+    pending = sorted(faults, key=lambda f: f.at)
+    placed = 0
+    for step in content:
+        is_chunk = isinstance(step, steps.CHUNK_STEPS)
+        if is_chunk or isinstance(step, steps.Finish):
+            ms = pacing.first_chunk_ms if not paced_any else pacing.chunk_ms
+            paced_any = True
+            if ms:
+                out.append(steps.Sleep(pacing.delay(ms)))
+            due_end = placed
+            while due_end < len(pending) and (pending[due_end].at <= chunk or not is_chunk):
+                due_end += 1
+            due, placed = pending[placed:due_end], due_end
+            if _emit_faults(due, out, pacing):
+                return out, True
+        elif isinstance(step, steps.Sleep) and pacing.jitter is not None:
+            step = steps.Sleep(pacing.delay(step.ms))
+        out.append(step)
+        if steps.ends_stream(step):
+            return out, False  # a scripted ending: faults still pending would never be sent
+        if is_chunk:
+            chunk += 1
+    return out, _emit_faults(pending[placed:], out, pacing)
+
+
+def _emit_faults(faults: list[Fault], out: list[steps.Step], pacing: _Pacing) -> bool:
+    """Append the faults' steps; True (and stop) at the first fault that ends the stream."""
+    for fault in faults:
+        for step in fault.to_steps():
+            out.append(steps.Sleep(pacing.delay(step.ms)) if isinstance(step, steps.Sleep) else step)
+        if fault.ends_stream:
+            return True
+    return False

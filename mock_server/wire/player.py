@@ -1,0 +1,105 @@
+"""What each op means for time, events and outcome: the one implementation, whoever drives it.
+
+Every wait is measured against one monotonic deadline per stream: a wait moves the deadline on by
+its duration and the stream sleeps until the deadline, not for the duration, so a late wake-up
+makes the next sleep shorter and error never accumulates over a long stream. While waiting, a
+keep-alive comment goes out whenever the line has been quiet for the keep-alive interval.
+
+A `Player` knows nothing of sockets or of the event loop. It writes through `write(data)` (which
+returns False when the connection is already gone, so those events do not count) and, each time
+it stops, says why: sleep until `wake_at`, hang, drop, reset, or the end. The transport drives it
+from timer callbacks or from a coroutine; `clock` is the seam through which time passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from enum import Enum
+
+from mock_server.wire import frames
+from mock_server.wire.actions import Drop, Hang, Op, Outcome, Reset, Wait, Write
+
+KEEPALIVE = frames.encode_comment("ping")
+TIMER_SLACK_S = 0.001
+"""A wake-up this much before the deadline counts as on time: the event loop's timers are
+millisecond-grained (uvloop fires up to 0.5 ms early), and sleeping again for the rest would spin."""
+
+
+class Pause(Enum):
+    SLEEP = "sleep"  # until `wake_at`, then resume()
+    HANG = "hang"  # nothing more, ever: until the client leaves
+    DROP = "drop"
+    RESET = "reset"
+    END = "end"  # every op played: end the body cleanly
+
+
+class Player:
+    def __init__(
+        self,
+        ops: tuple[Op, ...],
+        *,
+        write: Callable[[bytes], bool],
+        clock: Callable[[], float],
+        keepalive_s: float | None = None,
+    ) -> None:
+        self._ops = ops
+        self._index = 0
+        self._write = write
+        self._clock = clock
+        self._keepalive_s = keepalive_s if keepalive_s is not None else math.inf
+        self.deadline = clock()
+        self.wake_at = self.deadline
+        self._last_write = self.deadline
+        self._pinging = False
+        self._stalling = False
+        self.events_sent = 0
+        self.outcome = Outcome.COMPLETED
+        """`stalled` while the stream is silent on purpose, so a client leaving then is told apart."""
+
+    def resume(self) -> Pause:
+        """Play from where the last call stopped until the stream must wait, or ends."""
+        if self._clock() < self.deadline - TIMER_SLACK_S:  # woken before the deadline: for a keep-alive
+            if self._pinging and self._last_write + self._keepalive_s <= self._clock():
+                self._send(KEEPALIVE, 0)
+            self.wake_at = self._next_wake()
+            return Pause.SLEEP
+        if self._stalling:
+            self._stalling = False
+            self.outcome = Outcome.COMPLETED
+        ops = self._ops
+        while self._index < len(ops):
+            op = ops[self._index]
+            self._index += 1
+            if isinstance(op, Write):
+                self._send(op.data, op.events)
+            elif isinstance(op, Wait):
+                self.deadline += op.seconds
+                self._pinging = op.keepalive and self._keepalive_s < math.inf
+                if op.stall:
+                    self._stalling = True
+                    self.outcome = Outcome.STALLED
+                self.wake_at = self._next_wake()
+                return Pause.SLEEP
+            elif isinstance(op, Hang):
+                self.outcome = Outcome.STALLED
+                return Pause.HANG
+            elif isinstance(op, Drop):
+                self.outcome = Outcome.DROPPED
+                return Pause.DROP
+            elif isinstance(op, Reset):
+                self.outcome = Outcome.RESET
+                return Pause.RESET
+        return Pause.END
+
+    def _next_wake(self) -> float:
+        if self._pinging:
+            ping_at = self._last_write + self._keepalive_s
+            if ping_at < self.deadline:
+                return ping_at
+        return self.deadline
+
+    def _send(self, data: bytes, events: int) -> None:
+        if self._write(data):
+            self.events_sent += events
+        self._last_write = self._clock()

@@ -1,0 +1,237 @@
+"""Playing a rendered stream onto the connection, with exact timing and real wire faults.
+
+Departures from sse-starlette's `EventSourceResponse`, on purpose:
+- frames arrive pre-rendered as bytes; what each op means is `player.Player`'s business;
+- a chunked stream is played from timer callbacks that write its chunks straight to the TCP
+  transport, in uvicorn's own chunked framing: no task wakes up and no ASGI layer is crossed per
+  chunk. The status line, headers and the final chunk still go through ASGI `send`, and uvicorn's
+  flow control is honoured. Anything else (no connection of ours, a body with Content-Length, an
+  injected clock) is played through ASGI `send` from a coroutine;
+- a drop and a reset act on the TCP transport (see `tcp.py`), which ASGI alone cannot do;
+- one watcher task notices the client leaving at once (also during a long wait or a stall) and
+  cancels the stream, instead of sse-starlette's task group of four.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.responses import Response
+from uvicorn.protocols.http.flow_control import FlowControl
+
+from mock_server.wire import tcp
+from mock_server.wire.actions import Op, Outcome, PlayResult
+from mock_server.wire.player import Pause, Player
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Clock = Callable[[], float]
+SleepFn = Callable[[float], Awaitable[None]]
+
+DROP_SETTLE_TIMEOUT_S = 5.0
+
+
+class StreamResponse(Response):
+    """An ASGI response that plays `ops` after sending `status` and `headers`.
+
+    With `defer_head`, the status and headers wait for the first write, as a response that is not
+    streamed arrives all at once: a drop or reset before it leaves the client with no response.
+    A Starlette `Response` only so that FastAPI passes it through; it renders no body of its own.
+    """
+
+    def __init__(
+        self,
+        ops: tuple[Op, ...],
+        *,
+        status: int = 200,
+        headers: list[tuple[bytes, bytes]],
+        keepalive_s: float | None = None,
+        on_end: Callable[[PlayResult], None] | None = None,
+        clock: Clock | None = None,
+        sleep: SleepFn = asyncio.sleep,
+        defer_head: bool = False,
+    ) -> None:
+        self.ops = ops
+        self.status_code = status
+        self.raw_headers = headers
+        self.background = None
+        self.body = b""
+        self.keepalive_s = keepalive_s
+        self.on_end = on_end
+        self._clock = clock
+        self._sleep = sleep
+        self._head_sent = False
+        self._defer_head = defer_head
+        self._player: Player | None = None
+        self._cut_short: Outcome | None = None
+        self._client_gone = False
+        self._stopping = False
+        self._closing = False
+        self._finished = False
+        self._gone = asyncio.Event()
+        self._task: asyncio.Task[Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") == "HEAD":  # the status and headers a GET would get, and nothing played
+            await self._send_head(send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if self.on_end is not None:
+                self.on_end(PlayResult(Outcome.COMPLETED, 0))
+            return
+        self._task = task = asyncio.current_task()
+        assert task is not None
+        connection = tcp.connection_of(scope)
+        if connection is not None:
+            connection.stream = self
+        watcher = asyncio.create_task(self._watch_disconnect(receive, task))
+        try:
+            if not self._defer_head:
+                await self._send_head(send)
+            await self._play(scope, connection, send)
+        except asyncio.CancelledError:
+            if not (self._client_gone or self._stopping):
+                raise
+            task.uncancel()
+            if self._stopping and not self._client_gone:
+                if self._head_sent:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                else:
+                    await self._end_connection(connection, reset=False)
+                if self._outcome is Outcome.COMPLETED:
+                    self._cut_short = Outcome.DROPPED
+            elif self._outcome is not Outcome.STALLED:
+                self._cut_short = Outcome.CLIENT_DISCONNECTED
+        finally:
+            watcher.cancel()
+            if connection is not None:
+                connection.stream = None
+            if self.on_end is not None:
+                events = self._player.events_sent if self._player is not None else 0
+                self.on_end(PlayResult(self._cut_short or self._outcome, events))
+
+    @property
+    def _outcome(self) -> Outcome:
+        return self._player.outcome if self._player is not None else Outcome.COMPLETED
+
+    def stop(self) -> None:
+        """End the stream now (server shutdown): what was sent stays, the body ends cleanly."""
+        if self._task is not None and not self._finished and not self._stopping:
+            self._stopping = True
+            self._task.cancel()
+
+    async def _send_head(self, send: Send) -> None:
+        self._head_sent = True
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+
+    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._gone.set()
+        if not self._closing and not self._finished:
+            self._client_gone = True
+            task.cancel()
+
+    async def _play(self, scope: Scope, connection: tcp.Connection | None, send: Send) -> None:
+        direct = (
+            connection is not None
+            and self._clock is None
+            and not self._defer_head
+            and scope.get("http_version") == "1.1"
+        )
+        if direct:
+            assert connection is not None
+            pause = await self._play_direct(connection, send)
+        else:
+            pause = await self._play_through_asgi(connection, send)
+        if pause is Pause.HANG:
+            await asyncio.get_running_loop().create_future()  # until the client leaves or the server stops
+        elif pause is Pause.DROP or pause is Pause.RESET:
+            await self._end_connection(connection, reset=pause is Pause.RESET)
+        else:
+            if not self._head_sent:
+                await self._send_head(send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self._finished = True
+
+    async def _play_direct(self, connection: tcp.Connection, send: Send) -> Pause:
+        """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them."""
+        loop = asyncio.get_running_loop()
+        transport, flow = connection.transport, connection.flow
+
+        def write(data: bytes) -> bool:
+            if transport.is_closing():
+                return False  # the client has gone; uvicorn would drop it too
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            return True
+
+        player = self._player = Player(self.ops, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
+        while True:
+            pause = await _run_on_timers(player, flow)
+            if pause is not Pause.SLEEP:
+                return pause
+            if flow is not None:
+                await flow.drain()  # the client reads slower than we write: wait, as uvicorn's send would
+
+    async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Pause:
+        """The same play through ASGI `send`, from this coroutine."""
+        clock = self._clock or asyncio.get_running_loop().time
+        # uvicorn silently discards what is sent after the client has gone; such events do not count.
+        transport = connection.transport if connection is not None else None
+        pending: list[bytes] = []
+
+        def write(data: bytes) -> bool:
+            pending.append(data)
+            return transport is None or not transport.is_closing()
+
+        player = self._player = Player(self.ops, write=write, clock=clock, keepalive_s=self.keepalive_s)
+        while True:
+            pause = player.resume()
+            for data in pending:
+                if not self._head_sent:
+                    await self._send_head(send)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            pending.clear()
+            if pause is not Pause.SLEEP:
+                return pause
+            await self._sleep(max(0.0, player.wake_at - clock()))
+
+    async def _end_connection(self, connection: tcp.Connection | None, *, reset: bool) -> None:
+        if connection is None:
+            return  # not our server: returning without the final chunk makes it close the connection
+        self._closing = True
+        if reset:
+            await connection.reset()
+        else:
+            connection.close()
+        # Wait for the server to see the connection gone, so it does not report an unfinished response.
+        try:
+            await asyncio.wait_for(self._gone.wait(), DROP_SETTLE_TIMEOUT_S)
+        except TimeoutError:
+            connection.transport.abort()
+
+
+async def _run_on_timers(player: Player, flow: FlowControl | None) -> Pause:
+    """Resume `player` from timer callbacks until it stops for anything but a sleep (or sleeps while
+    the client lags behind: `write_paused`), and say why."""
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[Pause] = loop.create_future()
+    timer: asyncio.TimerHandle | None = None
+
+    def step() -> None:
+        nonlocal timer
+        pause = player.resume()
+        if pause is Pause.SLEEP and not (flow is not None and flow.write_paused):
+            timer = loop.call_at(player.wake_at, step)
+        elif not stopped.done():
+            stopped.set_result(pause)
+
+    step()
+    try:
+        return await stopped
+    finally:
+        if timer is not None:
+            timer.cancel()
