@@ -112,6 +112,7 @@ def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
         ("thresholds: 5\n", "thresholds: Input should be a valid dictionary"),
         ("faults: [" + ", ".join(["{kind: drop}"] * 101) + "]\n", "faults: List should have at most 100 items"),
         ('reply: ok\ndescription: "\\ud800"\n', "broken.yaml:2: description: holds a lone surrogate"),
+        ("tool_calls: [{name: f, arguments: {a: .nan}}]\n", "broken.yaml:1: tool_calls.0.arguments: holds NaN"),
         ('headers: {"X-\\udc00": v}\n', "broken.yaml:1: headers.X-\ufffd: holds a lone surrogate"),
     ],
 )

@@ -4,8 +4,9 @@ exhaust the stack (nesting), the CPU (huge integers) or the journal."""
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 
@@ -46,14 +47,14 @@ def decode_json(raw: bytes) -> Any:
         # Decoded strictly here (json.loads would let bytes that encode a surrogate through), so
         # that a lone surrogate can only come from a `\u` escape, which is cheap to look for.
         text = raw.decode(json.detect_encoding(raw))
-        value = json.loads(text)
+        value = json.loads(text, parse_float=_finite_float, parse_constant=_not_json)
     except UnicodeDecodeError:
         raise RequestBodyError("The request body is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
         raise RequestBodyError(
             f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
         ) from None
-    except ValueError as exc:  # an integer beyond Python's digit limit
+    except ValueError as exc:  # an integer beyond Python's digit limit, a float beyond a double, NaN
         raise RequestBodyError(f"The request body has a number that cannot be read: {exc}.") from None
     except RecursionError:
         raise RequestBodyError(TOO_DEEP) from None
@@ -63,6 +64,20 @@ def decode_json(raw: bytes) -> Any:
     if escapes != -1 and _ESCAPED_SURROGATE.search(text, escapes):
         return replace_lone_surrogates(value)
     return value
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one beyond a double (`1e999`) would be infinity, which no JSON
+    answer (the journal's) could hold."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is beyond what a 64-bit float holds")
+    return value
+
+
+def _not_json(name: str) -> NoReturn:
+    """Python's reader takes `NaN` and `Infinity`; JSON has neither."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def journal_body(raw: bytes | None) -> Any:

@@ -49,6 +49,16 @@ class ToolCallSpec(BaseModel):
     arguments: str | dict[str, Any] | list[Any] = "{}"
     id: str | None = None
 
+    @field_validator("arguments")
+    @classmethod
+    def _check_arguments(cls, value: str | dict[str, Any] | list[Any]) -> str | dict[str, Any] | list[Any]:
+        if not isinstance(value, str):
+            try:
+                json.dumps(value, allow_nan=False)
+            except ValueError:
+                raise ValueError("holds NaN or an infinite number, which JSON cannot carry") from None
+        return value
+
     @property
     def arguments_json(self) -> str:
         if isinstance(self.arguments, str):
