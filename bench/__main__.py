@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import uvicorn
@@ -27,6 +28,7 @@ import uvloop
 
 from bench import load, procs
 from bench.baseline import make_app
+from mock_server.http.routes import MODEL_ROUTES
 
 RESULTS = Path(__file__).parent / "results"
 CHUNK_MS = 20
@@ -56,23 +58,16 @@ def write_scenarios(folder: Path) -> None:
     (folder / "bench-idle.yaml").write_text('reply: "late"\nfirst_chunk_ms: 600000\nkeepalive_ms: 1000\n')
 
 
-# Streaming endpoints compared for throughput: (label, method, path, JSON body).
+# Streaming endpoints compared for throughput: (label, method, path, JSON body), from the server's table.
 ENDPOINTS = [
-    ("GET /completions", "GET", "/completions?scenario=bench-long&messages=x", None),
     (
-        "POST /v1/chat/completions",
-        "POST",
-        "/v1/chat/completions",
-        {"model": "bench-long", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-    ),
-    ("POST /v1/completions", "POST", "/v1/completions", {"model": "bench-long", "stream": True, "prompt": "x"}),
-    ("POST /v1/responses", "POST", "/v1/responses", {"model": "bench-long", "stream": True, "input": "x"}),
-    (
-        "POST /v1/messages",
-        "POST",
-        "/v1/messages",
-        {"model": "bench-long", "stream": True, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]},
-    ),
+        f"{route.method} {route.path}",
+        route.method,
+        f"{route.path}?{urlencode(route.example('bench-long', True, 'x'))}" if not route.reads_body else route.path,
+        None if not route.reads_body else route.example("bench-long", True, "x"),
+    )
+    for route in MODEL_ROUTES
+    if route.path != "/completions" or not route.reads_body  # POST /completions plays what GET does
 ]
 
 

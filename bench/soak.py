@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from mock_server.dialects import DIALECTS, StreamInfo
+from mock_server.dialects import Dialect, StreamInfo
 from mock_server.errors import MockLLMError
+from mock_server.http.routes import MODEL_ROUTES
 from mock_server.http.server import MockServer
 from mock_server.http.state import MockState
 from mock_server.scenarios import steps
 from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
+from mock_server.scenarios.steps import Ending
 from mock_server.settings import Settings
 from mock_server.timeline.compile import RequestContext, Timeline, compile_timeline
 from mock_server.timeline.overrides import parse_overrides
@@ -66,24 +68,8 @@ PATIENCE_S = 0.25
 DEADLINE_S = 10.0
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    path: str
-    dialect: str
-    body: Callable[[str, bool], dict[str, Any]]
-
-
-def _messages(prompt: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}]
-
-
-ENDPOINTS = [
-    Endpoint("/completions", "openai-chat", lambda p, s: {"messages": _messages(p)}),
-    Endpoint("/v1/chat/completions", "openai-chat", lambda p, s: {"messages": _messages(p), "stream": s}),
-    Endpoint("/v1/completions", "openai-completions", lambda p, s: {"prompt": p, "stream": s}),
-    Endpoint("/v1/responses", "openai-responses", lambda p, s: {"input": p, "stream": s}),
-    Endpoint("/v1/messages", "anthropic", lambda p, s: {"messages": _messages(p), "max_tokens": 50, "stream": s}),
-]
+ENDPOINTS = [route for route in MODEL_ROUTES if route.reads_body]
+"""Every model endpoint with a body; half the requests to POST /completions go as GET instead."""
 
 
 @dataclass
@@ -167,7 +153,7 @@ class Report:
         return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 
 
-def _predict(catalog: Catalog, endpoint: Endpoint, stream: bool, headers: dict[str, str], prompt: str) -> Timeline:
+def _predict(catalog: Catalog, headers: dict[str, str], prompt: str) -> Timeline:
     overrides = parse_overrides({}, {k.lower(): v for k, v in headers.items()})
     scenario = catalog.get(headers["X-Mock-Scenario"])
     return compile_timeline(scenario, overrides, RequestContext(prompt=prompt, model="soak"))
@@ -178,22 +164,22 @@ def _natural(timeline: Timeline, stream: bool) -> tuple[str | None, bool]:
     stalls = any(isinstance(s, steps.Stall) for s in timeline.steps)
     if timeline.status != 200:
         return "error_status", False
-    for step in timeline.steps:
-        if isinstance(step, steps.Drop):
+    match timeline.ending:
+        case Ending.DROP:
             return "dropped", stalls
-        if isinstance(step, steps.Reset):
+        case Ending.RESET:
             return "reset", stalls
-        if isinstance(step, steps.Stall) and step.ms is None:
+        case Ending.STALL:
             return None, True
-        if isinstance(step, steps.Error) and not stream:
+        case Ending.ERROR if not stream:
             return "error_status", stalls
     return "completed", stalls
 
 
-def _events(timeline: Timeline, dialect: str) -> int:
+def _events(timeline: Timeline, dialect: Dialect) -> int:
     info = StreamInfo(key="0" * 64, created=0, model="soak", usage=timeline.usage)
-    ops = rendering.render(timeline, DIALECTS[dialect].stream(info), None)
-    return sum(op.events for op in ops if isinstance(op, Write))
+    actions = rendering.render_stream(timeline, dialect.stream(info)).actions
+    return sum(action.events for action in actions if isinstance(action, Write))
 
 
 def plan_requests(count: int, seed: int, catalog: Catalog, first_id: int = 0) -> list[Planned]:
@@ -209,13 +195,13 @@ def plan_requests(count: int, seed: int, catalog: Catalog, first_id: int = 0) ->
         if fault:
             headers["X-Mock-Fault"] = fault
         query = {"soak": str(number)}
-        method, body = "POST", json.dumps(endpoint.body(prompt, stream)).encode()
+        method, body = "POST", json.dumps(endpoint.example("soak", stream, prompt)).encode()
         if endpoint.path == "/completions" and rng.random() < 0.5:
             method, body, query = "GET", b"", {**query, "messages": prompt}
         target = f"{endpoint.path}?{urlencode(query)}"
         natural: str | None
         try:
-            timeline = _predict(catalog, endpoint, stream, headers, prompt)
+            timeline = _predict(catalog, headers, prompt)
         except MockLLMError:  # an unknown scenario (404) or a malformed override (400)
             natural, stalls, events = "error_status", False, 0
         else:

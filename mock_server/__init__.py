@@ -7,13 +7,9 @@ test run, and the web stack is only worth importing once a test wants a server.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("mock-llm-sse")
-except PackageNotFoundError:  # running from a checkout that is not installed
-    __version__ = "0.0.0"
+from mock_server.settings import VERSION as __version__
 
 if TYPE_CHECKING:
     from mock_server.errors import (
@@ -30,13 +26,13 @@ if TYPE_CHECKING:
     from mock_server.journal.verdict import Finding, Verdict
     from mock_server.scenarios.model import Scenario
     from mock_server.settings import Settings
-    from mock_server.wire.actions import Outcome
+    from mock_server.wire.outcome import Outcome
 
 _HOMES = {
     "Finding": "mock_server.journal.verdict",
     "MockLLMError": "mock_server.errors",
     "MockServer": "mock_server.http.server",
-    "Outcome": "mock_server.wire.actions",
+    "Outcome": "mock_server.wire.outcome",
     "OverrideError": "mock_server.errors",
     "RequestBodyError": "mock_server.errors",
     "RequestRecord": "mock_server.journal.journal",

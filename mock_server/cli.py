@@ -14,14 +14,13 @@ from typing import Any, NoReturn
 
 import click
 
-from mock_server import __version__
 from mock_server.errors import ScenarioError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
 from mock_server.http.server import bind_socket, run_foreground
 from mock_server.journal.verdict import Verdict
 from mock_server.scenarios.catalog import Catalog, load_paths
-from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, JOURNAL_SECRETS, LOG_LEVELS, Settings
+from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, JOURNAL_SECRETS, LOG_LEVELS, VERSION, Settings
 
 UNREACHABLE_EXIT = 2
 
@@ -55,7 +54,7 @@ _scenarios_option = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="mock-llm-sse")
+@click.version_option(VERSION, prog_name="mock-llm-sse")
 def main() -> None:
     """A mock LLM streaming server for testing clients.
 
@@ -271,7 +270,7 @@ def _print_banner(settings: Settings, port: int, catalog: Catalog) -> None:
     url = f"http://{shown_host}:{port}"
     example = f"{url}/completions?messages=hello&scenario={catalog.default}"
     lines = [
-        f"mock-llm-sse {__version__} listening on {url}",
+        f"mock-llm-sse {VERSION} listening on {url}",
         f"Scenarios ({len(catalog)}): {', '.join(catalog.names)}",
         f"Default scenario: {catalog.default}",
         f"Try: curl -N {shlex.quote(example)}",

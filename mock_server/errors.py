@@ -1,26 +1,40 @@
-"""Errors a user can cause, each saying what was wrong and what is accepted.
+"""Errors a user can cause, each saying what was wrong and what is accepted, and answered over HTTP
+with its class's `status` and `code` (the control API's `type`, OpenAI's `code`):
 
 MockLLMError
- ├── ScenarioError         a scenario file or object is invalid: every problem, with its position
- ├── OverrideError         a per-request override (query or X-Mock-* header) is malformed -> 400
- ├── RequestBodyError      a request body cannot be used -> 400
- │    └── BodyTooLargeError  a request body is over the size limit -> 413
- ├── UnknownScenarioError  a request names a scenario that does not exist -> 404
- ├── ReplyTooLongError     a response would be too long to prepare -> 400
- ├── UnauthorizedError     a model request lacks the token `--require-auth` asks for -> 401
- ├── RestartedError        a `since` names a record of an earlier server instance -> 409
- └── ServerError           MockServer misuse: not running, already running, failed to start
+ ├── ScenarioError             a scenario file or object is invalid: every problem, with its position -> 422
+ ├── OverrideError             a per-request override (query or X-Mock-* header) is malformed -> 400
+ ├── RequestBodyError          a request body cannot be used -> 400
+ │    └── BodyTooLargeError    a request body is over the size limit -> 413
+ ├── QueryParameterError       a query parameter of the control API is malformed -> 400
+ ├── UnknownScenarioError      a request names a scenario that does not exist -> 404
+ ├── NotRuntimeScenarioError   a DELETE names a scenario loaded from a file -> 409
+ ├── ReplyTooLongError         a response would be too long to prepare -> 400
+ ├── UnauthorizedError         a model request lacks the token `--require-auth` asks for -> 401
+ ├── AdminTokenError           a control request lacks the token `--admin-token` asks for -> 401
+ ├── RestartedError            a `since` names a record of an earlier server instance -> 409
+ └── ServerError               MockServer misuse: not running, already running, failed to start
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 class MockLLMError(Exception):
     """Root of every error mock-llm-sse raises on purpose."""
+
+    status: ClassVar[int] = 400
+    """The HTTP status the error is answered with."""
+    code: ClassVar[str] = "invalid_request"
+    """What kind of error it is, stable for machines: the control API's `type`, OpenAI's `code`."""
+    param: str | None = None
+    """The request field or parameter at fault, when there is one (OpenAI's `param`)."""
+    headers: ClassVar[Mapping[str, str]] = {}
+    """Response headers the answer carries (`WWW-Authenticate`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +55,9 @@ class Problem:
 class ScenarioError(MockLLMError):
     """A scenario is invalid; `problems` lists every problem found, not just the first."""
 
+    status = 422
+    code = "invalid_scenario"
+
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
@@ -49,9 +66,13 @@ class ScenarioError(MockLLMError):
 class OverrideError(MockLLMError):
     """A per-request override is malformed."""
 
+    code = "invalid_override"
+
 
 class RequestBodyError(MockLLMError):
     """A request body is not something the endpoint can read."""
+
+    code = "invalid_request_body"
 
     def __init__(self, message: str, param: str | None = None) -> None:
         self.param = param
@@ -61,6 +82,9 @@ class RequestBodyError(MockLLMError):
 class BodyTooLargeError(RequestBodyError):
     """A request body is larger than the server accepts."""
 
+    status = 413
+    code = "request_too_large"
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(
@@ -69,8 +93,22 @@ class BodyTooLargeError(RequestBodyError):
         )
 
 
+class QueryParameterError(MockLLMError):
+    """A query parameter of the control API is malformed."""
+
+    code = "invalid_parameter"
+
+    def __init__(self, name: str, message: str) -> None:
+        self.param = name
+        super().__init__(f"query parameter `{name}`: {message}")
+
+
 class UnknownScenarioError(MockLLMError):
     """A request named a scenario that is not loaded."""
+
+    status = 404
+    code = "scenario_not_found"
+    param = "scenario"
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
@@ -80,8 +118,17 @@ class UnknownScenarioError(MockLLMError):
         super().__init__(f"Unknown scenario {name!r}.{hint} Known scenarios: {', '.join(self.known)}.")
 
 
+class NotRuntimeScenarioError(MockLLMError):
+    """A scenario loaded from a file cannot be removed at run time."""
+
+    status = 409
+    code = "not_runtime"
+
+
 class ReplyTooLongError(MockLLMError):
     """A response would have more chunks (or characters) than the server prepares for one response."""
+
+    code = "reply_too_long"
 
     def __init__(self, scenario: str, what: str, limit: str) -> None:
         super().__init__(
@@ -94,10 +141,27 @@ class ReplyTooLongError(MockLLMError):
 class UnauthorizedError(MockLLMError):
     """A model request did not carry the token the server requires."""
 
+    status = 401
+    code = "invalid_api_key"
+
+
+class AdminTokenError(MockLLMError):
+    """A control-API request that needs `--admin-token` did not carry it."""
+
+    status = 401
+    code = "unauthorized"
+    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="mock-llm-sse control"'}
+
 
 class RestartedError(MockLLMError):
     """A `since` names a record id of another server instance: the server restarted in between."""
 
+    status = 409
+    code = "restarted"
+
 
 class ServerError(MockLLMError):
-    """MockServer was used in a way its state does not allow."""
+    """MockServer was used in a way its state does not allow (in the test process: never answered over HTTP)."""
+
+    status = 500
+    code = "server_error"

@@ -1,7 +1,7 @@
 """Every setting of a server, with its default, in one frozen object.
 
 The CLI (flags and `MOCK_LLM_*` environment variables), `MockServer(...)` and the pytest plugin all
-build a `Settings`; nothing else reads the environment.
+build a `Settings`; nothing else reads the environment. `VERSION` is the version a server reports.
 """
 
 from __future__ import annotations
@@ -9,8 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
+
+try:
+    VERSION = version("mock-llm-sse")
+except PackageNotFoundError:  # running from a checkout that is not installed
+    VERSION = "0.0.0"
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8383

@@ -1,36 +1,46 @@
-"""One request body per model endpoint, so wire tests can run the same check on every dialect."""
+"""The model endpoints as the tests send them, one request each, read from the server's own table
+(`routes.MODEL_ROUTES`): a check runs on every dialect, and a new endpoint is tested without a copy."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from mock_server.dialects import StreamInfo
+from mock_server.http.routes import MODEL_ROUTES, ModelRoute
+from mock_server.timeline.compile import Usage
+from mock_server.wire import frames
+
+_INFO = StreamInfo(key="0" * 64, created=0, model="m", usage=Usage(1, 1))
+
 
 @dataclass(frozen=True)
 class Endpoint:
-    id: str
-    path: str
-    dialect: str
-    end_marker: str
-    """The first line of the event that only a complete stream ends with."""
+    route: ModelRoute
+
+    @property
+    def id(self) -> str:
+        return self.route.name
+
+    @property
+    def path(self) -> str:
+        return self.route.path
+
+    @property
+    def dialect(self) -> str:
+        return self.route.dialect.name
+
+    @property
+    def end_marker(self) -> str:
+        """The first line of the event that only a complete stream ends with."""
+        renderer = self.route.dialect.stream(_INFO)
+        renderer.start()
+        return frames.encode(renderer.end()[-1]).decode().split("\n", 1)[0]
 
     def body(self, model: str, *, stream: bool = True, prompt: str = "hi") -> dict[str, Any]:
-        messages = [{"role": "user", "content": prompt}]
-        shape: dict[str, dict[str, Any]] = {
-            "completions": {"messages": messages},
-            "chat": {"messages": messages},
-            "legacy": {"prompt": prompt},
-            "responses": {"input": prompt},
-            "anthropic": {"messages": messages, "max_tokens": 256},
-        }
-        return {"model": model, "stream": stream, **shape[self.id]}
+        return self.route.example(model, stream, prompt)
 
 
-ENDPOINTS = [
-    Endpoint("completions", "/completions", "openai-chat", "data: [DONE]"),
-    Endpoint("chat", "/v1/chat/completions", "openai-chat", "data: [DONE]"),
-    Endpoint("legacy", "/v1/completions", "openai-completions", "data: [DONE]"),
-    Endpoint("responses", "/v1/responses", "openai-responses", "event: response.completed"),
-    Endpoint("anthropic", "/v1/messages", "anthropic", "event: message_stop"),
-]
+ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body]
+"""Every model endpoint that takes a JSON body (GET /completions takes the same in its query)."""
 V1_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/v1/")]

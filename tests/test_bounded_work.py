@@ -20,9 +20,10 @@ from mock_server.journal.verdict import judge
 from mock_server.scenarios import steps
 from mock_server.scenarios.faults import parse_fault
 from mock_server.scenarios.model import Scenario
-from mock_server.timeline.compile import Ending, RequestContext, compile_timeline
+from mock_server.scenarios.steps import Ending
+from mock_server.timeline.compile import RequestContext, compile_timeline
 from mock_server.timeline.overrides import Overrides
-from mock_server.wire.actions import Outcome
+from mock_server.wire.outcome import Outcome
 from tests.test_verdict import T0, error, record
 from tests.wire import WireResponse, fetch
 

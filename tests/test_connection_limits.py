@@ -29,10 +29,10 @@ from openai import OpenAI
 
 from mock_server.cli import main
 from mock_server.http import server as server_module
+from mock_server.http.limits import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWarning
 from mock_server.http.server import MockServer, connection_limits
 from mock_server.http.state import MockState
 from mock_server.settings import Settings
-from mock_server.wire.tcp import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWarning
 from tests.conftest import cli_server
 from tests.wire import Ending, WireResponse, connect, fetch, read_to_end, receive, request_head
 

@@ -173,11 +173,11 @@ def test_reset_empties_the_caches(make_server):
     server = make_server()
     for prompt in ("one", "two"):
         assert fetch(server.url + f"/completions?messages={prompt}&chunk_ms=0").status == 200
-    state = server.app.state.mock
+    state = server.app.state
     assert state.timelines.bytes > 0
-    assert state.renders.bytes > 0
+    assert state.streams.bytes > 0
     assert httpx.post(server.url + "/_mock/reset").status_code == 200
-    assert state.timelines.bytes == state.renders.bytes == 0
+    assert state.timelines.bytes == state.streams.bytes == 0
 
 
 WRITES = [

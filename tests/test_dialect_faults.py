@@ -195,7 +195,7 @@ def test_error_fault_makes_a_whole_response_an_http_error(server: MockServer, en
 
 def test_server_stop_closes_a_waiting_whole_response_without_a_response() -> None:
     settings = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False)
-    (chat,) = [e for e in V1_ENDPOINTS if e.id == "chat"]
+    (chat,) = [e for e in V1_ENDPOINTS if e.id == "chat_completions"]
     outcome: dict[str, BaseException] = {}
 
     def ask(server: MockServer) -> None:

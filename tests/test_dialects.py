@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mock_server.dialects import DIALECTS, DialectSpec, StreamInfo, collect_answer
+from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer
 from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
@@ -26,9 +26,9 @@ dialects = pytest.mark.parametrize("spec", DIALECTS.values(), ids=list(DIALECTS)
 
 
 @dialects
-def test_every_dialect_renders_every_content_step_as_json_events(spec: DialectSpec) -> None:
+def test_every_dialect_renders_every_content_step_as_json_events(spec: Dialect) -> None:
     dialect = spec.stream(INFO)
-    events = [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.render(step)), *dialect.end()]
+    events = [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.events(step)), *dialect.end()]
     for event in events:
         assert event.data is not None
         if event.data != "[DONE]":
@@ -38,24 +38,24 @@ def test_every_dialect_renders_every_content_step_as_json_events(spec: DialectSp
 
 
 @dialects
-def test_every_dialect_renders_the_mid_stream_error(spec: DialectSpec) -> None:
-    (event,) = spec.stream(INFO).render(steps.Error("boom", "server_error", "c"))
+def test_every_dialect_renders_the_mid_stream_error(spec: Dialect) -> None:
+    (event,) = spec.stream(INFO).events(steps.ErrorEvent("boom", "server_error", "c"))
     assert event.data is not None
     assert "boom" in event.data
 
 
 @dialects
-def test_same_stream_renders_the_same_bytes(spec: DialectSpec) -> None:
+def test_same_stream_renders_the_same_bytes(spec: Dialect) -> None:
     def run() -> list[object]:
         dialect = spec.stream(INFO)
-        return [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.render(step)), *dialect.end()]
+        return [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.events(step)), *dialect.end()]
 
     assert run() == run()
 
 
 def test_responses_sequence_numbers_count_every_event_from_zero() -> None:
     dialect = DIALECTS["openai-responses"].stream(INFO)
-    events = [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.render(step)), *dialect.end()]
+    events = [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.events(step)), *dialect.end()]
     assert [json.loads(e.data or "")["sequence_number"] for e in events] == list(range(len(events)))
 
 
@@ -63,8 +63,8 @@ def test_responses_sequence_numbers_count_every_event_from_zero() -> None:
 def test_responses_end_says_whether_the_answer_is_complete(reason: str, terminal: str) -> None:
     dialect = DIALECTS["openai-responses"].stream(INFO)
     dialect.start()
-    dialect.render(steps.Text("hi"))
-    dialect.render(steps.Finish(reason))
+    dialect.events(steps.Text("hi"))
+    dialect.events(steps.Finish(reason))
     (event,) = dialect.end()
     assert event.event == terminal
 
@@ -74,13 +74,13 @@ def test_responses_end_says_whether_the_answer_is_complete(reason: str, terminal
     [("server_error", "overloaded_error"), ("api_error", "api_error"), ("rate_limit_error", "rate_limit_error")],
 )
 def test_anthropic_error_event_uses_anthropic_types(given: str, sent: str) -> None:
-    (event,) = DIALECTS["anthropic"].stream(INFO).render(steps.Error("m", given))
+    (event,) = DIALECTS["anthropic"].stream(INFO).events(steps.ErrorEvent("m", given))
     assert json.loads(event.data or "") == {"type": "error", "error": {"type": sent, "message": "m"}}
 
 
 def test_chat_role_comes_with_the_first_tool_call_when_the_answer_opens_with_one() -> None:
     dialect = DIALECTS["openai-chat"].stream(INFO)
-    (event,) = dialect.render(steps.ToolCallStart(0, "call_1", "f"))
+    (event,) = dialect.events(steps.ToolCallStart(0, "call_1", "f"))
     delta = json.loads(event.data or "")["choices"][0]["delta"]
     assert delta["role"] == "assistant"
     assert delta["content"] is None
@@ -95,26 +95,27 @@ def test_collect_answer_joins_pieces_and_ignores_wire_steps() -> None:
 
 
 def test_collect_answer_stops_at_an_error() -> None:
-    error = steps.Error("boom")
+    error = steps.ErrorEvent("boom")
     assert collect_answer([steps.Text("a"), error]) == Answer(error=error)
 
 
 def test_whole_response_waits_for_the_sum_of_the_timeline_sleeps() -> None:
     timeline = Timeline("s", steps=(steps.Sleep(100), steps.Text("a"), steps.Stall(50), steps.Finish()))
-    whole = render_whole(timeline, DIALECTS["openai-chat"], INFO)
+    whole = render_whole(timeline, lambda: DIALECTS["openai-chat"].whole_body(INFO, timeline.steps))
     assert whole.status == 200
-    assert whole.ops == (Wait(0.15), Write(whole.body, 1))
+    assert whole.actions == (Wait(0.15), Write(whole.body, 1))
     assert json.loads(whole.body)["choices"][0]["message"]["content"] == "a"
 
 
 @pytest.mark.parametrize(("step", "end"), [(steps.Drop(), Drop()), (steps.Reset(), Reset()), (steps.Stall(), Hang())])
 def test_whole_response_is_cut_before_its_body(step: steps.Step, end: object) -> None:
     timeline = Timeline("s", steps=(steps.Sleep(20), steps.Text("a"), step))
-    assert render_whole(timeline, DIALECTS["anthropic"], INFO).ops == (Wait(0.02), end)
+    answer = DIALECTS["anthropic"].whole_body
+    assert render_whole(timeline, lambda: answer(INFO, timeline.steps)).actions == (Wait(0.02), end)
 
 
 def test_whole_response_with_an_error_is_the_dialect_http_error() -> None:
-    timeline = Timeline("s", steps=(steps.Text("a"), steps.Error("boom", "overloaded_error")))
-    whole = render_whole(timeline, DIALECTS["anthropic"], INFO)
+    timeline = Timeline("s", steps=(steps.Text("a"), steps.ErrorEvent("boom", "overloaded_error")))
+    whole = render_whole(timeline, lambda: DIALECTS["anthropic"].whole_body(INFO, timeline.steps))
     assert whole.status == 529
     assert json.loads(whole.body) == {"type": "error", "error": {"type": "overloaded_error", "message": "boom"}}

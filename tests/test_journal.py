@@ -12,7 +12,7 @@ from mock_server.errors import RestartedError
 from mock_server.http.server import MockServer
 from mock_server.journal.journal import Journal, RequestRecord, Since
 from mock_server.scenarios.model import Thresholds
-from mock_server.wire.actions import Outcome, PlayResult
+from mock_server.wire.outcome import Outcome, PlayResult
 from tests.wire import Ending, WireResponse, fetch
 
 SPEC_FIELDS = [
@@ -194,7 +194,7 @@ def test_settled_returns_as_soon_as_records_in_flight_end():
 def test_record_repr_is_one_readable_line():
     journal = Journal(wall_clock=lambda: 0.0)
     live = journal.open(method="GET", path="/completions", query=[], headers=[(b"last-event-id", b"4")], body=None)
-    live.scenario = "mid-stream-drop"
+    live.note_selection(prompt="", scenario="mid-stream-drop", dialect="openai-chat", thresholds=Thresholds())
     live.finish(200, Outcome.CLIENT_DISCONNECTED, 3)
     text = repr(live.snapshot())
     assert text.startswith(
@@ -306,14 +306,14 @@ def test_record_keeps_the_scenario_thresholds_or_the_defaults(server):
 def test_a_journal_copies_headers_in_linear_time():
     headers = [(f"x-h{i}".encode(), b"v") for i in range(100_000)]
     began = time.perf_counter()
-    record = Journal().open(method="GET", path="/", query=[], headers=headers, body=None)
+    entry = Journal().open(method="GET", path="/", query=[], headers=headers, body=None)
     assert time.perf_counter() - began < 2  # a copy through Starlette's Headers took minutes
-    assert len(record.headers) == 100_000
+    assert len(entry.record.headers) == 100_000
 
 
 def test_a_repeated_header_keeps_its_first_value_as_starlette_reads_it():
-    record = Journal().open(method="GET", path="/", query=[], headers=[(b"A", b"1"), (b"a", b"2")], body=None)
-    assert record.headers == {"a": "1"}
+    entry = Journal().open(method="GET", path="/", query=[], headers=[(b"A", b"1"), (b"a", b"2")], body=None)
+    assert entry.record.headers == {"a": "1"}
 
 
 def test_the_journal_keeps_no_more_than_its_bytes_forgetting_the_oldest():

@@ -33,7 +33,7 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServ
         yield server
 
 
-OPENAPI = create_app().openapi()["paths"]
+OPENAPI = create_app().fastapi.openapi()["paths"]
 CASES = [
     (path, method, mode)
     for path, item in OPENAPI.items()
@@ -72,7 +72,7 @@ def test_the_check_catches_an_unscripted_500(fuzzed_server: MockServer, monkeypa
         raise RuntimeError("a bug")
 
     assert fuzzed_server.app is not None
-    monkeypatch.setattr(fuzzed_server.app.state.mock.catalog, "select", broken)
+    monkeypatch.setattr(fuzzed_server.app.state.catalog, "select", broken)
     operation = schemathesis.openapi.from_url(fuzzed_server.url + "/openapi.json")["/v1/chat/completions"]["POST"]
     case = operation.Case(body={"messages": "hi"}, media_type="application/json")
     with pytest.raises(BaseExceptionGroup) as caught:  # schemathesis reports its failures as a group

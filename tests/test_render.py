@@ -1,30 +1,37 @@
-"""Rendering timelines into wire ops: ids, resume, splits, coalescing."""
+"""Rendering timelines into wire actions: ids, resume, splits, coalescing, and what the stream tells
+the journal (its schedule, the last id played)."""
 
 from __future__ import annotations
 
 import gc
+import itertools
 import weakref
 
 from hypothesis import given
 from hypothesis import strategies as st
 from sse_starlette.event import ServerSentEvent
 
-from mock_server.dialects import DIALECTS, Dialect, StreamInfo
+from mock_server.dialects import DIALECTS, StreamInfo
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire import frames
-from mock_server.wire.actions import Drop, Wait, Write
-from mock_server.wire.rendering import RenderCache, Schedule, last_id_sent, nothing_left, render, schedule, split_points
+from mock_server.wire.actions import Action, Drop, Schedule, Wait, Write
+from mock_server.wire.player import Player, Stop
+from mock_server.wire.rendering import StreamCache, StreamRenderer, render_stream, split_points
 
 INFO = StreamInfo(key="0" * 64, created=1700000000, model="m", usage=Usage(1, 2))
 
 
-def chat() -> Dialect:
+def chat() -> StreamRenderer:
     return DIALECTS["openai-chat"].stream(INFO)
 
 
 def timeline(*timeline_steps: steps.Step, ids: bool = False, end_marker: bool = True) -> Timeline:
     return Timeline("t", steps=timeline_steps, ids=ids, end_marker=end_marker)
+
+
+def render(script: Timeline, renderer: StreamRenderer, resume_after: int | None = None) -> tuple[Action, ...]:
+    return render_stream(script, renderer, resume_after).actions
 
 
 def written(ops: tuple[object, ...]) -> bytes:
@@ -65,8 +72,8 @@ def test_resume_skips_what_the_client_already_has() -> None:
     assert b'"content":"a"' not in written(resumed)
     assert written(resumed).startswith(b"id: 3\n")
     assert isinstance(resumed[0], Wait)  # the pacing before the next event is kept
-    assert not nothing_left(resumed)
-    assert nothing_left(render(script, chat(), resume_after=5))
+    assert not render_stream(script, chat(), resume_after=2).nothing_left
+    assert render_stream(script, chat(), resume_after=5).nothing_left
 
 
 def test_drop_ends_rendering_without_end_marker() -> None:
@@ -95,23 +102,22 @@ def test_encoding_is_sse_starlettes_byte_for_byte(
     assert frames.encode(frames.Event(data, event=event, id=event_id, retry=retry)) == expected
 
 
-def test_render_cache_returns_the_same_ops_and_stays_bounded() -> None:
-    cache = RenderCache(max_bytes=2000)
-    spec = DIALECTS["openai-chat"]
+def test_stream_cache_returns_the_same_stream_and_stays_bounded() -> None:
+    cache = StreamCache(max_bytes=2000)
     script = timeline(steps.Text("a"), steps.Finish())
-    first = cache.render(script, spec, INFO)
-    assert cache.render(script, spec, INFO) is first
-    assert first == render(script, spec.stream(INFO))
+    first = cache.stream(script, chat, key="chat")
+    assert cache.stream(script, chat, key="chat") is first
+    assert first == render_stream(script, chat())
     for n in range(20):
-        cache.render(timeline(steps.Text(str(n)), steps.Finish()), spec, INFO)
-    assert cache.render(script, spec, INFO) is not first  # evicted, rendered again
+        cache.stream(timeline(steps.Text(str(n)), steps.Finish()), chat, key="chat")
+    assert cache.stream(script, chat, key="chat") is not first  # evicted, rendered again
     assert 0 < cache.bytes <= 2000
 
 
-def test_render_cache_keeps_no_timeline_alive() -> None:
-    cache = RenderCache()
+def test_stream_cache_keeps_no_timeline_alive() -> None:
+    cache = StreamCache()
     script = timeline(steps.Text("a"), steps.Finish())
-    cache.render(script, DIALECTS["openai-chat"], INFO)
+    cache.stream(script, chat, key="chat")
     gone = weakref.ref(script)
     del script
     gc.collect()
@@ -131,16 +137,34 @@ def test_schedule_finds_the_close_event_and_the_first_stall_from_the_waits() -> 
         steps.Stall(),
         end_marker=False,
     )
-    assert schedule(render(script, chat())) == Schedule(close_at_s=0.11, stall_at_s=0.16, stall_s=0.2)
+    assert render_stream(script, chat()).schedule == Schedule(close_at_s=0.11, stall_at_s=0.16, stall_s=0.2)
     forever = timeline(steps.Text("a"), steps.Sleep(30), steps.Stall())
-    assert schedule(render(forever, chat())) == Schedule(stall_at_s=0.03)
+    assert render_stream(forever, chat()).schedule == Schedule(stall_at_s=0.03)
     cut = timeline(steps.Text("a"), steps.Drop(), steps.Stall())
-    assert schedule(render(cut, chat())) == Schedule()
+    assert render_stream(cut, chat()).schedule == Schedule()
 
 
-def test_last_id_sent_counts_whole_writes_up_to_the_events_sent() -> None:
+def last_id_played(actions: tuple[Action, ...], connection_open_for: int) -> int | None:
+    """The id the player reports once the connection has taken `connection_open_for` writes."""
+    writes = itertools.count()
+    seconds = itertools.count()  # every look at the clock is a second later: no wait holds the player
+    player = Player(actions, write=lambda data: next(writes) < connection_open_for, clock=lambda: float(next(seconds)))
+    while player.resume() is Stop.SLEEP:
+        pass
+    return player.last_id
+
+
+def test_the_player_reports_the_id_of_the_last_event_the_connection_took() -> None:
     script = timeline(steps.Text("a"), steps.Sleep(10), steps.Text("b"), steps.Finish(), ids=True)
-    ops = render(script, chat())  # the role chunk and "a" (ids 1, 2), then "b", the finish and [DONE]
-    assert [last_id_sent(ops, n) for n in (0, 2, 5)] == [None, 2, 5]
-    assert last_id_sent(render(script, chat(), resume_after=2), 3) == 5
-    assert last_id_sent(render(timeline(steps.Text("a")), chat()), 3) is None
+    actions = render(script, chat())  # the role chunk and "a" (ids 1, 2), a wait, then "b", the finish and [DONE]
+    assert [last_id_played(actions, n) for n in (0, 1, 2)] == [None, 2, 5]
+    assert last_id_played(render(script, chat(), resume_after=2), 5) == 5
+    assert last_id_played(render(timeline(steps.Text("a")), chat()), 5) is None
+
+
+def test_a_resumed_stream_opens_with_its_preamble_again() -> None:
+    script = timeline(
+        steps.RawEvent(retry=1500), steps.Comment("hello"), steps.Text("a"), steps.Sleep(5), steps.Text("b"), ids=True
+    )
+    resumed = written(render(script, chat(), resume_after=2)).decode()
+    assert resumed.startswith("retry: 1500\n: hello\n\nid: 3\n")

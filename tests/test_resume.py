@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mock_server.wire.actions import Outcome
+from mock_server.wire.outcome import Outcome
 from tests.wire import Ending, WireResponse, fetch
 
 # Bundled: ids on, `retry: 1000`, chunk_ms 50, and a `once` drop before chunk 3.

@@ -123,7 +123,7 @@ def test_stop_ends_every_connection_within_the_grace_time_and_records_how(
         assert time.monotonic() - began < GRACE_S
         assert_every_connection_ended(busy)
     assert server.app is not None
-    records = server.app.state.mock.journal.records()
+    records = server.app.state.journal.records()
     outcomes = {record.query.get("fault", record.path): record.outcome for record in records}
     assert outcomes == {"stall@1": "stalled", "/completions": "dropped", "/v1/chat/completions": "dropped"}
 

@@ -218,7 +218,7 @@ def test_timeline_cache_keeps_no_prompt_and_no_replaced_scenario_alive() -> None
         ({"drop": True}, steps.Drop),
         ({"reset": True}, steps.Reset),
         ({"stall": None}, steps.Stall),
-        ({"error": None}, steps.Error),
+        ({"error": None}, steps.ErrorEvent),
     ],
 )
 def test_nothing_follows_a_scripted_step_that_ends_the_stream(ending: dict[str, Any], last: type) -> None:

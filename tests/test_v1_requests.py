@@ -144,9 +144,9 @@ def test_require_auth_accepts_the_bearer_token(locked: MockServer, endpoint: End
 
 
 def test_messages_accept_the_token_as_x_api_key(locked: MockServer) -> None:
-    (messages,) = [e for e in ENDPOINTS if e.id == "anthropic"]
+    (messages,) = [e for e in ENDPOINTS if e.id == "messages"]
     assert request_to(locked, messages, {"x-api-key": TOKEN}).status_code == 200
-    (chat,) = [e for e in ENDPOINTS if e.id == "chat"]
+    (chat,) = [e for e in ENDPOINTS if e.id == "chat_completions"]
     assert request_to(locked, chat, {"x-api-key": TOKEN}).status_code == 401
 
 

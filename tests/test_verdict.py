@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from mock_server.journal.journal import RequestRecord
-from mock_server.journal.verdict import KINDS, Finding, Severity, Verdict, group_calls, judge
+from mock_server.journal.verdict import FINDING_KINDS, Finding, Severity, Verdict, group_calls, judge
 from mock_server.scenarios.model import Thresholds
-from mock_server.timeline.compile import Ending
-from mock_server.wire.actions import Outcome
+from mock_server.scenarios.steps import Ending
+from mock_server.wire.outcome import Outcome
 
 T0 = 1_800_000_000.0
 README = Path(__file__).parent.parent / "README.md"
@@ -274,7 +274,7 @@ def test_a_well_behaved_client_gets_no_finding() -> None:
 
 
 def test_every_kind_has_a_stable_code_a_severity_a_title_and_advice() -> None:
-    assert list(KINDS) == [
+    assert list(FINDING_KINDS) == [
         "retry_after_ignored",
         "retried_non_retryable",
         "retry_storm",
@@ -287,7 +287,7 @@ def test_every_kind_has_a_stable_code_a_severity_a_title_and_advice() -> None:
         "no_read_timeout",
         "close_event_ignored",
     ]
-    for kind in KINDS.values():
+    for kind in FINDING_KINDS.values():
         assert kind.severity in Severity
         assert kind.title
         assert "\n" not in kind.title
@@ -305,7 +305,7 @@ def test_verdict_json_round_trips_and_counts_by_severity() -> None:
         "severity": "error",
         "title": "Retried a request that cannot succeed",
         "detail": "#1 was answered 401, and #2 asked the same again.",
-        "advice": KINDS["retried_non_retryable"].advice,
+        "advice": FINDING_KINDS["retried_non_retryable"].advice,
         "records": [1, 2],
     }
     assert Verdict.from_json(data) == verdict
@@ -327,7 +327,9 @@ def test_table_and_report_show_every_finding_with_advice_and_records() -> None:
 def test_the_readme_lists_every_kind_with_its_severity_in_order() -> None:
     section = README.read_text(encoding="utf-8").split("\n## Client verdicts\n", 1)[1].split("\n## ", 1)[0]
     rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
-    assert [(row[0].strip("|` "), row[1]) for row in rows] == [(k.code, k.severity.value) for k in KINDS.values()]
+    assert [(row[0].strip("|` "), row[1]) for row in rows] == [
+        (k.code, k.severity.value) for k in FINDING_KINDS.values()
+    ]
 
 
 def test_the_verdict_types_are_public() -> None:

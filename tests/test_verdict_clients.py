@@ -6,6 +6,7 @@ The browser's EventSource findings are in tests/browser/test_eventsource_verdict
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -235,3 +236,21 @@ def test_get_verdict_refuses_bad_parameters_naming_them(mock: MockServer, query:
     response = httpx.get(f"{mock.url}/_mock/verdict?{query}")
     assert response.status_code == 400
     assert query.split("=")[0] in response.text
+
+
+@pytest.mark.parametrize("last_event_id", ["²".encode("latin-1"), b"7" * 5000, b"12x", b""], ids=repr)
+def test_the_verdict_survives_any_last_event_id(mock: MockServer, last_event_id: bytes) -> None:
+    """A `Last-Event-ID` that is no event number (the byte 0xB2 reads as `²`, a digit to Python, and 5,000
+    digits pass Python's int limit) is read by the one parser the stream and the verdict share."""
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", mock.port), timeout=10) as sock:
+            sock.sendall(
+                b"GET /completions?messages=hi&scenario=resumable-paced HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Connection: close\r\nLast-Event-ID: " + last_event_id + b"\r\n\r\n"
+            )
+            while sock.recv(65536):
+                pass
+    assert httpx.get(mock.url + "/_mock/verdict", timeout=10).status_code == 200
+    assert mock.verdict(wait_s=0).judged == 2
+    with contextlib.suppress(AssertionError):  # findings are the client's business; a ValueError was ours
+        mock.assert_client_behaved(wait_s=0)

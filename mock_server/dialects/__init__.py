@@ -1,18 +1,19 @@
 """Dialects: each renders the dialect-neutral content steps in one provider's wire format.
 
 A dialect is pure: steps in, `Event`s out (or, for a response that is not streamed, one JSON body
-from the collected answer), no I/O and no timing. Adding one means a module here and an entry in
-`DIALECTS`; the compiler, the faults and the transport do not change.
+from the collected answer), no I/O and no timing; the wire renders its events into bytes. Adding
+one means a module here and an entry in `DIALECTS`; the compiler, the faults and the transport do
+not change.
 """
 
 from __future__ import annotations
 
 from mock_server.dialects import anthropic, openai_chat, openai_completions, openai_responses
 from mock_server.dialects.answer import Answer, collect_answer
-from mock_server.dialects.base import Dialect, DialectSpec, StreamInfo
+from mock_server.dialects.base import Dialect, StreamInfo
 
-DIALECTS: dict[str, DialectSpec] = {
+DIALECTS: dict[str, Dialect] = {
     spec.name: spec for spec in (openai_chat.SPEC, openai_completions.SPEC, openai_responses.SPEC, anthropic.SPEC)
 }
 
-__all__ = ["DIALECTS", "Answer", "Dialect", "DialectSpec", "StreamInfo", "collect_answer"]
+__all__ = ["DIALECTS", "Answer", "Dialect", "StreamInfo", "collect_answer"]

@@ -32,7 +32,7 @@ _DEFAULTS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
-def error_body(status: int, error: steps.Error | None) -> dict[str, Any]:
+def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
     """`{"error": {"message", "type", "param", "code"}}`, with the service's defaults for `status`."""
     fallback = (f"HTTP {status}", "server_error" if status >= 500 else "invalid_request_error", None)
     message, kind, code = _DEFAULTS.get(status, fallback)
@@ -41,7 +41,7 @@ def error_body(status: int, error: steps.Error | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def mid_stream_error(error: steps.Error) -> dict[str, Any]:
+def mid_stream_error(error: steps.ErrorEvent) -> dict[str, Any]:
     """The body of an error sent inside a 200 stream."""
     return {"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}
 

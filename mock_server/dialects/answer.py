@@ -24,7 +24,7 @@ class Answer:
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str | None = None
     """None when the timeline was cut before its finish."""
-    error: steps.Error | None = None
+    error: steps.ErrorEvent | None = None
 
 
 def collect_answer(timeline_steps: Iterable[steps.Step]) -> Answer:
@@ -47,7 +47,7 @@ def collect_answer(timeline_steps: Iterable[steps.Step]) -> Answer:
                 arguments.setdefault(index, []).append(piece)
             case steps.Finish(reason):
                 finish_reason = reason
-            case steps.Error():
+            case steps.ErrorEvent():
                 return Answer(error=step)
     tool_calls = tuple(
         ToolCall(call_id, name, "".join(arguments.get(index, []))) for index, (call_id, name) in sorted(calls.items())

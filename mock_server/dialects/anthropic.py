@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from mock_server.dialects.answer import Answer
-from mock_server.dialects.base import DialectSpec, StreamInfo
+from mock_server.dialects.base import Dialect, StreamInfo
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
 
@@ -97,7 +97,7 @@ class AnthropicStream:
         }
         return [_event("message_start", message=message)]
 
-    def render(self, step: steps.ContentStep) -> list[Event]:
+    def events(self, step: steps.ContentStep) -> list[Event]:
         match step:
             case steps.Text(text):
                 return [*self._open("text", {"text": ""}), self._delta({"type": "text_delta", "text": text})]
@@ -109,7 +109,7 @@ class AnthropicStream:
                 return [*self._open("tool_use", block), self._delta({"type": "input_json_delta", "partial_json": ""})]
             case steps.ToolCallArguments(_, arguments):
                 return [self._delta({"type": "input_json_delta", "partial_json": arguments})]
-            case steps.Error():
+            case steps.ErrorEvent():
                 kind = step.type if step.type in _STATUS_OF_TYPE else MID_STREAM_ERROR_TYPE
                 return [_event("error", error={"type": kind, "message": step.message})]
             case steps.Finish(reason):
@@ -149,7 +149,7 @@ class AnthropicStream:
         return events
 
 
-def error_body(status: int, error: steps.Error | None) -> dict[str, Any]:
+def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
     """`{"type": "error", "error": {"type", "message"}}` with Anthropic's type for `status`."""
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     message = _MESSAGES.get(status, f"HTTP {status}")
@@ -160,7 +160,7 @@ def error_body(status: int, error: steps.Error | None) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def error_status(error: steps.Error) -> int:
+def error_status(error: steps.ErrorEvent) -> int:
     """A failed non-streaming answer: the status of the error's type (529 for `overloaded_error`)."""
     return _STATUS_OF_TYPE.get(error.type, _STATUS_OF_TYPE[MID_STREAM_ERROR_TYPE])
 
@@ -202,6 +202,6 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     }
 
 
-SPEC = DialectSpec(
+SPEC = Dialect(
     name="anthropic", stream=AnthropicStream, error_body=error_body, complete=complete, error_status=error_status
 )

@@ -1,15 +1,17 @@
-"""The dialect protocol: what a renderer of one wire format provides."""
+"""What a dialect is: the renderer of one provider's wire format, its error bodies and its whole
+(non-streaming) responses."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from mock_server.dialects.answer import Answer
+from mock_server.dialects.answer import Answer, collect_answer
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Usage
-from mock_server.wire.frames import Event
+from mock_server.wire.frames import to_json
+from mock_server.wire.rendering import StreamRenderer
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,35 +27,33 @@ class StreamInfo:
     include_usage: bool = False
 
 
-class Dialect(Protocol):
-    """Renders one stream; an instance lives for one response and may keep state between steps."""
-
-    def start(self) -> list[Event]:
-        """Events sent before the first content step (Anthropic's message_start, Responses' response.created)."""
-
-    def render(self, step: steps.ContentStep) -> list[Event]:
-        """The events for one content step."""
-
-    def end(self) -> list[Event]:
-        """The end marker sent after a complete answer (`data: [DONE]`, `message_stop`, `response.completed`),
-        unless the scenario drops it."""
+ErrorBody = Callable[[int, steps.ErrorEvent | None], dict[str, Any]]
 
 
-ErrorBody = Callable[[int, steps.Error | None], dict[str, Any]]
-
-
-def server_error_status(error: steps.Error) -> int:
+def server_error_status(error: steps.ErrorEvent) -> int:
     """The status of an answer that failed while it was being generated: 500."""
     return 500
 
 
 @dataclass(frozen=True, slots=True)
-class DialectSpec:
+class Dialect:
+    """One provider's wire format: a `StreamRenderer` for each streamed response, the body of an HTTP
+    error, and the body of a whole response."""
+
     name: str
-    stream: Callable[[StreamInfo], Dialect]
+    stream: Callable[[StreamInfo], StreamRenderer]
     error_body: ErrorBody
     """The JSON body of an HTTP error answered before the stream, in the dialect's own shape."""
     complete: Callable[[StreamInfo, Answer], dict[str, Any]]
     """The whole, non-streaming response body for an answer."""
-    error_status: Callable[[steps.Error], int] = server_error_status
+    error_status: Callable[[steps.ErrorEvent], int] = server_error_status
     """The HTTP status a non-streaming response answers with when the answer has an error."""
+
+    def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
+        """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:
+        the dialect's error when the answer has one."""
+        answer = collect_answer(content)
+        if answer.error is not None:
+            status = self.error_status(answer.error)
+            return status, to_json(self.error_body(status, answer.error)).encode()
+        return 200, to_json(self.complete(info, answer)).encode()

@@ -6,7 +6,7 @@ from typing import Any
 
 from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
-from mock_server.dialects.base import DialectSpec, StreamInfo
+from mock_server.dialects.base import Dialect, StreamInfo
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
 
@@ -48,8 +48,8 @@ class OpenAIChatStream:
     def start(self) -> list[Event]:
         return []
 
-    def render(self, step: steps.ContentStep) -> list[Event]:
-        if self._role_sent or isinstance(step, steps.Error):
+    def events(self, step: steps.ContentStep) -> list[Event]:
+        if self._role_sent or isinstance(step, steps.ErrorEvent):
             return self._render(step)
         self._role_sent = True
         if isinstance(step, steps.ToolCallStart):
@@ -66,7 +66,7 @@ class OpenAIChatStream:
                 return [self._chunk(_tool_call_delta(step))]
             case steps.ToolCallArguments(index, arguments):
                 return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})]
-            case steps.Error():
+            case steps.ErrorEvent():
                 return [Event(to_json(_openai.mid_stream_error(step)))]
             case steps.Finish(reason):
                 events = [self._chunk({}, reason)]
@@ -115,4 +115,4 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     }
 
 
-SPEC = DialectSpec(name="openai-chat", stream=OpenAIChatStream, error_body=_openai.error_body, complete=complete)
+SPEC = Dialect(name="openai-chat", stream=OpenAIChatStream, error_body=_openai.error_body, complete=complete)

@@ -10,7 +10,7 @@ from typing import Any
 
 from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
-from mock_server.dialects.base import DialectSpec, StreamInfo
+from mock_server.dialects.base import Dialect, StreamInfo
 from mock_server.dialects.openai_chat import DONE
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
@@ -45,13 +45,13 @@ class OpenAICompletionsStream:
     def start(self) -> list[Event]:
         return []
 
-    def render(self, step: steps.ContentStep) -> list[Event]:
+    def events(self, step: steps.ContentStep) -> list[Event]:
         match step:
             case steps.Text(text):
                 return [self._chunk(text)]
             case steps.Reasoning() | steps.ToolCallStart() | steps.ToolCallArguments():
                 return []
-            case steps.Error():
+            case steps.ErrorEvent():
                 return [Event(to_json(_openai.mid_stream_error(step)))]
             case steps.Finish(reason):
                 events = [self._chunk("", legacy_finish_reason(reason))]
@@ -85,6 +85,6 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     }
 
 
-SPEC = DialectSpec(
+SPEC = Dialect(
     name="openai-completions", stream=OpenAICompletionsStream, error_body=_openai.error_body, complete=complete
 )

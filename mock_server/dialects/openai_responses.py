@@ -14,7 +14,7 @@ from typing import Any
 
 from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
-from mock_server.dialects.base import DialectSpec, StreamInfo
+from mock_server.dialects.base import Dialect, StreamInfo
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
 
@@ -69,7 +69,7 @@ class OpenAIResponsesStream:
             self._event("response.in_progress", response=response),
         ]
 
-    def render(self, step: steps.ContentStep) -> list[Event]:
+    def events(self, step: steps.ContentStep) -> list[Event]:
         match step:
             case steps.Text(text):
                 return [*self._open("message"), self._delta(text)]
@@ -79,7 +79,7 @@ class OpenAIResponsesStream:
                 return self._open("function_call", call_id=call_id, name=name)
             case steps.ToolCallArguments(_, arguments):
                 return [self._delta(arguments)] if self._item is not None else []
-            case steps.Error(message, kind, code):
+            case steps.ErrorEvent(message, kind, code):
                 error = {"type": kind, "code": code, "message": message, "param": None}
                 return [self._event("error", error=error)]
             case steps.Finish(reason):
@@ -244,6 +244,4 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     return _response(stream, status=status, output=output, usage=_usage(stream), finish=answer.finish_reason)
 
 
-SPEC = DialectSpec(
-    name="openai-responses", stream=OpenAIResponsesStream, error_body=_openai.error_body, complete=complete
-)
+SPEC = Dialect(name="openai-responses", stream=OpenAIResponsesStream, error_body=_openai.error_body, complete=complete)

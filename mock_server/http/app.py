@@ -1,18 +1,35 @@
-"""`create_app(settings)`: a fresh, isolated app; no state lives outside the returned object."""
+"""`create_app(settings)`: the ASGI app a server runs, fresh and isolated (no state lives outside it).
+
+It is two doors behind one access guard. The model endpoints (`routes.MODEL_ROUTES`) go straight to
+the shared request path with only CORS in between; everything else (the control API, /v1/models,
+the playground, the OpenAPI schema and docs) goes through FastAPI. FastAPI's stack is some fifteen
+ASGI layers that stay suspended for as long as a response lasts (for a stream, its whole life):
+CPU per request and, above all, objects the garbage collector walks on every pass, pausing every
+stream. The model routes are still declared to FastAPI, for /openapi.json, but no model request
+reaches them there. `HEAD` on a GET route answers like GET without a body (a stream: its head alone).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from mock_server import __version__
-from mock_server.http import anthropic_api, completions_api, control, openai_api, playground
-from mock_server.http.access import AccessGuard, CorsByPath
-from mock_server.http.errors import install_error_handlers
+from mock_server.http import control, playground, routes
+from mock_server.http.access import AccessGuard, CorsByPath, cors_options
+from mock_server.http.errors import install_error_handlers, unexpected
+from mock_server.http.pipeline import respond
 from mock_server.http.state import MockState
 from mock_server.journal.journal import Journal
 from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
-from mock_server.settings import Settings
+from mock_server.settings import VERSION, Settings
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -21,32 +38,76 @@ def load_catalog(settings: Settings) -> Catalog:
     return Catalog(load_paths([*paths, *settings.scenario_dirs]), default=settings.default_scenario)
 
 
-def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
+class MockApp:
+    """The server's ASGI app: model requests to their route, everything else to `fastapi`."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.state = MockState(
+            settings=settings,
+            catalog=catalog,
+            journal=Journal(
+                settings.journal_size,
+                settings.wall_clock,
+                max_bytes=settings.journal_max_bytes,
+                mask_secrets=settings.journal_secrets == "mask",
+            ),
+        )
+        self.fastapi = _fastapi_app(settings, self.state)
+        self.model_routes = {(route.path, route.method): route for route in routes.MODEL_ROUTES}
+        self.model_routes.update(
+            {(path, "HEAD"): route for (path, method), route in self.model_routes.items() if method == "GET"}
+        )
+        models = CORSMiddleware(self._answer_model_request, **cors_options(settings))
+        self._models = AccessGuard(models, settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["path"], scope["method"]) in self.model_routes:
+            scope["app"] = self.fastapi  # what `request.app` reads, as FastAPI would have set it
+            await self._models(scope, receive, send)
+        else:
+            await self.fastapi(scope, receive, send)
+
+    async def _answer_model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.model_routes[(scope["path"], scope["method"])]
+        request = Request(scope, receive, send)
+        try:
+            response = await respond(request, route)
+        except ClientDisconnect:
+            return  # gone before its body arrived: nobody is there to answer
+        except Exception as exc:
+            # The answer to a bug, as FastAPI's handler gives it; re-raised so the log has the traceback.
+            await (await unexpected(request, exc))(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> MockApp:
     """The ASGI app for `settings`; pass `catalog` to reuse scenarios already loaded."""
     settings = settings or Settings()
-    catalog = catalog if catalog is not None else load_catalog(settings)
-    app = FastAPI(
-        title="mock-llm-sse",
-        version=__version__,
-        description="A mock LLM streaming server for testing clients.",
-    )
-    app.state.mock = MockState(
-        settings=settings,
-        catalog=catalog,
-        journal=Journal(
-            settings.journal_size,
-            settings.wall_clock,
-            max_bytes=settings.journal_max_bytes,
-            mask_secrets=settings.journal_secrets == "mask",
-        ),
-    )
+    return MockApp(settings, catalog if catalog is not None else load_catalog(settings))
+
+
+def _fastapi_app(settings: Settings, state: MockState) -> FastAPI:
+    app = FastAPI(title="mock-llm-sse", version=VERSION, description="A mock LLM streaming server for testing clients.")
+    app.state.mock = state
     app.add_middleware(CorsByPath, settings=settings)
     app.add_middleware(AccessGuard, settings=settings)  # added last: the outermost layer
-    routers = (completions_api.router, openai_api.router, anthropic_api.router, control.router, playground.router)
+    routers = (routes.schema_router(_fastapi_endpoint), control.router, playground.router)
     for router in (*routers, _head_twins(routers)):
         app.include_router(router)
     install_error_handlers(app)
     return app
+
+
+def _fastapi_endpoint(route: routes.ModelRoute) -> Handler:
+    """FastAPI's endpoint for a model route, which `MockApp` answers before FastAPI sees the request;
+    should FastAPI ever get one, it answers it the same way."""
+
+    async def endpoint(request: Request) -> Response:
+        return await respond(request, route)
+
+    endpoint.__name__ = route.name
+    return endpoint
 
 
 def _head_twins(routers: tuple[APIRouter, ...]) -> APIRouter:

@@ -16,26 +16,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from mock_server import __version__
 from mock_server.errors import BodyTooLargeError, Problem, RestartedError, ScenarioError, UnknownScenarioError
 from mock_server.http import openapi
 from mock_server.http.request_body import read_body
-from mock_server.http.state import MockState
+from mock_server.http.state import state_of
 from mock_server.journal.journal import Journal, Since
 from mock_server.scenarios.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
 from mock_server.scenarios.loading import Document, parse_document
 from mock_server.scenarios.model import Scenario
+from mock_server.settings import VERSION
 
 router = APIRouter(prefix="/_mock", tags=["control"])
 
 SETTLE_MS = 1000
 MAX_WAIT_MS = 600_000
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-
-
-def _state(request: Request) -> MockState:
-    state: MockState = request.app.state.mock
-    return state
 
 
 def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -49,7 +44,7 @@ def _error(status: int, kind: str, message: str, headers: dict[str, str] | None 
 
 def _denied(request: Request) -> JSONResponse | None:
     """None when the request may write (or read the journal); else the 401 that says which header to send."""
-    token = _state(request).settings.admin_token
+    token = state_of(request).settings.admin_token
     if token is None:
         return None
     header = request.headers.get("authorization")
@@ -96,11 +91,11 @@ def _restarted(exc: RestartedError, journal: Journal) -> JSONResponse:
 
 @router.get("/health", summary="Ready check for Docker and test harnesses")
 async def health(request: Request) -> JSONResponse:
-    state = _state(request)
+    state = state_of(request)
     journal = state.journal
     body = {
         "status": "ok",
-        "version": __version__,
+        "version": VERSION,
         "scenarios": len(state.catalog),
         "instance": journal.instance,
         "started_at": journal.started_at,
@@ -110,13 +105,13 @@ async def health(request: Request) -> JSONResponse:
 
 @router.get("/scenarios", summary="Every scenario the server knows")
 async def list_scenarios(request: Request) -> list[dict[str, str]]:
-    return [_describe(entry) for entry in _state(request).catalog.entries()]
+    return [_describe(entry) for entry in state_of(request).catalog.entries()]
 
 
 @router.get("/scenarios/{name}", summary="One scenario, as an object PUT accepts")
 async def get_scenario(name: str, request: Request) -> JSONResponse:
     try:
-        entry = _state(request).catalog.entry(name)
+        entry = state_of(request).catalog.entry(name)
     except UnknownScenarioError as exc:
         return _error(404, "not_found", str(exc))
     body = {**_describe(entry), "scenario": entry.scenario.model_dump(mode="json", exclude_defaults=True)}
@@ -133,7 +128,7 @@ async def put_scenario(name: str, request: Request) -> JSONResponse:
         return denied
     source = f"PUT /_mock/scenarios/{name}"
     try:
-        raw = await read_body(request, _state(request).settings.max_body_bytes)
+        raw = await read_body(request, state_of(request).settings.max_body_bytes)
     except BodyTooLargeError as exc:
         return _error(413, "body_too_large", str(exc))
     try:
@@ -141,7 +136,7 @@ async def put_scenario(name: str, request: Request) -> JSONResponse:
     except UnicodeDecodeError:
         return _error(400, "invalid_body", "The body is not UTF-8 text; send the scenario as JSON or YAML.")
     is_yaml = request.headers.get("content-type", "").split(";")[0].strip().lower() in YAML_TYPES
-    catalog = _state(request).catalog
+    catalog = state_of(request).catalog
     try:
         # A large body takes seconds to parse and validate: in a worker thread, streams keep their timing.
         scenario = await run_in_threadpool(_load_runtime, text, source, name, is_yaml=is_yaml)
@@ -167,7 +162,7 @@ def _load_runtime(text: str, source: str, name: str, *, is_yaml: bool) -> Scenar
 async def delete_scenario(name: str, request: Request) -> JSONResponse:
     if (denied := _denied(request)) is not None:
         return denied
-    catalog = _state(request).catalog
+    catalog = state_of(request).catalog
     if catalog.remove(name):
         return JSONResponse({"deleted": name})
     try:
@@ -193,7 +188,7 @@ async def list_requests(
 ) -> JSONResponse:
     if (denied := _denied(request)) is not None:
         return denied
-    journal = _state(request).journal
+    journal = state_of(request).journal
     if isinstance(after := _since(since), JSONResponse):
         return after
     try:
@@ -212,7 +207,7 @@ async def verdict(
         0, ge=0, le=MAX_WAIT_MS, description="wait up to this long for pending checks (they wait for time to pass)"
     ),
 ) -> JSONResponse:
-    state = _state(request)
+    state = state_of(request)
     if isinstance(after := _since(since), JSONResponse):
         return after
     try:
@@ -226,11 +221,11 @@ async def verdict(
 async def clear_requests(request: Request) -> JSONResponse:
     if (denied := _denied(request)) is not None:
         return denied
-    return JSONResponse({"cleared": _state(request).journal.clear()})
+    return JSONResponse({"cleared": state_of(request).journal.clear()})
 
 
 @router.post("/reset", summary="Clear the journal, run-time scenarios and the `times` counters")
 async def reset(request: Request) -> JSONResponse:
     if (denied := _denied(request)) is not None:
         return denied
-    return JSONResponse({"reset": True, "cleared": _state(request).reset()})
+    return JSONResponse({"reset": True, "cleared": state_of(request).reset()})

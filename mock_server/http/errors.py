@@ -1,49 +1,103 @@
-"""The last word on errors no endpoint answered itself: an unknown path or method, a malformed query
-parameter of the control API, a client gone before its body arrived, an unexpected exception.
-
-Each answer has the error shape of the API its path belongs to (the control API's under /_mock/,
-Anthropic's for /v1/messages or a request carrying `anthropic-version`, OpenAI's elsewhere), never
-a traceback. An unexpected exception is a bug: the client gets a 500 saying so, and the server's
-log gets the traceback (uvicorn logs what Starlette re-raises after answering).
+"""Every error answer, in the shape of the API the request went to: the control API's
+`{"error": {"type", "message", ...}}` under /_mock/, Anthropic's for /v1/messages (or a request
+carrying `anthropic-version`), OpenAI's elsewhere. An error of ours (`MockLLMError`) is answered with
+its class's status and code; the handlers below answer what no route answered itself (an unknown path
+or method, a malformed control-API query, a client gone, a bug), never with a traceback. A bug is a
+500 saying so, and the server's log gets the traceback (uvicorn logs what Starlette re-raises after
+answering).
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from mock_server.dialects import DIALECTS
-from mock_server.http.control import error_body as control_error_body
-from mock_server.http.pipeline import dialect_error_body
-from mock_server.journal.journal import Record
-from mock_server.wire.actions import Outcome
+from mock_server.dialects import DIALECTS, Dialect
+from mock_server.errors import MockLLMError
+from mock_server.journal.journal import Entry
+from mock_server.wire.outcome import Outcome
 
 CONTROL_PREFIX = "/_mock/"
 
 
+def control_error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The control API's error shape: `{"error": {"type", "message", ...}}`."""
+    return {"error": {"type": code, "message": message, **extra}}
+
+
+def dialect_error_body(
+    dialect: Dialect, status: int, message: str, *, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """The dialect's error body for `status`, with our message, and OpenAI's `code` and `param`
+    (Anthropic's shape has neither)."""
+    body = dialect.error_body(status, None)
+    details = body["error"]
+    details["message"] = message
+    details.update({name: value for name, value in (("code", code), ("param", param)) if name in details})
+    return body
+
+
+def dialect_of(path: str, headers: Headers) -> Dialect | None:
+    """The dialect whose error shape a request's errors take; None for the control API's own."""
+    if path.startswith(CONTROL_PREFIX):
+        return None
+    anthropic = path == "/v1/messages" or "anthropic-version" in headers
+    return DIALECTS["anthropic" if anthropic else "openai-chat"]
+
+
+def error_answer(
+    status: int,
+    code: str,
+    message: str,
+    dialect: Dialect | None,
+    *,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An error answer in `dialect`'s shape, or the control API's when `dialect` is None (`extra`
+    fields go there only)."""
+    if dialect is None:
+        body = control_error_body(code, message, **extra)
+    else:
+        body = dialect_error_body(dialect, status, message, code=code, param=param)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def answer_error(
+    exc: MockLLMError, dialect: Dialect | None, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """`exc` answered with its class's status and code, in `dialect`'s shape (None: the control API's)."""
+    return error_answer(
+        exc.status, exc.code, str(exc), dialect, param=exc.param, headers={**exc.headers, **(headers or {})}, **extra
+    )
+
+
+def shaped_error(request: Request, status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    """An error in the shape of the API `request` went to."""
+    return error_answer(status, code, message, dialect_of(request.url.path, request.headers), headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error the endpoints leave to the app in the shape of the path's API."""
+    """Answer every error the routes leave to the app in the shape of the path's API."""
     # Starlette types every handler as taking any Exception; each of ours takes the one it handles.
+    app.add_exception_handler(MockLLMError, _our_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_parameters)  # type: ignore[arg-type]
     app.add_exception_handler(ClientDisconnect, client_gone)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected)
 
 
-def shaped_error(request: Request, status: int, kind: str, message: str, **headers: str) -> JSONResponse:
-    """An error in the shape of the API `request` went to; `kind` names it in the control API's shape."""
-    path = request.url.path
-    if path.startswith(CONTROL_PREFIX):
-        body = control_error_body(kind, message)
-    else:
-        anthropic = path == "/v1/messages" or "anthropic-version" in request.headers
-        body = dialect_error_body(DIALECTS["anthropic" if anthropic else "openai-chat"], status, message)
-    return JSONResponse(body, status_code=status, headers=headers)
+async def _our_error(request: Request, exc: MockLLMError) -> Response:
+    return answer_error(exc, dialect_of(request.url.path, request.headers))
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -77,9 +131,9 @@ async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
 
 async def unexpected(request: Request, exc: Exception) -> Response:
     """A bug: a 500 saying so, in the API's shape, with the request's journal record finished."""
-    record = getattr(request.state, "journal_record", None)
-    if isinstance(record, Record) and record.outcome is None:
-        record.finish(500, Outcome.ERROR_STATUS)
+    entry = getattr(request.state, "journal_entry", None)
+    if isinstance(entry, Entry) and entry.record.outcome is None:
+        entry.finish(500, Outcome.ERROR_STATUS)
     message = (
         f"mock-llm-sse failed unexpectedly while answering {request.method} {request.url.path} "
         f"({type(exc).__name__}); the server's log has the traceback. This is a bug: please report it."

@@ -1,62 +1,63 @@
-"""The request path shared by the provider-compatible endpoints (/v1/...): auth, body, stream or not.
-
-Each endpoint reads its own body shape into an `ApiRequest`; from there, one path answers them all
-with the shared steps of `endpoints` (select, compile, render, play, record).
-"""
+"""What each model endpoint reads from its request: the prompt, the model, whether to stream, and
+the scenario it names; every field of the wrong shape is a RequestBodyError naming it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import Response
-
-from mock_server.dialects import DialectSpec
-from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
-from mock_server.http.auth import authorize
-from mock_server.http.pipeline import body_scenario, complete, error_response, open_record, state_of, stream
-from mock_server.http.prompt import PromptInfo, json_type, parse_json_body
-from mock_server.http.request_body import read_body
+from mock_server.errors import RequestBodyError
+from mock_server.http.prompt import PromptInfo, json_type, prompt_from_body, prompt_from_query
 
 
 @dataclass(frozen=True, slots=True)
-class ApiRequest:
-    """What an endpoint needs from a request body."""
+class ModelRequest:
+    """What the shared request path needs from a model request."""
 
     prompt: PromptInfo
     stream: bool = False
     include_usage: bool = False
+    scenario: str | None = None
+    """The scenario the body (or, for GET /completions, the query) names."""
 
 
-BodyReader = Callable[[dict[str, Any]], ApiRequest]
+def read_completions_query(query: Mapping[str, Any]) -> ModelRequest:
+    """GET /completions (EventSource): `?messages=` is the prompt text or a JSON list of messages."""
+    return ModelRequest(prompt_from_query(query), stream=True, scenario=query.get("scenario"))
 
 
-async def respond(
-    request: Request, dialect: DialectSpec, read: BodyReader, *, api_key_header: bool = False
-) -> Response:
-    """Answer a model request in `dialect`: a stream when the body asks for one, else the whole
-    response; every mistake in the dialect's own error shape. The journal records it either way."""
-    try:
-        raw = await read_body(request, state_of(request).settings.max_body_bytes)
-    except BodyTooLargeError as exc:
-        return error_response(dialect, exc, open_record(request, None))
-    record = open_record(request, raw)
-    try:
-        required = state_of(request).settings.require_auth
-        authorize(required, request.headers, request.query_params, api_key_header=api_key_header)
-        body = parse_json_body(raw)
-        parsed = read(body)
-        named = request.query_params.get("scenario") or body_scenario(body)
-        if parsed.stream:
-            return stream(request, record, dialect, parsed.prompt, named=named, include_usage=parsed.include_usage)
-        return complete(request, record, dialect, parsed.prompt, named=named)
-    except MockLLMError as exc:
-        return error_response(dialect, exc, record)
+def read_completions_body(body: Mapping[str, Any]) -> ModelRequest:
+    """POST /completions (fetch-event-source and friends): the prompt from any of the usual fields."""
+    return ModelRequest(prompt_from_body(body), stream=True, scenario=_scenario(body))
 
 
-def require(body: Mapping[str, Any], field: str, what: str) -> Any:
+def read_chat(body: Mapping[str, Any]) -> ModelRequest:
+    _require(body, "messages", "a list of {role, content} messages")
+    prompt = prompt_from_body(body, fields=("messages",))
+    return ModelRequest(prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body))
+
+
+def read_legacy_completions(body: Mapping[str, Any]) -> ModelRequest:
+    _require(body, "prompt", "a string or a list of strings")
+    prompt = prompt_from_body(body, fields=("prompt",))
+    return ModelRequest(prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body))
+
+
+def read_responses(body: Mapping[str, Any]) -> ModelRequest:
+    _require(body, "input", "a string or a list of input items")
+    return ModelRequest(prompt_from_body(body, fields=("input",)), _flag(body, "stream"), scenario=_scenario(body))
+
+
+def read_messages(body: Mapping[str, Any]) -> ModelRequest:
+    _require(body, "messages", "a list of {role, content} messages")
+    max_tokens = _require(body, "max_tokens", "the most tokens to generate, a positive integer")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise RequestBodyError(f"`max_tokens` must be a positive integer, not {max_tokens!r}.", param="max_tokens")
+    return ModelRequest(prompt_from_body(body, fields=("messages",)), _flag(body, "stream"), scenario=_scenario(body))
+
+
+def _require(body: Mapping[str, Any], field: str, what: str) -> Any:
     """The value of a required field; raises RequestBodyError naming it and what it should be."""
     value = body.get(field)
     if value is None:
@@ -64,7 +65,7 @@ def require(body: Mapping[str, Any], field: str, what: str) -> Any:
     return value
 
 
-def flag(body: Mapping[str, Any], field: str, path: str | None = None) -> bool:
+def _flag(body: Mapping[str, Any], field: str, path: str | None = None) -> bool:
     """An optional boolean field (false when absent or null)."""
     value = body.get(field)
     if value is None:
@@ -75,7 +76,7 @@ def flag(body: Mapping[str, Any], field: str, path: str | None = None) -> bool:
     return value
 
 
-def stream_options_usage(body: Mapping[str, Any]) -> bool:
+def _stream_options_usage(body: Mapping[str, Any]) -> bool:
     """`stream_options.include_usage` of an OpenAI request."""
     options = body.get("stream_options")
     if options is None:
@@ -85,4 +86,12 @@ def stream_options_usage(body: Mapping[str, Any]) -> bool:
             f'`stream_options` must be an object like {{"include_usage": true}}, not {json_type(options)}.',
             param="stream_options",
         )
-    return flag(options, "include_usage", "stream_options.include_usage")
+    return _flag(options, "include_usage", "stream_options.include_usage")
+
+
+def _scenario(body: Mapping[str, Any]) -> str | None:
+    """The body's `scenario` field, when it names one."""
+    value = body.get("scenario")
+    if value is not None and not isinstance(value, str):
+        raise RequestBodyError("`scenario` must be a scenario name (a string).", param="scenario")
+    return value

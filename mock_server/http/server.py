@@ -19,18 +19,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI
 
 from mock_server.errors import ServerError
-from mock_server.http.app import create_app
-from mock_server.http.lane import StreamingLane
+from mock_server.http.app import MockApp, create_app
+from mock_server.http.limits import ConnectionLimits, LimitedConfig
+from mock_server.http.protocol import HttpProtocol
 from mock_server.http.state import MockState
 from mock_server.journal.journal import RequestRecord
-from mock_server.journal.verdict import KINDS, Verdict
+from mock_server.journal.verdict import FINDING_KINDS, Verdict
 from mock_server.scenarios.catalog import load_runtime_scenario
 from mock_server.scenarios.loading import Document
 from mock_server.settings import Settings
-from mock_server.wire.tcp import ConnectionExposingProtocol, ConnectionLimits, LimitedConfig
 
 if sys.platform != "win32":
     import resource
@@ -45,19 +44,19 @@ else the process opens meanwhile."""
 T = TypeVar("T")
 
 
-def uvicorn_config(app: FastAPI, settings: Settings, *, configure_logging: bool = True) -> LimitedConfig:
-    """uvicorn settings for our app (behind its streaming lane): our connection-exposing protocol
-    with the settings' connection limits, no lifespan; with `configure_logging` false, the process's
-    logging configuration (handlers and levels) is left alone."""
+def uvicorn_config(app: MockApp, settings: Settings, *, configure_logging: bool = True) -> LimitedConfig:
+    """uvicorn settings for our app: our HTTP protocol with the settings' connection limits, no
+    lifespan; with `configure_logging` false, the process's logging configuration (handlers and
+    levels) is left alone."""
     log_options: dict[str, Any] = (
         {"log_level": settings.log_level} if configure_logging else {"log_config": None, "log_level": None}
     )
     return LimitedConfig(
-        StreamingLane(app, settings),
+        app,
         limits=connection_limits(settings),
         host=settings.host,
         port=settings.port,
-        http=ConnectionExposingProtocol,
+        http=HttpProtocol,
         lifespan="off",
         access_log=settings.access_log,
         # uvicorn annotates whole seconds, but waits any number of seconds (asyncio.wait_for).
@@ -128,7 +127,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_foreground(app: FastAPI, settings: Settings, sock: socket.socket, on_ready: Callable[[], None]) -> None:
+def run_foreground(app: MockApp, settings: Settings, sock: socket.socket, on_ready: Callable[[], None]) -> None:
     """Serve on `sock` until SIGINT/SIGTERM; `on_ready` runs once the socket is listening."""
     fit_open_file_limit(settings.max_connections)
     config = uvicorn_config(app, settings)
@@ -222,7 +221,7 @@ class MockServer:
         self._socket: socket.socket | None = None
         self._port: int | None = None
         self._names = itertools.count(1)
-        self.app: FastAPI | None = None
+        self.app: MockApp | None = None
 
     @property
     def port(self) -> int:
@@ -368,8 +367,8 @@ class MockServer:
         the client cannot be vouched for yet. Returns the verdict."""
         __tracebackhide__ = True
         accepted = set(ignore)
-        if unknown := accepted - KINDS.keys():
-            raise ValueError(f"unknown finding code(s) {sorted(unknown)} in ignore; known: {', '.join(KINDS)}")
+        if unknown := accepted - FINDING_KINDS.keys():
+            raise ValueError(f"unknown finding code(s) {sorted(unknown)} in ignore; known: {', '.join(FINDING_KINDS)}")
         verdict = self.verdict(since=since, wait_s=wait_s)
         kept = replace(verdict, findings=tuple(f for f in verdict.findings if f.code not in accepted))
         if kept.findings:
@@ -393,5 +392,5 @@ class MockServer:
         server, app = self._server, self.app
         if server is None or server.loop is None or app is None:
             raise ServerError("MockServer is not running; call start() or use it as a context manager")
-        future = asyncio.run_coroutine_threadsafe(work(app.state.mock), server.loop)
+        future = asyncio.run_coroutine_threadsafe(work(app.state), server.loop)
         return future.result(self._start_timeout_s + extra_s)

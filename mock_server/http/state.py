@@ -1,4 +1,5 @@
-"""What one app instance keeps between requests: its settings, its scenarios, its counters."""
+"""What one app instance keeps between requests: its settings, its scenarios, its journal, its
+caches; every route reaches it through `state_of(request)`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from mock_server.journal.journal import Journal, Since
+from starlette.requests import Request
+
+from mock_server.http.request_body import journal_body
+from mock_server.journal.journal import Entry, Journal, Since
 from mock_server.journal.verdict import Verdict, judge
 from mock_server.scenarios.catalog import Catalog
 from mock_server.settings import Settings
 from mock_server.timeline.compile import TimelineCache
-from mock_server.wire.rendering import RenderCache
+from mock_server.wire.rendering import StreamCache
 
 PENDING_POLL_S = 0.01
 
@@ -22,14 +26,27 @@ class MockState:
     catalog: Catalog
     journal: Journal
     timelines: TimelineCache = field(default_factory=TimelineCache)
-    renders: RenderCache = field(default_factory=RenderCache)
+    streams: StreamCache = field(default_factory=StreamCache)
+
+    def open_entry(self, request: Request, raw_body: bytes | None) -> Entry:
+        """Start the journal's record of a model request (the body kept as JSON when it parses)."""
+        entry = self.journal.open(
+            method=request.method,
+            path=request.url.path,
+            query=request.query_params.multi_items(),
+            headers=request.headers.raw,
+            body=journal_body(raw_body),
+            body_bytes=len(raw_body or b""),
+        )
+        request.state.journal_entry = entry  # for the last-resort error handler (errors.py)
+        return entry
 
     def reset(self) -> int:
         """Back to the state at start: no records, no run-time scenarios, `times` counted afresh,
         nothing cached. Returns how many records were cleared."""
         self.catalog.reset()
         self.timelines.clear()
-        self.renders.clear()
+        self.streams.clear()
         return self.journal.clear()
 
     async def verdict(self, since: Since | int | None = None, settle_s: float = 0.0, wait_s: float = 0.0) -> Verdict:
@@ -45,3 +62,9 @@ class MockState:
             await asyncio.sleep(min(left, max(due, 0.0) + PENDING_POLL_S))
             verdict = judge(self.journal.records(since), self.settings.wall_clock())
         return verdict
+
+
+def state_of(request: Request) -> MockState:
+    """The state of the app serving `request`."""
+    state: MockState = request.app.state.mock
+    return state

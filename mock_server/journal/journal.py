@@ -5,13 +5,14 @@ flight shows `outcome` None. The journal keeps the newest `size` records, and no
 `max_bytes` of what the clients sent; ids keep counting across `clear()`, so `since=` stays
 meaningful. They start at 1 again only with a new journal, that is a new server `instance`: a
 `since` from another instance is refused (`RestartedError`) rather than quietly judging nothing.
-Readers get `RequestRecord` snapshots, never live records. Secrets in headers, query and body are
+The journal holds an `Entry` per request, on which the server notes facts as the response starts
+and ends; readers get the entry's `RequestRecord`, an immutable snapshot. Secrets in headers, query and body are
 masked as the record is opened, unless the journal was made to keep them (`redaction.py`).
 
 Beyond the SPEC's fields, a record keeps what the server told the client (`Retry-After`, `retry:`,
 ids), how the stream was set to end and when it met a `close` event or a stall, and the scenario's
-thresholds: the facts the client verdict judges by. They are noted when the response starts and
-ends, never per chunk.
+thresholds: the facts the client verdict judges by. They travel with the response (the rendered
+stream's schedule, the transport's result) and are noted when it starts and ends, never per chunk.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mock_server.errors import RestartedError
 from mock_server.journal.redaction import journal_headers, journal_query, mask_body
 from mock_server.scenarios.model import DEFAULT_THRESHOLDS, Thresholds
-from mock_server.timeline.compile import Ending, Timeline
-from mock_server.wire.actions import Op, Outcome, PlayResult
-from mock_server.wire.rendering import last_id_sent, schedule
+from mock_server.scenarios.steps import Ending
+from mock_server.wire.actions import Schedule
+from mock_server.wire.outcome import Outcome, PlayResult
 
 DEFAULT_SIZE = 1000
 DEFAULT_MAX_BYTES = 64 << 20
@@ -56,23 +57,23 @@ class RequestRecord:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
-    prompt: str | None
-    scenario: str | None
-    dialect: str | None
-    status: int | None
-    events_sent: int
-    outcome: Outcome | None
-    last_event_id: str | None
-    duration_ms: float | None
-    ids: bool
-    last_id_sent: int | None
-    retry_ms: int | None
-    retry_after: str | None
-    ending: Ending | None
-    close_at_ms: float | None
-    stall_at_ms: float | None
-    stall_ms: float | None
-    thresholds: Thresholds
+    prompt: str | None = None
+    scenario: str | None = None
+    dialect: str | None = None
+    status: int | None = None
+    events_sent: int = 0
+    outcome: Outcome | None = None
+    last_event_id: str | None = None
+    duration_ms: float | None = None
+    ids: bool = False
+    last_id_sent: int | None = None
+    retry_ms: int | None = None
+    retry_after: str | None = None
+    ending: Ending | None = None
+    close_at_ms: float | None = None
+    stall_at_ms: float | None = None
+    stall_ms: float | None = None
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": self.thresholds.model_dump()}
@@ -96,75 +97,73 @@ class RequestRecord:
         return f"<RequestRecord {self.summary()}>"
 
 
-@dataclass(slots=True)
-class Record:
-    """The journal's live record of a request, finished by the endpoint or the transport."""
+class Entry:
+    """The journal's hold on one request while it is answered: the server notes facts on it as the
+    response starts and ends (never per chunk), and `record` is always a finished snapshot of them."""
 
-    id: int
-    received_at: float
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    prompt: str | None = None
-    scenario: str | None = None
-    dialect: str | None = None
-    status: int | None = None
-    events_sent: int = 0
-    outcome: Outcome | None = None
-    last_event_id: str | None = None
-    duration_ms: float | None = None
-    ids: bool = False
-    last_id_sent: int | None = None
-    retry_ms: int | None = None
-    retry_after: str | None = None
-    ending: Ending | None = None
-    close_at_ms: float | None = None
-    stall_at_ms: float | None = None
-    stall_ms: float | None = None
-    thresholds: Thresholds = DEFAULT_THRESHOLDS
-    _started: float = field(default=0.0, repr=False)
-    _size: int = field(default=RECORD_OVERHEAD_BYTES, repr=False)
+    __slots__ = ("_started", "record", "size")
 
-    def finish(self, status: int, outcome: Outcome, events_sent: int = 0) -> None:
-        self.status = status
-        self.outcome = outcome
-        self.events_sent = events_sent
-        self.duration_ms = self._elapsed_ms()
+    def __init__(self, record: RequestRecord, size: int) -> None:
+        self.record = record
+        self.size = size
+        """About how many bytes the record holds (what the client sent, and the record's own)."""
+        self._started = time.perf_counter()
 
-    def on_play_end(self, status: int, ops: tuple[Op, ...] = ()) -> Callable[[PlayResult], None]:
-        """A callback for the transport that finishes this record with the result of playing `ops`."""
+    @property
+    def id(self) -> int:
+        return self.record.id
 
-        def finish(result: PlayResult) -> None:
-            self.finish(status, result.outcome, result.events_sent)
-            self.last_id_sent = last_id_sent(ops, result.events_sent)
+    def note_selection(self, *, prompt: str, scenario: str, dialect: str, thresholds: Thresholds) -> None:
+        """Note what the server made of the request."""
+        self.record = replace(self.record, prompt=prompt, scenario=scenario, dialect=dialect, thresholds=thresholds)
 
-        return finish
+    def note_stream(self, *, ids: bool, retry_ms: int | None, ending: Ending) -> None:
+        """Note what the stream about to play will tell its client: ids, `retry:`, how it ends."""
+        self.record = replace(self.record, ids=ids, retry_ms=retry_ms, ending=ending)
 
-    def note_stream(self, timeline: Timeline, ops: tuple[Op, ...]) -> None:
-        """Note what the stream about to play `ops` will tell its client, and when."""
-        self.ids, self.retry_ms, self.ending = timeline.ids, timeline.retry_ms, timeline.ending
-        self.note_schedule(ops)
-
-    def note_schedule(self, ops: tuple[Op, ...]) -> None:
-        """Note when the response about to play `ops` writes a `close` event and falls silent."""
-        plan = schedule(ops)
+    def note_schedule(self, schedule: Schedule) -> None:
+        """Note when the response about to play writes a `close` event and falls silent."""
         start_ms = self._elapsed_ms()
-        self.close_at_ms = None if plan.close_at_s is None else round(start_ms + plan.close_at_s * 1000, 3)
-        self.stall_at_ms = None if plan.stall_at_s is None else round(start_ms + plan.stall_at_s * 1000, 3)
-        self.stall_ms = None if plan.stall_s is None else plan.stall_s * 1000
+
+        def at(seconds: float | None) -> float | None:
+            return None if seconds is None else round(start_ms + seconds * 1000, 3)
+
+        stall_ms = None if schedule.stall_s is None else schedule.stall_s * 1000
+        self.record = replace(
+            self.record, close_at_ms=at(schedule.close_at_s), stall_at_ms=at(schedule.stall_at_s), stall_ms=stall_ms
+        )
 
     def note_headers(self, headers: Iterable[tuple[str, str]]) -> None:
         """Note the response headers the verdict judges by (`Retry-After`)."""
-        self.retry_after = next((value for name, value in headers if name.lower() == "retry-after"), None)
+        retry_after = next((value for name, value in headers if name.lower() == "retry-after"), None)
+        self.record = replace(self.record, retry_after=retry_after)
+
+    def finish(self, status: int, outcome: Outcome, events_sent: int = 0, last_id_sent: int | None = None) -> None:
+        """Note how the response ended."""
+        self.record = replace(
+            self.record,
+            status=status,
+            outcome=outcome,
+            events_sent=events_sent,
+            last_id_sent=last_id_sent,
+            duration_ms=self._elapsed_ms(),
+        )
+
+    def on_play_end(self, status: int) -> Callable[[PlayResult], None]:
+        """A callback for the transport that finishes the record with how playing ended."""
+
+        def finish(result: PlayResult) -> None:
+            self.finish(status, result.outcome, result.events_sent, result.last_id)
+
+        return finish
+
+    def snapshot(self) -> RequestRecord:
+        """The record as it is now, with headers and query of its own (the record itself cannot change)."""
+        record = self.record
+        return replace(record, query=dict(record.query), headers=dict(record.headers))
 
     def _elapsed_ms(self) -> float:
         return round((time.perf_counter() - self._started) * 1000, 3)
-
-    def snapshot(self) -> RequestRecord:
-        values = {f.name: getattr(self, f.name) for f in fields(RequestRecord)}
-        return RequestRecord(**{**values, "query": dict(self.query), "headers": dict(self.headers)})
 
 
 MAX_ID_DIGITS = 18
@@ -204,7 +203,7 @@ class Journal:
         max_bytes: int = DEFAULT_MAX_BYTES,
         mask_secrets: bool = True,
     ) -> None:
-        self._records: deque[Record] = deque()
+        self._entries: deque[Entry] = deque()
         self._ids = itertools.count(1)
         self._last_id = 0
         self._wall_clock = wall_clock
@@ -224,7 +223,7 @@ class Journal:
         headers: Iterable[tuple[bytes, bytes]],
         body: Any,
         body_bytes: int = 0,
-    ) -> Record:
+    ) -> Entry:
         """A new record of a request: `headers` as ASGI has them (raw name and value bytes), `body`
         as the journal keeps it and `body_bytes` its size on the wire."""
         mask = self.mask_secrets
@@ -237,7 +236,7 @@ class Journal:
             + sum(len(name) + len(value) for name, value in kept_query.items())
         )
         self._last_id = next(self._ids)
-        record = Record(
+        record = RequestRecord(
             id=self._last_id,
             received_at=self._wall_clock(),
             method=method,
@@ -246,14 +245,13 @@ class Journal:
             headers=kept_headers,
             body=mask_body(body) if mask else body,
             last_event_id=kept_headers.get("last-event-id"),
-            _started=time.perf_counter(),
-            _size=size,
         )
-        self._records.append(record)
+        entry = Entry(record, size)
+        self._entries.append(entry)
         self._bytes += size
-        while len(self._records) > 1 and (len(self._records) > self.size or self._bytes > self.max_bytes):
-            self._bytes -= self._records.popleft()._size
-        return record
+        while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
+            self._bytes -= self._entries.popleft().size
+        return entry
 
     def after(self, since: Since | int | None) -> int | None:
         """The id records must be above for `since` (None: every record). Raises RestartedError when
@@ -280,7 +278,7 @@ class Journal:
         """Snapshots of the records with an id above `since` (all without it), oldest first; raises
         RestartedError for a `since` from another instance (`after`)."""
         above = self.after(since)
-        return [r.snapshot() for r in self._records if above is None or r.id > above]
+        return [e.snapshot() for e in self._entries if above is None or e.id > above]
 
     async def settled(self, since: Since | int | None = None, timeout_s: float = 0.0) -> list[RequestRecord]:
         """Like `records`, after waiting up to `timeout_s` for responses in flight to end.
@@ -290,16 +288,16 @@ class Journal:
         """
         above = self.after(since) or 0
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(r.outcome is None and r.id > above for r in self._records):
+        while time.monotonic() < deadline and any(e.record.outcome is None and e.id > above for e in self._entries):
             await asyncio.sleep(SETTLE_POLL_S)
         return self.records(since)
 
     def clear(self) -> int:
         """Forget every record; returns how many there were."""
-        count = len(self._records)
-        self._records.clear()
+        count = len(self._entries)
+        self._entries.clear()
         self._bytes = 0
         return count
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._entries)

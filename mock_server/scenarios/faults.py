@@ -40,7 +40,7 @@ class KindInfo:
     summary: str
 
 
-KINDS: dict[FaultKind, KindInfo] = {
+FAULT_KINDS: dict[FaultKind, KindInfo] = {
     FaultKind.DROP: KindInfo(None, True, "close the TCP connection without ending the chunked body"),
     FaultKind.RESET: KindInfo(None, True, "abort the TCP connection with a reset (ECONNRESET)"),
     FaultKind.CLOSE: KindInfo("data", True, "send an SSE event named `close`, hold the connection `ms`, then end"),
@@ -92,14 +92,13 @@ class Fault(BaseModel):
 
     @property
     def positional(self) -> bool:
-        return KINDS[self.kind].positional
+        return FAULT_KINDS[self.kind].positional
 
     @property
     def ends_stream(self) -> bool:
-        """Whether nothing is sent after this fault."""
-        if self.kind is FaultKind.STALL:
-            return self.ms is None
-        return self.kind in (FaultKind.DROP, FaultKind.RESET, FaultKind.CLOSE, FaultKind.ERROR)
+        """Whether nothing is sent after this fault: a `close` by its meaning (the stream ends after the
+        event and the hold), any other when one of its steps ends the stream."""
+        return self.kind is FaultKind.CLOSE or any(steps.ends_stream(step) for step in self.to_steps())
 
     def to_steps(self) -> list[steps.Step]:
         """The steps this fault puts before its chunk (none for stream-level kinds)."""
@@ -113,9 +112,9 @@ class Fault(BaseModel):
                 # Holding the connection open after the event shows whether the client hangs up on it.
                 return [close, steps.Sleep(self.ms)] if self.ms else [close]
             case FaultKind.ERROR:
-                error = steps.Error()
+                error = steps.ErrorEvent()
                 return [
-                    steps.Error(
+                    steps.ErrorEvent(
                         message=self.message or error.message,
                         type=self.type or error.type,
                         code=self.code,
@@ -157,7 +156,7 @@ def parse_fault(item: str) -> Fault:
     except ValueError:
         known = ", ".join(k.value for k in FaultKind)
         raise OverrideError(f"unknown fault kind {name!r} in {item!r}; known: {known}") from None
-    info = KINDS[kind]
+    info = FAULT_KINDS[kind]
     fields: dict[str, object] = {"kind": kind}
     if at_sep:
         if not info.positional:

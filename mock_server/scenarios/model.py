@@ -188,8 +188,8 @@ class _ErrorStep(_StepModel):
 
     def build(self) -> steps.Step | ToolCallSpec:
         args = self.error or _ErrorArgs()
-        default = steps.Error()
-        return steps.Error(args.message or default.message, args.type or default.type, args.code)
+        default = steps.ErrorEvent()
+        return steps.ErrorEvent(args.message or default.message, args.type or default.type, args.code)
 
 
 class _FinishArgs(BaseModel):

@@ -8,6 +8,19 @@ mean the same on every endpoint and are played by the transport.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Ending(StrEnum):
+    """How a stream ends when it is played to its end: with its end marker, or cut in one of these ways."""
+
+    DONE = "done"
+    NO_DONE = "no_done"
+    CLOSE = "close"
+    ERROR = "error"
+    DROP = "drop"
+    RESET = "reset"
+    STALL = "stall"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +55,7 @@ class ToolCallArguments:
 
 
 @dataclass(frozen=True, slots=True)
-class Error:
+class ErrorEvent:
     """The dialect's own mid-stream error event; nothing of the answer follows it."""
 
     message: str = "The server had an error while processing your request."
@@ -113,7 +126,7 @@ class Stall:
     ms: float | None = None
 
 
-ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | Error | Finish
+ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | ErrorEvent | Finish
 WireStep = Sleep | RawEvent | Comment | Raw | Split | Drop | Reset | Stall
 Step = ContentStep | WireStep
 
@@ -121,6 +134,22 @@ Step = ContentStep | WireStep
 CHUNK_STEPS: tuple[type, ...] = (Text, Reasoning, ToolCallStart, ToolCallArguments)
 
 
+def ending_of(step: Step) -> Ending | None:
+    """How the stream ends at `step`, or None when more may follow it: the one answer to whether a
+    step ends the stream (the compiler stops placing steps after it, the renderer stops rendering,
+    a scenario may not script steps after it, a timeline's `ending` is its last step's)."""
+    match step:
+        case Drop():
+            return Ending.DROP
+        case Reset():
+            return Ending.RESET
+        case ErrorEvent():
+            return Ending.ERROR
+        case Stall(None):
+            return Ending.STALL
+    return None
+
+
 def ends_stream(step: Step) -> bool:
     """True for steps after which nothing more is written."""
-    return isinstance(step, Drop | Reset | Error) or (isinstance(step, Stall) and step.ms is None)
+    return ending_of(step) is not None

@@ -13,14 +13,12 @@ import sys
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from mock_server.errors import ReplyTooLongError
 from mock_server.scenarios import steps
 from mock_server.scenarios.faults import Fault, FaultKind
 from mock_server.scenarios.model import Scenario, ToolCallSpec
-from mock_server.scenarios.steps import Error as StepError
-from mock_server.scenarios.steps import Step
+from mock_server.scenarios.steps import Ending, ErrorEvent, Step
 from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.chunking import Chunking, split_reply
 from mock_server.timeline.overrides import Overrides
@@ -57,18 +55,6 @@ class RequestContext:
     """How many requests have selected this scenario since start or reset, this one included."""
 
 
-class Ending(StrEnum):
-    """How a stream ends when it is played to its end: with its end marker, or cut in one of these ways."""
-
-    DONE = "done"
-    NO_DONE = "no_done"
-    CLOSE = "close"
-    ERROR = "error"
-    DROP = "drop"
-    RESET = "reset"
-    STALL = "stall"
-
-
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Timeline:
     """Everything one response will do, in order."""
@@ -76,7 +62,7 @@ class Timeline:
     scenario: str
     steps: tuple[Step, ...] = ()
     status: int = 200
-    error: StepError | None = None
+    error: ErrorEvent | None = None
     headers: tuple[tuple[str, str], ...] = ()
     content_type: str = "text/event-stream; charset=utf-8"
     end_marker: bool = True
@@ -87,15 +73,9 @@ class Timeline:
     @property
     def ending(self) -> Ending:
         """How the stream ends when nothing cuts it short."""
-        match self.steps[-1] if self.steps else None:
-            case steps.Drop():
-                return Ending.DROP
-            case steps.Reset():
-                return Ending.RESET
-            case steps.Error():
-                return Ending.ERROR
-            case steps.Stall(None):
-                return Ending.STALL
+        ending = steps.ending_of(self.steps[-1]) if self.steps else None
+        if ending is not None:
+            return ending
         if self.end_marker:
             return Ending.DONE
         if any(isinstance(step, steps.RawEvent) and step.event == "close" for step in self.steps):
@@ -132,8 +112,8 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         status = status_fault.status if status_fault and status_fault.status else scenario.status
         error = None
         if status_fault and (status_fault.message or status_fault.type or status_fault.code):
-            default = steps.Error()
-            error = steps.Error(
+            default = steps.ErrorEvent()
+            error = steps.ErrorEvent(
                 status_fault.message or default.message, status_fault.type or default.type, status_fault.code
             )
         if status == 429 and not any(name.lower() == "retry-after" for name, _ in headers):

@@ -1,10 +1,8 @@
-"""What the transport plays (writes, waits and wire faults, rendered before the stream starts) and
-how a response ends."""
+"""What the transport plays: writes, waits and wire faults, rendered before the stream starts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,28 +41,43 @@ class Reset:
     """Abort the connection with a TCP reset."""
 
 
-Op = Write | Wait | Hang | Drop | Reset
+Action = Write | Wait | Hang | Drop | Reset
 
 
-class Outcome(StrEnum):
-    """How a response ended.
-
-    `stalled`: the client left (or the server stopped) while the stream was stalling on purpose;
-    `client_disconnected`: the client left at any other moment, e.g. between paced chunks.
-    """
-
-    COMPLETED = "completed"
-    DROPPED = "dropped"
-    RESET = "reset"
-    STALLED = "stalled"
-    ERROR_STATUS = "error_status"
-    CLIENT_DISCONNECTED = "client_disconnected"
-
-    def __repr__(self) -> str:  # short enough for pytest's one-line assertion message
-        return f"Outcome.{self.name}"
+ENDS_PLAY: tuple[type[Action], ...] = (Hang, Drop, Reset)
+"""The actions after which nothing more is played (what a step that ends the stream becomes)."""
 
 
 @dataclass(frozen=True, slots=True)
-class PlayResult:
-    outcome: Outcome
-    events_sent: int
+class Schedule:
+    """When, in seconds after a response starts playing, its actions write a `close` event and fall
+    silent on purpose.
+
+    The transport keeps one monotonic deadline per response, so these are the moments the client
+    meets them (if it is still there); `stall_s` is None for a stall that lasts until the client leaves.
+    """
+
+    close_at_s: float | None = None
+    stall_at_s: float | None = None
+    stall_s: float | None = None
+
+
+def schedule_of(actions: tuple[Action, ...]) -> Schedule:
+    """The moments of the first `close` event and the first stall in `actions`, from their waits alone."""
+    moment = 0.0
+    close_at: float | None = None
+    stall_at: float | None = None
+    stall_s: float | None = None
+    for action in actions:
+        if isinstance(action, Write):
+            if action.closes and close_at is None:
+                close_at = moment
+        elif isinstance(action, Wait):
+            if action.stall and stall_at is None:
+                stall_at, stall_s = moment, action.seconds
+            moment += action.seconds
+        else:  # a Hang is a stall with no end; a Drop or a Reset ends the stream
+            if isinstance(action, Hang) and stall_at is None:
+                stall_at = moment
+            break
+    return Schedule(close_at, stall_at, stall_s)

@@ -1,4 +1,5 @@
-"""The one place SSE bytes are written: every event, comment and end marker goes through here.
+"""The one place SSE bytes are written (every event, comment and end marker goes through here), and
+the one reading of what a client sends back about them (`Last-Event-ID`).
 
 Encoding is sse-starlette's `ServerSentEvent.encode`, with LF line endings as OpenAI and Anthropic
 send them (sse-starlette defaults to CRLF).
@@ -54,3 +55,17 @@ def encode_comment(text: str) -> bytes:
 def to_json(value: object) -> str:
     """Compact JSON with raw UTF-8, as the providers send it."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+MAX_EVENT_ID_DIGITS = 18
+"""Our ids count events from 1; a longer number is past any stream's end (and would not convert cheaply)."""
+BEYOND_ANY_EVENT = 10**MAX_EVENT_ID_DIGITS
+
+
+def event_number(last_event_id: str | None) -> int | None:
+    """A `Last-Event-ID` as the number of one of our events, BEYOND_ANY_EVENT for a number too long to
+    be one, None for anything else (no header, blank, not ASCII digits: `²` is a digit to Python)."""
+    text = (last_event_id or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if len(text) <= MAX_EVENT_ID_DIGITS else BEYOND_ANY_EVENT

@@ -1,4 +1,4 @@
-"""What each op means for time, events and outcome: the one implementation, whoever drives it.
+"""What each action means for time, events and outcome: the one implementation, whoever drives it.
 
 Every wait is measured against one monotonic deadline per stream: a wait moves the deadline on by
 its duration and the stream sleeps until the deadline, not for the duration, so a late wake-up
@@ -18,7 +18,8 @@ from collections.abc import Callable
 from enum import Enum
 
 from mock_server.wire import frames
-from mock_server.wire.actions import Drop, Hang, Op, Outcome, Reset, Wait, Write
+from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write
+from mock_server.wire.outcome import Outcome
 
 KEEPALIVE = frames.encode_comment("ping")
 TIMER_SLACK_S = 0.001
@@ -26,24 +27,28 @@ TIMER_SLACK_S = 0.001
 millisecond-grained (uvloop fires up to 0.5 ms early), and sleeping again for the rest would spin."""
 
 
-class Pause(Enum):
+class Stop(Enum):
+    """Why `Player.resume` stopped, and so what its driver does next."""
+
     SLEEP = "sleep"  # until `wake_at`, then resume()
     HANG = "hang"  # nothing more, ever: until the client leaves
     DROP = "drop"
     RESET = "reset"
-    END = "end"  # every op played: end the body cleanly
+    END = "end"  # every action played: end the body cleanly
 
 
 class Player:
+    """Plays a rendered stream's actions through `write`, keeping time against one deadline."""
+
     def __init__(
         self,
-        ops: tuple[Op, ...],
+        actions: tuple[Action, ...],
         *,
         write: Callable[[bytes], bool],
         clock: Callable[[], float],
         keepalive_s: float | None = None,
     ) -> None:
-        self._ops = ops
+        self._actions = actions
         self._index = 0
         self._write = write
         self._clock = clock
@@ -54,43 +59,46 @@ class Player:
         self._pinging = False
         self._stalling = False
         self.events_sent = 0
+        self.last_id: int | None = None
+        """The id of the last event written (None before one, or without ids)."""
         self.outcome = Outcome.COMPLETED
         """`stalled` while the stream is silent on purpose, so a client leaving then is told apart."""
 
-    def resume(self) -> Pause:
+    def resume(self) -> Stop:
         """Play from where the last call stopped until the stream must wait, or ends."""
         if self._clock() < self.deadline - TIMER_SLACK_S:  # woken before the deadline: for a keep-alive
             if self._pinging and self._last_write + self._keepalive_s <= self._clock():
                 self._send(KEEPALIVE, 0)
             self.wake_at = self._next_wake()
-            return Pause.SLEEP
+            return Stop.SLEEP
         if self._stalling:
             self._stalling = False
             self.outcome = Outcome.COMPLETED
-        ops = self._ops
-        while self._index < len(ops):
-            op = ops[self._index]
+        actions = self._actions
+        while self._index < len(actions):
+            action = actions[self._index]
             self._index += 1
-            if isinstance(op, Write):
-                self._send(op.data, op.events)
-            elif isinstance(op, Wait):
-                self.deadline += op.seconds
-                self._pinging = op.keepalive and self._keepalive_s < math.inf
-                if op.stall:
+            if isinstance(action, Write):
+                if self._send(action.data, action.events) and action.last_id is not None:
+                    self.last_id = action.last_id
+            elif isinstance(action, Wait):
+                self.deadline += action.seconds
+                self._pinging = action.keepalive and self._keepalive_s < math.inf
+                if action.stall:
                     self._stalling = True
                     self.outcome = Outcome.STALLED
                 self.wake_at = self._next_wake()
-                return Pause.SLEEP
-            elif isinstance(op, Hang):
+                return Stop.SLEEP
+            elif isinstance(action, Hang):
                 self.outcome = Outcome.STALLED
-                return Pause.HANG
-            elif isinstance(op, Drop):
+                return Stop.HANG
+            elif isinstance(action, Drop):
                 self.outcome = Outcome.DROPPED
-                return Pause.DROP
-            elif isinstance(op, Reset):
+                return Stop.DROP
+            elif isinstance(action, Reset):
                 self.outcome = Outcome.RESET
-                return Pause.RESET
-        return Pause.END
+                return Stop.RESET
+        return Stop.END
 
     def _next_wake(self) -> float:
         if self._pinging:
@@ -99,7 +107,10 @@ class Player:
                 return ping_at
         return self.deadline
 
-    def _send(self, data: bytes, events: int) -> None:
-        if self._write(data):
+    def _send(self, data: bytes, events: int) -> bool:
+        """Write `data`; its events count when the connection is still there to take them."""
+        written = self._write(data)
+        if written:
             self.events_sent += events
         self._last_write = self._clock()
+        return written

@@ -1,68 +1,104 @@
-"""Rendering a timeline through a dialect into the transport's ops, before the stream starts.
+"""Rendering a timeline into the actions the transport plays, before the stream starts.
 
-All JSON and SSE framing happens here, once per response; the transport then only waits and
-writes. With `ids` on, every event the dialect renders is numbered from 1, so a request that
-resumes after id N skips exactly what the client already has.
+All JSON and SSE framing happens here (through `frames`), once per response; the transport then only
+waits and writes. The content steps are rendered by a `StreamRenderer`, which a dialect provides.
+With `ids` on, every event the dialect renders is numbered from 1, so a request that resumes after
+id N skips exactly what the client already has.
 
 A response that is not streamed plays the same timeline: its waits add up to one wait before a
-single JSON body (the dialect's `complete`), and what cuts a stream cuts the connection before
-that body. SSE-only steps (raw events, comments, `close`, `malformed`) have no place in a JSON body
-and are left out.
+single JSON body (which the dialect writes), and what cuts a stream cuts the connection before that
+body. SSE-only steps (raw events, comments, `close`, `malformed`) have no place in a JSON body and
+are left out.
 """
 
 from __future__ import annotations
 
 import itertools
 import weakref
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
-from mock_server.dialects import Dialect, DialectSpec, StreamInfo, collect_answer
 from mock_server.scenarios import steps
 from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.compile import Timeline
 from mock_server.wire import frames
-from mock_server.wire.actions import Drop, Hang, Op, Reset, Wait, Write
+from mock_server.wire.actions import ENDS_PLAY, Action, Drop, Hang, Reset, Schedule, Wait, Write, schedule_of
 
 COALESCE_BYTES = 64 * 1024
-OP_BYTES = 100
-"""An op with its slot in the stream, besides the bytes it writes (measured: about 97)."""
+ACTION_BYTES = 100
+"""An action with its slot in the stream, besides the bytes it writes (measured: about 97)."""
 
 
-def render(timeline: Timeline, dialect: Dialect, resume_after: int | None = None) -> tuple[Op, ...]:
-    """The ops that play `timeline`; with `resume_after`, only what follows the event with that id."""
-    renderer = _Renderer(timeline, dialect)
+class StreamRenderer(Protocol):
+    """What renders one response's content steps into SSE events: a dialect's, for one response
+    (it may keep state from one step to the next)."""
+
+    def start(self) -> list[frames.Event]:
+        """Events sent before the first content step (Anthropic's message_start, Responses' response.created)."""
+
+    def events(self, step: steps.ContentStep) -> list[frames.Event]:
+        """The events for one content step."""
+
+    def end(self) -> list[frames.Event]:
+        """The end marker sent after a complete answer (`data: [DONE]`, `message_stop`, `response.completed`),
+        unless the scenario drops it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedStream:
+    """A stream ready to play: its actions, when they write a `close` event and fall silent, and
+    whether anything is left for the client of a resumed stream."""
+
+    actions: tuple[Action, ...]
+    schedule: Schedule
+    nothing_left: bool
+    """No event and no wire fault to play: a resumed client has it all (the answer is a 204)."""
+
+
+def render_stream(timeline: Timeline, renderer: StreamRenderer, resume_after: int | None = None) -> RenderedStream:
+    """The stream that plays `timeline`; with `resume_after`, only what follows the event with that id."""
+    rendering = _Renderer(timeline, renderer)
     for step in timeline.steps:
-        renderer.add(step)
-    renderer.finish()
-    ops = renderer.ops
+        rendering.add(step)
+    rendering.finish()
+    actions = rendering.actions
     if resume_after is not None:
-        ops = _after_event(ops, resume_after)
-    return tuple(_coalesce(ops))
+        actions = _after_event(actions, resume_after, rendering.preamble)
+    played = tuple(_coalesce(actions))
+    nothing_left = not any((isinstance(a, Write) and a.events) or isinstance(a, ENDS_PLAY) for a in played)
+    return RenderedStream(played, schedule_of(played), nothing_left)
 
 
-class RenderCache:
+class StreamCache:
     """Rendered streams, the most recently used kept up to `max_bytes` (estimated): rendering is
     pure, and under load many requests render the very same stream (same timeline, second and resume
     point). Timelines are keyed by identity (the `TimelineCache` hands out one object per distinct
     timeline), which keeps a hit cheap however long the stream; the cache does not keep them alive."""
 
     def __init__(self, max_bytes: int = 32 << 20) -> None:
-        self._cache: BoundedCache[tuple[object, ...], tuple[weakref.ref[Timeline], tuple[Op, ...]]] = BoundedCache(
+        self._cache: BoundedCache[tuple[object, ...], tuple[weakref.ref[Timeline], RenderedStream]] = BoundedCache(
             max_bytes
         )
 
-    def render(
-        self, timeline: Timeline, dialect: DialectSpec, info: StreamInfo, resume_after: int | None = None
-    ) -> tuple[Op, ...]:
-        """`render(timeline, dialect.stream(info), resume_after)`, from the cache when it can be."""
-        key = (dialect.name, id(timeline), info, resume_after)
-        entry = self._cache.get(key)
+    def stream(
+        self,
+        timeline: Timeline,
+        renderer: Callable[[], StreamRenderer],
+        resume_after: int | None = None,
+        *,
+        key: Hashable,
+    ) -> RenderedStream:
+        """`render_stream(timeline, renderer(), resume_after)`, from the cache when it can be; `key`
+        stands for the renderer (its dialect and what it puts in every event)."""
+        cache_key = (key, id(timeline), resume_after)
+        entry = self._cache.get(cache_key)
         if entry is not None and entry[0]() is timeline:  # the id of a timeline gone may be reused
             return entry[1]
-        ops = render(timeline, dialect.stream(info), resume_after)
-        size = len(info.model) + sum(OP_BYTES + (len(op.data) if isinstance(op, Write) else 0) for op in ops)
-        self._cache.put(key, (weakref.ref(timeline), ops), size)
-        return ops
+        rendered = render_stream(timeline, renderer(), resume_after)
+        size = sum(ACTION_BYTES + (len(a.data) if isinstance(a, Write) else 0) for a in rendered.actions)
+        self._cache.put(cache_key, (weakref.ref(timeline), rendered), size)
+        return rendered
 
     def clear(self) -> None:
         self._cache.clear()
@@ -74,71 +110,17 @@ class RenderCache:
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
-    """When, in seconds after a response starts playing, its ops write a `close` event and fall
-    silent on purpose.
-
-    The transport keeps one monotonic deadline per response, so these are the moments the client
-    meets them (if it is still there); `stall_s` is None for a stall that lasts until the client leaves.
-    """
-
-    close_at_s: float | None = None
-    stall_at_s: float | None = None
-    stall_s: float | None = None
-
-
-def schedule(ops: tuple[Op, ...]) -> Schedule:
-    """The moments of the first `close` event and the first stall in `ops`, from their waits alone."""
-    moment = 0.0
-    close_at: float | None = None
-    stall_at: float | None = None
-    stall_s: float | None = None
-    for op in ops:
-        if isinstance(op, Write):
-            if op.closes and close_at is None:
-                close_at = moment
-        elif isinstance(op, Wait):
-            if op.stall and stall_at is None:
-                stall_at, stall_s = moment, op.seconds
-            moment += op.seconds
-        else:  # a Hang is a stall with no end; a Drop or a Reset ends the stream
-            if isinstance(op, Hang) and stall_at is None:
-                stall_at = moment
-            break
-    return Schedule(close_at, stall_at, stall_s)
-
-
-def last_id_sent(ops: tuple[Op, ...], events_sent: int) -> int | None:
-    """The id of the last event among the first `events_sent` events of `ops` (None without ids)."""
-    count = 0
-    last: int | None = None
-    for op in ops:
-        if count >= events_sent:
-            break
-        if isinstance(op, Write) and op.events:
-            count += op.events
-            last = op.last_id if op.last_id is not None else last
-    return last
-
-
-def nothing_left(ops: tuple[Op, ...]) -> bool:
-    """Whether a resumed stream has no event and no wire fault left to play: the client has it all."""
-    return not any((isinstance(op, Write) and op.events) or isinstance(op, Hang | Drop | Reset) for op in ops)
-
-
-@dataclass(frozen=True, slots=True)
 class WholeResponse:
-    """A non-streaming response: its status, its JSON body, and the ops that play it."""
+    """A non-streaming response: its status, its JSON body, and the actions that play it."""
 
     status: int
     body: bytes
-    ops: tuple[Op, ...]
+    actions: tuple[Action, ...]
 
 
-def render_whole(timeline: Timeline, dialect: DialectSpec, info: StreamInfo) -> WholeResponse:
-    """The non-streaming response for `timeline`: after all its waits, one body (an HTTP error in
-    the dialect's shape when the answer has an error), or the connection cut where the timeline
-    drops, resets or stalls for good."""
+def render_whole(timeline: Timeline, answer: Callable[[], tuple[int, bytes]]) -> WholeResponse:
+    """The non-streaming response for `timeline`: after all its waits, the status and body `answer`
+    gives (the dialect's), or the connection cut where the timeline drops, resets or stalls for good."""
     waited = 0.0
     split: steps.Split | None = None
     for step in timeline.steps:
@@ -153,21 +135,17 @@ def render_whole(timeline: Timeline, dialect: DialectSpec, info: StreamInfo) -> 
                 return WholeResponse(200, b"", (Wait(waited / 1000), Reset()))
             case steps.Stall():
                 return WholeResponse(200, b"", (Wait(waited / 1000), Hang()))
-    answer = collect_answer(timeline.steps)
-    if answer.error is not None:
-        status = dialect.error_status(answer.error)
-        body = dialect.error_body(status, answer.error)
-    else:
-        status, body = 200, dialect.complete(info, answer)
-    data = frames.to_json(body).encode()
-    return WholeResponse(status, data, (Wait(waited / 1000), *_writes(data, split, events=1)))
+    status, body = answer()
+    return WholeResponse(status, body, (Wait(waited / 1000), *_writes(body, split, events=1)))
 
 
 class _Renderer:
-    def __init__(self, timeline: Timeline, dialect: Dialect) -> None:
+    def __init__(self, timeline: Timeline, renderer: StreamRenderer) -> None:
         self.timeline = timeline
-        self.dialect = dialect
-        self.ops: list[Op] = []
+        self.renderer = renderer
+        self.actions: list[Action] = []
+        self.preamble = 0
+        """How many whole writes without an event (the `retry:` field, comments) the stream opens with."""
         self._started = False
         self._next_id = 1
         self._split: steps.Split | None = None
@@ -176,22 +154,22 @@ class _Renderer:
     def add(self, step: steps.Step) -> None:
         match step:
             case steps.Sleep(ms):
-                self.ops.append(Wait(ms / 1000))
+                self.actions.append(Wait(ms / 1000))
             case steps.Stall(ms):
-                self.ops.append(Hang() if ms is None else Wait(ms / 1000, keepalive=False, stall=True))
+                self.actions.append(Hang() if ms is None else Wait(ms / 1000, keepalive=False, stall=True))
             case steps.Split():
                 self._split = step
             case steps.Drop():
-                self.ops.append(Drop())
+                self.actions.append(Drop())
             case steps.Reset():
-                self.ops.append(Reset())
+                self.actions.append(Reset())
             case steps.RawEvent(None, None, None, retry) if retry is not None:
-                self._write(frames.encode_retry(retry), events=0)
+                self._write(frames.encode_retry(retry), events=0, opening=True)
             case steps.RawEvent(event, data, event_id, retry):
                 encoded = frames.encode(frames.Event(data, event=event, id=event_id, retry=retry))
-                self._write(encoded, events=int(data is not None), closes=event == "close")
+                self._write(encoded, events=int(data is not None), closes=event == "close", opening=data is None)
             case steps.Comment(text):
-                self._write(frames.encode_comment(text), events=0)
+                self._write(frames.encode_comment(text), events=0, opening=True)
             case steps.Raw(data):
                 self._write(data, events=data.count(b"\n\n") + data.count(b"\r\n\r\n"))
             case _:
@@ -203,18 +181,18 @@ class _Renderer:
         if self._ended or not self.timeline.end_marker:
             return
         self._ensure_started()
-        for event in self.dialect.end():
+        for event in self.renderer.end():
             self._event(event)
 
     def _content(self, step: steps.ContentStep) -> None:
         self._ensure_started()
-        for event in self.dialect.render(step):
+        for event in self.renderer.events(step):
             self._event(event)
 
     def _ensure_started(self) -> None:
         if not self._started:
             self._started = True
-            for event in self.dialect.start():
+            for event in self.renderer.start():
                 self._event(event)
 
     def _event(self, event: frames.Event) -> None:
@@ -226,25 +204,31 @@ class _Renderer:
         numbered = frames.Event(event.data, event=event.event, id=str(event_id), retry=event.retry)
         self._write(frames.encode(numbered), events=1, last_id=event_id)
 
-    def _write(self, data: bytes, *, events: int, last_id: int | None = None, closes: bool = False) -> None:
+    def _write(
+        self, data: bytes, *, events: int, last_id: int | None = None, closes: bool = False, opening: bool = False
+    ) -> None:
+        """Write `data` (in pieces after a `split`); `opening` blocks (`retry:`, comments, events without
+        data) written whole before anything else are the preamble a resumed stream opens with again."""
         split, self._split = self._split, None
-        self.ops.extend(_writes(data, split, events=events, last_id=last_id, closes=closes))
+        if opening and split is None and self.preamble == len(self.actions):
+            self.preamble += 1
+        self.actions.extend(_writes(data, split, events=events, last_id=last_id, closes=closes))
 
 
 def _writes(
     data: bytes, split: steps.Split | None, *, events: int, last_id: int | None = None, closes: bool = False
-) -> list[Op]:
+) -> list[Action]:
     """One write of `data`, or its pieces `split.ms` apart; the events count when the last piece is sent."""
     if split is None:
         return [Write(data, events, last_id, closes)]
-    ops: list[Op] = []
+    actions: list[Action] = []
     pieces = split_points(data, split.pieces)
     for i, piece in enumerate(pieces):
         if i:
-            ops.append(Wait(split.ms / 1000, keepalive=False))
+            actions.append(Wait(split.ms / 1000, keepalive=False))
         last = i == len(pieces) - 1
-        ops.append(Write(piece, events if last else 0, last_id if last else None, closes and last))
-    return ops
+        actions.append(Write(piece, events if last else 0, last_id if last else None, closes and last))
+    return actions
 
 
 def split_points(data: bytes, pieces: int) -> list[bytes]:
@@ -261,32 +245,21 @@ def split_points(data: bytes, pieces: int) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
-def _after_event(ops: list[Op], event_id: int) -> list[Op]:
-    """The preamble (the `retry:` field and comments the stream opens with) and what follows the
-    event `event_id`; just the preamble when the stream never got that far (ids start at 1, so 0 is
-    before the first event: everything)."""
+def _after_event(actions: list[Action], event_id: int, preamble: int) -> list[Action]:
+    """The first `preamble` actions (the `retry:` field and comments the stream opens with) and what
+    follows the event `event_id`; just the preamble when the stream never got that far (ids start at
+    1, so 0 is before the first event: everything)."""
     if event_id < 1:
-        return ops
-    preamble: list[Op] = list(itertools.takewhile(_is_whole_non_event, ops))
-    for index, op in enumerate(ops):
-        if isinstance(op, Write) and op.last_id == event_id:
-            return [*preamble, *ops[index + 1 :]]
-    return preamble
+        return actions
+    for index, action in enumerate(actions):
+        if isinstance(action, Write) and action.last_id == event_id:
+            return [*actions[:preamble], *actions[index + 1 :]]
+    return actions[:preamble]
 
 
-def _is_whole_non_event(op: Op) -> bool:
-    # A piece of a split event has no event either, but only a whole block ends with the blank line
-    # (or is the lone `retry:` line).
-    return isinstance(op, Write) and not op.events and (op.data.endswith(b"\n\n") or _is_retry_line(op.data))
-
-
-def _is_retry_line(data: bytes) -> bool:
-    return data.startswith(b"retry: ") and data.endswith(b"\n") and data.count(b"\n") == 1
-
-
-def _coalesce(ops: list[Op]) -> list[Op]:
+def _coalesce(actions: list[Action]) -> list[Action]:
     """Merge writes that follow each other with no wait (up to COALESCE_BYTES): one `send`, not many."""
-    out: list[Op] = []
+    out: list[Action] = []
     run: list[Write] = []
     size = 0
 
@@ -299,17 +272,17 @@ def _coalesce(ops: list[Op]) -> list[Op]:
             out.append(Write(data, sum(w.events for w in run), ids[-1] if ids else None, any(w.closes for w in run)))
         run.clear()
 
-    for op in ops:
-        if isinstance(op, Write) and size + len(op.data) <= COALESCE_BYTES:
-            run.append(op)
-            size += len(op.data)
+    for action in actions:
+        if isinstance(action, Write) and size + len(action.data) <= COALESCE_BYTES:
+            run.append(action)
+            size += len(action.data)
             continue
         flush()
         size = 0
-        if isinstance(op, Write):
-            run.append(op)
-            size = len(op.data)
+        if isinstance(action, Write):
+            run.append(action)
+            size = len(action.data)
         else:
-            out.append(op)
+            out.append(action)
     flush()
     return out

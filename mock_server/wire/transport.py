@@ -22,8 +22,9 @@ from starlette.responses import Response
 from uvicorn.protocols.http.flow_control import FlowControl
 
 from mock_server.wire import tcp
-from mock_server.wire.actions import Op, Outcome, PlayResult
-from mock_server.wire.player import Pause, Player
+from mock_server.wire.actions import Action
+from mock_server.wire.outcome import Outcome, PlayResult
+from mock_server.wire.player import Player, Stop
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,7 +37,7 @@ DROP_SETTLE_TIMEOUT_S = 5.0
 
 
 class StreamResponse(Response):
-    """An ASGI response that plays `ops` after sending `status` and `headers`.
+    """An ASGI response that plays `actions` after sending `status` and `headers`.
 
     With `defer_head`, the status and headers wait for the first write, as a response that is not
     streamed arrives all at once: a drop or reset before it leaves the client with no response.
@@ -45,7 +46,7 @@ class StreamResponse(Response):
 
     def __init__(
         self,
-        ops: tuple[Op, ...],
+        actions: tuple[Action, ...],
         *,
         status: int = 200,
         headers: list[tuple[bytes, bytes]],
@@ -55,7 +56,7 @@ class StreamResponse(Response):
         sleep: SleepFn = asyncio.sleep,
         defer_head: bool = False,
     ) -> None:
-        self.ops = ops
+        self.actions = actions
         self.status_code = status
         self.raw_headers = headers
         self.background = None
@@ -110,8 +111,9 @@ class StreamResponse(Response):
             if connection is not None:
                 connection.stream = None
             if self.on_end is not None:
-                events = self._player.events_sent if self._player is not None else 0
-                self.on_end(PlayResult(self._cut_short or self._outcome, events))
+                player = self._player
+                events, last_id = (player.events_sent, player.last_id) if player is not None else (0, None)
+                self.on_end(PlayResult(self._cut_short or self._outcome, events, last_id))
 
     @property
     def _outcome(self) -> Outcome:
@@ -147,17 +149,17 @@ class StreamResponse(Response):
             pause = await self._play_direct(connection, send)
         else:
             pause = await self._play_through_asgi(connection, send)
-        if pause is Pause.HANG:
+        if pause is Stop.HANG:
             await asyncio.get_running_loop().create_future()  # until the client leaves or the server stops
-        elif pause is Pause.DROP or pause is Pause.RESET:
-            await self._end_connection(connection, reset=pause is Pause.RESET)
+        elif pause is Stop.DROP or pause is Stop.RESET:
+            await self._end_connection(connection, reset=pause is Stop.RESET)
         else:
             if not self._head_sent:
                 await self._send_head(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self._finished = True
 
-    async def _play_direct(self, connection: tcp.Connection, send: Send) -> Pause:
+    async def _play_direct(self, connection: tcp.Connection, send: Send) -> Stop:
         """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them."""
         loop = asyncio.get_running_loop()
         transport, flow = connection.transport, connection.flow
@@ -168,15 +170,15 @@ class StreamResponse(Response):
             transport.write(b"%x\r\n%b\r\n" % (len(data), data))
             return True
 
-        player = self._player = Player(self.ops, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
+        player = self._player = Player(self.actions, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
         while True:
             pause = await _run_on_timers(player, flow)
-            if pause is not Pause.SLEEP:
+            if pause is not Stop.SLEEP:
                 return pause
             if flow is not None:
                 await flow.drain()  # the client reads slower than we write: wait, as uvicorn's send would
 
-    async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Pause:
+    async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Stop:
         """The same play through ASGI `send`, from this coroutine."""
         clock = self._clock or asyncio.get_running_loop().time
         # uvicorn silently discards what is sent after the client has gone; such events do not count.
@@ -187,7 +189,7 @@ class StreamResponse(Response):
             pending.append(data)
             return transport is None or not transport.is_closing()
 
-        player = self._player = Player(self.ops, write=write, clock=clock, keepalive_s=self.keepalive_s)
+        player = self._player = Player(self.actions, write=write, clock=clock, keepalive_s=self.keepalive_s)
         while True:
             pause = player.resume()
             for data in pending:
@@ -195,7 +197,7 @@ class StreamResponse(Response):
                     await self._send_head(send)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             pending.clear()
-            if pause is not Pause.SLEEP:
+            if pause is not Stop.SLEEP:
                 return pause
             await self._sleep(max(0.0, player.wake_at - clock()))
 
@@ -214,17 +216,17 @@ class StreamResponse(Response):
             connection.transport.abort()
 
 
-async def _run_on_timers(player: Player, flow: FlowControl | None) -> Pause:
+async def _run_on_timers(player: Player, flow: FlowControl | None) -> Stop:
     """Resume `player` from timer callbacks until it stops for anything but a sleep (or sleeps while
     the client lags behind: `write_paused`), and say why."""
     loop = asyncio.get_running_loop()
-    stopped: asyncio.Future[Pause] = loop.create_future()
+    stopped: asyncio.Future[Stop] = loop.create_future()
     timer: asyncio.TimerHandle | None = None
 
     def step() -> None:
         nonlocal timer
         pause = player.resume()
-        if pause is Pause.SLEEP and not (flow is not None and flow.write_paused):
+        if pause is Stop.SLEEP and not (flow is not None and flow.write_paused):
             timer = loop.call_at(player.wake_at, step)
         elif not stopped.done():
             stopped.set_result(pause)

@@ -10,7 +10,7 @@ after a cut stream, a client giving up on a stall) stays pending until its time 
 """
 
 from mock_server.journal.verdict.calls import Call, group_calls
-from mock_server.journal.verdict.findings import KINDS, Finding, Kind, Pending, Severity, Verdict
+from mock_server.journal.verdict.findings import FINDING_KINDS, Finding, Kind, Pending, Severity, Verdict
 from mock_server.journal.verdict.rules import judge
 
-__all__ = ["KINDS", "Call", "Finding", "Kind", "Pending", "Severity", "Verdict", "group_calls", "judge"]
+__all__ = ["FINDING_KINDS", "Call", "Finding", "Kind", "Pending", "Severity", "Verdict", "group_calls", "judge"]

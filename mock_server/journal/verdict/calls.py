@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from mock_server.journal.journal import RequestRecord
-from mock_server.timeline.compile import Ending
-from mock_server.wire.actions import Outcome
+from mock_server.scenarios.steps import Ending
+from mock_server.wire.frames import event_number
+from mock_server.wire.outcome import Outcome
 
 OVERLAP_S = 0.25
 """How much earlier than the server saw an attempt end its repeat may arrive: the client's hang-up
@@ -210,13 +211,6 @@ def _resumes(record: RequestRecord, attempt: RequestRecord) -> bool:
         and attempt.last_id_sent is not None
         and 1 <= resumed_after <= attempt.last_id_sent
     )
-
-
-def event_number(last_event_id: str | None) -> int | None:
-    """A `Last-Event-ID` as the number of one of our events, else None."""
-    if last_event_id is None or not last_event_id.strip().isdigit():
-        return None
-    return int(last_event_id)
 
 
 def retry_after_s(record: RequestRecord) -> float | None:

@@ -29,7 +29,7 @@ class Kind:
     advice: str
 
 
-_KINDS = [
+_FINDING_KINDS = [
     Kind(
         "retry_after_ignored",
         Severity.ERROR,
@@ -111,7 +111,7 @@ _KINDS = [
         "`msg.event === 'close'`).",
     ),
 ]
-KINDS: dict[str, Kind] = {kind.code: kind for kind in _KINDS}
+FINDING_KINDS: dict[str, Kind] = {kind.code: kind for kind in _FINDING_KINDS}
 """Every kind of finding by code, in the order a verdict lists them."""
 
 
@@ -128,7 +128,7 @@ class Finding:
 
     @classmethod
     def of(cls, code: str, detail: str, records: Iterable[RequestRecord]) -> Finding:
-        kind = KINDS[code]
+        kind = FINDING_KINDS[code]
         ids = tuple(sorted({record.id for record in records}))
         return cls(code, kind.severity, kind.title, detail, kind.advice, ids)
 

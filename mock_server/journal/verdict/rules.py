@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from mock_server.journal.journal import RequestRecord
-from mock_server.journal.verdict.calls import Call, Retry, event_number, group_calls, retry_after_s, was_cut
-from mock_server.journal.verdict.findings import KINDS, Finding, Pending, Verdict
-from mock_server.timeline.compile import Ending
-from mock_server.wire.actions import Outcome
+from mock_server.journal.verdict.calls import Call, Retry, group_calls, retry_after_s, was_cut
+from mock_server.journal.verdict.findings import FINDING_KINDS, Finding, Pending, Verdict
+from mock_server.scenarios.steps import Ending
+from mock_server.wire.frames import event_number
+from mock_server.wire.outcome import Outcome
 
 EARLY_S = 0.05
 """How much sooner than it was asked a client may come back: timer and clock granularity."""
@@ -62,11 +63,11 @@ Rule = Callable[[Call, _Scene], Iterator[Result]]
 
 def judge(records: Sequence[RequestRecord], now: float) -> Verdict:
     """The verdict on `records` (journal snapshots) as of `now` (Unix time): findings in the order of
-    the calls they concern, then of the kinds in KINDS."""
+    the calls they concern, then of the kinds in FINDING_KINDS."""
     calls = group_calls(records)
     scene = _Scene.of(records, now)
     results = [result for call in calls for rule in RULES for result in rule(call, scene)]
-    order = list(KINDS)
+    order = list(FINDING_KINDS)
     findings = sorted((r for r in results if isinstance(r, Finding)), key=lambda f: (f.records[0], order.index(f.code)))
     return Verdict(
         judged_at=now,

@@ -1,0 +1,44 @@
+"""The HTTP protocol the server runs on uvicorn: the limits of `limits.py`, and what ASGI alone
+cannot give the app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mock_server.http.limits import LimitedHttpProtocol
+from mock_server.journal.redaction import RedactingAccessLogger
+from mock_server.wire.tcp import CONNECTION_KEY, Connection
+
+
+class HttpProtocol(LimitedHttpProtocol):
+    """uvicorn's HTTP protocol with our limits, plus:
+    - a `Connection` in every request's `scope["state"]`, through which drops and resets reach the socket;
+    - a shutdown that ends the connection's stream (or its half-sent request) instead of waiting for it;
+    - access log lines without secret query values, written only when the server's `access_log` says so.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn's protocol logs access whenever the logger has a handler anywhere up the tree
+        # (under pytest, always); the server's own `access_log` setting decides instead.
+        self.access_log = self.access_log and self.config.access_log
+        self.access_logger = RedactingAccessLogger(self.access_logger, None)  # type: ignore[assignment]
+        self._connection: Connection | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.refused:
+            self._connection = Connection(transport, getattr(self, "flow", None))
+            self.app_state = {**self.app_state, CONNECTION_KEY: self._connection}
+
+    def shutdown(self) -> None:
+        stream = self._connection.stream if self._connection is not None else None
+        if stream is not None:
+            stream.stop()
+        elif self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete:
+            # A request whose body is still arriving cannot be answered in time; ending its connection
+            # ends it at once (as a client leaving mid-body) instead of after the whole grace time.
+            self.transport.close()
+            return
+        super().shutdown()
