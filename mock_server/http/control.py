@@ -4,7 +4,8 @@ and the verdict on the clients' behaviour.
 Reads are open but the journal's; with `--admin-token` every write, and reading the journal (which
 holds what clients sent), needs `Authorization: Bearer <token>`. Health and journal answers carry
 the server's `instance` (new at every start) and `started_at`, so a look across a restart is told
-apart. Errors are `{"error": {"type", "message", ...}}` with a status that says what to fix.
+apart. A mistake raises the `MockLLMError` that says what to fix; `errors.py` answers it with its
+status in the control API's shape, `{"error": {"type", "message", ...}}`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from mock_server.errors import BodyTooLargeError, Problem, RestartedError, ScenarioError, UnknownScenarioError
+from mock_server.errors import (
+    AdminTokenError,
+    NotRuntimeScenarioError,
+    Problem,
+    QueryParameterError,
+    RequestBodyError,
+    RestartedError,
+    ScenarioError,
+)
 from mock_server.http import openapi
+from mock_server.http.errors import answer_error, error_answer
 from mock_server.http.request_body import read_body
 from mock_server.http.state import state_of
 from mock_server.journal.journal import Journal, Since
@@ -33,32 +43,21 @@ MAX_WAIT_MS = 600_000
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
-def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
-    """The control API's error shape: `{"error": {"type", "message", ...}}`."""
-    return {"error": {"type": kind, "message": message, **extra}}
-
-
-def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse(error_body(kind, message, **extra), status_code=status, headers=headers)
-
-
-def _denied(request: Request) -> JSONResponse | None:
-    """None when the request may write (or read the journal); else the 401 that says which header to send."""
+def _require_admin(request: Request) -> None:
+    """Pass when the request may write (or read the journal); else raise AdminTokenError saying which
+    header to send."""
     token = state_of(request).settings.admin_token
     if token is None:
-        return None
+        return
     header = request.headers.get("authorization")
     scheme, _, given = (header or "").partition(" ")
     is_bearer = scheme.lower() == "bearer"
     if is_bearer and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return None
+        return
     problem = "it is missing" if header is None else "the token is wrong" if is_bearer else "it is not a Bearer token"
-    return _error(
-        401,
-        "unauthorized",
+    raise AdminTokenError(
         "This server protects /_mock/ writes and the journal with --admin-token: send the header "
-        f"`Authorization: Bearer <admin token>` ({problem}).",
-        headers={"WWW-Authenticate": 'Bearer realm="mock-llm-sse control"'},
+        f"`Authorization: Bearer <admin token>` ({problem})."
     )
 
 
@@ -75,18 +74,18 @@ def _instance_headers(journal: Journal) -> dict[str, str]:
     return {"X-Mock-Instance": journal.instance, "X-Mock-Started-At": f"{journal.started_at:.3f}"}
 
 
-def _since(text: str | None) -> Since | JSONResponse | None:
-    """`since=` read as a `Since`, or the 400 that says what it should be."""
+def _since(text: str | None) -> Since | None:
+    """`since=` read as a `Since`; raises QueryParameterError saying what it should be."""
     if text is None:
         return None
     try:
         return Since.parse(text)
     except ValueError as exc:
-        return _error(400, "invalid_parameter", f"query parameter `since`: {exc}.")
+        raise QueryParameterError("since", f"{exc}.") from None
 
 
 def _restarted(exc: RestartedError, journal: Journal) -> JSONResponse:
-    return _error(409, "restarted", str(exc), headers=_instance_headers(journal), instance=journal.instance)
+    return answer_error(exc, None, headers=_instance_headers(journal), instance=journal.instance)
 
 
 @router.get("/health", summary="Ready check for Docker and test harnesses")
@@ -110,10 +109,7 @@ async def list_scenarios(request: Request) -> list[dict[str, str]]:
 
 @router.get("/scenarios/{name}", summary="One scenario, as an object PUT accepts")
 async def get_scenario(name: str, request: Request) -> JSONResponse:
-    try:
-        entry = state_of(request).catalog.entry(name)
-    except UnknownScenarioError as exc:
-        return _error(404, "not_found", str(exc))
+    entry = state_of(request).catalog.entry(name)
     body = {**_describe(entry), "scenario": entry.scenario.model_dump(mode="json", exclude_defaults=True)}
     return JSONResponse(body)
 
@@ -124,29 +120,22 @@ async def get_scenario(name: str, request: Request) -> JSONResponse:
     openapi_extra=openapi.SCENARIO,
 )
 async def put_scenario(name: str, request: Request) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    _require_admin(request)
     source = f"PUT /_mock/scenarios/{name}"
-    try:
-        raw = await read_body(request, state_of(request).settings.max_body_bytes)
-    except BodyTooLargeError as exc:
-        return _error(413, "body_too_large", str(exc))
+    raw = await read_body(request, state_of(request).settings.max_body_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return _error(400, "invalid_body", "The body is not UTF-8 text; send the scenario as JSON or YAML.")
+        raise RequestBodyError("The body is not UTF-8 text; send the scenario as JSON or YAML.") from None
     is_yaml = request.headers.get("content-type", "").split(";")[0].strip().lower() in YAML_TYPES
     catalog = state_of(request).catalog
     try:
         # A large body takes seconds to parse and validate: in a worker thread, streams keep their timing.
         scenario = await run_in_threadpool(_load_runtime, text, source, name, is_yaml=is_yaml)
     except ScenarioError as exc:
-        return _error(
-            422,
-            "invalid_scenario",
-            f"Scenario {name!r} was not added: {len(exc.problems)} problem(s), listed in `problems`.",
-            problems=[_problem_json(p) for p in exc.problems],
-        )
+        message = f"Scenario {name!r} was not added: {len(exc.problems)} problem(s), listed in `problems`."
+        problems = [_problem_json(p) for p in exc.problems]
+        return error_answer(exc.status, exc.code, message, None, problems=problems)
     replaced = name in catalog
     catalog.add(scenario)
     return JSONResponse(_describe(catalog.entry(name)), status_code=200 if replaced else 201)
@@ -160,20 +149,14 @@ def _load_runtime(text: str, source: str, name: str, *, is_yaml: bool) -> Scenar
 
 @router.delete("/scenarios/{name}", summary="Remove a run-time scenario")
 async def delete_scenario(name: str, request: Request) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    _require_admin(request)
     catalog = state_of(request).catalog
     if catalog.remove(name):
         return JSONResponse({"deleted": name})
-    try:
-        entry = catalog.entry(name)
-    except UnknownScenarioError as exc:
-        return _error(404, "not_found", str(exc))
-    return _error(
-        409,
-        "not_runtime",
+    entry = catalog.entry(name)
+    raise NotRuntimeScenarioError(
         f"Scenario {name!r} comes from {entry.source}; only scenarios added at run time (source "
-        f"{RUNTIME_SOURCE!r}) can be removed. A PUT of the same name replaces it until /_mock/reset.",
+        f"{RUNTIME_SOURCE!r}) can be removed. A PUT of the same name replaces it until /_mock/reset."
     )
 
 
@@ -186,13 +169,10 @@ async def list_requests(
     since: str | None = Query(None, description=SINCE_HELP),
     settle_ms: int = Query(SETTLE_MS, ge=0, le=60_000, description="wait up to this long for responses in flight"),
 ) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    _require_admin(request)
     journal = state_of(request).journal
-    if isinstance(after := _since(since), JSONResponse):
-        return after
     try:
-        records = await journal.settled(after, settle_ms / 1000)
+        records = await journal.settled(_since(since), settle_ms / 1000)
     except RestartedError as exc:
         return _restarted(exc, journal)
     return JSONResponse([record.to_json() for record in records], headers=_instance_headers(journal))
@@ -208,10 +188,8 @@ async def verdict(
     ),
 ) -> JSONResponse:
     state = state_of(request)
-    if isinstance(after := _since(since), JSONResponse):
-        return after
     try:
-        judged = await state.verdict(after, settle_ms / 1000, wait_ms / 1000)
+        judged = await state.verdict(_since(since), settle_ms / 1000, wait_ms / 1000)
     except RestartedError as exc:
         return _restarted(exc, state.journal)
     return JSONResponse(judged.to_json(), headers=_instance_headers(state.journal))
@@ -219,13 +197,11 @@ async def verdict(
 
 @router.delete("/requests", summary="Clear the journal")
 async def clear_requests(request: Request) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    _require_admin(request)
     return JSONResponse({"cleared": state_of(request).journal.clear()})
 
 
 @router.post("/reset", summary="Clear the journal, run-time scenarios and the `times` counters")
 async def reset(request: Request) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    _require_admin(request)
     return JSONResponse({"reset": True, "cleared": state_of(request).reset()})
