@@ -13,7 +13,8 @@ from mock_server.dialects.answer import Answer, collect_answer
 from mock_server.dialects.base import Dialect, StreamInfo
 
 DIALECTS: dict[str, Dialect] = {
-    spec.name: spec for spec in (openai_chat.SPEC, openai_completions.SPEC, openai_responses.SPEC, anthropic.SPEC)
+    dialect.name: dialect
+    for dialect in (openai_chat.DIALECT, openai_completions.DIALECT, openai_responses.DIALECT, anthropic.DIALECT)
 }
 
 __all__ = ["DIALECTS", "Answer", "Dialect", "StreamInfo", "collect_answer"]

@@ -202,6 +202,6 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     }
 
 
-SPEC = Dialect(
+DIALECT = Dialect(
     name="anthropic", stream=AnthropicStream, error_body=error_body, complete=complete, error_status=error_status
 )

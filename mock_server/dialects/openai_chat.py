@@ -115,4 +115,4 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     }
 
 
-SPEC = Dialect(name="openai-chat", stream=OpenAIChatStream, error_body=_openai.error_body, complete=complete)
+DIALECT = Dialect(name="openai-chat", stream=OpenAIChatStream, error_body=_openai.error_body, complete=complete)

@@ -85,6 +85,6 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     }
 
 
-SPEC = Dialect(
+DIALECT = Dialect(
     name="openai-completions", stream=OpenAICompletionsStream, error_body=_openai.error_body, complete=complete
 )

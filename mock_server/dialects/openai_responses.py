@@ -244,4 +244,6 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     return _response(stream, status=status, output=output, usage=_usage(stream), finish=answer.finish_reason)
 
 
-SPEC = Dialect(name="openai-responses", stream=OpenAIResponsesStream, error_body=_openai.error_body, complete=complete)
+DIALECT = Dialect(
+    name="openai-responses", stream=OpenAIResponsesStream, error_body=_openai.error_body, complete=complete
+)

@@ -124,7 +124,7 @@ class Fault(BaseModel):
                 return [steps.Stall(self.ms)]
             case FaultKind.MALFORMED:
                 data = self.data or DEFAULT_MALFORMED_DATA
-                return [steps.Raw(f"data: {data}\n\n".encode())]
+                return [steps.RawEvent(data=data)]  # a `data:` event whose data is no JSON
             case FaultKind.SPLIT:
                 return [
                     steps.Split(
