@@ -5,7 +5,6 @@ Every problem is collected at once and reported as `source:line: problem` (see `
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
@@ -21,7 +20,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 from mock_server.errors import Problem, ScenarioError
 from mock_server.scenarios import steps
@@ -29,6 +27,7 @@ from mock_server.scenarios.delays import DelayMs, WholeDelayMs
 from mock_server.scenarios.faults import MAX_FAULTS, Fault
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.patterns import MatchPattern
+from mock_server.scenarios.problems import Described, problems_from
 from mock_server.scenarios.steps import ToolCallSpec as ToolCallSpec
 from mock_server.scenarios.surrogates import lone_surrogates, replace_lone_surrogates
 
@@ -88,6 +87,7 @@ else:
             custom_error_type="unknown_step",
             custom_error_message="each step is a mapping with exactly one key, one of: " + ", ".join(STEP_KINDS),
         ),
+        Described("a step", "a mapping of one key, one of " + ", ".join(STEP_KINDS)),
     ]
 
 
@@ -132,10 +132,16 @@ class Scenario(BaseModel):
 
     model_config = _STRICT
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: Annotated[
+        str,
+        Described("a scenario name", "1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+    ] = Field(pattern=NAME_PATTERN)
     description: str = ""
     reply: str = "{prompt}"
-    chunk: Literal["word", "char"] | Annotated[int, Field(ge=1)] = "word"
+    chunk: Annotated[
+        Literal["word", "char"] | Annotated[int, Field(ge=1), Described("a number of characters")],
+        Described("a way to chunk a reply"),
+    ] = "word"
     chunk_ms: DelayMs = 0
     first_chunk_ms: DelayMs = 0
     jitter_ms: DelayMs = 0
@@ -159,7 +165,7 @@ class Scenario(BaseModel):
     @classmethod
     def _check_status(cls, value: int) -> int:
         if value != 200 and not 400 <= value <= 599:
-            raise ValueError("status must be 200 (stream) or an error status 400-599")
+            raise ValueError(f"{value} is not a status to answer with; use 200 (a stream) or an error status 400-599")
         return value
 
     @field_validator("headers")
@@ -210,10 +216,6 @@ class Scenario(BaseModel):
 
 
 SCENARIO_FIELDS = tuple(Scenario.model_fields)
-_KNOWN_FIELDS: dict[tuple[int | str, ...], tuple[str, ...]] = {
-    (): SCENARIO_FIELDS,
-    ("thresholds",): tuple(Thresholds.model_fields),
-}
 
 
 def load_scenario(document: Document, default_name: str | None = None) -> Scenario:
@@ -232,7 +234,7 @@ def load_scenario(document: Document, default_name: str | None = None) -> Scenar
         scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
         flagged = {problem.path for problem in problems}
-        found = (_problem(document, error) for error in exc.errors())
+        found = problems_from(exc.errors(), fields, Scenario, document)
         problems.extend(problem for problem in found if problem.path not in flagged)
     if problems:
         problems.sort(key=lambda p: p.line or 0)
@@ -248,33 +250,3 @@ def _lone_surrogate_problem(document: Document, location: tuple[int | str, ...])
         "character and cannot be sent as UTF-8; write the character itself, or both halves of its pair"
     )
     return Problem(document.source, document.line_of(location), message, shown)
-
-
-def _problem(document: Document, error: ErrorDetails) -> Problem:
-    location = _document_location(error["loc"])
-    where = ".".join(str(part) for part in location)
-    line = document.line_of(location)
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
-        name = str(location[-1])
-        message = f"unknown field {name!r}"
-        known = _KNOWN_FIELDS.get(tuple(location[:-1]))
-        if known is not None:
-            close = difflib.get_close_matches(name, known, n=1)
-            message += f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(known)}"
-        return Problem(document.source, line, message, location)
-    if error["type"] == "missing":
-        return Problem(document.source, line, f"{where}: required field is missing", location)
-    return Problem(document.source, line, f"{where}: {message}" if where else message, location)
-
-
-def _document_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Pydantic's error location, minus the union tags it inserts, as a path into the document."""
-    parts = list(loc)
-    if len(parts) >= 3 and parts[0] == "steps" and isinstance(parts[1], int) and parts[2] in _STEP_ENTRIES:
-        del parts[2]
-    if parts and parts[0] == "chunk" and len(parts) > 1:
-        parts = parts[:1]
-    return tuple(parts)
