@@ -227,13 +227,15 @@ def load_scenario(document: Document, default_name: str | None = None) -> Scenar
     fields = dict(data)
     if default_name is not None:
         fields.setdefault("name", default_name)
-    problems = [_lone_surrogate_problem(document, path) for path in lone_surrogates(fields)]
+    # A key and its value, or two keys, may show as one path once their surrogates are replaced.
+    surrogates = (_lone_surrogate_problem(document, path) for path in lone_surrogates(fields))
+    flagged = {problem.path: problem for problem in surrogates}
+    problems = list(flagged.values())
     if problems:
         fields = replace_lone_surrogates(fields)  # so that no other problem quotes one
     try:
         scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
-        flagged = {problem.path for problem in problems}
         found = problems_from(exc.errors(), fields, Scenario, document)
         problems.extend(problem for problem in found if problem.path not in flagged)
     if problems:
