@@ -66,7 +66,7 @@ def test_serve_refuses_to_start_on_an_invalid_scenario(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 1
-    assert f"{tmp_path}/bad.yaml:1: chunk_ms: Input should be a valid number" in result.stderr
+    assert f"{tmp_path}/bad.yaml:1: chunk_ms: 'soon' is not a number of milliseconds" in result.stderr
     assert "Not starting" in result.stderr
 
 
@@ -101,10 +101,11 @@ def test_validate_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "a.yaml"), str(tmp_path / "b.json")])
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{tmp_path}/a.yaml:2: chunk_ms: Input should be a valid number, unable to parse string as a number",
-        f"{tmp_path}/a.yaml:3: faults.0.kind: Input should be 'drop', 'reset', 'close', 'error', 'stall', "
-        "'malformed', 'split', 'delay', 'status' or 'no_done'",
-        f"{tmp_path}/b.json:1: status: status must be 200 (stream) or an error status 400-599",
+        f"{tmp_path}/a.yaml:2: chunk_ms: 'x' is not a number of milliseconds",
+        f"{tmp_path}/a.yaml:3: faults.0.kind: 'dorp' is not a fault kind; use one of drop, reset, close, error, "
+        "stall, malformed, split, delay, status, no_done",
+        f"{tmp_path}/b.json:1: status: 99 is not a status to answer with; use 200 (a stream) or an error status "
+        "400-599",
     ]
 
 

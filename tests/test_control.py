@@ -61,15 +61,36 @@ def test_put_lists_every_problem_with_its_path(api):
     assert error["type"] == "invalid_scenario"
     assert "3 problem(s)" in error["message"]
     assert [(p["path"], p["message"]) for p in error["problems"]] == [
-        ("chunk_ms", "Input should be greater than or equal to 0"),
+        ("chunk_ms", "-1 is less than 0; use a number of milliseconds (0 or more)"),
         (
             "faults.0.kind",
-            "Input should be 'drop', 'reset', 'close', 'error', 'stall', 'malformed', 'split', 'delay', "
-            "'status' or 'no_done'",
+            "'dorp' is not a fault kind; use one of drop, reset, close, error, stall, malformed, split, delay, "
+            "status, no_done",
         ),
         ("replly", "unknown field 'replly'; did you mean 'reply'?"),
     ]
     assert "broken" not in [s["name"] for s in api.get("/scenarios").json()]
+
+
+def test_put_problems_name_the_value_given_and_what_is_accepted(api):
+    body = {"reply": "x", "chunk": "paragraph", "faults": [{"kind": "explode"}], "steps": [{"sleep_ms": "soon"}]}
+    response = api.put("/scenarios/named", content=json.dumps(body, indent=2))
+    assert response.status_code == 422
+    assert response.json()["error"]["problems"] == [
+        {
+            "path": "chunk",
+            "line": 3,
+            "message": "'paragraph' is not a way to chunk a reply; use word, char, or a number of characters "
+            "(1 or more)",
+        },
+        {
+            "path": "faults.0.kind",
+            "line": 6,
+            "message": "'explode' is not a fault kind; use one of drop, reset, close, error, stall, malformed, split, "
+            "delay, status, no_done",
+        },
+        {"path": "steps.0.sleep_ms", "line": 11, "message": "'soon' is not a number of milliseconds"},
+    ]
 
 
 def test_put_problems_carry_lines_of_a_pretty_printed_body(api):
@@ -86,7 +107,7 @@ def test_put_problems_carry_lines_of_a_pretty_printed_body(api):
         ("mine", "", "", "a scenario is a mapping of fields, not nothing"),
         ("mine", "[1, 2]", "", "a scenario is a mapping of fields, not list"),
         ("mine", '{"name": "theirs"}', "name", "'theirs' differs from 'mine', the name it is added as"),
-        ("bad name!", "{}", "name", "String should match pattern"),
+        ("bad name!", "{}", "name", "'bad name!' is not a scenario name; use 1 to 128 letters, digits,"),
     ],
     ids=["not-json", "empty", "not-a-mapping", "two-names", "bad-name"],
 )

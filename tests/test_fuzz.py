@@ -190,6 +190,8 @@ def test_any_data_is_a_scenario_or_a_scenario_error_listing_problems(data: Any) 
     if isinstance(scenario, ScenarioError):
         assert scenario.problems
         assert all(str(problem).startswith("fuzz.yaml") for problem in scenario.problems)
+        paths = [problem.path for problem in scenario.problems]
+        assert len(set(paths)) == len(paths), "one problem per place, however many union branches failed there"
         assert json.dumps([(p.message, p.path) for p in scenario.problems], ensure_ascii=False).encode()
     else:
         json.dumps(scenario.model_dump(mode="json"), ensure_ascii=False).encode()  # no lone surrogate in it

@@ -258,8 +258,8 @@ def test_invalid_scenarios_fail_the_fixture_with_every_problem(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*ScenarioError: *broken.yaml:2: chunk_ms: Input should be greater than or equal to 0",
-            "*broken.yaml:3: faults.0.kind: Input should be 'drop', *",
+            "*ScenarioError: *broken.yaml:2: chunk_ms: -5 is less than 0; use a number of milliseconds (0 or more)",
+            "*broken.yaml:3: faults.0.kind: 'dorp' is not a fault kind; use one of drop, reset, *",
         ]
     )
 

@@ -11,6 +11,8 @@ from mock_server.errors import ScenarioError
 from mock_server.scenarios.catalog import bundled_scenarios_dir, load_paths
 from mock_server.scenarios.delays import MAX_DELAY_MS
 
+FAULT_KINDS = "use one of drop, reset, close, error, stall, malformed, split, delay, status, no_done"
+
 
 def problems_in(tmp_path: Path, text: str, name: str = "broken.yaml") -> list[str]:
     path = tmp_path / name
@@ -59,12 +61,11 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
     )
     problems = problems_in(tmp_path, text)
     assert problems == [
-        "broken.yaml:3: chunk_ms: Input should be a valid number, unable to parse string as a number",
+        "broken.yaml:3: chunk_ms: 'soon' is not a number of milliseconds",
         "broken.yaml:4: unknown field 'chunck'; did you mean 'chunk'?",
-        "broken.yaml:7: faults.1.kind: Input should be 'drop', 'reset', 'close', 'error', 'stall', 'malformed', "
-        "'split', 'delay', 'status' or 'no_done'",
-        "broken.yaml:9: faults.2.at: Input should be greater than or equal to 0",
-        "broken.yaml:10: status: status must be 200 (stream) or an error status 400-599",
+        f"broken.yaml:7: faults.1.kind: 'dorp' is not a fault kind; {FAULT_KINDS}",
+        "broken.yaml:9: faults.2.at: -1 is less than 0; use a whole number (0 or more)",
+        "broken.yaml:10: status: 302 is not a status to answer with; use 200 (a stream) or an error status 400-599",
     ]
 
 
@@ -78,9 +79,66 @@ def test_step_problems_point_at_the_step(tmp_path: Path) -> None:
         "  - finish: {reason: stop}\n"  # 6
     )
     problems = problems_in(tmp_path, text)
-    assert problems[0] == "broken.yaml:3: steps.1.sleep_ms: Input should be greater than or equal to 0"
-    assert problems[1].startswith("broken.yaml:4: steps.2.stall.ms: Input should be a valid number")
-    assert problems[2].startswith("broken.yaml:5: steps.3: each step is a mapping with exactly one key, one of: text,")
+    assert problems == [
+        "broken.yaml:3: steps.1.sleep_ms: -5 is less than 0; use a number of milliseconds (0 or more)",
+        "broken.yaml:4: steps.2.stall.ms: 'x' is not a number of milliseconds (0 or more) or null",
+        "broken.yaml:5: steps.3: {'wait': 3} is not a step; use a mapping of one key, one of text, reasoning, "
+        "tool_call, sleep_ms, event, comment, raw, split, drop, reset, stall, error, finish",
+    ]
+
+
+CHUNKING = "use word, char, or a number of characters (1 or more)"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(
+            "faults: [{kind: explode}]", f"faults.0.kind: 'explode' is not a fault kind; {FAULT_KINDS}", id="enum"
+        ),
+        pytest.param("steps: [{drop: false}]", "steps.0.drop: false is not true or null", id="literal"),
+        pytest.param("chunk: paragraph", f"chunk: 'paragraph' is not a way to chunk a reply; {CHUNKING}", id="union"),
+        pytest.param("chunk: 0", f"chunk: 0 is not a way to chunk a reply; {CHUNKING}", id="union-out-of-bounds"),
+        pytest.param(
+            "tool_calls: [{name: f, arguments: 5}]",
+            "tool_calls.0.arguments: 5 is not a string, a mapping, or a list",
+            id="union-of-kinds",
+        ),
+        pytest.param("chunk_ms: soon", "chunk_ms: 'soon' is not a number of milliseconds", id="number"),
+        pytest.param("seed: 1.5", "seed: 1.5 is not a whole number", id="whole-number"),
+        pytest.param("done: maybe", "done: 'maybe' is not true or false", id="bool"),
+        pytest.param("reply: [1, 2]", "reply: [1, 2] is not a string", id="string"),
+        pytest.param("faults: drop", "faults: 'drop' is not a list", id="list"),
+        pytest.param("steps: [{split: 5}]", "steps.0.split: 5 is not a mapping {pieces, ms} or null", id="mapping"),
+        pytest.param(
+            "retry_ms: 1.5",
+            "retry_ms: 1.5 is not a whole number of milliseconds (0 or more) or null",
+            id="optional",
+        ),
+        pytest.param(
+            "steps: [hello]",
+            "steps.0: 'hello' is not a step; use a mapping of one key, one of text, reasoning, tool_call, sleep_ms, "
+            "event, comment, raw, split, drop, reset, stall, error, finish",
+            id="step",
+        ),
+        pytest.param(
+            "faults: [{at: 1}]",
+            f"faults.0.kind: required field is missing; give a fault kind: {FAULT_KINDS.removeprefix('use ')}",
+            id="missing",
+        ),
+        pytest.param("steps: [{split: {piece: 3}}]", "unknown field 'piece'; did you mean 'pieces'?", id="step-field"),
+        pytest.param(
+            "tool_calls: [{name: ''}]", "tool_calls.0.name: '' is too short; use at least 1 character", id="empty"
+        ),
+    ],
+)
+def test_a_problem_names_the_value_given_and_what_is_accepted(tmp_path: Path, text: str, problem: str) -> None:
+    assert problems_in(tmp_path, text + "\n") == [f"broken.yaml:1: {problem}"]
+
+
+def test_a_value_no_branch_of_a_union_takes_is_one_problem(tmp_path: Path) -> None:
+    problems = problems_in(tmp_path, "chunk: paragraph\ntool_calls: [{name: f, arguments: 5}]\nretry_ms: x\n")
+    assert [problem.split(": ", 2)[1] for problem in problems] == ["chunk", "tool_calls.0.arguments", "retry_ms"]
 
 
 def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
@@ -100,17 +158,17 @@ def test_steps_after_a_stream_ending_step_are_a_problem(tmp_path: Path) -> None:
         ("headers: {'Bad Name': x}\n", "header name 'Bad Name' is not a valid HTTP token"),
         ('headers: {X-Evil: "a\\r\\nSet-Cookie: x"}\n', "has a CR, LF or NUL"),
         ("headers: {Content-Length: '5'}\n", "is set by the server"),
-        ("name: '../etc/passwd'\n", "name: String should match pattern"),
+        ("name: '../etc/passwd'\n", "name: '../etc/passwd' is not a scenario name; use 1 to 128 letters,"),
         ("chunk: 0\n", "chunk"),
         ("faults: [{kind: status}]\n", "a `status` fault needs `status`"),
-        ("faults: [{kind: split, pieces: 1}]\n", "pieces: Input should be greater than or equal to 2"),
-        ("faults: [{kind: drop, probability: 2}]\n", "probability: Input should be less than or equal to 1"),
-        ("thresholds: {grace_ms: -1}\n", "thresholds.grace_ms: Input should be greater than or equal to 0"),
-        ("thresholds: {patience_ms: 0}\n", "thresholds.patience_ms: Input should be greater than 0"),
-        ("thresholds: {max_attempts: 0}\n", "thresholds.max_attempts: Input should be greater than or equal to 1"),
+        ("faults: [{kind: split, pieces: 1}]\n", "pieces: 1 is less than 2; use a whole number (2 to 64)"),
+        ("faults: [{kind: drop, probability: 2}]\n", "probability: 2 is more than 1; use a number (0 to 1)"),
+        ("thresholds: {grace_ms: -1}\n", "thresholds.grace_ms: -1 is less than 0; use a number of milliseconds"),
+        ("thresholds: {patience_ms: 0}\n", "patience_ms: 0 is not more than 0; use a number of milliseconds (more"),
+        ("thresholds: {max_attempts: 0}\n", "max_attempts: 0 is less than 1; use a whole number (1 or more)"),
         ("thresholds: {grace: 100}\n", "broken.yaml:1: unknown field 'grace'; did you mean 'grace_ms'?"),
-        ("thresholds: 5\n", "thresholds: Input should be a valid dictionary"),
-        ("faults: [" + ", ".join(["{kind: drop}"] * 101) + "]\n", "faults: List should have at most 100 items"),
+        ("thresholds: 5\n", "thresholds: 5 is not a mapping {grace_ms, patience_ms, close_grace_ms, max_attempts}"),
+        ("faults: [" + ", ".join(["{kind: drop}"] * 101) + "]\n", "faults: 101 items are too many; use at most 100"),
         ('reply: ok\ndescription: "\\ud800"\n', "broken.yaml:2: description: holds a lone surrogate"),
         ("tool_calls: [{name: f, arguments: {a: .nan}}]\n", "broken.yaml:1: tool_calls.0.arguments: holds NaN"),
         ('headers: {"X-\\udc00": v}\n', "broken.yaml:1: headers.X-\ufffd: holds a lone surrogate"),
@@ -123,7 +181,7 @@ def test_invalid_scenario_is_rejected_with_a_clear_message(tmp_path: Path, text:
 
 def test_json_scenarios_report_lines_too(tmp_path: Path) -> None:
     problems = problems_in(tmp_path, '{\n  "reply": "hi",\n  "chunk_ms": "x"\n}\n', "broken.json")
-    assert problems == ["broken.json:3: chunk_ms: Input should be a valid number, unable to parse string as a number"]
+    assert problems == ["broken.json:3: chunk_ms: 'x' is not a number of milliseconds"]
 
 
 def test_invalid_json_reports_its_line(tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def test_invalid_scenario_directory_fails_start_with_every_problem(tmp_path):
     with pytest.raises(ScenarioError) as caught:
         MockServer(scenarios=[tmp_path]).start()
     assert [str(p) for p in caught.value.problems] == [
-        f"{tmp_path / 'a.yaml'}:2: chunk_ms: Input should be greater than or equal to 0",
+        f"{tmp_path / 'a.yaml'}:2: chunk_ms: -1 is less than 0; use a number of milliseconds (0 or more)",
         f"{tmp_path / 'b.yaml'}:1: unknown field 'replly'; did you mean 'reply'?",
     ]
 

@@ -7,6 +7,8 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, Field
 
+from mock_server.scenarios.problems import Described
+
 MAX_DELAY_MS = 3_600_000
 """One hour: longer delays are almost certainly a typo (seconds given as milliseconds twice over)."""
 
@@ -24,7 +26,9 @@ def _at_most_max_delay(value: _Number) -> _Number:
     return value
 
 
-DelayMs = Annotated[float, Field(ge=0), AfterValidator(_at_most_max_delay)]
+DelayMs = Annotated[float, Field(ge=0), AfterValidator(_at_most_max_delay), Described("a number of milliseconds")]
 """A delay in milliseconds, 0 to MAX_DELAY_MS (finite: the models forbid inf and NaN)."""
-WholeDelayMs = Annotated[int, Field(ge=0), AfterValidator(_at_most_max_delay)]
+WholeDelayMs = Annotated[
+    int, Field(ge=0), AfterValidator(_at_most_max_delay), Described("a whole number of milliseconds")
+]
 """A delay in whole milliseconds (SSE's `retry:`), 0 to MAX_DELAY_MS."""

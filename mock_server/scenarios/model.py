@@ -5,11 +5,9 @@ Every problem is collected at once and reported as `source:line: problem` (see `
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     BaseModel,
@@ -18,10 +16,10 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 from mock_server.errors import Problem, ScenarioError
 from mock_server.scenarios import steps
@@ -29,6 +27,8 @@ from mock_server.scenarios.delays import DelayMs, WholeDelayMs
 from mock_server.scenarios.faults import MAX_FAULTS, Fault
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.patterns import MatchPattern
+from mock_server.scenarios.problems import Described, problems_from
+from mock_server.scenarios.steps import ToolCallSpec as ToolCallSpec
 from mock_server.scenarios.surrogates import lone_surrogates, replace_lone_surrogates
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -40,218 +40,55 @@ _FORBIDDEN_HEADERS = {"content-length", "transfer-encoding", "connection", "cont
 _STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class ToolCallSpec(BaseModel):
-    """A tool call the model makes: function name and JSON arguments (a string, or an object to encode)."""
+class _StepEntry(BaseModel):
+    """One entry of a scenario's `steps:` list: the key of one of steps.FILE_STEPS and its value."""
 
     model_config = _STRICT
-
-    name: str = Field(min_length=1)
-    arguments: str | dict[str, Any] | list[Any] = "{}"
-    id: str | None = None
-
-    @field_validator("arguments")
-    @classmethod
-    def _check_arguments(cls, value: str | dict[str, Any] | list[Any]) -> str | dict[str, Any] | list[Any]:
-        if not isinstance(value, str):
-            try:
-                json.dumps(value, allow_nan=False)
-            except ValueError:
-                raise ValueError("holds NaN or an infinite number, which JSON cannot carry") from None
-        return value
 
     @property
-    def arguments_json(self) -> str:
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return json.dumps(self.arguments, ensure_ascii=False)
-
-
-class _StepModel(BaseModel):
-    model_config = _STRICT
+    def key(self) -> str:
+        """The step's key, as written in the file (`sleep_ms`)."""
+        return next(iter(type(self).model_fields))
 
     def build(self) -> steps.Step | ToolCallSpec:
         """The timeline step this entry stands for (a tool call is expanded by the compiler)."""
-        raise NotImplementedError
+        key = self.key
+        return steps.FILE_STEPS[key].build(getattr(self, key))
 
 
-class _TextStep(_StepModel):
-    text: str
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Text(self.text)
-
-
-class _ReasoningStep(_StepModel):
-    reasoning: str
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Reasoning(self.reasoning)
+def _entry_model(declared: steps.FileStep) -> type[_StepEntry]:
+    """The model of one entry `key: value` of `steps:`, the value checked as the declaration says."""
+    name = "_" + "".join(part.title() for part in declared.key.split("_")) + "Step"
+    field: dict[str, Any] = {declared.key: (declared.value_type, ...)}
+    return create_model(name, __base__=_StepEntry, __module__=__name__, **field)
 
 
-class _ToolCallStep(_StepModel):
-    tool_call: ToolCallSpec
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return self.tool_call
-
-
-class _SleepStep(_StepModel):
-    sleep_ms: DelayMs
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Sleep(self.sleep_ms)
-
-
-class _EventArgs(BaseModel):
-    model_config = _STRICT
-
-    event: str | None = None
-    data: str | None = None
-    id: str | None = None
-    retry: WholeDelayMs | None = None
-
-
-class _EventStep(_StepModel):
-    event: _EventArgs
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        e = self.event
-        return steps.RawEvent(event=e.event, data=e.data, id=e.id, retry=e.retry)
-
-
-class _CommentStep(_StepModel):
-    comment: str
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Comment(self.comment)
-
-
-class _RawStep(_StepModel):
-    raw: str
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Raw(self.raw.encode("utf-8"))
-
-
-class _SplitArgs(BaseModel):
-    model_config = _STRICT
-
-    pieces: int = Field(default=3, ge=2, le=64)
-    ms: DelayMs = 20
-
-
-class _SplitStep(_StepModel):
-    split: _SplitArgs | None
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        args = self.split or _SplitArgs()
-        return steps.Split(args.pieces, args.ms)
-
-
-class _DropStep(_StepModel):
-    drop: Literal[True] | None
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Drop()
-
-
-class _ResetStep(_StepModel):
-    reset: Literal[True] | None
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Reset()
-
-
-class _StallArgs(BaseModel):
-    model_config = _STRICT
-
-    ms: DelayMs | None = None
-
-
-class _StallStep(_StepModel):
-    stall: _StallArgs | None
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Stall(self.stall.ms if self.stall else None)
-
-
-class _ErrorArgs(BaseModel):
-    model_config = _STRICT
-
-    message: str | None = None
-    type: str | None = None
-    code: str | None = None
-
-
-class _ErrorStep(_StepModel):
-    error: _ErrorArgs | None
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        args = self.error or _ErrorArgs()
-        default = steps.ErrorEvent()
-        return steps.ErrorEvent(args.message or default.message, args.type or default.type, args.code)
-
-
-class _FinishArgs(BaseModel):
-    model_config = _STRICT
-
-    reason: str = "stop"
-
-
-class _FinishStep(_StepModel):
-    finish: _FinishArgs | None
-
-    def build(self) -> steps.Step | ToolCallSpec:
-        return steps.Finish((self.finish or _FinishArgs()).reason)
-
-
-_STEP_MODELS: dict[str, type[_StepModel]] = {
-    "text": _TextStep,
-    "reasoning": _ReasoningStep,
-    "tool_call": _ToolCallStep,
-    "sleep_ms": _SleepStep,
-    "event": _EventStep,
-    "comment": _CommentStep,
-    "raw": _RawStep,
-    "split": _SplitStep,
-    "drop": _DropStep,
-    "reset": _ResetStep,
-    "stall": _StallStep,
-    "error": _ErrorStep,
-    "finish": _FinishStep,
-}
-STEP_KINDS = tuple(_STEP_MODELS)
+_STEP_ENTRIES = {key: _entry_model(declared) for key, declared in steps.FILE_STEPS.items()}
+STEP_KINDS = tuple(_STEP_ENTRIES)
 
 
 def _step_tag(value: Any) -> str | None:
     if isinstance(value, Mapping) and len(value) == 1:
         key = next(iter(value))
-        return key if key in _STEP_MODELS else None
-    if isinstance(value, _StepModel):
-        return next(iter(type(value).model_fields))
+        return key if key in _STEP_ENTRIES else None
+    if isinstance(value, _StepEntry):
+        return value.key
     return None
 
 
-ScenarioStep = Annotated[
-    Annotated[_TextStep, Tag("text")]
-    | Annotated[_ReasoningStep, Tag("reasoning")]
-    | Annotated[_ToolCallStep, Tag("tool_call")]
-    | Annotated[_SleepStep, Tag("sleep_ms")]
-    | Annotated[_EventStep, Tag("event")]
-    | Annotated[_CommentStep, Tag("comment")]
-    | Annotated[_RawStep, Tag("raw")]
-    | Annotated[_SplitStep, Tag("split")]
-    | Annotated[_DropStep, Tag("drop")]
-    | Annotated[_ResetStep, Tag("reset")]
-    | Annotated[_StallStep, Tag("stall")]
-    | Annotated[_ErrorStep, Tag("error")]
-    | Annotated[_FinishStep, Tag("finish")],
-    Discriminator(
-        _step_tag,
-        custom_error_type="unknown_step",
-        custom_error_message="each step is a mapping with exactly one key, one of: " + ", ".join(STEP_KINDS),
-    ),
-]
+if TYPE_CHECKING:
+    ScenarioStep = _StepEntry
+else:
+    # A union built from FILE_STEPS, which a type checker cannot follow: it sees the entries' base.
+    ScenarioStep = Annotated[
+        Union[tuple(Annotated[entry, Tag(key)] for key, entry in _STEP_ENTRIES.items())],  # noqa: UP007
+        Discriminator(
+            _step_tag,
+            custom_error_type="unknown_step",
+            custom_error_message="each step is a mapping with exactly one key, one of: " + ", ".join(STEP_KINDS),
+        ),
+        Described("a step", "a mapping of one key, one of " + ", ".join(STEP_KINDS)),
+    ]
 
 
 class Match(BaseModel):
@@ -295,10 +132,16 @@ class Scenario(BaseModel):
 
     model_config = _STRICT
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: Annotated[
+        str,
+        Described("a scenario name", "1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+    ] = Field(pattern=NAME_PATTERN)
     description: str = ""
     reply: str = "{prompt}"
-    chunk: Literal["word", "char"] | Annotated[int, Field(ge=1)] = "word"
+    chunk: Annotated[
+        Literal["word", "char"] | Annotated[int, Field(ge=1), Described("a number of characters")],
+        Described("a way to chunk a reply"),
+    ] = "word"
     chunk_ms: DelayMs = 0
     first_chunk_ms: DelayMs = 0
     jitter_ms: DelayMs = 0
@@ -322,7 +165,7 @@ class Scenario(BaseModel):
     @classmethod
     def _check_status(cls, value: int) -> int:
         if value != 200 and not 400 <= value <= 599:
-            raise ValueError("status must be 200 (stream) or an error status 400-599")
+            raise ValueError(f"{value} is not a status to answer with; use 200 (a stream) or an error status 400-599")
         return value
 
     @field_validator("headers")
@@ -348,17 +191,15 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _check_steps_end(self) -> Self:
-        for index, step in enumerate(self.steps or ()):
-            if isinstance(step, _DropStep | _ResetStep | _ErrorStep) or (
-                isinstance(step, _StallStep) and (step.stall is None or step.stall.ms is None)
-            ):
-                rest = len(self.steps or ()) - index - 1
-                if rest:
-                    kind = next(iter(type(step).model_fields))
-                    raise ValueError(
-                        f"step {index} (`{kind}`) ends the stream, so the {rest} step(s) after it would "
-                        "never be sent; remove them"
-                    )
+        entries = self.steps or []
+        for index, entry in enumerate(entries[:-1]):
+            built = entry.build()
+            if not isinstance(built, ToolCallSpec) and steps.ends_stream(built):
+                rest = len(entries) - index - 1
+                raise ValueError(
+                    f"step {index} (`{entry.key}`) ends the stream, so the {rest} step(s) after it would "
+                    "never be sent; remove them"
+                )
         return self
 
     def matches(self, prompt: str, model: str | None, headers: Mapping[str, str]) -> bool:
@@ -375,10 +216,6 @@ class Scenario(BaseModel):
 
 
 SCENARIO_FIELDS = tuple(Scenario.model_fields)
-_KNOWN_FIELDS: dict[tuple[int | str, ...], tuple[str, ...]] = {
-    (): SCENARIO_FIELDS,
-    ("thresholds",): tuple(Thresholds.model_fields),
-}
 
 
 def load_scenario(document: Document, default_name: str | None = None) -> Scenario:
@@ -390,14 +227,16 @@ def load_scenario(document: Document, default_name: str | None = None) -> Scenar
     fields = dict(data)
     if default_name is not None:
         fields.setdefault("name", default_name)
-    problems = [_lone_surrogate_problem(document, path) for path in lone_surrogates(fields)]
+    # A key and its value, or two keys, may show as one path once their surrogates are replaced.
+    surrogates = (_lone_surrogate_problem(document, path) for path in lone_surrogates(fields))
+    flagged = {problem.path: problem for problem in surrogates}
+    problems = list(flagged.values())
     if problems:
         fields = replace_lone_surrogates(fields)  # so that no other problem quotes one
     try:
         scenario = Scenario.model_validate(fields)
     except ValidationError as exc:
-        flagged = {problem.path for problem in problems}
-        found = (_problem(document, error) for error in exc.errors())
+        found = problems_from(exc.errors(), fields, Scenario, document)
         problems.extend(problem for problem in found if problem.path not in flagged)
     if problems:
         problems.sort(key=lambda p: p.line or 0)
@@ -413,33 +252,3 @@ def _lone_surrogate_problem(document: Document, location: tuple[int | str, ...])
         "character and cannot be sent as UTF-8; write the character itself, or both halves of its pair"
     )
     return Problem(document.source, document.line_of(location), message, shown)
-
-
-def _problem(document: Document, error: ErrorDetails) -> Problem:
-    location = _document_location(error["loc"])
-    where = ".".join(str(part) for part in location)
-    line = document.line_of(location)
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        name = str(location[-1])
-        message = f"unknown field {name!r}"
-        known = _KNOWN_FIELDS.get(tuple(location[:-1]))
-        if known is not None:
-            close = difflib.get_close_matches(name, known, n=1)
-            message += f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(known)}"
-        return Problem(document.source, line, message, location)
-    if error["type"] == "missing":
-        return Problem(document.source, line, f"{where}: required field is missing", location)
-    return Problem(document.source, line, f"{where}: {message}" if where else message, location)
-
-
-def _document_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Pydantic's error location, minus the union tags it inserts, as a path into the document."""
-    parts = list(loc)
-    if len(parts) >= 3 and parts[0] == "steps" and isinstance(parts[1], int) and parts[2] in _STEP_MODELS:
-        del parts[2]
-    if parts and parts[0] == "chunk" and len(parts) > 1:
-        parts = parts[:1]
-    return tuple(parts)

@@ -1,14 +1,29 @@
-"""The steps of a timeline: the dialect-neutral script of one stream.
+"""The step vocabulary: the steps of a timeline, the dialect-neutral script of one stream, and the
+steps a scenario's `steps:` list may hold, each declared once in FILE_STEPS.
 
 Content steps (text, reasoning, tool calls, errors, the finish) are rendered by a dialect into its
 own wire format. Wire steps (sleeps, raw bytes and events, comments, splits, drops, resets, stalls)
 mean the same on every endpoint and are played by the transport.
+
+A step's fields carry the bounds a scenario file must keep (`Sleep.ms` is a `DelayMs`), and the
+scenario model derives its step entries, their keys and their union from FILE_STEPS. A new step is
+a dataclass here and its row in FILE_STEPS, plus its meaning where it is rendered or played.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetPydanticSchema, field_validator
+from pydantic_core import core_schema
+
+from mock_server.scenarios.delays import DelayMs, WholeDelayMs
 
 
 class Ending(StrEnum):
@@ -21,6 +36,28 @@ class Ending(StrEnum):
     DROP = "drop"
     RESET = "reset"
     STALL = "stall"
+
+
+DEFAULT_ERROR_MESSAGE = "The server had an error while processing your request."
+DEFAULT_ERROR_TYPE = "server_error"
+
+
+def _blank_means(default: str) -> BeforeValidator:
+    """In a scenario file, null or an empty string for this field means its default (as for a fault's)."""
+    return BeforeValidator(lambda value: default if value is None or value == "" else value)
+
+
+Utf8Text = Annotated[
+    bytes,
+    GetPydanticSchema(
+        lambda _source, _handler: core_schema.no_info_after_validator_function(
+            str.encode,
+            core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(bytes.decode),
+        )
+    ),
+]
+"""Bytes a scenario file writes as text: checked as a string, held as its UTF-8, written back as text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +95,8 @@ class ToolCallArguments:
 class ErrorEvent:
     """The dialect's own mid-stream error event; nothing of the answer follows it."""
 
-    message: str = "The server had an error while processing your request."
-    type: str = "server_error"
+    message: Annotated[str, _blank_means(DEFAULT_ERROR_MESSAGE)] = DEFAULT_ERROR_MESSAGE
+    type: Annotated[str, _blank_means(DEFAULT_ERROR_TYPE)] = DEFAULT_ERROR_TYPE
     code: str | None = None
 
 
@@ -74,7 +111,7 @@ class Finish:
 class Sleep:
     """Wait `ms` before the next step (keep-alive comments may be sent meanwhile)."""
 
-    ms: float
+    ms: DelayMs
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +121,7 @@ class RawEvent:
     event: str | None = None
     data: str | None = None
     id: str | None = None
-    retry: int | None = None
+    retry: WholeDelayMs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +135,15 @@ class Comment:
 class Raw:
     """Exact bytes on the wire."""
 
-    data: bytes
+    data: Utf8Text
 
 
 @dataclass(frozen=True, slots=True)
 class Split:
     """Write the next frame in `pieces` writes, `ms` apart, cutting a multi-byte character if any."""
 
-    pieces: int = 3
-    ms: float = 20
+    pieces: Annotated[int, Field(ge=2, le=64)] = 3
+    ms: DelayMs = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +160,7 @@ class Reset:
 class Stall:
     """Send nothing for `ms`, then go on; with no `ms`, hold the connection open until the client leaves."""
 
-    ms: float | None = None
+    ms: DelayMs | None = None
 
 
 ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | ErrorEvent | Finish
@@ -153,3 +190,106 @@ def ending_of(step: Step) -> Ending | None:
 def ends_stream(step: Step) -> bool:
     """True for steps after which nothing more is written."""
     return ending_of(step) is not None
+
+
+class ToolCallSpec(BaseModel):
+    """A tool call the model makes, as a scenario writes it: function name and JSON arguments (a
+    string, or an object to encode). The compiler cuts it into a ToolCallStart and ToolCallArguments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1)
+    arguments: str | dict[str, Any] | list[Any] = "{}"
+    id: str | None = None
+
+    @field_validator("arguments")
+    @classmethod
+    def _check_arguments(cls, value: str | dict[str, Any] | list[Any]) -> str | dict[str, Any] | list[Any]:
+        if not isinstance(value, str):
+            try:
+                json.dumps(value, allow_nan=False)
+            except ValueError:
+                raise ValueError("holds NaN or an infinite number, which JSON cannot carry") from None
+        return value
+
+    @property
+    def arguments_json(self) -> str:
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments, ensure_ascii=False)
+
+
+class Written(Enum):
+    """How a step's value is written after its key in a scenario's `steps:` list."""
+
+    SCALAR = "scalar"
+    """`text: "hi"`, `sleep_ms: 100`: the value of the step's one field."""
+    OBJECT = "object"
+    """`event: {event: x, data: y}`: the step's fields by name, each left out taking its default."""
+    OBJECT_OR_NULL = "object or null"
+    """`split: {pieces: 4}`, or `split: null` for every default."""
+    FLAG = "flag"
+    """`drop: true`, or `drop: null`: a step without fields."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileStep:
+    """A step a scenario's `steps:` list may hold: `key: value`, the value written as `written` says and
+    checked against the fields of `step` (with their bounds), and built into a `step`."""
+
+    key: str
+    step: type[Step] | type[ToolCallSpec]
+    written: Written
+
+    def __post_init__(self) -> None:
+        count = len(dataclasses.fields(self.step)) if dataclasses.is_dataclass(self.step) else None
+        if self.written is Written.SCALAR and count != 1:
+            raise TypeError(f"step `{self.key}` is written as a scalar, so {self.step.__name__} needs one field")
+        if self.written is Written.FLAG and count != 0:
+            raise TypeError(f"step `{self.key}` is written as a flag, so {self.step.__name__} takes no fields")
+
+    @property
+    def value_type(self) -> Any:  # a type expression, which Python's typing has no type for yet
+        """The type the value after the key is validated as."""
+        match self.written:
+            case Written.SCALAR:
+                (field,) = dataclasses.fields(typing.cast("type[Text]", self.step))
+                return typing.get_type_hints(self.step, include_extras=True)[field.name]
+            case Written.OBJECT:
+                return self.step
+            case Written.OBJECT_OR_NULL:
+                return self.step | None
+            case Written.FLAG:
+                return Literal[True] | None
+
+    def build(self, value: object) -> Step | ToolCallSpec:
+        """The step a validated value stands for (a ToolCallSpec is expanded by the compiler)."""
+        make = typing.cast("Callable[..., Step | ToolCallSpec]", self.step)
+        match self.written:
+            case Written.SCALAR:
+                return make(value)
+            case Written.FLAG:
+                return make()
+            case Written.OBJECT | Written.OBJECT_OR_NULL:
+                return make() if value is None else typing.cast("Step | ToolCallSpec", value)
+
+
+FILE_STEPS: Mapping[str, FileStep] = {
+    declared.key: declared
+    for declared in (
+        FileStep("text", Text, Written.SCALAR),
+        FileStep("reasoning", Reasoning, Written.SCALAR),
+        FileStep("tool_call", ToolCallSpec, Written.OBJECT),
+        FileStep("sleep_ms", Sleep, Written.SCALAR),
+        FileStep("event", RawEvent, Written.OBJECT),
+        FileStep("comment", Comment, Written.SCALAR),
+        FileStep("raw", Raw, Written.SCALAR),
+        FileStep("split", Split, Written.OBJECT_OR_NULL),
+        FileStep("drop", Drop, Written.FLAG),
+        FileStep("reset", Reset, Written.FLAG),
+        FileStep("stall", Stall, Written.OBJECT_OR_NULL),
+        FileStep("error", ErrorEvent, Written.OBJECT_OR_NULL),
+        FileStep("finish", Finish, Written.OBJECT_OR_NULL),
+    )
+}
+"""Every step a scenario's `steps:` list may hold, by its key, in the order messages list them."""
