@@ -29,6 +29,8 @@ class FaultKind(StrEnum):
     DELAY = "delay"
     STATUS = "status"
     NO_DONE = "no_done"
+    DUPLICATE = "duplicate"
+    UNKNOWN_EVENT = "unknown_event"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +48,16 @@ FAULT_KINDS: dict[FaultKind, KindInfo] = {
     FaultKind.CLOSE: KindInfo("data", True, "send an SSE event named `close`, hold the connection `ms`, then end"),
     FaultKind.ERROR: KindInfo("message", True, "send the dialect's own error event, then end the stream"),
     FaultKind.STALL: KindInfo("ms", True, "send nothing for `ms` (no `ms`: forever), then go on"),
-    FaultKind.MALFORMED: KindInfo("data", True, "send a `data:` line that is not JSON"),
+    FaultKind.MALFORMED: KindInfo("data", True, "send an event of the dialect whose data does not parse"),
     FaultKind.SPLIT: KindInfo("pieces", True, "write the next event in pieces, cutting a UTF-8 character"),
     FaultKind.DELAY: KindInfo("ms", True, "wait `ms` more before the chunk"),
     FaultKind.STATUS: KindInfo("status", False, "answer with an HTTP error before any stream byte"),
     FaultKind.NO_DONE: KindInfo(None, False, "end cleanly without the end marker (`data: [DONE]`)"),
+    FaultKind.DUPLICATE: KindInfo(None, True, "send the next event twice, as a proxy retrying a write does"),
+    FaultKind.UNKNOWN_EVENT: KindInfo(None, True, "send a well-formed event of a type the client does not know"),
 }
 
 DEFAULT_CLOSE_DATA = '{"reason": "upstream closed"}'
-DEFAULT_MALFORMED_DATA = '{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "unterminated'
 DEFAULT_SPLIT_PIECES = 3
 DEFAULT_SPLIT_MS = 20.0
 MAX_AT_DIGITS = 9
@@ -123,8 +126,11 @@ class Fault(BaseModel):
             case FaultKind.STALL:
                 return [steps.Stall(self.ms)]
             case FaultKind.MALFORMED:
-                data = self.data or DEFAULT_MALFORMED_DATA
-                return [steps.RawEvent(data=data)]  # a `data:` event whose data is no JSON
+                return [steps.Malformed(self.data or None)]
+            case FaultKind.DUPLICATE:
+                return [steps.Duplicate()]
+            case FaultKind.UNKNOWN_EVENT:
+                return [steps.UnknownEvent()]
             case FaultKind.SPLIT:
                 return [
                     steps.Split(

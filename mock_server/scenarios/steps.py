@@ -101,6 +101,19 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Malformed:
+    """An event in the dialect's own framing whose data does not parse: `data`, or the dialect's own
+    broken JSON when None."""
+
+    data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """A well-formed event of a type the client does not know, as providers add new ones."""
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     """The end of the answer, with its finish reason."""
 
@@ -147,6 +160,11 @@ class Split:
 
 
 @dataclass(frozen=True, slots=True)
+class Duplicate:
+    """Write the next event twice, as a proxy that retries a write does."""
+
+
+@dataclass(frozen=True, slots=True)
 class Drop:
     """End the TCP connection without ending the chunked body."""
 
@@ -163,8 +181,8 @@ class Stall:
     ms: DelayMs | None = None
 
 
-ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | ErrorEvent | Finish
-WireStep = Sleep | RawEvent | Comment | Raw | Split | Drop | Reset | Stall
+ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | ErrorEvent | Malformed | UnknownEvent | Finish
+WireStep = Sleep | RawEvent | Comment | Raw | Split | Duplicate | Drop | Reset | Stall
 Step = ContentStep | WireStep
 
 # A chunk is what `@N` counts: the pieces of the answer a model would emit one by one.
@@ -285,6 +303,9 @@ FILE_STEPS: Mapping[str, FileStep] = {
         FileStep("comment", Comment, Written.SCALAR),
         FileStep("raw", Raw, Written.SCALAR),
         FileStep("split", Split, Written.OBJECT_OR_NULL),
+        FileStep("duplicate", Duplicate, Written.FLAG),
+        FileStep("malformed", Malformed, Written.OBJECT_OR_NULL),
+        FileStep("unknown_event", UnknownEvent, Written.FLAG),
         FileStep("drop", Drop, Written.FLAG),
         FileStep("reset", Reset, Written.FLAG),
         FileStep("stall", Stall, Written.OBJECT_OR_NULL),

@@ -149,6 +149,7 @@ class _Renderer:
         self._started = False
         self._next_id = 1
         self._split: steps.Split | None = None
+        self._duplicate = False
         self._ended = False
 
     def add(self, step: steps.Step) -> None:
@@ -159,6 +160,8 @@ class _Renderer:
                 self.actions.append(Hang() if ms is None else Wait(ms / 1000, keepalive=False, stall=True))
             case steps.Split():
                 self._split = step
+            case steps.Duplicate():
+                self._duplicate = True
             case steps.Drop():
                 self.actions.append(Drop())
             case steps.Reset():
@@ -212,7 +215,11 @@ class _Renderer:
         split, self._split = self._split, None
         if opening and split is None and self.preamble == len(self.actions):
             self.preamble += 1
-        self.actions.extend(_writes(data, split, events=events, last_id=last_id, closes=closes))
+        writes = _writes(data, split, events=events, last_id=last_id, closes=closes)
+        self.actions.extend(writes)
+        if self._duplicate and events:  # the next event goes out twice, bytes and id alike
+            self._duplicate = False
+            self.actions.extend(writes)
 
 
 def _writes(
