@@ -103,7 +103,7 @@ def test_validate_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         f"{tmp_path}/a.yaml:2: chunk_ms: 'x' is not a number of milliseconds",
         f"{tmp_path}/a.yaml:3: faults.0.kind: 'dorp' is not a fault kind; use one of drop, reset, close, error, "
-        "stall, malformed, split, delay, status, no_done",
+        "stall, malformed, split, delay, status, no_done, duplicate, unknown_event",
         f"{tmp_path}/b.json:1: status: 99 is not a status to answer with; use 200 (a stream) or an error status "
         "400-599",
     ]

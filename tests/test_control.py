@@ -65,7 +65,7 @@ def test_put_lists_every_problem_with_its_path(api):
         (
             "faults.0.kind",
             "'dorp' is not a fault kind; use one of drop, reset, close, error, stall, malformed, split, delay, "
-            "status, no_done",
+            "status, no_done, duplicate, unknown_event",
         ),
         ("replly", "unknown field 'replly'; did you mean 'reply'?"),
     ]
@@ -87,7 +87,7 @@ def test_put_problems_name_the_value_given_and_what_is_accepted(api):
             "path": "faults.0.kind",
             "line": 6,
             "message": "'explode' is not a fault kind; use one of drop, reset, close, error, stall, malformed, split, "
-            "delay, status, no_done",
+            "delay, status, no_done, duplicate, unknown_event",
         },
         {"path": "steps.0.sleep_ms", "line": 11, "message": "'soon' is not a number of milliseconds"},
     ]

@@ -199,10 +199,10 @@ def test_assert_client_behaved_waits_for_the_grace_before_passing_a_cut_stream(p
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
-            "E       AssertionError: The client misbehaved: 1 finding(s), 1 error(s) *",
-            "E       1. [error] truncated_stream_accepted: Accepted a stream that was cut short",
+            "E       AssertionError: The client misbehaved: 1 finding(s), 0 error(s) and 1 warning(s)*",
+            "E       1. [warning] cut_stream_not_retried: No new request after a cut stream",
             "E       AssertionError: No findings in 1 request(s) in 1 call(s). 1 check(s) still waiting for time to "
-            "pass (truncated_stream_accepted).",
+            "pass (cut_stream_not_retried).",
             "E       They were not decided within wait_s=0; wait longer, or lower the scenario's thresholds *",
         ]
     )

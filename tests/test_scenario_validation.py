@@ -11,7 +11,9 @@ from mock_server.errors import ScenarioError
 from mock_server.scenarios.catalog import bundled_scenarios_dir, load_paths
 from mock_server.scenarios.delays import MAX_DELAY_MS
 
-FAULT_KINDS = "use one of drop, reset, close, error, stall, malformed, split, delay, status, no_done"
+FAULT_KINDS = (
+    "use one of drop, reset, close, error, stall, malformed, split, delay, status, no_done, duplicate, unknown_event"
+)
 
 
 def problems_in(tmp_path: Path, text: str, name: str = "broken.yaml") -> list[str]:
@@ -64,7 +66,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
         "broken.yaml:3: chunk_ms: 'soon' is not a number of milliseconds",
         "broken.yaml:4: unknown field 'chunck'; did you mean 'chunk'?",
         f"broken.yaml:7: faults.1.kind: 'dorp' is not a fault kind; {FAULT_KINDS}",
-        "broken.yaml:9: faults.2.at: -1 is less than 0; use a whole number (0 or more)",
+        "broken.yaml:9: faults.2.at: -1 is not a whole number (0 or more) or head",
         "broken.yaml:10: status: 302 is not a status to answer with; use 200 (a stream) or an error status 400-599",
     ]
 
@@ -83,7 +85,8 @@ def test_step_problems_point_at_the_step(tmp_path: Path) -> None:
         "broken.yaml:3: steps.1.sleep_ms: -5 is less than 0; use a number of milliseconds (0 or more)",
         "broken.yaml:4: steps.2.stall.ms: 'x' is not a number of milliseconds (0 or more) or null",
         "broken.yaml:5: steps.3: {'wait': 3} is not a step; use a mapping of one key, one of text, reasoning, "
-        "tool_call, sleep_ms, event, comment, raw, split, drop, reset, stall, error, finish",
+        "tool_call, sleep_ms, event, comment, raw, split, duplicate, malformed, unknown_event, drop, reset, stall, "
+        "error, finish",
     ]
 
 
@@ -118,7 +121,7 @@ CHUNKING = "use word, char, or a number of characters (1 or more)"
         pytest.param(
             "steps: [hello]",
             "steps.0: 'hello' is not a step; use a mapping of one key, one of text, reasoning, tool_call, sleep_ms, "
-            "event, comment, raw, split, drop, reset, stall, error, finish",
+            "event, comment, raw, split, duplicate, malformed, unknown_event, drop, reset, stall, error, finish",
             id="step",
         ),
         pytest.param(

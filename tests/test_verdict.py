@@ -170,28 +170,38 @@ def test_a_steady_pace_the_server_asked_for_is_not_missing_backoff() -> None:
     ],
     ids=["drop", "reset", "no_done"],
 )
-def test_a_cut_stream_nobody_asked_again_for_is_truncated_stream_accepted(cut: dict[str, Any]) -> None:
+def test_a_cut_stream_nobody_asked_again_for_is_cut_stream_not_retried(cut: dict[str, Any]) -> None:
     grace = Thresholds(grace_ms=2000)
     cut_stream = record(1, 0, ms=500, thresholds=grace, **cut)
-    assert codes([cut_stream], now=T0 + 2.6) == ["truncated_stream_accepted"]
+    assert codes([cut_stream], now=T0 + 2.6) == ["cut_stream_not_retried"]
     assert codes([cut_stream, record(2, 1.5)]) == [], "retried within the grace"
     continuation = record(2, 1.5, query={"messages": "hi, and go on"})
     assert codes([cut_stream, continuation]) == [], "any further request to the endpoint is a reaction"
 
 
-def test_truncated_stream_accepted_is_pending_until_the_grace_has_passed() -> None:
+def test_cut_stream_not_retried_is_pending_until_the_grace_has_passed() -> None:
     cut_stream = record(1, 0, ms=500, outcome=Outcome.DROPPED, ending=Ending.DROP, retry_ms=1000)
     early = judge([cut_stream], now=T0 + 3)
     assert early.findings == ()
     # It ended at 0.5 s; the stream's retry: 1000 and the default 5 s grace give the client until 6.5 s.
-    assert [(p.code, p.records, p.decided_at) for p in early.pending] == [("truncated_stream_accepted", (1,), T0 + 6.5)]
+    assert [(p.code, p.records, p.decided_at) for p in early.pending] == [("cut_stream_not_retried", (1,), T0 + 6.5)]
     late = judge([cut_stream], now=T0 + 6.6)
-    assert ([f.code for f in late.findings], late.pending) == (["truncated_stream_accepted"], ())
+    assert ([f.code for f in late.findings], late.pending) == (["cut_stream_not_retried"], ())
 
 
-@pytest.mark.parametrize("ending", [Ending.ERROR, Ending.CLOSE, Ending.DONE])
+@pytest.mark.parametrize("ending", [Ending.ERROR, Ending.DONE])
 def test_streams_the_server_ended_on_purpose_need_no_retry(ending: Ending) -> None:
     assert judge([record(1, 0, ending=ending)], now=T0 + 3600).findings == ()
+
+
+@pytest.mark.parametrize("outcome", [Outcome.COMPLETED, Outcome.CLIENT_DISCONNECTED])
+def test_a_close_event_is_a_cut_stream_whether_the_client_stayed_or_left(outcome: Outcome) -> None:
+    closed = record(1, 0, ending=Ending.CLOSE, outcome=outcome, close_at_ms=50, ms=60)
+    (finding,) = judge([closed], now=T0 + 3600).findings
+    assert (finding.code, finding.severity) == ("cut_stream_not_retried", Severity.WARNING)
+    assert "the server sent a `close` event" in finding.detail
+    left_before_it = record(1, 0, ending=Ending.CLOSE, outcome=Outcome.CLIENT_DISCONNECTED, close_at_ms=50, ms=20)
+    assert judge([left_before_it], now=T0 + 3600).findings == ()
 
 
 def test_asking_again_after_a_complete_stream_is_reconnect_after_done() -> None:
@@ -250,8 +260,9 @@ def test_a_stall_shorter_than_patience_may_be_waited_out() -> None:
 
 def test_staying_connected_after_a_close_event_is_close_event_ignored() -> None:
     closing = {"ending": Ending.CLOSE, "close_at_ms": 300}
-    assert codes([record(1, 0, ms=2300, **closing)]) == ["close_event_ignored"]
-    assert codes([record(1, 0, ms=400, outcome=Outcome.CLIENT_DISCONNECTED, **closing)]) == []
+    # Whatever it did about the close, it did not ask again: that is a warning of its own.
+    assert codes([record(1, 0, ms=2300, **closing)]) == ["cut_stream_not_retried", "close_event_ignored"]
+    assert codes([record(1, 0, ms=400, outcome=Outcome.CLIENT_DISCONNECTED, **closing)]) == ["cut_stream_not_retried"]
     open_still = record(1, 0, ms=None, **closing)
     assert [p.decided_at for p in judge([open_still], now=T0 + 1).pending] == [T0 + 1.3]
     assert codes([open_still], now=T0 + 1.4) == ["close_event_ignored"]
@@ -263,11 +274,12 @@ def test_a_well_behaved_client_gets_no_finding() -> None:
         record(2, 1.2, outcome=Outcome.DROPPED, ending=Ending.DROP, ids=True, last_id_sent=4, retry_ms=500),
         record(3, 1.9, last_event_id="4", ids=True, last_id_sent=9, retry_ms=500),  # resumes, closes at [DONE]
         record(4, 30, query={"messages": "next"}, ending=Ending.CLOSE, close_at_ms=50, ms=60),
-        record(5, 40, query={"messages": "stall"}, ending=Ending.STALL, stall_at_ms=10, ms=5000),
+        record(5, 30.5, query={"messages": "next"}),  # asks again after the close
+        record(6, 40, query={"messages": "stall"}, ending=Ending.STALL, stall_at_ms=10, ms=5000),
     ]
     verdict = judge(journal, now=T0 + 3600)
     assert (verdict.findings, verdict.pending) == ((), ())
-    assert verdict.calls == ((1, 2, 3), (4,), (5,))
+    assert verdict.calls == ((1, 2, 3), (4, 5), (6,))
 
 
 # The verdict as data and text
@@ -279,7 +291,7 @@ def test_every_kind_has_a_stable_code_a_severity_a_title_and_advice() -> None:
         "retried_non_retryable",
         "retry_storm",
         "no_backoff",
-        "truncated_stream_accepted",
+        "cut_stream_not_retried",
         "reconnect_after_done",
         "ignored_204",
         "resume_without_last_event_id",

@@ -203,5 +203,10 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
 
 
 DIALECT = Dialect(
-    name="anthropic", stream=AnthropicStream, error_body=error_body, complete=complete, error_status=error_status
+    name="anthropic",
+    stream=AnthropicStream,
+    error_body=error_body,
+    complete=complete,
+    error_status=error_status,
+    request_id_header="request-id",
 )

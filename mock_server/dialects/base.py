@@ -48,6 +48,8 @@ class Dialect:
     """The whole, non-streaming response body for an answer."""
     error_status: Callable[[steps.ErrorEvent], int] = server_error_status
     """The HTTP status a non-streaming response answers with when the answer has an error."""
+    request_id_header: str = "x-request-id"
+    """The header the provider names each response's request id in (the SDKs expose it as `request_id`)."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:

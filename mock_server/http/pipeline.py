@@ -19,11 +19,13 @@ from mock_server.http.request_body import read_body
 from mock_server.http.routes import ModelRoute
 from mock_server.http.state import MockState, state_of
 from mock_server.journal.journal import Entry
+from mock_server.scenarios import steps
+from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import RequestContext, Timeline
 from mock_server.timeline.overrides import parse_overrides
 from mock_server.wire import rendering
-from mock_server.wire.actions import schedule_of
-from mock_server.wire.frames import event_number
+from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write, schedule_of
+from mock_server.wire.frames import event_number, to_json
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.transport import StreamResponse
 
@@ -47,18 +49,23 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             query_param=not route.reads_body,  # EventSource cannot send headers
         )
         asked = route.read(parse_json_body(raw) if raw is not None else request.query_params)
-        if asked.stream:
-            return _stream(request, state, entry, route.dialect, asked)
-        return _whole(request, state, entry, route.dialect, asked)
+        prepared = _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
         return _refuse(route.dialect, exc, entry)
+    if prepared.timeline.head_cut is not None:
+        return _cut_before_head(prepared, entry)
+    if prepared.timeline.status != 200:
+        return _scripted_error(route.dialect, prepared, entry)
+    if asked.stream:
+        return _stream(state, entry, route.dialect, prepared)
+    return _whole(entry, route.dialect, prepared)
 
 
 class _Prepared:
     """A request's compiled timeline, what its dialect puts in every event, the event it resumes
     after, and the headers every answer to it carries."""
 
-    __slots__ = ("info", "mock_headers", "resume_after", "timeline")
+    __slots__ = ("head_wait", "info", "mock_headers", "resume_after", "timeline")
 
     def __init__(
         self, timeline: Timeline, info: StreamInfo, resume_after: int | None, mock_headers: list[tuple[str, str]]
@@ -67,20 +74,27 @@ class _Prepared:
         self.info = info
         self.resume_after = resume_after
         self.mock_headers = mock_headers
+        waits = (step.ms for step in timeline.head if isinstance(step, steps.Stall) and step.ms is not None)
+        self.head_wait = Wait(sum(waits) / 1000) if timeline.head else None
+        """How long the status line waits (`stall@head:ms`), when it does."""
 
     def raw_headers(self, *fields: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         """`fields`, then ours and the scenario's, as ASGI wants them."""
         ours = ((name.lower().encode(), value.encode()) for name, value in (*self.mock_headers, *self.timeline.headers))
         return [*fields, *ours]
 
+    def after_head_wait(self, actions: tuple[Action, ...]) -> tuple[Action, ...]:
+        return (self.head_wait, *actions) if self.head_wait is not None else actions
 
-def _prepare(request: Request, state: MockState, entry: Entry, dialect: Dialect, asked: ModelRequest) -> _Prepared:
+
+def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute, asked: ModelRequest) -> _Prepared:
     """Select and compile the scenario for a request."""
     headers = request.headers
     overrides = parse_overrides(request.query_params, headers)
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
     scenario = state.catalog.select(named=named, model=prompt.model, prompt=prompt.text, headers=headers)
+    dialect = route.dialect
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
     )
@@ -90,6 +104,8 @@ def _prepare(request: Request, state: MockState, entry: Entry, dialect: Dialect,
         model=prompt.model,
         resumed=bool((last_event_id or "").strip()),
         selection=state.catalog.count_selection(scenario.name),
+        fault_counts=state.count_faults(overrides.faults),
+        close_events=route.close_events,
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
@@ -103,16 +119,18 @@ def _prepare(request: Request, state: MockState, entry: Entry, dialect: Dialect,
         usage=timeline.usage,
         include_usage=asked.include_usage,
     )
-    mock_headers = [("X-Mock-Scenario", timeline.scenario), ("X-Mock-Request-Id", str(entry.id))]
+    request_id = str(entry.id)
+    mock_headers = [
+        ("X-Mock-Scenario", timeline.scenario),
+        ("X-Mock-Request-Id", request_id),
+        (dialect.request_id_header, request_id),
+    ]
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers)
 
 
-def _stream(request: Request, state: MockState, entry: Entry, dialect: Dialect, asked: ModelRequest) -> Response:
+def _stream(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
     """The streaming response: render the timeline (or take it from the cache) and play it."""
-    prepared = _prepare(request, state, entry, dialect, asked)
     timeline = prepared.timeline
-    if timeline.status != 200:
-        return _scripted_error(dialect, prepared, entry)
     resume_after = prepared.resume_after if timeline.ids else None
     info = prepared.info
     stream = state.streams.stream(timeline, lambda: dialect.stream(info), resume_after, key=(dialect.name, info))
@@ -121,9 +139,10 @@ def _stream(request: Request, state: MockState, entry: Entry, dialect: Dialect, 
         entry.finish(204, Outcome.COMPLETED)
         return Response(status_code=204, headers=dict(prepared.mock_headers))
     entry.note_stream(ids=timeline.ids, retry_ms=timeline.retry_ms, ending=timeline.ending)
-    entry.note_schedule(stream.schedule)
+    actions = prepared.after_head_wait(stream.actions)
+    entry.note_schedule(schedule_of(actions))
     return StreamResponse(
-        stream.actions,
+        actions,
         headers=prepared.raw_headers(
             (b"content-type", timeline.content_type.encode()),
             (b"cache-control", b"no-cache"),
@@ -131,25 +150,25 @@ def _stream(request: Request, state: MockState, entry: Entry, dialect: Dialect, 
         ),
         keepalive_s=timeline.keepalive_ms / 1000 if timeline.keepalive_ms else None,
         on_end=entry.on_play_end(200),
+        defer_head=prepared.head_wait is not None,
     )
 
 
-def _whole(request: Request, state: MockState, entry: Entry, dialect: Dialect, asked: ModelRequest) -> Response:
+def _whole(entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
     """The whole (non-streaming) response: one JSON body after the timeline's waits, or the
     connection cut where the timeline cuts it."""
-    prepared = _prepare(request, state, entry, dialect, asked)
     timeline = prepared.timeline
-    if timeline.status != 200:
-        return _scripted_error(dialect, prepared, entry)
     whole = rendering.render_whole(timeline, lambda: dialect.whole_body(prepared.info, timeline.steps))
 
     def on_end(result: PlayResult) -> None:
         failed = whole.status != 200 and result.outcome is Outcome.COMPLETED
-        entry.finish(whole.status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
+        status = whole.status if result.head_sent else None
+        entry.finish(status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
 
-    entry.note_schedule(schedule_of(whole.actions))
+    actions = prepared.after_head_wait(whole.actions)
+    entry.note_schedule(schedule_of(actions))
     return StreamResponse(
-        whole.actions,
+        actions,
         status=whole.status,
         headers=prepared.raw_headers(
             (b"content-type", b"application/json"), (b"content-length", str(len(whole.body)).encode())
@@ -159,15 +178,40 @@ def _whole(request: Request, state: MockState, entry: Entry, dialect: Dialect, a
     )
 
 
-def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> JSONResponse:
-    """The HTTP error a scenario (or a `status` fault) answers with, before any stream byte."""
+def _cut_before_head(prepared: _Prepared, entry: Entry) -> Response:
+    """A connection that ends (or falls silent for good) before the status line: no response at all."""
+    cuts: dict[Ending | None, Action] = {Ending.DROP: Drop(), Ending.RESET: Reset(), Ending.STALL: Hang()}
+    cut = cuts[prepared.timeline.head_cut]
+    actions = prepared.after_head_wait((cut,))
+    entry.note_schedule(schedule_of(actions))
+    return StreamResponse(actions, headers=[], on_end=entry.on_play_end(200), defer_head=True)
+
+
+def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Response:
+    """The HTTP error a scenario (or a `status` fault) answers with, before any stream byte (after the
+    wait of a `stall@head:ms`, when there is one)."""
     timeline = prepared.timeline
-    entry.finish(timeline.status, Outcome.ERROR_STATUS)
     entry.note_headers(timeline.headers)
-    return JSONResponse(
-        dialect.error_body(timeline.status, timeline.error),
-        status_code=timeline.status,
-        headers=dict([*timeline.headers, *prepared.mock_headers]),
+    headers = dict([*timeline.headers, *prepared.mock_headers])
+    body = dialect.error_body(timeline.status, timeline.error)
+    if prepared.head_wait is None:
+        entry.finish(timeline.status, Outcome.ERROR_STATUS)
+        return JSONResponse(body, status_code=timeline.status, headers=headers)
+    data = to_json(body).encode()
+
+    def on_end(result: PlayResult) -> None:
+        entry.finish(
+            timeline.status if result.head_sent else None, Outcome.ERROR_STATUS if result.head_sent else result.outcome
+        )
+
+    return StreamResponse(
+        (prepared.head_wait, Write(data, 1)),
+        status=timeline.status,
+        headers=prepared.raw_headers(
+            (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())
+        ),
+        on_end=on_end,
+        defer_head=True,
     )
 
 

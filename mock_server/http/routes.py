@@ -43,6 +43,9 @@ class ModelRoute:
     openapi: dict[str, Any] = field(default_factory=dict)
     api_key_header: bool = False
     """The token may come as `x-api-key` (Anthropic's way)."""
+    close_events: bool = False
+    """The route answers a `close` fault with `event: close`, the convention of custom backends that
+    fetch-event-source and EventSource users meet; the provider routes end the stream cleanly instead."""
 
     @property
     def reads_body(self) -> bool:
@@ -63,6 +66,7 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         lambda model, stream, prompt: {"messages": prompt, "model": model},
         "OpenAI chat chunks over SSE, for EventSource",
         openapi.COMPLETIONS_GET,
+        close_events=True,
     ),
     ModelRoute(
         "completions_post",
@@ -73,6 +77,7 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         lambda model, stream, prompt: {"model": model, "stream": stream, "messages": _messages(prompt)},
         "OpenAI chat chunks over SSE, for fetch-event-source and friends",
         openapi.COMPLETIONS_POST,
+        close_events=True,
     ),
     ModelRoute(
         "chat_completions",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -13,6 +15,7 @@ from mock_server.http.request_body import journal_body
 from mock_server.journal.journal import Entry, Journal, Since
 from mock_server.journal.verdict import Verdict, judge
 from mock_server.scenarios.catalog import Catalog
+from mock_server.scenarios.faults import Fault
 from mock_server.settings import Settings
 from mock_server.timeline.compile import TimelineCache
 from mock_server.wire.rendering import StreamCache
@@ -27,6 +30,16 @@ class MockState:
     journal: Journal
     timelines: TimelineCache = field(default_factory=TimelineCache)
     streams: StreamCache = field(default_factory=StreamCache)
+    fault_counts: Counter[str] = field(default_factory=Counter)
+    """How many requests carried each counted fault's text (`status:429!times=2`) since start or reset."""
+
+    def count_faults(self, faults: Iterable[Fault]) -> tuple[tuple[str, int], ...]:
+        """Count one more request for each counted fault's text; returns this request's number for each."""
+        counts = []
+        for text in dict.fromkeys(f.counted_as for f in faults if f.counted and f.counted_as is not None):
+            self.fault_counts[text] += 1
+            counts.append((text, self.fault_counts[text]))
+        return tuple(counts)
 
     def open_entry(self, request: Request, raw_body: bytes | None) -> Entry:
         """Start the journal's record of a model request (the body kept as JSON when it parses)."""
@@ -45,6 +58,7 @@ class MockState:
         """Back to the state at start: no records, no run-time scenarios, `times` counted afresh,
         nothing cached. Returns how many records were cleared."""
         self.catalog.reset()
+        self.fault_counts.clear()
         self.timelines.clear()
         self.streams.clear()
         return self.journal.clear()

@@ -138,8 +138,10 @@ class Entry:
         retry_after = next((value for name, value in headers if name.lower() == "retry-after"), None)
         self.record = replace(self.record, retry_after=retry_after)
 
-    def finish(self, status: int, outcome: Outcome, events_sent: int = 0, last_id_sent: int | None = None) -> None:
-        """Note how the response ended."""
+    def finish(
+        self, status: int | None, outcome: Outcome, events_sent: int = 0, last_id_sent: int | None = None
+    ) -> None:
+        """Note how the response ended; `status` None when the connection ended before the status line."""
         self.record = replace(
             self.record,
             status=status,
@@ -150,10 +152,11 @@ class Entry:
         )
 
     def on_play_end(self, status: int) -> Callable[[PlayResult], None]:
-        """A callback for the transport that finishes the record with how playing ended."""
+        """A callback for the transport that finishes the record with how playing ended (with no status
+        when the connection ended before the status line)."""
 
         def finish(result: PlayResult) -> None:
-            self.finish(status, result.outcome, result.events_sent, result.last_id)
+            self.finish(status if result.head_sent else None, result.outcome, result.events_sent, result.last_id)
 
         return finish
 

@@ -1,21 +1,27 @@
 """The fault vocabulary: each kind, its argument, when it fires, and the steps it becomes.
 
-A fault is a small named unit (like a Toxiproxy toxic): a kind, a position (`at`: before chunk N),
-the kind's own argument, and the conditions `once`, `times` and `probability`. The compiler asks a
-fault for its steps and places them in the timeline; nothing else needs to know the kinds.
+A fault is a small named unit (like a Toxiproxy toxic): a kind, a position (`at`: before chunk N, or
+`head`: before the response's status line), the kind's own argument, and the conditions `once`,
+`times` and `probability`. The compiler asks a fault for its steps and places them in the timeline;
+nothing else needs to know the kinds. In a request, a fault is written `KIND[@N][:ARG][!CONDITION]...`
+(`drop@3!once`, `status:429!times=2`, `reset@5!p=0.3`), and `counted_as` keeps that text: `times`
+counts the requests that carried it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mock_server.errors import OverrideError
 from mock_server.scenarios import steps
 from mock_server.scenarios.delays import DelayMs
+from mock_server.scenarios.headers import ResponseHeaders
 
 
 class FaultKind(StrEnum):
@@ -62,6 +68,9 @@ DEFAULT_SPLIT_PIECES = 3
 DEFAULT_SPLIT_MS = 20.0
 MAX_AT_DIGITS = 9
 """`@N` beyond a billion chunks is a typo, and a longer digit string would not even convert."""
+HEAD = "head"
+"""The position before the response's status line: the connection ends (or waits) before any byte."""
+HEAD_KINDS = frozenset({"drop", "reset", "stall"})
 MAX_FAULTS = 100
 """The most faults a scenario lists, and the most a request adds: a test needs a handful, and each
 one is parsed, validated and placed while every other stream waits."""
@@ -73,7 +82,9 @@ class Fault(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, allow_inf_nan=False)
 
     kind: FaultKind
-    at: int = Field(default=0, ge=0, description="before chunk N (0 = before the first)")
+    at: Annotated[int, Field(ge=0)] | Literal["head"] = Field(
+        default=0, description="before chunk N (0 = before the first), or `head`: before the status line"
+    )
     ms: DelayMs | None = None
     pieces: int | None = Field(default=None, ge=2, le=64)
     status: int | None = Field(default=None, ge=400, le=599)
@@ -81,9 +92,13 @@ class Fault(BaseModel):
     message: str | None = None
     type: str | None = None
     code: str | None = None
+    headers: ResponseHeaders = ()
+    """With `status`: response headers to add, or (given as null) to leave out, e.g. `Retry-After`."""
     once: bool = False
     times: int | None = Field(default=None, ge=1)
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
+    counted_as: str | None = Field(default=None, exclude=True)
+    """The request's text of the fault, when it came with one: `times` counts the requests that carried it."""
 
     @model_validator(mode="after")
     def _check_kind_arguments(self) -> Self:
@@ -91,7 +106,28 @@ class Fault(BaseModel):
             raise ValueError("a `status` fault needs `status`: the HTTP status to answer with, 400-599")
         if self.kind is FaultKind.DELAY and self.ms is None:
             raise ValueError("a `delay` fault needs `ms`: how long to wait before the chunk")
+        if self.at == HEAD and self.kind.value not in HEAD_KINDS:
+            raise ValueError(
+                f"only {', '.join(sorted(HEAD_KINDS))} can strike at `head` (before the status line); "
+                f"a `{self.kind.value}` fault sits before a chunk: at: 0 or more"
+            )
+        if self.headers and self.kind is not FaultKind.STATUS:
+            raise ValueError("only a `status` fault takes `headers`")
         return self
+
+    @property
+    def at_head(self) -> bool:
+        return self.at == HEAD
+
+    @property
+    def chunk(self) -> int:
+        """The chunk the fault sits before (-1 at the head: before them all)."""
+        return self.at if isinstance(self.at, int) else -1
+
+    @property
+    def counted(self) -> bool:
+        """Whether the fault fires on some requests only: its draw or count matters to the timeline."""
+        return self.times is not None or self.probability < 1
 
     @property
     def positional(self) -> bool:
@@ -144,7 +180,7 @@ class Fault(BaseModel):
 
 
 def parse_fault_list(text: str) -> list[Fault]:
-    """Parse `KIND[@N][:ARG]` items separated by commas, e.g. `drop@3,stall@4:1500,status:429`;
+    """Parse `KIND[@N][:ARG][!CONDITION]...` items separated by commas, e.g. `drop@3!once,status:429`;
     raises OverrideError for more than MAX_FAULTS items, before parsing any."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if len(items) > MAX_FAULTS:
@@ -152,9 +188,15 @@ def parse_fault_list(text: str) -> list[Fault]:
     return [parse_fault(item) for item in items]
 
 
+_CONDITION = re.compile(r"!(once|times=([0-9]{1,9})|p=([0-9.]{1,20}))$")
+CONDITIONS_HELP = "!once, !times=N (N 1 or more) or !p=P (P from 0 to 1)"
+
+
 def parse_fault(item: str) -> Fault:
-    """Parse one `KIND[@N][:ARG]` item; raises OverrideError saying what is wrong and what is accepted."""
-    head, sep, arg = item.partition(":")
+    """Parse one `KIND[@N][:ARG][!CONDITION]...` item; raises OverrideError saying what is wrong and what
+    is accepted. Conditions are read from the end, so an ARG may hold a `!` of its own."""
+    body, conditions = _split_conditions(item)
+    head, sep, arg = body.partition(":")
     name, at_sep, at_text = head.partition("@")
     name = name.strip().lower().replace("-", "_")
     try:
@@ -163,13 +205,20 @@ def parse_fault(item: str) -> Fault:
         known = ", ".join(k.value for k in FaultKind)
         raise OverrideError(f"unknown fault kind {name!r} in {item!r}; known: {known}") from None
     info = FAULT_KINDS[kind]
-    fields: dict[str, object] = {"kind": kind}
+    fields: dict[str, object] = {"kind": kind, "counted_as": item, **conditions}
     if at_sep:
         if not info.positional:
             raise OverrideError(f"{kind.value!r} applies to the whole response and takes no @N (in {item!r})")
-        if not at_text.strip().isdecimal() or len(at_text.strip()) > MAX_AT_DIGITS:
-            raise OverrideError(f"@N in {item!r} must be a chunk number 0 or more, like {kind.value}@3")
-        fields["at"] = int(at_text)
+        position = at_text.strip().lower()
+        if position == HEAD:
+            fields["at"] = HEAD
+        elif not position.isdecimal() or len(position) > MAX_AT_DIGITS:
+            raise OverrideError(
+                f"@N in {item!r} must be a chunk number 0 or more, like {kind.value}@3, or head (before the "
+                f"status line), like reset@head"
+            )
+        else:
+            fields["at"] = int(position)
     if sep:
         if info.arg is None:
             raise OverrideError(f"{kind.value!r} takes no :ARG (in {item!r})")
@@ -182,6 +231,40 @@ def parse_fault(item: str) -> Fault:
         return Fault.model_validate(fields)
     except ValidationError as exc:
         problem = exc.errors()[0]
-        field = ".".join(str(p) for p in problem["loc"]) or (info.arg or "fault")
         message = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:  # a rule across fields: the message names them
+            raise OverrideError(f"{message} (in {item!r})") from None
+        field = ".".join(str(p) for p in problem["loc"])
         raise OverrideError(f"bad {field} in fault {item!r}: {message}") from None
+
+
+def _split_conditions(item: str) -> tuple[str, Mapping[str, object]]:
+    """The item without its `!CONDITION`s, and those as Fault fields."""
+    conditions: dict[str, object] = {}
+    body = item
+    while (found := _CONDITION.search(body)) is not None:
+        name = found.group(1).split("=")[0]
+        field = {"p": "probability"}.get(name, name)
+        if field in conditions:
+            raise OverrideError(f"{item!r} gives !{name} twice")
+        if found.group(2) is not None:
+            conditions["times"] = int(found.group(2))
+        elif found.group(3) is not None:
+            conditions["probability"] = _probability(found.group(3), item)
+        else:
+            conditions["once"] = True
+        body = body[: found.start()]
+    trailing = body.rpartition("!")[2] if "!" in body and ":" not in body else None
+    if trailing is not None:
+        raise OverrideError(f"unknown condition !{trailing} in {item!r}; use {CONDITIONS_HELP}")
+    return body, conditions
+
+
+def _probability(text: str, item: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise OverrideError(f"!p= in {item!r} must be a probability from 0 to 1, like !p=0.3")
+    return value

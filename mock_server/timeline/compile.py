@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from mock_server.errors import ReplyTooLongError
 from mock_server.scenarios import steps
 from mock_server.scenarios.faults import Fault, FaultKind
+from mock_server.scenarios.headers import merge_headers, sent
 from mock_server.scenarios.model import Scenario, ToolCallSpec
 from mock_server.scenarios.steps import Ending, ErrorEvent, Step
 from mock_server.timeline.cache import BoundedCache
@@ -53,6 +54,12 @@ class RequestContext:
     resumed: bool = False
     selection: int = 1
     """How many requests have selected this scenario since start or reset, this one included."""
+    fault_counts: tuple[tuple[str, int], ...] = ()
+    """For each counted fault the request carries (`drop@3!times=2`): how many requests have carried
+    its text since start or reset, this one included; `times` counts these, not the selections."""
+    close_events: bool = True
+    """Whether the route answers with `event: close` (the custom-backend convention of /completions);
+    elsewhere a `close` fault ends the stream early and cleanly, as a provider's server can."""
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -61,6 +68,8 @@ class Timeline:
 
     scenario: str
     steps: tuple[Step, ...] = ()
+    head: tuple[Step, ...] = ()
+    """What happens before the status line: a wait (`stall@head:ms`), or the connection ending there."""
     status: int = 200
     error: ErrorEvent | None = None
     headers: tuple[tuple[str, str], ...] = ()
@@ -69,6 +78,11 @@ class Timeline:
     ids: bool = False
     keepalive_ms: float | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
+
+    @property
+    def head_cut(self) -> Ending | None:
+        """How the connection ends before the status line (drop, reset, stall), or None."""
+        return steps.ending_of(self.head[-1]) if self.head else None
 
     @property
     def ending(self) -> Ending:
@@ -105,7 +119,9 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
     """The timeline of one response; the same inputs always give the same timeline."""
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     faults = _active_faults([*scenario.faults, *overrides.faults], seed, context)
-    headers = tuple(scenario.headers.items())
+    head = _head_steps([f for f in faults if f.at_head])
+    if head and steps.ends_stream(head[-1]):
+        return Timeline(scenario.name, head=tuple(head))
 
     status_fault = next((f for f in faults if f.kind is FaultKind.STATUS), None)
     if status_fault is not None or scenario.status != 200:
@@ -116,9 +132,9 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
             error = steps.ErrorEvent(
                 status_fault.message or default.message, status_fault.type or default.type, status_fault.code
             )
-        if status == 429 and not any(name.lower() == "retry-after" for name, _ in headers):
-            headers = (*headers, ("Retry-After", DEFAULT_RETRY_AFTER))
-        return Timeline(scenario.name, status=status, error=error, headers=headers)
+        defaults = {"Retry-After": DEFAULT_RETRY_AFTER} if status == 429 else {}
+        given = merge_headers(defaults, scenario.headers, status_fault.headers if status_fault else {})
+        return Timeline(scenario.name, head=tuple(head), status=status, error=error, headers=sent(given))
 
     pacing = _Pacing(
         chunk_ms=_pick(overrides.chunk_ms, scenario.chunk_ms),
@@ -127,7 +143,8 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         jitter_ms=_pick(overrides.jitter_ms, scenario.jitter_ms),
     )
     content = _content_steps(scenario, context)
-    timeline_steps, cut = _place(content, [f for f in faults if f.positional], pacing)
+    placed = [f for f in faults if f.positional and not f.at_head]
+    timeline_steps, cut = _place(content, placed, pacing, close_events=context.close_events)
     if scenario.retry_ms is not None:
         timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
     no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
@@ -135,13 +152,24 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
     return Timeline(
         scenario=scenario.name,
         steps=tuple(timeline_steps),
-        headers=headers,
+        head=tuple(head),
+        headers=sent(scenario.headers),
         content_type=scenario.content_type,
         end_marker=scenario.done and not no_done and not cut,
         ids=scenario.ids,
         keepalive_ms=scenario.keepalive_ms,
         usage=Usage(max(1, len(context.prompt.split())), chunks),
     )
+
+
+def _head_steps(faults: list[Fault]) -> list[steps.Step]:
+    """The steps of the faults that strike before the status line, up to the first that ends it all."""
+    head: list[steps.Step] = []
+    for fault in faults:
+        head.extend(fault.to_steps())
+        if fault.ends_stream:
+            break
+    return head
 
 
 class TimelineCache:
@@ -159,14 +187,15 @@ class TimelineCache:
 
     def compile(self, scenario: Scenario, overrides: Overrides, context: RequestContext, stream_key: str) -> Timeline:
         """`compile_timeline(scenario, overrides, context)`, from the cache when it can be."""
-        counted = any(f.times is not None or f.probability < 1 for f in (*scenario.faults, *overrides.faults))
+        counted = any(f.counted for f in (*scenario.faults, *overrides.faults))
         key = (
             id(scenario),
             overrides,
             stream_key,
             context.model,
             context.resumed,
-            context.selection if counted else 0,
+            context.close_events,
+            (context.selection, context.fault_counts) if counted else 0,
         )
         entry = self._cache.get(key)
         if entry is not None and entry[0]() is scenario:  # the id of a replaced scenario may be reused
@@ -192,12 +221,14 @@ def _pick(override: float | None, value: float) -> float:
 def _active_faults(faults: Iterable[Fault], seed: int, context: RequestContext) -> list[Fault]:
     """The faults that fire on this request, after `once`, `times` and a seeded `probability` draw."""
     draw = random.Random(f"faults:{seed}:{context.selection}")
+    carried = dict(context.fault_counts)
     active = []
     for fault in faults:
         chance = draw.random()  # drawn for every fault, so one fault's settings never shift another's
         if fault.once and context.resumed:
             continue
-        if fault.times is not None and context.selection > fault.times:
+        count = carried.get(fault.counted_as, context.selection) if fault.counted_as else context.selection
+        if fault.times is not None and count > fault.times:
             continue
         if chance >= fault.probability:
             continue
@@ -281,14 +312,16 @@ def _tool_call_steps(spec: ToolCallSpec, index: int, scenario: str, chunking: Ch
     ]
 
 
-def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> tuple[list[steps.Step], bool]:
+def _place(
+    content: list[steps.Step], faults: list[Fault], pacing: _Pacing, *, close_events: bool
+) -> tuple[list[steps.Step], bool]:
     """Interleave pacing sleeps and fault steps with the content; True when a fault cut the stream."""
     out: list[steps.Step] = []
     chunk = 0
     paced_any = False
     # Faults in order of `at` (a stable sort keeps the given order among equals); `placed` counts
     # those already emitted, so each fault is looked at once however many there are.
-    pending = sorted(faults, key=lambda f: f.at)
+    pending = sorted(faults, key=lambda f: f.chunk)
     placed = 0
     for step in content:
         is_chunk = isinstance(step, steps.CHUNK_STEPS)
@@ -298,10 +331,10 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
             if ms:
                 out.append(steps.Sleep(pacing.delay(ms)))
             due_end = placed
-            while due_end < len(pending) and (pending[due_end].at <= chunk or not is_chunk):
+            while due_end < len(pending) and (pending[due_end].chunk <= chunk or not is_chunk):
                 due_end += 1
             due, placed = pending[placed:due_end], due_end
-            if _emit_faults(due, out, pacing):
+            if _emit_faults(due, out, pacing, close_events=close_events):
                 return out, True
         elif isinstance(step, steps.Sleep) and pacing.jitter is not None:
             step = steps.Sleep(pacing.delay(step.ms))
@@ -310,13 +343,18 @@ def _place(content: list[steps.Step], faults: list[Fault], pacing: _Pacing) -> t
             return out, False  # a scripted ending: faults still pending would never be sent
         if is_chunk:
             chunk += 1
-    return out, _emit_faults(pending[placed:], out, pacing)
+    return out, _emit_faults(pending[placed:], out, pacing, close_events=close_events)
 
 
-def _emit_faults(faults: list[Fault], out: list[steps.Step], pacing: _Pacing) -> bool:
-    """Append the faults' steps; True (and stop) at the first fault that ends the stream."""
+def _emit_faults(faults: list[Fault], out: list[steps.Step], pacing: _Pacing, *, close_events: bool) -> bool:
+    """Append the faults' steps; True (and stop) at the first fault that ends the stream. Where the
+    route has no `close` event, a `close` fault keeps only its hold: the stream then ends cleanly,
+    early, without its end marker."""
     for fault in faults:
-        for step in fault.to_steps():
+        faulted = fault.to_steps()
+        if fault.kind is FaultKind.CLOSE and not close_events:
+            faulted = [step for step in faulted if isinstance(step, steps.Sleep)]
+        for step in faulted:
             out.append(steps.Sleep(pacing.delay(step.ms)) if isinstance(step, steps.Sleep) else step)
         if fault.ends_stream:
             return True

@@ -26,9 +26,10 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PlayResult:
-    """How playing a response ended: its outcome, the events written, and the id of the last one
-    written (None when the events have no ids)."""
+    """How playing a response ended: its outcome, the events written, the id of the last one written
+    (None when the events have no ids), and whether the status line and headers went out at all."""
 
     outcome: Outcome
     events_sent: int
     last_id: int | None = None
+    head_sent: bool = True

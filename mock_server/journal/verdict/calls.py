@@ -228,10 +228,13 @@ def retry_after_s(record: RequestRecord) -> float | None:
 
 
 def was_cut(record: RequestRecord) -> bool:
-    """Whether a stream ended before its end marker by the server's doing: dropped, reset, or a clean
-    end without the marker."""
+    """Whether a stream ended before its end marker by the server's doing: dropped, reset, a clean end
+    without the marker, or a `close` event the client got (whether it then hung up or not)."""
     if record.status != 200 or record.ending is None:
         return False
-    return record.outcome in (Outcome.DROPPED, Outcome.RESET) or (
-        record.outcome is Outcome.COMPLETED and record.ending is Ending.NO_DONE
-    )
+    if record.outcome in (Outcome.DROPPED, Outcome.RESET):
+        return True
+    if record.ending is Ending.CLOSE:
+        closed = record.close_at_ms is not None and (record.duration_ms or 0.0) >= record.close_at_ms
+        return record.outcome is Outcome.COMPLETED or (record.outcome is Outcome.CLIENT_DISCONNECTED and closed)
+    return record.outcome is Outcome.COMPLETED and record.ending is Ending.NO_DONE

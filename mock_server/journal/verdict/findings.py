@@ -59,12 +59,13 @@ _FINDING_KINDS = [
         "clients failing together do not retry in lockstep.",
     ),
     Kind(
-        "truncated_stream_accepted",
-        Severity.ERROR,
-        "Accepted a stream that was cut short",
-        "Take an answer as whole only when its end marker arrives (`data: [DONE]`, `message_stop`, "
-        "`response.completed`). On a network error or a clean end without it, ask again (with Last-Event-ID "
-        "where events have ids) instead of showing the partial answer as if it were complete.",
+        "cut_stream_not_retried",
+        Severity.WARNING,
+        "No new request after a cut stream",
+        "A stream that ends before its end marker (`data: [DONE]`, `message_stop`, `response.completed`), by "
+        "a network error or a clean early end, is an unfinished answer. Ask again (with Last-Event-ID where "
+        "events have ids), or show the user an error; never show the partial answer as if it were complete. "
+        "The server cannot see which your client did: only that it did not ask again.",
     ),
     Kind(
         "reconnect_after_done",

@@ -204,7 +204,7 @@ def _no_backoff(call: Call, scene: _Scene) -> Iterator[Result]:
             return
 
 
-def _truncated_stream_accepted(call: Call, scene: _Scene) -> Iterator[Result]:
+def _cut_stream_not_retried(call: Call, scene: _Scene) -> Iterator[Result]:
     attempt = call.last
     ended = attempt.ended_at
     deadline = call.window_end
@@ -214,17 +214,19 @@ def _truncated_stream_accepted(call: Call, scene: _Scene) -> Iterator[Result]:
     if next_arrival is not None and next_arrival <= deadline:
         return  # followed by a request to the same endpoint
     if scene.now < deadline:
-        yield Pending("truncated_stream_accepted", (attempt.id,), deadline)
+        yield Pending("cut_stream_not_retried", (attempt.id,), deadline)
         return
     how = {
         Outcome.DROPPED: "the connection closed without the end of the body",
         Outcome.RESET: "the connection was reset",
     }.get(attempt.outcome or Outcome.COMPLETED, "it ended cleanly without its end marker")
+    if attempt.ending is Ending.CLOSE:
+        how = "the server sent a `close` event"
     detail = (
         f"#{attempt.id}'s stream was cut after {attempt.events_sent} event(s) ({how}), and no request to "
         f"{attempt.method} {attempt.path} followed within {deadline - ended:.1f} s."
     )
-    yield Finding.of("truncated_stream_accepted", detail, [attempt])
+    yield Finding.of("cut_stream_not_retried", detail, [attempt])
 
 
 def _no_read_timeout(call: Call, scene: _Scene) -> Iterator[Result]:
@@ -273,7 +275,7 @@ RULES: tuple[Rule, ...] = (
     _retried_non_retryable,
     _retry_storm,
     _no_backoff,
-    _truncated_stream_accepted,
+    _cut_stream_not_retried,
     _reconnect_after_done,
     _ignored_204,
     _resume_without_last_event_id,
