@@ -11,6 +11,7 @@ from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire.actions import Drop, Hang, Reset, Wait, Write
+from mock_server.wire.frames import Event
 from mock_server.wire.rendering import render_whole
 
 INFO = StreamInfo(key="ab" * 32, created=1_700_000_000, model="m", usage=Usage(3, 7))
@@ -119,3 +120,70 @@ def test_whole_response_with_an_error_is_the_dialect_http_error() -> None:
     whole = render_whole(timeline, lambda: DIALECTS["anthropic"].whole_body(INFO, timeline.steps))
     assert whole.status == 529
     assert json.loads(whole.body) == {"type": "error", "error": {"type": "overloaded_error", "message": "boom"}}
+
+
+# --- errors in each provider's own words ----------------------------------------------------------
+
+OPENAI_SERVER_ERROR = {
+    "message": "The server had an error while processing your request. Sorry about that!",
+    "type": "server_error",
+    "param": None,
+    "code": None,
+}
+DEFAULT_ERROR_EVENTS = {
+    "openai-chat": (None, {"error": OPENAI_SERVER_ERROR}),
+    "openai-completions": (None, {"error": OPENAI_SERVER_ERROR}),
+    "openai-responses": (
+        "error",
+        {
+            "type": "error",
+            "error": {"type": "server_error", "code": None, "message": OPENAI_SERVER_ERROR["message"], "param": None},
+            "sequence_number": 0,
+        },
+    ),
+    "anthropic": ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+}
+
+
+def _data(event: Event) -> str:
+    assert event.data is not None
+    return event.data
+
+
+@dialects
+def test_an_error_step_without_fields_is_the_provider_own_error_event(spec: Dialect) -> None:
+    (event,) = spec.stream(INFO).events(steps.ErrorEvent())
+    assert (event.event, json.loads(_data(event))) == DEFAULT_ERROR_EVENTS[spec.name]
+
+
+@dialects
+def test_a_whole_response_fails_with_the_error_its_stream_would_send(spec: Dialect) -> None:
+    error = steps.ErrorEvent()
+    status, body = spec.whole_body(INFO, [steps.Text("a"), error])
+    sent = json.loads(_data(spec.stream(INFO).events(error)[0]))
+    assert json.loads(body)["error"] == sent["error"]
+    assert status == (529 if spec.name == "anthropic" else 500)
+
+
+@pytest.mark.parametrize(
+    ("error", "sent"),
+    [
+        (steps.ErrorEvent("boom"), {"type": "overloaded_error", "message": "boom"}),
+        (steps.ErrorEvent(type="api_error"), {"type": "api_error", "message": "Internal server error"}),
+        (
+            steps.ErrorEvent(type="rate_limit_error"),
+            {
+                "type": "rate_limit_error",
+                "message": "Number of request tokens has exceeded your per-minute rate limit.",
+            },
+        ),
+    ],
+)
+def test_anthropic_error_fields_not_given_are_anthropic_own(error: steps.ErrorEvent, sent: dict[str, str]) -> None:
+    (event,) = DIALECTS["anthropic"].stream(INFO).events(error)
+    assert json.loads(_data(event)) == {"type": "error", "error": sent}
+
+
+def test_openai_error_fields_not_given_are_openai_own() -> None:
+    (event,) = DIALECTS["openai-chat"].stream(INFO).events(steps.ErrorEvent(type="insufficient_quota", code="q"))
+    assert json.loads(_data(event)) == {"error": {**OPENAI_SERVER_ERROR, "type": "insufficient_quota", "code": "q"}}

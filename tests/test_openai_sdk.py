@@ -213,12 +213,14 @@ def test_sdk_retry_gets_the_answer_after_a_scripted_503(server: MockServer) -> N
 
 
 def open_stream(client: OpenAI, api: str, fault: str) -> Iterator[object]:
-    """A streaming request to the chat or the Responses API, with a fault."""
+    """A streaming request to the chat, the legacy completions or the Responses API, with a fault."""
     headers = {"X-Mock-Fault": fault}
     if api == "chat":
         return iter(
             client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers)
         )
+    if api == "completions":
+        return iter(client.completions.create(model="golden", prompt="hi", stream=True, extra_headers=headers))
     return iter(client.responses.create(model="golden", input="hi", stream=True, extra_headers=headers))
 
 
@@ -237,6 +239,15 @@ def test_error_event_raises_api_error(client: OpenAI, api: str) -> None:
     stream = open_stream(client, api, "error@2:The model is overloaded")
     with pytest.raises(openai.APIError, match="The model is overloaded"):
         list(stream)
+
+
+@pytest.mark.parametrize("api", ["chat", "completions", "responses"])
+def test_default_error_event_raises_with_openai_own_wording(client: OpenAI, api: str) -> None:
+    stream = open_stream(client, api, "error@2")
+    with pytest.raises(openai.APIError) as caught:
+        list(stream)
+    assert caught.value.message == "The server had an error while processing your request. Sorry about that!"
+    assert caught.value.type == "server_error"
 
 
 def test_error_in_a_whole_response_is_a_server_error(client: OpenAI) -> None:

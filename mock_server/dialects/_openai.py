@@ -32,18 +32,30 @@ _DEFAULTS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
-def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
-    """`{"error": {"message", "type", "param", "code"}}`, with the service's defaults for `status`."""
+MID_STREAM_STATUS = 500
+"""An error in the middle of a stream is the server's: its defaults are a 500's."""
+
+
+def error_fields(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
+    """`{"message", "type", "param", "code"}`: what `error` gives, the service's defaults for
+    `status` for the rest."""
     fallback = (f"HTTP {status}", "server_error" if status >= 500 else "invalid_request_error", None)
     message, kind, code = _DEFAULTS.get(status, fallback)
     if error is not None:
-        message, kind, code = error.message, error.type, error.code if error.code is not None else code
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        message, kind = error.message or message, error.type or kind
+        code = error.code if error.code is not None else code
+    return {"message": message, "type": kind, "param": None, "code": code}
+
+
+def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
+    """`{"error": {"message", "type", "param", "code"}}`, with the service's defaults for `status`."""
+    return {"error": error_fields(status, error)}
 
 
 def mid_stream_error(error: steps.ErrorEvent) -> dict[str, Any]:
-    """The body of an error sent inside a 200 stream."""
-    return {"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}
+    """The body of an error sent inside a 200 stream: as a 500's body, which is also what a whole
+    response with this error answers (`Dialect.whole_body`)."""
+    return error_body(MID_STREAM_STATUS, error)
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:

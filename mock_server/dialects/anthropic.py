@@ -2,9 +2,12 @@
 
 Each kind of content is a content block: reasoning a `thinking` block (`thinking_delta`, closed
 with a `signature_delta`), text a `text` block (`text_delta`), each tool call a `tool_use` block
-(`input_json_delta`). A `ping` follows the first block's start, as the service sends it. Errors
-use Anthropic's own types; a type Anthropic does not know (such as OpenAI's `server_error`)
-becomes the status's type, `overloaded_error` in the middle of a stream.
+(`input_json_delta`). A `ping` follows the first block's start, as the service sends it.
+
+Errors use Anthropic's own types and words: by default the mid-stream `event: error` the error
+documentation shows, `overloaded_error` "Overloaded" (platform.claude.com/docs/en/api/errors), and
+a whole response fails with that type's status (529). A type Anthropic does not know (such as
+OpenAI's `server_error`) becomes the status's type, `overloaded_error` in the middle of a stream.
 """
 
 from __future__ import annotations
@@ -110,8 +113,7 @@ class AnthropicStream:
             case steps.ToolCallArguments(_, arguments):
                 return [self._delta({"type": "input_json_delta", "partial_json": arguments})]
             case steps.ErrorEvent():
-                kind = step.type if step.type in _STATUS_OF_TYPE else MID_STREAM_ERROR_TYPE
-                return [_event("error", error={"type": kind, "message": step.message})]
+                return [_event("error", **error_body(error_status(step), step))]
             case steps.Finish(reason):
                 delta = {"stop_reason": STOP_REASONS.get(reason, reason), "stop_sequence": None}
                 usage = {"output_tokens": self._stream.usage.completion_tokens}
@@ -150,19 +152,21 @@ class AnthropicStream:
 
 
 def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
-    """`{"type": "error", "error": {"type", "message"}}` with Anthropic's type for `status`."""
+    """`{"type": "error", "error": {"type", "message"}}` with Anthropic's type and words for `status`;
+    what `error` gives wins (its type only when it is one of Anthropic's)."""
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     message = _MESSAGES.get(status, f"HTTP {status}")
     if error is not None:
-        message = error.message
+        message = error.message or message
         if error.type in _STATUS_OF_TYPE:
             kind = error.type
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def error_status(error: steps.ErrorEvent) -> int:
-    """A failed non-streaming answer: the status of the error's type (529 for `overloaded_error`)."""
-    return _STATUS_OF_TYPE.get(error.type, _STATUS_OF_TYPE[MID_STREAM_ERROR_TYPE])
+    """The status of the error's type (529 `overloaded_error` for none or one Anthropic does not
+    know): a failed whole response answers with it, and the error event's defaults are its."""
+    return _STATUS_OF_TYPE.get(error.type or MID_STREAM_ERROR_TYPE, _STATUS_OF_TYPE[MID_STREAM_ERROR_TYPE])
 
 
 def _tool_input(arguments: str) -> Any:

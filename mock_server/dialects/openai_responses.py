@@ -5,6 +5,10 @@ Each kind of content is an output item: reasoning a `reasoning` item streamed as
 `response.reasoning_text.delta`, text a `message` item streamed as `response.output_text.delta`,
 each tool call a `function_call` item streamed as `response.function_call_arguments.delta`.
 A finish reason of `length` or `content_filter` ends with `response.incomplete` instead.
+
+An error is the `error` event in the shape the service sends, its fields nested under `error`
+(openai/openai-dotnet#849 and #881 show it; the API reference documents them flat), which
+openai-python raises as `APIError`.
 """
 
 from __future__ import annotations
@@ -79,8 +83,9 @@ class OpenAIResponsesStream:
                 return self._open("function_call", call_id=call_id, name=name)
             case steps.ToolCallArguments(_, arguments):
                 return [self._delta(arguments)] if self._item is not None else []
-            case steps.ErrorEvent(message, kind, code):
-                error = {"type": kind, "code": code, "message": message, "param": None}
+            case steps.ErrorEvent():
+                fields = _openai.error_fields(_openai.MID_STREAM_STATUS, step)
+                error = {name: fields[name] for name in ("type", "code", "message", "param")}  # the service's order
                 return [self._event("error", error=error)]
             case steps.Finish(reason):
                 self._finish_reason = reason
