@@ -102,12 +102,56 @@ def test_close_event_is_written_raw_and_ends_the_stream(server: MockServer, endp
     assert endpoint.end_marker not in response.text
 
 
+DELTA_EVENT = {"anthropic": "content_block_delta", "openai-responses": "response.reasoning_text.delta"}
+"""The event a malformed frame at chunk 2 of `golden` is named as (the open block or item); the
+data-only dialects name none."""
+
+
+def _parses(data: str) -> bool:
+    try:
+        json.loads(data)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 @by_id
-def test_malformed_data_is_written_raw(server: MockServer, endpoint: Endpoint) -> None:
+def test_malformed_is_one_dialect_frame_whose_data_does_not_parse(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "malformed@2")
+    assert response.ending is Ending.COMPLETE
+    before_the_end = response.events[:-1]  # the end marker, `data: [DONE]`, is no JSON either
+    (broken,) = [event for event in before_the_end if not _parses(event.split("data: ", 1)[1])]
+    name = DELTA_EVENT.get(endpoint.dialect)
+    assert broken.startswith(f"event: {name}\ndata: {{" if name else "data: {")
+    assert "\n" not in broken.split("data: ", 1)[1], "one data line"
+    assert endpoint.end_marker in response.text
+
+
+@by_id
+def test_malformed_data_is_sent_in_the_dialect_framing(server: MockServer, endpoint: Endpoint) -> None:
     response = post(server, endpoint, "malformed@2:{not json")
     assert response.ending is Ending.COMPLETE
-    assert "data: {not json" in response.events
+    name = DELTA_EVENT.get(endpoint.dialect)
+    assert (f"event: {name}\n" if name else "") + "data: {not json" in response.events
     assert endpoint.end_marker in response.text
+
+
+@by_id
+def test_unknown_event_is_one_more_well_formed_event_and_the_stream_goes_on(
+    server: MockServer, endpoint: Endpoint
+) -> None:
+    plain, faulty = post(server, endpoint, ""), post(server, endpoint, "unknown_event@2")
+    assert faulty.ending is Ending.COMPLETE
+    assert len(faulty.events) == len(plain.events) + 1
+    assert all(_parses(data) for data in faulty.data if data != "[DONE]")
+    if endpoint.dialect in DELTA_EVENT:  # named events: a name of its own, equal to its data's type
+        (unknown,) = [e for e in faulty.events if "mock_unknown_event" in e]
+        name, data = unknown.removeprefix("event: ").split("\ndata: ")
+        assert json.loads(data)["type"] == name
+    else:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
+        (unknown,) = [json.loads(d) for d in faulty.data if "prompt_filter_results" in d]
+        assert unknown["choices"] == []
+    assert faulty.events[-1].startswith(endpoint.end_marker)
 
 
 @by_id

@@ -122,7 +122,7 @@ def test_whole_response_with_an_error_is_the_dialect_http_error() -> None:
     assert json.loads(whole.body) == {"type": "error", "error": {"type": "overloaded_error", "message": "boom"}}
 
 
-# --- errors in each provider's own words ----------------------------------------------------------
+# --- each fault in the dialect's own framing -------------------------------------------------------
 
 OPENAI_SERVER_ERROR = {
     "message": "The server had an error while processing your request. Sorry about that!",
@@ -143,11 +143,25 @@ DEFAULT_ERROR_EVENTS = {
     ),
     "anthropic": ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
 }
+DELTA_EVENT = {
+    "openai-chat": None,
+    "openai-completions": None,
+    "openai-responses": "response.output_text.delta",
+    "anthropic": "content_block_delta",
+}
 
 
 def _data(event: Event) -> str:
     assert event.data is not None
     return event.data
+
+
+def _parses(data: str) -> bool:
+    try:
+        json.loads(data)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 @dialects
@@ -187,3 +201,91 @@ def test_anthropic_error_fields_not_given_are_anthropic_own(error: steps.ErrorEv
 def test_openai_error_fields_not_given_are_openai_own() -> None:
     (event,) = DIALECTS["openai-chat"].stream(INFO).events(steps.ErrorEvent(type="insufficient_quota", code="q"))
     assert json.loads(_data(event)) == {"error": {**OPENAI_SERVER_ERROR, "type": "insufficient_quota", "code": "q"}}
+
+
+@dialects
+def test_malformed_is_the_dialect_next_delta_cut_inside_its_string(spec: Dialect) -> None:
+    dialect = spec.stream(INFO)
+    dialect.start()
+    dialect.events(steps.Text("a"))
+    (broken,) = dialect.events(steps.Malformed())
+    (following,) = dialect.events(steps.Text("hello"))
+    assert broken.event == following.event == DELTA_EVENT[spec.name]
+    assert not _parses(_data(broken))
+    assert _data(following).startswith(_data(broken) + "hello")
+
+
+@dialects
+def test_malformed_with_data_sends_that_data_in_the_dialect_framing(spec: Dialect) -> None:
+    dialect = spec.stream(INFO)
+    dialect.start()
+    (event,) = dialect.events(steps.Malformed("{not json"))
+    assert (event.event, event.data) == (DELTA_EVENT[spec.name], "{not json")
+
+
+@pytest.mark.parametrize(
+    ("content", "delta"),
+    [
+        (steps.Reasoning("think"), '"delta":{"type":"thinking_delta","thinking":"'),
+        (steps.ToolCallStart(0, "call_1", "f"), '"delta":{"type":"input_json_delta","partial_json":"'),
+    ],
+)
+def test_anthropic_malformed_delta_is_of_the_open_block(content: steps.ContentStep, delta: str) -> None:
+    dialect = DIALECTS["anthropic"].stream(INFO)
+    dialect.start()
+    dialect.events(content)
+    (event,) = dialect.events(steps.Malformed())
+    assert _data(event).endswith(delta)
+
+
+def test_responses_malformed_delta_is_of_the_open_item() -> None:
+    dialect = DIALECTS["openai-responses"].stream(INFO)
+    dialect.start()
+    dialect.events(steps.Reasoning("think"))
+    (event,) = dialect.events(steps.Malformed())
+    assert event.event == "response.reasoning_text.delta"
+
+
+@dialects
+def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spec: Dialect) -> None:
+    dialect = spec.stream(INFO)
+    dialect.start()
+    (event,) = dialect.events(steps.UnknownEvent())
+    data = json.loads(_data(event))
+    if event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
+        assert data["choices"] == []
+        assert data["prompt_filter_results"][0]["prompt_index"] == 0
+    else:
+        assert data["type"] == event.event
+        assert event.event not in {e.event for e in _every_event(spec)}
+
+
+def _every_event(spec: Dialect) -> list[Event]:
+    dialect = spec.stream(INFO)
+    return [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.events(step)), *dialect.end()]
+
+
+def test_chat_role_chunk_waits_for_the_answer_after_an_unknown_event() -> None:
+    dialect = DIALECTS["openai-chat"].stream(INFO)
+    (unknown,) = dialect.events(steps.UnknownEvent())
+    role, _ = dialect.events(steps.Text("hi"))
+    assert json.loads(_data(unknown))["choices"] == []
+    assert json.loads(_data(role))["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
+
+
+def test_responses_sequence_numbers_count_the_unknown_event_and_skip_the_malformed_one() -> None:
+    dialect = DIALECTS["openai-responses"].stream(INFO)
+    faults: list[steps.ContentStep] = [steps.UnknownEvent(), steps.Malformed()]
+    events = [
+        *dialect.start(),
+        *(
+            e
+            for step in [*faults, *EVERY_CONTENT_STEP[:2], *faults, *EVERY_CONTENT_STEP[2:]]
+            for e in dialect.events(step)
+        ),
+        *dialect.end(),
+    ]
+    parsed = [json.loads(_data(e)) for e in events if _parses(_data(e))]
+    assert len(parsed) == len(events) - 2
+    assert [p["sequence_number"] for p in parsed] == list(range(len(parsed)))
+    assert sum(p["type"] == "response.mock_unknown_event" for p in parsed) == 2

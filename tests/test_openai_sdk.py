@@ -250,6 +250,38 @@ def test_default_error_event_raises_with_openai_own_wording(client: OpenAI, api:
     assert caught.value.type == "server_error"
 
 
+@pytest.mark.parametrize("api", ["chat", "completions", "responses"])
+def test_malformed_event_raises_while_iterating(client: OpenAI, api: str) -> None:
+    """Not an APIError: the SDK lets the JSON error out as it is, after the events before it."""
+    stream = open_stream(client, api, "malformed@4")
+    next(stream)
+    with pytest.raises(json.JSONDecodeError):
+        list(stream)
+
+
+def test_unknown_event_is_skipped_by_the_responses_stream(client: OpenAI) -> None:
+    headers = {"X-Mock-Fault": "unknown_event@2"}
+    with client.responses.stream(model="golden", input="hi", extra_headers=headers) as stream:
+        events = list(stream)
+        response = stream.get_final_response()
+    assert response.output_text == GOLDEN_REPLY
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert [str(e.type) for e in events].count("response.mock_unknown_event") == 1
+
+
+def test_unknown_event_in_chat_is_azure_chunk_without_choices(client: OpenAI) -> None:
+    """What Azure OpenAI streams do to a `chunk.choices[0]` loop, and what copes with it."""
+    headers = {"X-Mock-Fault": "unknown_event@0"}
+    stream = client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers)
+    with pytest.raises(IndexError):
+        "".join(chunk.choices[0].delta.content or "" for chunk in stream)  # the README's loop
+    chunks = list(client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers))
+    assert chunks[0].choices == []
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == GOLDEN_REPLY
+    with client.chat.completions.stream(model="golden", messages=MESSAGES, extra_headers=headers) as helper:
+        assert helper.get_final_completion().choices[0].message.content == GOLDEN_REPLY
+
+
 def test_error_in_a_whole_response_is_a_server_error(client: OpenAI) -> None:
     with pytest.raises(openai.InternalServerError, match="The model is overloaded"):
         client.chat.completions.create(
