@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -152,6 +153,28 @@ def test_unknown_event_is_one_more_well_formed_event_and_the_stream_goes_on(
         (unknown,) = [json.loads(d) for d in faulty.data if "prompt_filter_results" in d]
         assert unknown["choices"] == []
     assert faulty.events[-1].startswith(endpoint.end_marker)
+
+
+PINNED_CLOCK = 1_767_225_600.0
+
+
+@by_id
+@pytest.mark.parametrize(("model", "at"), [("golden", 0), ("golden", 3), ("resumable-paced", 4)])
+def test_duplicate_sends_the_very_same_bytes_of_the_next_event_twice(
+    make_server: Callable[..., MockServer], endpoint: Endpoint, model: str, at: int
+) -> None:
+    """A retrying proxy repeats bytes: ids and sequence numbers repeat with them, nothing else moves."""
+    server = make_server(wall_clock=lambda: PINNED_CLOCK)
+    body = endpoint.body(model)
+    headers = {"X-Mock-Chunk-Ms": "0"}
+    url = server.url + endpoint.path
+    plain = fetch(url, method="POST", body=body, headers=headers)
+    faulty = fetch(url, method="POST", body=body, headers={**headers, "X-Mock-Fault": f"duplicate@{at}"})
+    assert faulty.ending is Ending.COMPLETE
+    (twice,) = [i for i, event in enumerate(faulty.events[1:]) if event == faulty.events[i]]
+    assert faulty.events[: twice + 1] + faulty.events[twice + 2 :] == plain.events
+    if model == "resumable-paced":
+        assert faulty.events[twice].startswith("id: ")
 
 
 @by_id

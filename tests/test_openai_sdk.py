@@ -282,6 +282,17 @@ def test_unknown_event_in_chat_is_azure_chunk_without_choices(client: OpenAI) ->
         assert helper.get_final_completion().choices[0].message.content == GOLDEN_REPLY
 
 
+def test_duplicate_event_reaches_the_sdk_twice(client: OpenAI) -> None:
+    """The SDKs cannot tell a repeated chunk: the text repeats; Responses events repeat their number."""
+    headers = {"X-Mock-Fault": "duplicate@3"}
+    chunks = list(client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Looking" + GOLDEN_REPLY
+    events = list(client.responses.create(model="golden", input="hi", stream=True, extra_headers=headers))
+    numbers = [e.sequence_number for e in events]
+    assert len(numbers) == len(set(numbers)) + 1
+    assert sorted(set(numbers)) == list(range(len(events) - 1))
+
+
 def test_error_in_a_whole_response_is_a_server_error(client: OpenAI) -> None:
     with pytest.raises(openai.InternalServerError, match="The model is overloaded"):
         client.chat.completions.create(
