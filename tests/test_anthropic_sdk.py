@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import anthropic
 import httpx2
@@ -86,10 +87,7 @@ def test_error_event_raises_while_streaming(client: Anthropic) -> None:
         ) as stream,
     ):
         received.extend(stream.text_stream)
-    assert caught.value.body == {
-        "type": "error",
-        "error": {"type": "overloaded_error", "message": "The server had an error while processing your request."},
-    }
+    assert caught.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     assert received == []  # the error came during the thinking block, before any text
 
 
@@ -99,8 +97,31 @@ def test_error_in_a_whole_message_is_overloaded(client: Anthropic) -> None:
             model="golden", max_tokens=256, messages=MESSAGES, extra_headers={"X-Mock-Fault": "error@2"}
         )
     assert caught.value.status_code == 529
-    assert isinstance(caught.value.body, dict)
-    assert caught.value.body["error"]["type"] == "overloaded_error"
+    assert caught.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+
+def test_malformed_event_makes_the_stream_raise(client: Anthropic) -> None:
+    """A named event with broken JSON: the SDK fails on it (an unnamed line it would skip)."""
+    received: list[str] = []
+    with (
+        pytest.raises(json.JSONDecodeError),
+        client.messages.stream(
+            model="golden", max_tokens=256, messages=MESSAGES, extra_headers={"X-Mock-Fault": "malformed@4"}
+        ) as stream,
+    ):
+        received.extend(stream.text_stream)
+    assert received == ["Looking"]
+
+
+def test_unknown_event_is_skipped_and_the_message_completes(client: Anthropic) -> None:
+    messages = []
+    for fault in ("", "unknown_event@0", "unknown_event@4"):
+        with client.messages.stream(
+            model="golden", max_tokens=256, messages=MESSAGES, extra_headers={"X-Mock-Fault": fault}
+        ) as stream:
+            assert "".join(stream.text_stream) == GOLDEN_REPLY
+            messages.append(stream.get_final_message().model_dump())
+    assert messages[1:] == messages[:1] * 2
 
 
 @pytest.mark.parametrize(

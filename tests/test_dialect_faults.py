@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -108,12 +109,78 @@ def test_close_ends_the_stream_with_a_close_event_where_the_route_has_one_and_cl
         assert len(response.events) == len(post(server, endpoint, "drop@2").events)  # what came before chunk 2
 
 
+DELTA_EVENT = {"anthropic": "content_block_delta", "openai-responses": "response.reasoning_text.delta"}
+"""The event a malformed frame at chunk 2 of `golden` is named as (the open block or item); the
+data-only dialects name none."""
+
+
+def _parses(data: str) -> bool:
+    try:
+        json.loads(data)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 @by_id
-def test_malformed_data_is_written_raw(server: MockServer, endpoint: Endpoint) -> None:
+def test_malformed_is_one_dialect_frame_whose_data_does_not_parse(server: MockServer, endpoint: Endpoint) -> None:
+    response = post(server, endpoint, "malformed@2")
+    assert response.ending is Ending.COMPLETE
+    before_the_end = response.events[:-1]  # the end marker, `data: [DONE]`, is no JSON either
+    (broken,) = [event for event in before_the_end if not _parses(event.split("data: ", 1)[1])]
+    name = DELTA_EVENT.get(endpoint.dialect)
+    assert broken.startswith(f"event: {name}\ndata: {{" if name else "data: {")
+    assert "\n" not in broken.split("data: ", 1)[1], "one data line"
+    assert endpoint.end_marker in response.text
+
+
+@by_id
+def test_malformed_data_is_sent_in_the_dialect_framing(server: MockServer, endpoint: Endpoint) -> None:
     response = post(server, endpoint, "malformed@2:{not json")
     assert response.ending is Ending.COMPLETE
-    assert "data: {not json" in response.events
+    name = DELTA_EVENT.get(endpoint.dialect)
+    assert (f"event: {name}\n" if name else "") + "data: {not json" in response.events
     assert endpoint.end_marker in response.text
+
+
+@by_id
+def test_unknown_event_is_one_more_well_formed_event_and_the_stream_goes_on(
+    server: MockServer, endpoint: Endpoint
+) -> None:
+    plain, faulty = post(server, endpoint, ""), post(server, endpoint, "unknown_event@2")
+    assert faulty.ending is Ending.COMPLETE
+    assert len(faulty.events) == len(plain.events) + 1
+    assert all(_parses(data) for data in faulty.data if data != "[DONE]")
+    if endpoint.dialect in DELTA_EVENT:  # named events: a name of its own, equal to its data's type
+        (unknown,) = [e for e in faulty.events if "mock_unknown_event" in e]
+        name, data = unknown.removeprefix("event: ").split("\ndata: ")
+        assert json.loads(data)["type"] == name
+    else:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
+        (unknown,) = [json.loads(d) for d in faulty.data if "prompt_filter_results" in d]
+        assert unknown["choices"] == []
+    assert faulty.events[-1].startswith(endpoint.end_marker)
+
+
+PINNED_CLOCK = 1_767_225_600.0
+
+
+@by_id
+@pytest.mark.parametrize(("model", "at"), [("golden", 0), ("golden", 3), ("resumable-paced", 4)])
+def test_duplicate_sends_the_very_same_bytes_of_the_next_event_twice(
+    make_server: Callable[..., MockServer], endpoint: Endpoint, model: str, at: int
+) -> None:
+    """A retrying proxy repeats bytes: ids and sequence numbers repeat with them, nothing else moves."""
+    server = make_server(wall_clock=lambda: PINNED_CLOCK)
+    body = endpoint.body(model)
+    headers = {"X-Mock-Chunk-Ms": "0"}
+    url = server.url + endpoint.path
+    plain = fetch(url, method="POST", body=body, headers=headers)
+    faulty = fetch(url, method="POST", body=body, headers={**headers, "X-Mock-Fault": f"duplicate@{at}"})
+    assert faulty.ending is Ending.COMPLETE
+    (twice,) = [i for i, event in enumerate(faulty.events[1:]) if event == faulty.events[i]]
+    assert faulty.events[: twice + 1] + faulty.events[twice + 2 :] == plain.events
+    if model == "resumable-paced":
+        assert faulty.events[twice].startswith("id: ")
 
 
 @by_id

@@ -11,6 +11,7 @@ from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire.actions import Drop, Hang, Reset, Wait, Write
+from mock_server.wire.frames import Event
 from mock_server.wire.rendering import render_whole
 
 INFO = StreamInfo(key="ab" * 32, created=1_700_000_000, model="m", usage=Usage(3, 7))
@@ -119,3 +120,172 @@ def test_whole_response_with_an_error_is_the_dialect_http_error() -> None:
     whole = render_whole(timeline, lambda: DIALECTS["anthropic"].whole_body(INFO, timeline.steps))
     assert whole.status == 529
     assert json.loads(whole.body) == {"type": "error", "error": {"type": "overloaded_error", "message": "boom"}}
+
+
+# --- each fault in the dialect's own framing -------------------------------------------------------
+
+OPENAI_SERVER_ERROR = {
+    "message": "The server had an error while processing your request. Sorry about that!",
+    "type": "server_error",
+    "param": None,
+    "code": None,
+}
+DEFAULT_ERROR_EVENTS = {
+    "openai-chat": (None, {"error": OPENAI_SERVER_ERROR}),
+    "openai-completions": (None, {"error": OPENAI_SERVER_ERROR}),
+    "openai-responses": (
+        "error",
+        {
+            "type": "error",
+            "error": {"type": "server_error", "code": None, "message": OPENAI_SERVER_ERROR["message"], "param": None},
+            "sequence_number": 0,
+        },
+    ),
+    "anthropic": ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+}
+DELTA_EVENT = {
+    "openai-chat": None,
+    "openai-completions": None,
+    "openai-responses": "response.output_text.delta",
+    "anthropic": "content_block_delta",
+}
+
+
+def _data(event: Event) -> str:
+    assert event.data is not None
+    return event.data
+
+
+def _parses(data: str) -> bool:
+    try:
+        json.loads(data)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+@dialects
+def test_an_error_step_without_fields_is_the_provider_own_error_event(spec: Dialect) -> None:
+    (event,) = spec.stream(INFO).events(steps.ErrorEvent())
+    assert (event.event, json.loads(_data(event))) == DEFAULT_ERROR_EVENTS[spec.name]
+
+
+@dialects
+def test_a_whole_response_fails_with_the_error_its_stream_would_send(spec: Dialect) -> None:
+    error = steps.ErrorEvent()
+    status, body = spec.whole_body(INFO, [steps.Text("a"), error])
+    sent = json.loads(_data(spec.stream(INFO).events(error)[0]))
+    assert json.loads(body)["error"] == sent["error"]
+    assert status == (529 if spec.name == "anthropic" else 500)
+
+
+@pytest.mark.parametrize(
+    ("error", "sent"),
+    [
+        (steps.ErrorEvent("boom"), {"type": "overloaded_error", "message": "boom"}),
+        (steps.ErrorEvent(type="api_error"), {"type": "api_error", "message": "Internal server error"}),
+        (
+            steps.ErrorEvent(type="rate_limit_error"),
+            {
+                "type": "rate_limit_error",
+                "message": "Number of request tokens has exceeded your per-minute rate limit.",
+            },
+        ),
+    ],
+)
+def test_anthropic_error_fields_not_given_are_anthropic_own(error: steps.ErrorEvent, sent: dict[str, str]) -> None:
+    (event,) = DIALECTS["anthropic"].stream(INFO).events(error)
+    assert json.loads(_data(event)) == {"type": "error", "error": sent}
+
+
+def test_openai_error_fields_not_given_are_openai_own() -> None:
+    (event,) = DIALECTS["openai-chat"].stream(INFO).events(steps.ErrorEvent(type="insufficient_quota", code="q"))
+    assert json.loads(_data(event)) == {"error": {**OPENAI_SERVER_ERROR, "type": "insufficient_quota", "code": "q"}}
+
+
+@dialects
+def test_malformed_is_the_dialect_next_delta_cut_inside_its_string(spec: Dialect) -> None:
+    dialect = spec.stream(INFO)
+    dialect.start()
+    dialect.events(steps.Text("a"))
+    (broken,) = dialect.events(steps.Malformed())
+    (following,) = dialect.events(steps.Text("hello"))
+    assert broken.event == following.event == DELTA_EVENT[spec.name]
+    assert not _parses(_data(broken))
+    assert _data(following).startswith(_data(broken) + "hello")
+
+
+@dialects
+def test_malformed_with_data_sends_that_data_in_the_dialect_framing(spec: Dialect) -> None:
+    dialect = spec.stream(INFO)
+    dialect.start()
+    (event,) = dialect.events(steps.Malformed("{not json"))
+    assert (event.event, event.data) == (DELTA_EVENT[spec.name], "{not json")
+
+
+@pytest.mark.parametrize(
+    ("content", "delta"),
+    [
+        (steps.Reasoning("think"), '"delta":{"type":"thinking_delta","thinking":"'),
+        (steps.ToolCallStart(0, "call_1", "f"), '"delta":{"type":"input_json_delta","partial_json":"'),
+    ],
+)
+def test_anthropic_malformed_delta_is_of_the_open_block(content: steps.ContentStep, delta: str) -> None:
+    dialect = DIALECTS["anthropic"].stream(INFO)
+    dialect.start()
+    dialect.events(content)
+    (event,) = dialect.events(steps.Malformed())
+    assert _data(event).endswith(delta)
+
+
+def test_responses_malformed_delta_is_of_the_open_item() -> None:
+    dialect = DIALECTS["openai-responses"].stream(INFO)
+    dialect.start()
+    dialect.events(steps.Reasoning("think"))
+    (event,) = dialect.events(steps.Malformed())
+    assert event.event == "response.reasoning_text.delta"
+
+
+@dialects
+def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spec: Dialect) -> None:
+    dialect = spec.stream(INFO)
+    dialect.start()
+    (event,) = dialect.events(steps.UnknownEvent())
+    data = json.loads(_data(event))
+    if event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
+        assert data["choices"] == []
+        assert data["prompt_filter_results"][0]["prompt_index"] == 0
+    else:
+        assert data["type"] == event.event
+        assert event.event not in {e.event for e in _every_event(spec)}
+
+
+def _every_event(spec: Dialect) -> list[Event]:
+    dialect = spec.stream(INFO)
+    return [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.events(step)), *dialect.end()]
+
+
+def test_chat_role_chunk_waits_for_the_answer_after_an_unknown_event() -> None:
+    dialect = DIALECTS["openai-chat"].stream(INFO)
+    (unknown,) = dialect.events(steps.UnknownEvent())
+    role, _ = dialect.events(steps.Text("hi"))
+    assert json.loads(_data(unknown))["choices"] == []
+    assert json.loads(_data(role))["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
+
+
+def test_responses_sequence_numbers_count_the_unknown_event_and_skip_the_malformed_one() -> None:
+    dialect = DIALECTS["openai-responses"].stream(INFO)
+    faults: list[steps.ContentStep] = [steps.UnknownEvent(), steps.Malformed()]
+    events = [
+        *dialect.start(),
+        *(
+            e
+            for step in [*faults, *EVERY_CONTENT_STEP[:2], *faults, *EVERY_CONTENT_STEP[2:]]
+            for e in dialect.events(step)
+        ),
+        *dialect.end(),
+    ]
+    parsed = [json.loads(_data(e)) for e in events if _parses(_data(e))]
+    assert len(parsed) == len(events) - 2
+    assert [p["sequence_number"] for p in parsed] == list(range(len(parsed)))
+    assert sum(p["type"] == "response.mock_unknown_event" for p in parsed) == 2

@@ -213,12 +213,14 @@ def test_sdk_retry_gets_the_answer_after_a_scripted_503(server: MockServer) -> N
 
 
 def open_stream(client: OpenAI, api: str, fault: str) -> Iterator[object]:
-    """A streaming request to the chat or the Responses API, with a fault."""
+    """A streaming request to the chat, the legacy completions or the Responses API, with a fault."""
     headers = {"X-Mock-Fault": fault}
     if api == "chat":
         return iter(
             client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers)
         )
+    if api == "completions":
+        return iter(client.completions.create(model="golden", prompt="hi", stream=True, extra_headers=headers))
     return iter(client.responses.create(model="golden", input="hi", stream=True, extra_headers=headers))
 
 
@@ -237,6 +239,58 @@ def test_error_event_raises_api_error(client: OpenAI, api: str) -> None:
     stream = open_stream(client, api, "error@2:The model is overloaded")
     with pytest.raises(openai.APIError, match="The model is overloaded"):
         list(stream)
+
+
+@pytest.mark.parametrize("api", ["chat", "completions", "responses"])
+def test_default_error_event_raises_with_openai_own_wording(client: OpenAI, api: str) -> None:
+    stream = open_stream(client, api, "error@2")
+    with pytest.raises(openai.APIError) as caught:
+        list(stream)
+    assert caught.value.message == "The server had an error while processing your request. Sorry about that!"
+    assert caught.value.type == "server_error"
+
+
+@pytest.mark.parametrize("api", ["chat", "completions", "responses"])
+def test_malformed_event_raises_while_iterating(client: OpenAI, api: str) -> None:
+    """Not an APIError: the SDK lets the JSON error out as it is, after the events before it."""
+    stream = open_stream(client, api, "malformed@4")
+    next(stream)
+    with pytest.raises(json.JSONDecodeError):
+        list(stream)
+
+
+def test_unknown_event_is_skipped_by_the_responses_stream(client: OpenAI) -> None:
+    headers = {"X-Mock-Fault": "unknown_event@2"}
+    with client.responses.stream(model="golden", input="hi", extra_headers=headers) as stream:
+        events = list(stream)
+        response = stream.get_final_response()
+    assert response.output_text == GOLDEN_REPLY
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert [str(e.type) for e in events].count("response.mock_unknown_event") == 1
+
+
+def test_unknown_event_in_chat_is_azure_chunk_without_choices(client: OpenAI) -> None:
+    """What Azure OpenAI streams do to a `chunk.choices[0]` loop, and what copes with it."""
+    headers = {"X-Mock-Fault": "unknown_event@0"}
+    stream = client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers)
+    with pytest.raises(IndexError):
+        "".join(chunk.choices[0].delta.content or "" for chunk in stream)  # the README's loop
+    chunks = list(client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers))
+    assert chunks[0].choices == []
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == GOLDEN_REPLY
+    with client.chat.completions.stream(model="golden", messages=MESSAGES, extra_headers=headers) as helper:
+        assert helper.get_final_completion().choices[0].message.content == GOLDEN_REPLY
+
+
+def test_duplicate_event_reaches_the_sdk_twice(client: OpenAI) -> None:
+    """The SDKs cannot tell a repeated chunk: the text repeats; Responses events repeat their number."""
+    headers = {"X-Mock-Fault": "duplicate@3"}
+    chunks = list(client.chat.completions.create(model="golden", messages=MESSAGES, stream=True, extra_headers=headers))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Looking" + GOLDEN_REPLY
+    events = list(client.responses.create(model="golden", input="hi", stream=True, extra_headers=headers))
+    numbers = [e.sequence_number for e in events]
+    assert len(numbers) == len(set(numbers)) + 1
+    assert sorted(set(numbers)) == list(range(len(events) - 1))
 
 
 def test_error_in_a_whole_response_is_a_server_error(client: OpenAI) -> None:

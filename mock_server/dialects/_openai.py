@@ -6,6 +6,7 @@ from typing import Any
 
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Usage
+from mock_server.wire.frames import Event, to_json
 
 # (message, type, code) as the service sends them, per status.
 _DEFAULTS: dict[int, tuple[str, str, str | None]] = {
@@ -32,18 +33,59 @@ _DEFAULTS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
-def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
-    """`{"error": {"message", "type", "param", "code"}}`, with the service's defaults for `status`."""
+MID_STREAM_STATUS = 500
+"""An error in the middle of a stream is the server's: its defaults are a 500's."""
+
+
+def error_fields(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
+    """`{"message", "type", "param", "code"}`: what `error` gives, the service's defaults for
+    `status` for the rest."""
     fallback = (f"HTTP {status}", "server_error" if status >= 500 else "invalid_request_error", None)
     message, kind, code = _DEFAULTS.get(status, fallback)
     if error is not None:
-        message, kind, code = error.message, error.type, error.code if error.code is not None else code
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        message, kind = error.message or message, error.type or kind
+        code = error.code if error.code is not None else code
+    return {"message": message, "type": kind, "param": None, "code": code}
+
+
+def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
+    """`{"error": {"message", "type", "param", "code"}}`, with the service's defaults for `status`."""
+    return {"error": error_fields(status, error)}
 
 
 def mid_stream_error(error: steps.ErrorEvent) -> dict[str, Any]:
-    """The body of an error sent inside a 200 stream."""
-    return {"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}
+    """The body of an error sent inside a 200 stream: as a 500's body, which is also what a whole
+    response with this error answers (`Dialect.whole_body`)."""
+    return error_body(MID_STREAM_STATUS, error)
+
+
+_SAFE = {"filtered": False, "severity": "safe"}
+PROMPT_FILTER_CHUNK = Event(
+    to_json(
+        {
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            "prompt_filter_results": [
+                {
+                    "prompt_index": 0,
+                    "content_filter_results": {
+                        "hate": _SAFE,
+                        "jailbreak": {"filtered": False, "detected": False},
+                        "self_harm": _SAFE,
+                        "sexual": _SAFE,
+                        "violence": _SAFE,
+                    },
+                }
+            ],
+        }
+    )
+)
+"""Azure OpenAI's first chunk: no choice, empty id, model and object, its verdicts on the prompt
+(microsoft/semantic-kernel, dotnet/src/Connectors/Connectors.AzureOpenAI.UnitTests/TestData/
+chat_completion_streaming_async_filter_response.txt). The unknown event of the data-only dialects."""
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:

@@ -2,9 +2,20 @@
 
 Each kind of content is a content block: reasoning a `thinking` block (`thinking_delta`, closed
 with a `signature_delta`), text a `text` block (`text_delta`), each tool call a `tool_use` block
-(`input_json_delta`). A `ping` follows the first block's start, as the service sends it. Errors
-use Anthropic's own types; a type Anthropic does not know (such as OpenAI's `server_error`)
-becomes the status's type, `overloaded_error` in the middle of a stream.
+(`input_json_delta`). A `ping` follows the first block's start, as the service sends it.
+
+Errors use Anthropic's own types and words: by default the mid-stream `event: error` the error
+documentation shows, `overloaded_error` "Overloaded" (platform.claude.com/docs/en/api/errors), and
+a whole response fails with that type's status (529). A type Anthropic does not know (such as
+OpenAI's `server_error`) becomes the status's type, `overloaded_error` in the middle of a stream.
+
+The SDKs dispatch on the event's name: an unnamed `data:` line is skipped, so a `malformed` event
+must be a named one to be met at all. It is a `content_block_delta` of the open block cut off
+inside its delta, which both SDKs fail on (anthropic-python `json.JSONDecodeError`,
+@anthropic-ai/sdk a `SyntaxError` from `JSON.parse`, src/core/streaming.ts). `unknown_event` is an
+event of a name no SDK knows, as the service adds names: the TypeScript SDK parses only the names
+it lists and skips it, as anthropic-python 0.x did (`_streaming.py`); anthropic-python 2.x yields
+it with its `type` kept, and `MessageStream` passes over it.
 """
 
 from __future__ import annotations
@@ -42,6 +53,12 @@ _MESSAGES: dict[int, str] = {
     529: "Overloaded",
 }
 MID_STREAM_ERROR_TYPE = "overloaded_error"
+UNKNOWN_EVENT = "mock_unknown_event"
+_DELTA_OF_BLOCK = {
+    "text": ("text_delta", "text"),
+    "thinking": ("thinking_delta", "thinking"),
+    "tool_use": ("input_json_delta", "partial_json"),
+}
 
 # Chat finish reasons in Anthropic's words; a reason already in Anthropic's words passes through.
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
@@ -110,8 +127,11 @@ class AnthropicStream:
             case steps.ToolCallArguments(_, arguments):
                 return [self._delta({"type": "input_json_delta", "partial_json": arguments})]
             case steps.ErrorEvent():
-                kind = step.type if step.type in _STATUS_OF_TYPE else MID_STREAM_ERROR_TYPE
-                return [_event("error", error={"type": kind, "message": step.message})]
+                return [_event("error", **error_body(error_status(step), step))]
+            case steps.Malformed(data):
+                return [self._malformed(data)]
+            case steps.UnknownEvent():
+                return [_event(UNKNOWN_EVENT)]
             case steps.Finish(reason):
                 delta = {"stop_reason": STOP_REASONS.get(reason, reason), "stop_sequence": None}
                 usage = {"output_tokens": self._stream.usage.completion_tokens}
@@ -120,6 +140,14 @@ class AnthropicStream:
 
     def end(self) -> list[Event]:
         return [_event("message_stop")]
+
+    def _malformed(self, data: str | None) -> Event:
+        """A delta of the open block (text when none is open) with `data`, or cut off inside its delta."""
+        if data is None:
+            kind, field = _DELTA_OF_BLOCK[self._block or "text"]
+            delta = {"type": "content_block_delta", "index": max(self._index, 0), "delta": {"type": kind, field: ""}}
+            data = to_json(delta)[: -len('"}}')]
+        return Event(data, event="content_block_delta")
 
     def _open(self, kind: str, fields: dict[str, Any]) -> list[Event]:
         """Start a content block unless one of this kind is open (a tool call always starts one)."""
@@ -150,19 +178,21 @@ class AnthropicStream:
 
 
 def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
-    """`{"type": "error", "error": {"type", "message"}}` with Anthropic's type for `status`."""
+    """`{"type": "error", "error": {"type", "message"}}` with Anthropic's type and words for `status`;
+    what `error` gives wins (its type only when it is one of Anthropic's)."""
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     message = _MESSAGES.get(status, f"HTTP {status}")
     if error is not None:
-        message = error.message
+        message = error.message or message
         if error.type in _STATUS_OF_TYPE:
             kind = error.type
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def error_status(error: steps.ErrorEvent) -> int:
-    """A failed non-streaming answer: the status of the error's type (529 for `overloaded_error`)."""
-    return _STATUS_OF_TYPE.get(error.type, _STATUS_OF_TYPE[MID_STREAM_ERROR_TYPE])
+    """The status of the error's type (529 `overloaded_error` for none or one Anthropic does not
+    know): a failed whole response answers with it, and the error event's defaults are its."""
+    return _STATUS_OF_TYPE.get(error.type or MID_STREAM_ERROR_TYPE, _STATUS_OF_TYPE[MID_STREAM_ERROR_TYPE])
 
 
 def _tool_input(arguments: str) -> Any:

@@ -1,4 +1,16 @@
-"""OpenAI Chat Completions: `data: {chat.completion.chunk}` events, then `data: [DONE]`."""
+"""OpenAI Chat Completions: `data: {chat.completion.chunk}` events, then `data: [DONE]`.
+
+The stream is data-only: no event names, so a client cannot meet an event of an unknown type. What
+it meets instead, as providers add things, is a chunk of a shape it does not expect, and the one
+real clients stumble on is Azure OpenAI's first chunk (`_openai.PROMPT_FILTER_CHUNK`): `choices`
+empty and a `prompt_filter_results` field the openai SDK does not declare. That is the
+`unknown_event` here: the SDK yields it as a chunk with no choice, so a `chunk.choices[0]` loop
+raises as it does against Azure, while `chat.completions.stream()` and a guarded loop go on. (The
+usage chunk has `choices: []` too, but the SDK knows it, and a request asks for it.)
+
+A `malformed` event is one of this stream's chunks cut off inside its delta's string: the stream's
+own id and fields, then no end, so it reads as this stream's and does not parse.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +24,9 @@ from mock_server.wire.frames import Event, to_json
 
 DONE = Event("[DONE]")
 ROLE_DELTA: dict[str, object] = {"role": "assistant", "content": "", "refusal": None}
+_NOT_THE_ANSWER = (steps.ErrorEvent, steps.Malformed, steps.UnknownEvent)
+"""Steps that are not a piece of the answer, so the role chunk, the answer's first, waits for the next
+(Azure's prompt-filter chunk comes before it)."""
 
 
 def completion_id(key: str) -> str:
@@ -49,7 +64,7 @@ class OpenAIChatStream:
         return []
 
     def events(self, step: steps.ContentStep) -> list[Event]:
-        if self._role_sent or isinstance(step, steps.ErrorEvent):
+        if self._role_sent or isinstance(step, _NOT_THE_ANSWER):
             return self._render(step)
         self._role_sent = True
         if isinstance(step, steps.ToolCallStart):
@@ -68,6 +83,10 @@ class OpenAIChatStream:
                 return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})]
             case steps.ErrorEvent():
                 return [Event(to_json(_openai.mid_stream_error(step)))]
+            case steps.Malformed(data):
+                return [Event(self._prefix + '{"content":"' if data is None else data)]
+            case steps.UnknownEvent():
+                return [_openai.PROMPT_FILTER_CHUNK]
             case steps.Finish(reason):
                 events = [self._chunk({}, reason)]
                 if self._stream.include_usage:

@@ -2,6 +2,12 @@
 
 The legacy API knows only text: reasoning and tool calls have no form here and are left out, and
 an answer that finished with tool calls finishes with `stop`.
+
+Faults take the chat dialect's forms (see `openai_chat`): `malformed` is one of this stream's chunks
+cut off inside its `text`; `unknown_event` is Azure OpenAI's prompt-filter chunk, `choices` empty,
+which Azure sends on completions as well (`prompt_filter_results` on `Completion`, "in a streaming
+request, results for different prompts may arrive at different times": @azure/openai 2.0.0
+types/index.d.ts), so a `chunk.choices[0].text` loop fails on it.
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ class OpenAICompletionsStream:
                 return []
             case steps.ErrorEvent():
                 return [Event(to_json(_openai.mid_stream_error(step)))]
+            case steps.Malformed(data):
+                return [Event(self._prefix + '"' if data is None else data)]
+            case steps.UnknownEvent():
+                return [_openai.PROMPT_FILTER_CHUNK]
             case steps.Finish(reason):
                 events = [self._chunk("", legacy_finish_reason(reason))]
                 if self._stream.include_usage:

@@ -5,6 +5,15 @@ Each kind of content is an output item: reasoning a `reasoning` item streamed as
 `response.reasoning_text.delta`, text a `message` item streamed as `response.output_text.delta`,
 each tool call a `function_call` item streamed as `response.function_call_arguments.delta`.
 A finish reason of `length` or `content_filter` ends with `response.incomplete` instead.
+
+An error is the `error` event in the shape the service sends, its fields nested under `error`
+(openai/openai-dotnet#849 and #881 show it; the API reference documents them flat), which
+openai-python raises as `APIError`.
+
+A `malformed` event is a delta event of the open item cut off inside its `delta`, before its
+`sequence_number`, so it takes none. An `unknown_event` is a `response.*` event of a type no SDK
+knows, numbered like any other: the service adds types, and clients must skip them (openai-python
+yields it, and `responses.stream()` passes over it).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ _DELTA_EVENT = {
     "function_call": "response.function_call_arguments",
 }
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+UNKNOWN_EVENT = "response.mock_unknown_event"
 
 
 @dataclass(slots=True)
@@ -79,9 +89,14 @@ class OpenAIResponsesStream:
                 return self._open("function_call", call_id=call_id, name=name)
             case steps.ToolCallArguments(_, arguments):
                 return [self._delta(arguments)] if self._item is not None else []
-            case steps.ErrorEvent(message, kind, code):
-                error = {"type": kind, "code": code, "message": message, "param": None}
+            case steps.ErrorEvent():
+                fields = _openai.error_fields(_openai.MID_STREAM_STATUS, step)
+                error = {name: fields[name] for name in ("type", "code", "message", "param")}  # the service's order
                 return [self._event("error", error=error)]
+            case steps.Malformed(data):
+                return [self._malformed(data)]
+            case steps.UnknownEvent():
+                return [self._event(UNKNOWN_EVENT)]
             case steps.Finish(reason):
                 self._finish_reason = reason
                 return self._close()
@@ -94,6 +109,17 @@ class OpenAIResponsesStream:
             self._stream, status=status, output=self._output, usage=_usage(self._stream), finish=self._finish_reason
         )
         return [*events, self._event(terminal, response=response)]
+
+    def _malformed(self, data: str | None) -> Event:
+        """A delta event of the open item (a text delta when none is open) with `data`, or cut off
+        inside its `delta`: before its `sequence_number`, so it takes none and the events that
+        parse still count up without a gap."""
+        item = self._item
+        name = f"{_DELTA_EVENT[item.kind if item else 'message']}.delta"
+        if data is None:
+            where = _where(item) if item else {}
+            data = to_json({"type": name, **where, "delta": ""})[: -len('"}')]
+        return Event(data, event=name)
 
     def _open(self, kind: str, *, call_id: str = "", name: str = "") -> list[Event]:
         """Start a new output item unless one of this kind is open (a tool call always starts one)."""

@@ -151,14 +151,8 @@ class Fault(BaseModel):
                 # Holding the connection open after the event shows whether the client hangs up on it.
                 return [close, steps.Sleep(self.ms)] if self.ms else [close]
             case FaultKind.ERROR:
-                error = steps.ErrorEvent()
-                return [
-                    steps.ErrorEvent(
-                        message=self.message or error.message,
-                        type=self.type or error.type,
-                        code=self.code,
-                    )
-                ]
+                # What the fault leaves out, the dialect fills in with its provider's own error.
+                return [steps.ErrorEvent(self.message or None, self.type or None, self.code or None)]
             case FaultKind.STALL:
                 return [steps.Stall(self.ms)]
             case FaultKind.MALFORMED:

@@ -38,13 +38,9 @@ class Ending(StrEnum):
     STALL = "stall"
 
 
-DEFAULT_ERROR_MESSAGE = "The server had an error while processing your request."
-DEFAULT_ERROR_TYPE = "server_error"
-
-
-def _blank_means(default: str) -> BeforeValidator:
-    """In a scenario file, null or an empty string for this field means its default (as for a fault's)."""
-    return BeforeValidator(lambda value: default if value is None or value == "" else value)
+_OrDialectDefault = Annotated[str | None, BeforeValidator(lambda value: None if value == "" else value)]
+"""A field the dialect fills in when it is None: in a scenario file, null or an empty string (as for
+a fault's fields)."""
 
 
 Utf8Text = Annotated[
@@ -93,11 +89,13 @@ class ToolCallArguments:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    """The dialect's own mid-stream error event; nothing of the answer follows it."""
+    """The dialect's own mid-stream error event; nothing of the answer follows it. A field left None
+    is the provider's own (OpenAI's `server_error` wording, Anthropic's `overloaded_error`), so one
+    scenario fails in each dialect as that provider fails."""
 
-    message: Annotated[str, _blank_means(DEFAULT_ERROR_MESSAGE)] = DEFAULT_ERROR_MESSAGE
-    type: Annotated[str, _blank_means(DEFAULT_ERROR_TYPE)] = DEFAULT_ERROR_TYPE
-    code: str | None = None
+    message: _OrDialectDefault = None
+    type: _OrDialectDefault = None
+    code: _OrDialectDefault = None
 
 
 @dataclass(frozen=True, slots=True)
