@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import anthropic
 import httpx2
@@ -18,8 +19,10 @@ GOLDEN_REPLY, GOLDEN_REASONING = "Looking it up.", "Check the weather."
 
 
 @pytest.fixture
-def client(server: MockServer) -> Anthropic:
-    return Anthropic(base_url=server.url, api_key="x", max_retries=0)
+def client(server: MockServer) -> Iterator[Anthropic]:
+    """A client closed after the test, with any connection a stream that raised left open."""
+    with Anthropic(base_url=server.url, api_key="x", max_retries=0) as client:
+        yield client
 
 
 def test_text_stream_equals_the_scenario_reply(client: Anthropic) -> None:

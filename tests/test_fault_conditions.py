@@ -5,7 +5,8 @@ and with the provider's request id."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import anthropic
 import httpx
@@ -13,6 +14,7 @@ import openai
 import pytest
 from anthropic import Anthropic
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from mock_server.errors import OverrideError
 from mock_server.http.server import MockServer
@@ -20,13 +22,15 @@ from mock_server.scenarios.faults import parse_fault
 from tests.model_requests import ENDPOINTS, Endpoint
 from tests.wire import Ending, fetch
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 UNPACED = {"X-Mock-Chunk-Ms": "0"}
 by_id = pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
 
 
-def chat(server: MockServer, max_retries: int = 0) -> OpenAI:
-    return OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=max_retries)
+@contextmanager
+def chat(server: MockServer, max_retries: int = 0) -> Iterator[OpenAI]:
+    with OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=max_retries) as client:
+        yield client
 
 
 def raw_read(server: MockServer, endpoint: Endpoint, fault: str, *, stream: bool) -> bytes:
@@ -66,11 +70,14 @@ def test_a_head_fault_ends_the_connection_before_the_status_line(
 
 def test_the_sdk_retries_a_stream_that_failed_before_its_head(make_server: Callable[..., MockServer]) -> None:
     server = make_server()
-    client = chat(server, max_retries=2)
-    stream = client.chat.completions.create(
-        model="default", messages=MESSAGES, stream=True, extra_headers={**UNPACED, "X-Mock-Fault": "reset@head!times=2"}
-    )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "You said: hi"
+    with chat(server, max_retries=2) as client:
+        stream = client.chat.completions.create(
+            model="default",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers={**UNPACED, "X-Mock-Fault": "reset@head!times=2"},
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "You said: hi"
     assert [r.status for r in server.requests] == [None, None, 200]  # two connection errors, then the answer
 
 
@@ -85,8 +92,10 @@ def test_an_endless_stall_at_the_head_is_a_read_timeout_before_any_header(
     make_server: Callable[..., MockServer],
 ) -> None:
     server = make_server()
-    client = OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0, timeout=0.5)
-    with pytest.raises(openai.APITimeoutError):
+    with (
+        OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0, timeout=0.5) as client,
+        pytest.raises(openai.APITimeoutError),
+    ):
         client.chat.completions.create(
             model="default", messages=MESSAGES, stream=True, extra_headers={"X-Mock-Fault": "stall@head"}
         )
@@ -145,10 +154,10 @@ def test_times_counts_the_requests_that_carried_the_same_fault_text(make_server:
 
 def test_fail_once_then_succeed_from_a_header_meets_the_sdk_retry(make_server: Callable[..., MockServer]) -> None:
     server = make_server()
-    client = chat(server, max_retries=2)
-    completion = client.chat.completions.create(
-        model="default", messages=MESSAGES, extra_headers={**UNPACED, "X-Mock-Fault": "status:503!times=1"}
-    )
+    with chat(server, max_retries=2) as client:
+        completion = client.chat.completions.create(
+            model="default", messages=MESSAGES, extra_headers={**UNPACED, "X-Mock-Fault": "status:503!times=1"}
+        )
     assert completion.choices[0].message.content == "You said: hi"
     assert [r.status for r in server.requests] == [503, 200]
 
@@ -197,8 +206,8 @@ def test_a_header_given_as_null_is_not_sent(make_server: Callable[..., MockServe
 def test_an_sdk_backs_off_on_its_own_from_a_429_without_retry_after(make_server: Callable[..., MockServer]) -> None:
     server = make_server()
     bare = server.add_scenario(status=429, headers={"Retry-After": None})
-    with pytest.raises(openai.RateLimitError):
-        chat(server, max_retries=1).chat.completions.create(model=bare, messages=MESSAGES)
+    with chat(server, max_retries=1) as client, pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model=bare, messages=MESSAGES)
     first, second = server.requests
     assert first.retry_after is None
     assert 0.2 < second.received_at - (first.ended_at or 0) < 2  # the SDK's own backoff, not a Retry-After
@@ -212,10 +221,14 @@ def test_every_response_carries_the_providers_request_id(server: MockServer, end
 
 
 def test_the_sdks_expose_the_request_id_of_an_error(server: MockServer) -> None:
-    with pytest.raises(openai.RateLimitError) as raised:
-        chat(server).chat.completions.create(model="rate-limited", messages=MESSAGES)
+    with chat(server) as client, pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(model="rate-limited", messages=MESSAGES)
     assert raised.value.request_id == raised.value.response.headers["x-mock-request-id"]
-    client = Anthropic(base_url=server.url, api_key="x", max_retries=0)
-    with pytest.raises(anthropic.RateLimitError) as caught:
-        client.messages.create(model="rate-limited", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    with (
+        Anthropic(base_url=server.url, api_key="x", max_retries=0) as anthropic_client,
+        pytest.raises(anthropic.RateLimitError) as caught,
+    ):
+        anthropic_client.messages.create(
+            model="rate-limited", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
     assert caught.value.request_id == caught.value.response.headers["x-mock-request-id"]

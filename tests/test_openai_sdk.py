@@ -20,8 +20,11 @@ GOLDEN_REPLY, GOLDEN_REASONING = "Looking it up.", "Check the weather."
 
 
 @pytest.fixture
-def client(server: MockServer) -> OpenAI:
-    return OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0)
+def client(server: MockServer) -> Iterator[OpenAI]:
+    """A client closed after the test: a stream a test leaves unfinished (it raised) gives its
+    connection back then, not whenever the garbage collector finds it."""
+    with OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0) as client:
+        yield client
 
 
 def test_streamed_chat_text_equals_the_scenario_reply(client: OpenAI) -> None:
