@@ -24,6 +24,7 @@ from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import RequestContext, compile_timeline
 from mock_server.timeline.overrides import Overrides
 from mock_server.wire.outcome import Outcome
+from tests.conftest import wait_until
 from tests.test_verdict import T0, error, record
 from tests.wire import WireResponse, fetch
 
@@ -105,7 +106,7 @@ def test_a_large_scenario_put_leaves_a_paced_stream_on_time(make_server: Callabl
         target=lambda: streamed.append(fetch(server.url + "/completions?chunk_ms=20&messages=" + "+w" * 100))
     )
     stream.start()
-    time.sleep(0.3)
+    wait_until(lambda: [r for r in server.records(settle_s=0) if r.ending is not None], "the stream to start")
     # Parsing and validating this took 1.4 s on the event loop, while every stream waited.
     response = httpx.put(
         server.url + "/_mock/scenarios/big", content=body, headers={"Content-Type": "application/yaml"}, timeout=30

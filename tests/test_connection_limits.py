@@ -33,7 +33,7 @@ from mock_server.http.limits import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWa
 from mock_server.http.server import MockServer, connection_limits
 from mock_server.http.state import MockState
 from mock_server.settings import Settings
-from tests.conftest import cli_server
+from tests.conftest import cli_server, wait_until
 from tests.wire import Ending, WireResponse, connect, fetch, read_to_end, receive, request_head
 
 TIMEOUT_S = 0.3
@@ -145,7 +145,7 @@ def test_80000_headers_are_refused_in_milliseconds_while_a_stream_keeps_its_timi
     assert len(head) > 1 << 20
     with ThreadPoolExecutor(1) as pool:
         paced = pool.submit(fetch, server.url + "/completions?messages=hi&scenario=paced&chunk_ms=50", timeout=30)
-        time.sleep(0.1)  # the stream is under way
+        wait_until(lambda: [r for r in server.records(settle_s=0) if r.ending is not None], "the stream to start")
         start = time.monotonic()
         with connect(server.url, timeout=5) as sock:
             sock.sendall(head)
@@ -210,7 +210,7 @@ def test_each_request_on_a_kept_alive_connection_has_the_whole_timeout(make_serv
         time.sleep(1.5 * TIMEOUT_S)  # idle: uvicorn's keep-alive timeout is the one that applies
         head = request_head("/_mock/health")
         sock.sendall(head[:20])
-        time.sleep(TIMEOUT_S / 3)
+        time.sleep(TIMEOUT_S / 3)  # the rest of the head comes later, well within the timeout
         sock.sendall(head[20:])
         assert receive(sock).status == 200
 

@@ -13,7 +13,7 @@ import pytest
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from mock_server.wire.player import TIMER_SLACK_S
-from tests.conftest import TEST_SCENARIOS
+from tests.conftest import TEST_SCENARIOS, wait_until
 from tests.model_requests import ENDPOINTS, V1_ENDPOINTS, Endpoint
 from tests.wire import Ending, WireResponse, fetch
 
@@ -28,13 +28,13 @@ def post(server: MockServer, endpoint: Endpoint, fault: str, *, stream: bool = T
 
 def journal_record(server: MockServer, request_id: str) -> dict[str, Any]:
     """The journal record of a request, once its response has ended."""
-    deadline = time.monotonic() + 5
-    while True:
+
+    def finished() -> dict[str, Any] | None:
         records = httpx.get(server.url + "/_mock/requests").json()
         record: dict[str, Any] = next(r for r in records if str(r["id"]) == request_id)
-        if record["outcome"] is not None or time.monotonic() > deadline:
-            return record
-        time.sleep(0.01)
+        return record if record["outcome"] is not None else None
+
+    return wait_until(finished, f"the response to request {request_id} to end")
 
 
 @by_id
@@ -209,8 +209,7 @@ def test_server_stop_closes_a_waiting_whole_response_without_a_response() -> Non
     with MockServer(settings=settings) as server:
         client = threading.Thread(target=ask, args=(server,))
         client.start()
-        while not httpx.get(server.url + "/_mock/requests").json():
-            time.sleep(0.01)
+        wait_until(lambda: httpx.get(server.url + "/_mock/requests").json(), "the server to have the request")
         started = time.monotonic()
         server.stop()
         assert time.monotonic() - started < 4, "stop() does not wait for the 5 s delay"

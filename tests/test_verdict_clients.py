@@ -20,6 +20,7 @@ from openai import OpenAI
 
 from mock_server.http.server import MockServer
 from mock_server.journal.verdict import Verdict
+from tests.conftest import wait_until
 
 QUICK = {"grace_ms": 300, "patience_ms": 400, "close_grace_ms": 200}
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -90,7 +91,7 @@ def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: 
     failing = mock.add_scenario(status=503)
     for _ in range(7):
         httpx.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": failing})
-        time.sleep(0.1)
+        time.sleep(0.1)  # a client retrying every 100 ms, never backing off
     assert codes(mock.verdict()) == ["retry_storm", "no_backoff"]
 
     mock.reset()
@@ -181,8 +182,7 @@ def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not
         head = f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         body = request.read()
         sock.sendall(f"{head}Content-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n".encode() + body)
-        while not mock.records(settle_s=0):
-            time.sleep(0.01)  # the server has the request
+        wait_until(lambda: mock.records(settle_s=0), "the server to have the request")
         # This client waits and waits; the verdict is pending until the patience has run out.
         verdict = mock.verdict(wait_s=5)
         assert codes(verdict) == ["no_read_timeout"]
