@@ -43,6 +43,7 @@ def test_placing_thousands_of_faults_takes_linear_time() -> None:
     assert sum(isinstance(step, steps.Sleep) for step in timeline.steps) == 5000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("pattern", "prompt", "chosen"),
     [
@@ -82,6 +83,7 @@ def distinct_streams_each_cut(n: int) -> list[RequestRecord]:
     return [record(i, i * 0.01, query={"messages": str(i)}, outcome=Outcome.DROPPED) for i in range(1, n + 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "journal",
     [one_call_resumed_again_and_again, one_request_asked_now_and_then, one_request_asked_by_many_at_once,
@@ -96,6 +98,7 @@ def test_the_verdict_on_20000_records_takes_linear_time(journal: Callable[[int],
     assert sum(len(call) for call in verdict.calls) == 20_000
 
 
+@pytest.mark.slow
 def test_a_large_scenario_put_leaves_a_paced_stream_on_time(make_server: Callable[..., MockServer]) -> None:
     server = make_server()
     steps_yaml = "".join(f"  - text: 'piece number {n} of a long script'\n" for n in range(21_000))

@@ -118,6 +118,7 @@ def test_a_head_at_a_cap_is_served_and_one_past_it_is_answered_431(
     assert server.records(settle_s=0) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "head",
     [
@@ -159,6 +160,7 @@ def test_80000_headers_are_refused_in_milliseconds_while_a_stream_keeps_its_timi
     assert longest_gap(stream) < 0.5
 
 
+@pytest.mark.slow
 def test_sdk_and_httpx_clients_do_not_notice_tight_limits(make_server: Callable[..., MockServer]) -> None:
     server = make_server(request_timeout_s=TIMEOUT_S, max_connections=4)
     client = OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
@@ -317,6 +319,7 @@ def test_past_max_connections_a_client_gets_503_at_once_and_the_log_says_why_onc
     assert status == 200
 
 
+@pytest.mark.slow
 def test_serve_refuses_past_max_connections_and_logs_it() -> None:
     with cli_server("--max-connections", "2") as (process, url):
         held = _hold_connections(url, 2)
@@ -369,6 +372,7 @@ def test_a_mock_server_never_changes_the_open_file_limit(make_server: Callable[.
     assert fetch(server.url + "/_mock/health").status == 200
 
 
+@pytest.mark.slow
 def test_serve_raises_its_soft_open_file_limit_to_fit_max_connections() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 2048:

@@ -63,6 +63,7 @@ def test_reset_aborts_every_dialect(server: MockServer, endpoint: Endpoint) -> N
     assert journal_record(server, response.headers["x-mock-request-id"])["outcome"] == "reset"
 
 
+@pytest.mark.slow
 @by_id
 def test_endless_stall_holds_every_dialect_open(server: MockServer, endpoint: Endpoint) -> None:
     response = post(server, endpoint, "stall@5", read_for=0.5)
@@ -71,6 +72,7 @@ def test_endless_stall_holds_every_dialect_open(server: MockServer, endpoint: En
     assert endpoint.end_marker not in response.text
 
 
+@pytest.mark.slow
 @by_id
 def test_timed_stall_pauses_then_completes(server: MockServer, endpoint: Endpoint) -> None:
     response = post(server, endpoint, "stall@3:300")
@@ -81,6 +83,7 @@ def test_timed_stall_pauses_then_completes(server: MockServer, endpoint: Endpoin
     assert ended_at >= 0.3 - TIMER_SLACK_S
 
 
+@pytest.mark.slow
 @by_id
 def test_delay_postpones_the_chunk(server: MockServer, endpoint: Endpoint) -> None:
     response = post(server, endpoint, "delay@1:300")
@@ -155,12 +158,14 @@ def test_cut_whole_response_sends_no_response_at_all(
         post(server, endpoint, fault, stream=False)
 
 
+@pytest.mark.slow
 @v1_by_id
 def test_endless_stall_holds_a_whole_response_back(server: MockServer, endpoint: Endpoint) -> None:
     with pytest.raises(ConnectionError, match="ending: timeout"):
         post(server, endpoint, "stall@3", stream=False, read_for=0.5)
 
 
+@pytest.mark.slow
 @v1_by_id
 @pytest.mark.parametrize("fault", ["delay@1:300", "stall@2:300", "split@0"])
 def test_timing_faults_delay_or_split_the_whole_body(server: MockServer, endpoint: Endpoint, fault: str) -> None:
@@ -195,6 +200,7 @@ def test_error_fault_makes_a_whole_response_an_http_error(server: MockServer, en
     assert journal_record(server, response.headers["x-mock-request-id"])["outcome"] == "error_status"
 
 
+@pytest.mark.slow
 def test_server_stop_closes_a_waiting_whole_response_without_a_response() -> None:
     settings = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False)
     (chat,) = [e for e in V1_ENDPOINTS if e.id == "chat_completions"]

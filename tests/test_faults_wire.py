@@ -94,6 +94,7 @@ def test_stall_with_ms_pauses_then_goes_on(server: MockServer) -> None:
     assert sorted(gaps)[-2] < 0.3  # only one long gap
 
 
+@pytest.mark.slow
 def test_stall_without_ms_holds_the_connection_open(server: MockServer) -> None:
     response = fetch(completions(server, "stall@2"), read_for=1.0)
     assert response.ending is Ending.TIMEOUT
@@ -218,6 +219,7 @@ def test_once_drop_does_not_fire_on_a_resumed_request(server: MockServer) -> Non
     )
 
 
+@pytest.mark.slow
 def test_a_client_that_reads_slowly_gets_every_byte(server: MockServer) -> None:
     """Writes wait for a lagging client (flow control) and nothing is lost or reordered."""
     url = server.url + "/completions?messages=x&scenario=long-reply&chunk_ms=0"

@@ -273,6 +273,7 @@ def test_keepalive_pings_fill_a_long_wait() -> None:
     assert 1.0 <= sent[-1][0] <= 1.0 + LATE_S
 
 
+@pytest.mark.slow
 def test_a_paced_stream_on_the_wire_keeps_its_schedule(server: MockServer) -> None:
     start = time.monotonic()
     response = fetch(server.url + "/completions?messages=x&scenario=long-reply&chunk_ms=2")

@@ -105,6 +105,7 @@ def assert_connections_ended(busy: Busy) -> None:
     assert closed_by_server(busy.uploading)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_ends_every_connection_and_exits_0_within_the_grace_time(sig: signal.Signals) -> None:
     with cli_server() as (process, url), ThreadPoolExecutor(3) as pool:

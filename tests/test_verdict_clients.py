@@ -55,6 +55,7 @@ def chat(server: MockServer, max_retries: int) -> OpenAI:
 # Retries after HTTP errors
 
 
+@pytest.mark.slow
 def test_retrying_a_429_at_once_ignores_retry_after_and_the_sdk_waits(mock: MockServer) -> None:
     limited = mock.add_scenario(
         reply="hi", headers={"Retry-After": "1"}, faults=[{"kind": "status", "status": 429, "times": 1}]
@@ -87,6 +88,7 @@ def test_retrying_a_401_is_retried_non_retryable_and_the_sdk_does_not(mock: Mock
     assert mock.verdict().findings == ()
 
 
+@pytest.mark.slow
 def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: MockServer) -> None:
     failing = mock.add_scenario(status=503)
     for _ in range(7):
@@ -105,6 +107,7 @@ def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: 
 # Streams cut short
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", [{"kind": "no_done"}, {"kind": "drop", "at": 2}], ids=["no_done", "drop"])
 def test_a_client_that_keeps_a_cut_stream_is_flagged_and_one_that_asks_again_is_not(
     mock: MockServer, fault: dict[str, Any]
@@ -175,6 +178,7 @@ def stalled_request(server: MockServer, whole: bool) -> httpx.Request:
     return httpx.Request("GET", f"{server.url}/completions", params={"messages": "hi", "scenario": name})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whole", [False, True], ids=["stream", "whole"])
 def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not(mock: MockServer, whole: bool) -> None:
     request = stalled_request(mock, whole)
@@ -238,6 +242,7 @@ def test_get_verdict_refuses_bad_parameters_naming_them(mock: MockServer, query:
     assert query.split("=")[0] in response.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("last_event_id", ["²".encode("latin-1"), b"7" * 5000, b"12x", b""], ids=repr)
 def test_the_verdict_survives_any_last_event_id(mock: MockServer, last_event_id: bytes) -> None:
     """A `Last-Event-ID` that is no event number (the byte 0xB2 reads as `²`, a digit to Python, and 5,000
