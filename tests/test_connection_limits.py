@@ -163,17 +163,17 @@ def test_80000_headers_are_refused_in_milliseconds_while_a_stream_keeps_its_timi
 @pytest.mark.slow
 def test_sdk_and_httpx_clients_do_not_notice_tight_limits(make_server: Callable[..., MockServer]) -> None:
     server = make_server(request_timeout_s=TIMEOUT_S, max_connections=4)
-    client = OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
-    for pause_s in (1.5 * TIMEOUT_S, 0):  # the second on the kept-alive connection, after it idled
-        stream = client.chat.completions.create(
-            model="paced",
-            messages=[{"role": "user", "content": "hi"}],
-            stream=True,
-            extra_headers={"X-Mock-Chunk-Ms": "40"},
-        )  # a stream longer than the request timeout
-        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
-        assert text == "one two three four five six seven eight nine ten"
-        time.sleep(pause_s)
+    with OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0) as client:
+        for pause_s in (1.5 * TIMEOUT_S, 0):  # the second on the kept-alive connection, after it idled
+            stream = client.chat.completions.create(
+                model="paced",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+                extra_headers={"X-Mock-Chunk-Ms": "40"},
+            )  # a stream longer than the request timeout
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+            assert text == "one two three four five six seven eight nine ten"
+            time.sleep(pause_s)
     with httpx.Client(base_url=server.url) as http:
         whole = http.post("/v1/chat/completions", json={"model": "default", "messages": "hi", "stream": False})
         assert whole.status_code == 200

@@ -69,7 +69,8 @@ def test_retrying_a_429_at_once_ignores_retry_after_and_the_sdk_waits(mock: Mock
     limited = mock.add_scenario(
         reply="hi", headers={"Retry-After": "1"}, faults=[{"kind": "status", "status": 429, "times": 1}]
     )
-    reply = chat(mock, max_retries=2).chat.completions.create(model=limited, messages=MESSAGES)  # type: ignore[arg-type]
+    with chat(mock, max_retries=2) as client:
+        reply = client.chat.completions.create(model=limited, messages=MESSAGES)  # type: ignore[arg-type]
     assert reply.choices[0].message.content == "hi"
     assert len(mock.requests) == 2
     assert mock.verdict().findings == ()
@@ -83,8 +84,8 @@ def test_retrying_a_401_is_retried_non_retryable_and_the_sdk_does_not(mock: Mock
     assert verdict.findings[0].records == (1, 2, 3)
 
     mock.reset()
-    with pytest.raises(openai.AuthenticationError):
-        chat(mock, max_retries=2).chat.completions.create(model="unauthorized", messages=MESSAGES)  # type: ignore[arg-type]
+    with chat(mock, max_retries=2) as client, pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="unauthorized", messages=MESSAGES)  # type: ignore[arg-type]
     assert mock.verdict().findings == ()
 
 
@@ -98,8 +99,8 @@ def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: 
 
     mock.reset()
     failing = mock.add_scenario(status=503)
-    with pytest.raises(openai.InternalServerError):
-        chat(mock, max_retries=2).chat.completions.create(model=failing, messages=MESSAGES)  # type: ignore[arg-type]
+    with chat(mock, max_retries=2) as client, pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model=failing, messages=MESSAGES)  # type: ignore[arg-type]
     assert len(mock.requests) == 3
     assert mock.verdict().findings == ()
 
