@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import anthropic
 import httpx2
@@ -17,8 +18,9 @@ GOLDEN_REPLY, GOLDEN_REASONING = "Looking it up.", "Check the weather."
 
 
 @pytest.fixture
-def client(server: MockServer) -> Anthropic:
-    return Anthropic(base_url=server.url, api_key="x", max_retries=0)
+def client(server: MockServer) -> Iterator[Anthropic]:
+    with Anthropic(base_url=server.url, api_key="x", max_retries=0) as client:
+        yield client
 
 
 def test_text_stream_equals_the_scenario_reply(client: Anthropic) -> None:
