@@ -3,11 +3,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -15,6 +16,20 @@ from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
 TEST_SCENARIOS = Path(__file__).parent / "scenarios"
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T | None], what: str, timeout_s: float = 5.0) -> T:
+    """Poll `condition` until it returns something true, and return that; fail saying `what` was
+    awaited when `timeout_s` passes first. For waiting on a server (a record to appear, a stream to
+    start, a connection to close): a fixed sleep is too long on an idle machine, too short on a busy one."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g} s for {what}")
+        time.sleep(0.01)
+    return value
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,7 @@ def test_a_server_bound_to_every_interface_answers_any_host_unless_told() -> Non
     assert asgi_status(Settings(host="127.0.0.1", allowed_hosts=("*",)), "anything.test") == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "headers",
     [

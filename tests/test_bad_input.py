@@ -95,6 +95,7 @@ CASES = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_input_is_a_4xx_in_the_endpoint_shape(server: MockServer, case: Case) -> None:
     headers = {"content-type": "application/json", **case.headers}
@@ -124,6 +125,7 @@ MALFORMED_OVERRIDES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
 @pytest.mark.parametrize(("header", "value", "says"), MALFORMED_OVERRIDES, ids=lambda v: str(v)[:24])
 def test_every_malformed_override_is_a_400_on_every_endpoint(
@@ -161,6 +163,7 @@ PATH_NAMES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PATH_NAMES)
 @pytest.mark.parametrize("where", ["query", "header", "body", "model", "control"])
 def test_no_scenario_name_makes_the_server_read_a_file(server: MockServer, name: str, where: str) -> None:
@@ -206,6 +209,7 @@ BILLION_LAUGHS = "\n".join(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "content_type", "says"),
     [
@@ -256,6 +260,7 @@ def test_put_refuses_a_hostile_scenario_with_its_problem(
     assert any(says in problem["message"] for problem in problems), problems
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
 def test_a_lone_surrogate_in_a_body_is_replaced_and_the_journal_still_reads(
     make_server: Callable[..., MockServer], endpoint: Endpoint
@@ -339,6 +344,7 @@ def test_httpx_uploading_a_chunked_body_gets_the_413(make_server: Any) -> None:
 # --- the last resort: a bug answers 500 in the dialect's shape, and the journal says so --------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
 def test_an_unexpected_exception_is_a_500_in_the_dialect_shape(
     make_server: Any, monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint

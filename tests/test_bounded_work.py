@@ -24,6 +24,7 @@ from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import RequestContext, compile_timeline
 from mock_server.timeline.overrides import Overrides
 from mock_server.wire.outcome import Outcome
+from tests.conftest import wait_until
 from tests.test_verdict import T0, error, record
 from tests.wire import WireResponse, fetch
 
@@ -42,6 +43,7 @@ def test_placing_thousands_of_faults_takes_linear_time() -> None:
     assert sum(isinstance(step, steps.Sleep) for step in timeline.steps) == 5000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("pattern", "prompt", "chosen"),
     [
@@ -81,6 +83,7 @@ def distinct_streams_each_cut(n: int) -> list[RequestRecord]:
     return [record(i, i * 0.01, query={"messages": str(i)}, outcome=Outcome.DROPPED) for i in range(1, n + 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "journal",
     [one_call_resumed_again_and_again, one_request_asked_now_and_then, one_request_asked_by_many_at_once,
@@ -95,6 +98,7 @@ def test_the_verdict_on_20000_records_takes_linear_time(journal: Callable[[int],
     assert sum(len(call) for call in verdict.calls) == 20_000
 
 
+@pytest.mark.slow
 def test_a_large_scenario_put_leaves_a_paced_stream_on_time(make_server: Callable[..., MockServer]) -> None:
     server = make_server()
     steps_yaml = "".join(f"  - text: 'piece number {n} of a long script'\n" for n in range(21_000))
@@ -105,7 +109,7 @@ def test_a_large_scenario_put_leaves_a_paced_stream_on_time(make_server: Callabl
         target=lambda: streamed.append(fetch(server.url + "/completions?chunk_ms=20&messages=" + "+w" * 100))
     )
     stream.start()
-    time.sleep(0.3)
+    wait_until(lambda: [r for r in server.records(settle_s=0) if r.ending is not None], "the stream to start")
     # Parsing and validating this took 1.4 s on the event loop, while every stream waited.
     response = httpx.put(
         server.url + "/_mock/scenarios/big", content=body, headers={"Content-Type": "application/yaml"}, timeout=30

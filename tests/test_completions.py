@@ -42,6 +42,7 @@ def test_get_streams_openai_chat_chunks(server: MockServer) -> None:
     assert content_of(data) == "You said: hello world"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "prompt"),
     [
@@ -195,6 +196,7 @@ def test_health(server: MockServer) -> None:
     assert isinstance(health["version"], str)
 
 
+@pytest.mark.slow
 def test_chunk_ms_override_paces_the_stream(server: MockServer) -> None:
     import time
 

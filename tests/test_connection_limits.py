@@ -33,7 +33,7 @@ from mock_server.http.limits import MAX_HEADER_BYTES, MAX_HEADERS, RateLimitedWa
 from mock_server.http.server import MockServer, connection_limits
 from mock_server.http.state import MockState
 from mock_server.settings import Settings
-from tests.conftest import cli_server
+from tests.conftest import cli_server, wait_until
 from tests.wire import Ending, WireResponse, connect, fetch, read_to_end, receive, request_head
 
 TIMEOUT_S = 0.3
@@ -118,6 +118,7 @@ def test_a_head_at_a_cap_is_served_and_one_past_it_is_answered_431(
     assert server.records(settle_s=0) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "head",
     [
@@ -145,7 +146,7 @@ def test_80000_headers_are_refused_in_milliseconds_while_a_stream_keeps_its_timi
     assert len(head) > 1 << 20
     with ThreadPoolExecutor(1) as pool:
         paced = pool.submit(fetch, server.url + "/completions?messages=hi&scenario=paced&chunk_ms=50", timeout=30)
-        time.sleep(0.1)  # the stream is under way
+        wait_until(lambda: [r for r in server.records(settle_s=0) if r.ending is not None], "the stream to start")
         start = time.monotonic()
         with connect(server.url, timeout=5) as sock:
             sock.sendall(head)
@@ -159,19 +160,20 @@ def test_80000_headers_are_refused_in_milliseconds_while_a_stream_keeps_its_timi
     assert longest_gap(stream) < 0.5
 
 
+@pytest.mark.slow
 def test_sdk_and_httpx_clients_do_not_notice_tight_limits(make_server: Callable[..., MockServer]) -> None:
     server = make_server(request_timeout_s=TIMEOUT_S, max_connections=4)
-    client = OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
-    for pause_s in (1.5 * TIMEOUT_S, 0):  # the second on the kept-alive connection, after it idled
-        stream = client.chat.completions.create(
-            model="paced",
-            messages=[{"role": "user", "content": "hi"}],
-            stream=True,
-            extra_headers={"X-Mock-Chunk-Ms": "40"},
-        )  # a stream longer than the request timeout
-        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
-        assert text == "one two three four five six seven eight nine ten"
-        time.sleep(pause_s)
+    with OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0) as client:
+        for pause_s in (1.5 * TIMEOUT_S, 0):  # the second on the kept-alive connection, after it idled
+            stream = client.chat.completions.create(
+                model="paced",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+                extra_headers={"X-Mock-Chunk-Ms": "40"},
+            )  # a stream longer than the request timeout
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+            assert text == "one two three four five six seven eight nine ten"
+            time.sleep(pause_s)
     with httpx.Client(base_url=server.url) as http:
         whole = http.post("/v1/chat/completions", json={"model": "default", "messages": "hi", "stream": False})
         assert whole.status_code == 200
@@ -210,7 +212,7 @@ def test_each_request_on_a_kept_alive_connection_has_the_whole_timeout(make_serv
         time.sleep(1.5 * TIMEOUT_S)  # idle: uvicorn's keep-alive timeout is the one that applies
         head = request_head("/_mock/health")
         sock.sendall(head[:20])
-        time.sleep(TIMEOUT_S / 3)
+        time.sleep(TIMEOUT_S / 3)  # the rest of the head comes later, well within the timeout
         sock.sendall(head[20:])
         assert receive(sock).status == 200
 
@@ -317,6 +319,7 @@ def test_past_max_connections_a_client_gets_503_at_once_and_the_log_says_why_onc
     assert status == 200
 
 
+@pytest.mark.slow
 def test_serve_refuses_past_max_connections_and_logs_it() -> None:
     with cli_server("--max-connections", "2") as (process, url):
         held = _hold_connections(url, 2)
@@ -369,6 +372,7 @@ def test_a_mock_server_never_changes_the_open_file_limit(make_server: Callable[.
     assert fetch(server.url + "/_mock/health").status == 200
 
 
+@pytest.mark.slow
 def test_serve_raises_its_soft_open_file_limit_to_fit_max_connections() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 2048:

@@ -134,6 +134,7 @@ def test_healthcheck_fails_when_nothing_answers(stage: Stage) -> None:
     assert result.returncode != 0
 
 
+@pytest.mark.slow
 def test_image_command_serves_bundled_and_mounted_scenarios_until_healthy(stage: Stage, tmp_path: Path) -> None:
     mounted = tmp_path / "scenarios"  # stands in for -v "$PWD/scenarios:/scenarios:ro"
     mounted.mkdir()

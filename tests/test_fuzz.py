@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,8 @@ from mock_server.timeline.overrides import Overrides, parse_overrides
 from mock_server.wire import rendering
 from mock_server.wire.actions import Write
 from tests.model_requests import ENDPOINTS, Endpoint
+
+pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Exception)

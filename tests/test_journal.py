@@ -78,6 +78,7 @@ def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
     assert record.duration_ms > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("query", "outcome", "ending"),
     [
@@ -133,6 +134,7 @@ def test_hang_up_during_a_long_sleep_is_noticed_at_once(server):
     assert record.duration_ms < 5000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["stall@3", "stall@3:30000"], ids=["forever", "30s"])
 def test_client_giving_up_during_a_stall_is_stalled(server, fault):
     response = fetch(f"{server.url}/completions?messages=hi&scenario=paced&fault={fault}", read_for=0.5)

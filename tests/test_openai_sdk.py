@@ -208,8 +208,8 @@ def test_rate_limited_scenario_gives_retry_after(client: OpenAI) -> None:
 
 
 def test_sdk_retry_gets_the_answer_after_a_scripted_503(server: MockServer) -> None:
-    retrying = OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=1)
-    completion = retrying.chat.completions.create(model="flaky", messages=MESSAGES)
+    with OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=1) as retrying:
+        completion = retrying.chat.completions.create(model="flaky", messages=MESSAGES)
     assert completion.choices[0].message.content == "Second time lucky."
     journal = httpx.get(server.url + "/_mock/requests").json()
     assert [r["status"] for r in journal if r["scenario"] == "flaky"] == [503, 200]
@@ -310,9 +310,9 @@ def test_cut_whole_response_raises_a_connection_error(client: OpenAI, fault: str
 
 
 def test_stall_without_end_times_out_the_sdk(server: MockServer) -> None:
-    impatient = OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0, timeout=0.5)
-    stream = impatient.chat.completions.create(
-        model="golden", messages=MESSAGES, stream=True, extra_headers={"X-Mock-Fault": "stall@2"}
-    )
-    with pytest.raises(openai.APITimeoutError):
-        list(stream)
+    with OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0, timeout=0.5) as impatient:
+        stream = impatient.chat.completions.create(
+            model="golden", messages=MESSAGES, stream=True, extra_headers={"X-Mock-Fault": "stall@2"}
+        )
+        with pytest.raises(openai.APITimeoutError):
+            list(stream)

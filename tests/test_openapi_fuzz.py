@@ -17,6 +17,8 @@ from mock_server.http.app import create_app
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT_S = 10
 
 

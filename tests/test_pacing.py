@@ -1,18 +1,229 @@
-"""Exact timing: waits are scheduled against one deadline per stream, so lateness does not accumulate."""
+"""Exact timing: waits are scheduled against one deadline per stream, so lateness does not accumulate.
+
+Both ways a stream is played are driven in fake time: the timer callbacks that serve every chunked
+stream on uvicorn (`play_on_timers`, through its `Timers` seam) and the coroutine of the ASGI
+fallback (through its `clock` and `sleep`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import random
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+from uvicorn.protocols.http.flow_control import FlowControl
+
 from mock_server.http.server import MockServer
-from mock_server.wire.actions import Wait, Write
-from mock_server.wire.transport import StreamResponse
+from mock_server.wire.actions import Action, Wait, Write
+from mock_server.wire.player import KEEPALIVE, TIMER_SLACK_S, Player, Stop
+from mock_server.wire.transport import StreamResponse, play_on_timers
 from tests.wire import fetch
 
 LATE_S = 0.002
+"""How late a wake-up may be: the fake clocks here are late by this much (or up to it)."""
+EPSILON = 1e-9
+KEEPALIVE_S = 0.1
+LAG_S = 0.050
+
+
+class LateTimers:
+    """An event loop's clock and timers in fake time (a `transport.Timers`): a timer fires only when
+    `fire_next` says so, late by a random amount up to `LATE_S`, as on a busy loop."""
+
+    def __init__(self, seed: int) -> None:
+        self.now = 0.0
+        self._random = random.Random(seed)
+        self._timers: list[FakeTimer] = []
+        self._order = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> FakeTimer:
+        timer = FakeTimer(when, next(self._order), callback)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    @property
+    def pending(self) -> bool:
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        return bool(self._timers)
+
+    def fire_next(self) -> None:
+        timer = heapq.heappop(self._timers)
+        self.now = max(self.now, timer.when + self._random.uniform(0, LATE_S))
+        timer.callback()
+
+
+@dataclass(order=True)
+class FakeTimer:
+    when: float
+    order: int
+    callback: Callable[[], object] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class LaggingClient(FlowControl):
+    """uvicorn's flow control over a client whose buffer fills every `every` writes: writing pauses,
+    and the play must wait in `drain` until the client has read, `LAG_S` later in fake time."""
+
+    def __init__(self, timers: LateTimers, every: int) -> None:
+        super().__init__(asyncio.Transport())
+        self.timers = timers
+        self.every = every
+        self.writes = 0
+        self.waiting = False
+        self.read_at: list[float] = []
+
+    def wrote(self) -> None:
+        assert not self.write_paused, "written while the client's buffer was full"
+        self.writes += 1
+        if self.writes % self.every == 0:
+            self.pause_writing()
+
+    async def drain(self) -> None:
+        self.waiting = self.write_paused
+        await super().drain()
+
+    def read(self) -> None:
+        self.timers.now += LAG_S
+        self.read_at.append(self.timers.now)
+        self.waiting = False
+        self.resume_writing()
+
+
+@dataclass
+class Sent:
+    at: float
+    data: bytes
+
+
+def play_on_late_timers(
+    actions: tuple[Action, ...],
+    timers: LateTimers,
+    keepalive_s: float | None = None,
+    client: LaggingClient | None = None,
+) -> list[Sent]:
+    """Every write of `actions` played by `play_on_timers` on `timers`, with its moment in fake time."""
+    sent: list[Sent] = []
+
+    def write(data: bytes) -> bool:
+        if client is not None:
+            client.wrote()
+        sent.append(Sent(timers.now, data))
+        return True
+
+    async def play() -> Stop:
+        player = Player(actions, write=write, clock=timers.time, keepalive_s=keepalive_s)
+        playing = asyncio.ensure_future(play_on_timers(player, client, timers))
+        while True:
+            for _ in range(100):  # let the play run on until it ends or waits for a timer or the client
+                if playing.done() or timers.pending or (client is not None and client.waiting):
+                    break
+                await asyncio.sleep(0)
+            else:
+                raise AssertionError("the play neither ended nor waited for anything")
+            if playing.done():
+                return playing.result()
+            if timers.pending:
+                timers.fire_next()
+            else:
+                assert client is not None
+                client.read()
+
+    assert asyncio.run(play()) is Stop.END
+    return sent
+
+
+def deadlines(actions: tuple[Action, ...]) -> list[float]:
+    """When each write is due: the sum of the waits before it."""
+    due, moment = [], 0.0
+    for action in actions:
+        if isinstance(action, Wait):
+            moment += action.seconds
+        elif isinstance(action, Write):
+            due.append(moment)
+    return due
+
+
+def random_waits(seed: int, count: int = 1000) -> tuple[Action, ...]:
+    """`count` waits of 0 to 20 ms (some in a row, half of no time at all), most followed by an event."""
+    rng = random.Random(seed)
+    actions: list[Action] = []
+    for index in range(count):
+        actions.append(Wait(rng.choice((0.0, rng.uniform(0, 0.020)))))
+        if rng.random() < 0.8:
+            actions.append(Write(b"data: %d\n\n" % index, 1))
+    actions.append(Write(b"data: [DONE]\n\n", 1))
+    return tuple(actions)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_timers_firing_late_delay_no_write_by_more_than_one_wake_up(seed: int) -> None:
+    actions = random_waits(seed)
+    sent = play_on_late_timers(actions, LateTimers(seed))
+    assert [s.data for s in sent] == [a.data for a in actions if isinstance(a, Write)]
+    for write, due in zip(sent, deadlines(actions), strict=True):
+        # Never early (but for the slack that keeps a timer firing a hair early from spinning), and
+        # late by one wake-up at most, however many late wake-ups came before: no error accumulates.
+        assert due - TIMER_SLACK_S <= write.at <= due + LATE_S + EPSILON
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_timers_ping_only_when_the_line_has_been_quiet_for_the_keepalive_interval(seed: int) -> None:
+    rng = random.Random(seed)
+    pings_in = {  # a wait of 103 ms may ping just before its deadline, or not, as the wake-ups fall
+        Wait(0.010): {0},
+        Wait(0.090): {0},
+        Wait(0.103): {0, 1},
+        Wait(0.350): {3},
+        Wait(0.350, keepalive=False): {0},
+    }
+    waits = [rng.choice(list(pings_in)) for _ in range(400)]
+    actions = tuple(action for index, wait in enumerate(waits) for action in (wait, Write(b"data: %d\n\n" % index, 1)))
+    sent = play_on_late_timers(actions, LateTimers(seed), keepalive_s=KEEPALIVE_S)
+    events = [s for s in sent if s.data != KEEPALIVE]
+    for write, due in zip(events, deadlines(actions), strict=True):
+        assert due - TIMER_SLACK_S <= write.at <= due + LATE_S + EPSILON  # pings never hold an event back
+    pings_per_wait: list[int] = []
+    pings, quiet_since = 0, 0.0
+    for write in sent:
+        quiet_for = write.at - quiet_since
+        if write.data == KEEPALIVE:
+            assert KEEPALIVE_S <= quiet_for <= KEEPALIVE_S + LATE_S + EPSILON
+            pings += 1
+        else:
+            pings_per_wait.append(pings)
+            pings = 0
+        quiet_since = write.at
+    counted = list(zip(waits, pings_per_wait, strict=True))
+    assert [(index, wait, pings) for index, (wait, pings) in enumerate(counted) if pings not in pings_in[wait]] == []
+    assert {pings for wait, pings in counted if wait == Wait(0.103)} == {0, 1}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_timers_stop_while_the_client_lags_and_the_schedule_resumes_unshifted(seed: int) -> None:
+    actions = random_waits(seed)
+    timers = LateTimers(seed)
+    client = LaggingClient(timers, every=50)
+    sent = play_on_late_timers(actions, timers, client=client)  # a write while paused fails in `wrote`
+    assert [s.data for s in sent] == [a.data for a in actions if isinstance(a, Write)]
+    assert len(client.read_at) == (len(sent) - 1) // client.every  # waited each time, but after the last write
+    for write, due in zip(sent, deadlines(actions), strict=True):
+        read_before = max((at for at in client.read_at if at <= write.at), default=0.0)
+        # What fell due while the client lagged goes out as soon as it has read; the rest on time.
+        assert due - TIMER_SLACK_S <= write.at <= max(due, read_before) + LATE_S + EPSILON
+    assert any(write.at > due + LATE_S for write, due in zip(sent, deadlines(actions), strict=True))  # it did lag
 
 
 class SlowClock:
@@ -62,6 +273,7 @@ def test_keepalive_pings_fill_a_long_wait() -> None:
     assert 1.0 <= sent[-1][0] <= 1.0 + LATE_S
 
 
+@pytest.mark.slow
 def test_a_paced_stream_on_the_wire_keeps_its_schedule(server: MockServer) -> None:
     start = time.monotonic()
     response = fetch(server.url + "/completions?messages=x&scenario=long-reply&chunk_ms=2")

@@ -22,6 +22,7 @@ EXAMPLES = readme_examples("pytest plugin")
 VERDICT_EXAMPLES = readme_examples("Client verdicts")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "example",
     [pytest.param(example, id=re.findall(r"def (test_\w+)", example)[0]) for example in EXAMPLES + VERDICT_EXAMPLES],
@@ -264,6 +265,7 @@ def test_invalid_scenarios_fail_the_fixture_with_every_problem(pytester):
     )
 
 
+@pytest.mark.slow
 def test_each_xdist_worker_has_its_own_server(pytester):
     pytester.makepyfile(
         f"""

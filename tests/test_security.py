@@ -82,6 +82,7 @@ def secret_requests(url: str) -> None:
     httpx.put(url + "/_mock/scenarios/x", json={"reply": "x"}, headers=auth).raise_for_status()
 
 
+@pytest.mark.slow
 def test_the_cli_logs_no_secret_and_the_journal_masks_them() -> None:
     args = ("--log-level", "info", "--require-auth", KEY, "--admin-token", ADMIN)
     with cli_server(*args) as (process, url):

@@ -15,6 +15,7 @@ import pytest
 import mock_server
 from mock_server import MockServer, ScenarioError, ServerError
 from mock_server.settings import Settings
+from tests.conftest import wait_until
 from tests.wire import Ending, fetch
 
 START_BOUND_S = 1.0  # generous: a start takes ~10 ms on a quiet machine
@@ -66,11 +67,19 @@ def test_start_and_stop_leave_no_thread_and_no_socket():
     assert open_fds() == fds
 
 
+def stalled(server: MockServer) -> bool:
+    """Whether one of `server`'s streams has reached its stall."""
+    now = time.time()
+    return any(
+        r.stall_at_ms is not None and now >= r.received_at + r.stall_at_ms / 1000 for r in server.records(settle_s=0)
+    )
+
+
 def test_stop_ends_a_stream_that_stalls_forever():
     server = MockServer().start()
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(fetch, server.url + "/completions?messages=hi&fault=stall@1", timeout=30)
-        time.sleep(0.3)  # let the stream reach its stall
+        wait_until(lambda: stalled(server), "the stream to reach its stall")
         began = time.monotonic()
         server.stop()
         response = pending.result()

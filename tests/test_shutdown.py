@@ -18,7 +18,7 @@ from mock_server.http.app import create_app
 from mock_server.http.server import MockServer, uvicorn_config
 from mock_server.scenarios.catalog import Catalog
 from mock_server.settings import DEFAULT_SHUTDOWN_GRACE_S, Settings
-from tests.conftest import cli_server
+from tests.conftest import cli_server, wait_until
 from tests.wire import Ending, WireResponse, fetch
 
 GRACE_S = DEFAULT_SHUTDOWN_GRACE_S
@@ -67,14 +67,18 @@ def start_busy(pool: ThreadPoolExecutor, url: str) -> Busy:
         idle=keep_alive_idle(url),
         uploading=half_sent_body(url),
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # until the three responses are in flight
-        records = httpx.get(url + "/_mock/requests", params={"settle_ms": 0}).json()
-        if sum(r["outcome"] is None for r in records) == 3:
-            time.sleep(0.2)  # the stall and the first paced chunk are sent
-            return busy
-        time.sleep(0.02)
-    raise AssertionError(f"the requests did not start: {records}")
+    wait_until(lambda: under_way(url), "the three responses to be in flight, the streams played up to their stall", 10)
+    return busy
+
+
+def under_way(url: str) -> bool:
+    """Three responses in flight, and the streams among them playing, each past its stall if it has one."""
+    records = httpx.get(url + "/_mock/requests", params={"settle_ms": 0}).json()
+    in_flight = [r for r in records if r["outcome"] is None]
+    streams = [r for r in in_flight if r["ending"] is not None]
+    now = time.time()
+    stalled = all(now >= r["received_at"] + r["stall_at_ms"] / 1000 for r in streams if r["stall_at_ms"] is not None)
+    return len(in_flight) == 3 and len(streams) == 2 and stalled
 
 
 def closed_by_server(sock: socket.socket) -> bool:
@@ -101,6 +105,7 @@ def assert_connections_ended(busy: Busy) -> None:
     assert closed_by_server(busy.uploading)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_ends_every_connection_and_exits_0_within_the_grace_time(sig: signal.Signals) -> None:
     with cli_server() as (process, url), ThreadPoolExecutor(3) as pool:

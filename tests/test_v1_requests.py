@@ -166,17 +166,14 @@ def test_models_need_the_token_too(locked: MockServer) -> None:
 
 
 def ask_openai(server: MockServer, key: str) -> str | None:
-    client = openai.OpenAI(base_url=server.openai_base_url, api_key=key, max_retries=0)
-    return (
-        client.chat.completions.create(model="golden", messages=[{"role": "user", "content": "hi"}])
-        .choices[0]
-        .message.content
-    )
+    with openai.OpenAI(base_url=server.openai_base_url, api_key=key, max_retries=0) as client:
+        completion = client.chat.completions.create(model="golden", messages=[{"role": "user", "content": "hi"}])
+    return completion.choices[0].message.content
 
 
 def ask_anthropic(server: MockServer, key: str) -> list[str]:
-    client = anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0)
-    message = client.messages.create(model="golden", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    with anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0) as client:
+        message = client.messages.create(model="golden", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     return [block.type for block in message.content]
 
 

@@ -20,6 +20,7 @@ from openai import OpenAI
 
 from mock_server.http.server import MockServer
 from mock_server.journal.verdict import Verdict
+from tests.conftest import wait_until
 
 QUICK = {"grace_ms": 300, "patience_ms": 400, "close_grace_ms": 200}
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -54,6 +55,7 @@ def chat(server: MockServer, max_retries: int) -> OpenAI:
 # Retries after HTTP errors
 
 
+@pytest.mark.slow
 def test_retrying_a_429_at_once_ignores_retry_after_and_the_sdk_waits(mock: MockServer) -> None:
     limited = mock.add_scenario(
         reply="hi", headers={"Retry-After": "1"}, faults=[{"kind": "status", "status": 429, "times": 1}]
@@ -67,7 +69,8 @@ def test_retrying_a_429_at_once_ignores_retry_after_and_the_sdk_waits(mock: Mock
     limited = mock.add_scenario(
         reply="hi", headers={"Retry-After": "1"}, faults=[{"kind": "status", "status": 429, "times": 1}]
     )
-    reply = chat(mock, max_retries=2).chat.completions.create(model=limited, messages=MESSAGES)  # type: ignore[arg-type]
+    with chat(mock, max_retries=2) as client:
+        reply = client.chat.completions.create(model=limited, messages=MESSAGES)  # type: ignore[arg-type]
     assert reply.choices[0].message.content == "hi"
     assert len(mock.requests) == 2
     assert mock.verdict().findings == ()
@@ -81,22 +84,23 @@ def test_retrying_a_401_is_retried_non_retryable_and_the_sdk_does_not(mock: Mock
     assert verdict.findings[0].records == (1, 2, 3)
 
     mock.reset()
-    with pytest.raises(openai.AuthenticationError):
-        chat(mock, max_retries=2).chat.completions.create(model="unauthorized", messages=MESSAGES)  # type: ignore[arg-type]
+    with chat(mock, max_retries=2) as client, pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="unauthorized", messages=MESSAGES)  # type: ignore[arg-type]
     assert mock.verdict().findings == ()
 
 
+@pytest.mark.slow
 def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: MockServer) -> None:
     failing = mock.add_scenario(status=503)
     for _ in range(7):
         httpx.get(f"{mock.url}/completions", params={"messages": "hi", "scenario": failing})
-        time.sleep(0.1)
+        time.sleep(0.1)  # a client retrying every 100 ms, never backing off
     assert codes(mock.verdict()) == ["retry_storm", "no_backoff"]
 
     mock.reset()
     failing = mock.add_scenario(status=503)
-    with pytest.raises(openai.InternalServerError):
-        chat(mock, max_retries=2).chat.completions.create(model=failing, messages=MESSAGES)  # type: ignore[arg-type]
+    with chat(mock, max_retries=2) as client, pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model=failing, messages=MESSAGES)  # type: ignore[arg-type]
     assert len(mock.requests) == 3
     assert mock.verdict().findings == ()
 
@@ -104,6 +108,7 @@ def test_hammering_a_503_is_a_storm_without_backoff_and_the_sdk_backs_off(mock: 
 # Streams cut short
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", [{"kind": "no_done"}, {"kind": "drop", "at": 2}], ids=["no_done", "drop"])
 def test_a_client_that_keeps_a_cut_stream_is_flagged_and_one_that_asks_again_is_not(
     mock: MockServer, fault: dict[str, Any]
@@ -174,6 +179,7 @@ def stalled_request(server: MockServer, whole: bool) -> httpx.Request:
     return httpx.Request("GET", f"{server.url}/completions", params={"messages": "hi", "scenario": name})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whole", [False, True], ids=["stream", "whole"])
 def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not(mock: MockServer, whole: bool) -> None:
     request = stalled_request(mock, whole)
@@ -181,8 +187,7 @@ def test_waiting_on_a_stall_forever_is_no_read_timeout_and_a_read_timeout_is_not
         head = f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         body = request.read()
         sock.sendall(f"{head}Content-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n".encode() + body)
-        while not mock.records(settle_s=0):
-            time.sleep(0.01)  # the server has the request
+        wait_until(lambda: mock.records(settle_s=0), "the server to have the request")
         # This client waits and waits; the verdict is pending until the patience has run out.
         verdict = mock.verdict(wait_s=5)
         assert codes(verdict) == ["no_read_timeout"]
@@ -239,6 +244,7 @@ def test_get_verdict_refuses_bad_parameters_naming_them(mock: MockServer, query:
     assert query.split("=")[0] in response.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("last_event_id", ["²".encode("latin-1"), b"7" * 5000, b"12x", b""], ids=repr)
 def test_the_verdict_survives_any_last_event_id(mock: MockServer, last_event_id: bytes) -> None:
     """A `Last-Event-ID` that is no event number (the byte 0xB2 reads as `²`, a digit to Python, and 5,000

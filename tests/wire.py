@@ -64,6 +64,15 @@ class WireResponse:
                 out.append("\n".join(lines))
         return out
 
+    def arrived(self, data: bytes) -> float:
+        """When the first chunk holding `data` was read, in seconds after the request was sent.
+
+        A moment here is when the test got to read the bytes, which a loaded machine or a garbage
+        collection may delay but never advance. So a pause in a stream shows reliably as an order of
+        reads and as a moment no sooner than the pause after the request, not as a gap between two
+        reads: a late read before the pause shortens that gap."""
+        return next(at for at, chunk in self.chunks if data in chunk)
+
     def chunk_json(self) -> list[dict[str, Any]]:
         return [json.loads(d) for d in self.data if d != "[DONE]"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -34,6 +34,19 @@ Clock = Callable[[], float]
 SleepFn = Callable[[float], Awaitable[None]]
 
 DROP_SETTLE_TIMEOUT_S = 5.0
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """The event loop's clock and timers, as the timer-driven play uses them: the running loop in
+    production, a clock of its own in a test."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
 
 
 class StreamResponse(Response):
@@ -171,12 +184,7 @@ class StreamResponse(Response):
             return True
 
         player = self._player = Player(self.actions, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
-        while True:
-            pause = await _run_on_timers(player, flow)
-            if pause is not Stop.SLEEP:
-                return pause
-            if flow is not None:
-                await flow.drain()  # the client reads slower than we write: wait, as uvicorn's send would
+        return await play_on_timers(player, flow, loop)
 
     async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Stop:
         """The same play through ASGI `send`, from this coroutine."""
@@ -216,18 +224,30 @@ class StreamResponse(Response):
             connection.transport.abort()
 
 
-async def _run_on_timers(player: Player, flow: FlowControl | None) -> Stop:
+async def play_on_timers(player: Player, flow: FlowControl | None, timers: Timers) -> Stop:
+    """Play `player` from `timers`' callbacks (its clock must be `timers.time`) until it stops for
+    anything but a sleep, and say why; while the client reads slower than we write (`write_paused`),
+    wait for it, as uvicorn's `send` would."""
+    while True:
+        pause = await _run_on_timers(player, flow, timers)
+        if pause is not Stop.SLEEP:
+            return pause
+        if flow is not None:
+            await flow.drain()
+
+
+async def _run_on_timers(player: Player, flow: FlowControl | None, timers: Timers) -> Stop:
     """Resume `player` from timer callbacks until it stops for anything but a sleep (or sleeps while
     the client lags behind: `write_paused`), and say why."""
-    loop = asyncio.get_running_loop()
-    stopped: asyncio.Future[Stop] = loop.create_future()
-    timer: asyncio.TimerHandle | None = None
+    stopped: asyncio.Future[Stop] = asyncio.get_running_loop().create_future()
+    call_at = timers.call_at
+    timer: Timer | None = None
 
     def step() -> None:
         nonlocal timer
         pause = player.resume()
         if pause is Stop.SLEEP and not (flow is not None and flow.write_paused):
-            timer = loop.call_at(player.wake_at, step)
+            timer = call_at(player.wake_at, step)
         elif not stopped.done():
             stopped.set_result(pause)
 

@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.harness import JournalReader
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_axios_download_progress_reads_the_reply_as_it_grows(

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.harness import JournalReader
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CLIENTS = ["eventsource", "fetch-event-source", "axios"]
 CHINESE_REPLY = "你好！这是一个测试回答，每个字都是多字节字符。"

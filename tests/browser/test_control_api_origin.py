@@ -11,7 +11,7 @@ from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.browser.conftest import BROWSER_SCENARIOS
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ATTEMPTS = """async api => {
   const outcome = async request => {

@@ -12,7 +12,7 @@ from playwright.sync_api import Page
 from mock_server.http.server import MockServer
 from tests.browser.harness import JournalReader, Record
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 RESUMABLE_REPLY = "Every event carries an id, so a client that reconnects resumes exactly where it stopped."
 DROPPING_REPLY = "one two three four five six seven eight"

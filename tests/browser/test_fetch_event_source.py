@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.harness import JournalReader
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MID_STREAM_DROP_REPLY = "The quick brown fox jumps over the lazy dog, and then jumps back again."
 

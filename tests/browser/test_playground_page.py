@@ -12,7 +12,7 @@ from mock_server.http.server import MockServer
 from tests import wire
 from tests.browser.harness import JournalReader
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
