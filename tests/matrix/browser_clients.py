@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +19,25 @@ def browser_versions(packages: list[str]) -> dict[str, str]:
     return {package: installed_version(BROWSER_DIR, package) for package in packages}
 
 
-def run_browser(
-    jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], start: threading.Barrier, timeout_s: float
-) -> dict[str, Observation]:
-    """Each job's observation, by its key, once Chromium has started and the page is loaded and every
-    family is ready (see tests.matrix.child). Playwright's sync API stays on the calling thread. No
-    warm-up: no browser client retries by itself, and an EventSource waits seconds to reconnect."""
+def run_browser(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeout_s: float) -> dict[str, Observation]:
+    """Each job's observation, by its key. No warm-up: no browser client retries by itself, and an
+    EventSource waits seconds to reconnect."""
     if not jobs:
-        start.wait(timeout_s)
         return {}
     if not CHROMIUM.exists():
-        start.abort()
         raise RuntimeError(f"{CHROMIUM} is missing ({INSTALL_HINT})")
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="matrix-bundles-") as bundles,
-            PageServer(build_bundles(Path(bundles))) as pages,
-            sync_playwright() as playwright,
-        ):
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(timeout_s * 1000)
-                page.goto(f"{pages.url}/matrix.html")
-                page.wait_for_function("window.matrixReady === true")
-                start.wait(timeout_s)
-                seen: dict[str, dict[str, Any]] = page.evaluate("jobs => runMatrix(jobs)", jobs)
-            finally:
-                browser.close()
-    except BaseException:
-        start.abort()
-        raise
+    with (
+        tempfile.TemporaryDirectory(prefix="matrix-bundles-") as bundles,
+        PageServer(build_bundles(Path(bundles))) as pages,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(timeout_s * 1000)
+            page.goto(f"{pages.url}/matrix.html")
+            page.wait_for_function("window.matrixReady === true")
+            seen: dict[str, dict[str, Any]] = page.evaluate("jobs => runMatrix(jobs)", jobs)
+        finally:
+            browser.close()
     return {key: Observation.from_json(observation) for key, observation in seen.items()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,9 @@ def installed_version(root: Path, package: str) -> str:
     return str(json.loads(path.read_text(encoding="utf-8"))["version"])
 
 
-def run_node(
-    jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], start: threading.Barrier, timeout_s: float
-) -> dict[str, Observation]:
+def run_node(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeout_s: float) -> dict[str, Observation]:
     """Each job's observation, by its key (see tests.matrix.child)."""
     node = shutil.which("node")
     if node is None:
-        start.abort()
         raise RuntimeError(f"node is not on PATH ({INSTALL_HINT})")
-    return run_child([node, str(NODE_DIR / "matrix.mjs")], NODE_DIR, jobs, warmup, start, timeout_s)
+    return run_child([node, str(NODE_DIR / "matrix.mjs")], NODE_DIR, jobs, warmup, timeout_s)

@@ -3,7 +3,8 @@
 They run in a process of their own (`python -m tests.matrix.python_clients`, started by
 tests.matrix.child as tests/node/matrix.mjs is), each job in a thread: in the process that runs the
 mock servers, the servers' threads would share the GIL with them and stretch the pauses between their
-retries.
+retries. Warm-up jobs run first: the first call of each client imports and builds what later calls
+reuse.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import httpx
 import openai
 from httpx_sse import connect_sse
 
-from tests.matrix.child import GO, READY, run_child
+from tests.matrix.child import run_child
 from tests.matrix.observation import Observation, python_chain
 
 MODEL = "matrix"
@@ -107,20 +108,15 @@ def _run(job: dict[str, Any]) -> Observation:
     return seen
 
 
-def run_python(
-    jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], start: threading.Barrier, timeout_s: float
-) -> dict[str, Observation]:
+def run_python(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeout_s: float) -> dict[str, Observation]:
     """Each job's observation, by its key (see tests.matrix.child)."""
-    return run_child([sys.executable, "-m", "tests.matrix.python_clients"], ROOT, jobs, warmup, start, timeout_s)
+    return run_child([sys.executable, "-m", "tests.matrix.python_clients"], ROOT, jobs, warmup, timeout_s)
 
 
 def main() -> None:
     given: dict[str, list[dict[str, Any]]] = json.loads(sys.stdin.readline())
     with ThreadPoolExecutor(max_workers=max(1, len(given["jobs"]), len(given["warmup"]))) as pool:
         list(pool.map(_run, given["warmup"]))
-        print(READY, flush=True)
-        if sys.stdin.readline().strip() != GO:
-            return
         results = dict(zip((job["key"] for job in given["jobs"]), pool.map(_run, given["jobs"]), strict=True))
     json.dump({key: seen.to_json() for key, seen in results.items()}, sys.stdout, ensure_ascii=False)
 

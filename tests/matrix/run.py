@@ -1,14 +1,13 @@
-"""Plays the matrix: a mock server per row (so that `!times=N` counts one client's requests), every
-cell at once (the Python clients in one process, the Node clients in another, the browser clients in
-one page), then the journal of each server for the attempts of each cell."""
+"""Plays the matrix: a mock server per row (so that `!times=N` counts one client's requests); each
+family's cells at once, a few ms apart (the Python clients in a process of their own, the Node
+clients in another, the browser clients in one page); then the journal of each server for the
+attempts of each cell."""
 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from typing import Any
@@ -137,15 +136,12 @@ def run_matrix(rows: Sequence[Row], columns: Sequence[Column]) -> Records:
                 job["startMs"] = index * STAGGER_MS
         longest = max((c.deadline_s for c in played), default=0.0)
         budget = longest * 6 + 60  # the browser plays five cells of a row at a time
+        # One family after the other: played together, on two cores, their start-ups and Chromium's
+        # delayed the first retries of the others by up to two seconds.
         runners = {Family.PYTHON: run_python, Family.NODE: run_node, Family.BROWSER: run_browser}
         seen: dict[str, Observation] = {}
-        start = threading.Barrier(len(runners))
-        with ThreadPoolExecutor(max_workers=len(runners)) as pool:
-            families = [
-                pool.submit(run, jobs[family], warmup[family], start, budget) for family, run in runners.items()
-            ]
-            for family in families:
-                seen.update(family.result())
+        for family, run in runners.items():
+            seen.update(run(jobs[family], warmup[family], budget))
         cells = []
         for row, server in zip(rows, servers, strict=True):
             journal = server.records(settle_s=SETTLE_S)

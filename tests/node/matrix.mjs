@@ -1,11 +1,11 @@
 // Runs fault-matrix cells through the Node clients and prints what each client observed.
 // Input (stdin): a line {warmup, jobs}, lists of jobs {key, client, url, model, prompt, fault,
-// timeoutMs, deadlineMs, startMs (when to start, spreading the load)}; the warm-up jobs run first and are not reported: they load and compile each
-// client's code, which would otherwise stretch the first retries of the jobs by a few hundred ms.
-// Output (stdout): `ready`; then, after a `go` line, a JSON object {key: observation}; an
-// observation is {text, errors, ended, hung,
+// timeoutMs, deadlineMs, startMs}. The warm-up jobs run first and are not reported: they load and
+// compile each client's code, which would otherwise stretch the first retries of the jobs. Then
+// every job runs at once, each from its startMs on (spreading the load); a job that has not ended by
+// its deadline is aborted and reported as hung.
+// Output (stdout): a JSON object {key: observation}; an observation is {text, errors, ended, hung,
 // notes}, the same shape the Python and browser clients report (tests/matrix/observation.py).
-// Every job runs at once; a job that has not ended by its deadline is aborted and reported as hung.
 // Each job has a connection pool of its own (an undici Agent behind Node's fetch), so that a retry
 // reuses only its own connections: in a shared pool it could pick one another job left idle for as
 // long as the server's keep-alive, and meet the server closing it.
@@ -182,12 +182,10 @@ async function run(job) {
   return seen;
 }
 
-// The protocol of tests/matrix/child.py: a line of input, `ready` once warm, a `go` line, the output.
+// The protocol of tests/matrix/child.py: a line of input, then the output.
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const { warmup, jobs } = JSON.parse((await lines.next()).value);
 await Promise.all(warmup.map(run));
-process.stdout.write("ready\n");
-if ((await lines.next()).value?.trim() !== "go") process.exit(0);
 const results = await Promise.all(jobs.map(run));
 process.stdout.write(JSON.stringify(Object.fromEntries(jobs.map((job, i) => [job.key, results[i]]))));
 // Sockets a hung client left open would keep the process alive.
