@@ -37,8 +37,8 @@ SETTLE_S = 3.0
 PROBED = ("/v1/chat/completions", "/v1/messages")
 """The dialects the rows stream in (GET and POST /completions speak the chat one)."""
 NOT_PLAYABLE = {
-    "invalid_override": "this server does not know it yet",
-    "internal_error": "this server fails on it (500 `internal_error`)",
+    "invalid_override": "not known to this server yet",
+    "internal_error": "this server answers them with 500 `internal_error`",
 }
 
 
