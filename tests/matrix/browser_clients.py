@@ -1,0 +1,43 @@
+"""The browser rows: tests/browser/pages/matrix.js in headless Chromium, on a page of its own origin."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import sync_playwright
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS
+from tests.browser.harness import HERE as BROWSER_DIR
+from tests.browser.harness import INSTALL_HINT, PageServer, build_bundles
+from tests.matrix.node_clients import installed_version
+from tests.matrix.observation import Observation
+
+
+def browser_versions(packages: list[str]) -> dict[str, str]:
+    return {package: installed_version(BROWSER_DIR, package) for package in packages}
+
+
+def run_browser(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeout_s: float) -> dict[str, Observation]:
+    """Each job's observation, by its key. No warm-up: no browser client retries by itself, and an
+    EventSource waits seconds to reconnect."""
+    if not jobs:
+        return {}
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing ({INSTALL_HINT})")
+    with (
+        tempfile.TemporaryDirectory(prefix="matrix-bundles-") as bundles,
+        PageServer(build_bundles(Path(bundles))) as pages,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(timeout_s * 1000)
+            page.goto(f"{pages.url}/matrix.html")
+            page.wait_for_function("window.matrixReady === true")
+            seen: dict[str, dict[str, Any]] = page.evaluate("jobs => runMatrix(jobs)", jobs)
+        finally:
+            browser.close()
+    return {key: Observation.from_json(observation) for key, observation in seen.items()}
