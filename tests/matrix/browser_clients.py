@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.browser.harness import HERE as BROWSER_DIR
@@ -21,11 +21,15 @@ def browser_versions(packages: list[str]) -> dict[str, str]:
 
 def run_browser(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeout_s: float) -> dict[str, Observation]:
     """Each job's observation, by its key. No warm-up: no browser client retries by itself, and an
-    EventSource waits seconds to reconnect."""
+    EventSource waits seconds to reconnect. The jobs marked `alone` each play in a browser context of
+    their own (its own connections), at the same time as the page that plays all the others."""
     if not jobs:
         return {}
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing ({INSTALL_HINT})")
+    shared = [job for job in jobs if not job.get("alone")]
+    groups = [shared] if shared else []
+    groups += [[job] for job in jobs if job.get("alone")]
     with (
         tempfile.TemporaryDirectory(prefix="matrix-bundles-") as bundles,
         PageServer(build_bundles(Path(bundles))) as pages,
@@ -33,11 +37,21 @@ def run_browser(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeou
     ):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page()
-            page.set_default_timeout(timeout_s * 1000)
-            page.goto(f"{pages.url}/matrix.html")
-            page.wait_for_function("window.matrixReady === true")
-            seen: dict[str, dict[str, Any]] = page.evaluate("jobs => runMatrix(jobs)", jobs)
+            started = [_start(browser.new_context(), pages.url, group, timeout_s) for group in groups]
+            seen: dict[str, dict[str, Any]] = {}
+            for page in started:
+                page.wait_for_function("window.matrixResults !== undefined", timeout=timeout_s * 1000)
+                seen.update(page.evaluate("window.matrixResults"))
         finally:
             browser.close()
     return {key: Observation.from_json(observation) for key, observation in seen.items()}
+
+
+def _start(context: BrowserContext, url: str, jobs: list[dict[str, Any]], timeout_s: float) -> Page:
+    """A page of `context` playing `jobs`; window.matrixResults holds what they saw once all have ended."""
+    page = context.new_page()
+    page.set_default_timeout(timeout_s * 1000)
+    page.goto(f"{url}/matrix.html")
+    page.wait_for_function("window.matrixReady === true")
+    page.evaluate("jobs => { runMatrix(jobs).then((results) => { window.matrixResults = results; }); }", jobs)
+    return page

@@ -32,6 +32,10 @@ class Column:
     title: str = ""
     """The header, when it should say more than the fault text."""
     timeout_s: float = TIMEOUT_S
+    alone: bool = False
+    """Played by the browser in a context of its own, with no connection open: Chromium resends a
+    request by itself when a kept-alive connection fails before the response head, once per such
+    connection, so what the page's other cells left open would change the count of attempts."""
 
     @property
     def key(self) -> str:
@@ -59,6 +63,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("status:429!times=1"),
     Column("status:500"),
     Column("status:401"),
-    Column("reset@head"),
-    Column("drop@head"),
+    Column("reset@head", alone=True),
+    Column("drop@head", alone=True),
 )

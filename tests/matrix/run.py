@@ -107,6 +107,7 @@ def _job(row: Row, server: MockServer, column: Column, model: str, prompt: str) 
         "fault": column.fault,
         "timeoutMs": round(column.timeout_s * 1000),
         "deadlineMs": round(column.deadline_s * 1000),
+        "alone": column.alone,
     }
 
 
