@@ -5,6 +5,7 @@ records every request either way."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,6 +55,8 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         return _refuse(route.dialect, exc, entry)
     if prepared.timeline.head_cut is not None:
         return _cut_before_head(prepared, entry)
+    if prepared.timeline.recorded:
+        return _replay(state, entry, route.dialect, prepared)
     if prepared.timeline.status != 200:
         return _scripted_error(route.dialect, prepared, entry)
     if asked.stream:
@@ -93,7 +96,9 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     overrides = parse_overrides(request.query_params, headers)
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
-    scenario = state.catalog.select(named=named, model=prompt.model, prompt=prompt.text, headers=headers)
+    scenario = state.catalog.select(
+        named=named, model=prompt.model, prompt=prompt.text, headers=headers, path=request.url.path
+    )
     dialect = route.dialect
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
@@ -150,6 +155,33 @@ def _stream(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
         ),
         keepalive_s=timeline.keepalive_ms / 1000 if timeline.keepalive_ms else None,
         on_end=entry.on_play_end(200),
+        defer_head=prepared.head_wait is not None,
+    )
+
+
+def _replay(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
+    """A recorded response: the upstream's status, headers and events, at their recorded moments,
+    with the request's faults among them (streamed or not, as it was recorded)."""
+    timeline = prepared.timeline
+    info = prepared.info
+    stream = state.streams.stream(timeline, lambda: dialect.stream(info), None, key=(dialect.name, info))
+    entry.note_headers(timeline.headers)
+    entry.note_stream(ids=False, retry_ms=timeline.retry_ms, ending=timeline.ending)
+    actions = prepared.after_head_wait(stream.actions)
+    entry.note_schedule(schedule_of(actions))
+    played = entry.on_play_end(timeline.status)
+
+    def on_end(result: PlayResult) -> None:
+        failed = timeline.status != 200 and result.outcome is Outcome.COMPLETED
+        played(replace(result, outcome=Outcome.ERROR_STATUS) if failed else result)
+
+    return StreamResponse(
+        actions,
+        status=timeline.status,
+        headers=prepared.raw_headers(
+            (b"content-type", timeline.content_type.encode()), (b"cache-control", b"no-cache")
+        ),
+        on_end=on_end,
         defer_head=prepared.head_wait is not None,
     )
 

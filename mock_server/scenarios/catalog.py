@@ -125,17 +125,26 @@ class Catalog:
         self._runtime.clear()
         self._selections.clear()
 
-    def select(self, *, named: str | None, model: str | None, prompt: str, headers: Mapping[str, str]) -> Scenario:
+    def select(
+        self, *, named: str | None, model: str | None, prompt: str, headers: Mapping[str, str], path: str = ""
+    ) -> Scenario:
         """The scenario for a request, in the SPEC's order: a name given, `model` naming a scenario,
         the first whose `match` rules fit, the default."""
+        found = self.find(named=named, model=model, prompt=prompt, headers=headers, path=path)
+        return found if found is not None else self.get(self.default)
+
+    def find(
+        self, *, named: str | None, model: str | None, prompt: str, headers: Mapping[str, str], path: str = ""
+    ) -> Scenario | None:
+        """The scenario a request names or matches, or None when only the default would answer it."""
         if named is not None:
             return self.get(named)
         if model is not None and model in self:
             return self.get(model)
         for entry in [*reversed(self._runtime.values()), *self._files.values()]:
-            if entry.scenario.matches(prompt, model, headers):
+            if entry.scenario.matches(prompt, model, headers, path):
                 return entry.scenario
-        return self.get(self.default)
+        return None
 
     def count_selection(self, name: str) -> int:
         """Count one more request for `name`; returns this request's number (1 for the first)."""

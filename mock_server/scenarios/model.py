@@ -28,6 +28,7 @@ from mock_server.scenarios.headers import ResponseHeaders
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.patterns import MatchPattern
 from mock_server.scenarios.problems import Described, problems_from
+from mock_server.scenarios.recording import Recording
 from mock_server.scenarios.steps import ToolCallSpec as ToolCallSpec
 from mock_server.scenarios.surrogates import lone_surrogates, replace_lone_surrogates
 
@@ -96,6 +97,8 @@ class Match(BaseModel):
 
     prompt: MatchPattern | None = None
     model: MatchPattern | None = None
+    path: MatchPattern | None = None
+    """The request's path (`/v1/chat/completions`)."""
     headers: dict[str, MatchPattern] = Field(default_factory=dict)
 
     @field_validator("headers", mode="before")
@@ -158,6 +161,12 @@ class Scenario(BaseModel):
     faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
     steps: list[ScenarioStep] | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
+    recording: Recording | None = None
+    """A response recorded from an upstream, played instead of `reply` or `steps`."""
+    speed: Annotated[float, Field(ge=0, le=1000)] = 1.0
+    """How fast a recording plays: 2 twice as fast, 0 with no waits."""
+    proxy: bool = False
+    """Forward the request to the server's upstream and apply `faults` to its live response."""
 
     @field_validator("status")
     @classmethod
@@ -186,7 +195,14 @@ class Scenario(BaseModel):
                 )
         return self
 
-    def matches(self, prompt: str, model: str | None, headers: Mapping[str, str]) -> bool:
+    @model_validator(mode="after")
+    def _check_one_source(self) -> Self:
+        given = [key for key in ("steps", "recording", "proxy") if getattr(self, key)]
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)} each say where the response comes from; keep one of them")
+        return self
+
+    def matches(self, prompt: str, model: str | None, headers: Mapping[str, str], path: str = "") -> bool:
         """Whether every `match` rule fits (each looking at the first MATCH_INPUT_CHARS characters of its
         value); a scenario without rules matches nothing."""
         rules = self.match
@@ -195,6 +211,8 @@ class Scenario(BaseModel):
         if rules.prompt is not None and not rules.prompt.search(prompt):
             return False
         if rules.model is not None and not rules.model.search(model or ""):
+            return False
+        if rules.path is not None and not rules.path.search(path):
             return False
         return all(pattern.search(headers.get(name, "")) for name, pattern in rules.headers.items())
 

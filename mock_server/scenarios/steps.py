@@ -179,12 +179,20 @@ class Stall:
     ms: DelayMs | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamEvent:
+    """One event of an upstream's stream (or one piece of its body), recorded or passing through a
+    proxy: written as it came, counted as a chunk, so `@N` faults land between upstream events."""
+
+    data: bytes
+
+
 ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | ErrorEvent | Malformed | UnknownEvent | Finish
-WireStep = Sleep | RawEvent | Comment | Raw | Split | Duplicate | Drop | Reset | Stall
+WireStep = Sleep | RawEvent | Comment | Raw | Split | Duplicate | Drop | Reset | Stall | UpstreamEvent
 Step = ContentStep | WireStep
 
 # A chunk is what `@N` counts: the pieces of the answer a model would emit one by one.
-CHUNK_STEPS: tuple[type, ...] = (Text, Reasoning, ToolCallStart, ToolCallArguments)
+CHUNK_STEPS: tuple[type, ...] = (Text, Reasoning, ToolCallStart, ToolCallArguments, UpstreamEvent)
 
 
 def ending_of(step: Step) -> Ending | None:

@@ -19,6 +19,7 @@ from mock_server.scenarios import steps
 from mock_server.scenarios.faults import Fault, FaultKind
 from mock_server.scenarios.headers import merge_headers, sent
 from mock_server.scenarios.model import Scenario, ToolCallSpec
+from mock_server.scenarios.recording import Recording
 from mock_server.scenarios.steps import Ending, ErrorEvent, Step
 from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.chunking import Chunking, split_reply
@@ -78,6 +79,9 @@ class Timeline:
     ids: bool = False
     keepalive_ms: float | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
+    recorded: bool = False
+    """The steps carry an upstream's own events (a recording): played as they are, with `status`, no
+    dialect framing around them and no end marker added."""
 
     @property
     def head_cut(self) -> Ending | None:
@@ -142,12 +146,14 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         jitter=random.Random(f"jitter:{seed}") if _pick(overrides.jitter_ms, scenario.jitter_ms) else None,
         jitter_ms=_pick(overrides.jitter_ms, scenario.jitter_ms),
     )
-    content = _content_steps(scenario, context)
     placed = [f for f in faults if f.positional and not f.at_head]
+    no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
+    if scenario.recording is not None:
+        return _recorded_timeline(scenario, scenario.recording, placed, head, no_done=no_done)
+    content = _content_steps(scenario, context)
     timeline_steps, cut = _place(content, placed, pacing, close_events=context.close_events)
     if scenario.retry_ms is not None:
         timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
-    no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
     chunks = sum(isinstance(s, steps.CHUNK_STEPS) for s in timeline_steps)
     return Timeline(
         scenario=scenario.name,
@@ -159,6 +165,32 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         ids=scenario.ids,
         keepalive_ms=scenario.keepalive_ms,
         usage=Usage(max(1, len(context.prompt.split())), chunks),
+    )
+
+
+def _recorded_timeline(
+    scenario: Scenario, recording: Recording, faults: list[Fault], head: list[Step], *, no_done: bool
+) -> Timeline:
+    """A recording played again: its events at their recorded moments (scaled by `speed`), each a
+    chunk that `@N` faults count; `no_done` leaves out its last event (the end marker of a stream)."""
+    events = recording.events[:-1] if no_done else recording.events
+    content: list[Step] = []
+    previous_ms = 0.0
+    for event in events:
+        if scenario.speed and event.at_ms > previous_ms:
+            content.append(steps.Sleep((event.at_ms - previous_ms) / scenario.speed))
+        previous_ms = event.at_ms
+        content.append(steps.UpstreamEvent(event.data))
+    timeline_steps, _ = _place(content, faults, _Pacing(0, 0, None, 0), close_events=False)
+    return Timeline(
+        scenario=scenario.name,
+        steps=tuple(timeline_steps),
+        head=tuple(head),
+        status=recording.status,
+        headers=sent(scenario.headers),
+        content_type=scenario.content_type,
+        end_marker=False,
+        recorded=True,
     )
 
 

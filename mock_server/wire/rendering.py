@@ -146,7 +146,7 @@ class _Renderer:
         self.actions: list[Action] = []
         self.preamble = 0
         """How many whole writes without an event (the `retry:` field, comments) the stream opens with."""
-        self._started = False
+        self._started = timeline.recorded  # an upstream's stream opens with its own events
         self._next_id = 1
         self._split: steps.Split | None = None
         self._duplicate = False
@@ -175,6 +175,8 @@ class _Renderer:
                 self._write(frames.encode_comment(text), events=0, opening=True)
             case steps.Raw(data):
                 self._write(data, events=data.count(b"\n\n") + data.count(b"\r\n\r\n"))
+            case steps.UpstreamEvent(data):
+                self._write(data, events=1)
             case _:
                 self._content(step)
         if steps.ends_stream(step):
