@@ -26,6 +26,7 @@ def attempt(at_s: float, ended_at_s: float, retry_after: str | None = None) -> A
 
 @pytest.mark.slow
 @pytest.mark.browser
+@pytest.mark.alone
 def test_readme_fault_matrix_is_what_the_clients_see() -> None:
     records = run_matrix(ROWS, COLUMNS)
     records.save(RECORDS)  # `scripts/fault-matrix --from-records` writes the README from these
