@@ -4,6 +4,7 @@ event arrived, so that a scenario can play it again byte for byte (`recording:` 
 from __future__ import annotations
 
 import itertools
+import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,6 +26,49 @@ class RecordedEvent(BaseModel):
     """Milliseconds from the response head to this event's last byte."""
     data: Utf8Text
     """The event's bytes as they came, its blank line included."""
+
+    @property
+    def counted(self) -> bool:
+        """Whether `@N` faults count it: an SSE block of comments only (a keep-alive) is not an event."""
+        return not is_comment_block(self.data)
+
+
+def is_comment_block(block: bytes) -> bool:
+    """True for an SSE block whose every line is a comment (`: ping`)."""
+    lines = [line for line in _LINE_BREAK.split(block) if line]
+    return bool(lines) and all(line.startswith(b":") for line in lines)
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_BLOCK_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+"""A line break followed by an empty line: where an SSE block ends, whatever the line endings. A CR
+at the very end of the buffer may be the first half of a CRLF, so it is not taken as a break yet."""
+
+
+class EventSplitter:
+    """Cuts a body arriving in pieces into SSE blocks (an event, or a run of comments), each with its
+    blank line, as soon as its last byte is in; any line ending (CRLF, LF, CR) is understood."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The blocks that `data` completes, in order."""
+        self._buffer += data
+        blocks: list[bytes] = []
+        start = 0
+        for match in _BLOCK_END.finditer(self._buffer):
+            if match.end() == len(self._buffer) and self._buffer.endswith(b"\r"):
+                break  # the CR may be the start of a CRLF still on its way
+            blocks.append(self._buffer[start : match.end()])
+            start = match.end()
+        self._buffer = self._buffer[start:]
+        return blocks
+
+    def rest(self) -> bytes:
+        """What arrived after the last complete block (a body that ended mid-event, or not SSE)."""
+        rest, self._buffer = self._buffer, b""
+        return rest
 
 
 class Recording(BaseModel):

@@ -187,8 +187,17 @@ class UpstreamEvent:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamComments:
+    """A block of SSE comments from an upstream (a keep-alive): written as it came, not counted."""
+
+    data: bytes
+
+
 ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | ErrorEvent | Malformed | UnknownEvent | Finish
-WireStep = Sleep | RawEvent | Comment | Raw | Split | Duplicate | Drop | Reset | Stall | UpstreamEvent
+WireStep = (
+    Sleep | RawEvent | Comment | Raw | Split | Duplicate | Drop | Reset | Stall | UpstreamEvent | UpstreamComments
+)
 Step = ContentStep | WireStep
 
 # A chunk is what `@N` counts: the pieces of the answer a model would emit one by one.

@@ -180,7 +180,7 @@ def _recorded_timeline(
         if scenario.speed and event.at_ms > previous_ms:
             content.append(steps.Sleep((event.at_ms - previous_ms) / scenario.speed))
         previous_ms = event.at_ms
-        content.append(steps.UpstreamEvent(event.data))
+        content.append(steps.UpstreamEvent(event.data) if event.counted else steps.UpstreamComments(event.data))
     timeline_steps, _ = _place(content, faults, _Pacing(0, 0, None, 0), close_events=False)
     return Timeline(
         scenario=scenario.name,

@@ -177,6 +177,8 @@ class _Renderer:
                 self._write(data, events=data.count(b"\n\n") + data.count(b"\r\n\r\n"))
             case steps.UpstreamEvent(data):
                 self._write(data, events=1)
+            case steps.UpstreamComments(data):
+                self._write(data, events=0)
             case _:
                 self._content(step)
         if steps.ends_stream(step):
