@@ -20,7 +20,15 @@ from mock_server.http.app import create_app, load_catalog
 from mock_server.http.server import bind_socket, run_foreground
 from mock_server.journal.verdict import Verdict
 from mock_server.scenarios.catalog import Catalog, load_paths
-from mock_server.settings import DEFAULT_HOST, DEFAULT_PORT, JOURNAL_SECRETS, LOG_LEVELS, VERSION, Settings
+from mock_server.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    JOURNAL_SECRETS,
+    LOG_LEVELS,
+    RECORD_MODES,
+    VERSION,
+    Settings,
+)
 
 UNREACHABLE_EXIT = 2
 
@@ -196,6 +204,41 @@ def main() -> None:
     help="Connections open at once; more are answered 503 with Retry-After and closed. The soft open-file "
     "limit (ulimit -n) is raised to fit, as far as the hard limit allows; else N is lowered to fit.",
 )
+@click.option(
+    "--upstream",
+    metavar="URL",
+    envvar="MOCK_LLM_UPSTREAM",
+    show_envvar=True,
+    help="Forward model requests no scenario answers to this base URL (https://api.openai.com), path and "
+    "query appended; the request's faults (fault=, X-Mock-Fault) strike the live response.",
+)
+@click.option(
+    "--upstream-only", is_flag=True, help="Forward every model request to --upstream, whatever scenario it names."
+)
+@click.option(
+    "--upstream-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="PEM file of the CA certificates an HTTPS upstream is verified against (a private CA).",
+)
+@click.option(
+    "--record",
+    "record_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    envvar="MOCK_LLM_RECORD",
+    show_envvar=True,
+    help="Write each exchange with the upstream as a scenario file in DIR (secrets left out), and load DIR's "
+    "recordings, so a recorded request is replayed.",
+)
+@click.option(
+    "--record-mode",
+    type=click.Choice(RECORD_MODES),
+    default="new",
+    show_default=True,
+    help="new: record requests no scenario or recording answers yet; all: forward and record every request "
+    "again; none: replay only, a request with no recording is an error (works without --upstream).",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 def serve(
     host: str,
@@ -213,6 +256,11 @@ def serve(
     shutdown_grace_s: float,
     request_timeout_s: float,
     max_connections: int,
+    upstream: str | None,
+    upstream_only: bool,
+    upstream_ca: Path | None,
+    record_dir: Path | None,
+    record_mode: str,
     log_level: str,
 ) -> None:
     """Serve the bundled scenarios and yours until Ctrl-C."""
@@ -233,6 +281,11 @@ def serve(
             shutdown_grace_s=shutdown_grace_s,
             request_timeout_s=request_timeout_s,
             max_connections=max_connections,
+            upstream=upstream or None,
+            upstream_only=upstream_only,
+            upstream_ca=upstream_ca,
+            record_dir=record_dir,
+            record_mode="all" if record_mode == "all" else "none" if record_mode == "none" else "new",
             log_level=log_level,
         )
     except ValueError as exc:

@@ -13,6 +13,9 @@ MockLLMError
  ├── UnauthorizedError         a model request lacks the token `--require-auth` asks for -> 401
  ├── AdminTokenError           a control request lacks the token `--admin-token` asks for -> 401
  ├── RestartedError            a `since` names a record of an earlier server instance -> 409
+ ├── UpstreamError             the upstream refused the connection or failed before its head -> 502
+ │    └── UpstreamTimeoutError the upstream sent no response head in time -> 504
+ ├── NoRecordingError          `--record-mode none` and no recording answers the request -> 404
  └── ServerError               MockServer misuse: not running, already running, failed to start
 """
 
@@ -158,6 +161,35 @@ class RestartedError(MockLLMError):
 
     status = 409
     code = "restarted"
+
+
+class UpstreamError(MockLLMError):
+    """The upstream could not be reached, or failed before its response head."""
+
+    status = 502
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream sent no response head in time."""
+
+    status = 504
+    code = "upstream_timeout"
+
+
+class NoRecordingError(MockLLMError):
+    """Replay only (`--record-mode none`), and no recording matches the request."""
+
+    status = 404
+    code = "no_recording"
+
+    def __init__(self, asked: str, recordings: Sequence[str]) -> None:
+        known = ", ".join(recordings[:20]) + (f" and {len(recordings) - 20} more" if len(recordings) > 20 else "")
+        super().__init__(
+            f"No recording answers {asked} (--record-mode none replays only). "
+            + (f"Recordings: {known}." if recordings else "There are no recordings yet.")
+            + " Record it with --upstream URL --record-mode new, or add a scenario that matches it."
+        )
 
 
 class ServerError(MockLLMError):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 try:
     VERSION = version("mock-llm-sse")
@@ -26,6 +27,8 @@ DEFAULT_JOURNAL_MAX_BYTES = 64 << 20
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 JOURNAL_SECRETS = ("mask", "keep")
 JournalSecrets = Literal["mask", "keep"]
+RECORD_MODES = ("new", "all", "none")
+RecordMode = Literal["new", "all", "none"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,18 @@ class Settings:
     max_connections: int = 10_000
     """How many connections may be open at once; past it, new ones are answered 503 with Retry-After
     and closed. Lowered to what the process's open-file limit (RLIMIT_NOFILE) leaves room for."""
+    upstream: str | None = None
+    """A base URL (`https://api.openai.com`): model requests no scenario answers are forwarded there,
+    with the client's path and query, and the request's faults strike its live response."""
+    upstream_only: bool = False
+    """Forward every model request to the upstream, whatever scenario it names or matches."""
+    upstream_ca: Path | None = None
+    """A PEM file of CA certificates that an HTTPS upstream's certificate is verified against."""
+    record_dir: Path | None = None
+    """Where each exchange with the upstream is written as a scenario file (and loaded from)."""
+    record_mode: RecordMode = "new"
+    """new: record what no scenario answers yet; all: forward and record every request again;
+    none: only replay, a request with no recording is an error."""
     log_level: str = "info"
     access_log: bool = True
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
@@ -77,7 +92,30 @@ class Settings:
                     f"{name} is empty ({flag} '' or an empty {variable}, e.g. a CI secret that is not set), which "
                     "would leave the server unprotected without a word; give a token, or leave it out for none"
                 )
+        self._check_upstream()
         if self.journal_secrets not in JOURNAL_SECRETS:
             raise ValueError(
                 f"journal_secrets must be one of {', '.join(JOURNAL_SECRETS)}, not {self.journal_secrets!r}"
+            )
+
+    def _check_upstream(self) -> None:
+        if self.record_mode not in RECORD_MODES:
+            raise ValueError(f"record_mode must be one of {', '.join(RECORD_MODES)}, not {self.record_mode!r}")
+        if self.upstream is not None:
+            parsed = urlsplit(self.upstream)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(
+                    f"upstream {self.upstream!r} is not an http:// or https:// URL with a host; "
+                    "give a base such as https://api.openai.com"
+                )
+            if parsed.query or parsed.fragment:
+                raise ValueError(f"upstream {self.upstream!r} has a query or fragment; give the base URL alone")
+            return
+        for given, flag in ((self.upstream_only, "--upstream-only"), (self.upstream_ca, "--upstream-ca")):
+            if given:
+                raise ValueError(f"{flag} needs --upstream URL, the server to forward to")
+        if self.record_dir is not None and self.record_mode != "none":
+            raise ValueError(
+                f"--record with --record-mode {self.record_mode} needs --upstream URL to record from; "
+                "to replay the recordings only, add --record-mode none"
             )

@@ -28,6 +28,8 @@ from mock_server.http.state import MockState
 from mock_server.journal.journal import Journal
 from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.settings import VERSION, Settings
+from mock_server.upstream.proxy import Upstream
+from mock_server.upstream.recorder import Recorder
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -35,7 +37,11 @@ Handler = Callable[[Request], Awaitable[Response]]
 def load_catalog(settings: Settings) -> Catalog:
     """The scenarios `settings` names; raises ScenarioError listing every problem in every file."""
     paths = [bundled_scenarios_dir()] if settings.bundled_scenarios else []
-    return Catalog(load_paths([*paths, *settings.scenario_dirs]), default=settings.default_scenario)
+    recordings = settings.record_dir
+    if recordings is not None and not recordings.exists() and settings.record_mode != "none":
+        recordings.mkdir(parents=True)  # nothing recorded yet: the first recording goes there
+    recorded = [recordings] if recordings is not None else []
+    return Catalog(load_paths([*paths, *settings.scenario_dirs, *recorded]), default=settings.default_scenario)
 
 
 class MockApp:
@@ -52,6 +58,10 @@ class MockApp:
                 mask_secrets=settings.journal_secrets == "mask",
             ),
         )
+        if settings.upstream is not None:
+            self.state.upstream = Upstream(settings.upstream, settings.upstream_ca)
+            if settings.record_dir is not None and settings.record_mode != "none":
+                self.state.recorder = Recorder(settings.record_dir, catalog)
         self.fastapi = _fastapi_app(settings, self.state)
         self.model_routes = {(route.path, route.method): route for route in routes.MODEL_ROUTES}
         self.model_routes.update(
@@ -61,11 +71,25 @@ class MockApp:
         self._models = AccessGuard(models, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         if scope["type"] == "http" and (scope["path"], scope["method"]) in self.model_routes:
             scope["app"] = self.fastapi  # what `request.app` reads, as FastAPI would have set it
             await self._models(scope, receive, send)
         else:
             await self.fastapi(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Nothing to start; at shutdown, close what the app opened (the upstream's connections)."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.state.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _answer_model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.model_routes[(scope["path"], scope["method"])]

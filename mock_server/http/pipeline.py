@@ -4,14 +4,16 @@ records every request either way."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mock_server.dialects import Dialect, StreamInfo
-from mock_server.errors import BodyTooLargeError, MockLLMError
+from mock_server.errors import BodyTooLargeError, MockLLMError, NoRecordingError, UpstreamError
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -21,9 +23,13 @@ from mock_server.http.routes import ModelRoute
 from mock_server.http.state import MockState, state_of
 from mock_server.journal.journal import Entry
 from mock_server.scenarios import steps
+from mock_server.scenarios.model import Scenario
 from mock_server.scenarios.steps import Ending
-from mock_server.timeline.compile import RequestContext, Timeline
+from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
 from mock_server.timeline.overrides import parse_overrides
+from mock_server.upstream.live import LiveActions
+from mock_server.upstream.proxy import forwarded
+from mock_server.upstream.recorder import Capture
 from mock_server.wire import rendering
 from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write, schedule_of
 from mock_server.wire.frames import event_number, to_json
@@ -55,7 +61,9 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         return _refuse(route.dialect, exc, entry)
     if prepared.timeline.head_cut is not None:
         return _cut_before_head(prepared, entry)
-    if prepared.timeline.recorded:
+    if prepared.timeline.live:
+        return await _proxy(request, state, entry, route, prepared, asked, raw)
+    if prepared.timeline.from_upstream:
         return _replay(state, entry, route.dialect, prepared)
     if prepared.timeline.status != 200:
         return _scripted_error(route.dialect, prepared, entry)
@@ -96,9 +104,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     overrides = parse_overrides(request.query_params, headers)
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
-    scenario = state.catalog.select(
-        named=named, model=prompt.model, prompt=prompt.text, headers=headers, path=request.url.path
-    )
+    scenario = _choose(state, request, named, asked)
     dialect = route.dialect
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
@@ -131,6 +137,106 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         (dialect.request_id_header, request_id),
     ]
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers)
+
+
+PROXIED = Scenario(name="upstream", description="Forwarded to the upstream (--upstream).", proxy=True)
+"""What answers a request that goes to the upstream because no scenario does."""
+
+
+def _choose(state: MockState, request: Request, named: str | None, asked: ModelRequest) -> Scenario:
+    """The scenario a request names or matches; failing that, the upstream when there is one, an error
+    when only recordings may answer (`--record-mode none`), else the default."""
+    settings = state.settings
+    replay_only = settings.record_mode == "none" and (settings.record_dir is not None or state.upstream is not None)
+    if state.upstream is not None and not replay_only and (settings.upstream_only or settings.record_mode == "all"):
+        return PROXIED
+    catalog = state.catalog
+    path, prompt = request.url.path, asked.prompt
+    found = catalog.find(named=named, model=prompt.model, prompt=prompt.text, headers=request.headers, path=path)
+    if found is not None:
+        return found
+    if replay_only:
+        model = f" model={prompt.model!r}" if prompt.model else ""
+        asked_for = f"{request.method} {path}{model} prompt={prompt.text[:80]!r}"
+        raise NoRecordingError(asked_for, [e.scenario.name for e in catalog.entries() if e.scenario.recording])
+    if state.upstream is not None:
+        return PROXIED
+    return catalog.get(catalog.default)
+
+
+async def _proxy(
+    request: Request,
+    state: MockState,
+    entry: Entry,
+    route: ModelRoute,
+    prepared: _Prepared,
+    asked: ModelRequest,
+    body: bytes | None,
+) -> Response:
+    """The upstream's response, passed on as it arrives, with the request's faults between its events;
+    recorded when a recorder is on and the upstream's body arrives whole."""
+    upstream = state.upstream
+    assert upstream is not None  # only a server with an upstream compiles live timelines
+    sent = forwarded(
+        request.method, request.url.path, request.query_params.multi_items(), request.headers.items(), body or b""
+    )
+    started = time.perf_counter()
+    try:
+        response = await upstream.open(sent)
+    except UpstreamError as exc:
+        entry.note_upstream(None, round((time.perf_counter() - started) * 1000, 3))
+        return _refuse(route.dialect, exc, entry)
+    entry.note_upstream(response.status, round((time.perf_counter() - started) * 1000, 3))
+    timeline = prepared.timeline
+    capture = None
+    if state.recorder is not None:
+        capture = Capture(
+            method=request.method,
+            url=upstream.base_url + request.url.path,
+            path=request.url.path,
+            model=asked.prompt.model,
+            prompt=asked.prompt.text,
+            body=sent.body,
+            status=response.status,
+            headers=response.headers,
+            content_type=response.content_type,
+        )
+    live = LiveActions(
+        response,
+        FaultCursor(timeline.live_faults, close_events=route.close_events),
+        rendering.LiveRenderer(timeline, route.dialect.stream(prepared.info)),
+        capture,
+        end_marker=timeline.end_marker,
+    )
+    entry.note_headers(response.headers)
+    entry.note_stream(ids=False, retry_ms=None, ending=timeline.ending)
+    played = entry.on_play_end(response.status)
+    recorder = state.recorder
+
+    def on_end(result: PlayResult) -> None:
+        failed = response.status >= 400 and result.outcome is Outcome.COMPLETED
+        played(replace(result, outcome=Outcome.ERROR_STATUS) if failed else result)
+        if recorder is not None and capture is not None:
+            _keep(asyncio.ensure_future(recorder.save(capture)))
+
+    ours = [("X-Mock-Scenario", timeline.scenario), ("X-Mock-Request-Id", str(entry.id))]
+    return StreamResponse(
+        prepared.after_head_wait(()),
+        status=response.status,
+        headers=[(name.lower().encode(), value.encode()) for name, value in (*response.headers, *ours)],
+        on_end=on_end,
+        defer_head=prepared.head_wait is not None,
+        live=live,
+    )
+
+
+_SAVING: set[asyncio.Future[object]] = set()
+"""Recordings being written: held until done, so none is collected half-way."""
+
+
+def _keep(task: asyncio.Future[object]) -> None:
+    _SAVING.add(task)
+    task.add_done_callback(_SAVING.discard)
 
 
 def _stream(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:

@@ -45,9 +45,9 @@ T = TypeVar("T")
 
 
 def uvicorn_config(app: MockApp, settings: Settings, *, configure_logging: bool = True) -> LimitedConfig:
-    """uvicorn settings for our app: our HTTP protocol with the settings' connection limits, no
-    lifespan; with `configure_logging` false, the process's logging configuration (handlers and
-    levels) is left alone."""
+    """uvicorn settings for our app: our HTTP protocol with the settings' connection limits, the
+    app's lifespan (it closes the upstream's connections); with `configure_logging` false, the
+    process's logging configuration (handlers and levels) is left alone."""
     log_options: dict[str, Any] = (
         {"log_level": settings.log_level} if configure_logging else {"log_config": None, "log_level": None}
     )
@@ -57,7 +57,7 @@ def uvicorn_config(app: MockApp, settings: Settings, *, configure_logging: bool 
         host=settings.host,
         port=settings.port,
         http=HttpProtocol,
-        lifespan="off",
+        lifespan="on",
         access_log=settings.access_log,
         # uvicorn annotates whole seconds, but waits any number of seconds (asyncio.wait_for).
         timeout_graceful_shutdown=settings.shutdown_grace_s,

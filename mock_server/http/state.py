@@ -18,6 +18,8 @@ from mock_server.scenarios.catalog import Catalog
 from mock_server.scenarios.faults import Fault
 from mock_server.settings import Settings
 from mock_server.timeline.compile import TimelineCache
+from mock_server.upstream.proxy import Upstream
+from mock_server.upstream.recorder import Recorder
 from mock_server.wire.rendering import StreamCache
 
 PENDING_POLL_S = 0.01
@@ -32,6 +34,15 @@ class MockState:
     streams: StreamCache = field(default_factory=StreamCache)
     fault_counts: Counter[str] = field(default_factory=Counter)
     """How many requests carried each counted fault's text (`status:429!times=2`) since start or reset."""
+    upstream: Upstream | None = None
+    """Where requests no scenario answers go (`--upstream`)."""
+    recorder: Recorder | None = None
+    """Where exchanges with the upstream are written (`--record`)."""
+
+    async def aclose(self) -> None:
+        """Let go of the upstream's connections."""
+        if self.upstream is not None:
+            await self.upstream.aclose()
 
     def count_faults(self, faults: Iterable[Fault]) -> tuple[tuple[str, int], ...]:
         """Count one more request for each counted fault's text; returns this request's number for each."""

@@ -74,6 +74,10 @@ class RequestRecord:
     stall_at_ms: float | None = None
     stall_ms: float | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
+    upstream_status: int | None = None
+    """For a request forwarded to the upstream: the status it answered (None when it could not be reached)."""
+    upstream_head_ms: float | None = None
+    """... and how long its response head took, from the request."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": self.thresholds.model_dump()}
@@ -132,6 +136,10 @@ class Entry:
         self.record = replace(
             self.record, close_at_ms=at(schedule.close_at_s), stall_at_ms=at(schedule.stall_at_s), stall_ms=stall_ms
         )
+
+    def note_upstream(self, status: int | None, head_ms: float | None) -> None:
+        """Note that the request was forwarded: the upstream's status and how long its head took."""
+        self.record = replace(self.record, upstream_status=status, upstream_head_ms=head_ms)
 
     def note_headers(self, headers: Iterable[tuple[str, str]]) -> None:
         """Note the response headers the verdict judges by (`Retry-After`)."""

@@ -79,9 +79,14 @@ class Timeline:
     ids: bool = False
     keepalive_ms: float | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
-    recorded: bool = False
-    """The steps carry an upstream's own events (a recording): played as they are, with `status`, no
-    dialect framing around them and no end marker added."""
+    from_upstream: bool = False
+    """The events are an upstream's own (a recording, or a live stream when `live`): played as they
+    are, with `status`, no dialect framing around them and no end marker added."""
+    live: bool = False
+    """The response comes from the upstream as it is asked (a proxy): `steps` is empty and
+    `live_faults` strike between its events, as a FaultCursor places them."""
+    live_faults: tuple[Fault, ...] = ()
+    """For a live response, `end_marker` False (`no_done`) leaves out the upstream's end marker."""
 
     @property
     def head_cut(self) -> Ending | None:
@@ -150,6 +155,16 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
     no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
     if scenario.recording is not None:
         return _recorded_timeline(scenario, scenario.recording, placed, head, no_done=no_done)
+    if scenario.proxy:
+        live_faults = tuple(sorted(placed, key=lambda f: f.chunk))
+        return Timeline(
+            scenario.name,
+            head=tuple(head),
+            end_marker=not no_done,
+            from_upstream=True,
+            live=True,
+            live_faults=live_faults,
+        )
     content = _content_steps(scenario, context)
     timeline_steps, cut = _place(content, placed, pacing, close_events=context.close_events)
     if scenario.retry_ms is not None:
@@ -190,8 +205,40 @@ def _recorded_timeline(
         headers=sent(scenario.headers),
         content_type=scenario.content_type,
         end_marker=False,
-        recorded=True,
+        from_upstream=True,
     )
+
+
+class FaultCursor:
+    """Places a live stream's faults as its events arrive: `before(n)` gives the steps of the faults
+    due before event `n` (counted from 0), `rest()` those still pending when the stream ends."""
+
+    def __init__(self, faults: tuple[Fault, ...], *, close_events: bool) -> None:
+        self._pending = faults
+        self._placed = 0
+        self._close_events = close_events
+        self.cut = False
+        """True once a fault has ended the stream: nothing more is placed."""
+
+    def before(self, event: int) -> list[Step]:
+        due_end = self._placed
+        while due_end < len(self._pending) and self._pending[due_end].chunk <= event:
+            due_end += 1
+        return self._emit(self._pending[self._placed : due_end], due_end)
+
+    def rest(self) -> list[Step]:
+        return self._emit(self._pending[self._placed :], len(self._pending))
+
+    def next_at(self) -> int | None:
+        """Where the next pending fault is due (None when none is, or the stream is cut)."""
+        return None if self.cut or self._placed >= len(self._pending) else self._pending[self._placed].chunk
+
+    def _emit(self, due: tuple[Fault, ...], placed: int) -> list[Step]:
+        self._placed = placed
+        out: list[Step] = []
+        if not self.cut and due:
+            self.cut = _emit_faults(list(due), out, _Pacing(0, 0, None, 0), close_events=self._close_events)
+        return out
 
 
 def _head_steps(faults: list[Fault]) -> list[steps.Step]:

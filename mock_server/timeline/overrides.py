@@ -37,6 +37,8 @@ CHUNK_MS = _Option("chunk_ms", "x-mock-chunk-ms")
 FIRST_CHUNK_MS = _Option("first_chunk_ms", "x-mock-first-chunk-ms")
 JITTER_MS = _Option("jitter_ms", "x-mock-jitter-ms")
 SEED = _Option("seed", "x-mock-seed")
+OVERRIDE_QUERY = frozenset({"scenario", *(o.query for o in (FAULT, CHUNK_MS, FIRST_CHUNK_MS, JITTER_MS, SEED))})
+"""The query parameters that speak to this server, not to an upstream a request is forwarded to."""
 
 
 def parse_overrides(query: Mapping[str, str], headers: Mapping[str, str]) -> Overrides:

@@ -48,7 +48,7 @@ class Player:
         clock: Callable[[], float],
         keepalive_s: float | None = None,
     ) -> None:
-        self._actions = actions
+        self._actions: tuple[Action, ...] | list[Action] = actions
         self._index = 0
         self._write = write
         self._clock = clock
@@ -99,6 +99,14 @@ class Player:
                 self.outcome = Outcome.RESET
                 return Stop.RESET
         return Stop.END
+
+    def extend(self, actions: list[Action]) -> None:
+        """Add actions to play after the others (a live stream's next event, as it arrives); their
+        waits count from now."""
+        if isinstance(self._actions, tuple):
+            self._actions = list(self._actions)
+        self._actions.extend(actions)
+        self.deadline = max(self.deadline, self._clock())
 
     def _next_wake(self) -> float:
         if self._pinging:

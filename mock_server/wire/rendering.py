@@ -139,6 +139,28 @@ def render_whole(timeline: Timeline, answer: Callable[[], tuple[int, bytes]]) ->
     return WholeResponse(status, body, (Wait(waited / 1000), *_writes(body, split, events=1)))
 
 
+class LiveRenderer:
+    """Renders a live stream's steps as they come (an upstream's events, the faults placed between
+    them): each call returns the actions of the steps it is given."""
+
+    def __init__(self, timeline: Timeline, renderer: StreamRenderer) -> None:
+        self._renderer = _Renderer(timeline, renderer)
+
+    def actions(self, stream_steps: list[steps.Step]) -> list[Action]:
+        rendering = self._renderer
+        for step in stream_steps:
+            if rendering.ended:
+                break
+            rendering.add(step)
+        new, rendering.actions = rendering.actions, []
+        return new
+
+    @property
+    def ended(self) -> bool:
+        """True once a step has ended the stream."""
+        return self._renderer.ended
+
+
 class _Renderer:
     def __init__(self, timeline: Timeline, renderer: StreamRenderer) -> None:
         self.timeline = timeline
@@ -146,11 +168,11 @@ class _Renderer:
         self.actions: list[Action] = []
         self.preamble = 0
         """How many whole writes without an event (the `retry:` field, comments) the stream opens with."""
-        self._started = timeline.recorded  # an upstream's stream opens with its own events
+        self._started = timeline.from_upstream  # an upstream's stream opens with its own events
         self._next_id = 1
         self._split: steps.Split | None = None
         self._duplicate = False
-        self._ended = False
+        self.ended = False
 
     def add(self, step: steps.Step) -> None:
         match step:
@@ -182,10 +204,10 @@ class _Renderer:
             case _:
                 self._content(step)
         if steps.ends_stream(step):
-            self._ended = True
+            self.ended = True
 
     def finish(self) -> None:
-        if self._ended or not self.timeline.end_marker:
+        if self.ended or not self.timeline.end_marker:
             return
         self._ensure_started()
         for event in self.renderer.end():

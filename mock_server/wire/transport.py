@@ -15,7 +15,7 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 from starlette.responses import Response
@@ -49,6 +49,14 @@ class Timers(Protocol):
     def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
 
 
+class LiveSource(Protocol):
+    """Actions that arrive while a response plays, a list at a time, and a way to let go of their source."""
+
+    def __aiter__(self) -> AsyncIterator[list[Action]]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class StreamResponse(Response):
     """An ASGI response that plays `actions` after sending `status` and `headers`.
 
@@ -68,8 +76,11 @@ class StreamResponse(Response):
         clock: Clock | None = None,
         sleep: SleepFn = asyncio.sleep,
         defer_head: bool = False,
+        live: LiveSource | None = None,
     ) -> None:
         self.actions = actions
+        self.live = live
+        """Actions that arrive while the response plays (a proxied stream), played after `actions`."""
         self.status_code = status
         self.raw_headers = headers
         self.background = None
@@ -93,6 +104,8 @@ class StreamResponse(Response):
         if scope.get("method") == "HEAD":  # the status and headers a GET would get, and nothing played
             await self._send_head(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if self.live is not None:
+                await self.live.aclose()
             if self.on_end is not None:
                 self.on_end(PlayResult(Outcome.COMPLETED, 0))
             return
@@ -123,6 +136,8 @@ class StreamResponse(Response):
             watcher.cancel()
             if connection is not None:
                 connection.stream = None
+            if self.live is not None:
+                await self.live.aclose()
             if self.on_end is not None:
                 player = self._player
                 events, last_id = (player.events_sent, player.last_id) if player is not None else (0, None)
@@ -153,6 +168,7 @@ class StreamResponse(Response):
     async def _play(self, scope: Scope, connection: tcp.Connection | None, send: Send) -> None:
         direct = (
             connection is not None
+            and self.live is None
             and self._clock is None
             and not self._defer_head
             and scope.get("http_version") == "1.1"
@@ -198,16 +214,28 @@ class StreamResponse(Response):
             return transport is None or not transport.is_closing()
 
         player = self._player = Player(self.actions, write=write, clock=clock, keepalive_s=self.keepalive_s)
-        while True:
-            pause = player.resume()
-            for data in pending:
-                if not self._head_sent:
-                    await self._send_head(send)
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            pending.clear()
-            if pause is not Stop.SLEEP:
+
+        async def play() -> Stop:
+            while True:
+                pause = player.resume()
+                for data in pending:
+                    if not self._head_sent:
+                        await self._send_head(send)
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                pending.clear()
+                if pause is not Stop.SLEEP:
+                    return pause
+                await self._sleep(max(0.0, player.wake_at - clock()))
+
+        pause = await play()
+        if self.live is None or pause is not Stop.END:
+            return pause
+        async for actions in self.live:
+            player.extend(actions)
+            pause = await play()
+            if pause is not Stop.END:
                 return pause
-            await self._sleep(max(0.0, player.wake_at - clock()))
+        return Stop.END
 
     async def _end_connection(self, connection: tcp.Connection | None, *, reset: bool) -> None:
         if connection is None:

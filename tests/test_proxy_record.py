@@ -1,0 +1,207 @@
+"""The proxy, its faults on live streams, the recorder and replay, against a real local upstream: a
+second MockServer, whose journal shows what was forwarded to it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from mock_server.http.server import MockServer
+from mock_server.settings import Settings
+from tests.conftest import wait_until
+from tests.wire import Ending, fetch
+
+CHAT = "/v1/chat/completions"
+SECRET = "sk-live-do-not-write-1234567890"
+
+
+def body(prompt: str = "hello there friend", **fields: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": prompt}], **fields}
+
+
+@pytest.fixture
+def upstream() -> Iterator[MockServer]:
+    """The upstream: paced, with its clock pinned so the same request gets the same bytes."""
+    settings = Settings(port=0, access_log=False, wall_clock=lambda: 1_700_000_000.0)
+    with MockServer(settings=settings) as server:
+        server.add_scenario("paced", reply="{prompt}", chunk_ms=20, match={"prompt": "^paced"})
+        yield server
+
+
+def proxy(upstream: MockServer, **settings: Any) -> MockServer:
+    return MockServer(settings=Settings(port=0, access_log=False, upstream=upstream.url, **settings))
+
+
+def events_of(text: str) -> list[str]:
+    return [block for block in text.split("\n\n") if block]
+
+
+def test_the_proxy_passes_the_upstream_stream_on_byte_for_byte(upstream: MockServer) -> None:
+    direct = httpx.post(upstream.url + CHAT, json=body())
+    with proxy(upstream) as server:
+        proxied = httpx.post(server.url + CHAT, json=body())
+        record = server.records()[-1]
+    assert proxied.status_code == 200
+    assert proxied.content == direct.content
+    assert proxied.headers["content-type"] == direct.headers["content-type"]
+    assert (record.scenario, record.upstream_status) == ("upstream", 200)
+    assert record.upstream_head_ms is not None
+    assert record.upstream_head_ms >= 0
+
+
+def test_our_headers_and_parameters_stay_here_the_rest_goes_upstream(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        httpx.post(
+            server.url + CHAT + "?fault=delay@1:1&seed=3&api-version=2024",
+            json=body(),
+            headers={"Authorization": f"Bearer {SECRET}", "X-Mock-Fault": "delay@2:1", "X-Custom": "kept"},
+        )
+    (seen,) = upstream.records()
+    assert seen.query == {"api-version": "2024"}
+    assert seen.headers["x-custom"] == "kept"
+    assert seen.headers["authorization"].startswith("Bearer sk-")  # masked in the upstream's journal
+    assert not [name for name in seen.headers if name.startswith("x-mock-")]
+    assert seen.body == body()
+
+
+def test_an_sdk_streams_through_the_proxy(upstream: MockServer) -> None:
+    with proxy(upstream) as server, openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as client:
+        stream = client.chat.completions.create(**body(), extra_headers={"X-Mock-Fault": "drop@3"})
+        received: list[str] = []
+
+        def read() -> None:
+            received.extend(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+        with pytest.raises(openai.APIConnectionError):
+            read()
+    assert "".join(received) == "You said:"
+
+
+def test_drop_cuts_the_live_stream_after_the_nth_upstream_event(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        cut = fetch(server.url + CHAT + "?fault=drop@3", method="POST", body=body())
+        record = wait_until(lambda: next((r for r in server.records() if r.outcome), None), "the proxied record")
+    full = httpx.post(upstream.url + CHAT, json=body()).text
+    assert cut.ending is Ending.EOF
+    assert cut.text == "".join(f"{e}\n\n" for e in events_of(full)[:3])
+    assert (record.outcome, record.events_sent) == ("dropped", 3)
+
+
+def test_error_and_duplicate_strike_between_upstream_events(upstream: MockServer) -> None:
+    full = events_of(httpx.post(upstream.url + CHAT, json=body()).text)
+    with proxy(upstream) as server:
+        errored = events_of(httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "error@2"}).text)
+        doubled = events_of(httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "duplicate@1"}).text)
+    assert errored[:2] == full[:2]
+    assert '"error"' in errored[2]
+    assert "server_error" in errored[2]
+    assert len(errored) == 3
+    assert doubled == [full[0], full[1], *full[1:]]
+
+
+def test_stall_and_delay_hold_the_live_stream(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        direct = httpx.post(upstream.url + CHAT, json=body()).elapsed.total_seconds()
+        held = httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "stall@2:600"})
+    assert held.elapsed.total_seconds() >= direct + 0.5
+
+
+@pytest.mark.parametrize("fault", ["status:429", "reset@head"])
+def test_faults_before_the_head_do_not_call_the_upstream(upstream: MockServer, fault: str) -> None:
+    with proxy(upstream) as server:
+        try:
+            answer = httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": fault})
+            assert answer.status_code == 429
+        except httpx.TransportError:
+            assert fault == "reset@head"
+    assert upstream.records() == []
+
+
+def test_an_upstream_error_status_passes_through_unchanged(upstream: MockServer) -> None:
+    direct = httpx.post(upstream.url + CHAT, json=body(), headers={"X-Mock-Fault": "status:503"})
+    with proxy(upstream) as server:
+        passed = httpx.post(server.url + CHAT, json=body(), params={"x": "1"}, headers={"X-Custom-Fault": "no"})
+        upstream.add_scenario("down", status=503, match={"prompt": "^down"})
+        failed = httpx.post(server.url + CHAT, json=body("down"))
+        record = server.records()[-1]
+    assert passed.status_code == 200
+    assert failed.status_code == 503 == direct.status_code
+    assert failed.json() == httpx.post(upstream.url + CHAT, json=body("down")).json()
+    assert (record.status, record.upstream_status, record.outcome) == (503, 503, "error_status")
+
+
+def test_an_unreachable_upstream_is_a_502_naming_it() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings = Settings(port=0, access_log=False, upstream=f"http://127.0.0.1:{port}")
+    with MockServer(settings=settings) as server:
+        answer = httpx.post(server.url + CHAT, json=body())
+        record = server.records()[-1]
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    assert error["code"] == "upstream_unreachable"
+    assert f"127.0.0.1:{port}" in error["message"]
+    assert (record.status, record.upstream_status) == (502, None)
+
+
+def test_a_recording_holds_no_secret_and_replays_the_same_bytes(upstream: MockServer, tmp_path: Path) -> None:
+    with proxy(upstream, record_dir=tmp_path) as server:
+        first = httpx.post(
+            server.url + CHAT + f"?api_key={SECRET}",
+            json=body("paced reply"),
+            headers={"Authorization": f"Bearer {SECRET}", "x-api-key": SECRET, "Cookie": f"s={SECRET}"},
+        )
+        (written,) = wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+        again = httpx.post(server.url + CHAT, json=body("paced reply"))
+        records = server.records()
+    assert len(upstream.records()) == 1, "the second request was replayed, not forwarded"
+    assert again.content == first.content
+    assert records[-1].scenario == written.stem
+    assert records[-1].upstream_status is None
+    text = written.read_text(encoding="utf-8")
+    assert SECRET not in text
+    assert "sk-live" not in text
+    recording = yaml.safe_load(text)["recording"]
+    assert [event["at_ms"] for event in recording["events"]] == sorted(e["at_ms"] for e in recording["events"])
+    assert recording["events"][-1]["at_ms"] >= 30  # the upstream paced its chunks 20 ms apart
+
+
+def test_a_replayed_recording_takes_faults_and_speed(upstream: MockServer, tmp_path: Path) -> None:
+    with proxy(upstream, record_dir=tmp_path) as server:
+        recorded = httpx.post(server.url + CHAT, json=body("paced reply")).text
+        wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+    (file,) = tmp_path.glob("*.yaml")
+    document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    file.write_text(yaml.safe_dump({**document, "speed": 0}), encoding="utf-8")
+    offline = Settings(port=0, access_log=False, scenario_dirs=(tmp_path,), record_dir=tmp_path, record_mode="none")
+    with MockServer(settings=offline) as server:
+        fast = httpx.post(server.url + CHAT, json=body("paced reply"))
+        cut = fetch(server.url + CHAT, method="POST", body=body("paced reply"), headers={"X-Mock-Fault": "drop@2"})
+        unknown = httpx.post(server.url + CHAT, json=body("never recorded"))
+    assert fast.text == recorded
+    assert fast.elapsed.total_seconds() < 0.5
+    assert cut.ending is Ending.EOF
+    assert cut.text == "".join(f"{e}\n\n" for e in events_of(recorded)[:2])
+    assert unknown.status_code == 404
+    error = unknown.json()["error"]
+    assert error["code"] == "no_recording"
+    assert "never recorded" in error["message"]
+    assert file.stem in error["message"]
+
+
+def test_settings_refuse_upstream_flags_without_an_upstream(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--upstream-only needs --upstream"):
+        Settings(upstream_only=True)
+    with pytest.raises(ValueError, match="needs --upstream URL to record from"):
+        Settings(record_dir=tmp_path)
+    with pytest.raises(ValueError, match="not an http:// or https:// URL"):
+        Settings(upstream="ftp://example.test")
+    Settings(record_dir=tmp_path, record_mode="none")
