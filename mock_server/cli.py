@@ -216,6 +216,15 @@ def main() -> None:
     "--upstream-only", is_flag=True, help="Forward every model request to --upstream, whatever scenario it names."
 )
 @click.option(
+    "--upstream-timeout",
+    "upstream_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=Settings.upstream_timeout_s,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the upstream may take to send its response head (then a 504), and then each piece of its body.",
+)
+@click.option(
     "--upstream-ca",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     metavar="FILE",
@@ -258,6 +267,7 @@ def serve(
     max_connections: int,
     upstream: str | None,
     upstream_only: bool,
+    upstream_timeout_s: float,
     upstream_ca: Path | None,
     record_dir: Path | None,
     record_mode: str,
@@ -283,6 +293,7 @@ def serve(
             max_connections=max_connections,
             upstream=upstream or None,
             upstream_only=upstream_only,
+            upstream_timeout_s=upstream_timeout_s,
             upstream_ca=upstream_ca,
             record_dir=record_dir,
             record_mode="all" if record_mode == "all" else "none" if record_mode == "none" else "new",
@@ -326,12 +337,31 @@ def _print_banner(settings: Settings, port: int, catalog: Catalog) -> None:
         f"mock-llm-sse {VERSION} listening on {url}",
         f"Scenarios ({len(catalog)}): {', '.join(catalog.names)}",
         f"Default scenario: {catalog.default}",
+        *traffic(settings),
         f"Try: curl -N {shlex.quote(example)}",
         f"     curl -N {shlex.quote(url + '/completions?messages=hello&fault=drop@3')}",
         *(f"Protection: {line}" for line in protections(settings)),
     ]
     click.echo("\n".join(lines))
     sys.stdout.flush()
+
+
+def traffic(settings: Settings) -> list[str]:
+    """Where requests no scenario answers go, and what is recorded, one line each (none when neither)."""
+    lines = []
+    if settings.upstream is not None:
+        which = "every model request" if settings.upstream_only else "model requests no scenario answers"
+        if settings.record_mode == "none":
+            which = "nothing (--record-mode none: replay only)"
+        lines.append(f"Upstream: {settings.upstream} gets {which}")
+    if settings.record_dir is not None:
+        modes = {
+            "new": "new exchanges are recorded",
+            "all": "every exchange is recorded again",
+            "none": "replayed only; a request with no recording is answered 404",
+        }
+        lines.append(f"Recordings: {settings.record_dir} ({modes[settings.record_mode]})")
+    return lines
 
 
 def protections(settings: Settings) -> list[str]:

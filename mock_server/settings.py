@@ -69,6 +69,9 @@ class Settings:
     with the client's path and query, and the request's faults strike its live response."""
     upstream_only: bool = False
     """Forward every model request to the upstream, whatever scenario it names or matches."""
+    upstream_timeout_s: float = 300.0
+    """How long the upstream may take to send its response head, and then each piece of its body (a
+    model may think for minutes); then the client gets a 504, or the stream is cut."""
     upstream_ca: Path | None = None
     """A PEM file of CA certificates that an HTTPS upstream's certificate is verified against."""
     record_dir: Path | None = None
@@ -108,6 +111,8 @@ class Settings:
                     f"upstream {self.upstream!r} is not an http:// or https:// URL with a host; "
                     "give a base such as https://api.openai.com"
                 )
+            if not self.upstream_timeout_s > 0:
+                raise ValueError(f"upstream_timeout_s must be more than 0 seconds, not {self.upstream_timeout_s}")
             if parsed.query or parsed.fragment:
                 raise ValueError(f"upstream {self.upstream!r} has a query or fragment; give the base URL alone")
             return

@@ -4,6 +4,8 @@ second MockServer, whose journal shows what was forwarded to it."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,9 +110,9 @@ def test_error_and_duplicate_strike_between_upstream_events(upstream: MockServer
 
 def test_stall_and_delay_hold_the_live_stream(upstream: MockServer) -> None:
     with proxy(upstream) as server:
-        direct = httpx.post(upstream.url + CHAT, json=body()).elapsed.total_seconds()
-        held = httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "stall@2:600"})
-    assert held.elapsed.total_seconds() >= direct + 0.5
+        held = httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "stall@2:300,delay@3:300"})
+    assert held.elapsed.total_seconds() >= 0.55
+    assert held.text == httpx.post(upstream.url + CHAT, json=body()).text
 
 
 @pytest.mark.parametrize("fault", ["status:429", "reset@head"])
@@ -205,3 +207,86 @@ def test_settings_refuse_upstream_flags_without_an_upstream(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="not an http:// or https:// URL"):
         Settings(upstream="ftp://example.test")
     Settings(record_dir=tmp_path, record_mode="none")
+
+
+@pytest.mark.parametrize(("kind", "ending"), [("drop", Ending.EOF), ("reset", Ending.RESET)])
+def test_an_upstream_that_breaks_mid_stream_breaks_the_client_stream_the_same_way(
+    upstream: MockServer, kind: str, ending: Ending
+) -> None:
+    upstream.add_scenario(
+        "breaks", reply="one two three four", faults=[{"kind": kind, "at": 2}], match={"prompt": "^breaks"}
+    )
+    with proxy(upstream) as server:
+        cut = fetch(server.url + CHAT, method="POST", body=body("breaks now"))
+        record = wait_until(lambda: next((r for r in server.records() if r.outcome), None), "the proxied record")
+    assert cut.ending is ending
+    assert len(cut.events) == 3  # the role chunk, then "one" and " two"
+    assert record.outcome == ("dropped" if kind == "drop" else "reset")
+
+
+def test_an_upstream_that_sends_no_head_in_time_is_a_504() -> None:
+    with socket.socket() as silent:  # takes connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = Settings(port=0, access_log=False, upstream=url, upstream_timeout_s=0.3)
+        with MockServer(settings=settings) as server:
+            answer = httpx.post(server.url + CHAT, json=body())
+    assert answer.status_code == 504
+    assert answer.json()["error"]["code"] == "upstream_timeout"
+    assert url in answer.json()["error"]["message"]
+
+
+def test_a_proxy_scenario_adds_its_faults_to_the_live_stream(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        server.add_scenario("live-cut", proxy=True, faults=[{"kind": "drop", "at": 2}], match={"prompt": "^cut me"})
+        cut = fetch(server.url + CHAT, method="POST", body=body("cut me please"))
+        whole = fetch(server.url + CHAT, method="POST", body=body("leave me"))
+    assert (cut.ending, len(cut.events)) == (Ending.EOF, 2)
+    assert whole.ending is Ending.COMPLETE
+    assert [r.prompt for r in upstream.records()] == ["cut me please", "leave me"]
+
+
+def test_upstream_only_forwards_even_what_a_scenario_answers(upstream: MockServer) -> None:
+    with proxy(upstream, upstream_only=True) as server:
+        httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Scenario": "tool-call"})
+        (record,) = server.records()
+    assert record.scenario == "upstream"
+    assert len(upstream.records()) == 1
+
+
+def test_record_mode_all_forwards_and_records_again(upstream: MockServer, tmp_path: Path) -> None:
+    with proxy(upstream, record_dir=tmp_path, record_mode="all") as server:
+        for _ in range(2):
+            httpx.post(server.url + CHAT, json=body())
+            wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+    assert len(upstream.records()) == 2
+    assert len(list(tmp_path.glob("*.yaml"))) == 1, "the same request is recorded under the same name"
+
+
+def test_a_whole_json_response_passes_through_and_faults_count_its_bytes(upstream: MockServer, tmp_path: Path) -> None:
+    whole = body(stream=False)
+    direct = httpx.post(upstream.url + CHAT, json=whole)
+    with proxy(upstream, record_dir=tmp_path) as server:
+        passed = httpx.post(server.url + CHAT, json=whole)
+        cut = fetch(server.url + CHAT + "?fault=drop@10", method="POST", body=body("another", stream=False))
+    assert passed.json() == direct.json()
+    assert passed.headers["content-type"] == "application/json"
+    assert (cut.ending, len(cut.body)) == (Ending.EOF, 10)
+
+
+def test_a_recording_is_an_ordinary_scenario_file(upstream: MockServer, tmp_path: Path) -> None:
+    with proxy(upstream, record_dir=tmp_path) as server:
+        httpx.post(server.url + CHAT, json=body())
+        (written,) = wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mock_server", "validate", str(written)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "mock_server", "scenarios", "--scenarios", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert written.stem in listed.stdout

@@ -59,7 +59,7 @@ class MockApp:
             ),
         )
         if settings.upstream is not None:
-            self.state.upstream = Upstream(settings.upstream, settings.upstream_ca)
+            self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)
         self.fastapi = _fastapi_app(settings, self.state)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from mock_server.scenarios import steps
 from mock_server.scenarios.recording import EventSplitter, is_comment_block
+from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import FaultCursor
 from mock_server.upstream.proxy import UpstreamResponse
 from mock_server.upstream.recorder import Capture
@@ -56,6 +57,9 @@ class LiveActions:
                 yield actions
             if self._renderer.ended:
                 return  # a fault ended the stream: the upstream is let go, unread
+        if self._response.broke is not None:  # the client meets the upstream's failure as it happened
+            yield self._renderer.actions([steps.Reset() if self._response.broke is Ending.RESET else steps.Drop()])
+            return
         if self._capture is not None:
             self._capture.complete = True
         actions = self._renderer.actions(self._cursor.rest())

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from mock_server.errors import UpstreamError, UpstreamTimeoutError
+from mock_server.scenarios.steps import Ending
 from mock_server.timeline.overrides import OVERRIDE_QUERY
 
 HOP_BY_HOP = frozenset(
@@ -28,9 +29,6 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
 NOT_PASSED_BACK = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 """Response headers this server sets itself (framing, date) or that no longer hold."""
 CONNECT_TIMEOUT_S = 10.0
-HEAD_TIMEOUT_S = 300.0
-"""How long the upstream may take to send its head, and then each piece of its body: a model may
-think for minutes before its first token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +65,17 @@ class UpstreamResponse:
     """The headers passed back to the client."""
     content_type: str
     _response: httpx.Response
+    broke: Ending | None = None
+    """How the upstream's body ended early, when it did: `drop` (cut short, or silent past the
+    timeout) or `reset`; the client's stream ends the same way."""
 
     async def pieces(self) -> AsyncIterator[bytes]:
         """The body as it arrives; the connection goes back to the pool (or closes) when done."""
         try:
             async for piece in self._response.aiter_raw():
                 yield piece
+        except httpx.HTTPError as exc:
+            self.broke = Ending.RESET if _was_reset(exc) else Ending.DROP
         finally:
             await self._response.aclose()
 
@@ -83,9 +86,11 @@ class UpstreamResponse:
 class Upstream:
     """The upstream server: one pool of connections to it, opened on first use."""
 
-    def __init__(self, base_url: str, ca_file: Path | None = None) -> None:
+    def __init__(self, base_url: str, ca_file: Path | None = None, timeout_s: float = 300.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._ca_file = ca_file
+        self._timeout_s = timeout_s
+        """How long its head, then each piece of its body, may take."""
         self._client: httpx.AsyncClient | None = None
 
     def _pool(self) -> httpx.AsyncClient:
@@ -95,7 +100,7 @@ class Upstream:
                 verify = ssl.create_default_context(cafile=str(self._ca_file))
             self._client = httpx.AsyncClient(
                 verify=verify,
-                timeout=httpx.Timeout(HEAD_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                timeout=httpx.Timeout(self._timeout_s, connect=min(CONNECT_TIMEOUT_S, self._timeout_s)),
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
                 follow_redirects=False,
                 trust_env=False,
@@ -125,6 +130,18 @@ class Upstream:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _was_reset(exc: BaseException) -> bool:
+    """Whether a connection reset (ECONNRESET) is among the causes of `exc`."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionResetError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _why(exc: Exception) -> str:
