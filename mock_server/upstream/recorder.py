@@ -106,6 +106,7 @@ def scenario_document(capture: Capture) -> dict[str, Any]:
             {"at_ms": round(at_ms, 1), "data": data.decode("utf-8", "replace")} for at_ms, data in capture.events
         ],
     }
+    document["speed"] = 1
     return document
 
 
