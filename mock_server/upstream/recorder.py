@@ -99,12 +99,14 @@ def scenario_document(capture: Capture) -> dict[str, Any]:
         document["content_type"] = capture.content_type
     if headers:
         document["headers"] = headers
+    events = capture.events
+    if events and not capture.content_type.lower().startswith("text/event-stream"):
+        # A body that is not SSE arrives in pieces cut anywhere, even inside a character: one event.
+        events = [(events[-1][0], b"".join(data for _, data in events))]
     document["recording"] = {
         "status": capture.status,
         "upstream": f"{capture.method} {capture.url}",
-        "events": [
-            {"at_ms": round(at_ms, 1), "data": data.decode("utf-8", "replace")} for at_ms, data in capture.events
-        ],
+        "events": [{"at_ms": round(at_ms, 1), "data": data.decode("utf-8", "replace")} for at_ms, data in events],
     }
     document["speed"] = 1
     return document
