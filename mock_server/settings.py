@@ -6,6 +6,7 @@ build a `Settings`; nothing else reads the environment. `VERSION` is the version
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,6 +116,14 @@ class Settings:
                 raise ValueError(f"upstream_timeout_s must be more than 0 seconds, not {self.upstream_timeout_s}")
             if parsed.query or parsed.fragment:
                 raise ValueError(f"upstream {self.upstream!r} has a query or fragment; give the base URL alone")
+            if self.upstream_ca is not None:
+                try:
+                    ssl.create_default_context(cafile=str(self.upstream_ca))
+                except (OSError, ssl.SSLError) as exc:
+                    raise ValueError(
+                        f"--upstream-ca {self.upstream_ca}: no CA certificate could be read from it ({exc}); "
+                        "give a PEM file of CA certificates"
+                    ) from None
             return
         for given, flag in ((self.upstream_only, "--upstream-only"), (self.upstream_ca, "--upstream-ca")):
             if given:

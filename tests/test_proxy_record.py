@@ -206,6 +206,9 @@ def test_settings_refuse_upstream_flags_without_an_upstream(tmp_path: Path) -> N
         Settings(record_dir=tmp_path)
     with pytest.raises(ValueError, match="not an http:// or https:// URL"):
         Settings(upstream="ftp://example.test")
+    (tmp_path / "not-a-ca.pem").write_text("hello", encoding="utf-8")
+    with pytest.raises(ValueError, match="no CA certificate could be read"):
+        Settings(upstream="https://example.test", upstream_ca=tmp_path / "not-a-ca.pem")
     Settings(record_dir=tmp_path, record_mode="none")
 
 
