@@ -293,3 +293,33 @@ def test_a_recording_is_an_ordinary_scenario_file(upstream: MockServer, tmp_path
         check=True,
     )
     assert written.stem in listed.stdout
+
+
+def test_split_writes_a_live_event_in_pieces(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        split = fetch(server.url + CHAT + "?fault=split@1:3", method="POST", body=body())
+    whole = events_of(httpx.post(upstream.url + CHAT, json=body()).text)
+    pieces = [data for _, data in split.chunks]
+    assert split.text == "".join(f"{e}\n\n" for e in whole)
+    second = f"{whole[1]}\n\n".encode()
+    assert b"".join(pieces[1:4]) == second, "the second event came in three writes"
+    assert all(piece != second for piece in pieces)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"proxy": True, "steps": [{"text": "hi"}]}, "steps and proxy each say where the response comes from"),
+        (
+            {"recording": {"events": [{"at_ms": 5, "data": "data: a\n\n"}, {"at_ms": 1, "data": "data: b\n\n"}]}},
+            "event 1 arrives at 1 ms, before event 0",
+        ),
+        ({"recording": {"status": 99}}, "99 is not a status a recording can replay"),
+        ({"speed": -1}, "speed"),
+    ],
+)
+def test_recording_and_proxy_fields_are_checked(make_server: Any, fields: dict[str, Any], problem: str) -> None:
+    server = make_server()
+    answer = httpx.put(server.url + "/_mock/scenarios/bad", json=fields)
+    assert answer.status_code == 422
+    assert problem in answer.text
