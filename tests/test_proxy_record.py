@@ -323,3 +323,12 @@ def test_recording_and_proxy_fields_are_checked(make_server: Any, fields: dict[s
     answer = httpx.put(server.url + "/_mock/scenarios/bad", json=fields)
     assert answer.status_code == 422
     assert problem in answer.text
+
+
+def test_a_page_gets_one_set_of_cors_headers_through_the_proxy(upstream: MockServer) -> None:
+    origin = {"Origin": "http://app.test"}
+    assert httpx.post(upstream.url + CHAT, json=body(), headers=origin).headers.get_list("access-control-allow-origin")
+    with proxy(upstream) as server:
+        answer = httpx.post(server.url + CHAT, json=body(), headers=origin)
+    assert answer.headers.get_list("access-control-allow-origin") == ["*"]
+    assert len(answer.headers.get_list("vary")) <= 1

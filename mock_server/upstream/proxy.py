@@ -31,6 +31,12 @@ NOT_PASSED_BACK = HOP_BY_HOP | {"content-length", "content-encoding", "date", "s
 CONNECT_TIMEOUT_S = 10.0
 
 
+def passed_back(name: str) -> bool:
+    """Whether an upstream response header (lower-case) reaches the client: not framing, and not CORS,
+    which this server answers for itself (a browser refuses a header given twice)."""
+    return name not in NOT_PASSED_BACK and not name.startswith("access-control-") and name != "vary"
+
+
 @dataclass(frozen=True, slots=True)
 class Forwarded:
     """What goes upstream: the client's method, path, query and headers (less ours) and body."""
@@ -122,7 +128,7 @@ class Upstream:
             raise UpstreamTimeoutError(f"the upstream {self.base_url} did not answer in time: {_why(exc)}") from None
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream {self.base_url} could not be reached: {_why(exc)}") from None
-        headers = [(name, value) for name, value in response.headers.multi_items() if name not in NOT_PASSED_BACK]
+        headers = [(name, value) for name, value in response.headers.multi_items() if passed_back(name)]
         content_type = response.headers.get("content-type", "")
         return UpstreamResponse(response.status_code, headers, content_type, response)
 
