@@ -330,5 +330,5 @@ def test_a_page_gets_one_set_of_cors_headers_through_the_proxy(upstream: MockSer
     assert httpx.post(upstream.url + CHAT, json=body(), headers=origin).headers.get_list("access-control-allow-origin")
     with proxy(upstream) as server:
         answer = httpx.post(server.url + CHAT, json=body(), headers=origin)
-    assert answer.headers.get_list("access-control-allow-origin") == ["*"]
+    assert answer.headers.get_list("access-control-allow-origin") == ["http://app.test"]
     assert len(answer.headers.get_list("vary")) <= 1
