@@ -332,3 +332,17 @@ def test_a_page_gets_one_set_of_cors_headers_through_the_proxy(upstream: MockSer
         answer = httpx.post(server.url + CHAT, json=body(), headers=origin)
     assert answer.headers.get_list("access-control-allow-origin") == ["http://app.test"]
     assert len(answer.headers.get_list("vary")) <= 1
+
+
+def test_the_verdict_judges_a_replayed_recording(tmp_path: Path) -> None:
+    recording = {
+        "match": {"prompt": "^recorded$"},
+        "thresholds": {"grace_ms": 100},
+        "recording": {"events": [{"at_ms": 0, "data": f"data: {n}\n\n"} for n in range(4)]},
+    }
+    (tmp_path / "recorded.yaml").write_text(yaml.safe_dump(recording), encoding="utf-8")
+    with MockServer(settings=Settings(port=0, access_log=False, scenario_dirs=(tmp_path,))) as server:
+        cut = fetch(server.url + CHAT + "?fault=drop@2", method="POST", body=body("recorded"))
+        verdict = server.verdict(wait_s=2)
+    assert cut.events == ["data: 0", "data: 1"]
+    assert [finding.code for finding in verdict.findings] == ["cut_stream_not_retried"]
