@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ import openai
 import pytest
 import vcr
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vcr.filters import decode_response
 from vcr.request import Request
 from vcr.serialize import deserialize, serialize
@@ -34,6 +37,7 @@ from mock_server.scenarios.loading import parse_document
 from mock_server.scenarios.model import Scenario, load_scenario
 from mock_server.scenarios.patterns import MATCH_INPUT_CHARS
 from mock_server.settings import Settings
+from mock_server.upstream.cassettes import Interaction, scenario_fields, write_scenario
 from tests.wire import Ending, fetch
 
 CASSETTES = Path(__file__).parent / "cassettes"
@@ -623,3 +627,22 @@ def test_the_readme_example_is_a_valid_scenario() -> None:
     scenario = load_scenario(parse_document(example, "README.md"))
     assert scenario.recording is not None
     assert scenario.recording.events[-1].data == b"data: [DONE]\n\n"
+
+
+TRICKY_TEXT = st.lists(
+    st.sampled_from(["data: ", "event: x", ": ping", "\n", "\r", "\r\n", "\t", " ", "é", "👋", "\x85", "\u2028"])
+    | st.text(st.characters(codec="utf-8"), max_size=3),
+    max_size=30,
+).map("".join)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(TRICKY_TEXT)
+def test_any_text_body_is_written_so_that_it_reads_back_byte_for_byte(body: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        interaction = Interaction("POST", "https://api.openai.com/v1/chat/completions", b"{}", 200, (), body.encode())
+        fields = scenario_fields(interaction, "fuzz #0")
+        write_scenario(fields, Path(directory) / "fuzz.yaml")
+        (scenario,) = scenarios_in(Path(directory)).values()
+    assert replayed(scenario) == body.encode()

@@ -326,16 +326,19 @@ def write_scenario(fields: Mapping[str, Any], path: Path) -> None:
         expected = load_scenario(Document(str(path), fields))
     except ScenarioError as exc:
         raise CassetteError("; ".join(problem.message for problem in exc.problems)) from None
-    text = yaml.dump(dict(fields), Dumper=_ExactDumper, allow_unicode=True, sort_keys=False, width=sys.maxsize)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(text.encode("utf-8"))
-        # Read back as the server reads it: what it would replay must be what the cassette holds.
-        if load_scenario(read_document(Path(temporary))) != expected:
-            raise CassetteError(f"{path} would not read back as the recorded bytes; it is not written")
-        os.replace(temporary, path)
+        # Read back as the server reads it: what it replays must be what the cassette holds. Should the
+        # readable form ever not read back exactly, escapes do.
+        for dumper in (_ReadableDumper, _QuotingDumper):
+            text = yaml.dump(dict(fields), Dumper=dumper, allow_unicode=True, sort_keys=False, width=sys.maxsize)
+            Path(temporary).write_bytes(text.encode("utf-8"))
+            if load_scenario(read_document(Path(temporary))) == expected:
+                os.replace(temporary, path)
+                return
+        raise CassetteError(f"{path} would not read back as the recorded bytes, so it is not written")
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -577,32 +580,36 @@ for _tag, _constructor in {
     _CassetteLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _constructor)
 
 
-class _ExactDumper(yaml.SafeDumper):
-    """Writes text with line breaks as a literal block (`|`) where that reads back as the same text, else
-    double-quoted with escapes (CR, tabs, control characters); never folds a line."""
+class _ReadableDumper(yaml.SafeDumper):
+    """Writes text of printable lines as a literal block (`|`), which reads back as the same text; any
+    other text with a line break or a control character double-quoted, with escapes."""
 
 
-class _LiteralDumper(yaml.SafeDumper):
-    pass
+class _QuotingDumper(yaml.SafeDumper):
+    """Writes any text with a line break or a control character double-quoted, with escapes."""
 
 
 _TEXT_TAG = "tag:yaml.org,2002:str"
-_NOT_IN_BLOCKS = re.compile("[\r\x85\u2028\u2029\ufeff]")
-"""Line breaks that YAML readers normalise or that Python's text mode translates: escaped instead."""
 
 
-def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    if "\n" in text and not _NOT_IN_BLOCKS.search(text) and _reads_back_as_literal(text):
+def _fits_a_literal_block(text: str) -> bool:
+    """Whether a literal block holds `text` exactly: lines of printable characters only (not CR, NEL,
+    U+2028 or a BOM, which YAML readers and Python's text mode normalise) and no space before a line
+    break or at the end (YAML writers refuse those in blocks)."""
+    return "\n" in text and text.replace("\n", "").isprintable() and " \n" not in text and not text.endswith(" ")
+
+
+def _represent_readably(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    if _fits_a_literal_block(text):
         return dumper.represent_scalar(_TEXT_TAG, text, style="|")
-    if "\n" in text or any(not character.isprintable() for character in text):
+    return _represent_quoted(dumper, text)
+
+
+def _represent_quoted(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    if not text.isprintable():
         return dumper.represent_scalar(_TEXT_TAG, text, style='"')
     return dumper.represent_scalar(_TEXT_TAG, text)
 
 
-def _reads_back_as_literal(text: str) -> bool:
-    dumped = yaml.dump(text, Dumper=_LiteralDumper, allow_unicode=True, width=sys.maxsize)
-    return dumped.startswith("|") and yaml.safe_load(dumped) == text
-
-
-_ExactDumper.add_representer(str, _represent_text)
-_LiteralDumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(_TEXT_TAG, text, style="|"))
+_ReadableDumper.add_representer(str, _represent_readably)
+_QuotingDumper.add_representer(str, _represent_quoted)
