@@ -29,6 +29,7 @@ from mock_server.settings import (
     VERSION,
     Settings,
 )
+from mock_server.upstream.cassettes import CassetteError, Failed, Noted, Skipped, Written, import_cassettes
 
 UNREACHABLE_EXIT = 2
 
@@ -478,3 +479,44 @@ def _error_message(body: bytes) -> str | None:
 def _unreachable(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(UNREACHABLE_EXIT)
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    metavar="DIR",
+    help="The directory to write the scenario files into (made if missing); serve it with --scenarios DIR.",
+)
+@click.option("--force", is_flag=True, help="Replace scenario files of the same name; without it they are skipped.")
+def import_cassettes_command(paths: tuple[Path, ...], out: Path, force: bool) -> None:
+    """Convert vcrpy / pytest-recording cassettes (files, or directories of them) into scenario files.
+
+    Each interaction becomes a scenario that replays its response's status, headers and body byte for
+    byte, chosen by the request's path, model and prompt. Request headers (API keys) are not written.
+    Prints a line per file written; exits 1 when a cassette or an interaction could not be imported or a
+    file was skipped because it exists.
+    """
+    written = failed = skipped = 0
+    try:
+        for result in import_cassettes(paths, out, force=force):
+            match result:
+                case Written(path=path, origin=origin, status=status, events=events):
+                    written += 1
+                    click.echo(f"wrote {path}: {origin} ({status}, {events} event{'s' * (events != 1)})")
+                case Skipped(path=path, origin=origin):
+                    skipped += 1
+                    click.echo(f"skipped {path}: it exists (--force replaces it); from {origin}", err=True)
+                case Failed(where=where, message=message):
+                    failed += 1
+                    click.echo(f"{where}: {message}", err=True)
+                case Noted(where=where, message=message):
+                    click.echo(f"{where}: {message}", err=True)
+    except CassetteError as exc:
+        raise click.ClickException(str(exc)) from None
+    if failed or skipped:
+        click.echo(f"{written} scenario file(s) written to {out}; {failed} not imported, {skipped} skipped.", err=True)
+        sys.exit(1)
