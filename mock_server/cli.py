@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from mock_server.cassettes import CassetteError, Failed, Noted, Skipped, Written, import_cassettes
 from mock_server.errors import ScenarioError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
@@ -29,7 +30,6 @@ from mock_server.settings import (
     VERSION,
     Settings,
 )
-from mock_server.upstream.cassettes import CassetteError, Failed, Noted, Skipped, Written, import_cassettes
 
 UNREACHABLE_EXIT = 2
 

@@ -30,6 +30,7 @@ from vcr.request import Request
 from vcr.serialize import deserialize, serialize
 from vcr.serializers import yamlserializer
 
+from mock_server.cassettes import Interaction, scenario_fields
 from mock_server.cli import main
 from mock_server.http.server import MockServer
 from mock_server.scenarios.catalog import load_paths
@@ -37,7 +38,7 @@ from mock_server.scenarios.loading import parse_document
 from mock_server.scenarios.model import Scenario, load_scenario
 from mock_server.scenarios.patterns import MATCH_INPUT_CHARS
 from mock_server.settings import Settings
-from mock_server.upstream.cassettes import Interaction, scenario_fields, write_scenario
+from mock_server.upstream.recording_file import write_scenario
 from tests.wire import Ending, fetch
 
 CASSETTES = Path(__file__).parent / "cassettes"
