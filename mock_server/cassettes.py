@@ -295,7 +295,7 @@ def _prompt_and_model(route: ModelRoute | None, query: str, body: bytes) -> tupl
     if route is None:
         return None, model
     try:
-        return route.read(data).prompt.text, model
+        return route.read(data, {}).prompt.text, model
     except RequestBodyError:
         return None, model
 

@@ -64,10 +64,7 @@ class MockApp:
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)
         self.fastapi = _fastapi_app(settings, self.state)
-        self.model_routes = {(route.path, route.method): route for route in routes.MODEL_ROUTES}
-        self.model_routes.update(
-            {(path, "HEAD"): route for (path, method), route in self.model_routes.items() if method == "GET"}
-        )
+        self.model_routes = routes.RouteTable(routes.MODEL_ROUTES)
         models = CORSMiddleware(self._answer_model_request, **cors_options(settings))
         self._models = AccessGuard(models, settings)
 
@@ -84,11 +81,14 @@ class MockApp:
     def _route_of(self, scope: Scope) -> routes.ModelRoute | None:
         """The model route of a request; with an upstream, a forwarding one for a path that is not ours."""
         path, method = scope["path"], scope["method"]
-        route = self.model_routes.get((path, method))
+        matched = self.model_routes.match(method, path)
+        if matched is not None:
+            route, scope["path_params"] = matched  # what `request.path_params` reads
+            return route
         forward = self.state.upstream is not None and method != "OPTIONS" and not path.startswith(CONTROL_PREFIX)
-        if route is None and forward and not self._answered_here(scope):
-            route = routes.forwarded_route(method, path)
-        return route
+        if forward and not self._answered_here(scope):
+            return routes.forwarded_route(method, path)
+        return None
 
     def _answered_here(self, scope: Scope) -> bool:
         """Whether FastAPI has a route for the path (the docs, /v1/models, the playground): never forwarded."""

@@ -22,34 +22,38 @@ class ModelRequest:
     """The scenario the body (or, for GET /completions, the query) names."""
 
 
-def read_completions_query(query: Mapping[str, Any]) -> ModelRequest:
+NO_PARAMS: Mapping[str, str] = {}
+"""The path parameters of a route whose path has none."""
+
+
+def read_completions_query(query: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """GET /completions (EventSource): `?messages=` is the prompt text or a JSON list of messages."""
     return ModelRequest(prompt_from_query(query), stream=True, scenario=query.get("scenario"))
 
 
-def read_completions_body(body: Mapping[str, Any]) -> ModelRequest:
+def read_completions_body(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """POST /completions (fetch-event-source and friends): the prompt from any of the usual fields."""
     return ModelRequest(prompt_from_body(body), stream=True, scenario=_scenario(body))
 
 
-def read_chat(body: Mapping[str, Any]) -> ModelRequest:
+def read_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "messages", "a list of {role, content} messages")
     prompt = prompt_from_body(body, fields=("messages",))
     return ModelRequest(prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body))
 
 
-def read_legacy_completions(body: Mapping[str, Any]) -> ModelRequest:
+def read_legacy_completions(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "prompt", "a string or a list of strings")
     prompt = prompt_from_body(body, fields=("prompt",))
     return ModelRequest(prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body))
 
 
-def read_responses(body: Mapping[str, Any]) -> ModelRequest:
+def read_responses(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "input", "a string or a list of input items")
     return ModelRequest(prompt_from_body(body, fields=("input",)), _flag(body, "stream"), scenario=_scenario(body))
 
 
-def read_messages(body: Mapping[str, Any]) -> ModelRequest:
+def read_messages(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "messages", "a list of {role, content} messages")
     max_tokens = _require(body, "max_tokens", "the most tokens to generate, a positive integer")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -97,7 +101,7 @@ def _scenario(body: Mapping[str, Any]) -> str | None:
     return value
 
 
-def read_forwarded(body: Mapping[str, Any]) -> ModelRequest:
+def read_forwarded(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """A request to a path this server does not model, forwarded to the upstream: its prompt and
     model when its body holds them the usual way (for a recording's `match`), else none."""
     try:

@@ -57,9 +57,9 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             query_param=not route.reads_body,  # EventSource cannot send headers
         )
         if route.forwarded:
-            asked = route.read(_forwarded_body(raw))
+            asked = route.read(_forwarded_body(raw), request.path_params)
         else:
-            asked = route.read(parse_json_body(raw) if raw is not None else request.query_params)
+            asked = route.read(parse_json_body(raw) if raw is not None else request.query_params, request.path_params)
         prepared = _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
         return _refuse(route.dialect, exc, entry)

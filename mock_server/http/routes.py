@@ -5,6 +5,7 @@ them its `example` request."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect
 from mock_server.errors import MockLLMError
@@ -35,8 +37,8 @@ class ModelRoute:
     method: str
     path: str
     dialect: Dialect
-    read: Callable[[Mapping[str, Any]], ModelRequest]
-    """Reads the JSON body (the query, for GET) into what the request path needs."""
+    read: Callable[[Mapping[str, Any], Mapping[str, str]], ModelRequest]
+    """Reads the JSON body (the query, for GET) and the path's parameters into what the request path needs."""
     example: Example
     """A request for (model, stream, prompt): the JSON body, or for GET the query parameters."""
     summary: str
@@ -52,6 +54,40 @@ class ModelRoute:
     @property
     def reads_body(self) -> bool:
         return self.method not in ("GET", "HEAD")
+
+
+class RouteTable:
+    """The model routes by method and path: exact paths looked up at once, paths with parameters
+    (`/openai/deployments/{deployment}/chat/completions`) matched as FastAPI matches them; `HEAD`
+    answers on every GET route."""
+
+    def __init__(self, routes: tuple[ModelRoute, ...]) -> None:
+        self.routes = routes
+        self._exact: dict[tuple[str, str], ModelRoute] = {}
+        self._templated: list[tuple[str, re.Pattern[str], ModelRoute]] = []
+        for route in routes:
+            methods = [route.method, "HEAD"] if route.method == "GET" else [route.method]
+            for method in methods:
+                if "{" in route.path:
+                    self._templated.append((method, compile_path(route.path)[0], route))
+                else:
+                    self._exact[(route.path, method)] = route
+
+    def match(self, method: str, path: str) -> tuple[ModelRoute, dict[str, str]] | None:
+        """The route for a request and its path parameters, or None."""
+        route = self._exact.get((path, method))
+        if route is not None:
+            return route, {}
+        for wanted, pattern, templated in self._templated:
+            found = pattern.match(path) if wanted == method else None
+            if found is not None:
+                return templated, found.groupdict()
+        return None
+
+    def keys(self) -> set[tuple[str, str]]:
+        """Every (path, method) answered, the templates as written."""
+        exact = set(self._exact)
+        return exact | {(route.path, method) for method, _, route in self._templated}
 
 
 def forwarded_route(method: str, path: str) -> ModelRoute:
