@@ -11,6 +11,7 @@ from mock_server.dialects.answer import Answer, collect_answer
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Usage
 from mock_server.wire.frames import to_json
+from mock_server.wire.framing import SSE, Framing
 from mock_server.wire.rendering import StreamRenderer
 
 
@@ -50,6 +51,8 @@ class Dialect:
     """The HTTP status a non-streaming response answers with when the answer has an error."""
     request_id_header: str = "x-request-id"
     """The header the provider names each response's request id in (the SDKs expose it as `request_id`)."""
+    framing: Framing = SSE
+    """How its streams' events are written (a route may choose another from the query, as Gemini's `alt`)."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:

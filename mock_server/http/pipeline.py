@@ -34,6 +34,7 @@ from mock_server.upstream.recorder import Capture
 from mock_server.wire import rendering
 from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write, schedule_of
 from mock_server.wire.frames import event_number, to_json
+from mock_server.wire.framing import Framing
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.transport import StreamResponse
 
@@ -72,7 +73,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
     if prepared.timeline.status != 200:
         return _scripted_error(route.dialect, prepared, entry)
     if asked.stream:
-        return _stream(state, entry, route.dialect, prepared)
+        return _stream(state, entry, route.dialect, prepared, route.framing_for(request.query_params))
     return _whole(entry, route.dialect, prepared)
 
 
@@ -251,27 +252,30 @@ def _keep(task: asyncio.Future[object]) -> None:
     task.add_done_callback(_SAVING.discard)
 
 
-def _stream(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
+def _stream(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepared, framing: Framing) -> Response:
     """The streaming response: render the timeline (or take it from the cache) and play it."""
     timeline = prepared.timeline
-    resume_after = prepared.resume_after if timeline.ids else None
+    ids = timeline.ids and framing.sse
+    resume_after = prepared.resume_after if ids else None
     info = prepared.info
-    stream = state.streams.stream(timeline, lambda: dialect.stream(info), resume_after, key=(dialect.name, info))
+    stream = state.streams.stream(
+        timeline, lambda: dialect.stream(info), resume_after, key=(dialect.name, info), framing=framing
+    )
     if resume_after is not None and stream.nothing_left:
         # The client has every event: 204 is what tells EventSource to stop reconnecting.
         entry.finish(204, Outcome.COMPLETED)
         return Response(status_code=204, headers=dict(prepared.mock_headers))
-    entry.note_stream(ids=timeline.ids, retry_ms=timeline.retry_ms, ending=timeline.ending)
+    entry.note_stream(ids=ids, retry_ms=timeline.retry_ms, ending=timeline.ending)
     actions = prepared.after_head_wait(stream.actions)
     entry.note_schedule(schedule_of(actions))
     return StreamResponse(
         actions,
         headers=prepared.raw_headers(
-            (b"content-type", timeline.content_type.encode()),
+            (b"content-type", (timeline.content_type or framing.content_type).encode()),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
         ),
-        keepalive_s=timeline.keepalive_ms / 1000 if timeline.keepalive_ms else None,
+        keepalive_s=timeline.keepalive_ms / 1000 if timeline.keepalive_ms and framing.sse else None,
         on_end=entry.on_play_end(200),
         defer_head=prepared.head_wait is not None,
     )
@@ -297,7 +301,8 @@ def _replay(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
         actions,
         status=timeline.status,
         headers=prepared.raw_headers(
-            (b"content-type", timeline.content_type.encode()), (b"cache-control", b"no-cache")
+            (b"content-type", (timeline.content_type or dialect.framing.content_type).encode()),
+            (b"cache-control", b"no-cache"),
         ),
         on_end=on_end,
         defer_head=prepared.head_wait is not None,

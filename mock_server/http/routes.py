@@ -23,6 +23,7 @@ from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
 from mock_server.http.state import state_of
+from mock_server.wire.framing import Framing
 from mock_server.wire.outcome import Outcome
 
 MODEL_OWNER = "mock-llm-sse"
@@ -50,6 +51,12 @@ class ModelRoute:
     fetch-event-source and EventSource users meet; the provider routes end the stream cleanly instead."""
     forwarded: bool = False
     """A path this server does not model, only forwarded to the upstream: any body, any method."""
+    framing: Callable[[Mapping[str, str]], Framing] | None = None
+    """How the route frames a stream, given the request's query (Gemini: SSE with `alt=sse`, else a
+    JSON array); None: as its dialect does."""
+
+    def framing_for(self, query: Mapping[str, str]) -> Framing:
+        return self.framing(query) if self.framing is not None else self.dialect.framing
 
     @property
     def reads_body(self) -> bool:

@@ -74,7 +74,8 @@ class Timeline:
     status: int = 200
     error: ErrorEvent | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    content_type: str = "text/event-stream; charset=utf-8"
+    content_type: str | None = None
+    """The Content-Type the scenario asks for; None: the framing's (SSE's, NDJSON's, ...)."""
     end_marker: bool = True
     ids: bool = False
     keepalive_ms: float | None = None
@@ -175,7 +176,7 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         steps=tuple(timeline_steps),
         head=tuple(head),
         headers=sent(scenario.headers),
-        content_type=scenario.content_type,
+        content_type=scenario.content_type if "content_type" in scenario.model_fields_set else None,
         end_marker=scenario.done and not no_done and not cut,
         ids=scenario.ids,
         keepalive_ms=scenario.keepalive_ms,
@@ -203,7 +204,7 @@ def _recorded_timeline(
         head=tuple(head),
         status=recording.status,
         headers=sent(scenario.headers),
-        content_type=scenario.content_type,
+        content_type=scenario.content_type if "content_type" in scenario.model_fields_set else None,
         end_marker=False,
         from_upstream=True,
     )

@@ -24,6 +24,7 @@ from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.compile import Timeline
 from mock_server.wire import frames
 from mock_server.wire.actions import ENDS_PLAY, Action, Drop, Hang, Reset, Schedule, Wait, Write, schedule_of
+from mock_server.wire.framing import SSE, Framing
 
 COALESCE_BYTES = 64 * 1024
 ACTION_BYTES = 100
@@ -56,9 +57,12 @@ class RenderedStream:
     """No event and no wire fault to play: a resumed client has it all (the answer is a 204)."""
 
 
-def render_stream(timeline: Timeline, renderer: StreamRenderer, resume_after: int | None = None) -> RenderedStream:
-    """The stream that plays `timeline`; with `resume_after`, only what follows the event with that id."""
-    rendering = _Renderer(timeline, renderer)
+def render_stream(
+    timeline: Timeline, renderer: StreamRenderer, resume_after: int | None = None, framing: Framing = SSE
+) -> RenderedStream:
+    """The stream that plays `timeline`, its events written as `framing` writes them; with
+    `resume_after`, only what follows the event with that id."""
+    rendering = _Renderer(timeline, renderer, framing)
     for step in timeline.steps:
         rendering.add(step)
     rendering.finish()
@@ -88,14 +92,15 @@ class StreamCache:
         resume_after: int | None = None,
         *,
         key: Hashable,
+        framing: Framing = SSE,
     ) -> RenderedStream:
-        """`render_stream(timeline, renderer(), resume_after)`, from the cache when it can be; `key`
-        stands for the renderer (its dialect and what it puts in every event)."""
-        cache_key = (key, id(timeline), resume_after)
+        """`render_stream(timeline, renderer(), resume_after, framing)`, from the cache when it can be;
+        `key` stands for the renderer (its dialect and what it puts in every event)."""
+        cache_key = (key, id(timeline), resume_after, framing)
         entry = self._cache.get(cache_key)
         if entry is not None and entry[0]() is timeline:  # the id of a timeline gone may be reused
             return entry[1]
-        rendered = render_stream(timeline, renderer(), resume_after)
+        rendered = render_stream(timeline, renderer(), resume_after, framing)
         size = sum(ACTION_BYTES + (len(a.data) if isinstance(a, Write) else 0) for a in rendered.actions)
         self._cache.put(cache_key, (weakref.ref(timeline), rendered), size)
         return rendered
@@ -162,9 +167,12 @@ class LiveRenderer:
 
 
 class _Renderer:
-    def __init__(self, timeline: Timeline, renderer: StreamRenderer) -> None:
+    def __init__(self, timeline: Timeline, renderer: StreamRenderer, framing: Framing = SSE) -> None:
         self.timeline = timeline
         self.renderer = renderer
+        self.framing = framing
+        self._events = 0
+        """The events written so far (a framing may write the first one differently)."""
         self.actions: list[Action] = []
         self.preamble = 0
         """How many whole writes without an event (the `retry:` field, comments) the stream opens with."""
@@ -212,6 +220,9 @@ class _Renderer:
         self._ensure_started()
         for event in self.renderer.end():
             self._event(event)
+        closing = self.framing.close(self._events)
+        if closing:
+            self._write(closing, events=0)
 
     def _content(self, step: steps.ContentStep) -> None:
         self._ensure_started()
@@ -225,8 +236,9 @@ class _Renderer:
                 self._event(event)
 
     def _event(self, event: frames.Event) -> None:
-        if not self.timeline.ids:
-            self._write(frames.encode(event), events=1)
+        index, self._events = self._events, self._events + 1
+        if not (self.timeline.ids and self.framing.sse):
+            self._write(self.framing.event(event, index), events=1)
             return
         event_id = self._next_id
         self._next_id += 1

@@ -1,0 +1,35 @@
+"""Framings write a stream's events as each wire wants them; SSE's bytes are pinned by the goldens."""
+
+from __future__ import annotations
+
+import json
+
+from mock_server.wire.frames import Event
+from mock_server.wire.framing import JSON_ARRAY, NDJSON, SSE, Framing
+
+
+def events(*data: str) -> list[Event]:
+    return [Event(item) for item in data]
+
+
+def written(framing: Framing, *data: str) -> bytes:
+    out = b"".join(framing.event(event, index) for index, event in enumerate(events(*data)))
+    return out + framing.close(len(data))
+
+
+def test_ndjson_is_one_value_a_line() -> None:
+    body = written(NDJSON, '{"a":1}', '{"b":"ü"}')
+    assert body == '{"a":1}\n{"b":"ü"}\n'.encode()
+    assert [json.loads(line) for line in body.splitlines()] == [{"a": 1}, {"b": "ü"}]
+
+
+def test_a_json_array_is_written_an_element_at_a_time_and_parses_whole() -> None:
+    body = written(JSON_ARRAY, '{"a":1}', '{"b":2}')
+    assert body == b'[{"a":1},\r\n{"b":2}]'
+    assert json.loads(body) == [{"a": 1}, {"b": 2}]
+    assert json.loads(written(JSON_ARRAY)) == []
+
+
+def test_sse_is_the_events_with_their_blank_lines() -> None:
+    assert written(SSE, "x", "y") == b"data: x\n\ndata: y\n\n"
+    assert [framing.sse for framing in (SSE, NDJSON, JSON_ARRAY)] == [True, False, False]
