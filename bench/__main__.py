@@ -68,6 +68,7 @@ ENDPOINTS = [
     )
     for route in MODEL_ROUTES
     if route.path != "/completions" or not route.reads_body  # POST /completions plays what GET does
+    if route.framing_for({}).sse  # the load client counts SSE events, as the baseline writes them
 ]
 
 

@@ -246,7 +246,8 @@ async def _read(reader: asyncio.StreamReader, request: Planned, seen: Seen) -> N
             seen.ending = "complete"
             return
         body += (await reader.readexactly(size + 2))[:-2]
-        seen.events = body.count(b"\n\n")
+        # An NDJSON stream (Ollama's) ends each event with a line end, an SSE stream with a blank line.
+        seen.events = body.count(b"\n" if headers.get("content-type") == "application/x-ndjson" else b"\n\n")
         if request.plan == "after_events" and seen.events >= request.hang_up_after:
             seen.ending = "left"
             return

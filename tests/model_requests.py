@@ -40,7 +40,14 @@ class Endpoint:
     def body(self, model: str, *, stream: bool = True, prompt: str = "hi") -> dict[str, Any]:
         return self.route.example(model, stream, prompt)
 
+    @property
+    def sse(self) -> bool:
+        """Whether the endpoint streams SSE (Ollama's streams NDJSON)."""
+        return self.route.framing_for({}).sse
+
 
 ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body]
 """Every model endpoint that takes a JSON body (GET /completions takes the same in its query)."""
 V1_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/v1/")]
+SSE_ENDPOINTS = [e for e in ENDPOINTS if e.sse]
+"""The endpoints whose streams are SSE events, for checks written in SSE's terms."""

@@ -32,6 +32,10 @@ def error_message(response: httpx.Response) -> str:
     if path.startswith("/_mock/"):
         assert set(body) == {"error"}
         assert {"type", "message"} <= set(body["error"])
+    elif path.startswith("/api/"):  # Ollama's error is its message alone
+        assert set(body) == {"error"}
+        assert isinstance(body["error"], str)
+        return str(body["error"])
     elif path == "/v1/messages" or "anthropic-version" in response.request.headers:
         assert set(body) == {"type", "error"}
         assert set(body["error"]) == {"type", "message"}

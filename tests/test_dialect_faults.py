@@ -15,10 +15,10 @@ from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from mock_server.wire.player import TIMER_SLACK_S
 from tests.conftest import TEST_SCENARIOS, wait_until
-from tests.model_requests import ENDPOINTS, V1_ENDPOINTS, Endpoint
+from tests.model_requests import SSE_ENDPOINTS, V1_ENDPOINTS, Endpoint
 from tests.wire import Ending, WireResponse, fetch
 
-by_id = pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
+by_id = pytest.mark.parametrize("endpoint", SSE_ENDPOINTS, ids=lambda e: e.id)  # NDJSON's: test_ollama.py
 v1_by_id = pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=lambda e: e.id)
 
 

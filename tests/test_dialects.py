@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer
+from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer, ollama
 from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire.actions import Drop, Hang, Reset, Wait, Write
 from mock_server.wire.frames import Event
+from mock_server.wire.framing import NDJSON
 from mock_server.wire.rendering import render_whole
 
 INFO = StreamInfo(key="ab" * 32, created=1_700_000_000, model="m", usage=Usage(3, 7))
@@ -142,12 +143,16 @@ DEFAULT_ERROR_EVENTS = {
         },
     ),
     "anthropic": ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    "ollama-chat": (None, {"error": ollama.MID_STREAM_ERROR}),
+    "ollama-generate": (None, {"error": ollama.MID_STREAM_ERROR}),
 }
 DELTA_EVENT = {
     "openai-chat": None,
     "openai-completions": None,
     "openai-responses": "response.output_text.delta",
     "anthropic": "content_block_delta",
+    "ollama-chat": None,
+    "ollama-generate": None,
 }
 
 
@@ -252,7 +257,9 @@ def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spe
     dialect.start()
     (event,) = dialect.events(steps.UnknownEvent())
     data = json.loads(_data(event))
-    if event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
+    if spec.framing is NDJSON:  # Ollama's: a line with the fields a cloud model's answer adds
+        assert (data["remote_model"], data["remote_host"], data["done"]) == ("m", ollama.REMOTE_HOST, False)
+    elif event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
         assert data["choices"] == []
         assert data["prompt_filter_results"][0]["prompt_index"] == 0
     else:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
+from mock_server.dialects import DIALECTS, StreamInfo
+from mock_server.scenarios import steps
+from mock_server.timeline.compile import Timeline, Usage
+from mock_server.wire.actions import Write
 from mock_server.wire.frames import Event
 from mock_server.wire.framing import JSON_ARRAY, NDJSON, SSE, Framing
+from mock_server.wire.rendering import render_stream
+
+INFO = StreamInfo(key="0" * 64, created=0, model="m", usage=Usage(1, 1))
 
 
 def events(*data: str) -> list[Event]:
@@ -33,3 +40,23 @@ def test_a_json_array_is_written_an_element_at_a_time_and_parses_whole() -> None
 def test_sse_is_the_events_with_their_blank_lines() -> None:
     assert written(SSE, "x", "y") == b"data: x\n\ndata: y\n\n"
     assert [framing.sse for framing in (SSE, NDJSON, JSON_ARRAY)] == [True, False, False]
+
+
+def test_sse_only_steps_write_nothing_in_ndjson_and_a_raw_event_is_its_data() -> None:
+    timeline = Timeline(
+        "t",
+        steps=(
+            steps.RawEvent(retry=1000),
+            steps.Comment("still here"),
+            steps.RawEvent(event="note", data='{"note":1}', id="7"),
+            steps.Text("hi"),
+            steps.Finish(),
+        ),
+        ids=True,
+    )
+    stream = render_stream(timeline, DIALECTS["ollama-chat"].stream(INFO), framing=NDJSON)
+    body = b"".join(action.data for action in stream.actions if isinstance(action, Write))
+    parsed = [json.loads(line) for line in body.splitlines()]
+    assert parsed[0] == {"note": 1}
+    assert [line.get("message", {}).get("content") for line in parsed[1:]] == ["hi", ""]
+    assert sum(action.events for action in stream.actions if isinstance(action, Write)) == 3

@@ -1,4 +1,5 @@
-"""Each dialect's whole wire format, byte for byte, against a transcript kept in tests/golden/.
+"""Each dialect's whole wire format, byte for byte, against a transcript kept in tests/golden/
+(`<dialect>.sse`, or `.ndjson` for Ollama's).
 
 Regenerate after an intended change with `UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py`
 and review the diff of tests/golden/ before committing it.
@@ -15,7 +16,7 @@ import pytest
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import TEST_SCENARIOS
-from tests.model_requests import V1_ENDPOINTS, Endpoint
+from tests.model_requests import ENDPOINTS, V1_ENDPOINTS, Endpoint
 from tests.wire import Ending, fetch
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -29,14 +30,17 @@ def pinned_server() -> Iterator[MockServer]:
         yield running
 
 
-@pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=lambda e: e.dialect)
+OLLAMA_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/api/")]
+
+
+@pytest.mark.parametrize("endpoint", [*V1_ENDPOINTS, *OLLAMA_ENDPOINTS], ids=lambda e: e.dialect)
 def test_stream_matches_golden_transcript(pinned_server: MockServer, endpoint: Endpoint) -> None:
     body = endpoint.body("golden", prompt="What is the weather in Zürich?")
     if endpoint.dialect.startswith("openai-") and endpoint.dialect != "openai-responses":
         body["stream_options"] = {"include_usage": True}
     response = fetch(pinned_server.url + endpoint.path, method="POST", body=body)
     assert (response.status, response.ending) == (200, Ending.COMPLETE)
-    transcript = GOLDEN / f"{endpoint.dialect}.sse"
+    transcript = GOLDEN / f"{endpoint.dialect}.{'sse' if endpoint.sse else 'ndjson'}"
     if os.environ.get("UPDATE_GOLDEN"):
         transcript.write_bytes(response.body)
     assert response.body.decode() == transcript.read_bytes().decode()

@@ -26,6 +26,8 @@ class StreamInfo:
     model: str
     usage: Usage
     include_usage: bool = False
+    reasoning: bool = True
+    """Whether the request wants the reasoning (a dialect that can leave it out does when it does not)."""
 
 
 ErrorBody = Callable[[int, steps.ErrorEvent | None], dict[str, Any]]

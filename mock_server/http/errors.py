@@ -1,10 +1,10 @@
 """Every error answer, in the shape of the API the request went to: the control API's
 `{"error": {"type", "message", ...}}` under /_mock/, Anthropic's for /v1/messages (or a request
-carrying `anthropic-version`), OpenAI's elsewhere. An error of ours (`MockLLMError`) is answered with
-its class's status and code; the handlers below answer what no route answered itself (an unknown path
-or method, a malformed control-API query, a client gone, a bug), never with a traceback. A bug is a
-500 saying so, and the server's log gets the traceback (uvicorn logs what Starlette re-raises after
-answering).
+carrying `anthropic-version`), Ollama's `{"error": "..."}` under /api/, OpenAI's elsewhere. An error
+of ours (`MockLLMError`) is answered with its class's status and code; the handlers below answer
+what no route answered itself (an unknown path or method, a malformed control-API query, a client
+gone, a bug), never with a traceback. A bug is a 500 saying so, and the server's log gets the
+traceback (uvicorn logs what Starlette re-raises after answering).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from mock_server.journal.journal import Entry
 from mock_server.wire.outcome import Outcome
 
 CONTROL_PREFIX = "/_mock/"
+OLLAMA_PREFIX = "/api/"
 
 
 def control_error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -40,6 +41,8 @@ def dialect_error_body(
     (Anthropic's shape has neither)."""
     body = dialect.error_body(status, None)
     details = body["error"]
+    if isinstance(details, str):  # Ollama's error is its message alone
+        return {**body, "error": message}
     details["message"] = message
     details.update({name: value for name, value in (("code", code), ("param", param)) if name in details})
     return body
@@ -49,6 +52,8 @@ def dialect_of(path: str, headers: Headers) -> Dialect | None:
     """The dialect whose error shape a request's errors take; None for the control API's own."""
     if path.startswith(CONTROL_PREFIX):
         return None
+    if path.startswith(OLLAMA_PREFIX):
+        return DIALECTS["ollama-chat"]
     anthropic = path == "/v1/messages" or "anthropic-version" in headers
     return DIALECTS["anthropic" if anthropic else "openai-chat"]
 

@@ -20,6 +20,8 @@ class ModelRequest:
     include_usage: bool = False
     scenario: str | None = None
     """The scenario the body (or, for GET /completions, the query) names."""
+    reasoning: bool = True
+    """Whether the answer shows its reasoning: false when the request turns it off (Ollama's `think: false`)."""
 
 
 NO_PARAMS: Mapping[str, str] = {}
@@ -108,3 +110,38 @@ def read_forwarded(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAM
         return ModelRequest(prompt_from_body(body))
     except RequestBodyError:
         return ModelRequest(PromptInfo("", None))
+
+
+def read_ollama_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
+    """Ollama's POST /api/chat: the prompt from `messages`; streamed unless `stream` is false."""
+    prompt = prompt_from_body(body, fields=("messages",))
+    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=_ollama_think(body))
+
+
+def read_ollama_generate(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
+    """Ollama's POST /api/generate: the prompt is `prompt`; streamed unless `stream` is false."""
+    prompt = prompt_from_body(body, fields=("prompt",))
+    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=_ollama_think(body))
+
+
+def _ollama_stream(body: Mapping[str, Any]) -> bool:
+    """Ollama streams unless told not to: an absent (or null) `stream` is true."""
+    return body.get("stream") is None or _flag(body, "stream")
+
+
+THINK_LEVELS = ("high", "medium", "low", "max")
+
+
+def _ollama_think(body: Mapping[str, Any]) -> bool:
+    """Whether the answer shows its thinking: Ollama turns it on for a thinking model unless `think`
+    is false (a level, "low" to "max", is on too)."""
+    think = body.get("think")
+    if think is None or isinstance(think, bool):
+        return think is not False
+    if think in THINK_LEVELS:
+        return True
+    raise RequestBodyError(
+        f'`think` must be true, false, "high", "medium", "low" or "max", not {json_type(think)}'
+        + (f" {think!r}." if isinstance(think, str) else "."),
+        param="think",
+    )

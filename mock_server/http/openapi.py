@@ -70,3 +70,17 @@ SCENARIO = {
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
 }
+_THINK = {"anyOf": [{"type": "boolean"}, {"enum": ["high", "medium", "low", "max"]}]}
+OLLAMA_CHAT = json_body(
+    "An Ollama chat request; it streams (NDJSON) unless `stream` is false.", {"messages": _MESSAGES, "think": _THINK}
+)
+OLLAMA_GENERATE = json_body(
+    "An Ollama generate request; it streams (NDJSON) unless `stream` is false.", {"prompt": _STRING, "think": _THINK}
+)
+OLLAMA_SHOW = {
+    "requestBody": {
+        "required": True,
+        "description": "The model to describe: a scenario's name.",
+        "content": {"application/json": {"schema": {"type": "object", "properties": {"model": _STRING}}}},
+    }
+}

@@ -134,6 +134,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         model=prompt.model or timeline.scenario,
         usage=timeline.usage,
         include_usage=asked.include_usage,
+        reasoning=asked.reasoning,
     )
     request_id = str(entry.id)
     mock_headers = [
@@ -265,7 +266,7 @@ def _stream(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
         # The client has every event: 204 is what tells EventSource to stop reconnecting.
         entry.finish(204, Outcome.COMPLETED)
         return Response(status_code=204, headers=dict(prepared.mock_headers))
-    entry.note_stream(ids=ids, retry_ms=timeline.retry_ms, ending=timeline.ending)
+    entry.note_stream(ids=ids, retry_ms=timeline.retry_ms if framing.sse else None, ending=timeline.ending)
     actions = prepared.after_head_wait(stream.actions)
     entry.note_schedule(schedule_of(actions))
     return StreamResponse(

@@ -16,13 +16,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import compile_path
 
-from mock_server.dialects import DIALECTS, Dialect
-from mock_server.errors import MockLLMError
+from mock_server.dialects import DIALECTS, Dialect, ollama
+from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
 from mock_server.http import model_request, openapi
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
+from mock_server.http.prompt import parse_json_body
+from mock_server.http.request_body import read_body
 from mock_server.http.state import state_of
+from mock_server.journal.journal import Entry
 from mock_server.wire.framing import Framing
 from mock_server.wire.outcome import Outcome
 
@@ -186,6 +189,26 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         openapi.MESSAGES,
         api_key_header=True,
     ),
+    ModelRoute(
+        "ollama_chat",
+        "POST",
+        "/api/chat",
+        DIALECTS["ollama-chat"],
+        model_request.read_ollama_chat,
+        lambda model, stream, prompt: {"model": model, "stream": stream, "messages": _messages(prompt)},
+        "Ollama chat, streamed as NDJSON or whole",
+        openapi.OLLAMA_CHAT,
+    ),
+    ModelRoute(
+        "ollama_generate",
+        "POST",
+        "/api/generate",
+        DIALECTS["ollama-generate"],
+        model_request.read_ollama_generate,
+        lambda model, stream, prompt: {"model": model, "stream": stream, "prompt": prompt},
+        "Ollama generate, streamed as NDJSON or whole",
+        openapi.OLLAMA_GENERATE,
+    ),
 )
 
 
@@ -194,7 +217,7 @@ def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> 
     and GET /v1/models, which FastAPI serves."""
     router = APIRouter()
     for route in MODEL_ROUTES:
-        tags: list[str | Enum] = ["anthropic" if route.dialect.name == "anthropic" else "openai"]
+        tags: list[str | Enum] = [route.dialect.name.split("-")[0]]  # openai, anthropic, ollama
         router.add_api_route(
             route.path,
             handler(route),
@@ -205,6 +228,17 @@ def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> 
             tags=tags,
         )
     router.add_api_route("/v1/models", models, methods=["GET"], summary="Every scenario, as a model", tags=["openai"])
+    router.add_api_route(
+        "/api/tags", ollama_tags, methods=["GET"], summary="Every scenario, as an Ollama model", tags=["ollama"]
+    )
+    router.add_api_route(
+        "/api/show",
+        ollama_show,
+        methods=["POST"],
+        summary="A scenario, as a model's details",
+        tags=["ollama"],
+        openapi_extra=openapi.OLLAMA_SHOW,
+    )
     return router
 
 
@@ -239,3 +273,62 @@ def _anthropic_model_list(names: list[str], created: int) -> dict[str, Any]:
         "first_id": names[0] if names else None,
         "last_id": names[-1] if names else None,
     }
+
+
+async def ollama_tags(request: Request) -> Response:
+    """Ollama's model list (`ollama list`, `Client.list()`): every scenario, as /v1/models lists them."""
+    state = state_of(request)
+    entry = state.open_entry(request, None)
+    refused = _refused(request, entry)
+    if refused is not None:
+        return refused
+    body = ollama.model_list(state.catalog.names, state.settings.wall_clock())
+    entry.finish(200, Outcome.COMPLETED)
+    return JSONResponse(body, headers={"X-Mock-Request-Id": str(entry.id)})
+
+
+async def ollama_show(request: Request) -> Response:
+    """Ollama's model details (`Client.show()`) of the scenario `model` names; any other name is a 404,
+    as Ollama answers for a model it does not have."""
+    state = state_of(request)
+    dialect = DIALECTS["ollama-chat"]
+    try:
+        raw = await read_body(request, state.settings.max_body_bytes)
+    except BodyTooLargeError as exc:
+        entry = state.open_entry(request, None)
+        entry.finish(exc.status, Outcome.ERROR_STATUS)
+        return answer_error(exc, dialect, headers={"X-Mock-Request-Id": str(entry.id)})
+    entry = state.open_entry(request, raw)
+    refused = _refused(request, entry)
+    if refused is not None:
+        return refused
+    headers = {"X-Mock-Request-Id": str(entry.id)}
+    try:
+        name = _model_name(parse_json_body(raw))
+    except MockLLMError as exc:
+        entry.finish(exc.status, Outcome.ERROR_STATUS)
+        return answer_error(exc, dialect, headers=headers)
+    if name not in state.catalog:
+        entry.finish(404, Outcome.ERROR_STATUS)
+        return JSONResponse({"error": f"model '{name}' not found"}, status_code=404, headers=headers)
+    description = state.catalog.get(name).description or ""
+    entry.finish(200, Outcome.COMPLETED)
+    return JSONResponse(ollama.model_details(name, description, state.settings.wall_clock()), headers=headers)
+
+
+def _refused(request: Request, entry: Entry) -> Response | None:
+    """The 401 of a request to Ollama's listing routes without the token `--require-auth` asks for."""
+    try:
+        authorize(state_of(request).settings.require_auth, request.headers, request.query_params)
+    except MockLLMError as exc:
+        entry.finish(exc.status, Outcome.ERROR_STATUS)
+        return answer_error(exc, DIALECTS["ollama-chat"], headers={"X-Mock-Request-Id": str(entry.id)})
+    return None
+
+
+def _model_name(body: Mapping[str, Any]) -> str:
+    """`model` (or the older `name`) of an /api/show request."""
+    name = body.get("model", body.get("name"))
+    if not isinstance(name, str) or not name:
+        raise RequestBodyError("model is required", param="model")
+    return name

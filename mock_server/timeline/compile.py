@@ -40,6 +40,10 @@ FAULT_BYTES = 800
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    prompt_ms: float = 0.0
+    """The waits before the first chunk: how long the prompt took, for providers that report it (Ollama)."""
+    completion_ms: float = 0.0
+    """The waits from the first chunk to the finish: how long the answer took."""
 
     @property
     def total_tokens(self) -> int:
@@ -180,8 +184,24 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         end_marker=scenario.done and not no_done and not cut,
         ids=scenario.ids,
         keepalive_ms=scenario.keepalive_ms,
-        usage=Usage(max(1, len(context.prompt.split())), chunks),
+        usage=Usage(max(1, len(context.prompt.split())), chunks, *_waits_ms(timeline_steps)),
     )
+
+
+def _waits_ms(timeline_steps: list[steps.Step]) -> tuple[float, float]:
+    """The sleeps (pacing, `delay`, `sleep_ms`) before the first chunk and after it; stalls are the
+    network's, not the model's, and do not count."""
+    before = after = 0.0
+    chunked = False
+    for step in timeline_steps:
+        if isinstance(step, steps.CHUNK_STEPS):
+            chunked = True
+        elif isinstance(step, steps.Sleep):
+            if chunked:
+                after += step.ms
+            else:
+                before += step.ms
+    return before, after
 
 
 def _recorded_timeline(

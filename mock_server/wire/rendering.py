@@ -8,7 +8,8 @@ id N skips exactly what the client already has.
 A response that is not streamed plays the same timeline: its waits add up to one wait before a
 single JSON body (which the dialect writes), and what cuts a stream cuts the connection before that
 body. SSE-only steps (raw events, comments, `close`, `malformed`) have no place in a JSON body and
-are left out.
+are left out. A stream framed otherwise (NDJSON) has no comments, ids or `retry:` either: a raw
+event is its data alone, written in the stream's framing.
 """
 
 from __future__ import annotations
@@ -196,6 +197,11 @@ class _Renderer:
                 self.actions.append(Drop())
             case steps.Reset():
                 self.actions.append(Reset())
+            case steps.RawEvent(_, data) if not self.framing.sse:
+                if data is not None:  # its data alone: names, ids and `retry:` are SSE's, and so are comments
+                    self._event(frames.Event(data))
+            case steps.Comment() if not self.framing.sse:
+                pass
             case steps.RawEvent(None, None, None, retry) if retry is not None:
                 self._write(frames.encode_retry(retry), events=0, opening=True)
             case steps.RawEvent(event, data, event_id, retry):
