@@ -243,7 +243,7 @@ class _Renderer:
         event_id = self._next_id
         self._next_id += 1
         numbered = frames.Event(event.data, event=event.event, id=str(event_id), retry=event.retry)
-        self._write(frames.encode(numbered), events=1, last_id=event_id)
+        self._write(self.framing.event(numbered, index), events=1, last_id=event_id)
 
     def _write(
         self, data: bytes, *, events: int, last_id: int | None = None, closes: bool = False, opening: bool = False
