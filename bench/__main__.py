@@ -68,6 +68,7 @@ ENDPOINTS = [
     )
     for route in MODEL_ROUTES
     if route.path != "/completions" or not route.reads_body  # POST /completions plays what GET does
+    if route.streams is None  # Gemini's: a JSON array unless asked for SSE, which ends its lines with CRLF
 ]
 
 

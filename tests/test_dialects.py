@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer
+from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer, gemini
 from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
@@ -142,12 +142,15 @@ DEFAULT_ERROR_EVENTS = {
         },
     ),
     "anthropic": ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    # Google writes it as a bare JSON object, not an SSE event: its framing does so with the event named `error`.
+    "gemini": ("error", gemini.error_body(500, None)),
 }
 DELTA_EVENT = {
     "openai-chat": None,
     "openai-completions": None,
     "openai-responses": "response.output_text.delta",
     "anthropic": "content_block_delta",
+    "gemini": None,
 }
 
 
@@ -252,7 +255,10 @@ def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spe
     dialect.start()
     (event,) = dialect.events(steps.UnknownEvent())
     data = json.loads(_data(event))
-    if event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
+    if spec.name == "gemini":  # a chunk without a candidate, with a field no SDK declares
+        assert gemini.UNKNOWN_FIELD in data
+        assert "candidates" not in data
+    elif event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
         assert data["choices"] == []
         assert data["prompt_filter_results"][0]["prompt_index"] == 0
     else:

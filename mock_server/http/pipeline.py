@@ -56,6 +56,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             request.query_params,
             api_key_header=route.api_key_header,
             query_param=not route.reads_body,  # EventSource cannot send headers
+            google_key=route.google_api_key,
         )
         if route.forwarded:
             asked = route.read(_forwarded_body(raw), request.path_params)
