@@ -255,6 +255,25 @@ def test_a_cut_stream_raises_the_http_error_after_the_text_before_it(
     assert "".join(received) == "Looking"
 
 
+def test_the_readme_loop_prints_what_came_before_a_drop(server: MockServer) -> None:
+    printed: list[str] = []
+
+    def readme_loop(client: genai.Client) -> None:
+        for chunk in client.models.generate_content_stream(
+            model="gemini-2.5-flash",
+            contents="hi there friend",
+            config={"http_options": {"headers": {"X-Mock-Fault": "drop@3"}}},
+        ):
+            printed.append(chunk.text or "")
+
+    with (
+        genai.Client(api_key="x", http_options=types.HttpOptions(base_url=server.url)) as client,
+        pytest.raises(httpx2.RemoteProtocolError),
+    ):
+        readme_loop(client)
+    assert "".join(printed) == "You said: hi"
+
+
 def test_a_cut_stream_raises_aiohttps_payload_error_in_the_async_client(server: MockServer) -> None:
     """The async client runs on aiohttp when it is installed, and a drop and a reset read alike there."""
 
