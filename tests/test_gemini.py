@@ -17,8 +17,11 @@ from google import genai
 from google.genai import errors, types
 
 from mock_server.dialects import gemini as dialect
+from mock_server.dialects.gemini import google_json
 from mock_server.http.server import MockServer
 from mock_server.scenarios import steps
+from mock_server.settings import Settings
+from tests.upstreams import Piece, RawUpstream, Script
 from tests.wire import Ending, fetch
 
 # google-genai's async client runs on aiohttp when it is installed (litellm brings it), and subclasses
@@ -386,6 +389,21 @@ def test_unknown_scenarios_and_paths_answer_in_googles_shape(server: MockServer)
     assert (answer.status_code, answer.json()["error"]["status"]) == (404, "NOT_FOUND")
     answer = httpx.post(server.url + "/v1beta/models/default:countTokens", json={"contents": []})
     assert (answer.status_code, answer.json()["error"]["status"]) == (404, "NOT_FOUND")
+
+
+def test_a_fault_in_a_proxied_gemini_stream_is_in_googles_framing() -> None:
+    chunk = 'data: {"candidates": [{"content": {"parts": [{"text": "Hi"}],"role": "model"},"index": 0}]}\r\n\r\n'
+    script = Script(headers=(b"Content-Type: text/event-stream",), pieces=(Piece(chunk.encode()),) * 3)
+    with (
+        RawUpstream(script) as upstream,
+        MockServer(settings=Settings(port=0, access_log=False, upstream=upstream.url, upstream_only=True)) as server,
+    ):
+        body = raw(server, STREAM, **{"X-Mock-Fault": "error@2"}).body
+        received: list[str] = []
+        with client_for(server, **{"X-Mock-Fault": "error@2"}) as client, pytest.raises(errors.ServerError):
+            stream_text(client, "gemini-2.5-flash", received)
+    assert body == (chunk * 2).encode() + google_json(dialect.error_body(500, None), indent=True).encode() + b"\n"
+    assert received == ["Hi", "Hi"]
 
 
 # The key, the model list

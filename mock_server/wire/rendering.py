@@ -148,8 +148,8 @@ class LiveRenderer:
     """Renders a live stream's steps as they come (an upstream's events, the faults placed between
     them): each call returns the actions of the steps it is given."""
 
-    def __init__(self, timeline: Timeline, renderer: StreamRenderer) -> None:
-        self._renderer = _Renderer(timeline, renderer)
+    def __init__(self, timeline: Timeline, renderer: StreamRenderer, framing: Framing = SSE) -> None:
+        self._renderer = _Renderer(timeline, renderer, framing)
 
     def actions(self, stream_steps: list[steps.Step]) -> list[Action]:
         rendering = self._renderer
