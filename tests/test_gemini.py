@@ -16,11 +16,13 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from mock_server.dialects import StreamInfo
 from mock_server.dialects import gemini as dialect
 from mock_server.dialects.gemini import google_json
 from mock_server.http.server import MockServer
 from mock_server.scenarios import steps
 from mock_server.settings import Settings
+from mock_server.timeline.compile import Usage
 from tests.upstreams import Piece, RawUpstream, Script
 from tests.wire import Ending, fetch
 
@@ -155,6 +157,22 @@ def test_a_tool_call_arrives_whole_with_its_arguments(client: genai.Client) -> N
     (call,) = chunks[0].function_calls or []
     assert (call.name, call.args) == ("get_weather", {"location": "Paris, France", "unit": "celsius"})
     assert (chunks[0].candidates or [])[0].finish_reason == types.FinishReason.STOP
+
+
+def test_arguments_that_are_not_an_object_are_a_malformed_function_call() -> None:
+    info = StreamInfo(key="ab" * 32, created=0, model="m", usage=Usage(3, 7))
+    call: list[steps.ContentStep] = [
+        steps.ToolCallStart(0, "call_1", "f"),
+        steps.ToolCallArguments(0, "[1, 2"),
+        steps.Finish("tool_calls"),
+    ]
+    renderer = dialect.DIALECT.stream(info)
+    (final,) = [event for step in call for event in renderer.events(step)]
+    _, whole = dialect.DIALECT.whole_body(info, call)
+    message = "Malformed function call: f([1, 2)"
+    expected = {"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0, "finishMessage": message}
+    for candidate in (json.loads(final.data or "")["candidates"][0], json.loads(whole)["candidates"][0]):
+        assert candidate == expected
 
 
 # Errors
