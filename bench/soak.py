@@ -189,6 +189,8 @@ def plan_requests(count: int, seed: int, catalog: Catalog, first_id: int = 0) ->
     for number in range(first_id, first_id + count):
         endpoint = rng.choice(ENDPOINTS)
         stream = endpoint.path == "/completions" or rng.random() < 0.7
+        if endpoint.streams is not None:  # Gemini's methods say it in the path
+            stream = endpoint.streams
         prompt = f"soak request {number}"
         headers = {"X-Mock-Scenario": rng.choice(names), "X-Mock-Chunk-Ms": CHUNK_MS, "X-Mock-First-Chunk-Ms": "0"}
         fault = rng.choice(FAULTS).format(n=rng.randint(0, 6))

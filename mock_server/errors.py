@@ -11,6 +11,8 @@ MockLLMError
  ├── NotRuntimeScenarioError   a DELETE names a scenario loaded from a file -> 409
  ├── ReplyTooLongError         a response would be too long to prepare -> 400
  ├── UnauthorizedError         a model request lacks the token `--require-auth` asks for -> 401
+ │    ├── ApiKeyMissingError   a Gemini request carries no key, answered as Google does -> 403
+ │    └── ApiKeyInvalidError   a Gemini request carries another key -> 400 `API_KEY_INVALID`
  ├── AdminTokenError           a control request lacks the token `--admin-token` asks for -> 401
  ├── RestartedError            a `since` names a record of an earlier server instance -> 409
  ├── UpstreamError             the upstream refused the connection or failed before its head -> 502
@@ -146,6 +148,21 @@ class UnauthorizedError(MockLLMError):
 
     status = 401
     code = "invalid_api_key"
+
+
+class ApiKeyMissingError(UnauthorizedError):
+    """A Gemini request carried no key: Google answers 403 `PERMISSION_DENIED`."""
+
+    status = 403
+    code = "PERMISSION_DENIED"
+
+
+class ApiKeyInvalidError(UnauthorizedError):
+    """A Gemini request carried a key that is not the one required: Google answers 400, its reason
+    `API_KEY_INVALID`."""
+
+    status = 400
+    code = "API_KEY_INVALID"
 
 
 class AdminTokenError(MockLLMError):

@@ -27,6 +27,10 @@ def test_the_app_dispatches_every_model_route_and_head_on_its_get_routes() -> No
         ("/v1/messages", "POST"),
         ("/api/chat", "POST"),
         ("/api/generate", "POST"),
+        ("/v1beta/models/{model}:generateContent", "POST"),
+        ("/v1beta/models/{model}:streamGenerateContent", "POST"),
+        ("/v1/models/{model}:generateContent", "POST"),
+        ("/v1/models/{model}:streamGenerateContent", "POST"),
     }
     assert app.model_routes.routes == MODEL_ROUTES
 

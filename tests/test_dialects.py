@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer, ollama
+from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer, gemini, ollama
 from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
@@ -145,6 +145,8 @@ DEFAULT_ERROR_EVENTS = {
     "anthropic": ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
     "ollama-chat": (None, {"error": ollama.MID_STREAM_ERROR}),
     "ollama-generate": (None, {"error": ollama.MID_STREAM_ERROR}),
+    # Google writes it as a bare JSON object, not an SSE event: its framing does so with the event named `error`.
+    "gemini": ("error", gemini.error_body(500, None)),
 }
 DELTA_EVENT = {
     "openai-chat": None,
@@ -153,6 +155,7 @@ DELTA_EVENT = {
     "anthropic": "content_block_delta",
     "ollama-chat": None,
     "ollama-generate": None,
+    "gemini": None,
 }
 
 
@@ -259,6 +262,9 @@ def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spe
     data = json.loads(_data(event))
     if spec.framing is NDJSON:  # Ollama's: a line with the fields a cloud model's answer adds
         assert (data["remote_model"], data["remote_host"], data["done"]) == ("m", ollama.REMOTE_HOST, False)
+    elif spec.name == "gemini":  # a chunk without a candidate, with a field no SDK declares
+        assert gemini.UNKNOWN_FIELD in data
+        assert "candidates" not in data
     elif event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
         assert data["choices"] == []
         assert data["prompt_filter_results"][0]["prompt_index"] == 0

@@ -9,7 +9,7 @@ from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire.actions import Write
 from mock_server.wire.frames import Event
-from mock_server.wire.framing import JSON_ARRAY, NDJSON, SSE, Framing
+from mock_server.wire.framing import GOOGLE_JSON_ARRAY, GOOGLE_SSE, JSON_ARRAY, NDJSON, SSE, Framing, laid_out
 from mock_server.wire.rendering import render_stream
 
 INFO = StreamInfo(key="0" * 64, created=0, model="m", usage=Usage(1, 1))
@@ -60,3 +60,22 @@ def test_sse_only_steps_write_nothing_in_ndjson_and_a_raw_event_is_its_data() ->
     assert parsed[0] == {"note": 1}
     assert [line.get("message", {}).get("content") for line in parsed[1:]] == ["hi", ""]
     assert sum(action.events for action in stream.actions if isinstance(action, Write)) == 3
+
+
+def test_google_sse_ends_lines_with_crlf_and_writes_an_error_bare() -> None:
+    error = Event('{\n  "error": {}\n}', event="error")
+    body = GOOGLE_SSE.event(Event("x", id="1"), 0) + GOOGLE_SSE.event(error, 1) + GOOGLE_SSE.close(2)
+    assert body == b'id: 1\r\ndata: x\r\n\r\n{\n  "error": {}\n}\n'
+
+
+def test_googles_json_array_lays_each_element_out_and_parses_whole() -> None:
+    body = written(GOOGLE_JSON_ARRAY, '{"a": [1,{}],"b": "<,:{"}', '{"c": []}')
+    assert body == b'[{\n  "a": [\n    1,\n    {}\n  ],\n  "b": "<,:{"\n}\n,\r\n{\n  "c": []\n}\n]'
+    assert json.loads(body) == [{"a": [1, {}], "b": "<,:{"}, {"c": []}]
+
+
+def test_laying_out_is_json_dumps_indent_even_for_text_cut_short() -> None:
+    value: dict[str, object] = {"s": 'a "quoted", {braced} \\ string', "n": [1.5, None, True, []], "o": {"p": {}}}
+    assert laid_out(json.dumps(value, separators=(",", ":")), 2) == json.dumps(value, indent=2)
+    assert laid_out(json.dumps(value, indent=4), 2) == json.dumps(value, indent=2)
+    assert laid_out('{"parts": [{"text": "ab', 2) == '{\n  "parts": [\n    {\n      "text": "ab'

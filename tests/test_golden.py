@@ -44,3 +44,16 @@ def test_stream_matches_golden_transcript(pinned_server: MockServer, endpoint: E
     if os.environ.get("UPDATE_GOLDEN"):
         transcript.write_bytes(response.body)
     assert response.body.decode() == transcript.read_bytes().decode()
+
+
+@pytest.mark.parametrize(("query", "name"), [("?alt=sse", "gemini.sse"), ("", "gemini.json")])
+def test_gemini_stream_matches_golden_transcript(pinned_server: MockServer, query: str, name: str) -> None:
+    """Gemini's stream in both its framings: SSE with `alt=sse` (what the SDKs ask for), else a JSON array."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "What is the weather in Zürich?"}]}]}
+    url = f"{pinned_server.url}/v1beta/models/golden:streamGenerateContent{query}"
+    response = fetch(url, method="POST", body=body)
+    assert (response.status, response.ending) == (200, Ending.COMPLETE)
+    transcript = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        transcript.write_bytes(response.body)
+    assert response.body.decode() == transcript.read_bytes().decode()

@@ -8,7 +8,7 @@ not change.
 
 from __future__ import annotations
 
-from mock_server.dialects import anthropic, ollama, openai_chat, openai_completions, openai_responses
+from mock_server.dialects import anthropic, gemini, ollama, openai_chat, openai_completions, openai_responses
 from mock_server.dialects.answer import Answer, collect_answer
 from mock_server.dialects.base import Dialect, StreamInfo
 
@@ -17,5 +17,6 @@ DIALECTS: dict[str, Dialect] = {
     for dialect in (openai_chat.DIALECT, openai_completions.DIALECT, openai_responses.DIALECT, anthropic.DIALECT)
 }
 DIALECTS.update({dialect.name: dialect for dialect in (ollama.CHAT, ollama.GENERATE)})
+DIALECTS[gemini.DIALECT.name] = gemini.DIALECT
 
 __all__ = ["DIALECTS", "Answer", "Dialect", "StreamInfo", "collect_answer"]

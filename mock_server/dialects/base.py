@@ -31,6 +31,7 @@ class StreamInfo:
 
 
 ErrorBody = Callable[[int, steps.ErrorEvent | None], dict[str, Any]]
+RefusalBody = Callable[[int, str, str | None, str | None], dict[str, Any]]
 
 
 def server_error_status(error: steps.ErrorEvent) -> int:
@@ -55,6 +56,12 @@ class Dialect:
     """The header the provider names each response's request id in (the SDKs expose it as `request_id`)."""
     framing: Framing = SSE
     """How its streams' events are written (a route may choose another from the query, as Gemini's `alt`)."""
+    write_json: Callable[[Any], str] = to_json
+    """How its JSON bodies are written (compact; Google indents its own)."""
+    refusal_body: RefusalBody | None = None
+    """The body of an error of ours (a bad request, a missing key), given its status, message, code and
+    the field at fault, for a shape that has no place for OpenAI's `code` and `param`; None: the error
+    body for the status, with our message, and `code` and `param` where the shape has them."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:
@@ -62,5 +69,5 @@ class Dialect:
         answer = collect_answer(content)
         if answer.error is not None:
             status = self.error_status(answer.error)
-            return status, to_json(self.error_body(status, answer.error)).encode()
-        return 200, to_json(self.complete(info, answer)).encode()
+            return status, self.write_json(self.error_body(status, answer.error)).encode()
+        return 200, self.write_json(self.complete(info, answer)).encode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from mock_server.errors import UnauthorizedError
+from mock_server.errors import ApiKeyInvalidError, ApiKeyMissingError, UnauthorizedError
 
 
 def authorize(
@@ -15,10 +15,13 @@ def authorize(
     *,
     api_key_header: bool = False,
     query_param: bool = False,
+    google_key: bool = False,
 ) -> None:
     """Pass when no token is required or the request carries it: `Authorization: Bearer TOKEN`, or
     `x-api-key: TOKEN` with `api_key_header` (Anthropic), or `?api_key=TOKEN` with `query_param`
-    (EventSource cannot send headers). Raises UnauthorizedError saying how to send it."""
+    (EventSource cannot send headers), or `x-goog-api-key: TOKEN` or `?key=TOKEN` with `google_key`
+    (Gemini, which then fails as Google does: 403 without a key, 400 with another). Raises
+    UnauthorizedError saying how to send it."""
     if required is None:
         return
     scheme, _, bearer = headers.get("authorization", "").partition(" ")
@@ -30,10 +33,23 @@ def authorize(
     if query_param:
         offered.append(query.get("api_key"))
         ways.append("`?api_key=<token>`")
+    if google_key:
+        offered += [headers.get("x-goog-api-key"), query.get("key")]
+        ways = ["`x-goog-api-key: <token>`", "`?key=<token>`", *ways]
     given = [token for token in offered if token]
     if any(hmac.compare_digest(token.encode(), required.encode()) for token in given):
         return
     how = " or ".join(ways)
+    if google_key and not given:
+        raise ApiKeyMissingError(
+            "Method doesn't allow unregistered callers (callers without established identity). Please use API"
+            f" Key or other form of API consumer identity to call this API. This server runs with --require-auth;"
+            f" send {how}."
+        )
+    if google_key:
+        raise ApiKeyInvalidError(
+            f"API key not valid. Please pass a valid API key. Send the token given to --require-auth as {how}."
+        )
     if not given:
         raise UnauthorizedError(f"Missing API key: this server runs with --require-auth; send {how}.")
     raise UnauthorizedError(f"Incorrect API key provided; send the token given to --require-auth as {how}.")

@@ -1,10 +1,10 @@
 """Every error answer, in the shape of the API the request went to: the control API's
 `{"error": {"type", "message", ...}}` under /_mock/, Anthropic's for /v1/messages (or a request
-carrying `anthropic-version`), Ollama's `{"error": "..."}` under /api/, OpenAI's elsewhere. An error
-of ours (`MockLLMError`) is answered with its class's status and code; the handlers below answer
-what no route answered itself (an unknown path or method, a malformed control-API query, a client
-gone, a bug), never with a traceback. A bug is a 500 saying so, and the server's log gets the
-traceback (uvicorn logs what Starlette re-raises after answering).
+carrying `anthropic-version`), Ollama's `{"error": "..."}` under /api/, Google's for Gemini's paths,
+OpenAI's elsewhere. An error of ours (`MockLLMError`) is answered with its class's status and code;
+the handlers below answer what no route answered itself (an unknown path or method, a malformed
+control-API query, a client gone, a bug), never with a traceback. A bug is a 500 saying so, and the
+server's log gets the traceback (uvicorn logs what Starlette re-raises after answering).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def dialect_error_body(
     dialect: Dialect, status: int, message: str, *, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
     """The dialect's error body for `status`, with our message, and OpenAI's `code` and `param`
-    (Anthropic's shape has neither)."""
+    (Anthropic's shape has neither; Google's says them its own way)."""
+    if dialect.refusal_body is not None:
+        return dialect.refusal_body(status, message, code, param)
     body = dialect.error_body(status, None)
     details = body["error"]
     if isinstance(details, str):  # Ollama's error is its message alone
@@ -54,6 +56,8 @@ def dialect_of(path: str, headers: Headers) -> Dialect | None:
         return None
     if path.startswith(OLLAMA_PREFIX):
         return DIALECTS["ollama-chat"]
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
+        return DIALECTS["gemini"]  # Gemini's paths: /v1beta/..., /v1/models/{model}:{method}
     anthropic = path == "/v1/messages" or "anthropic-version" in headers
     return DIALECTS["anthropic" if anthropic else "openai-chat"]
 

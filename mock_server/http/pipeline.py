@@ -56,6 +56,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             request.query_params,
             api_key_header=route.api_key_header,
             query_param=not route.reads_body,  # EventSource cannot send headers
+            google_key=route.google_api_key,
         )
         if route.forwarded:
             asked = route.read(_forwarded_body(raw), request.path_params)
@@ -218,7 +219,8 @@ async def _proxy(
     live = LiveActions(
         response,
         FaultCursor(timeline.live_faults, close_events=route.close_events),
-        rendering.LiveRenderer(timeline, route.dialect.stream(prepared.info)),
+        # The faults' own events take the dialect's framing (Google's bare error), the upstream's pass as they came.
+        rendering.LiveRenderer(timeline, route.dialect.stream(prepared.info), route.dialect.framing),
         capture,
         end_marker=timeline.end_marker,
     )
@@ -287,7 +289,9 @@ def _replay(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
     with the request's faults among them (streamed or not, as it was recorded)."""
     timeline = prepared.timeline
     info = prepared.info
-    stream = state.streams.stream(timeline, lambda: dialect.stream(info), None, key=(dialect.name, info))
+    stream = state.streams.stream(
+        timeline, lambda: dialect.stream(info), None, key=(dialect.name, info), framing=dialect.framing
+    )
     entry.note_headers(timeline.headers)
     entry.note_stream(ids=False, retry_ms=timeline.retry_ms, ending=timeline.ending)
     actions = prepared.after_head_wait(stream.actions)

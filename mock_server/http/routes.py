@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect, ollama
 from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
-from mock_server.http import model_request, openapi
+from mock_server.http import gemini, model_request, openapi
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -57,6 +57,12 @@ class ModelRoute:
     framing: Callable[[Mapping[str, str]], Framing] | None = None
     """How the route frames a stream, given the request's query (Gemini: SSE with `alt=sse`, else a
     JSON array); None: as its dialect does."""
+    google_api_key: bool = False
+    """The token may come as `x-goog-api-key` or `?key=` (Google's ways), and a wrong one fails as
+    Google fails it."""
+    streams: bool | None = None
+    """Whether the route always streams (True) or never does (False) whatever the body says, as
+    Gemini's methods; None: the body's `stream` decides."""
 
     def framing_for(self, query: Mapping[str, str]) -> Framing:
         return self.framing(query) if self.framing is not None else self.dialect.framing
@@ -118,6 +124,27 @@ def forwarded_route(method: str, path: str) -> ModelRoute:
 
 def _messages(prompt: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
+
+
+def _gemini_routes() -> tuple[ModelRoute, ...]:
+    """`:generateContent` and `:streamGenerateContent` under each API version google-genai calls."""
+    return tuple(
+        ModelRoute(
+            f"gemini_{'stream_' if stream else ''}generate_content{'' if version == 'v1beta' else '_' + version}",
+            "POST",
+            f"/{version}/models/{{model}}:{method}",
+            DIALECTS["gemini"],
+            gemini.read_stream_generate_content if stream else gemini.read_generate_content,
+            gemini.example,
+            f"Gemini {method}{' (alt=sse: SSE, else a JSON array)' if stream else ''}",
+            gemini.GENERATE_CONTENT,
+            framing=gemini.framing,
+            google_api_key=True,
+            streams=stream,
+        )
+        for version in gemini.VERSIONS
+        for method, stream in gemini.METHODS
+    )
 
 
 MODEL_ROUTES: tuple[ModelRoute, ...] = (
@@ -209,15 +236,16 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         "Ollama generate, streamed as NDJSON or whole",
         openapi.OLLAMA_GENERATE,
     ),
+    *_gemini_routes(),
 )
 
 
 def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> APIRouter:
     """The model routes for FastAPI's OpenAPI schema (requests to them are dispatched before FastAPI),
-    and GET /v1/models, which FastAPI serves."""
+    and GET /v1/models and /v1beta/models, which FastAPI serves."""
     router = APIRouter()
     for route in MODEL_ROUTES:
-        tags: list[str | Enum] = [route.dialect.name.split("-")[0]]  # openai, anthropic, ollama
+        tags: list[str | Enum] = [route.dialect.name.split("-")[0]]  # openai, anthropic, ollama, gemini
         router.add_api_route(
             route.path,
             handler(route),
@@ -238,6 +266,9 @@ def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> 
         summary="A scenario, as a model's details",
         tags=["ollama"],
         openapi_extra=openapi.OLLAMA_SHOW,
+    )
+    router.add_api_route(
+        "/v1beta/models", gemini.models, methods=["GET"], summary="Every scenario, as a Gemini model", tags=["gemini"]
     )
     return router
 

@@ -2,7 +2,7 @@
 the one reading of what a client sends back about them (`Last-Event-ID`).
 
 Encoding is sse-starlette's `ServerSentEvent.encode`, with LF line endings as OpenAI and Anthropic
-send them (sse-starlette defaults to CRLF).
+send them (sse-starlette defaults to CRLF, which Google's streams use: `line_end`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ class Event:
     retry: int | None = None
 
 
-def encode(event: Event) -> bytes:
-    """The event's exact wire bytes, ending with the blank line that dispatches it."""
+def encode(event: Event, line_end: str = LINE_END) -> bytes:
+    """The event's exact wire bytes, ending with the blank line that dispatches it; every line ends
+    with `line_end` (Google's end with CRLF)."""
     if event.retry is None and event.data is not None and _one_line(event.data, event.id, event.event):
         # The common case, byte for byte what ServerSentEvent writes, without its line splitting.
-        fields = f"id: {event.id}{LINE_END}" if event.id is not None else ""
+        fields = f"id: {event.id}{line_end}" if event.id is not None else ""
         if event.event is not None:
-            fields += f"event: {event.event}{LINE_END}"
-        return f"{fields}data: {event.data}{LINE_END}{LINE_END}".encode()
-    return ServerSentEvent(event.data, event=event.event, id=event.id, retry=event.retry, sep=LINE_END).encode()
+            fields += f"event: {event.event}{line_end}"
+        return f"{fields}data: {event.data}{line_end}{line_end}".encode()
+    return ServerSentEvent(event.data, event=event.event, id=event.id, retry=event.retry, sep=line_end).encode()
 
 
 def _one_line(*values: str | None) -> bool:

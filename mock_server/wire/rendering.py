@@ -149,8 +149,8 @@ class LiveRenderer:
     """Renders a live stream's steps as they come (an upstream's events, the faults placed between
     them): each call returns the actions of the steps it is given."""
 
-    def __init__(self, timeline: Timeline, renderer: StreamRenderer) -> None:
-        self._renderer = _Renderer(timeline, renderer)
+    def __init__(self, timeline: Timeline, renderer: StreamRenderer, framing: Framing = SSE) -> None:
+        self._renderer = _Renderer(timeline, renderer, framing)
 
     def actions(self, stream_steps: list[steps.Step]) -> list[Action]:
         rendering = self._renderer
@@ -249,7 +249,7 @@ class _Renderer:
         event_id = self._next_id
         self._next_id += 1
         numbered = frames.Event(event.data, event=event.event, id=str(event_id), retry=event.retry)
-        self._write(frames.encode(numbered), events=1, last_id=event_id)
+        self._write(self.framing.event(numbered, index), events=1, last_id=event_id)
 
     def _write(
         self, data: bytes, *, events: int, last_id: int | None = None, closes: bool = False, opening: bool = False
