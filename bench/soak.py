@@ -153,10 +153,10 @@ class Report:
         return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 
 
-def _predict(catalog: Catalog, headers: dict[str, str], prompt: str) -> Timeline:
+def _predict(catalog: Catalog, headers: dict[str, str], prompt: str, items: int | None = None) -> Timeline:
     overrides = parse_overrides({}, {k.lower(): v for k, v in headers.items()})
     scenario = catalog.get(headers["X-Mock-Scenario"])
-    return compile_timeline(scenario, overrides, RequestContext(prompt=prompt, model="soak"))
+    return compile_timeline(scenario, overrides, RequestContext(prompt=prompt, model="soak", items=items))
 
 
 def _natural(timeline: Timeline, stream: bool) -> tuple[str | None, bool]:
@@ -188,7 +188,7 @@ def plan_requests(count: int, seed: int, catalog: Catalog, first_id: int = 0) ->
     planned = []
     for number in range(first_id, first_id + count):
         endpoint = rng.choice(ENDPOINTS)
-        stream = endpoint.path == "/completions" or rng.random() < 0.7
+        stream = endpoint.streams and (endpoint.path == "/completions" or rng.random() < 0.7)
         prompt = f"soak request {number}"
         headers = {"X-Mock-Scenario": rng.choice(names), "X-Mock-Chunk-Ms": CHUNK_MS, "X-Mock-First-Chunk-Ms": "0"}
         fault = rng.choice(FAULTS).format(n=rng.randint(0, 6))
@@ -201,7 +201,7 @@ def plan_requests(count: int, seed: int, catalog: Catalog, first_id: int = 0) ->
         target = f"{endpoint.path}?{urlencode(query)}"
         natural: str | None
         try:
-            timeline = _predict(catalog, headers, prompt)
+            timeline = _predict(catalog, headers, prompt, items=None if endpoint.streams else 1)
         except MockLLMError:  # an unknown scenario (404) or a malformed override (400)
             natural, stalls, events = "error_status", False, 0
         else:

@@ -41,6 +41,7 @@ class Endpoint:
         return self.route.example(model, stream, prompt)
 
 
-ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body]
-"""Every model endpoint that takes a JSON body (GET /completions takes the same in its query)."""
+ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body and route.streams]
+"""Every model endpoint that takes a JSON body and streams (GET /completions takes the same in its
+query; embeddings, which never stream, have tests/test_embeddings.py)."""
 V1_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/v1/")]

@@ -25,6 +25,7 @@ def test_the_app_dispatches_every_model_route_and_head_on_its_get_routes() -> No
         ("/v1/completions", "POST"),
         ("/v1/responses", "POST"),
         ("/v1/messages", "POST"),
+        ("/v1/embeddings", "POST"),
     }
     assert app.model_routes.routes == MODEL_ROUTES
 

@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect
 from mock_server.errors import MockLLMError
-from mock_server.http import model_request, openapi
+from mock_server.http import embeddings, model_request, openapi
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -50,6 +50,9 @@ class ModelRoute:
     fetch-event-source and EventSource users meet; the provider routes end the stream cleanly instead."""
     forwarded: bool = False
     """A path this server does not model, only forwarded to the upstream: any body, any method."""
+    streams: bool = True
+    """False for a route that never streams (embeddings): its answer is one JSON body the route makes
+    from the request (`ModelRequest.answer`), and the scenario gives only its status, waits and faults."""
 
     @property
     def reads_body(self) -> bool:
@@ -178,6 +181,17 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         "Anthropic Messages, streamed or whole",
         openapi.MESSAGES,
         api_key_header=True,
+    ),
+    ModelRoute(
+        "embeddings",
+        "POST",
+        "/v1/embeddings",
+        DIALECTS["openai-chat"],
+        embeddings.read_embeddings,
+        lambda model, stream, prompt: {"model": model, "input": prompt},
+        "OpenAI Embeddings: deterministic vectors of the inputs",
+        openapi.EMBEDDINGS,
+        streams=False,
     ),
 )
 
