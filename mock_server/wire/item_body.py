@@ -123,11 +123,12 @@ class _Writer:
         return tuple(self._actions)
 
     def rest(self) -> None:
-        """The items not written yet, and the closing."""
+        """The items not written yet, and the closing (in pieces after a split beyond the last item)."""
         while self._next < len(self._body.items):
             self.item()
         self._open()
-        self._write(self._body.closing, items=0)
+        split, self.split = self.split, None
+        self._write(self._body.closing, items=0, split=split)
 
     def finished(self) -> tuple[Action, ...]:
         self._flush()
