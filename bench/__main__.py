@@ -26,7 +26,7 @@ import httpx
 import uvicorn
 import uvloop
 
-from bench import load, procs
+from bench import embeddings, load, procs
 from bench.baseline import make_app
 from mock_server.http.routes import MODEL_ROUTES
 
@@ -69,6 +69,7 @@ ENDPOINTS = [
     for route in MODEL_ROUTES
     if route.path != "/completions" or not route.reads_body  # POST /completions plays what GET does
     if route.framing_for({}).sse  # the load client counts SSE events, as the baseline writes them
+    if route.streams is not False  # embeddings answer one JSON body
 ]
 
 
@@ -219,6 +220,7 @@ def servers(workdir: Path) -> Iterator[tuple[int, subprocess.Popen[bytes], int, 
         if groups is not None:
             frames[label] = groups
     frames["stream"] = capture_groups(base, "GET", "/completions?scenario=bench-stream&messages=x", None) or []
+    frames.update(embeddings.captured_answers(base))
     frames["idle"] = frames["stream"]
     baseline_port = procs.free_port()
     baseline = procs.start_baseline(baseline_port, frames, workdir / "frames.json")
@@ -246,6 +248,10 @@ async def measure(quick: bool, workdir: Path) -> list[Figure]:
             theirs = await throughput(base_port, "GET", baseline_path(label), None)
             target = ">= 0.9x" if label == "GET /completions" else ">= 0.8x"
             figures.append(Figure(f"throughput {label}", "events/s", ours, theirs, "higher", target))
+
+        for encoding, ours_s, theirs_s in await embeddings.timings(mock_port, base_port, baseline_path):
+            label = f"embeddings {embeddings.INPUTS} x {embeddings.DIMENSIONS}, {encoding}"
+            figures.append(Figure(label, "ms", ours_s * 1000, theirs_s * 1000, "lower", "< 1000 ms"))
 
         stream = "/completions?scenario=bench-stream&messages=x"
         for count in (500,) if quick else (500, 1000, 2000):

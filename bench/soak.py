@@ -153,10 +153,10 @@ class Report:
         return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 
 
-def _predict(catalog: Catalog, headers: dict[str, str], prompt: str) -> Timeline:
+def _predict(catalog: Catalog, headers: dict[str, str], prompt: str, items: int | None = None) -> Timeline:
     overrides = parse_overrides({}, {k.lower(): v for k, v in headers.items()})
     scenario = catalog.get(headers["X-Mock-Scenario"])
-    return compile_timeline(scenario, overrides, RequestContext(prompt=prompt, model="soak"))
+    return compile_timeline(scenario, overrides, RequestContext(prompt=prompt, model="soak", items=items))
 
 
 def _natural(timeline: Timeline, stream: bool) -> tuple[str | None, bool]:
@@ -203,7 +203,7 @@ def plan_requests(count: int, seed: int, catalog: Catalog, first_id: int = 0) ->
         target = f"{endpoint.path}?{urlencode(query)}"
         natural: str | None
         try:
-            timeline = _predict(catalog, headers, prompt)
+            timeline = _predict(catalog, headers, prompt, items=None if endpoint.streams else 1)
         except MockLLMError:  # an unknown scenario (404) or a malformed override (400)
             natural, stalls, events = "error_status", False, 0
         else:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mock_server.settings import VERSION as __version__
 
 if TYPE_CHECKING:
+    from mock_server.embeddings import embed
     from mock_server.errors import (
         MockLLMError,
         OverrideError,
@@ -43,6 +44,7 @@ _HOMES = {
     "UnknownScenarioError": "mock_server.errors",
     "Verdict": "mock_server.journal.verdict",
     "create_app": "mock_server.http.app",
+    "embed": "mock_server.embeddings",
 }
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "Verdict",
     "__version__",
     "create_app",
+    "embed",
 ]
 
 

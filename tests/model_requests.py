@@ -49,7 +49,8 @@ class Endpoint:
 ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body and route.streams is None]
 """Every model endpoint that takes a JSON body (GET /completions takes the same in its query) and a
 `stream` flag in it. Gemini's routes take the model and whether to stream from their path, and
-tests/test_gemini.py runs these checks on them."""
+tests/test_gemini.py runs these checks on them; embeddings, which never stream, have
+tests/test_embeddings.py."""
 V1_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/v1/")]
 SSE_ENDPOINTS = [e for e in ENDPOINTS if e.sse]
 """The endpoints whose streams are SSE events, for checks written in SSE's terms."""

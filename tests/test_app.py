@@ -31,6 +31,7 @@ def test_the_app_dispatches_every_model_route_and_head_on_its_get_routes() -> No
         ("/v1beta/models/{model}:streamGenerateContent", "POST"),
         ("/v1/models/{model}:generateContent", "POST"),
         ("/v1/models/{model}:streamGenerateContent", "POST"),
+        ("/v1/embeddings", "POST"),
     }
     assert app.model_routes.routes == MODEL_ROUTES
 

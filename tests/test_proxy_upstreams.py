@@ -121,16 +121,16 @@ def test_serve_proxies_to_an_https_upstream(tmp_path: Path) -> None:
 
 def test_paths_this_server_does_not_model_are_forwarded_with_their_faults(tmp_path: Path) -> None:
     plain = dataclasses.replace(AWKWARD, headers=(b"Content-Type: application/json",), pieces=AWKWARD.pieces[1:2])
-    routes = {"/mcp/sse": AWKWARD, "/v1/embeddings": plain}
+    routes = {"/mcp/sse": AWKWARD, "/v1/moderations": plain}
     with RawUpstream(routes=routes) as upstream, proxy_of(upstream, record_dir=tmp_path) as server:
         streamed = fetch(server.url + "/mcp/sse?session=1&fault=drop@1")
-        posted = fetch(server.url + "/v1/embeddings", method="POST", body="not json at all")
+        posted = fetch(server.url + "/v1/moderations", method="POST", body="not json at all")
         docs = httpx.get(server.url + "/openapi.json")
         targets = [request.target for request in upstream.requests]
     assert (streamed.ending, streamed.body) == (Ending.EOF, b"".join(p.data for p in AWKWARD.pieces[:2]))
     assert posted.body == AWKWARD.pieces[1].data
     assert docs.status_code == 200, "what this server answers itself is not forwarded"
-    assert targets == ["/mcp/sse?session=1", "/v1/embeddings"]
+    assert targets == ["/mcp/sse?session=1", "/v1/moderations"]
 
 
 def test_without_an_upstream_an_unknown_path_is_still_a_404(server: MockServer) -> None:

@@ -5,10 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mock_server.errors import RequestBodyError
 from mock_server.http.prompt import PromptInfo, json_type, prompt_from_body, prompt_from_query
+from mock_server.wire.item_body import ItemBody
+
+
+class ItemAnswer(Protocol):
+    """An answer a route makes from the request itself, item by item, instead of the scenario's reply
+    (the vectors of an embeddings request): the scenario still chooses its status, waits and faults."""
+
+    @property
+    def items(self) -> int:
+        """How many items the answer has: what `@N` faults count."""
+
+    @property
+    def work(self) -> int:
+        """Roughly how much making the body costs (an embedding's coordinates): large answers are
+        made off the event loop."""
+
+    def body(self, seed: int) -> ItemBody:
+        """The answer for the seed the scenario (or the request's `seed` override) gives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +40,8 @@ class ModelRequest:
     """The scenario the body (or, for GET /completions, the query) names."""
     reasoning: bool = True
     """Whether the answer shows its reasoning: false when the request turns it off (Ollama's `think: false`)."""
+    answer: ItemAnswer | None = None
+    """The answer the route makes itself, when it does not play the scenario's reply."""
 
 
 NO_PARAMS: Mapping[str, str] = {}

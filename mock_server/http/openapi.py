@@ -62,6 +62,24 @@ MESSAGES = json_body(
     {"messages": _MESSAGES, "max_tokens": {"type": "integer", "minimum": 1}},
     required=("messages", "max_tokens"),
 )
+_TOKENS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+EMBEDDINGS = json_body(
+    "An OpenAI Embeddings request: vectors made from the inputs, the same for the same text, model and seed.",
+    {
+        "input": {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 2048},
+                _TOKENS,
+                {"type": "array", "items": _TOKENS, "minItems": 1, "maxItems": 2048},
+            ]
+        },
+        "dimensions": {"type": "integer", "minimum": 1},
+        "encoding_format": {"enum": ["float", "base64"]},
+        "user": _STRING,
+    },
+    required=("input", "model"),
+)
 SCENARIO = {
     "requestBody": {
         "required": True,

@@ -17,7 +17,7 @@ from mock_server.dialects import Dialect, StreamInfo
 from mock_server.errors import BodyTooLargeError, MockLLMError, NoRecordingError, RequestBodyError, UpstreamError
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
-from mock_server.http.model_request import ModelRequest
+from mock_server.http.model_request import ItemAnswer, ModelRequest
 from mock_server.http.prompt import parse_json_body
 from mock_server.http.request_body import read_body
 from mock_server.http.routes import ModelRoute
@@ -35,6 +35,7 @@ from mock_server.wire import rendering
 from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write, schedule_of
 from mock_server.wire.frames import event_number, to_json
 from mock_server.wire.framing import Framing
+from mock_server.wire.item_body import render_items
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.transport import StreamResponse
 
@@ -73,6 +74,8 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         return _replay(state, entry, route.dialect, prepared)
     if prepared.timeline.status != 200:
         return _scripted_error(route.dialect, prepared, entry)
+    if asked.answer is not None:
+        return await _itemized(entry, route.dialect, prepared, asked.answer)
     if asked.stream:
         return _stream(state, entry, route.dialect, prepared, route.framing_for(request.query_params))
     return _whole(entry, route.dialect, prepared)
@@ -82,15 +85,22 @@ class _Prepared:
     """A request's compiled timeline, what its dialect puts in every event, the event it resumes
     after, and the headers every answer to it carries."""
 
-    __slots__ = ("head_wait", "info", "mock_headers", "resume_after", "timeline")
+    __slots__ = ("head_wait", "info", "mock_headers", "resume_after", "seed", "timeline")
 
     def __init__(
-        self, timeline: Timeline, info: StreamInfo, resume_after: int | None, mock_headers: list[tuple[str, str]]
+        self,
+        timeline: Timeline,
+        info: StreamInfo,
+        resume_after: int | None,
+        mock_headers: list[tuple[str, str]],
+        seed: int = 0,
     ) -> None:
         self.timeline = timeline
         self.info = info
         self.resume_after = resume_after
         self.mock_headers = mock_headers
+        self.seed = seed
+        """The seed the scenario or the request's override gives, for answers made from the request."""
         waits = (step.ms for step in timeline.head if isinstance(step, steps.Stall) and step.ms is not None)
         self.head_wait = Wait(sum(waits) / 1000) if timeline.head else None
         """How long the status line waits (`stall@head:ms`), when it does."""
@@ -123,6 +133,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         selection=state.catalog.count_selection(scenario.name),
         fault_counts=state.count_faults(overrides.faults),
         close_events=route.close_events,
+        items=asked.answer.items if asked.answer is not None else None,
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
@@ -143,7 +154,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         ("X-Mock-Request-Id", request_id),
         (dialect.request_id_header, request_id),
     ]
-    return _Prepared(timeline, info, event_number(last_event_id), mock_headers)
+    return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
 
 
 def _forwarded_body(raw: bytes | None) -> dict[str, Any]:
@@ -332,6 +343,44 @@ def _whole(entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
         status=whole.status,
         headers=prepared.raw_headers(
             (b"content-type", b"application/json"), (b"content-length", str(len(whole.body)).encode())
+        ),
+        on_end=on_end,
+        defer_head=True,
+    )
+
+
+OFF_LOOP_WORK = 10_000_000
+"""An answer made from the request that costs more (`ItemAnswer.work`: about 10 ms) is made in a
+worker thread, so that other streams keep their timing meanwhile."""
+
+
+async def _itemized(entry: Entry, dialect: Dialect, prepared: _Prepared, answer: ItemAnswer) -> Response:
+    """An answer the route makes from the request (embeddings): one JSON body, played item by item
+    with the timeline's waits and cuts between items."""
+    timeline = prepared.timeline
+    if answer.work > OFF_LOOP_WORK:
+        body = await asyncio.to_thread(answer.body, prepared.seed)
+    else:
+        body = answer.body(prepared.seed)
+
+    def error(event: steps.ErrorEvent) -> tuple[int, bytes]:
+        status = dialect.error_status(event)
+        return status, to_json(dialect.error_body(status, event)).encode()
+
+    rendered = render_items(timeline, body, error)
+
+    def on_end(result: PlayResult) -> None:
+        failed = rendered.status != 200 and result.outcome is Outcome.COMPLETED
+        status = rendered.status if result.head_sent else None
+        entry.finish(status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
+
+    actions = prepared.after_head_wait(rendered.actions)
+    entry.note_schedule(schedule_of(actions))
+    return StreamResponse(
+        actions,
+        status=rendered.status,
+        headers=prepared.raw_headers(
+            (b"content-type", b"application/json"), (b"content-length", str(rendered.length).encode())
         ),
         on_end=on_end,
         defer_head=True,

@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect, ollama
 from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
-from mock_server.http import gemini, model_request, openapi
+from mock_server.http import embeddings, gemini, model_request, openapi
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -62,7 +62,9 @@ class ModelRoute:
     Google fails it."""
     streams: bool | None = None
     """Whether the route always streams (True) or never does (False) whatever the body says, as
-    Gemini's methods; None: the body's `stream` decides."""
+    Gemini's methods and embeddings; None: the body's `stream` decides. A route that makes its answer
+    from the request (embeddings: `ModelRequest.answer`) takes only the scenario's status, waits and
+    faults."""
 
     def framing_for(self, query: Mapping[str, str]) -> Framing:
         return self.framing(query) if self.framing is not None else self.dialect.framing
@@ -237,6 +239,17 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         openapi.OLLAMA_GENERATE,
     ),
     *_gemini_routes(),
+    ModelRoute(
+        "embeddings",
+        "POST",
+        "/v1/embeddings",
+        DIALECTS["openai-chat"],
+        embeddings.read_embeddings,
+        lambda model, stream, prompt: {"model": model, "input": prompt},
+        "OpenAI Embeddings: deterministic vectors of the inputs",
+        openapi.EMBEDDINGS,
+        streams=False,
+    ),
 )
 
 

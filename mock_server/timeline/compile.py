@@ -34,6 +34,8 @@ STEP_BYTES = 80
 """A step object with its slot in the timeline and its small fields (measured: 64-80)."""
 FAULT_BYTES = 800
 """An override's fault, as a cache key holds it (measured: 770)."""
+_ITEM = steps.Text("")
+"""An item of an answer the route makes itself (`RequestContext.items`): a chunk with no text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,10 @@ class RequestContext:
     close_events: bool = True
     """Whether the route answers with `event: close` (the custom-backend convention of /completions);
     elsewhere a `close` fault ends the stream early and cleanly, as a provider's server can."""
+    items: int | None = None
+    """The answer is this many items the route makes from the request (an embeddings response, a
+    vector an item) instead of the scenario's reply: `@N` faults count the items, and only
+    `first_chunk_ms` paces them, as the wait before the answer."""
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -170,7 +176,11 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
             live=True,
             live_faults=live_faults,
         )
-    content = _content_steps(scenario, context)
+    if context.items is not None:
+        content: list[Step] = [*([_ITEM] * context.items), steps.Finish()]
+        pacing.chunk_ms = 0
+    else:
+        content = _content_steps(scenario, context)
     timeline_steps, cut = _place(content, placed, pacing, close_events=context.close_events)
     if scenario.retry_ms is not None:
         timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
@@ -295,6 +305,7 @@ class TimelineCache:
             context.model,
             context.resumed,
             context.close_events,
+            context.items,
             (context.selection, context.fault_counts) if counted else 0,
         )
         entry = self._cache.get(key)
