@@ -240,7 +240,7 @@ def test_timing_faults_hold_the_answer_and_split_writes_it_in_pieces(server: Moc
     )
     assert response.ending is Ending.COMPLETE
     assert response.head_at >= 0.2
-    assert len(response.reads) >= 4
+    assert len(response.reads) >= 2  # four writes 20 ms apart; a loaded client may read two at once
     assert [d["embedding"] for d in json.loads(response.body)["data"]] == [
         embed(text, model=SMALL, dimensions=8) for text in TEXTS
     ]
