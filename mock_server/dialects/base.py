@@ -35,6 +35,11 @@ def server_error_status(error: steps.ErrorEvent) -> int:
     return 500
 
 
+def no_headers(request_id: str) -> tuple[tuple[str, str], ...]:
+    """No headers besides the request id's."""
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """One provider's wire format: a `StreamRenderer` for each streamed response, the body of an HTTP
@@ -50,6 +55,8 @@ class Dialect:
     """The HTTP status a non-streaming response answers with when the answer has an error."""
     request_id_header: str = "x-request-id"
     """The header the provider names each response's request id in (the SDKs expose it as `request_id`)."""
+    response_headers: Callable[[str], tuple[tuple[str, str], ...]] = no_headers
+    """Headers the provider sends on every response besides `request_id_header`, given the request id."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:
