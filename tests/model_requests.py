@@ -40,7 +40,16 @@ class Endpoint:
     def body(self, model: str, *, stream: bool = True, prompt: str = "hi") -> dict[str, Any]:
         return self.route.example(model, stream, prompt)
 
+    def target(self, model: str, *, stream: bool = True) -> str:
+        """Where a request for `model` goes: `path`, or for a path with parameters, the path with them
+        filled in and the query the route requires."""
+        return self.route.example_target(model, stream)
 
-ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body]
-"""Every model endpoint that takes a JSON body (GET /completions takes the same in its query)."""
+
+ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body and route.example_path is None]
+"""Every model endpoint that takes a JSON body at a path of its own (GET /completions takes the same in
+its query)."""
+TEMPLATED_ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body and route.example_path]
+"""The model endpoints whose path names the model (Azure's deployment), so a request's path depends on
+the model it asks for: `target(model)`."""
 V1_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/v1/")]

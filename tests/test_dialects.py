@@ -142,12 +142,16 @@ DEFAULT_ERROR_EVENTS = {
         },
     ),
     "anthropic": ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    "azure-openai": (None, {"error": OPENAI_SERVER_ERROR}),
+    "azure-openai-completions": (None, {"error": OPENAI_SERVER_ERROR}),
 }
 DELTA_EVENT = {
     "openai-chat": None,
     "openai-completions": None,
     "openai-responses": "response.output_text.delta",
     "anthropic": "content_block_delta",
+    "azure-openai": None,
+    "azure-openai-completions": None,
 }
 
 
@@ -252,7 +256,10 @@ def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spe
     dialect.start()
     (event,) = dialect.events(steps.UnknownEvent())
     data = json.loads(_data(event))
-    if event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
+    if spec.name.startswith("azure-"):  # its asynchronous filter's verdicts: a choice with no delta
+        (choice,) = data["choices"]
+        assert set(choice) == {"content_filter_offsets", "content_filter_results", "finish_reason", "index"}
+    elif event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
         assert data["choices"] == []
         assert data["prompt_filter_results"][0]["prompt_index"] == 0
     else:

@@ -15,7 +15,7 @@ import pytest
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import TEST_SCENARIOS
-from tests.model_requests import V1_ENDPOINTS, Endpoint
+from tests.model_requests import TEMPLATED_ENDPOINTS, V1_ENDPOINTS, Endpoint
 from tests.wire import Ending, fetch
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -29,12 +29,12 @@ def pinned_server() -> Iterator[MockServer]:
         yield running
 
 
-@pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=lambda e: e.dialect)
+@pytest.mark.parametrize("endpoint", [*V1_ENDPOINTS, *TEMPLATED_ENDPOINTS], ids=lambda e: e.dialect)
 def test_stream_matches_golden_transcript(pinned_server: MockServer, endpoint: Endpoint) -> None:
     body = endpoint.body("golden", prompt="What is the weather in Zürich?")
-    if endpoint.dialect.startswith("openai-") and endpoint.dialect != "openai-responses":
+    if endpoint.dialect.startswith(("openai-", "azure-openai")) and endpoint.dialect != "openai-responses":
         body["stream_options"] = {"include_usage": True}
-    response = fetch(pinned_server.url + endpoint.path, method="POST", body=body)
+    response = fetch(pinned_server.url + endpoint.target("golden"), method="POST", body=body)
     assert (response.status, response.ending) == (200, Ending.COMPLETE)
     transcript = GOLDEN / f"{endpoint.dialect}.sse"
     if os.environ.get("UPDATE_GOLDEN"):

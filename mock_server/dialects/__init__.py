@@ -8,7 +8,7 @@ not change.
 
 from __future__ import annotations
 
-from mock_server.dialects import anthropic, openai_chat, openai_completions, openai_responses
+from mock_server.dialects import anthropic, azure_openai, openai_chat, openai_completions, openai_responses
 from mock_server.dialects.answer import Answer, collect_answer
 from mock_server.dialects.base import Dialect, StreamInfo
 
@@ -16,5 +16,6 @@ DIALECTS: dict[str, Dialect] = {
     dialect.name: dialect
     for dialect in (openai_chat.DIALECT, openai_completions.DIALECT, openai_responses.DIALECT, anthropic.DIALECT)
 }
+DIALECTS.update({dialect.name: dialect for dialect in (azure_openai.CHAT, azure_openai.COMPLETIONS)})
 
 __all__ = ["DIALECTS", "Answer", "Dialect", "StreamInfo", "collect_answer"]

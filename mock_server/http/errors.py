@@ -1,10 +1,10 @@
 """Every error answer, in the shape of the API the request went to: the control API's
 `{"error": {"type", "message", ...}}` under /_mock/, Anthropic's for /v1/messages (or a request
-carrying `anthropic-version`), OpenAI's elsewhere. An error of ours (`MockLLMError`) is answered with
-its class's status and code; the handlers below answer what no route answered itself (an unknown path
-or method, a malformed control-API query, a client gone, a bug), never with a traceback. A bug is a
-500 saying so, and the server's log gets the traceback (uvicorn logs what Starlette re-raises after
-answering).
+carrying `anthropic-version`), Azure OpenAI's under /openai/, OpenAI's elsewhere. An error of ours
+(`MockLLMError`) is answered with its class's status and code; the handlers below answer what no
+route answered itself (an unknown path or method, a malformed control-API query, a client gone, a
+bug), never with a traceback. A bug is a 500 saying so, and the server's log gets the traceback
+(uvicorn logs what Starlette re-raises after answering).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from starlette.responses import JSONResponse, Response
 from mock_server.dialects import DIALECTS, Dialect
 from mock_server.errors import MockLLMError
 from mock_server.journal.journal import Entry
+from mock_server.scenarios import steps
 from mock_server.wire.outcome import Outcome
 
 CONTROL_PREFIX = "/_mock/"
+AZURE_PREFIX = "/openai/"
 
 
 def control_error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -37,8 +39,8 @@ def dialect_error_body(
     dialect: Dialect, status: int, message: str, *, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
     """The dialect's error body for `status`, with our message, and OpenAI's `code` and `param`
-    (Anthropic's shape has neither)."""
-    body = dialect.error_body(status, None)
+    (Anthropic's shape has neither); the code may choose the shape (Azure's gateway errors)."""
+    body = dialect.error_body(status, steps.ErrorEvent(message, None, code))
     details = body["error"]
     details["message"] = message
     details.update({name: value for name, value in (("code", code), ("param", param)) if name in details})
@@ -49,6 +51,8 @@ def dialect_of(path: str, headers: Headers) -> Dialect | None:
     """The dialect whose error shape a request's errors take; None for the control API's own."""
     if path.startswith(CONTROL_PREFIX):
         return None
+    if path.startswith(AZURE_PREFIX):
+        return DIALECTS["azure-openai"]
     anthropic = path == "/v1/messages" or "anthropic-version" in headers
     return DIALECTS["anthropic" if anthropic else "openai-chat"]
 

@@ -49,6 +49,8 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             return _refuse(route.dialect, exc, state.open_entry(request, None))
     entry = state.open_entry(request, raw)
     try:
+        if route.check_query is not None:
+            route.check_query(request.query_params)
         authorize(
             state.settings.require_auth,
             request.headers,
