@@ -40,7 +40,9 @@ ENDPOINTS = [
     (
         f"{route.method} {route.path}",
         route.method,
-        f"{route.path}?{urlencode(route.example('bench-long', True, 'x'))}" if not route.reads_body else route.path,
+        f"{route.path}?{urlencode(route.example('bench-long', True, 'x'))}"
+        if not route.reads_body
+        else route.example_target("bench-long", True),
         None if not route.reads_body else route.example("bench-long", True, "x"),
     )
     for route in MODEL_ROUTES

@@ -200,7 +200,8 @@ def plan_requests(count: int, seed: int, catalog: Catalog, first_id: int = 0) ->
         method, body = "POST", json.dumps(endpoint.example("soak", stream, prompt)).encode()
         if endpoint.path == "/completions" and rng.random() < 0.5:
             method, body, query = "GET", b"", {**query, "messages": prompt}
-        target = f"{endpoint.path}?{urlencode(query)}"
+        path = endpoint.example_target("soak", stream)
+        target = f"{path}{'&' if '?' in path else '?'}{urlencode(query)}"
         natural: str | None
         try:
             timeline = _predict(catalog, headers, prompt, items=None if endpoint.streams else 1)

@@ -18,6 +18,8 @@ MockLLMError
  ├── UpstreamError             the upstream refused the connection or failed before its head -> 502
  │    └── UpstreamTimeoutError the upstream sent no response head in time -> 504
  ├── NoRecordingError          `--record-mode none` and no recording answers the request -> 404
+ ├── MissingApiVersionError    an Azure OpenAI request without `api-version` -> 404, as Azure answers it
+ ├── UnsupportedApiVersionError an Azure OpenAI request with an `api-version` Azure does not have -> 400
  └── ServerError               MockServer misuse: not running, already running, failed to start
 """
 
@@ -206,6 +208,36 @@ class NoRecordingError(MockLLMError):
             f"No recording answers {asked} (--record-mode none replays only). "
             + (f"Recordings: {known}." if recordings else "There are no recordings yet.")
             + " Record it with --upstream URL --record-mode new, or add a scenario that matches it."
+        )
+
+
+class MissingApiVersionError(MockLLMError):
+    """An Azure OpenAI request came without the `api-version` query parameter: Azure finds no resource
+    for it, and says so with a 404."""
+
+    status = 404
+    code = "404"
+    param = "api-version"
+
+    def __init__(self, example: str) -> None:
+        super().__init__(
+            "Resource not found: Azure OpenAI requests need the `api-version` query parameter, "
+            f"like ?api-version={example} (AzureOpenAI(api_version=...) sends it)."
+        )
+
+
+class UnsupportedApiVersionError(MockLLMError):
+    """An Azure OpenAI request named an `api-version` that Azure does not have."""
+
+    code = "BadRequest"
+    param = "api-version"
+
+    def __init__(self, version: str, known: Sequence[str]) -> None:
+        close = difflib.get_close_matches(version, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        super().__init__(
+            f"API version not supported: {version!r} is not an Azure OpenAI API version.{hint} "
+            f"Accepted: {', '.join(known)}."
         )
 
 

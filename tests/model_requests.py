@@ -45,12 +45,24 @@ class Endpoint:
         """Whether the endpoint streams SSE (Ollama's streams NDJSON)."""
         return self.route.framing_for({}).sse
 
+    def target(self, model: str, *, stream: bool = True) -> str:
+        """Where a request for `model` goes: `path`, or for a path with parameters, the path with them
+        filled in and the query the route requires."""
+        return self.route.example_target(model, stream)
 
-ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body and route.streams is None]
-"""Every model endpoint that takes a JSON body (GET /completions takes the same in its query) and a
-`stream` flag in it. Gemini's routes take the model and whether to stream from their path, and
-tests/test_gemini.py runs these checks on them; embeddings, which never stream, have
+
+ENDPOINTS = [
+    Endpoint(route)
+    for route in MODEL_ROUTES
+    if route.reads_body and route.streams is None and route.example_path is None
+]
+"""Every model endpoint that takes a JSON body at a path of its own (GET /completions takes the same
+in its query) and a `stream` flag in it. Gemini's routes take the model and whether to stream from
+their path, and tests/test_gemini.py runs these checks on them; embeddings, which never stream, have
 tests/test_embeddings.py."""
+TEMPLATED_ENDPOINTS = [Endpoint(route) for route in MODEL_ROUTES if route.reads_body and route.example_path]
+"""The model endpoints whose path names the model (Azure's deployment), so a request's path depends on
+the model it asks for: `target(model)`."""
 V1_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/v1/")]
 SSE_ENDPOINTS = [e for e in ENDPOINTS if e.sse]
 """The endpoints whose streams are SSE events, for checks written in SSE's terms."""

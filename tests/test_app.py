@@ -32,6 +32,8 @@ def test_the_app_dispatches_every_model_route_and_head_on_its_get_routes() -> No
         ("/v1/models/{model}:generateContent", "POST"),
         ("/v1/models/{model}:streamGenerateContent", "POST"),
         ("/v1/embeddings", "POST"),
+        ("/openai/deployments/{deployment}/chat/completions", "POST"),
+        ("/openai/deployments/{deployment}/completions", "POST"),
     }
     assert app.model_routes.routes == MODEL_ROUTES
 
@@ -68,7 +70,8 @@ def test_no_model_request_passes_through_fastapis_stack() -> None:
             answers = [await client.get("/completions", params={"messages": "hi"})]
             for route in MODEL_ROUTES:
                 if route.reads_body:
-                    answers.append(await client.post(route.path, json=route.example("default", False, "hi")))
+                    target = route.example_target("default", False)
+                    answers.append(await client.post(target, json=route.example("default", False, "hi")))
             answers.append(await client.get("/_mock/health"))
             answers.append(await client.get("/v1/models"))
             return [answer.status_code for answer in answers]

@@ -147,6 +147,8 @@ DEFAULT_ERROR_EVENTS = {
     "ollama-generate": (None, {"error": ollama.MID_STREAM_ERROR}),
     # Google writes it as a bare JSON object, not an SSE event: its framing does so with the event named `error`.
     "gemini": ("error", gemini.error_body(500, None)),
+    "azure-openai": (None, {"error": OPENAI_SERVER_ERROR}),
+    "azure-openai-completions": (None, {"error": OPENAI_SERVER_ERROR}),
 }
 DELTA_EVENT = {
     "openai-chat": None,
@@ -156,6 +158,8 @@ DELTA_EVENT = {
     "ollama-chat": None,
     "ollama-generate": None,
     "gemini": None,
+    "azure-openai": None,
+    "azure-openai-completions": None,
 }
 
 
@@ -265,6 +269,9 @@ def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spe
     elif spec.name == "gemini":  # a chunk without a candidate, with a field no SDK declares
         assert gemini.UNKNOWN_FIELD in data
         assert "candidates" not in data
+    elif spec.name.startswith("azure-"):  # its asynchronous filter's verdicts: a choice with no delta
+        (choice,) = data["choices"]
+        assert set(choice) == {"content_filter_offsets", "content_filter_results", "finish_reason", "index"}
     elif event.event is None:  # data-only: Azure OpenAI's prompt-filter chunk, no choice
         assert data["choices"] == []
         assert data["prompt_filter_results"][0]["prompt_index"] == 0

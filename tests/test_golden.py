@@ -16,7 +16,7 @@ import pytest
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import TEST_SCENARIOS
-from tests.model_requests import ENDPOINTS, V1_ENDPOINTS, Endpoint
+from tests.model_requests import ENDPOINTS, TEMPLATED_ENDPOINTS, V1_ENDPOINTS, Endpoint
 from tests.wire import Ending, fetch
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -33,12 +33,12 @@ def pinned_server() -> Iterator[MockServer]:
 OLLAMA_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/api/")]
 
 
-@pytest.mark.parametrize("endpoint", [*V1_ENDPOINTS, *OLLAMA_ENDPOINTS], ids=lambda e: e.dialect)
+@pytest.mark.parametrize("endpoint", [*V1_ENDPOINTS, *TEMPLATED_ENDPOINTS, *OLLAMA_ENDPOINTS], ids=lambda e: e.dialect)
 def test_stream_matches_golden_transcript(pinned_server: MockServer, endpoint: Endpoint) -> None:
     body = endpoint.body("golden", prompt="What is the weather in Zürich?")
-    if endpoint.dialect.startswith("openai-") and endpoint.dialect != "openai-responses":
+    if endpoint.dialect.startswith(("openai-", "azure-openai")) and endpoint.dialect != "openai-responses":
         body["stream_options"] = {"include_usage": True}
-    response = fetch(pinned_server.url + endpoint.path, method="POST", body=body)
+    response = fetch(pinned_server.url + endpoint.target("golden"), method="POST", body=body)
     assert (response.status, response.ending) == (200, Ending.COMPLETE)
     transcript = GOLDEN / f"{endpoint.dialect}.{'sse' if endpoint.sse else 'ndjson'}"
     if os.environ.get("UPDATE_GOLDEN"):

@@ -79,6 +79,16 @@ def test_body_that_is_not_a_json_object_is_a_400(server: MockServer, endpoint: E
 
 
 @pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=lambda e: e.id)
+def test_a_refused_request_names_its_id_in_the_provider_header(server: MockServer, endpoint: Endpoint) -> None:
+    response = httpx.post(
+        server.url + endpoint.path, content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    header = "request-id" if endpoint.path == "/v1/messages" else "x-request-id"
+    assert response.headers[header] == response.headers["x-mock-request-id"]
+
+
+@pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=lambda e: e.id)
 def test_malformed_override_is_a_400_in_the_dialect_shape(server: MockServer, endpoint: Endpoint) -> None:
     response = httpx.post(server.url + endpoint.path, json=endpoint.body("x"), headers={"X-Mock-Fault": "dorp@3"})
     assert response.status_code == 400

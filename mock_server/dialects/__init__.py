@@ -8,7 +8,15 @@ not change.
 
 from __future__ import annotations
 
-from mock_server.dialects import anthropic, gemini, ollama, openai_chat, openai_completions, openai_responses
+from mock_server.dialects import (
+    anthropic,
+    azure_openai,
+    gemini,
+    ollama,
+    openai_chat,
+    openai_completions,
+    openai_responses,
+)
 from mock_server.dialects.answer import Answer, collect_answer
 from mock_server.dialects.base import Dialect, StreamInfo
 
@@ -18,5 +26,6 @@ DIALECTS: dict[str, Dialect] = {
 }
 DIALECTS.update({dialect.name: dialect for dialect in (ollama.CHAT, ollama.GENERATE)})
 DIALECTS[gemini.DIALECT.name] = gemini.DIALECT
+DIALECTS.update({dialect.name: dialect for dialect in (azure_openai.CHAT, azure_openai.COMPLETIONS)})
 
 __all__ = ["DIALECTS", "Answer", "Dialect", "StreamInfo", "collect_answer"]

@@ -60,6 +60,19 @@ def mid_stream_error(error: steps.ErrorEvent) -> dict[str, Any]:
 
 
 _SAFE = {"filtered": False, "severity": "safe"}
+PROMPT_FILTER_RESULTS: list[dict[str, Any]] = [
+    {
+        "prompt_index": 0,
+        "content_filter_results": {
+            "hate": _SAFE,
+            "jailbreak": {"filtered": False, "detected": False},
+            "self_harm": _SAFE,
+            "sexual": _SAFE,
+            "violence": _SAFE,
+        },
+    }
+]
+"""Azure OpenAI's verdicts on a prompt its content filter let through (read, never changed)."""
 PROMPT_FILTER_CHUNK = Event(
     to_json(
         {
@@ -68,24 +81,14 @@ PROMPT_FILTER_CHUNK = Event(
             "id": "",
             "model": "",
             "object": "",
-            "prompt_filter_results": [
-                {
-                    "prompt_index": 0,
-                    "content_filter_results": {
-                        "hate": _SAFE,
-                        "jailbreak": {"filtered": False, "detected": False},
-                        "self_harm": _SAFE,
-                        "sexual": _SAFE,
-                        "violence": _SAFE,
-                    },
-                }
-            ],
+            "prompt_filter_results": PROMPT_FILTER_RESULTS,
         }
     )
 )
 """Azure OpenAI's first chunk: no choice, empty id, model and object, its verdicts on the prompt
 (microsoft/semantic-kernel, dotnet/src/Connectors/Connectors.AzureOpenAI.UnitTests/TestData/
-chat_completion_streaming_async_filter_response.txt). The unknown event of the data-only dialects."""
+chat_completion_streaming_async_filter_response.txt). The unknown event of the data-only dialects,
+and the first chunk of every stream of the Azure dialects (`azure_openai`)."""
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:

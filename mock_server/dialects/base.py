@@ -39,6 +39,11 @@ def server_error_status(error: steps.ErrorEvent) -> int:
     return 500
 
 
+def no_headers(request_id: str) -> tuple[tuple[str, str], ...]:
+    """No headers besides the request id's."""
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """One provider's wire format: a `StreamRenderer` for each streamed response, the body of an HTTP
@@ -62,6 +67,8 @@ class Dialect:
     """The body of an error of ours (a bad request, a missing key), given its status, message, code and
     the field at fault, for a shape that has no place for OpenAI's `code` and `param`; None: the error
     body for the status, with our message, and `code` and `param` where the shape has them."""
+    response_headers: Callable[[str], tuple[tuple[str, str], ...]] = no_headers
+    """Headers the provider sends on every response besides `request_id_header`, given the request id."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:

@@ -41,6 +41,9 @@ class OpenAIChatStream:
     first tool-call fragment (and `content: null`) when the answer opens with a tool call.
     """
 
+    unknown_event = _openai.PROMPT_FILTER_CHUNK
+    """What an `unknown_event` step sends."""
+
     def __init__(self, stream: StreamInfo) -> None:
         head = {
             "id": completion_id(stream.key),
@@ -58,7 +61,13 @@ class OpenAIChatStream:
 
     def _chunk(self, delta: dict[str, object], finish_reason: str | None = None) -> Event:
         finish = "null" if finish_reason is None else to_json(finish_reason)
-        return Event(f'{self._prefix}{to_json(delta)},"logprobs":null,"finish_reason":{finish}}}]{self._suffix}')
+        more = self._choice_fields(delta, finish_reason)
+        return Event(f'{self._prefix}{to_json(delta)},"logprobs":null,"finish_reason":{finish}{more}}}]{self._suffix}')
+
+    def _choice_fields(self, delta: dict[str, object], finish_reason: str | None) -> str:
+        """More fields for the chunk's choice, as JSON text that starts with a comma: none here, a
+        variant's own (Azure's content filter verdicts)."""
+        return ""
 
     def start(self) -> list[Event]:
         return []
@@ -86,7 +95,7 @@ class OpenAIChatStream:
             case steps.Malformed(data):
                 return [Event(self._prefix + '{"content":"' if data is None else data)]
             case steps.UnknownEvent():
-                return [_openai.PROMPT_FILTER_CHUNK]
+                return [self.unknown_event]
             case steps.Finish(reason):
                 events = [self._chunk({}, reason)]
                 if self._stream.include_usage:

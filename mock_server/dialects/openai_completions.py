@@ -34,6 +34,9 @@ class OpenAICompletionsStream:
     """Chunks keep `object: "text_completion"` (no `.chunk` suffix); the finish reason comes in a
     last chunk with empty text."""
 
+    unknown_event = _openai.PROMPT_FILTER_CHUNK
+    """What an `unknown_event` step sends."""
+
     def __init__(self, stream: StreamInfo) -> None:
         head = to_json({"id": completion_id(stream.key), "object": "text_completion", "created": stream.created})
         tail = to_json({"model": stream.model, "system_fingerprint": _openai.fingerprint(stream.key)})
@@ -44,9 +47,15 @@ class OpenAICompletionsStream:
 
     def _chunk(self, text: str, finish_reason: str | None = None) -> Event:
         finish = "null" if finish_reason is None else to_json(finish_reason)
+        more = self._choice_fields(text, finish_reason)
         return Event(
-            f'{self._prefix}{to_json(text)},"index":0,"logprobs":null,"finish_reason":{finish}}}],{self._suffix}'
+            f'{self._prefix}{to_json(text)},"index":0,"logprobs":null,"finish_reason":{finish}{more}}}],{self._suffix}'
         )
+
+    def _choice_fields(self, text: str, finish_reason: str | None) -> str:
+        """More fields for the chunk's choice, as JSON text that starts with a comma: none here, a
+        variant's own (Azure's content filter verdicts)."""
+        return ""
 
     def start(self) -> list[Event]:
         return []
@@ -62,7 +71,7 @@ class OpenAICompletionsStream:
             case steps.Malformed(data):
                 return [Event(self._prefix + '"' if data is None else data)]
             case steps.UnknownEvent():
-                return [_openai.PROMPT_FILTER_CHUNK]
+                return [self.unknown_event]
             case steps.Finish(reason):
                 events = [self._chunk("", legacy_finish_reason(reason))]
                 if self._stream.include_usage:

@@ -13,23 +13,23 @@ def authorize(
     headers: Mapping[str, str],
     query: Mapping[str, str],
     *,
-    api_key_header: bool = False,
+    api_key_header: str | None = None,
     query_param: bool = False,
     google_key: bool = False,
 ) -> None:
     """Pass when no token is required or the request carries it: `Authorization: Bearer TOKEN`, or
-    `x-api-key: TOKEN` with `api_key_header` (Anthropic), or `?api_key=TOKEN` with `query_param`
-    (EventSource cannot send headers), or `x-goog-api-key: TOKEN` or `?key=TOKEN` with `google_key`
-    (Gemini, which then fails as Google does: 403 without a key, 400 with another). Raises
-    UnauthorizedError saying how to send it."""
+    the token alone in the `api_key_header` named (Anthropic's `x-api-key`, Azure's `api-key`), or
+    `?api_key=TOKEN` with `query_param` (EventSource cannot send headers), or `x-goog-api-key: TOKEN`
+    or `?key=TOKEN` with `google_key` (Gemini, which then fails as Google does: 403 without a key, 400
+    with another). Raises UnauthorizedError saying how to send it."""
     if required is None:
         return
     scheme, _, bearer = headers.get("authorization", "").partition(" ")
     offered = [bearer.strip() if scheme.lower() == "bearer" else None]
     ways = ["`Authorization: Bearer <token>`"]
-    if api_key_header:
-        offered.append(headers.get("x-api-key"))
-        ways.append("`x-api-key: <token>`")
+    if api_key_header is not None:
+        offered.append(headers.get(api_key_header))
+        ways.append(f"`{api_key_header}: <token>`")
     if query_param:
         offered.append(query.get("api_key"))
         ways.append("`?api_key=<token>`")

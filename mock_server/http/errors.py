@@ -1,10 +1,11 @@
 """Every error answer, in the shape of the API the request went to: the control API's
 `{"error": {"type", "message", ...}}` under /_mock/, Anthropic's for /v1/messages (or a request
 carrying `anthropic-version`), Ollama's `{"error": "..."}` under /api/, Google's for Gemini's paths,
-OpenAI's elsewhere. An error of ours (`MockLLMError`) is answered with its class's status and code;
-the handlers below answer what no route answered itself (an unknown path or method, a malformed
-control-API query, a client gone, a bug), never with a traceback. A bug is a 500 saying so, and the
-server's log gets the traceback (uvicorn logs what Starlette re-raises after answering).
+Azure OpenAI's under /openai/, OpenAI's elsewhere. An error of ours (`MockLLMError`) is answered with
+its class's status and code; the handlers below answer what no route answered itself (an unknown
+path or method, a malformed control-API query, a client gone, a bug), never with a traceback. A bug
+is a 500 saying so, and the server's log gets the traceback (uvicorn logs what Starlette re-raises
+after answering).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from starlette.responses import JSONResponse, Response
 from mock_server.dialects import DIALECTS, Dialect
 from mock_server.errors import MockLLMError
 from mock_server.journal.journal import Entry
+from mock_server.scenarios import steps
 from mock_server.wire.outcome import Outcome
 
 CONTROL_PREFIX = "/_mock/"
 OLLAMA_PREFIX = "/api/"
+AZURE_PREFIX = "/openai/"
 
 
 def control_error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -38,10 +41,11 @@ def dialect_error_body(
     dialect: Dialect, status: int, message: str, *, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
     """The dialect's error body for `status`, with our message, and OpenAI's `code` and `param`
-    (Anthropic's shape has neither; Google's says them its own way)."""
+    (Anthropic's shape has neither; Google's says them its own way); the code may choose the shape
+    (Azure's gateway errors)."""
     if dialect.refusal_body is not None:
         return dialect.refusal_body(status, message, code, param)
-    body = dialect.error_body(status, None)
+    body = dialect.error_body(status, steps.ErrorEvent(message, None, code))
     details = body["error"]
     if isinstance(details, str):  # Ollama's error is its message alone
         return {**body, "error": message}
@@ -58,6 +62,8 @@ def dialect_of(path: str, headers: Headers) -> Dialect | None:
         return DIALECTS["ollama-chat"]
     if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
         return DIALECTS["gemini"]  # Gemini's paths: /v1beta/..., /v1/models/{model}:{method}
+    if path.startswith(AZURE_PREFIX):
+        return DIALECTS["azure-openai"]
     anthropic = path == "/v1/messages" or "anthropic-version" in headers
     return DIALECTS["anthropic" if anthropic else "openai-chat"]
 

@@ -51,6 +51,8 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             return _refuse(route.dialect, exc, state.open_entry(request, None))
     entry = state.open_entry(request, raw)
     try:
+        if route.check_query is not None:
+            route.check_query(request.query_params)
         authorize(
             state.settings.require_auth,
             request.headers,
@@ -153,6 +155,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         ("X-Mock-Scenario", timeline.scenario),
         ("X-Mock-Request-Id", request_id),
         (dialect.request_id_header, request_id),
+        *dialect.response_headers(request_id),
     ]
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
 
@@ -425,6 +428,9 @@ def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Resp
 
 
 def _refuse(dialect: Dialect, exc: MockLLMError, entry: Entry) -> JSONResponse:
-    """A user's mistake, answered in the dialect's own error shape and journaled."""
+    """A user's mistake, answered in the dialect's own error shape, with the provider's request id
+    headers as every answer has them, and journaled."""
     entry.finish(exc.status, Outcome.ERROR_STATUS)
-    return answer_error(exc, dialect, headers={"X-Mock-Request-Id": str(entry.id)})
+    request_id = str(entry.id)
+    ids = {"X-Mock-Request-Id": request_id, dialect.request_id_header: request_id}
+    return answer_error(exc, dialect, headers={**ids, **dict(dialect.response_headers(request_id))})

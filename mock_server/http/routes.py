@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect, ollama
 from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
-from mock_server.http import embeddings, gemini, model_request, openapi
+from mock_server.http import azure, embeddings, gemini, model_request, openapi
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -47,8 +47,9 @@ class ModelRoute:
     """A request for (model, stream, prompt): the JSON body, or for GET the query parameters."""
     summary: str
     openapi: dict[str, Any] = field(default_factory=dict)
-    api_key_header: bool = False
-    """The token may come as `x-api-key` (Anthropic's way)."""
+    api_key_header: str | None = None
+    """The header the token may also come in, besides `Authorization: Bearer` (Anthropic's
+    `x-api-key`, Azure's `api-key`)."""
     close_events: bool = False
     """The route answers a `close` fault with `event: close`, the convention of custom backends that
     fetch-event-source and EventSource users meet; the provider routes end the stream cleanly instead."""
@@ -66,12 +67,22 @@ class ModelRoute:
     from the request (embeddings: `ModelRequest.answer`) takes only the scenario's status, waits and
     faults."""
 
+    check_query: Callable[[Mapping[str, str]], None] | None = None
+    """Raises the error a request's query earns before anything else is read (Azure's `api-version`)."""
+    example_path: Callable[[str, bool], str] | None = None
+    """Where a request for (model, stream) goes, when not to `path` as written: a path with parameters
+    (Azure's deployment), a query the route requires."""
+
     def framing_for(self, query: Mapping[str, str]) -> Framing:
         return self.framing(query) if self.framing is not None else self.dialect.framing
 
     @property
     def reads_body(self) -> bool:
         return self.method not in ("GET", "HEAD")
+
+    def example_target(self, model: str, stream: bool) -> str:
+        """The path, with any query it needs, of the `example` request for (model, stream)."""
+        return self.example_path(model, stream) if self.example_path is not None else self.path
 
 
 class RouteTable:
@@ -216,7 +227,33 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         },
         "Anthropic Messages, streamed or whole",
         openapi.MESSAGES,
-        api_key_header=True,
+        api_key_header="x-api-key",
+    ),
+    ModelRoute(
+        "azure_chat_completions",
+        "POST",
+        "/openai/deployments/{deployment}/chat/completions",
+        DIALECTS["azure-openai"],
+        azure.read_chat,
+        lambda model, stream, prompt: {"model": model, "stream": stream, "messages": _messages(prompt)},
+        "Azure OpenAI Chat Completions of a deployment, streamed or whole",
+        azure.OPENAPI_CHAT,
+        api_key_header="api-key",
+        check_query=azure.check_api_version,
+        example_path=azure.example_path("chat/completions"),
+    ),
+    ModelRoute(
+        "azure_completions",
+        "POST",
+        "/openai/deployments/{deployment}/completions",
+        DIALECTS["azure-openai-completions"],
+        azure.read_completions,
+        lambda model, stream, prompt: {"model": model, "stream": stream, "prompt": prompt},
+        "Azure OpenAI legacy Completions of a deployment, streamed or whole",
+        azure.OPENAPI_COMPLETIONS,
+        api_key_header="api-key",
+        check_query=azure.check_api_version,
+        example_path=azure.example_path("completions"),
     ),
     ModelRoute(
         "ollama_chat",
@@ -293,7 +330,12 @@ async def models(request: Request) -> Response:
     anthropic = "anthropic-version" in request.headers
     dialect = DIALECTS["anthropic" if anthropic else "openai-chat"]
     try:
-        authorize(state.settings.require_auth, request.headers, request.query_params, api_key_header=anthropic)
+        authorize(
+            state.settings.require_auth,
+            request.headers,
+            request.query_params,
+            api_key_header="x-api-key" if anthropic else None,
+        )
     except MockLLMError as exc:
         entry.finish(exc.status, Outcome.ERROR_STATUS)
         return answer_error(exc, dialect, headers={"X-Mock-Request-Id": str(entry.id)})

@@ -1,0 +1,91 @@
+"""What Azure OpenAI's model endpoints read besides the body: the deployment in the path, which picks
+the model (and so the scenario) as `model` does elsewhere, and the `api-version` query parameter that
+every request must carry, one of the versions Azure documents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from mock_server.errors import MissingApiVersionError, UnsupportedApiVersionError
+from mock_server.http import model_request, openapi
+from mock_server.http.model_request import ModelRequest
+from mock_server.http.prompt import PromptInfo
+
+GA_VERSIONS = ("2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2024-10-21")
+PREVIEW_VERSIONS = (
+    "2023-03-15-preview",
+    "2023-06-01-preview",
+    "2023-07-01-preview",
+    "2023-08-01-preview",
+    "2023-09-01-preview",
+    "2023-10-01-preview",
+    "2023-12-01-preview",
+    "2024-02-15-preview",
+    "2024-03-01-preview",
+    "2024-04-01-preview",
+    "2024-05-01-preview",
+    "2024-07-01-preview",
+    "2024-08-01-preview",
+    "2024-09-01-preview",
+    "2024-10-01-preview",
+    "2024-12-01-preview",
+    "2025-01-01-preview",
+    "2025-02-01-preview",
+    "2025-03-01-preview",
+    "2025-04-01-preview",
+)
+API_VERSIONS = (*GA_VERSIONS, *PREVIEW_VERSIONS)
+"""The data-plane inference versions of Azure OpenAI's REST reference (Azure/azure-rest-api-specs,
+specification/cognitiveservices/data-plane/AzureOpenAI/inference/{stable,preview}), the only ones
+accepted: any other, well-formed or not, is Azure's 400 "API version not supported"."""
+EXAMPLE_VERSION = "2024-10-21"
+"""The latest GA version: what the examples send."""
+_ACCEPTED = frozenset(API_VERSIONS)
+
+
+def check_api_version(query: Mapping[str, str]) -> None:
+    """Pass a query with one of API_VERSIONS as `api-version`; raise Azure's error otherwise."""
+    version = query.get("api-version")
+    if not version:
+        raise MissingApiVersionError(EXAMPLE_VERSION)
+    if version not in _ACCEPTED:
+        raise UnsupportedApiVersionError(version, API_VERSIONS)
+
+
+def _for_deployment(asked: ModelRequest, params: Mapping[str, str]) -> ModelRequest:
+    """The request with the deployment as its model: Azure ignores the body's `model`."""
+    deployment = params.get("deployment")
+    return asked if deployment is None else replace(asked, prompt=PromptInfo(asked.prompt.text, deployment))
+
+
+def read_chat(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:
+    return _for_deployment(model_request.read_chat(body, params), params)
+
+
+def read_completions(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:
+    return _for_deployment(model_request.read_legacy_completions(body, params), params)
+
+
+def example_path(operation: str) -> Callable[[str, bool], str]:
+    """Where a request for (model, stream) goes: the model's deployment, the latest GA version."""
+    return lambda model, stream: f"/openai/deployments/{model}/{operation}?api-version={EXAMPLE_VERSION}"
+
+
+def _with_parameters(extra: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` of an OpenAI route, with Azure's deployment and `api-version`."""
+    parameters = [
+        {"name": "deployment", "in": "path", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "api-version",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "enum": list(API_VERSIONS)},
+        },
+    ]
+    return {**extra, "parameters": parameters}
+
+
+OPENAPI_CHAT = _with_parameters(openapi.CHAT)
+OPENAPI_COMPLETIONS = _with_parameters(openapi.LEGACY)
