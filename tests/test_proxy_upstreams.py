@@ -135,3 +135,12 @@ def test_paths_this_server_does_not_model_are_forwarded_with_their_faults(tmp_pa
 
 def test_without_an_upstream_an_unknown_path_is_still_a_404(server: MockServer) -> None:
     assert httpx.get(server.url + "/mcp/sse").status_code == 404
+
+
+def test_after_its_last_fault_a_live_stream_is_passed_on_whole_and_still_counted(awkward: RawUpstream) -> None:
+    pieces = [piece.data for piece in AWKWARD.pieces]
+    with proxy_of(awkward) as server:
+        got = fetch(server.url + CHAT + "?fault=duplicate@0", method="POST", body=BODY)
+        record = wait_until(lambda: next((r for r in server.records() if r.outcome), None), "the record")
+    assert got.body == pieces[0] + pieces[1] + pieces[1] + b"".join(pieces[2:])
+    assert record.events_sent == 5  # four events, the first twice; the comment block is not one

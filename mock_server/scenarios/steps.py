@@ -188,6 +188,15 @@ class UpstreamEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamEvents:
+    """Several events of an upstream's live stream passed on in one write, when no fault is left to
+    place between them: not counted by `@N`, since nothing is placed after it."""
+
+    data: bytes
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamComments:
     """A block of SSE comments from an upstream (a keep-alive): written as it came, not counted."""
 
@@ -196,7 +205,18 @@ class UpstreamComments:
 
 ContentStep = Text | Reasoning | ToolCallStart | ToolCallArguments | ErrorEvent | Malformed | UnknownEvent | Finish
 WireStep = (
-    Sleep | RawEvent | Comment | Raw | Split | Duplicate | Drop | Reset | Stall | UpstreamEvent | UpstreamComments
+    Sleep
+    | RawEvent
+    | Comment
+    | Raw
+    | Split
+    | Duplicate
+    | Drop
+    | Reset
+    | Stall
+    | UpstreamEvent
+    | UpstreamEvents
+    | UpstreamComments
 )
 Step = ContentStep | WireStep
 

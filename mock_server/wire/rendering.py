@@ -215,6 +215,8 @@ class _Renderer:
                 self._write(data, events=1)
             case steps.UpstreamComments(data):
                 self._write(data, events=0)
+            case steps.UpstreamEvents(data, events):
+                self._write(data, events=events)
             case _:
                 self._content(step)
         if steps.ends_stream(step):
