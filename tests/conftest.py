@@ -77,3 +77,16 @@ def cli_server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[
         process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def recorded(server: MockServer, directory: Path) -> list[Path]:
+    """The recordings `server` has written into `directory`, once it has loaded them too (a file is
+    written before the scenario it holds answers requests)."""
+
+    def loaded() -> list[Path] | None:
+        files = sorted(directory.glob("*.yaml"))
+        app = server.app
+        names = set(app.state.catalog.names) if app is not None else set()
+        return files if files and all(file.stem in names for file in files) else None
+
+    return wait_until(loaded, f"a recording in {directory}, loaded")

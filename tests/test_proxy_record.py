@@ -17,7 +17,7 @@ import yaml
 
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
-from tests.conftest import wait_until
+from tests.conftest import recorded, wait_until
 from tests.wire import Ending, fetch
 
 CHAT = "/v1/chat/completions"
@@ -161,7 +161,7 @@ def test_a_recording_holds_no_secret_and_replays_the_same_bytes(upstream: MockSe
             json=body("paced reply"),
             headers={"Authorization": f"Bearer {SECRET}", "x-api-key": SECRET, "Cookie": f"s={SECRET}"},
         )
-        (written,) = wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+        (written,) = recorded(server, tmp_path)
         again = httpx.post(server.url + CHAT, json=body("paced reply"))
         records = server.records()
     assert len(upstream.records()) == 1, "the second request was replayed, not forwarded"
@@ -178,8 +178,8 @@ def test_a_recording_holds_no_secret_and_replays_the_same_bytes(upstream: MockSe
 
 def test_a_replayed_recording_takes_faults_and_speed(upstream: MockServer, tmp_path: Path) -> None:
     with proxy(upstream, record_dir=tmp_path) as server:
-        recorded = httpx.post(server.url + CHAT, json=body("paced reply")).text
-        wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+        first = httpx.post(server.url + CHAT, json=body("paced reply")).text
+        recorded(server, tmp_path)
     (file,) = tmp_path.glob("*.yaml")
     document = yaml.safe_load(file.read_text(encoding="utf-8"))
     file.write_text(yaml.safe_dump({**document, "speed": 0}), encoding="utf-8")
@@ -188,10 +188,10 @@ def test_a_replayed_recording_takes_faults_and_speed(upstream: MockServer, tmp_p
         fast = httpx.post(server.url + CHAT, json=body("paced reply"))
         cut = fetch(server.url + CHAT, method="POST", body=body("paced reply"), headers={"X-Mock-Fault": "drop@2"})
         unknown = httpx.post(server.url + CHAT, json=body("never recorded"))
-    assert fast.text == recorded
+    assert fast.text == first
     assert fast.elapsed.total_seconds() < 0.5
     assert cut.ending is Ending.EOF
-    assert cut.text == "".join(f"{e}\n\n" for e in events_of(recorded)[:2])
+    assert cut.text == "".join(f"{e}\n\n" for e in events_of(first)[:2])
     assert unknown.status_code == 404
     error = unknown.json()["error"]
     assert error["code"] == "no_recording"
@@ -262,7 +262,7 @@ def test_record_mode_all_forwards_and_records_again(upstream: MockServer, tmp_pa
     with proxy(upstream, record_dir=tmp_path, record_mode="all") as server:
         for _ in range(2):
             httpx.post(server.url + CHAT, json=body())
-            wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+            recorded(server, tmp_path)
     assert len(upstream.records()) == 2
     assert len(list(tmp_path.glob("*.yaml"))) == 1, "the same request is recorded under the same name"
 
@@ -281,7 +281,7 @@ def test_a_whole_json_response_passes_through_and_faults_count_its_bytes(upstrea
 def test_a_recording_is_an_ordinary_scenario_file(upstream: MockServer, tmp_path: Path) -> None:
     with proxy(upstream, record_dir=tmp_path) as server:
         httpx.post(server.url + CHAT, json=body())
-        (written,) = wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+        (written,) = recorded(server, tmp_path)
     checked = subprocess.run(
         [sys.executable, "-m", "mock_server", "validate", str(written)], capture_output=True, text=True, check=False
     )

@@ -14,7 +14,7 @@ import pytest
 
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
-from tests.conftest import cli_server, wait_until
+from tests.conftest import cli_server, recorded, wait_until
 from tests.upstreams import End, LocalCA, RawUpstream, awkward_sse_script
 from tests.wire import Ending, fetch
 
@@ -72,7 +72,7 @@ def test_what_is_forwarded_is_the_clients_request_less_ours(awkward: RawUpstream
 def test_a_recording_of_an_awkward_stream_replays_its_bytes(awkward: RawUpstream, tmp_path: Path) -> None:
     with proxy_of(awkward, record_dir=tmp_path) as server:
         first = fetch(server.url + CHAT, method="POST", body=BODY)
-        wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+        recorded(server, tmp_path)
         again = fetch(server.url + CHAT, method="POST", body=BODY)
     assert len(awkward.requests) == 1
     assert first.body == again.body == AWKWARD_BYTES
