@@ -453,9 +453,12 @@ def test_the_key_is_required_where_google_takes_it(make_server: Any) -> None:
         assert client.models.generate_content(model="default", contents="hi").text == "You said: hi"
 
 
-def test_the_model_list_is_every_scenario(server: MockServer) -> None:
+@pytest.mark.parametrize("api_version", ["v1beta", None])
+def test_the_model_list_is_every_scenario(server: MockServer, api_version: str | None) -> None:
+    """google-genai 3.x lists models at /v1/models by default: with its `x-goog-api-client` header, that
+    is Gemini's list too (OpenAI's and Anthropic's SDKs get theirs)."""
     scenarios = httpx.get(server.url + "/_mock/scenarios").json()
-    with client_for(server, api_version="v1beta") as client:
+    with client_for(server, api_version=api_version) as client:
         models = list(client.models.list())
     assert [model.name for model in models] == [f"models/{s['name']}" for s in scenarios]
     assert [model.description for model in models] == [s["description"] or "" for s in scenarios]

@@ -324,7 +324,10 @@ def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> 
 
 
 async def models(request: Request) -> Response:
-    """OpenAI's model list; with an `anthropic-version` header (as the Anthropic SDK sends), Anthropic's."""
+    """OpenAI's model list; with an `anthropic-version` header (as the Anthropic SDK sends), Anthropic's;
+    with `x-goog-api-client` (as google-genai sends, which lists models at /v1/models), Gemini's."""
+    if "x-goog-api-client" in request.headers:
+        return await gemini.models(request)
     state = state_of(request)
     entry = state.open_entry(request, None)
     anthropic = "anthropic-version" in request.headers
