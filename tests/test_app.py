@@ -34,6 +34,12 @@ def test_the_app_dispatches_every_model_route_and_head_on_its_get_routes() -> No
         ("/v1/embeddings", "POST"),
         ("/openai/deployments/{deployment}/chat/completions", "POST"),
         ("/openai/deployments/{deployment}/completions", "POST"),
+        ("/openai/deployments/{deployment}/embeddings", "POST"),
+        ("/api/embed", "POST"),
+        ("/v1beta/models/{model}:embedContent", "POST"),
+        ("/v1beta/models/{model}:batchEmbedContents", "POST"),
+        ("/v1/models/{model}:embedContent", "POST"),
+        ("/v1/models/{model}:batchEmbedContents", "POST"),
     }
     assert app.model_routes.routes == MODEL_ROUTES
 

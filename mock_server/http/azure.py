@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from mock_server.errors import MissingApiVersionError, UnsupportedApiVersionError
-from mock_server.http import model_request, openapi
+from mock_server.http import embeddings, model_request, openapi
 from mock_server.http.model_request import ModelRequest
 from mock_server.http.prompt import PromptInfo
 
@@ -68,6 +68,12 @@ def read_completions(body: Mapping[str, Any], params: Mapping[str, str]) -> Mode
     return _for_deployment(model_request.read_legacy_completions(body, params), params)
 
 
+def read_embeddings(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:
+    """OpenAI's embeddings request, checked and answered for the deployment's name as its model."""
+    deployment = params.get("deployment")
+    return embeddings.read_embeddings(body if deployment is None else {**body, "model": deployment}, params)
+
+
 def example_path(operation: str) -> Callable[[str, bool], str]:
     """Where a request for (model, stream) goes: the model's deployment, the latest GA version."""
     return lambda model, stream: f"/openai/deployments/{model}/{operation}?api-version={EXAMPLE_VERSION}"
@@ -89,3 +95,4 @@ def _with_parameters(extra: dict[str, Any]) -> dict[str, Any]:
 
 OPENAPI_CHAT = _with_parameters(openapi.CHAT)
 OPENAPI_COMPLETIONS = _with_parameters(openapi.LEGACY)
+OPENAPI_EMBEDDINGS = _with_parameters(openapi.EMBEDDINGS)

@@ -67,9 +67,9 @@ class EmbeddingsAnswer:
 def read_embeddings(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """POST /v1/embeddings: `input` and `model` required, `dimensions` and `encoding_format` checked
     as OpenAI checks them; `user` and unknown fields are ignored."""
-    model = _model(body)
+    model = read_model(body)
     inputs = _inputs(body.get("input"))
-    dimensions = _dimensions(body.get("dimensions"), model)
+    dimensions = read_dimensions(body.get("dimensions"), model)
     encoding = body.get("encoding_format")
     if encoding is None:
         encoding = "float"  # the API's default; the openai SDKs ask for base64 unless told otherwise
@@ -79,10 +79,10 @@ def read_embeddings(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARA
         )
     answer = EmbeddingsAnswer(inputs, model, dimensions, encoding)
     text = "\n".join(item for item in inputs if isinstance(item, str))
-    return ModelRequest(PromptInfo(text, model), scenario=_named_scenario(body), answer=answer)
+    return ModelRequest(PromptInfo(text, model), scenario=read_scenario(body), answer=answer)
 
 
-def _model(body: Mapping[str, Any]) -> str:
+def read_model(body: Mapping[str, Any]) -> str:
     model = body.get("model")
     if model is None:
         raise RequestBodyError(
@@ -101,7 +101,7 @@ def _inputs(value: object) -> tuple[EmbeddingInput, ...]:
     if value is None:
         raise RequestBodyError(f"Missing required parameter: `input` ({_INPUT}).", param="input")
     if isinstance(value, str):
-        return (_text(value, "input"),)
+        return (read_text(value, "input"),)
     if not isinstance(value, list):
         raise RequestBodyError(f"`input` must be {_INPUT}, not {json_type(value)}.", param="input")
     if not value:
@@ -114,7 +114,7 @@ def _inputs(value: object) -> tuple[EmbeddingInput, ...]:
     if _is_token(first):
         return (_tokens(value, "input"),)
     if isinstance(first, str):
-        return tuple(_text(item, f"input[{i}]") for i, item in enumerate(value))
+        return tuple(read_text(item, f"input[{i}]") for i, item in enumerate(value))
     if isinstance(first, list):
         return tuple(_tokens(item, f"input[{i}]") for i, item in enumerate(value))
     raise RequestBodyError(
@@ -123,9 +123,10 @@ def _inputs(value: object) -> tuple[EmbeddingInput, ...]:
     )
 
 
-def _text(value: object, where: str) -> str:
+def read_text(value: object, where: str) -> str:
+    """A text to embed: a string, not empty."""
     if not isinstance(value, str):
-        raise RequestBodyError(f"`{where}` must be a string, as `input[0]` is, not {json_type(value)}.", param=where)
+        raise RequestBodyError(f"`{where}` must be a string, not {json_type(value)}.", param=where)
     if not value:
         raise RequestBodyError(f"`{where}` must not be an empty string.", param=where)
     return value
@@ -149,22 +150,21 @@ def _is_token(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _dimensions(value: object, model: str) -> int:
+def read_dimensions(value: object, model: str, name: str = "dimensions") -> int:
+    """The dimensions asked for (`name` in the body), checked against the model's size."""
     if value is None:
         return default_dimensions(model)
     if model in FIXED_DIMENSIONS:
-        raise RequestBodyError("This model does not support specifying dimensions.", param="dimensions")
+        raise RequestBodyError("This model does not support specifying dimensions.", param=name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise RequestBodyError(f"`dimensions` must be an integer, not {json_type(value)}.", param="dimensions")
+        raise RequestBodyError(f"`{name}` must be an integer, not {json_type(value)}.", param=name)
     largest = MODEL_DIMENSIONS.get(model, MAX_OTHER_DIMENSIONS)
     if not 1 <= value <= largest:
-        raise RequestBodyError(
-            f"`dimensions` must be from 1 to {largest} for {model}, not {value}.", param="dimensions"
-        )
+        raise RequestBodyError(f"`{name}` must be from 1 to {largest} for {model}, not {value}.", param=name)
     return value
 
 
-def _named_scenario(body: Mapping[str, Any]) -> str | None:
+def read_scenario(body: Mapping[str, Any]) -> str | None:
     value = body.get("scenario")
     if value is not None and not isinstance(value, str):
         raise RequestBodyError("`scenario` must be a scenario name (a string).", param="scenario")

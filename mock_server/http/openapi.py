@@ -95,6 +95,15 @@ OLLAMA_CHAT = json_body(
 OLLAMA_GENERATE = json_body(
     "An Ollama generate request; it streams (NDJSON) unless `stream` is false.", {"prompt": _STRING, "think": _THINK}
 )
+OLLAMA_EMBED = json_body(
+    "An Ollama embed request: vectors made from the inputs, the same for the same text, model and seed.",
+    {
+        "input": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": _STRING, "minItems": 1}]},
+        "dimensions": {"type": "integer", "minimum": 1},
+        "truncate": {"type": "boolean"},
+    },
+    required=("input", "model"),
+)
 OLLAMA_SHOW = {
     "requestBody": {
         "required": True,

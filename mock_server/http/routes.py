@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect, ollama
 from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
-from mock_server.http import azure, embeddings, gemini, model_request, openapi
+from mock_server.http import azure, embeddings, gemini, model_request, openapi, provider_embeddings
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -160,6 +160,31 @@ def _gemini_routes() -> tuple[ModelRoute, ...]:
     )
 
 
+def _gemini_embedding_routes() -> tuple[ModelRoute, ...]:
+    """`:embedContent` and `:batchEmbedContents` (what google-genai calls, for one content or several)
+    under each API version."""
+    return tuple(
+        ModelRoute(
+            f"gemini_{name}{'' if version == 'v1beta' else '_' + version}",
+            "POST",
+            f"/{version}/models/{{model}}:{method}",
+            DIALECTS["gemini"],
+            read,
+            provider_embeddings.gemini_example(batch),
+            f"Gemini {method}: deterministic vectors of the contents",
+            provider_embeddings.gemini_openapi(batch),
+            google_api_key=True,
+            streams=False,
+            example_path=provider_embeddings.gemini_example_path(version, method),
+        )
+        for version in gemini.VERSIONS
+        for name, method, read, batch in (
+            ("embed_content", "embedContent", provider_embeddings.read_embed_content, False),
+            ("batch_embed_contents", "batchEmbedContents", provider_embeddings.read_batch_embed_contents, True),
+        )
+    )
+
+
 MODEL_ROUTES: tuple[ModelRoute, ...] = (
     ModelRoute(
         "completions_get",
@@ -275,7 +300,19 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         "Ollama generate, streamed as NDJSON or whole",
         openapi.OLLAMA_GENERATE,
     ),
+    ModelRoute(
+        "ollama_embed",
+        "POST",
+        "/api/embed",
+        DIALECTS["ollama-chat"],
+        provider_embeddings.read_ollama_embed,
+        lambda model, stream, prompt: {"model": model, "input": prompt},
+        "Ollama embed: deterministic vectors of the inputs",
+        openapi.OLLAMA_EMBED,
+        streams=False,
+    ),
     *_gemini_routes(),
+    *_gemini_embedding_routes(),
     ModelRoute(
         "embeddings",
         "POST",
@@ -286,6 +323,20 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         "OpenAI Embeddings: deterministic vectors of the inputs",
         openapi.EMBEDDINGS,
         streams=False,
+    ),
+    ModelRoute(
+        "azure_embeddings",
+        "POST",
+        "/openai/deployments/{deployment}/embeddings",
+        DIALECTS["azure-openai"],
+        azure.read_embeddings,
+        lambda model, stream, prompt: {"input": prompt},
+        "Azure OpenAI Embeddings of a deployment: deterministic vectors of the inputs",
+        azure.OPENAPI_EMBEDDINGS,
+        api_key_header="api-key",
+        streams=False,
+        check_query=azure.check_api_version,
+        example_path=azure.example_path("embeddings"),
     ),
 )
 
