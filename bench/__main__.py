@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -28,34 +28,11 @@ import uvloop
 
 from bench import load, procs
 from bench.baseline import make_app
+from bench.measures import CHUNK_MS, Figure, fidelity, print_table, throughput, write_scenarios
+from bench.proxy import measure_proxy
 from mock_server.http.routes import MODEL_ROUTES
 
 RESULTS = Path(__file__).parent / "results"
-CHUNK_MS = 20
-CHUNKS = 50
-LONG_CHUNKS = 20_000
-
-
-@dataclass
-class Figure:
-    name: str
-    unit: str
-    mock: float
-    baseline: float
-    better: str  # "higher" or "lower"
-    target: str = ""
-
-    @property
-    def ratio(self) -> float:
-        return self.mock / self.baseline if self.baseline else float("nan")
-
-
-def write_scenarios(folder: Path) -> None:
-    words = " ".join(f"w{i}" for i in range(CHUNKS))
-    (folder / "bench-stream.yaml").write_text(f'reply: "{words}"\nchunk_ms: {CHUNK_MS}\n')
-    long_words = " ".join(f"token{i}" for i in range(LONG_CHUNKS))
-    (folder / "bench-long.yaml").write_text(f'reply: "{long_words}"\n')
-    (folder / "bench-idle.yaml").write_text('reply: "late"\nfirst_chunk_ms: 600000\nkeepalive_ms: 1000\n')
 
 
 # Streaming endpoints compared for throughput: (label, method, path, JSON body), from the server's table.
@@ -80,55 +57,6 @@ def capture_groups(base: str, method: str, path: str, body: dict[str, object] | 
         return None
     events = [e + "\n\n" for e in response.text.split("\n\n") if e]
     return ["".join(events[:2]), *events[2:-2], "".join(events[-2:])]
-
-
-async def throughput(port: int, method: str, path: str, body: dict[str, object] | None) -> float:
-    best = 0.0
-    for _ in range(3):
-        (probe,) = await load.run_streams(port, load.http_request(path, method=method, body=body), 1)
-        assert probe.completed
-        assert probe.head_at is not None
-        elapsed = probe.arrivals[-1][0] - probe.head_at
-        best = max(best, probe.events / elapsed)
-    return best
-
-
-@dataclass
-class Fidelity:
-    completed: int
-    gap_p50_ms: float
-    gap_p99_ms: float
-    lateness_p99_ms: float
-
-
-async def fidelity(port: int, path: str, streams: int) -> Fidelity:
-    await load.run_streams(port, load.http_request(path), streams, timeout=120)  # warm-up, not measured
-    probes = await load.run_streams(port, load.http_request(path), streams, timeout=120)
-    gaps: list[float] = []
-    lateness: list[float] = []
-    completed = 0
-    for probe in probes:
-        if not probe.completed or probe.events < CHUNKS + 3:
-            continue
-        completed += 1
-        times = [probe.event_time(k + 1) for k in range(CHUNKS)]  # event 0 is the role chunk
-        first = times[0]
-        assert first is not None
-        for i, at in enumerate(times):
-            assert at is not None
-            lateness.append(at - (first + i * CHUNK_MS / 1000))
-            if i:
-                previous = times[i - 1]
-                assert previous is not None
-                gaps.append(at - previous)
-    if not gaps:
-        return Fidelity(completed, float("nan"), float("nan"), float("nan"))
-    return Fidelity(
-        completed,
-        statistics.median(gaps) * 1000,
-        percentile(gaps, 99) * 1000,
-        percentile(lateness, 99) * 1000,
-    )
 
 
 async def time_to_first_event(port: int, path: str, count: int) -> float:
@@ -156,11 +84,6 @@ async def idle_memory(port: int, pid: int, path: str, streams: int) -> float:
         transport.close()
     await asyncio.sleep(1)
     return rss
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def mock_server_ready_ms(runs: int) -> float:
@@ -309,15 +232,8 @@ async def measure(quick: bool, workdir: Path) -> list[Figure]:
             "<= 1500 ms",
         )
     )
+    figures += await measure_proxy(quick, workdir / "scenarios")
     return figures
-
-
-def print_table(figures: list[Figure]) -> None:
-    header = f"{'figure':44} {'mock-llm-sse':>14} {'baseline':>12} {'ratio':>7}  target"
-    print(header)
-    print("-" * len(header))
-    for f in figures:
-        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
 
 
 def main() -> None:
@@ -334,7 +250,7 @@ def main() -> None:
     print_table(figures)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "latest.json"
-    out.write_text(json.dumps([{**asdict(f), "ratio": f.ratio} for f in figures], indent=2))
+    out.write_text(json.dumps([{**asdict(f), "ratio": f.ratio, "added": f.added} for f in figures], indent=2))
     print(f"\nwritten to {out}")
 
 

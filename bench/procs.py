@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,8 +37,16 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: fl
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-def start_mock(port: int, scenarios: Path, *options: str) -> subprocess.Popen[bytes]:
+def can_pin() -> bool:
+    """Whether servers can be given a core each: `taskset` is there and this process may use two cores."""
+    return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+
+
+def start_mock(port: int, scenarios: Path, *options: str, cpus: str | None = None) -> subprocess.Popen[bytes]:
+    """`mock-llm-sse serve` in a process of its own; with `cpus` (taskset's list, "0"), on those cores only."""
+    pinned = ["taskset", "--cpu-list", cpus] if cpus is not None else []
     command = [
+        *pinned,
         sys.executable,
         "-m",
         "mock_server",

@@ -1,0 +1,138 @@
+"""What `python -m bench` measures on any server, and the figure each measurement becomes: the
+stream scenarios every server under test plays, events per second of one long stream, and how
+on time the chunks of many paced streams arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import load
+
+CHUNK_MS = 20
+CHUNKS = 50
+LONG_CHUNKS = 20_000
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    mock: float
+    baseline: float
+    better: str  # "higher" or "lower"
+    target: str = ""
+    against: str = "baseline"
+    """What `baseline` holds: the raw ASGI baseline, or for the proxy's figures the upstream measured directly."""
+
+    @property
+    def ratio(self) -> float:
+        return self.mock / self.baseline if self.baseline else float("nan")
+
+    @property
+    def added(self) -> float:
+        return self.mock - self.baseline
+
+
+def write_scenarios(folder: Path) -> None:
+    words = " ".join(f"w{i}" for i in range(CHUNKS))
+    (folder / "bench-stream.yaml").write_text(f'reply: "{words}"\nchunk_ms: {CHUNK_MS}\n')
+    long_words = " ".join(f"token{i}" for i in range(LONG_CHUNKS))
+    (folder / "bench-long.yaml").write_text(f'reply: "{long_words}"\n')
+    (folder / "bench-burst.yaml").write_text(f'reply: "{words}"\n')
+    (folder / "bench-idle.yaml").write_text('reply: "late"\nfirst_chunk_ms: 600000\nkeepalive_ms: 1000\n')
+
+
+async def throughput(port: int, method: str, path: str, body: dict[str, object] | None) -> float:
+    best = 0.0
+    for _ in range(3):
+        (probe,) = await load.run_streams(port, load.http_request(path, method=method, body=body), 1)
+        assert probe.completed
+        assert probe.head_at is not None
+        elapsed = probe.arrivals[-1][0] - probe.head_at
+        best = max(best, probe.events / elapsed)
+    return best
+
+
+async def requests_per_second(port: int, path: str, requests: int, concurrency: int) -> float:
+    """Requests a second for `requests` streams read to their end, `concurrency` of them open at a
+    time, each on a connection of its own; best of 3."""
+    request = load.http_request(path)
+
+    async def client(count: int) -> None:
+        for _ in range(count):
+            (probe,) = await load.run_streams(port, request, 1)
+            assert probe.completed
+
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        share, extra = divmod(requests, concurrency)
+        await asyncio.gather(*(client(share + (i < extra)) for i in range(concurrency)))
+        best = max(best, requests / (time.perf_counter() - started))
+    return best
+
+
+@dataclass
+class Fidelity:
+    completed: int
+    gap_p50_ms: float
+    gap_p99_ms: float
+    lateness_p99_ms: float
+
+
+async def fidelity(port: int, path: str, streams: int) -> Fidelity:
+    await load.run_streams(port, load.http_request(path), streams, timeout=120)  # warm-up, not measured
+    probes = await load.run_streams(port, load.http_request(path), streams, timeout=120)
+    gaps: list[float] = []
+    lateness: list[float] = []
+    completed = 0
+    for probe in probes:
+        if not probe.completed or probe.events < CHUNKS + 3:
+            continue
+        completed += 1
+        times = [probe.event_time(k + 1) for k in range(CHUNKS)]  # event 0 is the role chunk
+        first = times[0]
+        assert first is not None
+        for i, at in enumerate(times):
+            assert at is not None
+            lateness.append(at - (first + i * CHUNK_MS / 1000))
+            if i:
+                previous = times[i - 1]
+                assert previous is not None
+                gaps.append(at - previous)
+    if not gaps:
+        return Fidelity(completed, float("nan"), float("nan"), float("nan"))
+    return Fidelity(
+        completed,
+        statistics.median(gaps) * 1000,
+        percentile(gaps, 99) * 1000,
+        percentile(lateness, 99) * 1000,
+    )
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def print_table(figures: list[Figure]) -> None:
+    """The figures against the baseline, then the proxy's against the upstream measured directly."""
+    ours = [f for f in figures if f.against == "baseline"]
+    if ours:
+        header = f"{'figure':44} {'mock-llm-sse':>14} {'baseline':>12} {'ratio':>7}  target"
+        print(header)
+        print("-" * len(header))
+    for f in ours:
+        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
+    proxied = [f for f in figures if f.against == "direct"]
+    if proxied:
+        header = f"{'the same upstream':55} {'proxied':>21} {'direct':>12} {'ratio':>7} {'added':>10}  target"
+        print(f"\n{header}" if ours else header)
+        print("-" * len(header))
+    for f in proxied:
+        added = f"{f.added:>+10.1f}" if f.unit == "ms" else ""
+        print(f"{f.name:55} {f.mock:>12.1f} {f.unit:<8} {f.baseline:>12.1f} {f.ratio:>6.2f}x {added:>10}  {f.target}")

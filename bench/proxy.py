@@ -1,0 +1,132 @@
+"""The proxy's cost: one upstream measured directly and through `serve --upstream`, in the same run.
+
+The upstream is a mock-llm-sse server in a process of its own; the proxy is a second one, started
+with `--upstream URL --upstream-only` so that it forwards every model request. Each figure is taken
+from the upstream directly, then through the proxy, and reported as a value and as a ratio to the
+direct figure. Both servers and the load client share the machine's cores; when `taskset` can, the
+figures are taken again with the upstream on one core and the proxy on another.
+
+`python -m bench` includes them; `python -m bench.proxy [--quick]` takes them alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvloop
+
+from bench import procs
+from bench.measures import (
+    CHUNK_MS,
+    CHUNKS,
+    LONG_CHUNKS,
+    Figure,
+    fidelity,
+    print_table,
+    requests_per_second,
+    throughput,
+    write_scenarios,
+)
+
+# The model names the scenario: the proxy forwards a request as it came, less `scenario=` and the
+# other parameters that speak to the proxy itself.
+LONG = "/completions?model=bench-long&messages=x"
+BURST = "/completions?model=bench-burst&messages=x"
+PACED = "/completions?model=bench-stream&messages=x"
+STREAMS = 500
+
+
+@contextmanager
+def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterator[tuple[int, int]]:
+    """The upstream (serving `scenarios`) and a proxy to it, each in its own process, on a core each
+    with `cores`; yields their ports."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        upstream_port = procs.free_port()
+        upstream = procs.start_mock(upstream_port, scenarios, cpus=cores[0] if cores else None)
+        started.append(upstream)
+        procs.wait_until_answering(f"http://127.0.0.1:{upstream_port}/_mock/health", upstream)
+        proxy_port = procs.free_port()
+        options = ("--upstream", f"http://127.0.0.1:{upstream_port}", "--upstream-only")
+        proxy = procs.start_mock(proxy_port, scenarios, *options, cpus=cores[1] if cores else None)
+        started.append(proxy)
+        procs.wait_until_answering(f"http://127.0.0.1:{proxy_port}/_mock/health", proxy)
+        yield upstream_port, proxy_port
+    finally:
+        for process in started:
+            procs.stop(process)
+
+
+async def measure_proxy(quick: bool, scenarios: Path) -> list[Figure]:
+    """The proxy's figures with the cores shared, then (when it can) with the upstream and the proxy
+    pinned to a core each."""
+    setups: list[tuple[str, tuple[str, str] | None]] = [("proxy", None)]
+    if procs.can_pin():
+        first, second = sorted(os.sched_getaffinity(0))[:2]
+        setups.append((f"proxy, cores {first}|{second}", (str(first), str(second))))
+    figures: list[Figure] = []
+    for label, cores in setups:
+        with upstream_and_proxy(scenarios, cores) as (direct, proxied):
+            figures += await compare(label, direct, proxied, quick)
+    return figures
+
+
+async def compare(label: str, direct: int, proxied: int, quick: bool) -> list[Figure]:
+    """Throughput, requests a second and the lateness of paced streams, directly and through the proxy."""
+    figures = [
+        vs_direct(
+            f"{label}: throughput, {LONG_CHUNKS:,} chunks",
+            "events/s",
+            await throughput(proxied, "GET", LONG, None),
+            await throughput(direct, "GET", LONG, None),
+            "higher",
+            ">= 0.8x",
+        )
+    ]
+    requests, concurrency = (400, 20) if quick else (2000, 50)
+    figures.append(
+        vs_direct(
+            f"{label}: streams of {CHUNKS} chunks, {concurrency} at a time",
+            "req/s",
+            await requests_per_second(proxied, BURST, requests, concurrency),
+            await requests_per_second(direct, BURST, requests, concurrency),
+            "higher",
+            ">= 0.8x",
+        )
+    )
+    ours = await fidelity(proxied, PACED, STREAMS)
+    theirs = await fidelity(direct, PACED, STREAMS)
+    streams = f"{label}: {STREAMS} streams at {CHUNK_MS} ms"
+    return [
+        *figures,
+        vs_direct(f"{streams}: completed", "streams", ours.completed, theirs.completed, "higher", f"= {STREAMS}"),
+        vs_direct(f"{streams}: gap p99", "ms", ours.gap_p99_ms, theirs.gap_p99_ms, "lower"),
+        vs_direct(f"{streams}: lateness p99", "ms", ours.lateness_p99_ms, theirs.lateness_p99_ms, "lower", "<= +1 ms"),
+    ]
+
+
+def vs_direct(name: str, unit: str, proxied: float, direct: float, better: str, target: str = "") -> Figure:
+    return Figure(name, unit, proxied, direct, better, target, against="direct")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        scenarios = Path(tmp)
+        write_scenarios(scenarios)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            figures = runner.run(measure_proxy(args.quick, scenarios))
+    print_table(figures)
+
+
+if __name__ == "__main__":
+    main()
