@@ -103,9 +103,9 @@ class Player:
     def extend(self, actions: list[Action]) -> None:
         """Add actions to play after the others (a live stream's next event, as it arrives); their
         waits count from now."""
-        if isinstance(self._actions, tuple):
-            self._actions = list(self._actions)
-        self._actions.extend(actions)
+        rest = self._actions[self._index :]  # what is played is let go: a live stream can be long
+        self._actions = [*rest, *actions] if rest else actions
+        self._index = 0
         self.deadline = max(self.deadline, self._clock())
 
     def _next_wake(self) -> float:

@@ -141,19 +141,27 @@ def render_whole(timeline: Timeline, answer: Callable[[], tuple[int, bytes]]) ->
 
 class LiveRenderer:
     """Renders a live stream's steps as they come (an upstream's events, the faults placed between
-    them): each call returns the actions of the steps it is given."""
+    them): `add` the steps of what arrived, then `take` their actions."""
 
     def __init__(self, timeline: Timeline, renderer: StreamRenderer) -> None:
         self._renderer = _Renderer(timeline, renderer)
 
-    def actions(self, stream_steps: list[steps.Step]) -> list[Action]:
+    def add(self, stream_steps: list[steps.Step]) -> None:
+        """Render `stream_steps`, unless a step has ended the stream."""
         rendering = self._renderer
         for step in stream_steps:
             if rendering.ended:
                 break
-            rendering.add(step)
+            if type(step) is steps.UpstreamEvent and rendering.plain:  # nearly every step: skip the match
+                rendering.actions.append(Write(step.data, 1))
+            else:
+                rendering.add(step)
+
+    def take(self) -> list[Action]:
+        """The actions of the steps added since the last call, writes that follow each other merged."""
+        rendering = self._renderer
         new, rendering.actions = rendering.actions, []
-        return new
+        return _coalesce(new)
 
     @property
     def ended(self) -> bool:
@@ -205,6 +213,11 @@ class _Renderer:
                 self._content(step)
         if steps.ends_stream(step):
             self.ended = True
+
+    @property
+    def plain(self) -> bool:
+        """No `split` or `duplicate` waits for the next write: it goes out whole, once."""
+        return self._split is None and not self._duplicate
 
     def finish(self) -> None:
         if self.ended or not self.timeline.end_marker:
