@@ -4,7 +4,6 @@ between them, and what arrived handed to the recorder."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from mock_server.scenarios import steps
@@ -39,30 +38,29 @@ class LiveActions:
         self._end_marker = end_marker
         self._sse = response.content_type.split(";")[0].strip().lower() == "text/event-stream"
 
-    def __aiter__(self) -> AsyncIterator[list[Action]]:
+    def __aiter__(self) -> AsyncIterator[tuple[list[Action], float]]:
         return self._play()
 
     async def aclose(self) -> None:
         await self._response.aclose()
 
-    async def _play(self) -> AsyncIterator[list[Action]]:
-        clock = asyncio.get_running_loop().time
-        started = clock()
-        renderer, capture = self._renderer, self._capture
+    async def _play(self) -> AsyncIterator[tuple[list[Action], float]]:
+        response, renderer, capture = self._response, self._renderer, self._capture
+        head_at = response.arrived_at()
         arrivals = self._sse_arrivals() if self._sse else self._body_arrivals()
         # One list of actions per arrival, however many events it brings: the transport then writes
         # them at once, as it writes a scripted stream's events that have no wait between them.
         async for blocks in arrivals:
-            at_ms = (clock() - started) * 1000
+            arrived_at = response.arrived_at()
             for stream_steps, arrived in blocks:
                 if capture is not None and arrived:
-                    capture.add(arrived, at_ms)
+                    capture.add(arrived, (arrived_at - head_at) * 1000)
                 renderer.add(stream_steps)
                 if renderer.ended:
                     break
             actions = renderer.take()
             if actions:
-                yield actions
+                yield actions, arrived_at
             if renderer.ended:
                 return  # a fault ended the stream: the upstream is let go, unread
         if capture is not None:
@@ -70,7 +68,7 @@ class LiveActions:
         renderer.add(self._cursor.rest())
         actions = renderer.take()
         if actions:
-            yield actions
+            yield actions, response.arrived_at()
 
     async def _sse_arrivals(self) -> AsyncIterator[list[tuple[list[steps.Step], bytes]]]:
         """For each piece of the body, the SSE blocks it completes: the steps of each (the faults due

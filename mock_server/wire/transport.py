@@ -53,9 +53,10 @@ class Timers(Protocol):
 
 
 class LiveSource(Protocol):
-    """Actions that arrive while a response plays, a list at a time, and a way to let go of their source."""
+    """Actions that arrive while a response plays, a list at a time with the moment (on the event
+    loop's clock) what they render arrived, and a way to let go of their source."""
 
-    def __aiter__(self) -> AsyncIterator[list[Action]]: ...
+    def __aiter__(self) -> AsyncIterator[tuple[list[Action], float]]: ...
 
     async def aclose(self) -> None: ...
 
@@ -206,9 +207,11 @@ class StreamResponse(Response):
         pause = await play_on_timers(player, flow, loop)
         if self.live is None or pause is not Stop.END:
             return pause
-        async for actions in self.live:
-            player.extend(actions)
-            pause = await play_on_timers(player, flow, loop)
+        async for actions, arrived_at in self.live:
+            player.extend(actions, arrived_at)
+            pause = player.resume()  # an arrival with no fault in it plays through at once, with no timer
+            if pause is Stop.SLEEP:
+                pause = await play_on_timers(player, flow, loop)
             if pause is not Stop.END:
                 return pause
             if flow is not None and flow.write_paused:
@@ -243,8 +246,8 @@ class StreamResponse(Response):
         pause = await play()
         if self.live is None or pause is not Stop.END:
             return pause
-        async for actions in self.live:
-            player.extend(actions)
+        async for actions, arrived_at in self.live:
+            player.extend(actions, arrived_at)
             pause = await play()
             if pause is not Stop.END:
                 return pause
