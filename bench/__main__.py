@@ -238,7 +238,7 @@ async def measure(quick: bool, workdir: Path) -> list[Figure]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer streams and runs (a smoke run, about 30 s)")
+    parser.add_argument("--quick", action="store_true", help="fewer streams and runs (a smoke run, about 3 minutes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -37,6 +37,7 @@ class _ProbeProtocol(asyncio.Protocol):
         self.loop = loop
         self.head = True
         self.tail = b""
+        self.end = b""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -47,11 +48,14 @@ class _ProbeProtocol(asyncio.Protocol):
         now = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
         probe = self.probe
         if self.head:
+            data = self.tail + data  # what came of the head so far
             end = data.find(b"\r\n\r\n")
             if end < 0:
+                self.tail = data
                 return
             probe.head_at = now
             self.head = False
+            self.tail = b""
             data = data[end + 4 :]
         window = self.tail + data
         count = window.count(b"\n\n")
@@ -59,7 +63,9 @@ class _ProbeProtocol(asyncio.Protocol):
             probe.events += count
             probe.arrivals.append((now, probe.events))
         self.tail = window[-1:] if not window.endswith(b"\n\n") else b""
-        if window.endswith(b"0\r\n\r\n"):
+        # The terminating chunk may come in two reads when the client lags (a send the receive window cut).
+        self.end = (self.end + data)[-5:]
+        if self.end == b"0\r\n\r\n":
             probe.completed = True
 
     def connection_lost(self, exc: Exception | None) -> None:
