@@ -161,7 +161,7 @@ class LiveRenderer:
         """The actions of the steps added since the last call, writes that follow each other merged."""
         rendering = self._renderer
         new, rendering.actions = rendering.actions, []
-        return _coalesce(new)
+        return _coalesce(new) if len(new) > 1 else new
 
     @property
     def ended(self) -> bool:
