@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from mock_server.cassettes import CassetteError, Failed, Noted, Skipped, Written, import_cassettes
 from mock_server.errors import ScenarioError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
@@ -216,6 +217,15 @@ def main() -> None:
     "--upstream-only", is_flag=True, help="Forward every model request to --upstream, whatever scenario it names."
 )
 @click.option(
+    "--upstream-timeout",
+    "upstream_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=Settings.upstream_timeout_s,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the upstream may take to send its response head (then a 504), and then each piece of its body.",
+)
+@click.option(
     "--upstream-ca",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     metavar="FILE",
@@ -258,6 +268,7 @@ def serve(
     max_connections: int,
     upstream: str | None,
     upstream_only: bool,
+    upstream_timeout_s: float,
     upstream_ca: Path | None,
     record_dir: Path | None,
     record_mode: str,
@@ -283,6 +294,7 @@ def serve(
             max_connections=max_connections,
             upstream=upstream or None,
             upstream_only=upstream_only,
+            upstream_timeout_s=upstream_timeout_s,
             upstream_ca=upstream_ca,
             record_dir=record_dir,
             record_mode="all" if record_mode == "all" else "none" if record_mode == "none" else "new",
@@ -326,12 +338,31 @@ def _print_banner(settings: Settings, port: int, catalog: Catalog) -> None:
         f"mock-llm-sse {VERSION} listening on {url}",
         f"Scenarios ({len(catalog)}): {', '.join(catalog.names)}",
         f"Default scenario: {catalog.default}",
+        *traffic(settings),
         f"Try: curl -N {shlex.quote(example)}",
         f"     curl -N {shlex.quote(url + '/completions?messages=hello&fault=drop@3')}",
         *(f"Protection: {line}" for line in protections(settings)),
     ]
     click.echo("\n".join(lines))
     sys.stdout.flush()
+
+
+def traffic(settings: Settings) -> list[str]:
+    """Where requests no scenario answers go, and what is recorded, one line each (none when neither)."""
+    lines = []
+    if settings.upstream is not None:
+        which = "every model request" if settings.upstream_only else "model requests no scenario answers"
+        if settings.record_mode == "none":
+            which = "nothing (--record-mode none: replay only)"
+        lines.append(f"Upstream: {settings.upstream} gets {which}")
+    if settings.record_dir is not None:
+        modes = {
+            "new": "new exchanges are recorded",
+            "all": "every exchange is recorded again",
+            "none": "replayed only; a request with no recording is answered 404",
+        }
+        lines.append(f"Recordings: {settings.record_dir} ({modes[settings.record_mode]})")
+    return lines
 
 
 def protections(settings: Settings) -> list[str]:
@@ -448,3 +479,44 @@ def _error_message(body: bytes) -> str | None:
 def _unreachable(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(UNREACHABLE_EXIT)
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    metavar="DIR",
+    help="The directory to write the scenario files into (made if missing); serve it with --scenarios DIR.",
+)
+@click.option("--force", is_flag=True, help="Replace scenario files of the same name; without it they are skipped.")
+def import_cassettes_command(paths: tuple[Path, ...], out: Path, force: bool) -> None:
+    """Convert vcrpy / pytest-recording cassettes (files, or directories of them) into scenario files.
+
+    Each interaction becomes a scenario that replays its response's status, headers and body byte for
+    byte, chosen by the request's path, model and prompt. Request headers (API keys) are not written.
+    Prints a line per file written; exits 1 when a cassette or an interaction could not be imported or a
+    file was skipped because it exists.
+    """
+    written = failed = skipped = 0
+    try:
+        for result in import_cassettes(paths, out, force=force):
+            match result:
+                case Written(path=path, origin=origin, status=status, events=events):
+                    written += 1
+                    click.echo(f"wrote {path}: {origin} ({status}, {events} event{'s' * (events != 1)})")
+                case Skipped(path=path, origin=origin):
+                    skipped += 1
+                    click.echo(f"skipped {path}: it exists (--force replaces it); from {origin}", err=True)
+                case Failed(where=where, message=message):
+                    failed += 1
+                    click.echo(f"{where}: {message}", err=True)
+                case Noted(where=where, message=message):
+                    click.echo(f"{where}: {message}", err=True)
+    except CassetteError as exc:
+        raise click.ClickException(str(exc)) from None
+    if failed or skipped:
+        click.echo(f"{written} scenario file(s) written to {out}; {failed} not imported, {skipped} skipped.", err=True)
+        sys.exit(1)

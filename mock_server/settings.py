@@ -6,6 +6,7 @@ build a `Settings`; nothing else reads the environment. `VERSION` is the version
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class Settings:
     with the client's path and query, and the request's faults strike its live response."""
     upstream_only: bool = False
     """Forward every model request to the upstream, whatever scenario it names or matches."""
+    upstream_timeout_s: float = 300.0
+    """How long the upstream may take to send its response head, and then each piece of its body (a
+    model may think for minutes); then the client gets a 504, or the stream is cut."""
     upstream_ca: Path | None = None
     """A PEM file of CA certificates that an HTTPS upstream's certificate is verified against."""
     record_dir: Path | None = None
@@ -108,8 +112,18 @@ class Settings:
                     f"upstream {self.upstream!r} is not an http:// or https:// URL with a host; "
                     "give a base such as https://api.openai.com"
                 )
+            if not self.upstream_timeout_s > 0:
+                raise ValueError(f"upstream_timeout_s must be more than 0 seconds, not {self.upstream_timeout_s}")
             if parsed.query or parsed.fragment:
                 raise ValueError(f"upstream {self.upstream!r} has a query or fragment; give the base URL alone")
+            if self.upstream_ca is not None:
+                try:
+                    ssl.create_default_context(cafile=str(self.upstream_ca))
+                except (OSError, ssl.SSLError) as exc:
+                    raise ValueError(
+                        f"--upstream-ca {self.upstream_ca}: no CA certificate could be read from it ({exc}); "
+                        "give a PEM file of CA certificates"
+                    ) from None
             return
         for given, flag in ((self.upstream_only, "--upstream-only"), (self.upstream_ca, "--upstream-ca")):
             if given:

@@ -354,7 +354,7 @@ def test_an_unexpected_exception_is_a_500_in_the_dialect_shape(
     def broken(**_: Any) -> None:
         raise RuntimeError("internal detail")
 
-    monkeypatch.setattr(server.app.state.catalog, "select", broken)
+    monkeypatch.setattr(server.app.state.catalog, "find", broken)
     response = httpx.post(server.url + endpoint.path, json=endpoint.body("default"))
     assert response.status_code == 500
     message = error_message(response)

@@ -43,6 +43,7 @@ VERDICT_FACTS = [
     "stall_ms",
     "thresholds",
 ]
+UPSTREAM_FACTS = ["upstream_status", "upstream_head_ms"]
 
 
 def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
@@ -61,7 +62,8 @@ def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
         body={"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]},
     )
     record = record_of(server, response)
-    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS
+    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS
+    assert (record.upstream_status, record.upstream_head_ms) == (None, None)
     assert record.method == "POST"
     assert record.path == "/completions"
     assert record.headers["authorization"] == "Bearer ..."  # masked: the journal keeps no usable key

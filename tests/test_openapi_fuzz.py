@@ -74,7 +74,7 @@ def test_the_check_catches_an_unscripted_500(fuzzed_server: MockServer, monkeypa
         raise RuntimeError("a bug")
 
     assert fuzzed_server.app is not None
-    monkeypatch.setattr(fuzzed_server.app.state.catalog, "select", broken)
+    monkeypatch.setattr(fuzzed_server.app.state.catalog, "find", broken)
     operation = schemathesis.openapi.from_url(fuzzed_server.url + "/openapi.json")["/v1/chat/completions"]["POST"]
     case = operation.Case(body={"messages": "hi"}, media_type="application/json")
     with pytest.raises(BaseExceptionGroup) as caught:  # schemathesis reports its failures as a group

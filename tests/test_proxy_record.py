@@ -4,6 +4,8 @@ second MockServer, whose journal shows what was forwarded to it."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,9 +110,9 @@ def test_error_and_duplicate_strike_between_upstream_events(upstream: MockServer
 
 def test_stall_and_delay_hold_the_live_stream(upstream: MockServer) -> None:
     with proxy(upstream) as server:
-        direct = httpx.post(upstream.url + CHAT, json=body()).elapsed.total_seconds()
-        held = httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "stall@2:600"})
-    assert held.elapsed.total_seconds() >= direct + 0.5
+        held = httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "stall@2:300,delay@3:300"})
+    assert held.elapsed.total_seconds() >= 0.55
+    assert held.text == httpx.post(upstream.url + CHAT, json=body()).text
 
 
 @pytest.mark.parametrize("fault", ["status:429", "reset@head"])
@@ -204,4 +206,143 @@ def test_settings_refuse_upstream_flags_without_an_upstream(tmp_path: Path) -> N
         Settings(record_dir=tmp_path)
     with pytest.raises(ValueError, match="not an http:// or https:// URL"):
         Settings(upstream="ftp://example.test")
+    (tmp_path / "not-a-ca.pem").write_text("hello", encoding="utf-8")
+    with pytest.raises(ValueError, match="no CA certificate could be read"):
+        Settings(upstream="https://example.test", upstream_ca=tmp_path / "not-a-ca.pem")
     Settings(record_dir=tmp_path, record_mode="none")
+
+
+@pytest.mark.parametrize(("kind", "ending"), [("drop", Ending.EOF), ("reset", Ending.RESET)])
+def test_an_upstream_that_breaks_mid_stream_breaks_the_client_stream_the_same_way(
+    upstream: MockServer, kind: str, ending: Ending
+) -> None:
+    upstream.add_scenario(
+        "breaks", reply="one two three four", faults=[{"kind": kind, "at": 2}], match={"prompt": "^breaks"}
+    )
+    with proxy(upstream) as server:
+        cut = fetch(server.url + CHAT, method="POST", body=body("breaks now"))
+        record = wait_until(lambda: next((r for r in server.records() if r.outcome), None), "the proxied record")
+    assert cut.ending is ending
+    assert len(cut.events) == 3  # the role chunk, then "one" and " two"
+    assert record.outcome == ("dropped" if kind == "drop" else "reset")
+
+
+def test_an_upstream_that_sends_no_head_in_time_is_a_504() -> None:
+    with socket.socket() as silent:  # takes connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = Settings(port=0, access_log=False, upstream=url, upstream_timeout_s=0.3)
+        with MockServer(settings=settings) as server:
+            answer = httpx.post(server.url + CHAT, json=body())
+    assert answer.status_code == 504
+    assert answer.json()["error"]["code"] == "upstream_timeout"
+    assert url in answer.json()["error"]["message"]
+
+
+def test_a_proxy_scenario_adds_its_faults_to_the_live_stream(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        server.add_scenario("live-cut", proxy=True, faults=[{"kind": "drop", "at": 2}], match={"prompt": "^cut me"})
+        cut = fetch(server.url + CHAT, method="POST", body=body("cut me please"))
+        whole = fetch(server.url + CHAT, method="POST", body=body("leave me"))
+    assert (cut.ending, len(cut.events)) == (Ending.EOF, 2)
+    assert whole.ending is Ending.COMPLETE
+    assert [r.prompt for r in upstream.records()] == ["cut me please", "leave me"]
+
+
+def test_upstream_only_forwards_even_what_a_scenario_answers(upstream: MockServer) -> None:
+    with proxy(upstream, upstream_only=True) as server:
+        httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Scenario": "tool-call"})
+        (record,) = server.records()
+    assert record.scenario == "upstream"
+    assert len(upstream.records()) == 1
+
+
+def test_record_mode_all_forwards_and_records_again(upstream: MockServer, tmp_path: Path) -> None:
+    with proxy(upstream, record_dir=tmp_path, record_mode="all") as server:
+        for _ in range(2):
+            httpx.post(server.url + CHAT, json=body())
+            wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+    assert len(upstream.records()) == 2
+    assert len(list(tmp_path.glob("*.yaml"))) == 1, "the same request is recorded under the same name"
+
+
+def test_a_whole_json_response_passes_through_and_faults_count_its_bytes(upstream: MockServer, tmp_path: Path) -> None:
+    whole = body(stream=False)
+    direct = httpx.post(upstream.url + CHAT, json=whole)
+    with proxy(upstream, record_dir=tmp_path) as server:
+        passed = httpx.post(server.url + CHAT, json=whole)
+        cut = fetch(server.url + CHAT + "?fault=drop@10", method="POST", body=body("another", stream=False))
+    assert passed.json() == direct.json()
+    assert passed.headers["content-type"] == "application/json"
+    assert (cut.ending, len(cut.body)) == (Ending.EOF, 10)
+
+
+def test_a_recording_is_an_ordinary_scenario_file(upstream: MockServer, tmp_path: Path) -> None:
+    with proxy(upstream, record_dir=tmp_path) as server:
+        httpx.post(server.url + CHAT, json=body())
+        (written,) = wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mock_server", "validate", str(written)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "mock_server", "scenarios", "--scenarios", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert written.stem in listed.stdout
+
+
+def test_split_writes_a_live_event_in_pieces(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        split = fetch(server.url + CHAT + "?fault=split@1:3", method="POST", body=body())
+    whole = events_of(httpx.post(upstream.url + CHAT, json=body()).text)
+    pieces = [data for _, data in split.chunks]
+    assert split.text == "".join(f"{e}\n\n" for e in whole)
+    second = f"{whole[1]}\n\n".encode()
+    assert b"".join(pieces[1:4]) == second, "the second event came in three writes"
+    assert all(piece != second for piece in pieces)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"proxy": True, "steps": [{"text": "hi"}]}, "steps and proxy each say where the response comes from"),
+        (
+            {"recording": {"events": [{"at_ms": 5, "data": "data: a\n\n"}, {"at_ms": 1, "data": "data: b\n\n"}]}},
+            "event 1 arrives at 1 ms, before event 0",
+        ),
+        ({"recording": {"status": 99}}, "99 is not a status a recording can replay"),
+        ({"speed": -1}, "speed"),
+    ],
+)
+def test_recording_and_proxy_fields_are_checked(make_server: Any, fields: dict[str, Any], problem: str) -> None:
+    server = make_server()
+    answer = httpx.put(server.url + "/_mock/scenarios/bad", json=fields)
+    assert answer.status_code == 422
+    assert problem in answer.text
+
+
+def test_a_page_gets_one_set_of_cors_headers_through_the_proxy(upstream: MockServer) -> None:
+    origin = {"Origin": "http://app.test"}
+    assert httpx.post(upstream.url + CHAT, json=body(), headers=origin).headers.get_list("access-control-allow-origin")
+    with proxy(upstream) as server:
+        answer = httpx.post(server.url + CHAT, json=body(), headers=origin)
+    assert answer.headers.get_list("access-control-allow-origin") == ["http://app.test"]
+    assert len(answer.headers.get_list("vary")) <= 1
+
+
+def test_the_verdict_judges_a_replayed_recording(tmp_path: Path) -> None:
+    recording = {
+        "match": {"prompt": "^recorded$"},
+        "thresholds": {"grace_ms": 100},
+        "recording": {"events": [{"at_ms": 0, "data": f"data: {n}\n\n"} for n in range(4)]},
+    }
+    (tmp_path / "recorded.yaml").write_text(yaml.safe_dump(recording), encoding="utf-8")
+    with MockServer(settings=Settings(port=0, access_log=False, scenario_dirs=(tmp_path,))) as server:
+        cut = fetch(server.url + CHAT + "?fault=drop@2", method="POST", body=body("recorded"))
+        verdict = server.verdict(wait_s=2)
+    assert cut.events == ["data: 0", "data: 1"]
+    assert [finding.code for finding in verdict.findings] == ["cut_stream_not_retried"]

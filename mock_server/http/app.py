@@ -18,11 +18,12 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from mock_server.http import control, playground, routes
 from mock_server.http.access import AccessGuard, CorsByPath, cors_options
-from mock_server.http.errors import install_error_handlers, unexpected
+from mock_server.http.errors import CONTROL_PREFIX, install_error_handlers, unexpected
 from mock_server.http.pipeline import respond
 from mock_server.http.state import MockState
 from mock_server.journal.journal import Journal
@@ -59,7 +60,7 @@ class MockApp:
             ),
         )
         if settings.upstream is not None:
-            self.state.upstream = Upstream(settings.upstream, settings.upstream_ca)
+            self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)
         self.fastapi = _fastapi_app(settings, self.state)
@@ -74,11 +75,24 @@ class MockApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if scope["type"] == "http" and (scope["path"], scope["method"]) in self.model_routes:
+        if scope["type"] == "http" and self._route_of(scope) is not None:
             scope["app"] = self.fastapi  # what `request.app` reads, as FastAPI would have set it
             await self._models(scope, receive, send)
         else:
             await self.fastapi(scope, receive, send)
+
+    def _route_of(self, scope: Scope) -> routes.ModelRoute | None:
+        """The model route of a request; with an upstream, a forwarding one for a path that is not ours."""
+        path, method = scope["path"], scope["method"]
+        route = self.model_routes.get((path, method))
+        forward = self.state.upstream is not None and method != "OPTIONS" and not path.startswith(CONTROL_PREFIX)
+        if route is None and forward and not self._answered_here(scope):
+            route = routes.forwarded_route(method, path)
+        return route
+
+    def _answered_here(self, scope: Scope) -> bool:
+        """Whether FastAPI has a route for the path (the docs, /v1/models, the playground): never forwarded."""
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.fastapi.router.routes)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Nothing to start; at shutdown, close what the app opened (the upstream's connections)."""
@@ -92,7 +106,8 @@ class MockApp:
                 return
 
     async def _answer_model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.model_routes[(scope["path"], scope["method"])]
+        route = self._route_of(scope)
+        assert route is not None  # __call__ sends only requests that have one
         request = Request(scope, receive, send)
         try:
             response = await respond(request, route)

@@ -95,3 +95,12 @@ def _scenario(body: Mapping[str, Any]) -> str | None:
     if value is not None and not isinstance(value, str):
         raise RequestBodyError("`scenario` must be a scenario name (a string).", param="scenario")
     return value
+
+
+def read_forwarded(body: Mapping[str, Any]) -> ModelRequest:
+    """A request to a path this server does not model, forwarded to the upstream: its prompt and
+    model when its body holds them the usual way (for a recording's `match`), else none."""
+    try:
+        return ModelRequest(prompt_from_body(body))
+    except RequestBodyError:
+        return ModelRequest(PromptInfo("", None))

@@ -8,12 +8,13 @@ import asyncio
 import hashlib
 import time
 from dataclasses import replace
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mock_server.dialects import Dialect, StreamInfo
-from mock_server.errors import BodyTooLargeError, MockLLMError, NoRecordingError, UpstreamError
+from mock_server.errors import BodyTooLargeError, MockLLMError, NoRecordingError, RequestBodyError, UpstreamError
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -55,7 +56,10 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             api_key_header=route.api_key_header,
             query_param=not route.reads_body,  # EventSource cannot send headers
         )
-        asked = route.read(parse_json_body(raw) if raw is not None else request.query_params)
+        if route.forwarded:
+            asked = route.read(_forwarded_body(raw))
+        else:
+            asked = route.read(parse_json_body(raw) if raw is not None else request.query_params)
         prepared = _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
         return _refuse(route.dialect, exc, entry)
@@ -137,6 +141,14 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         (dialect.request_id_header, request_id),
     ]
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers)
+
+
+def _forwarded_body(raw: bytes | None) -> dict[str, Any]:
+    """A forwarded request's body as JSON, when it is a JSON object ({} otherwise: it is sent on as it is)."""
+    try:
+        return parse_json_body(raw or b"")
+    except RequestBodyError:
+        return {}
 
 
 PROXIED = Scenario(name="upstream", description="Forwarded to the upstream (--upstream).", proxy=True)

@@ -46,10 +46,28 @@ class ModelRoute:
     close_events: bool = False
     """The route answers a `close` fault with `event: close`, the convention of custom backends that
     fetch-event-source and EventSource users meet; the provider routes end the stream cleanly instead."""
+    forwarded: bool = False
+    """A path this server does not model, only forwarded to the upstream: any body, any method."""
 
     @property
     def reads_body(self) -> bool:
-        return self.method != "GET"
+        return self.method not in ("GET", "HEAD")
+
+
+def forwarded_route(method: str, path: str) -> ModelRoute:
+    """The route of a request to a path this server does not model, when there is an upstream: it is
+    forwarded with the faults its query or headers carry, and its own errors take OpenAI's shape."""
+    return ModelRoute(
+        "upstream",
+        method,
+        path,
+        DIALECTS["openai-chat"],
+        model_request.read_forwarded,
+        lambda model, stream, prompt: {},
+        "forwarded to the upstream",
+        close_events=True,
+        forwarded=True,
+    )
 
 
 def _messages(prompt: str) -> list[dict[str, str]]:

@@ -125,18 +125,12 @@ class Catalog:
         self._runtime.clear()
         self._selections.clear()
 
-    def select(
-        self, *, named: str | None, model: str | None, prompt: str, headers: Mapping[str, str], path: str = ""
-    ) -> Scenario:
-        """The scenario for a request, in the SPEC's order: a name given, `model` naming a scenario,
-        the first whose `match` rules fit, the default."""
-        found = self.find(named=named, model=model, prompt=prompt, headers=headers, path=path)
-        return found if found is not None else self.get(self.default)
-
     def find(
         self, *, named: str | None, model: str | None, prompt: str, headers: Mapping[str, str], path: str = ""
     ) -> Scenario | None:
-        """The scenario a request names or matches, or None when only the default would answer it."""
+        """The scenario a request names or matches, in the SPEC's order: a name given, `model` naming a
+        scenario, the first whose `match` rules fit; None when only the default (or an upstream) would
+        answer it."""
         if named is not None:
             return self.get(named)
         if model is not None and model in self:

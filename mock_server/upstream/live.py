@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from mock_server.scenarios import steps
 from mock_server.scenarios.recording import EventSplitter, is_comment_block
+from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import FaultCursor
 from mock_server.upstream.proxy import UpstreamResponse
 from mock_server.upstream.recorder import Capture
@@ -63,6 +64,10 @@ class LiveActions:
                 yield actions, arrived_at
             if renderer.ended:
                 return  # a fault ended the stream: the upstream is let go, unread
+        if response.broke is not None:  # the client meets the upstream's failure as it happened
+            renderer.add([steps.Reset() if response.broke is Ending.RESET else steps.Drop()])
+            yield renderer.take(), response.arrived_at()
+            return
         if capture is not None:
             capture.complete = True
         renderer.add(self._cursor.rest())

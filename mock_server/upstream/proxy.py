@@ -21,6 +21,7 @@ import httpcore
 import httpx
 
 from mock_server.errors import UpstreamError, UpstreamTimeoutError
+from mock_server.scenarios.steps import Ending
 from mock_server.timeline.overrides import OVERRIDE_QUERY
 
 HOP_BY_HOP = frozenset(
@@ -33,9 +34,6 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
 NOT_PASSED_BACK = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 """Response headers this server sets itself (framing, date) or that no longer hold."""
 CONNECT_TIMEOUT_S = 10.0
-HEAD_TIMEOUT_S = 300.0
-"""How long the upstream may take to send its head, and then each piece of its body: a model may
-think for minutes before its first token."""
 MAX_IDLE_CONNECTIONS = 200
 """Connections kept open to the upstream between requests; more are closed once their response is done."""
 KEEPALIVE_S = 5.0
@@ -44,6 +42,12 @@ MAX_UNREAD_BYTES = 256 * 1024
 """What a connection to the upstream buffers before it stops reading until some is read."""
 READ_AT = "mock_llm_sse.read_at"
 """What our network streams are asked for when the bytes last read from them arrived."""
+
+
+def passed_back(name: str) -> bool:
+    """Whether an upstream response header (lower-case) reaches the client: not framing, and not CORS,
+    which this server answers for itself (a browser refuses a header given twice)."""
+    return name not in NOT_PASSED_BACK and not name.startswith("access-control-") and name != "vary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +86,17 @@ class UpstreamResponse:
     _response: httpx.Response
     _release: Callable[[], None]
     """Hands the connection back for the next request, once this response is done with it."""
+    broke: Ending | None = None
+    """How the upstream's body ended early, when it did: `drop` (cut short, or silent past the
+    timeout) or `reset`; the client's stream ends the same way."""
 
     async def pieces(self) -> AsyncIterator[bytes]:
         """The body as it arrives; the connection goes back to the pool (or closes) when done."""
         try:
             async for piece in self._response.aiter_raw():
                 yield piece
+        except httpx.HTTPError as exc:
+            self.broke = Ending.RESET if _was_reset(exc) else Ending.DROP
         finally:
             await self.aclose()
 
@@ -123,9 +132,11 @@ class Upstream:
     talk to their socket through asyncio itself (`_Socket`).
     """
 
-    def __init__(self, base_url: str, ca_file: Path | None = None) -> None:
+    def __init__(self, base_url: str, ca_file: Path | None = None, timeout_s: float = 300.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._ca_file = ca_file
+        self._timeout_s = timeout_s
+        """How long its head, then each piece of its body, may take."""
         self._tls: ssl.SSLContext | None = None
         self._cookies = CookieJar()
         self._idle: list[httpx.AsyncClient] = []
@@ -138,7 +149,7 @@ class Upstream:
             client = httpx.AsyncClient(
                 transport=_transport(self._tls_context()),
                 cookies=self._cookies,
-                timeout=httpx.Timeout(HEAD_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                timeout=httpx.Timeout(self._timeout_s, connect=min(CONNECT_TIMEOUT_S, self._timeout_s)),
                 follow_redirects=False,
                 trust_env=False,
             )
@@ -184,7 +195,7 @@ class Upstream:
         except BaseException:
             self._release(client)
             raise
-        headers = [(name, value) for name, value in response.headers.multi_items() if name not in NOT_PASSED_BACK]
+        headers = [(name, value) for name, value in response.headers.multi_items() if passed_back(name)]
         content_type = response.headers.get("content-type", "")
         return UpstreamResponse(response.status_code, headers, content_type, response, lambda: self._release(client))
 
@@ -288,7 +299,9 @@ class _Stream(httpcore.AsyncNetworkStream):
         if socket.received:
             return socket.read(max_bytes)
         if socket.error is not None:
-            raise httpcore.ReadError(str(socket.error) or type(socket.error).__name__)
+            error = httpcore.ReadError(str(socket.error) or type(socket.error).__name__)
+            error.__context__ = socket.error  # what httpcore keeps when it raises this again `from None`
+            raise error from socket.error
         return b""  # the upstream closed the connection
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -299,7 +312,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             await _within(timeout, self._socket.writable, httpcore.WriteTimeout)
 
     async def aclose(self) -> None:
-        self._transport.close()
+        self._transport.abort()  # as anyio's stream does: at once, with no TLS close_notify to wait for
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
@@ -389,6 +402,18 @@ def _closing(client: httpx.AsyncClient) -> None:
     task = asyncio.ensure_future(client.aclose())
     _CLOSING.add(task)
     task.add_done_callback(_CLOSING.discard)
+
+
+def _was_reset(exc: BaseException) -> bool:
+    """Whether a connection reset (ECONNRESET) is among the causes of `exc`."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionResetError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _why(exc: Exception) -> str:

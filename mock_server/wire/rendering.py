@@ -158,10 +158,11 @@ class LiveRenderer:
                 rendering.add(step)
 
     def take(self) -> list[Action]:
-        """The actions of the steps added since the last call, writes that follow each other merged."""
+        """The actions of the steps added since the last call, whole events that follow each other
+        merged into one write (what a fault cuts stays in its pieces)."""
         rendering = self._renderer
         new, rendering.actions = rendering.actions, []
-        return _coalesce(new) if len(new) > 1 else new
+        return _coalesce(new, events_only=True) if len(new) > 1 else new
 
     @property
     def ended(self) -> bool:
@@ -303,8 +304,9 @@ def _after_event(actions: list[Action], event_id: int, preamble: int) -> list[Ac
     return actions[:preamble]
 
 
-def _coalesce(actions: list[Action]) -> list[Action]:
-    """Merge writes that follow each other with no wait (up to COALESCE_BYTES): one `send`, not many."""
+def _coalesce(actions: list[Action], *, events_only: bool = False) -> list[Action]:
+    """Merge writes that follow each other with no wait (up to COALESCE_BYTES): one `send`, not many.
+    With `events_only`, a write that ends no event (a piece of a split event, comments) goes alone."""
     out: list[Action] = []
     run: list[Write] = []
     size = 0
@@ -319,16 +321,15 @@ def _coalesce(actions: list[Action]) -> list[Action]:
         run.clear()
 
     for action in actions:
-        if isinstance(action, Write) and size + len(action.data) <= COALESCE_BYTES:
+        if isinstance(action, Write) and (action.events > 0 or not events_only):
+            if size + len(action.data) > COALESCE_BYTES:
+                flush()
+                size = 0
             run.append(action)
             size += len(action.data)
-            continue
-        flush()
-        size = 0
-        if isinstance(action, Write):
-            run.append(action)
-            size = len(action.data)
         else:
+            flush()
+            size = 0
             out.append(action)
     flush()
     return out

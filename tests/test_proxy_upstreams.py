@@ -1,0 +1,137 @@
+"""The proxy against raw upstreams that send what real ones do (CRLF and CR line endings, comments,
+`id:` and `retry:` fields, an event split inside a character) and against an HTTPS upstream with a
+private CA, through raw sockets, httpx and the `serve` command."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mock_server.http.server import MockServer
+from mock_server.settings import Settings
+from tests.conftest import cli_server, wait_until
+from tests.upstreams import End, LocalCA, RawUpstream, awkward_sse_script
+from tests.wire import Ending, fetch
+
+CHAT = "/v1/chat/completions"
+AWKWARD = awkward_sse_script()
+AWKWARD_BYTES = b"".join(piece.data for piece in AWKWARD.pieces)
+BODY: dict[str, Any] = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def awkward() -> Iterator[RawUpstream]:
+    with RawUpstream(routes={CHAT: AWKWARD}) as upstream:
+        yield upstream
+
+
+def proxy_of(upstream: RawUpstream, **settings: Any) -> MockServer:
+    return MockServer(settings=Settings(port=0, access_log=False, upstream=upstream.url, **settings))
+
+
+def test_awkward_framing_passes_through_byte_for_byte(awkward: RawUpstream) -> None:
+    with proxy_of(awkward) as server:
+        got = fetch(server.url + CHAT, method="POST", body=BODY, headers={"Authorization": "Bearer sk-1"})
+        record = server.records()[-1]
+    assert got.ending is Ending.COMPLETE
+    assert got.body == AWKWARD_BYTES
+    assert record.events_sent == 4  # the comment block passes, uncounted
+
+
+def test_faults_count_upstream_events_whatever_their_line_endings(awkward: RawUpstream) -> None:
+    pieces = [piece.data for piece in AWKWARD.pieces]
+    comment, first, second = pieces[0], pieces[1], pieces[2]
+    with proxy_of(awkward) as server:
+        cut = fetch(server.url + CHAT + "?fault=drop@2", method="POST", body=BODY)
+    assert cut.ending is Ending.EOF
+    assert cut.body == comment + first + second
+
+
+def test_what_is_forwarded_is_the_clients_request_less_ours(awkward: RawUpstream) -> None:
+    with proxy_of(awkward) as server:
+        fetch(
+            server.url + CHAT + "?fault=split@1&api-version=2024-10-21",
+            method="POST",
+            body=BODY,
+            headers={"Authorization": "Bearer sk-1", "X-Mock-Seed": "4", "OpenAI-Organization": "org-1"},
+        )
+    (seen,) = awkward.requests
+    assert (seen.method, seen.target) == ("POST", CHAT + "?api-version=2024-10-21")
+    assert seen.header("Authorization") == "Bearer sk-1"
+    assert seen.header("OpenAI-Organization") == "org-1"
+    assert seen.header("X-Mock-Seed") is None
+    assert seen.header("Accept-Encoding") == "identity"
+    assert httpx.Response(200, content=seen.body).json() == BODY
+
+
+def test_a_recording_of_an_awkward_stream_replays_its_bytes(awkward: RawUpstream, tmp_path: Path) -> None:
+    with proxy_of(awkward, record_dir=tmp_path) as server:
+        first = fetch(server.url + CHAT, method="POST", body=BODY)
+        wait_until(lambda: list(tmp_path.glob("*.yaml")) or None, "the recording")
+        again = fetch(server.url + CHAT, method="POST", body=BODY)
+    assert len(awkward.requests) == 1
+    assert first.body == again.body == AWKWARD_BYTES
+
+
+@pytest.mark.parametrize(("end", "ending"), [("cut", Ending.EOF), ("reset", Ending.RESET)])
+def test_an_upstream_cut_or_reset_reaches_the_client_as_such(end: End, ending: Ending) -> None:
+    script = dataclasses.replace(AWKWARD, end=end, end_after=3)
+    with RawUpstream(routes={CHAT: script}) as upstream, proxy_of(upstream) as server:
+        got = fetch(server.url + CHAT, method="POST", body=BODY)
+    assert got.ending is ending
+    assert got.body == b"".join(piece.data for piece in AWKWARD.pieces[:3])
+
+
+def test_an_https_upstream_is_verified_against_the_given_ca(tmp_path: Path) -> None:
+    ca = LocalCA.create(tmp_path)
+    with RawUpstream(routes={CHAT: AWKWARD}, tls=ca) as upstream:
+        assert upstream.url.startswith("https://")
+        with proxy_of(upstream, upstream_ca=ca.ca_pem) as trusting:
+            trusted = fetch(trusting.url + CHAT, method="POST", body=BODY)
+        with proxy_of(upstream) as default:
+            refused = httpx.post(default.url + CHAT, json=BODY)
+    assert trusted.body == AWKWARD_BYTES
+    assert refused.status_code == 502
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.json()["error"]["message"]
+
+
+@pytest.mark.slow  # starts the command
+def test_serve_proxies_to_an_https_upstream(tmp_path: Path) -> None:
+    ca = LocalCA.create(tmp_path)
+    with (
+        RawUpstream(routes={CHAT: AWKWARD}, tls=ca) as upstream,
+        cli_server("--upstream", upstream.url, "--upstream-ca", str(ca.ca_pem), "--record", str(tmp_path / "rec")) as (
+            process,
+            url,
+        ),
+    ):
+        assert process.stdout is not None
+        banner = [process.stdout.readline() for _ in range(4)]
+        got = fetch(url + CHAT, method="POST", body=BODY)
+        recorded = wait_until(lambda: list((tmp_path / "rec").glob("*.yaml")) or None, "the recording")
+        assert f"Upstream: {upstream.url} gets model requests no scenario answers\n" in banner
+    assert got.body == AWKWARD_BYTES
+    assert len(recorded) == 1
+
+
+def test_paths_this_server_does_not_model_are_forwarded_with_their_faults(tmp_path: Path) -> None:
+    plain = dataclasses.replace(AWKWARD, headers=(b"Content-Type: application/json",), pieces=AWKWARD.pieces[1:2])
+    routes = {"/mcp/sse": AWKWARD, "/v1/embeddings": plain}
+    with RawUpstream(routes=routes) as upstream, proxy_of(upstream, record_dir=tmp_path) as server:
+        streamed = fetch(server.url + "/mcp/sse?session=1&fault=drop@1")
+        posted = fetch(server.url + "/v1/embeddings", method="POST", body="not json at all")
+        docs = httpx.get(server.url + "/openapi.json")
+        targets = [request.target for request in upstream.requests]
+    assert (streamed.ending, streamed.body) == (Ending.EOF, b"".join(p.data for p in AWKWARD.pieces[:2]))
+    assert posted.body == AWKWARD.pieces[1].data
+    assert docs.status_code == 200, "what this server answers itself is not forwarded"
+    assert targets == ["/mcp/sse?session=1", "/v1/embeddings"]
+
+
+def test_without_an_upstream_an_unknown_path_is_still_a_404(server: MockServer) -> None:
+    assert httpx.get(server.url + "/mcp/sse").status_code == 404
