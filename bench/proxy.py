@@ -17,9 +17,11 @@ import os
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import uvloop
 
@@ -43,12 +45,23 @@ LONG = "/completions?model=bench-long&messages=x"
 BURST = "/completions?model=bench-burst&messages=x"
 PACED = "/completions?model=bench-stream&messages=x"
 STREAMS = 500
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An upstream and a proxy to it: their ports and processes."""
+
+    upstream: int
+    proxy: int
+    upstream_pid: int
+    proxy_pid: int
 
 
 @contextmanager
-def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterator[tuple[int, int]]:
+def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterator[Pair]:
     """The upstream (serving `scenarios`) and a proxy to it, each in its own process, on a core each
-    with `cores`; yields their ports."""
+    with `cores`."""
     started: list[subprocess.Popen[bytes]] = []
     try:
         upstream_port = procs.free_port()
@@ -60,7 +73,7 @@ def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterat
         proxy = procs.start_mock(proxy_port, scenarios, *options, cpus=cores[1] if cores else None)
         started.append(proxy)
         procs.wait_until_answering(f"http://127.0.0.1:{proxy_port}/_mock/health", proxy)
-        yield upstream_port, proxy_port
+        yield Pair(upstream_port, proxy_port, upstream.pid, proxy.pid)
     finally:
         for process in started:
             procs.stop(process)
@@ -75,47 +88,72 @@ async def measure_proxy(quick: bool, scenarios: Path) -> list[Figure]:
         setups.append((f"proxy, cores {first}|{second}", (str(first), str(second))))
     figures: list[Figure] = []
     for label, cores in setups:
-        with upstream_and_proxy(scenarios, cores) as (direct, proxied):
-            figures += await compare(label, direct, proxied, quick)
+        with upstream_and_proxy(scenarios, cores) as pair:
+            figures += await compare(label, pair, quick)
     return figures
 
 
-async def compare(label: str, direct: int, proxied: int, quick: bool) -> list[Figure]:
-    """Throughput, requests a second and the lateness of paced streams, directly and through the proxy."""
+async def compare(label: str, pair: Pair, quick: bool) -> list[Figure]:
+    """Throughput, requests a second and the lateness of paced streams, directly and through the
+    proxy; and what each costs the proxy's CPU against what it costs the upstream's when asked directly."""
     figures = [
         vs_direct(
             f"{label}: throughput, {LONG_CHUNKS:,} chunks",
             "events/s",
-            await throughput(proxied, "GET", LONG, None),
-            await throughput(direct, "GET", LONG, None),
+            await throughput(pair.proxy, "GET", LONG, None),
+            await throughput(pair.upstream, "GET", LONG, None),
             "higher",
             ">= 0.8x",
         )
     ]
     requests, concurrency = (400, 20) if quick else (2000, 50)
-    figures.append(
+    proxied_cpu, proxied_rps = await on_cpu(
+        pair.proxy_pid, requests_per_second(pair.proxy, BURST, requests, concurrency)
+    )
+    direct_cpu, direct_rps = await on_cpu(
+        pair.upstream_pid, requests_per_second(pair.upstream, BURST, requests, concurrency)
+    )
+    per_request = 1000 / (3 * requests)  # requests_per_second takes the best of 3 rounds
+    figures += [
         vs_direct(
             f"{label}: streams of {CHUNKS} chunks, {concurrency} at a time",
             "req/s",
-            await requests_per_second(proxied, BURST, requests, concurrency),
-            await requests_per_second(direct, BURST, requests, concurrency),
+            proxied_rps,
+            direct_rps,
             "higher",
             ">= 0.8x",
-        )
-    )
+        ),
+        vs_direct(
+            f"{label}: CPU per stream of {CHUNKS} chunks", "ms CPU", proxied_cpu * per_request, direct_cpu * per_request
+        ),
+    ]
     # The machine is shared and one round's p99 swings by tens of milliseconds: the median of rounds
     # taken in turn, through the proxy and directly.
     rounds: list[tuple[Fidelity, Fidelity]] = []
+    cpu = [0.0, 0.0]
     for _ in range(1 if quick else 3):
-        rounds.append((await fidelity(proxied, PACED, STREAMS), await fidelity(direct, PACED, STREAMS)))
+        spent, ours = await on_cpu(pair.proxy_pid, fidelity(pair.proxy, PACED, STREAMS))
+        cpu[0] += spent
+        spent, theirs = await on_cpu(pair.upstream_pid, fidelity(pair.upstream, PACED, STREAMS))
+        cpu[1] += spent
+        rounds.append((ours, theirs))
     ours, theirs = (median_round([r[i] for r in rounds]) for i in (0, 1))
+    per_stream = 1000 / (2 * STREAMS * len(rounds))  # fidelity plays a warm-up round first
     streams = f"{label}: {STREAMS} streams at {CHUNK_MS} ms"
     return [
         *figures,
         vs_direct(f"{streams}: completed", "streams", ours.completed, theirs.completed, "higher", f"= {STREAMS}"),
         vs_direct(f"{streams}: gap p99", "ms", ours.gap_p99_ms, theirs.gap_p99_ms, "lower"),
         vs_direct(f"{streams}: lateness p99", "ms", ours.lateness_p99_ms, theirs.lateness_p99_ms, "lower", "<= +1 ms"),
+        vs_direct(f"{streams}: CPU per stream", "ms CPU", cpu[0] * per_stream, cpu[1] * per_stream),
     ]
+
+
+async def on_cpu(pid: int, measuring: Awaitable[T]) -> tuple[float, T]:
+    """The CPU seconds process `pid` spends while `measuring` runs, and its result."""
+    before = procs.cpu_seconds(pid)
+    result = await measuring
+    return procs.cpu_seconds(pid) - before, result
 
 
 def median_round(rounds: list[Fidelity]) -> Fidelity:
@@ -128,7 +166,7 @@ def median_round(rounds: list[Fidelity]) -> Fidelity:
     )
 
 
-def vs_direct(name: str, unit: str, proxied: float, direct: float, better: str, target: str = "") -> Figure:
+def vs_direct(name: str, unit: str, proxied: float, direct: float, better: str = "lower", target: str = "") -> Figure:
     return Figure(name, unit, proxied, direct, better, target, against="direct")
 
 

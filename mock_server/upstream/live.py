@@ -4,7 +4,6 @@ between them, and what arrived handed to the recorder."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from mock_server.scenarios import steps
@@ -18,6 +17,7 @@ from mock_server.wire.rendering import LiveRenderer
 
 END_MARKERS = (b"data: [DONE]", b"event: message_stop", b"event: response.completed")
 """How a block that ends a provider's stream begins (`no_done` leaves it out)."""
+COMMENT_OPENINGS = (b":", b"\r", b"\n")
 
 
 class LiveActions:
@@ -39,62 +39,82 @@ class LiveActions:
         self._end_marker = end_marker
         self._sse = response.content_type.split(";")[0].strip().lower() == "text/event-stream"
 
-    def __aiter__(self) -> AsyncIterator[list[Action]]:
+    def __aiter__(self) -> AsyncIterator[tuple[list[Action], float]]:
         return self._play()
 
     async def aclose(self) -> None:
         await self._response.aclose()
 
-    async def _play(self) -> AsyncIterator[list[Action]]:
-        clock = asyncio.get_running_loop().time
-        started = clock()
-        blocks = self._sse_blocks() if self._sse else self._body_pieces()
-        async for stream_steps, arrived in blocks:
-            if self._capture is not None and arrived:
-                self._capture.add(arrived, (clock() - started) * 1000)
-            actions = self._renderer.actions(stream_steps)
+    async def _play(self) -> AsyncIterator[tuple[list[Action], float]]:
+        response, renderer, capture = self._response, self._renderer, self._capture
+        head_at = response.arrived_at()
+        arrivals = self._sse_arrivals() if self._sse else self._body_arrivals()
+        # One list of actions per arrival, however many events it brings: the transport then writes
+        # them at once, as it writes a scripted stream's events that have no wait between them.
+        async for blocks in arrivals:
+            arrived_at = response.arrived_at()
+            for stream_steps, arrived in blocks:
+                if capture is not None and arrived:
+                    capture.add(arrived, (arrived_at - head_at) * 1000)
+                renderer.add(stream_steps)
+                if renderer.ended:
+                    break
+            actions = renderer.take()
             if actions:
-                yield actions
-            if self._renderer.ended:
+                yield actions, arrived_at
+            if renderer.ended:
                 return  # a fault ended the stream: the upstream is let go, unread
-        if self._response.broke is not None:  # the client meets the upstream's failure as it happened
-            yield self._renderer.actions([steps.Reset() if self._response.broke is Ending.RESET else steps.Drop()])
+        if response.broke is not None:  # the client meets the upstream's failure as it happened
+            renderer.add([steps.Reset() if response.broke is Ending.RESET else steps.Drop()])
+            yield renderer.take(), response.arrived_at()
             return
-        if self._capture is not None:
-            self._capture.complete = True
-        actions = self._renderer.actions(self._cursor.rest())
+        if capture is not None:
+            capture.complete = True
+        renderer.add(self._cursor.rest())
+        actions = renderer.take()
         if actions:
-            yield actions
+            yield actions, response.arrived_at()
 
-    async def _sse_blocks(self) -> AsyncIterator[tuple[list[steps.Step], bytes]]:
+    async def _sse_arrivals(self) -> AsyncIterator[list[tuple[list[steps.Step], bytes]]]:
+        """For each piece of the body, the SSE blocks it completes: the steps of each (the faults due
+        before it, then the event) and its bytes."""
         splitter = EventSplitter()
+        cursor = self._cursor
         index = 0
         async for piece in self._response.pieces():
-            blocks = splitter.feed(piece)
+            blocks: list[tuple[list[steps.Step], bytes]] = []
+            arrived = splitter.feed(piece)
             if self._passing_on():
                 # Nothing is left to place between events, record or leave out: the blocks go on
                 # in one write, without a step each.
-                events = sum(1 for block in blocks if not (block.startswith(b":") and is_comment_block(block)))
-                yield [steps.UpstreamEvents(b"".join(blocks), events)], b""
+                events = sum(
+                    1 for block in arrived if not (block.startswith(COMMENT_OPENINGS) and is_comment_block(block))
+                )
+                if arrived:
+                    yield [([steps.UpstreamEvents(b"".join(arrived), events)], b"")]
                 continue
-            for block in blocks:
-                if is_comment_block(block):
-                    yield [steps.UpstreamComments(block)], block
+            for block in arrived:
+                # Only a block that opens with a comment or a blank line can be all comments.
+                if block.startswith(COMMENT_OPENINGS) and is_comment_block(block):
+                    blocks.append(([steps.UpstreamComments(block)], block))
                     continue
-                due = self._cursor.before(index)
+                due_at = cursor.next_at()
+                due = cursor.before(index) if due_at is not None and due_at <= index else []
                 index += 1
                 sent = self._end_marker or not block.startswith(END_MARKERS)
-                yield [*due, steps.UpstreamEvent(block)] if sent else due, block
+                blocks.append(([*due, steps.UpstreamEvent(block)] if sent else due, block))
+            if blocks:
+                yield blocks
         rest = splitter.rest()
         if rest:
-            yield [*self._cursor.before(index), steps.UpstreamEvent(rest)], rest
+            yield [([*cursor.before(index), steps.UpstreamEvent(rest)], rest)]
 
     def _passing_on(self) -> bool:
         """Whether the rest of the stream needs nothing but passing on: no fault pending, nothing
         recorded, no end marker to leave out."""
         return self._capture is None and self._end_marker and self._cursor.next_at() is None
 
-    async def _body_pieces(self) -> AsyncIterator[tuple[list[steps.Step], bytes]]:
+    async def _body_arrivals(self) -> AsyncIterator[list[tuple[list[steps.Step], bytes]]]:
         """A body that is not SSE, in the pieces it arrives in, cut where a fault's `@N` (a byte
         offset here) falls inside one."""
         offset = 0
@@ -103,11 +123,11 @@ class LiveActions:
             while piece:
                 due_at = self._cursor.next_at()
                 if due_at is None or due_at >= offset + len(piece):
-                    yield [steps.UpstreamEvent(piece)], arrived
+                    yield [([steps.UpstreamEvent(piece)], arrived)]
                     offset += len(piece)
                     break
                 cut = max(0, due_at - offset)
                 head, piece = piece[:cut], piece[cut:]
                 offset += len(head)
-                yield [*([steps.UpstreamEvent(head)] if head else []), *self._cursor.before(offset)], arrived
+                yield [([*([steps.UpstreamEvent(head)] if head else []), *self._cursor.before(offset)], arrived)]
                 arrived = b""

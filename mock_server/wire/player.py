@@ -58,6 +58,8 @@ class Player:
         self._last_write = self.deadline
         self._pinging = False
         self._stalling = False
+        self._shifted: float | None = None
+        """The waits of every action given so far, once actions are added as they arrive."""
         self.events_sent = 0
         self.last_id: int | None = None
         """The id of the last event written (None before one, or without ids)."""
@@ -100,13 +102,17 @@ class Player:
                 return Stop.RESET
         return Stop.END
 
-    def extend(self, actions: list[Action]) -> None:
-        """Add actions to play after the others (a live stream's next event, as it arrives); their
-        waits count from now."""
-        if isinstance(self._actions, tuple):
-            self._actions = list(self._actions)
-        self._actions.extend(actions)
-        self.deadline = max(self.deadline, self._clock())
+    def extend(self, actions: list[Action], arrived_at: float) -> None:
+        """Add actions to play after the others: a live stream's next events, which arrived at
+        `arrived_at` (on `clock`). They play then, later by every wait played before them (a fault's
+        wait moves what follows it on, as in a scripted stream), and never before what came first."""
+        if self._shifted is None:
+            self._shifted = sum(a.seconds for a in self._actions if isinstance(a, Wait))
+        rest = self._actions[self._index :]  # what is played is let go: a live stream can be long
+        self._actions = [*rest, *actions] if rest else actions
+        self._index = 0
+        self.deadline = max(self.deadline, arrived_at + self._shifted)
+        self._shifted += sum(a.seconds for a in actions if isinstance(a, Wait))
 
     def _next_wake(self) -> float:
         if self._pinging:

@@ -147,19 +147,28 @@ def render_whole(timeline: Timeline, answer: Callable[[], tuple[int, bytes]]) ->
 
 class LiveRenderer:
     """Renders a live stream's steps as they come (an upstream's events, the faults placed between
-    them): each call returns the actions of the steps it is given."""
+    them): `add` the steps of what arrived, then `take` their actions."""
 
     def __init__(self, timeline: Timeline, renderer: StreamRenderer, framing: Framing = SSE) -> None:
         self._renderer = _Renderer(timeline, renderer, framing)
 
-    def actions(self, stream_steps: list[steps.Step]) -> list[Action]:
+    def add(self, stream_steps: list[steps.Step]) -> None:
+        """Render `stream_steps`, unless a step has ended the stream."""
         rendering = self._renderer
         for step in stream_steps:
             if rendering.ended:
                 break
-            rendering.add(step)
+            if type(step) is steps.UpstreamEvent and rendering.plain:  # nearly every step: skip the match
+                rendering.actions.append(Write(step.data, 1))
+            else:
+                rendering.add(step)
+
+    def take(self) -> list[Action]:
+        """The actions of the steps added since the last call, whole events that follow each other
+        merged into one write (what a fault cuts stays in its pieces)."""
+        rendering = self._renderer
         new, rendering.actions = rendering.actions, []
-        return new
+        return _coalesce(new, events_only=True) if len(new) > 1 else new
 
     @property
     def ended(self) -> bool:
@@ -221,6 +230,11 @@ class _Renderer:
                 self._content(step)
         if steps.ends_stream(step):
             self.ended = True
+
+    @property
+    def plain(self) -> bool:
+        """No `split` or `duplicate` waits for the next write: it goes out whole, once."""
+        return self._split is None and not self._duplicate
 
     def finish(self) -> None:
         if self.ended or not self.timeline.end_marker:
@@ -310,8 +324,9 @@ def _after_event(actions: list[Action], event_id: int, preamble: int) -> list[Ac
     return actions[:preamble]
 
 
-def _coalesce(actions: list[Action]) -> list[Action]:
-    """Merge writes that follow each other with no wait (up to COALESCE_BYTES): one `send`, not many."""
+def _coalesce(actions: list[Action], *, events_only: bool = False) -> list[Action]:
+    """Merge writes that follow each other with no wait (up to COALESCE_BYTES): one `send`, not many.
+    With `events_only`, a write that ends no event (a piece of a split event, comments) goes alone."""
     out: list[Action] = []
     run: list[Write] = []
     size = 0
@@ -326,16 +341,15 @@ def _coalesce(actions: list[Action]) -> list[Action]:
         run.clear()
 
     for action in actions:
-        if isinstance(action, Write) and size + len(action.data) <= COALESCE_BYTES:
+        if isinstance(action, Write) and (action.events > 0 or not events_only):
+            if size + len(action.data) > COALESCE_BYTES:
+                flush()
+                size = 0
             run.append(action)
             size += len(action.data)
-            continue
-        flush()
-        size = 0
-        if isinstance(action, Write):
-            run.append(action)
-            size = len(action.data)
         else:
+            flush()
+            size = 0
             out.append(action)
     flush()
     return out

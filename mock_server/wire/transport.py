@@ -5,7 +5,8 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
 - a chunked stream is played from timer callbacks that write its chunks straight to the TCP
   transport, in uvicorn's own chunked framing: no task wakes up and no ASGI layer is crossed per
   chunk. The status line, headers and the final chunk still go through ASGI `send`, and uvicorn's
-  flow control is honoured. Anything else (no connection of ours, a body with Content-Length, an
+  flow control is honoured. A live stream (a proxied upstream's) is written the same way, each
+  arrival as it comes. Anything else (no connection of ours, a body with Content-Length, an
   injected clock) is played through ASGI `send` from a coroutine;
 - a drop and a reset act on the TCP transport (see `tcp.py`), which ASGI alone cannot do;
 - one watcher task notices the client leaving at once (also during a long wait or a stall) and
@@ -34,6 +35,8 @@ Clock = Callable[[], float]
 SleepFn = Callable[[float], Awaitable[None]]
 
 DROP_SETTLE_TIMEOUT_S = 5.0
+UNCHUNKED_STATUSES = (204, 304)
+"""Statuses uvicorn sends without a body, so without chunked framing (an upstream may answer with one)."""
 
 
 class Timer(Protocol):
@@ -50,9 +53,10 @@ class Timers(Protocol):
 
 
 class LiveSource(Protocol):
-    """Actions that arrive while a response plays, a list at a time, and a way to let go of their source."""
+    """Actions that arrive while a response plays, a list at a time with the moment (on the event
+    loop's clock) what they render arrived, and a way to let go of their source."""
 
-    def __aiter__(self) -> AsyncIterator[list[Action]]: ...
+    def __aiter__(self) -> AsyncIterator[tuple[list[Action], float]]: ...
 
     async def aclose(self) -> None: ...
 
@@ -168,10 +172,10 @@ class StreamResponse(Response):
     async def _play(self, scope: Scope, connection: tcp.Connection | None, send: Send) -> None:
         direct = (
             connection is not None
-            and self.live is None
             and self._clock is None
             and not self._defer_head
             and scope.get("http_version") == "1.1"
+            and self.status_code not in UNCHUNKED_STATUSES
         )
         if direct:
             assert connection is not None
@@ -200,7 +204,19 @@ class StreamResponse(Response):
             return True
 
         player = self._player = Player(self.actions, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
-        return await play_on_timers(player, flow, loop)
+        pause = await play_on_timers(player, flow, loop)
+        if self.live is None or pause is not Stop.END:
+            return pause
+        async for actions, arrived_at in self.live:
+            player.extend(actions, arrived_at)
+            pause = player.resume()  # an arrival with no fault in it plays through at once, with no timer
+            if pause is Stop.SLEEP:
+                pause = await play_on_timers(player, flow, loop)
+            if pause is not Stop.END:
+                return pause
+            if flow is not None and flow.write_paused:
+                await flow.drain()  # the client reads slower than the upstream writes: read no more until it catches up
+        return Stop.END
 
     async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Stop:
         """The same play through ASGI `send`, from this coroutine."""
@@ -230,8 +246,8 @@ class StreamResponse(Response):
         pause = await play()
         if self.live is None or pause is not Stop.END:
             return pause
-        async for actions in self.live:
-            player.extend(actions)
+        async for actions, arrived_at in self.live:
+            player.extend(actions, arrived_at)
             pause = await play()
             if pause is not Stop.END:
                 return pause
