@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -244,8 +243,7 @@ async def _proxy(
     recorder = state.recorder
 
     def on_end(result: PlayResult) -> None:
-        failed = response.status >= 400 and result.outcome is Outcome.COMPLETED
-        played(replace(result, outcome=Outcome.ERROR_STATUS) if failed else result)
+        played(result)
         if recorder is not None and capture is not None:
             _keep(asyncio.ensure_future(recorder.save(capture)))
 
@@ -310,12 +308,6 @@ def _replay(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
     entry.note_stream(ids=False, retry_ms=timeline.retry_ms, ending=timeline.ending)
     actions = prepared.after_head_wait(stream.actions)
     entry.note_schedule(schedule_of(actions))
-    played = entry.on_play_end(timeline.status)
-
-    def on_end(result: PlayResult) -> None:
-        failed = timeline.status != 200 and result.outcome is Outcome.COMPLETED
-        played(replace(result, outcome=Outcome.ERROR_STATUS) if failed else result)
-
     return StreamResponse(
         actions,
         status=timeline.status,
@@ -323,7 +315,7 @@ def _replay(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
             (b"content-type", (timeline.content_type or dialect.framing.content_type).encode()),
             (b"cache-control", b"no-cache"),
         ),
-        on_end=on_end,
+        on_end=entry.on_play_end(timeline.status),
         defer_head=prepared.head_wait is not None,
     )
 
@@ -334,20 +326,21 @@ def _whole(entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
     timeline = prepared.timeline
     whole = rendering.render_whole(timeline, lambda: dialect.whole_body(prepared.info, timeline.steps))
 
-    def on_end(result: PlayResult) -> None:
-        failed = whole.status != 200 and result.outcome is Outcome.COMPLETED
-        status = whole.status if result.head_sent else None
-        entry.finish(status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
+    return _json_answer(entry, prepared, whole.status, len(whole.body), whole.actions)
 
-    actions = prepared.after_head_wait(whole.actions)
-    entry.note_schedule(schedule_of(actions))
+
+def _json_answer(
+    entry: Entry, prepared: _Prepared, status: int, length: int, actions: tuple[Action, ...]
+) -> StreamResponse:
+    """A JSON body of `length` bytes that `actions` play with `status`, the head held back until its
+    first byte (a cut before it leaves the client with no response)."""
+    played = prepared.after_head_wait(actions)
+    entry.note_schedule(schedule_of(played))
     return StreamResponse(
-        actions,
-        status=whole.status,
-        headers=prepared.raw_headers(
-            (b"content-type", b"application/json"), (b"content-length", str(len(whole.body)).encode())
-        ),
-        on_end=on_end,
+        played,
+        status=status,
+        headers=prepared.raw_headers((b"content-type", b"application/json"), (b"content-length", str(length).encode())),
+        on_end=entry.on_play_end(status),
         defer_head=True,
     )
 
@@ -371,23 +364,7 @@ async def _itemized(entry: Entry, dialect: Dialect, prepared: _Prepared, answer:
         return status, to_json(dialect.error_body(status, event)).encode()
 
     rendered = render_items(timeline, body, error)
-
-    def on_end(result: PlayResult) -> None:
-        failed = rendered.status != 200 and result.outcome is Outcome.COMPLETED
-        status = rendered.status if result.head_sent else None
-        entry.finish(status, Outcome.ERROR_STATUS if failed else result.outcome, result.events_sent)
-
-    actions = prepared.after_head_wait(rendered.actions)
-    entry.note_schedule(schedule_of(actions))
-    return StreamResponse(
-        actions,
-        status=rendered.status,
-        headers=prepared.raw_headers(
-            (b"content-type", b"application/json"), (b"content-length", str(rendered.length).encode())
-        ),
-        on_end=on_end,
-        defer_head=True,
-    )
+    return _json_answer(entry, prepared, rendered.status, rendered.length, rendered.actions)
 
 
 def _cut_before_head(prepared: _Prepared, entry: Entry) -> Response:

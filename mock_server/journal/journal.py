@@ -161,10 +161,13 @@ class Entry:
 
     def on_play_end(self, status: int) -> Callable[[PlayResult], None]:
         """A callback for the transport that finishes the record with how playing ended (with no status
-        when the connection ended before the status line)."""
+        when the connection ended before the status line; `error_status` for an error status sent whole)."""
 
         def finish(result: PlayResult) -> None:
-            self.finish(status if result.head_sent else None, result.outcome, result.events_sent, result.last_id)
+            outcome = result.outcome
+            if status >= 400 and outcome is Outcome.COMPLETED:
+                outcome = Outcome.ERROR_STATUS
+            self.finish(status if result.head_sent else None, outcome, result.events_sent, result.last_id)
 
         return finish
 
