@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
+from mock_server.conversations.responses import ResponseStore
 from mock_server.http import control, playground, routes
 from mock_server.http.access import AccessGuard, CorsByPath, cors_options
 from mock_server.http.errors import CONTROL_PREFIX, install_error_handlers, unexpected
@@ -58,6 +59,7 @@ class MockApp:
                 max_bytes=settings.journal_max_bytes,
                 mask_secrets=settings.journal_secrets == "mask",
             ),
+            responses=ResponseStore(settings.responses_max_bytes),
         )
         if settings.upstream is not None:
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)

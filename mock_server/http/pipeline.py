@@ -12,8 +12,17 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mock_server.conversations.responses import StoredResponse
 from mock_server.dialects import Dialect, StreamInfo
-from mock_server.errors import BodyTooLargeError, MockLLMError, NoRecordingError, RequestBodyError, UpstreamError
+from mock_server.dialects.answer import collect_answer
+from mock_server.errors import (
+    BodyTooLargeError,
+    MockLLMError,
+    NoRecordingError,
+    PreviousResponseNotFoundError,
+    RequestBodyError,
+    UpstreamError,
+)
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ItemAnswer, ModelRequest
@@ -23,6 +32,7 @@ from mock_server.http.routes import ModelRoute
 from mock_server.http.state import MockState, state_of
 from mock_server.journal.journal import Entry
 from mock_server.scenarios import steps
+from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
 from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
@@ -121,25 +131,34 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     overrides = parse_overrides(request.query_params, headers)
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
-    scenario = _choose(state, request, named, asked)
+    thread = _thread_of(state, request, asked)
+    scenario = _choose(state, request, named, asked, thread.conversation)
     dialect = route.dialect
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
     )
     last_event_id = headers.get("last-event-id")
+    resumed = bool((last_event_id or "").strip())
+    count = thread.advance(state, scenario, resumed=resumed)
     context = RequestContext(
         prompt=prompt.text,
         model=prompt.model,
-        resumed=bool((last_event_id or "").strip()),
+        resumed=resumed,
         selection=state.catalog.count_selection(scenario.name),
         fault_counts=state.count_faults(overrides.faults),
         close_events=route.close_events,
         items=asked.answer.items if asked.answer is not None else None,
+        reply=scenario.reply_index(count),
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
-    # keeps it instead of the prompt.
-    key = hashlib.sha256(f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}".encode()).hexdigest()
+    # keeps it instead of the prompt. A conversation's place goes in too (not for a lone prompt, whose
+    # ids stay as they were), so that each stored response of a conversation has an id of its own.
+    hashed = f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}"
+    place = (context.reply, thread.key, asked.previous_response_id, thread.conversation.turn)
+    if place != (0, None, None, 1):
+        hashed += f"\0{place!r}"
+    key = hashlib.sha256(hashed.encode()).hexdigest()
     timeline = state.timelines.compile(scenario, overrides, context, key)
     info = StreamInfo(
         key=key,
@@ -148,7 +167,11 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         usage=timeline.usage,
         include_usage=asked.include_usage,
         reasoning=asked.reasoning,
+        previous_response_id=asked.previous_response_id,
+        store=asked.store,
     )
+    if asked.store:
+        _store_response(state, dialect, info, timeline, thread, scenario.name, count)
     request_id = str(entry.id)
     mock_headers = [
         ("X-Mock-Scenario", timeline.scenario),
@@ -157,6 +180,58 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         *dialect.response_headers(request_id),
     ]
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
+
+
+class _Thread:
+    """The conversation a request belongs to: its facts (with those of the stored response it
+    continues), the key its sequences count under, and that stored response."""
+
+    __slots__ = ("conversation", "key", "previous")
+
+    def __init__(self, conversation: Conversation, key: str | None, previous: StoredResponse | None) -> None:
+        self.conversation = conversation
+        self.key = key
+        self.previous = previous
+
+    def advance(self, state: MockState, scenario: Scenario, *, resumed: bool) -> int:
+        """This request's number in the conversation's sequence of `scenario`'s replies (1 for a
+        scenario without them, which counts nothing)."""
+        if not scenario.replies:
+            return 1
+        previous = self.previous
+        after = previous.count if previous is not None and previous.scenario == scenario.name else 0
+        return state.sequences.advance(scenario.name, self.key, after, again=resumed)
+
+
+def _thread_of(state: MockState, request: Request, asked: ModelRequest) -> _Thread:
+    """The conversation of a request: named by `X-Mock-Conversation`, the body's `convGroupId`, or the
+    stored response its `previous_response_id` continues (raises PreviousResponseNotFoundError when
+    none of that id is stored)."""
+    key = request.headers.get("x-mock-conversation") or asked.conversation_key
+    if asked.previous_response_id is None:
+        return _Thread(asked.conversation, key, None)
+    previous = state.responses.get(asked.previous_response_id)
+    if previous is None:
+        raise PreviousResponseNotFoundError(asked.previous_response_id)
+    return _Thread(asked.conversation.after(previous.conversation), key or previous.key, previous)
+
+
+def _store_response(
+    state: MockState, dialect: Dialect, info: StreamInfo, timeline: Timeline, thread: _Thread, scenario: str, count: int
+) -> None:
+    """Keep the response a request is answered with, for `GET /v1/responses/{id}` and the requests
+    that continue it; not an error, a recording's or an upstream's."""
+    if timeline.status != 200 or timeline.head_cut is not None or timeline.from_upstream:
+        return
+    answer = collect_answer(timeline.steps)
+    if answer.error is not None:
+        return
+    body = dialect.complete(info, answer)
+    response_id = str(body["id"])
+    made = tuple((call.call_id, call.name) for call in answer.tool_calls)
+    conversation = Conversation(turn=thread.conversation.turn, calls=(*thread.conversation.calls, *made))
+    stored = StoredResponse(to_json(body).encode(), conversation, thread.key or response_id, scenario, count)
+    state.responses.put(response_id, stored)
 
 
 def _forwarded_body(raw: bytes | None) -> dict[str, Any]:
@@ -171,7 +246,9 @@ PROXIED = Scenario(name="upstream", description="Forwarded to the upstream (--up
 """What answers a request that goes to the upstream because no scenario does."""
 
 
-def _choose(state: MockState, request: Request, named: str | None, asked: ModelRequest) -> Scenario:
+def _choose(
+    state: MockState, request: Request, named: str | None, asked: ModelRequest, conversation: Conversation
+) -> Scenario:
     """The scenario a request names or matches; failing that, the upstream when there is one, an error
     when only recordings may answer (`--record-mode none`), else the default."""
     settings = state.settings
@@ -180,7 +257,14 @@ def _choose(state: MockState, request: Request, named: str | None, asked: ModelR
         return PROXIED
     catalog = state.catalog
     path, prompt = request.url.path, asked.prompt
-    found = catalog.find(named=named, model=prompt.model, prompt=prompt.text, headers=request.headers, path=path)
+    found = catalog.find(
+        named=named,
+        model=prompt.model,
+        prompt=prompt.text,
+        headers=request.headers,
+        path=path,
+        conversation=conversation,
+    )
     if found is not None:
         return found
     if replay_only:
