@@ -161,7 +161,7 @@ def _facts(messages: list[_Message], tools_offered: bool, system: str = "") -> C
     last_user = max((i for i, message in enumerate(messages) if message.role == "user"), default=-1)
     results = tuple(
         result if result.name else ToolResult(result.call_id, names.get(result.call_id, ""), result.content)
-        for message in messages[last_user + 1 :]
+        for message in messages[max(last_user, 0) :]  # a user message may hold results of its own (Anthropic's)
         for result in message.results
     )
     prompts = [message.text for message in messages if message.role == "system"]
