@@ -12,6 +12,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from mock_server.http.server import MockServer
+from mock_server.settings import Settings
 
 UNPACED = {"X-Mock-Chunk-Ms": "0"}
 STEPS = ["Step one.", "Step two.", "Step three."]
@@ -132,3 +133,20 @@ def test_an_async_streamed_chain_goes_through_the_sequence(server: MockServer) -
         return texts
 
     assert asyncio.run(converse()) == STEPS
+
+
+def test_through_a_proxy_the_upstream_keeps_and_continues_its_own_responses() -> None:
+    with (
+        MockServer(settings=Settings(port=0, access_log=False)) as upstream,
+        MockServer(settings=Settings(port=0, access_log=False, upstream=upstream.url)) as proxy,
+        OpenAI(base_url=proxy.openai_base_url, api_key="x", max_retries=0, default_headers=UNPACED) as client,
+    ):
+        upstream.add_scenario("steps", replies=STEPS)
+        first = client.responses.create(model="steps", input="Begin")
+        second = client.responses.create(model="steps", input="Go on", previous_response_id=first.id)
+        assert client.responses.retrieve(first.id).output_text == "Step one."
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve("resp_unknown")
+        forwarded = [record.path for record in upstream.requests]
+    assert second.output_text == "Step two."
+    assert forwarded == ["/v1/responses", "/v1/responses", f"/v1/responses/{first.id}", "/v1/responses/resp_unknown"]

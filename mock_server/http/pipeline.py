@@ -133,6 +133,8 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
     thread = _thread_of(state, request, asked)
     scenario = _choose(state, request, named, asked, thread.conversation)
+    if thread.missing is not None and not (scenario.proxy or scenario.recording):
+        raise PreviousResponseNotFoundError(thread.missing)
     dialect = route.dialect
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
@@ -186,12 +188,21 @@ class _Thread:
     """The conversation a request belongs to: its facts (with those of the stored response it
     continues), the key its sequences count under, and that stored response."""
 
-    __slots__ = ("conversation", "key", "previous")
+    __slots__ = ("conversation", "key", "missing", "previous")
 
-    def __init__(self, conversation: Conversation, key: str | None, previous: StoredResponse | None) -> None:
+    def __init__(
+        self,
+        conversation: Conversation,
+        key: str | None,
+        previous: StoredResponse | None = None,
+        missing: str | None = None,
+    ) -> None:
         self.conversation = conversation
         self.key = key
         self.previous = previous
+        self.missing = missing
+        """The `previous_response_id` of a response not stored here: an error, unless the upstream
+        (or a recording of it) answers, which knows its own responses."""
 
     def advance(self, state: MockState, scenario: Scenario, *, resumed: bool) -> int:
         """This request's number in the conversation's sequence of `scenario`'s replies (1 for a
@@ -205,14 +216,13 @@ class _Thread:
 
 def _thread_of(state: MockState, request: Request, asked: ModelRequest) -> _Thread:
     """The conversation of a request: named by `X-Mock-Conversation`, the body's `convGroupId`, or the
-    stored response its `previous_response_id` continues (raises PreviousResponseNotFoundError when
-    none of that id is stored)."""
+    stored response its `previous_response_id` continues."""
     key = request.headers.get("x-mock-conversation") or asked.conversation_key
     if asked.previous_response_id is None:
-        return _Thread(asked.conversation, key, None)
+        return _Thread(asked.conversation, key)
     previous = state.responses.get(asked.previous_response_id)
     if previous is None:
-        raise PreviousResponseNotFoundError(asked.previous_response_id)
+        return _Thread(asked.conversation, key, missing=asked.previous_response_id)
     return _Thread(asked.conversation.after(previous.conversation), key or previous.key, previous)
 
 

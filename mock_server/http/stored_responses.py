@@ -10,10 +10,19 @@ from mock_server.dialects import DIALECTS
 from mock_server.errors import MockLLMError, ResponseNotFoundError
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
-from mock_server.http.state import state_of
+from mock_server.http.state import MockState, state_of
 from mock_server.wire.outcome import Outcome
 
 PATH = "/v1/responses/{response_id}"
+_PREFIX = "/v1/responses/"
+
+
+def upstream_response(state: MockState, method: str, path: str) -> bool:
+    """Whether a request is for a response this server has not stored, which (with an upstream) is
+    the upstream's to answer."""
+    response_id = path.removeprefix(_PREFIX)
+    is_ours = method in ("GET", "HEAD", "DELETE") and path.startswith(_PREFIX) and "/" not in response_id
+    return is_ours and state.responses.get(response_id) is None
 
 
 async def get_response(response_id: str, request: Request) -> Response:
