@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -359,3 +360,17 @@ def test_an_anthropic_message_of_results_and_text_is_the_users() -> None:
     assert (results_alone.turn, results_alone.last_role) == (0, "tool")
     assert (with_text.turn, with_text.last_role) == (1, "user")
     assert with_text.tool_results == (ToolResult(CALL_ID, "", "Sunny"),)
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_the_readme_walk_through_prints_each_turns_reply(
+    make_server: Callable[..., MockServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("A multi-turn chat with the openai SDK") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    server = make_server()
+    exec(compile(code.replace("http://127.0.0.1:8383", server.url), "README.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == ["Hello! What is your name?", "Nice to meet you, Ada.", "Goodbye."]
