@@ -12,9 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mock_server.conversations.responses import StoredResponse
+from mock_server.conversations.thread import store_response, thread_of
 from mock_server.dialects import Dialect, StreamInfo
-from mock_server.dialects.answer import collect_answer
 from mock_server.errors import (
     BodyTooLargeError,
     MockLLMError,
@@ -131,7 +130,8 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     overrides = parse_overrides(request.query_params, headers)
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
-    thread = _thread_of(state, request, asked)
+    conversation_key = headers.get("x-mock-conversation") or asked.conversation_key
+    thread = thread_of(state.responses, asked.conversation, conversation_key, asked.previous_response_id)
     scenario = _choose(state, request, named, asked, thread.conversation)
     if thread.missing is not None and not (scenario.proxy or scenario.recording):
         raise PreviousResponseNotFoundError(thread.missing)
@@ -141,7 +141,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     )
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
-    count = thread.advance(state, scenario, resumed=resumed)
+    count = thread.advance(state.sequences, scenario, resumed=resumed)
     context = RequestContext(
         prompt=prompt.text,
         model=prompt.model,
@@ -173,7 +173,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         store=asked.store,
     )
     if asked.store:
-        _store_response(state, dialect, info, timeline, thread, scenario.name, count)
+        store_response(state.responses, dialect, info, timeline, thread, scenario.name, count)
     request_id = str(entry.id)
     mock_headers = [
         ("X-Mock-Scenario", timeline.scenario),
@@ -182,66 +182,6 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         *dialect.response_headers(request_id),
     ]
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
-
-
-class _Thread:
-    """The conversation a request belongs to: its facts (with those of the stored response it
-    continues), the key its sequences count under, and that stored response."""
-
-    __slots__ = ("conversation", "key", "missing", "previous")
-
-    def __init__(
-        self,
-        conversation: Conversation,
-        key: str | None,
-        previous: StoredResponse | None = None,
-        missing: str | None = None,
-    ) -> None:
-        self.conversation = conversation
-        self.key = key
-        self.previous = previous
-        self.missing = missing
-        """The `previous_response_id` of a response not stored here: an error, unless the upstream
-        (or a recording of it) answers, which knows its own responses."""
-
-    def advance(self, state: MockState, scenario: Scenario, *, resumed: bool) -> int:
-        """This request's number in the conversation's sequence of `scenario`'s replies (1 for a
-        scenario without them, which counts nothing)."""
-        if not scenario.replies:
-            return 1
-        previous = self.previous
-        after = previous.count if previous is not None and previous.scenario == scenario.name else 0
-        return state.sequences.advance(scenario.name, self.key, after, again=resumed)
-
-
-def _thread_of(state: MockState, request: Request, asked: ModelRequest) -> _Thread:
-    """The conversation of a request: named by `X-Mock-Conversation`, the body's `convGroupId`, or the
-    stored response its `previous_response_id` continues."""
-    key = request.headers.get("x-mock-conversation") or asked.conversation_key
-    if asked.previous_response_id is None:
-        return _Thread(asked.conversation, key)
-    previous = state.responses.get(asked.previous_response_id)
-    if previous is None:
-        return _Thread(asked.conversation, key, missing=asked.previous_response_id)
-    return _Thread(asked.conversation.after(previous.conversation), key or previous.key, previous)
-
-
-def _store_response(
-    state: MockState, dialect: Dialect, info: StreamInfo, timeline: Timeline, thread: _Thread, scenario: str, count: int
-) -> None:
-    """Keep the response a request is answered with, for `GET /v1/responses/{id}` and the requests
-    that continue it; not an error, a recording's or an upstream's."""
-    if timeline.status != 200 or timeline.head_cut is not None or timeline.from_upstream:
-        return
-    answer = collect_answer(timeline.steps)
-    if answer.error is not None:
-        return
-    body = dialect.complete(info, answer)
-    response_id = str(body["id"])
-    made = tuple((call.call_id, call.name) for call in answer.tool_calls)
-    conversation = Conversation(turn=thread.conversation.turn, calls=(*thread.conversation.calls, *made))
-    stored = StoredResponse(to_json(body).encode(), conversation, thread.key or response_id, scenario, count)
-    state.responses.put(response_id, stored)
 
 
 def _forwarded_body(raw: bytes | None) -> dict[str, Any]:
