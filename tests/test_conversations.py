@@ -105,6 +105,17 @@ def test_conversations_named_by_header_or_body_each_have_their_own_sequence(
     ]
 
 
+def test_eventsource_names_its_conversation_in_the_query(make_server: Callable[..., MockServer]) -> None:
+    server = make_server()
+    server.add_scenario("steps", replies=["one", "two"])
+
+    def reply(conversation: str) -> str:
+        query = {"scenario": "steps", "messages": "hi", "convGroupId": conversation}
+        return httpx.get(server.url + "/completions", params=query).headers["X-Mock-Reply"]
+
+    assert [reply("a"), reply("b"), reply("a")] == ["1", "1", "2"]
+
+
 def test_reset_starts_every_sequence_again(make_server: Callable[..., MockServer]) -> None:
     server = interview_server(make_server)
     with openai_client(server) as client:
@@ -125,6 +136,8 @@ def test_cycle_goes_round_the_replies_again(make_server: Callable[..., MockServe
             for _ in range(5)
         ]
     assert flips == ["heads", "tails", "heads", "tails", "heads"]
+    response = httpx.post(server.openai_base_url + "/chat/completions", json={"model": "coin", "messages": "flip"})
+    assert response.headers["X-Mock-Reply"] == "2"  # the sixth flip: which of the replies answered
 
 
 def test_replies_may_call_tools_and_script_steps(make_server: Callable[..., MockServer]) -> None:

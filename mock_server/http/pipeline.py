@@ -181,6 +181,8 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         (dialect.request_id_header, request_id),
         *dialect.response_headers(request_id),
     ]
+    if scenario.replies:
+        mock_headers.append(("X-Mock-Reply", str(context.reply + 1)))
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
 
 
