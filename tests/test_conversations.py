@@ -156,6 +156,20 @@ def test_replies_may_call_tools_and_script_steps(make_server: Callable[..., Mock
     assert second.message.content == "Sunny in Paris."
 
 
+def test_each_reply_calls_its_tools_with_ids_of_its_own(make_server: Callable[..., MockServer]) -> None:
+    server = make_server()
+    call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    server.add_scenario("agent", replies=[{"tool_calls": [call]}, {"tool_calls": [call]}])
+    with openai_client(server) as client:
+        ask: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Weather in Paris?"}]
+        calls = [
+            client.chat.completions.create(model="agent", messages=ask).choices[0].message.tool_calls for _ in "ab"
+        ]
+    assert calls[0] is not None
+    assert calls[1] is not None
+    assert calls[0][0].id != calls[1][0].id
+
+
 def test_a_resumed_stream_replays_the_same_reply(make_server: Callable[..., MockServer]) -> None:
     server = make_server()
     server.add_scenario("numbered", replies=["one two three", "four five six"], ids=True)

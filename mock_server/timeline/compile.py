@@ -379,8 +379,11 @@ def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.St
         room_for(len(pieces))
         out.extend(kind(piece) for piece in pieces)
 
+    # Each reply of a sequence calls its tools with ids of its own, as a model's every call has one.
+    calls_of = f"{scenario.name}#{context.reply}" if scenario.replies else scenario.name
+
     def add_tool_call(spec: ToolCallSpec, index: int) -> None:
-        call = _tool_call_steps(spec, index, scenario.name, chunking)
+        call = _tool_call_steps(spec, index, calls_of, chunking)
         room_for(len(call))
         out.extend(call)
 
