@@ -52,10 +52,10 @@ def prompt_alone(body: Mapping[str, Any], system: object = None) -> Conversation
     return Conversation(tools_offered=_offers_tools(body), system=_text(system))
 
 
-def openai_chat(body: Mapping[str, Any], field: str = "messages") -> Conversation:
-    """OpenAI chat messages (also Azure's and Ollama's /api/chat): `role: tool` results with their
+def openai_chat(body: Mapping[str, Any]) -> Conversation:
+    """OpenAI chat `messages` (also Azure's and Ollama's /api/chat): `role: tool` results with their
     `tool_call_id`, assistant `tool_calls`, `system` and `developer` messages."""
-    messages = body.get(field)
+    messages = body.get("messages")
     if not isinstance(messages, list):
         return prompt_alone(body)
     read = [_chat_message(message) for message in messages if isinstance(message, Mapping)]

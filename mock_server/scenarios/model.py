@@ -131,8 +131,8 @@ class Thresholds(BaseModel):
 DEFAULT_THRESHOLDS = Thresholds()
 
 MAX_REPLIES = 1000
-REPLY_FIELDS = ("reply", "reasoning", "tool_calls", "steps")
-"""The fields that say what a scenario answers, which the items of `replies:` say instead."""
+REPLY_FIELDS = ("reply", "reasoning", "tool_calls")
+"""The fields of a scenario's own answer, which the items of `replies:` say instead."""
 
 
 def _check_steps_end(entries: list[_StepEntry]) -> None:
@@ -163,7 +163,7 @@ class Reply(BaseModel):
     def _check_steps(self) -> Self:
         if self.steps is None:
             return self
-        given = [key for key in (*REPLY_FIELDS[:3], "finish_reason") if key in self.model_fields_set]
+        given = [key for key in (*REPLY_FIELDS, "finish_reason") if key in self.model_fields_set]
         if given:
             raise ValueError(
                 f"steps script the whole reply; leave out {', '.join(given)} (write them as `text`, "
@@ -265,7 +265,7 @@ class Scenario(BaseModel):
             if self.cycle:
                 raise ValueError("cycle: true needs `replies`, the sequence to go round")
             return self
-        given = [key for key in REPLY_FIELDS if key in self.model_fields_set and key != "steps"]
+        given = [key for key in REPLY_FIELDS if key in self.model_fields_set]
         if given:
             raise ValueError(
                 f"replies say what each request is answered; leave out {', '.join(given)}, or make it an item "
