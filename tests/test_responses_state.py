@@ -150,3 +150,15 @@ def test_through_a_proxy_the_upstream_keeps_and_continues_its_own_responses() ->
         forwarded = [record.path for record in upstream.requests]
     assert second.output_text == "Step two."
     assert forwarded == ["/v1/responses", "/v1/responses", f"/v1/responses/{first.id}", "/v1/responses/resp_unknown"]
+
+
+def test_stored_responses_are_bounded_in_memory(make_server: Callable[..., MockServer]) -> None:
+    server = make_server(responses_max_bytes=16 << 10)
+    with OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0, default_headers=UNPACED) as client:
+        created = [client.responses.create(model="gpt-4o", input=f"question {n}") for n in range(20)]
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(created[0].id)
+        assert client.responses.retrieve(created[-1].id).output_text == "You said: question 19"
+    app = server.app
+    assert app is not None
+    assert 0 < len(app.state.responses) < 20
