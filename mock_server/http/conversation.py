@@ -145,7 +145,8 @@ def gemini(body: Mapping[str, Any]) -> Conversation:
         text = "".join(part["text"] for part in parts if isinstance(part.get("text"), str))
         read.append(_Message("tool" if results and not text else role, text, calls, results))
     system = body.get("systemInstruction", body.get("system_instruction"))
-    return _facts(read, _offers_tools(body), _text(_mapping(system).get("parts") if system else None))
+    instruction = system if isinstance(system, str) else _mapping(system).get("parts")  # a Content, or its text
+    return _facts(read, _offers_tools(body), _text(instruction))
 
 
 def ollama_generate(body: Mapping[str, Any]) -> Conversation:
