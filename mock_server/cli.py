@@ -156,6 +156,15 @@ def main() -> None:
     help="About how many bytes of requests (bodies, headers, queries) the journal keeps; older ones are forgotten.",
 )
 @click.option(
+    "--responses-max-bytes",
+    type=click.IntRange(min=1),
+    default=Settings.responses_max_bytes,
+    show_default=True,
+    metavar="N",
+    help="About how many bytes of Responses API responses are stored for GET /v1/responses/{id} and "
+    "previous_response_id; the least recently used are forgotten.",
+)
+@click.option(
     "--journal-secrets",
     type=click.Choice(JOURNAL_SECRETS),
     default="mask",
@@ -261,6 +270,7 @@ def serve(
     allowed_hosts: str,
     journal_size: int,
     journal_max_bytes: int,
+    responses_max_bytes: int,
     journal_secrets: str,
     max_body_bytes: int,
     shutdown_grace_s: float,
@@ -287,6 +297,7 @@ def serve(
             allowed_hosts=_comma_list(allowed_hosts),
             journal_size=journal_size,
             journal_max_bytes=journal_max_bytes,
+            responses_max_bytes=responses_max_bytes,
             journal_secrets="keep" if journal_secrets == "keep" else "mask",
             max_body_bytes=max_body_bytes,
             shutdown_grace_s=shutdown_grace_s,

@@ -8,6 +8,8 @@ MockLLMError
  │    └── BodyTooLargeError    a request body is over the size limit -> 413
  ├── QueryParameterError       a query parameter of the control API is malformed -> 400
  ├── UnknownScenarioError      a request names a scenario that does not exist -> 404
+ ├── PreviousResponseNotFoundError  `previous_response_id` names no stored response -> 400
+ ├── ResponseNotFoundError     `GET /v1/responses/{id}` names no stored response -> 404
  ├── NotRuntimeScenarioError   a DELETE names a scenario loaded from a file -> 409
  ├── ReplyTooLongError         a response would be too long to prepare -> 400
  ├── UnauthorizedError         a model request lacks the token `--require-auth` asks for -> 401
@@ -123,6 +125,33 @@ class UnknownScenarioError(MockLLMError):
         close = difflib.get_close_matches(name, self.known, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"Unknown scenario {name!r}.{hint} Known scenarios: {', '.join(self.known)}.")
+
+
+_KEPT = (
+    "Responses are kept from their POST /v1/responses until /_mock/reset (the oldest go first once "
+    "they fill their memory), unless created with `store: false`."
+)
+
+
+class PreviousResponseNotFoundError(MockLLMError):
+    """A Responses API request continues a response that is not stored (never was, `store: false`,
+    or cleared by a reset): OpenAI's 400."""
+
+    code = "previous_response_not_found"
+    param = "previous_response_id"
+
+    def __init__(self, response_id: str) -> None:
+        super().__init__(f"Previous response with id {response_id!r} not found. {_KEPT}")
+
+
+class ResponseNotFoundError(MockLLMError):
+    """`GET /v1/responses/{id}` (or DELETE) names a response that is not stored."""
+
+    status = 404
+    code = "response_not_found"
+
+    def __init__(self, response_id: str) -> None:
+        super().__init__(f"Response with id {response_id!r} not found. {_KEPT}")
 
 
 class NotRuntimeScenarioError(MockLLMError):

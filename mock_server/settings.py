@@ -25,6 +25,7 @@ DEFAULT_PORT = 8383
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_SHUTDOWN_GRACE_S = 5.0
 DEFAULT_JOURNAL_MAX_BYTES = 64 << 20
+DEFAULT_RESPONSES_MAX_BYTES = 64 << 20
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 JOURNAL_SECRETS = ("mask", "keep")
 JournalSecrets = Literal["mask", "keep"]
@@ -55,6 +56,8 @@ class Settings:
     """About how much of what clients sent (bodies, headers, queries) the journal keeps; the oldest go first."""
     journal_secrets: JournalSecrets = "mask"
     """`mask`: keys, tokens and cookies in the journal are masked (`sk-...1234`); `keep`: kept as sent."""
+    responses_max_bytes: int = DEFAULT_RESPONSES_MAX_BYTES
+    """About how much memory the Responses API's stored responses take; the least recently used go first."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """The largest request body accepted (1 MiB); a larger one is refused with 413 before it is read."""
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S

@@ -139,6 +139,7 @@ def test_help_explains_each_command(command: list[str]) -> None:
             "--allowed-hosts",
             "--journal-secrets",
             "--journal-max-bytes",
+            "--responses-max-bytes",
             "MOCK_LLM_ALLOWED_HOSTS",
             "MOCK_LLM_PORT",
             "MOCK_LLM_SCENARIOS",
@@ -171,7 +172,7 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
         "MOCK_LLM_JOURNAL_SECRETS": "keep",
     }
     flags = ["--cors-origins", "http://a.test, http://b.test", "--max-body-bytes", "2048", "--shutdown-grace", "0.5"]
-    flags += ["--journal-max-bytes", "4096"]
+    flags += ["--journal-max-bytes", "4096", "--responses-max-bytes", "8192"]
     result = CliRunner().invoke(main, ["serve", *flags], env=env)
     assert result.exit_code == 0, result.output
     settings = captured["settings"]
@@ -183,6 +184,7 @@ def test_serve_builds_its_settings_from_flags_and_environment(monkeypatch: pytes
     assert (settings.max_body_bytes, settings.shutdown_grace_s) == (2048, 0.5)
     assert settings.allowed_hosts == ("mock.internal", ".corp.test")
     assert (settings.journal_secrets, settings.journal_max_bytes) == ("keep", 4096)
+    assert settings.responses_max_bytes == 8192
 
 
 def retry_a_401(url: str, times: int = 2) -> None:

@@ -279,3 +279,90 @@ def test_a_pattern_re2_cannot_run_is_refused_saying_what_to_write(tmp_path: Path
     assert problems[0].startswith(f"broken.yaml:1: match.prompt: regular expression {pattern!r} cannot be used (")
     assert advice in problems[0]
     assert "RE2, which never takes more than linear time" in problems[0]
+
+
+def test_bad_replies_are_reported_item_by_item(tmp_path: Path) -> None:
+    text = (
+        "replies:\n"  # 1
+        "  - Hello\n"  # 2
+        "  - [{text: a}, {drop: true}, {text: b}]\n"  # 3
+        "  - {reply: x, steps: [{text: y}]}\n"  # 4
+        "  - 3\n"  # 5
+        "  - {reply: x, tool_call: {name: f}}\n"  # 6
+    )
+    assert problems_in(tmp_path, text) == [
+        "broken.yaml:3: replies.1: step 1 (`drop`) ends the stream, so the 1 step(s) after it would never be sent; "
+        "remove them",
+        "broken.yaml:4: replies.2: steps script the whole reply; leave out reply (write them as `text`, `reasoning`, "
+        "`tool_call` and `finish` steps)",
+        "broken.yaml:5: replies.3: 3 is not a reply; use a text, a list of steps, or a mapping of reply, reasoning, "
+        "tool_calls, finish_reason, steps",
+        "broken.yaml:6: unknown field 'tool_call'; did you mean 'tool_calls'?",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("replies: []\n", "broken.yaml:1: replies: 0 items are too few; use at least 1"),
+        (
+            "reply: hi\nreplies: [a, b]\n",
+            "broken.yaml:1: replies say what each request is answered; leave out reply, or make it an item of "
+            "`replies`",
+        ),
+        ("cycle: true\n", "broken.yaml:1: cycle: true needs `replies`, the sequence to go round"),
+        (
+            "replies: [a]\nproxy: true\n",
+            "broken.yaml:1: proxy and replies each say where the response comes from; keep one of them",
+        ),
+    ],
+)
+def test_replies_must_be_the_only_answer(tmp_path: Path, text: str, problem: str) -> None:
+    assert problems_in(tmp_path, text) == [problem]
+
+
+def test_bad_conversation_match_rules_say_what_is_accepted(tmp_path: Path) -> None:
+    text = (
+        "match:\n"  # 1
+        "  turn: 0\n"  # 2
+        "  last_role: tools\n"  # 3
+        "  tool_result: {nam: get_weather}\n"  # 4
+        "  tools_offered: maybe\n"  # 5
+        '  system: "(?<=a)"\n'  # 6
+    )
+    problems = problems_in(tmp_path, text)
+    assert problems[:4] == [
+        "broken.yaml:2: match.turn: 0 is not a turn; use a number (1 for the first user message) or a range like "
+        "{min: 2, max: 4}",
+        "broken.yaml:3: match.last_role: 'tools' is not a role; use one of user, assistant, tool, system",
+        "broken.yaml:4: unknown field 'nam'; did you mean 'name'?",
+        "broken.yaml:5: match.tools_offered: 'maybe' is not true, false, or null",
+    ]
+    assert problems[4].startswith("broken.yaml:6: match.system: regular expression '(?<=a)' cannot be used")
+
+
+@pytest.mark.parametrize(
+    ("turn", "problem"),
+    [
+        ("{min: 3, max: 2}", "match.turn: min 3 is above max 2; no turn would match"),
+        ("{}", "match.turn: a turn range needs `min`, `max` or both, like {min: 2} or {min: 2, max: 4}"),
+    ],
+)
+def test_a_turn_range_needs_bounds_in_order(tmp_path: Path, turn: str, problem: str) -> None:
+    assert problems_in(tmp_path, f"match:\n  turn: {turn}\n") == [f"broken.yaml:2: {problem}"]
+
+
+def test_good_replies_and_conversation_rules_load(tmp_path: Path) -> None:
+    text = (
+        "replies:\n"
+        "  - Hello\n"
+        "  - [{text: Sunny}, {finish: {reason: stop}}]\n"
+        "  - {tool_calls: [{name: get_weather, arguments: {city: Paris}}]}\n"
+        "cycle: true\n"
+        "match: {turn: {min: 2}, last_role: tool, tool_result: {name: get_weather, content: sunny}, "
+        "tools_offered: true, system: pirate}\n"
+    )
+    (tmp_path / "agent.yaml").write_text(text)
+    scenario = load_paths([tmp_path])[0].scenario
+    assert scenario.replies is not None
+    assert [scenario.reply_index(n) for n in range(1, 6)] == [0, 1, 2, 0, 1]

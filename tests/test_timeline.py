@@ -187,6 +187,13 @@ def test_timeline_cache_keeps_selection_counted_faults_apart() -> None:
     assert statuses == [503, 200, 503]
 
 
+def test_timeline_cache_keeps_each_reply_of_a_sequence_apart() -> None:
+    cache = TimelineCache()
+    scenario = Scenario.model_validate({"name": "t", "replies": ["first", "second"]})
+    answers = [texts(cached(cache, scenario, RequestContext(prompt="p", reply=n))) for n in (0, 1, 0)]
+    assert answers == [["first"], ["second"], ["first"]]
+
+
 def test_timeline_cache_is_bounded_in_bytes_even_by_timelines_of_no_steps() -> None:
     cache = TimelineCache(max_bytes=1 << 20)
     scenario = Scenario.model_validate({"name": "t", "status": 500})

@@ -28,6 +28,10 @@ class StreamInfo:
     include_usage: bool = False
     reasoning: bool = True
     """Whether the request wants the reasoning (a dialect that can leave it out does when it does not)."""
+    previous_response_id: str | None = None
+    """The stored response a Responses API request continues."""
+    store: bool = True
+    """Whether a Responses API response is stored."""
 
 
 ErrorBody = Callable[[int, steps.ErrorEvent | None], dict[str, Any]]

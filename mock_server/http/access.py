@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mock_server.http.errors import CONTROL_PREFIX, shaped_error
 from mock_server.settings import Settings
 
-EXPOSED_HEADERS = ["X-Mock-Scenario", "X-Mock-Request-Id", "X-Mock-Instance", "Retry-After"]
+EXPOSED_HEADERS = ["X-Mock-Scenario", "X-Mock-Request-Id", "X-Mock-Reply", "X-Mock-Instance", "Retry-After"]
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 _CROSS_SITE = (b"cross-site", b"same-site")  # `same-site` is another port or subdomain: another origin
 

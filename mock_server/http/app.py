@@ -21,7 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from mock_server.http import control, playground, routes
+from mock_server.conversations.responses import ResponseStore
+from mock_server.http import control, playground, routes, stored_responses
 from mock_server.http.access import AccessGuard, CorsByPath, cors_options
 from mock_server.http.errors import CONTROL_PREFIX, install_error_handlers, unexpected
 from mock_server.http.pipeline import respond
@@ -58,6 +59,7 @@ class MockApp:
                 max_bytes=settings.journal_max_bytes,
                 mask_secrets=settings.journal_secrets == "mask",
             ),
+            responses=ResponseStore(settings.responses_max_bytes),
         )
         if settings.upstream is not None:
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
@@ -86,7 +88,7 @@ class MockApp:
             route, scope["path_params"] = matched  # what `request.path_params` reads
             return route
         forward = self.state.upstream is not None and method != "OPTIONS" and not path.startswith(CONTROL_PREFIX)
-        if forward and not self._answered_here(scope):
+        if forward and (not self._answered_here(scope) or stored_responses.upstream_response(self.state, method, path)):
             return routes.forwarded_route(method, path)
         return None
 

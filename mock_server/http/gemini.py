@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mock_server.dialects import DIALECTS
 from mock_server.errors import MockLLMError, RequestBodyError
+from mock_server.http import conversation
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -52,7 +53,13 @@ def _read(body: Mapping[str, Any], params: Mapping[str, str], *, stream: bool) -
     scenario = body.get("scenario")
     if scenario is not None and not isinstance(scenario, str):
         raise RequestBodyError("`scenario` must be a scenario name (a string).", param="scenario")
-    return ModelRequest(PromptInfo(prompt_text(contents), params.get("model")), stream=stream, scenario=scenario)
+    return ModelRequest(
+        PromptInfo(prompt_text(contents), params.get("model")),
+        stream=stream,
+        scenario=scenario,
+        conversation=conversation.gemini(body),
+        conversation_key=conversation.conversation_key(body),
+    )
 
 
 def prompt_text(contents: list[Any]) -> str:

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mock_server.errors import RequestBodyError
+from mock_server.http import conversation
 from mock_server.http.prompt import PromptInfo, json_type, prompt_from_body, prompt_from_query
+from mock_server.http.request_body import decode_json
+from mock_server.scenarios.conversation import NO_CONVERSATION, Conversation
 from mock_server.wire.item_body import ItemBody
 
 
@@ -42,6 +45,14 @@ class ModelRequest:
     """Whether the answer shows its reasoning: false when the request turns it off (Ollama's `think: false`)."""
     answer: ItemAnswer | None = None
     """The answer the route makes itself, when it does not play the scenario's reply."""
+    conversation: Conversation = NO_CONVERSATION
+    """What the messages say of the conversation, for `match` rules."""
+    conversation_key: str | None = None
+    """The conversation the body names (`convGroupId`): sequences of replies count its requests apart."""
+    previous_response_id: str | None = None
+    """The stored response a Responses API request continues."""
+    store: bool = False
+    """Whether the answer is kept for `GET /v1/responses/{id}` and for requests that continue it."""
 
 
 NO_PARAMS: Mapping[str, str] = {}
@@ -50,29 +61,74 @@ NO_PARAMS: Mapping[str, str] = {}
 
 def read_completions_query(query: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """GET /completions (EventSource): `?messages=` is the prompt text or a JSON list of messages."""
-    return ModelRequest(prompt_from_query(query), stream=True, scenario=query.get("scenario"))
+    prompt = prompt_from_query(query)
+    return ModelRequest(
+        prompt,
+        stream=True,
+        scenario=query.get("scenario"),
+        conversation=conversation.openai_chat({"messages": _json_list(query.get("messages"))}),
+        conversation_key=conversation.conversation_key(query),
+    )
 
 
 def read_completions_body(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """POST /completions (fetch-event-source and friends): the prompt from any of the usual fields."""
-    return ModelRequest(prompt_from_body(body), stream=True, scenario=_scenario(body))
+    request = body.get("request")
+    chat = request if "messages" not in body and isinstance(request, Mapping) else body
+    return ModelRequest(
+        prompt_from_body(body),
+        stream=True,
+        scenario=_scenario(body),
+        conversation=conversation.openai_chat(chat),
+        conversation_key=conversation.conversation_key(body),
+    )
 
 
 def read_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "messages", "a list of {role, content} messages")
     prompt = prompt_from_body(body, fields=("messages",))
-    return ModelRequest(prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body))
+    return ModelRequest(
+        prompt,
+        _flag(body, "stream"),
+        _stream_options_usage(body),
+        _scenario(body),
+        conversation=conversation.openai_chat(body),
+        conversation_key=conversation.conversation_key(body),
+    )
 
 
 def read_legacy_completions(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "prompt", "a string or a list of strings")
     prompt = prompt_from_body(body, fields=("prompt",))
-    return ModelRequest(prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body))
+    return ModelRequest(
+        prompt,
+        _flag(body, "stream"),
+        _stream_options_usage(body),
+        _scenario(body),
+        conversation=conversation.prompt_alone(body),
+        conversation_key=conversation.conversation_key(body),
+    )
 
 
 def read_responses(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
+    """OpenAI's Responses API: the prompt from `input`; stored unless `store` is false, and continuing
+    the stored response `previous_response_id` names."""
     _require(body, "input", "a string or a list of input items")
-    return ModelRequest(prompt_from_body(body, fields=("input",)), _flag(body, "stream"), scenario=_scenario(body))
+    previous = body.get("previous_response_id")
+    if previous is not None and not isinstance(previous, str):
+        raise RequestBodyError(
+            f"`previous_response_id` must be the id of a stored response (a string), not {json_type(previous)}.",
+            param="previous_response_id",
+        )
+    return ModelRequest(
+        prompt_from_body(body, fields=("input",)),
+        _flag(body, "stream"),
+        scenario=_scenario(body),
+        conversation=conversation.responses(body),
+        conversation_key=conversation.conversation_key(body),
+        previous_response_id=previous or None,
+        store=body.get("store") is None or _flag(body, "store"),
+    )
 
 
 def read_messages(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
@@ -80,7 +136,23 @@ def read_messages(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS
     max_tokens = _require(body, "max_tokens", "the most tokens to generate, a positive integer")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise RequestBodyError(f"`max_tokens` must be a positive integer, not {max_tokens!r}.", param="max_tokens")
-    return ModelRequest(prompt_from_body(body, fields=("messages",)), _flag(body, "stream"), scenario=_scenario(body))
+    return ModelRequest(
+        prompt_from_body(body, fields=("messages",)),
+        _flag(body, "stream"),
+        scenario=_scenario(body),
+        conversation=conversation.anthropic(body),
+        conversation_key=conversation.conversation_key(body),
+    )
+
+
+def _json_list(text: object) -> object:
+    """`?messages=` as a list of messages, when it is one in JSON (else None: a prompt alone)."""
+    if not isinstance(text, str) or not text.lstrip().startswith("["):
+        return None
+    try:
+        return decode_json(text.encode())
+    except RequestBodyError:
+        return None
 
 
 def _require(body: Mapping[str, Any], field: str, what: str) -> Any:
@@ -135,13 +207,27 @@ def read_forwarded(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAM
 def read_ollama_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """Ollama's POST /api/chat: the prompt from `messages`; streamed unless `stream` is false."""
     prompt = prompt_from_body(body, fields=("messages",))
-    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=_ollama_think(body))
+    return ModelRequest(
+        prompt,
+        _ollama_stream(body),
+        scenario=_scenario(body),
+        reasoning=_ollama_think(body),
+        conversation=conversation.openai_chat(body),
+        conversation_key=conversation.conversation_key(body),
+    )
 
 
 def read_ollama_generate(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """Ollama's POST /api/generate: the prompt is `prompt`; streamed unless `stream` is false."""
     prompt = prompt_from_body(body, fields=("prompt",))
-    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=_ollama_think(body))
+    return ModelRequest(
+        prompt,
+        _ollama_stream(body),
+        scenario=_scenario(body),
+        reasoning=_ollama_think(body),
+        conversation=conversation.ollama_generate(body),
+        conversation_key=conversation.conversation_key(body),
+    )
 
 
 def _ollama_stream(body: Mapping[str, Any]) -> bool:

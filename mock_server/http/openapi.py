@@ -20,6 +20,9 @@ _COMMON = {
     "scenario": {"type": "string", "description": "the scenario to play"},
     "stream": {"type": "boolean"},
 }
+_CONVERSATION = {
+    "convGroupId": {"type": "string", "description": "the conversation it belongs to: `replies` count its requests"}
+}
 
 
 def json_body(description: str, properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -44,22 +47,42 @@ def query(*names: str) -> dict[str, Any]:
 COMPLETIONS_GET = query("messages", "model", "scenario")
 COMPLETIONS_POST = json_body(
     "The prompt comes from `messages`, `request` (fetch-event-source), `prompt` or `input`; other fields are ignored.",
-    {"messages": _MESSAGES, "request": {"anyOf": [_STRING, {"type": "object"}]}, "prompt": _STRING, "input": _MESSAGES},
+    {
+        "messages": _MESSAGES,
+        "request": {"anyOf": [_STRING, {"type": "object"}]},
+        "prompt": _STRING,
+        "input": _MESSAGES,
+        **_CONVERSATION,
+    },
 )
 CHAT = json_body(
     "An OpenAI Chat Completions request.",
-    {"messages": _MESSAGES, "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}}},
+    {
+        "messages": _MESSAGES,
+        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        **_CONVERSATION,
+    },
     required=("messages",),
 )
 LEGACY = json_body(
     "An OpenAI legacy Completions request.",
-    {"prompt": {"anyOf": [_STRING, {"type": "array", "items": _STRING}]}},
+    {"prompt": {"anyOf": [_STRING, {"type": "array", "items": _STRING}]}, **_CONVERSATION},
     required=("prompt",),
 )
-RESPONSES = json_body("An OpenAI Responses API request.", {"input": _MESSAGES}, required=("input",))
+RESPONSES = json_body(
+    "An OpenAI Responses API request.",
+    {
+        "input": _MESSAGES,
+        "instructions": _STRING,
+        "previous_response_id": {"type": "string", "description": "a stored response this one continues"},
+        "store": {"type": "boolean", "description": "false: not kept for GET /v1/responses/{id}"},
+        **_CONVERSATION,
+    },
+    required=("input",),
+)
 MESSAGES = json_body(
     "An Anthropic Messages request.",
-    {"messages": _MESSAGES, "max_tokens": {"type": "integer", "minimum": 1}},
+    {"messages": _MESSAGES, "max_tokens": {"type": "integer", "minimum": 1}, **_CONVERSATION},
     required=("messages", "max_tokens"),
 )
 _TOKENS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
@@ -90,10 +113,12 @@ SCENARIO = {
 }
 _THINK = {"anyOf": [{"type": "boolean"}, {"enum": ["high", "medium", "low", "max"]}]}
 OLLAMA_CHAT = json_body(
-    "An Ollama chat request; it streams (NDJSON) unless `stream` is false.", {"messages": _MESSAGES, "think": _THINK}
+    "An Ollama chat request; it streams (NDJSON) unless `stream` is false.",
+    {"messages": _MESSAGES, "think": _THINK, **_CONVERSATION},
 )
 OLLAMA_GENERATE = json_body(
-    "An Ollama generate request; it streams (NDJSON) unless `stream` is false.", {"prompt": _STRING, "think": _THINK}
+    "An Ollama generate request; it streams (NDJSON) unless `stream` is false.",
+    {"prompt": _STRING, "think": _THINK, **_CONVERSATION},
 )
 OLLAMA_EMBED = json_body(
     "An Ollama embed request: vectors made from the inputs, the same for the same text, model and seed.",

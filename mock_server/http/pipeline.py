@@ -12,8 +12,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mock_server.conversations.thread import store_response, thread_of
 from mock_server.dialects import Dialect, StreamInfo
-from mock_server.errors import BodyTooLargeError, MockLLMError, NoRecordingError, RequestBodyError, UpstreamError
+from mock_server.errors import (
+    BodyTooLargeError,
+    MockLLMError,
+    NoRecordingError,
+    PreviousResponseNotFoundError,
+    RequestBodyError,
+    UpstreamError,
+)
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ItemAnswer, ModelRequest
@@ -23,6 +31,7 @@ from mock_server.http.routes import ModelRoute
 from mock_server.http.state import MockState, state_of
 from mock_server.journal.journal import Entry
 from mock_server.scenarios import steps
+from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
 from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
@@ -121,25 +130,37 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     overrides = parse_overrides(request.query_params, headers)
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
-    scenario = _choose(state, request, named, asked)
+    conversation_key = headers.get("x-mock-conversation") or asked.conversation_key
+    thread = thread_of(state.responses, asked.conversation, conversation_key, asked.previous_response_id)
+    scenario = _choose(state, request, named, asked, thread.conversation)
+    if thread.missing is not None and not (scenario.proxy or scenario.recording):
+        raise PreviousResponseNotFoundError(thread.missing)
     dialect = route.dialect
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
     )
     last_event_id = headers.get("last-event-id")
+    resumed = bool((last_event_id or "").strip())
+    count = thread.advance(state.sequences, scenario, resumed=resumed)
     context = RequestContext(
         prompt=prompt.text,
         model=prompt.model,
-        resumed=bool((last_event_id or "").strip()),
+        resumed=resumed,
         selection=state.catalog.count_selection(scenario.name),
         fault_counts=state.count_faults(overrides.faults),
         close_events=route.close_events,
         items=asked.answer.items if asked.answer is not None else None,
+        reply=scenario.reply_index(count),
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
-    # keeps it instead of the prompt.
-    key = hashlib.sha256(f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}".encode()).hexdigest()
+    # keeps it instead of the prompt. A conversation's place goes in too (not for a lone prompt, whose
+    # ids stay as they were), so that each stored response of a conversation has an id of its own.
+    hashed = f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}"
+    place = (context.reply, thread.key, asked.previous_response_id, thread.conversation.turn)
+    if place != (0, None, None, 1):
+        hashed += f"\0{place!r}"
+    key = hashlib.sha256(hashed.encode()).hexdigest()
     timeline = state.timelines.compile(scenario, overrides, context, key)
     info = StreamInfo(
         key=key,
@@ -148,7 +169,11 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         usage=timeline.usage,
         include_usage=asked.include_usage,
         reasoning=asked.reasoning,
+        previous_response_id=asked.previous_response_id,
+        store=asked.store,
     )
+    if asked.store:
+        store_response(state.responses, dialect, info, timeline, thread, scenario.name, count)
     request_id = str(entry.id)
     mock_headers = [
         ("X-Mock-Scenario", timeline.scenario),
@@ -156,6 +181,8 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         (dialect.request_id_header, request_id),
         *dialect.response_headers(request_id),
     ]
+    if scenario.replies:
+        mock_headers.append(("X-Mock-Reply", str(context.reply + 1)))
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
 
 
@@ -171,7 +198,9 @@ PROXIED = Scenario(name="upstream", description="Forwarded to the upstream (--up
 """What answers a request that goes to the upstream because no scenario does."""
 
 
-def _choose(state: MockState, request: Request, named: str | None, asked: ModelRequest) -> Scenario:
+def _choose(
+    state: MockState, request: Request, named: str | None, asked: ModelRequest, conversation: Conversation
+) -> Scenario:
     """The scenario a request names or matches; failing that, the upstream when there is one, an error
     when only recordings may answer (`--record-mode none`), else the default."""
     settings = state.settings
@@ -180,7 +209,14 @@ def _choose(state: MockState, request: Request, named: str | None, asked: ModelR
         return PROXIED
     catalog = state.catalog
     path, prompt = request.url.path, asked.prompt
-    found = catalog.find(named=named, model=prompt.model, prompt=prompt.text, headers=request.headers, path=path)
+    found = catalog.find(
+        named=named,
+        model=prompt.model,
+        prompt=prompt.text,
+        headers=request.headers,
+        path=path,
+        conversation=conversation,
+    )
     if found is not None:
         return found
     if replay_only:

@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect, ollama
 from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
-from mock_server.http import azure, embeddings, gemini, model_request, openapi, provider_embeddings
+from mock_server.http import azure, embeddings, gemini, model_request, openapi, provider_embeddings, stored_responses
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -357,6 +357,20 @@ def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> 
             tags=tags,
         )
     router.add_api_route("/v1/models", models, methods=["GET"], summary="Every scenario, as a model", tags=["openai"])
+    router.add_api_route(
+        stored_responses.PATH,
+        stored_responses.get_response,
+        methods=["GET"],
+        summary="A stored Responses API response",
+        tags=["openai"],
+    )
+    router.add_api_route(
+        stored_responses.PATH,
+        stored_responses.delete_response,
+        methods=["DELETE"],
+        summary="Forget a stored Responses API response",
+        tags=["openai"],
+    )
     router.add_api_route(
         "/api/tags", ollama_tags, methods=["GET"], summary="Every scenario, as an Ollama model", tags=["ollama"]
     )

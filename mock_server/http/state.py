@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from mock_server.conversations.responses import ResponseStore
+from mock_server.conversations.sequences import Sequences
 from mock_server.http.request_body import journal_body
 from mock_server.journal.journal import Entry, Journal, Since
 from mock_server.journal.verdict import Verdict, judge
@@ -38,6 +40,10 @@ class MockState:
     """Where requests no scenario answers go (`--upstream`)."""
     recorder: Recorder | None = None
     """Where exchanges with the upstream are written (`--record`)."""
+    sequences: Sequences = field(default_factory=Sequences)
+    """Where each conversation is in the sequences of replies (`replies:`)."""
+    responses: ResponseStore = field(default_factory=ResponseStore)
+    """The Responses API's stored responses."""
 
     async def aclose(self) -> None:
         """Let go of the upstream's connections."""
@@ -66,10 +72,12 @@ class MockState:
         return entry
 
     def reset(self) -> int:
-        """Back to the state at start: no records, no run-time scenarios, `times` counted afresh,
-        nothing cached. Returns how many records were cleared."""
+        """Back to the state at start: no records, no run-time scenarios, `times` and sequences
+        counted afresh, no stored responses, nothing cached. Returns how many records were cleared."""
         self.catalog.reset()
         self.fault_counts.clear()
+        self.sequences.clear()
+        self.responses.clear()
         self.timelines.clear()
         self.streams.clear()
         return self.journal.clear()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mock_server.errors import Problem, ScenarioError, UnknownScenarioError
+from mock_server.scenarios.conversation import NO_CONVERSATION, Conversation
 from mock_server.scenarios.loading import SCENARIO_SUFFIXES, Document, read_document
 from mock_server.scenarios.model import Scenario, load_scenario
 
@@ -126,7 +127,14 @@ class Catalog:
         self._selections.clear()
 
     def find(
-        self, *, named: str | None, model: str | None, prompt: str, headers: Mapping[str, str], path: str = ""
+        self,
+        *,
+        named: str | None,
+        model: str | None,
+        prompt: str,
+        headers: Mapping[str, str],
+        path: str = "",
+        conversation: Conversation = NO_CONVERSATION,
     ) -> Scenario | None:
         """The scenario a request names or matches, in the SPEC's order: a name given, `model` naming a
         scenario, the first whose `match` rules fit; None when only the default (or an upstream) would
@@ -136,7 +144,7 @@ class Catalog:
         if model is not None and model in self:
             return self.get(model)
         for entry in [*reversed(self._runtime.values()), *self._files.values()]:
-            if entry.scenario.matches(prompt, model, headers, path):
+            if entry.scenario.matches(prompt, model, headers, path, conversation):
                 return entry.scenario
         return None
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -22,6 +23,7 @@ from pydantic import (
 
 from mock_server.errors import Problem, ScenarioError
 from mock_server.scenarios import steps
+from mock_server.scenarios.conversation import NO_CONVERSATION, Conversation, ConversationMatch
 from mock_server.scenarios.delays import DelayMs, WholeDelayMs
 from mock_server.scenarios.faults import MAX_FAULTS, Fault
 from mock_server.scenarios.headers import ResponseHeaders
@@ -90,8 +92,9 @@ else:
     ]
 
 
-class Match(BaseModel):
-    """Regexes a request must fit for the scenario to be chosen without being named."""
+class Match(ConversationMatch):
+    """Rules a request must fit for the scenario to be chosen without being named: regexes on the
+    prompt, model, path and headers, and the conversation's rules (turn, last role, tool results...)."""
 
     model_config = _STRICT
 
@@ -126,6 +129,64 @@ class Thresholds(BaseModel):
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+MAX_REPLIES = 1000
+REPLY_FIELDS = ("reply", "reasoning", "tool_calls")
+"""The fields of a scenario's own answer, which the items of `replies:` say instead."""
+
+
+def _check_steps_end(entries: list[_StepEntry]) -> None:
+    """Raise ValueError when a step that ends the stream has steps after it, which would never be sent."""
+    for index, entry in enumerate(entries[:-1]):
+        built = entry.build()
+        if not isinstance(built, ToolCallSpec) and steps.ends_stream(built):
+            rest = len(entries) - index - 1
+            raise ValueError(
+                f"step {index} (`{entry.key}`) ends the stream, so the {rest} step(s) after it would "
+                "never be sent; remove them"
+            )
+
+
+class Reply(BaseModel):
+    """One answer of a sequence (an item of `replies:`): its text, reasoning and tool calls, or steps."""
+
+    model_config = _STRICT
+
+    reply: str = ""
+    reasoning: str | None = None
+    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    finish_reason: str | None = None
+    """None: the scenario's `finish_reason`, or `tool_calls` when the reply calls tools."""
+    steps: list[ScenarioStep] | None = None
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> Self:
+        if self.steps is None:
+            return self
+        given = [key for key in (*REPLY_FIELDS, "finish_reason") if key in self.model_fields_set]
+        if given:
+            raise ValueError(
+                f"steps script the whole reply; leave out {', '.join(given)} (write them as `text`, "
+                "`reasoning`, `tool_call` and `finish` steps)"
+            )
+        _check_steps_end(self.steps)
+        return self
+
+
+def _as_reply(value: object) -> object:
+    """An item of `replies:` as a Reply's fields: a string is its text, a list its steps."""
+    if isinstance(value, str):
+        return {"reply": value}
+    if isinstance(value, list):
+        return {"steps": value}
+    return value
+
+
+ReplyItem = Annotated[
+    Reply,
+    BeforeValidator(_as_reply),
+    Described("a reply", "a text, a list of steps, or a mapping of reply, reasoning, tool_calls, finish_reason, steps"),
+]
 
 
 class Scenario(BaseModel):
@@ -167,6 +228,10 @@ class Scenario(BaseModel):
     """How fast a recording plays: 2 twice as fast, 0 with no waits."""
     proxy: bool = False
     """Forward the request to the server's upstream and apply `faults` to its live response."""
+    replies: Annotated[list[ReplyItem], Field(min_length=1, max_length=MAX_REPLIES)] | None = None
+    """A sequence: the first request of a conversation that selects the scenario gets the first reply,
+    the next the second, and so on; then the last again (or the first, with `cycle`)."""
+    cycle: bool = False
 
     @field_validator("status")
     @classmethod
@@ -184,29 +249,51 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _check_steps_end(self) -> Self:
-        entries = self.steps or []
-        for index, entry in enumerate(entries[:-1]):
-            built = entry.build()
-            if not isinstance(built, ToolCallSpec) and steps.ends_stream(built):
-                rest = len(entries) - index - 1
-                raise ValueError(
-                    f"step {index} (`{entry.key}`) ends the stream, so the {rest} step(s) after it would "
-                    "never be sent; remove them"
-                )
+        _check_steps_end(self.steps or [])
         return self
 
     @model_validator(mode="after")
     def _check_one_source(self) -> Self:
-        given = [key for key in ("steps", "recording", "proxy") if getattr(self, key)]
+        given = [key for key in ("steps", "recording", "proxy", "replies") if getattr(self, key)]
         if len(given) > 1:
             raise ValueError(f"{' and '.join(given)} each say where the response comes from; keep one of them")
         return self
 
-    def matches(self, prompt: str, model: str | None, headers: Mapping[str, str], path: str = "") -> bool:
-        """Whether every `match` rule fits (each looking at the first MATCH_INPUT_CHARS characters of its
-        value); a scenario without rules matches nothing."""
+    @model_validator(mode="after")
+    def _check_replies(self) -> Self:
+        if self.replies is None:
+            if self.cycle:
+                raise ValueError("cycle: true needs `replies`, the sequence to go round")
+            return self
+        given = [key for key in REPLY_FIELDS if key in self.model_fields_set]
+        if given:
+            raise ValueError(
+                f"replies say what each request is answered; leave out {', '.join(given)}, or make it an item "
+                "of `replies`"
+            )
+        return self
+
+    def reply_index(self, count: int) -> int:
+        """Which of `replies` answers the `count`th request of a conversation (1 for the first)."""
+        total = len(self.replies or ())
+        if total == 0:
+            return 0
+        return (count - 1) % total if self.cycle else min(count, total) - 1
+
+    def matches(
+        self,
+        prompt: str,
+        model: str | None,
+        headers: Mapping[str, str],
+        path: str = "",
+        conversation: Conversation = NO_CONVERSATION,
+    ) -> bool:
+        """Whether every `match` rule fits (each regex looking at the first MATCH_INPUT_CHARS characters
+        of its value); a scenario without rules matches nothing."""
         rules = self.match
         if rules is None:
+            return False
+        if not rules.fits_conversation(conversation):
             return False
         if rules.prompt is not None and not rules.prompt.search(prompt):
             return False

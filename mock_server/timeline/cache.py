@@ -48,6 +48,14 @@ class BoundedCache(Generic[K, V]):
             _, (_, evicted) = self._entries.popitem(last=False)
             self._bytes -= evicted
 
+    def pop(self, key: K) -> V | None:
+        """Forget the value kept under `key`, and return it (None when there is none)."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        self._bytes -= entry[1]
+        return entry[0]
+
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0

@@ -18,7 +18,7 @@ from mock_server.errors import ReplyTooLongError
 from mock_server.scenarios import steps
 from mock_server.scenarios.faults import Fault, FaultKind
 from mock_server.scenarios.headers import merge_headers, sent
-from mock_server.scenarios.model import Scenario, ToolCallSpec
+from mock_server.scenarios.model import Reply, Scenario, ToolCallSpec
 from mock_server.scenarios.recording import Recording
 from mock_server.scenarios.steps import Ending, ErrorEvent, Step
 from mock_server.timeline.cache import BoundedCache
@@ -71,6 +71,8 @@ class RequestContext:
     """The answer is this many items the route makes from the request (an embeddings response, a
     vector an item) instead of the scenario's reply: `@N` faults count the items, and only
     `first_chunk_ms` paces them, as the wait before the answer."""
+    reply: int = 0
+    """Which of the scenario's `replies` answers (its place in the conversation's sequence)."""
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -306,6 +308,7 @@ class TimelineCache:
             context.resumed,
             context.close_events,
             context.items,
+            context.reply,
             (context.selection, context.fault_counts) if counted else 0,
         )
         entry = self._cache.get(key)
@@ -376,13 +379,17 @@ def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.St
         room_for(len(pieces))
         out.extend(kind(piece) for piece in pieces)
 
+    # Each reply of a sequence calls its tools with ids of its own, as a model's every call has one.
+    calls_of = f"{scenario.name}#{context.reply}" if scenario.replies else scenario.name
+
     def add_tool_call(spec: ToolCallSpec, index: int) -> None:
-        call = _tool_call_steps(spec, index, scenario.name, chunking)
+        call = _tool_call_steps(spec, index, calls_of, chunking)
         room_for(len(call))
         out.extend(call)
 
-    if scenario.steps is not None:
-        for model in scenario.steps:
+    source: Scenario | Reply = scenario.replies[context.reply] if scenario.replies else scenario
+    if source.steps is not None:
+        for model in source.steps:
             built = model.build()
             room_for(1)
             if isinstance(built, ToolCallSpec):
@@ -393,17 +400,22 @@ def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.St
             else:
                 out.append(built)
         return out
-    if scenario.reasoning:
-        add_text(steps.Reasoning, scenario.reasoning)
-    add_text(steps.Text, scenario.reply)
-    for spec in scenario.tool_calls:
+    if source.reasoning:
+        add_text(steps.Reasoning, source.reasoning)
+    add_text(steps.Text, source.reply)
+    for spec in source.tool_calls:
         add_tool_call(spec, tool_index)
         tool_index += 1
-    reason = scenario.finish_reason
-    if scenario.tool_calls and "finish_reason" not in scenario.model_fields_set:
-        reason = "tool_calls"
-    out.append(steps.Finish(reason))
+    out.append(steps.Finish(_finish_reason(scenario, source)))
     return out
+
+
+def _finish_reason(scenario: Scenario, source: Scenario | Reply) -> str:
+    """The reply's own finish reason, else the scenario's, else `tool_calls` when it calls tools."""
+    for given in (source, scenario):
+        if given.finish_reason is not None and "finish_reason" in given.model_fields_set:
+            return given.finish_reason
+    return "tool_calls" if source.tool_calls else scenario.finish_reason
 
 
 def _substitute(text: str, context: RequestContext, scenario: str) -> str:

@@ -1,0 +1,78 @@
+"""The conversation one request belongs to: what its messages say (with the stored response it
+continues), the key its sequences of replies count under, and keeping its answer when it is a
+Responses API request to store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mock_server.conversations.responses import ResponseStore, StoredResponse
+from mock_server.conversations.sequences import Sequences
+from mock_server.dialects import Dialect, StreamInfo
+from mock_server.dialects.answer import collect_answer
+from mock_server.scenarios.conversation import Conversation
+from mock_server.scenarios.model import Scenario
+from mock_server.timeline.compile import Timeline
+from mock_server.wire.frames import to_json
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A request's place in its conversation."""
+
+    conversation: Conversation
+    key: str | None
+    """What its sequences count under (None: counted with every request that names no conversation)."""
+    previous: StoredResponse | None = None
+    """The stored response it continues."""
+    missing: str | None = None
+    """The `previous_response_id` it gives of a response not stored here: an error, unless the
+    upstream (or a recording of it) answers, which knows its own responses."""
+
+    def advance(self, sequences: Sequences, scenario: Scenario, *, resumed: bool) -> int:
+        """This request's number in the conversation's sequence of `scenario`'s replies (always 1 for
+        a scenario without them, which counts nothing); a resumed stream keeps the last number."""
+        if not scenario.replies:
+            return 1
+        previous = self.previous
+        after = previous.count if previous is not None and previous.scenario == scenario.name else 0
+        return sequences.advance(scenario.name, self.key, after, again=resumed)
+
+
+def thread_of(
+    responses: ResponseStore, conversation: Conversation, key: str | None, previous_response_id: str | None
+) -> Thread:
+    """The thread of a request whose messages say `conversation`, that names the conversation `key`
+    (`X-Mock-Conversation`, `convGroupId`) and may continue a stored response: its turns and tool
+    calls count in, and its conversation is the request's unless the request names one."""
+    if previous_response_id is None:
+        return Thread(conversation, key)
+    previous = responses.get(previous_response_id)
+    if previous is None:
+        return Thread(conversation, key, missing=previous_response_id)
+    return Thread(conversation.after(previous.conversation), key or previous.key, previous)
+
+
+def store_response(
+    responses: ResponseStore,
+    dialect: Dialect,
+    info: StreamInfo,
+    timeline: Timeline,
+    thread: Thread,
+    scenario: str,
+    count: int,
+) -> None:
+    """Keep the response a request is answered with (the body `response.completed` carries), for
+    `GET /v1/responses/{id}` and the requests that continue it; not an error, a cut before the
+    head, a recording's or an upstream's (the upstream keeps its own)."""
+    if timeline.status != 200 or timeline.head_cut is not None or timeline.from_upstream:
+        return
+    answer = collect_answer(timeline.steps)
+    if answer.error is not None:
+        return
+    body = dialect.complete(info, answer)
+    response_id = str(body["id"])
+    made = tuple((call.call_id, call.name) for call in answer.tool_calls)
+    conversation = Conversation(turn=thread.conversation.turn, calls=(*thread.conversation.calls, *made))
+    stored = StoredResponse(to_json(body).encode(), conversation, thread.key or response_id, scenario, count)
+    responses.put(response_id, stored)

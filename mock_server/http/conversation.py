@@ -1,0 +1,223 @@
+"""Reading a request's conversation (`Conversation`: its turn, last role, tool results, tools offered
+and system prompt) out of each message shape the endpoints accept.
+
+Each shape has one reader that turns its messages into `_Message`s (a role, whether it holds text of
+its own, the tool calls it makes and the tool results it sends); `_facts` makes the same facts of them
+whatever the dialect. The readers are lenient: what the prompt's reader already refuses, or a shape
+they do not know, they pass over rather than fail on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mock_server.scenarios.conversation import Conversation, Role, ToolResult
+
+CONVERSATION_FIELD = "convGroupId"
+"""The body field that names the conversation a request belongs to (its sequences are its own)."""
+
+_ROLES: Mapping[str, Role] = {
+    "user": "user",
+    "assistant": "assistant",
+    "model": "assistant",  # Gemini's
+    "tool": "tool",
+    "function": "tool",  # OpenAI's older function results, Gemini's older role for them
+    "system": "system",
+    "developer": "system",  # OpenAI's name for the system prompt of reasoning models
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    role: Role
+    text: str = ""
+    calls: tuple[tuple[str, str], ...] = ()
+    """The tool calls it makes, as (call id, tool name)."""
+    results: tuple[ToolResult, ...] = ()
+
+
+def conversation_key(body: Mapping[str, Any]) -> str | None:
+    """The conversation the body names in `convGroupId` (a string or a number), if any."""
+    value = body.get(CONVERSATION_FIELD)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+def prompt_alone(body: Mapping[str, Any], system: object = None) -> Conversation:
+    """A request that is one prompt, not a list of messages (legacy completions, Ollama's generate)."""
+    return Conversation(tools_offered=_offers_tools(body), system=_text(system))
+
+
+def openai_chat(body: Mapping[str, Any]) -> Conversation:
+    """OpenAI chat `messages` (also Azure's and Ollama's /api/chat): `role: tool` results with their
+    `tool_call_id`, assistant `tool_calls`, `system` and `developer` messages."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return prompt_alone(body)
+    read = [_chat_message(message) for message in messages if isinstance(message, Mapping)]
+    return _facts([message for message in read if message is not None], _offers_tools(body))
+
+
+def _chat_message(message: Mapping[str, Any]) -> _Message | None:
+    role = _ROLES.get(str(message.get("role", "user")))
+    if role is None:
+        return None
+    content = _text(message.get("content"))
+    if role == "tool":
+        call_id = _string(message.get("tool_call_id"))
+        name = _string(message.get("tool_name")) or _string(message.get("name"))  # Ollama's, OpenAI's function
+        return _Message("tool", results=(ToolResult(call_id, name, content),))
+    calls = tuple(
+        (_string(call.get("id")), _string(_mapping(call.get("function")).get("name")))
+        for call in _mappings(message.get("tool_calls"))
+    )
+    return _Message(role, content, calls)
+
+
+def responses(body: Mapping[str, Any]) -> Conversation:
+    """OpenAI Responses `input`: a string, or items (messages, `function_call`s and their
+    `function_call_output`s); `instructions` is the system prompt."""
+    items = body.get("input")
+    instructions = _text(body.get("instructions"))
+    if not isinstance(items, list):
+        return prompt_alone(body, instructions)
+    read: list[_Message] = []
+    for item in _mappings(items):
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            read.append(_Message("assistant", calls=((_string(item.get("call_id")), _string(item.get("name"))),)))
+        elif kind == "function_call_output":
+            result = ToolResult(_string(item.get("call_id")), "", _text(item.get("output")))
+            read.append(_Message("tool", results=(result,)))
+        elif kind == "message" and (role := _ROLES.get(str(item.get("role", "user")))) is not None:
+            read.append(_Message(role, _text(item.get("content"))))
+    return _facts(read, _offers_tools(body), instructions)
+
+
+def anthropic(body: Mapping[str, Any]) -> Conversation:
+    """Anthropic messages: `tool_use` blocks of the assistant, `tool_result` blocks of the user (a
+    message of results alone is the tool's, not the user's), the top-level `system`."""
+    read: list[_Message] = []
+    for message in _mappings(body.get("messages")):
+        role = _ROLES.get(str(message.get("role", "user")))
+        if role is None:
+            continue
+        content = message.get("content")
+        blocks = list(_mappings(content))
+        calls = tuple(
+            (_string(block.get("id")), _string(block.get("name")))
+            for block in blocks
+            if block.get("type") == "tool_use"
+        )
+        results = tuple(
+            ToolResult(_string(block.get("tool_use_id")), "", _text(block.get("content")))
+            for block in blocks
+            if block.get("type") == "tool_result"
+        )
+        text = _text(content) if isinstance(content, str) else _text([b for b in blocks if b.get("type") == "text"])
+        read.append(_Message("tool" if results and not text else role, text, calls, results))
+    return _facts(read, _offers_tools(body), _text(body.get("system")))
+
+
+def gemini(body: Mapping[str, Any]) -> Conversation:
+    """Gemini `contents`: `functionCall` parts of the model, `functionResponse` parts sent back (a
+    content of responses alone is the tool's), `systemInstruction`."""
+    read: list[_Message] = []
+    for content in _mappings(body.get("contents")):
+        role = _ROLES.get(str(content.get("role", "user")))
+        if role is None:
+            continue
+        parts = list(_mappings(content.get("parts")))
+        calls = tuple(
+            (_string(call.get("id")), _string(call.get("name")))
+            for part in parts
+            if (call := _mapping(part.get("functionCall")))
+        )
+        results = tuple(
+            ToolResult(_string(response.get("id")), _string(response.get("name")), _json(response.get("response")))
+            for part in parts
+            if (response := _mapping(part.get("functionResponse")))
+        )
+        text = "".join(part["text"] for part in parts if isinstance(part.get("text"), str))
+        read.append(_Message("tool" if results and not text else role, text, calls, results))
+    system = body.get("systemInstruction", body.get("system_instruction"))
+    instruction = system if isinstance(system, str) else _mapping(system).get("parts")  # a Content, or its text
+    return _facts(read, _offers_tools(body), _text(instruction))
+
+
+def ollama_generate(body: Mapping[str, Any]) -> Conversation:
+    """Ollama's /api/generate: one prompt, its `system` the system prompt."""
+    return prompt_alone(body, body.get("system"))
+
+
+def _facts(messages: list[_Message], tools_offered: bool, system: str = "") -> Conversation:
+    """The facts of a conversation's messages; a result that names only its call takes the name of the
+    call it answers."""
+    calls = tuple(call for message in messages for call in message.calls)
+    names = dict(calls)
+    last_user = max((i for i, message in enumerate(messages) if message.role == "user"), default=-1)
+    results = tuple(
+        result if result.name else ToolResult(result.call_id, names.get(result.call_id, ""), result.content)
+        for message in messages[max(last_user, 0) :]  # a user message may hold results of its own (Anthropic's)
+        for result in message.results
+    )
+    prompts = [message.text for message in messages if message.role == "system"]
+    if not messages:
+        return Conversation(tools_offered=tools_offered, system=system)
+    return Conversation(
+        turn=sum(message.role == "user" for message in messages),
+        last_role=messages[-1].role,
+        tool_results=results,
+        tools_offered=tools_offered,
+        system="\n".join(part for part in (system, *prompts) if part),
+        calls=calls,
+    )
+
+
+def _offers_tools(body: Mapping[str, Any]) -> bool:
+    """Whether the body offers tools: a non-empty `tools` (or OpenAI's older `functions`)."""
+    return any(isinstance(body.get(field), list) and body[field] for field in ("tools", "functions"))
+
+
+def _text(value: object) -> str:
+    """The text of a content: a string, or the `text` of its parts (nested contents read too)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(_text(part) if isinstance(part, list) else _part_text(part) for part in value)
+    return ""
+
+
+def _part_text(part: object) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Mapping):
+        text = part.get("text")
+        if isinstance(text, str):
+            return text
+        return _text(part.get("content"))  # a tool_result block's content may itself be blocks
+    return ""
+
+
+def _json(value: object) -> str:
+    """A value a tool returned as an object, as the text a `content` regex reads: its JSON."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _string(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _mappings(value: object) -> Iterable[Mapping[str, Any]]:
+    """The objects of a list (nothing, when it is not one)."""
+    return (item for item in value if isinstance(item, Mapping)) if isinstance(value, list) else ()
