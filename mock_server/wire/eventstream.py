@@ -1,0 +1,75 @@
+"""AWS event-stream frames (`application/vnd.amazon.eventstream`), the binary framing of Bedrock's
+streams: the one place their bytes are written.
+
+A frame, big-endian: its total length and its headers' length (4 bytes each), the CRC32 of those 8
+bytes, the headers, the payload, and the CRC32 of every byte before it. A header is its name's
+length (1 byte), the name, its type (7: a string) and the value's length (2 bytes) before the value.
+An event names itself in `:event-type`; an exception (an event whose name ends in `Exception`, as
+every modeled exception of an AWS event stream is named) is `:message-type: exception` with its
+name in `:exception-type`, which botocore raises as `EventStreamError`. A `corrupt` event's message
+CRC is wrong: botocore raises `ChecksumMismatch`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mock_server.wire import frames
+
+CONTENT_TYPE = "application/vnd.amazon.eventstream"
+JSON = "application/json"
+_STRING = 7
+PRELUDE = struct.Struct("!II")
+CRC = struct.Struct("!I")
+
+
+def header(name: str, value: str) -> bytes:
+    """One header whose value is a string."""
+    encoded_name, encoded_value = name.encode(), value.encode()
+    return (
+        bytes([len(encoded_name)])
+        + encoded_name
+        + bytes([_STRING])
+        + struct.pack("!H", len(encoded_value))
+        + (encoded_value)
+    )
+
+
+def frame(headers: Sequence[tuple[str, str]], payload: bytes, *, corrupt: bool = False) -> bytes:
+    """The frame of `payload` with string `headers`, in order; with `corrupt`, its message CRC is off by one bit."""
+    encoded = b"".join(header(name, value) for name, value in headers)
+    prelude = PRELUDE.pack(PRELUDE.size + CRC.size + len(encoded) + len(payload) + CRC.size, len(encoded))
+    message = prelude + CRC.pack(zlib.crc32(prelude)) + encoded + payload
+    checksum = zlib.crc32(message) ^ (1 if corrupt else 0)
+    return message + CRC.pack(checksum)
+
+
+def is_exception(name: str) -> bool:
+    return name.endswith("Exception")
+
+
+def event_headers(name: str) -> tuple[tuple[str, str], ...]:
+    """The headers of an event called `name`: an exception's when the name is one's."""
+    if is_exception(name):
+        return ((":exception-type", name), (":content-type", JSON), (":message-type", "exception"))
+    return ((":event-type", name), (":content-type", JSON), (":message-type", "event"))
+
+
+@dataclass(frozen=True, slots=True)
+class EventStreamFraming:
+    """A frame per event, its name (`chunk` when it has none) the event's type, its data the JSON payload."""
+
+    content_type: str = CONTENT_TYPE
+    sse: bool = False
+
+    def event(self, event: frames.Event, index: int) -> bytes:
+        return frame(event_headers(event.event or "chunk"), (event.data or "").encode(), corrupt=event.corrupt)
+
+    def close(self, events: int) -> bytes:
+        return b""
+
+
+EVENT_STREAM = EventStreamFraming()
