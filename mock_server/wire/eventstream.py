@@ -71,5 +71,12 @@ class EventStreamFraming:
     def close(self, events: int) -> bytes:
         return b""
 
+    def text_at(self, data: bytes) -> int:
+        """The payload's offset: after the prelude, its CRC and the headers (0 for bytes too short to be a frame)."""
+        if len(data) < PRELUDE.size:
+            return 0
+        headers_length: int = PRELUDE.unpack_from(data)[1]
+        return min(PRELUDE.size + CRC.size + headers_length, len(data))
+
 
 EVENT_STREAM = EventStreamFraming()
