@@ -69,6 +69,7 @@ _TYPE_OF_STATUS: dict[int, str] = {
     500: "InternalServerException",
     503: "ServiceUnavailableException",
 }
+MODEL_STREAM_ERROR_MESSAGE = "The model encountered an error while streaming the response."
 _MESSAGES: dict[str, str] = {
     "ValidationException": "The provided request is not valid.",
     "ServiceQuotaExceededException": "Your request exceeds the service quota for your account.",
@@ -78,7 +79,7 @@ _MESSAGES: dict[str, str] = {
     "ResourceNotFoundException": "The provided model identifier is invalid.",
     "ModelTimeoutException": "Model has timed out in processing the request. Try your request again.",
     "ModelErrorException": "The model encountered an error while processing the request. Try your request again.",
-    "ModelStreamErrorException": "The model encountered an error while streaming the response.",
+    "ModelStreamErrorException": MODEL_STREAM_ERROR_MESSAGE,
     "ThrottlingException": "Too many requests, please wait before trying again.",
     "ModelNotReadyException": "Model is not ready for inference. Wait and try your request again.",
     "InternalServerException": "The server encountered an internal error while processing the request.",
