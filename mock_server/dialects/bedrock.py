@@ -151,9 +151,8 @@ def exception_event(error: steps.ErrorEvent, members: frozenset[str]) -> Event:
     """The exception frame of a mid-stream error: the stream's exception of its status, else
     `modelStreamErrorException` with the model's status and message."""
     status = error_status(error)
-    explicit = exception_name(error.type)
-    kind = explicit if explicit is not None else error_type(status)
-    member = kind[0].lower() + kind[1:]
+    kind = exception_name(error.type) or _TYPE_OF_STATUS.get(status)
+    member = kind[0].lower() + kind[1:] if kind is not None else MODEL_STREAM_ERROR
     if member not in members:
         member = MODEL_STREAM_ERROR
     message = error.message or _MESSAGES[member[0].upper() + member[1:]]
