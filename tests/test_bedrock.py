@@ -457,6 +457,23 @@ def test_no_done_ends_cleanly_without_metadata_and_close_without_the_stop(server
     assert not any("messageStop" in event or "metadata" in event for event in closed)
 
 
+def test_an_event_step_is_a_frame_of_its_type_and_what_only_sse_has_writes_nothing(server: MockServer) -> None:
+    delta = {"contentBlockIndex": 0, "delta": {"text": "raw "}}
+    name = server.add_scenario(
+        steps=[
+            {"comment": "warming up"},
+            {"event": {"event": "contentBlockDelta", "data": json.dumps(delta)}},
+            {"text": "Hi"},
+        ],
+        ids=True,
+        retry_ms=1000,
+    )
+    events = converse_events(client_for(server), name)
+    assert text_of(events) == "raw Hi"
+    resumed = raw(server, model=name, **{"Last-Event-ID": "2"})
+    assert len(frames_of(resumed.body)) == len(events)  # no ids: nothing to resume from
+
+
 # Errors of ours, the key
 
 

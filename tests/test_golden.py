@@ -81,7 +81,7 @@ def test_gemini_stream_matches_golden_transcript(pinned_server: MockServer, quer
 def test_bedrock_stream_matches_golden_transcript(
     pinned_server: MockServer, operation: str, body: dict[str, object], name: str
 ) -> None:
-    """Bedrock's binary event-stream frames, byte for byte (the tests of tests/test_bedrock.py read them with botocore)."""
+    """Bedrock's binary event-stream frames, byte for byte (tests/test_bedrock.py reads them with botocore)."""
     response = fetch(f"{pinned_server.url}/model/golden/{operation}", method="POST", body=body)
     assert (response.status, response.ending) == (200, Ending.COMPLETE)
     transcript = GOLDEN / f"{name}.eventstream"

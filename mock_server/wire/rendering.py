@@ -206,9 +206,11 @@ class _Renderer:
                 self.actions.append(Drop())
             case steps.Reset():
                 self.actions.append(Reset())
-            case steps.RawEvent(_, data) if not self.framing.sse:
-                if data is not None:  # its data alone: names, ids and `retry:` are SSE's, and so are comments
-                    self._event(frames.Event(data))
+            case steps.RawEvent(event, data) if not self.framing.sse:
+                # Its data, and its name for a framing that names events (Bedrock's frames); ids,
+                # `retry:` and comments are SSE's.
+                if data is not None:
+                    self._event(frames.Event(data, event=event))
             case steps.Comment() if not self.framing.sse:
                 pass
             case steps.RawEvent(None, None, None, retry) if retry is not None:
