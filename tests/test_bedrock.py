@@ -522,6 +522,41 @@ def test_any_credentials_pass_without_require_auth(server: MockServer) -> None:
     assert unsigned.status_code == 200
 
 
+# The model list
+
+
+def control_client(server: MockServer, key: str = "AKIDEXAMPLE") -> BaseClient:
+    """The `bedrock` (control plane) client, whose `list_foundation_models` lists the models."""
+    client = boto3.client(
+        "bedrock",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key="secret",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    _OPEN.append(client)
+    return client
+
+
+def test_every_scenario_is_a_foundation_model_as_v1_models_lists_them(server: MockServer) -> None:
+    summaries = control_client(server).list_foundation_models()["modelSummaries"]
+    listed = [summary["modelId"] for summary in summaries]
+    assert listed == [model["id"] for model in httpx.get(server.url + "/v1/models").json()["data"]]
+    assert "golden" in listed
+    golden = summaries[listed.index("golden")]
+    assert golden["modelArn"] == "arn:aws:bedrock:us-east-1::foundation-model/golden"
+    assert (golden["responseStreamingSupported"], golden["outputModalities"]) == (True, ["TEXT"])
+
+
+def test_the_model_list_wants_the_token_too(make_server: Callable[..., MockServer]) -> None:
+    server = make_server(require_auth="AKIDSESAME")
+    assert control_client(server, "AKIDSESAME").list_foundation_models()["modelSummaries"]
+    with pytest.raises(ClientError) as caught:
+        control_client(server, "AKIDOTHER").list_foundation_models()
+    assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
 # The wire
 
 

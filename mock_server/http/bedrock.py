@@ -1,15 +1,24 @@
 """Bedrock runtime's edge: what its requests carry (the model id in the path, which picks the model
 and so the scenario as `model` does elsewhere; the prompt in a Converse body's `messages`, or in an
-InvokeModel body, which is the model's own), its operations, and what /openapi.json says of them."""
+InvokeModel body, which is the model's own), its operations, what /openapi.json says of them, and
+`GET /foundation-models` (the `bedrock` client's `list_foundation_models`), every scenario as a model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mock_server.errors import RequestBodyError
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from mock_server.dialects import DIALECTS
+from mock_server.errors import MockLLMError, RequestBodyError
+from mock_server.http.auth import authorize
+from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
 from mock_server.http.prompt import PromptInfo, json_type, prompt_from_body
+from mock_server.http.state import state_of
+from mock_server.wire.outcome import Outcome
 
 OPERATIONS = (
     ("converse_stream", "converse-stream", "bedrock-converse", True),
@@ -114,3 +123,37 @@ INVOKE_OPENAPI: dict[str, Any] = {
         "content": {"application/json": {"schema": {"type": "object"}}},
     },
 }
+
+
+REGION = "us-east-1"
+"""The region the foundation models' ARNs name (the server has none)."""
+
+
+async def foundation_models(request: Request) -> Response:
+    """`ListFoundationModels`: every scenario as a model that streams text, in /_mock/scenarios' order."""
+    state = state_of(request)
+    entry = state.open_entry(request, None)
+    dialect = DIALECTS["bedrock-converse"]
+    headers = {"X-Mock-Request-Id": str(entry.id), dialect.request_id_header: str(entry.id)}
+    try:
+        authorize(state.settings.require_auth, request.headers, request.query_params, aws_signature=True)
+    except MockLLMError as exc:
+        entry.finish(exc.status, Outcome.ERROR_STATUS)
+        return answer_error(exc, dialect, headers=headers)
+    summaries = [
+        {
+            "modelArn": f"arn:aws:bedrock:{REGION}::foundation-model/{name}",
+            "modelId": name,
+            "modelName": name,
+            "providerName": "mock-llm-sse",
+            "inputModalities": ["TEXT"],
+            "outputModalities": ["TEXT"],
+            "responseStreamingSupported": True,
+            "customizationsSupported": [],
+            "inferenceTypesSupported": ["ON_DEMAND"],
+            "modelLifecycle": {"status": "ACTIVE"},
+        }
+        for name in state.catalog.names
+    ]
+    entry.finish(200, Outcome.COMPLETED)
+    return JSONResponse({"modelSummaries": summaries}, headers=headers)

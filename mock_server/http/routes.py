@@ -395,6 +395,13 @@ def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> 
     router.add_api_route(
         "/v1beta/models", gemini.models, methods=["GET"], summary="Every scenario, as a Gemini model", tags=["gemini"]
     )
+    router.add_api_route(
+        "/foundation-models",
+        bedrock.foundation_models,
+        methods=["GET"],
+        summary="Every scenario, as a Bedrock foundation model",
+        tags=["bedrock"],
+    )
     return router
 
 
