@@ -367,28 +367,31 @@ def test_a_mid_stream_error_is_the_models_stream_error_exception(server: MockSer
 
 
 @pytest.mark.parametrize(
-    ("error", "code"),
+    ("error", "streamed", "whole"),
     [
-        ({"type": "ThrottlingException"}, "throttlingException"),
-        ({"type": "serviceUnavailableException"}, "serviceUnavailableException"),
-        ({"code": "429"}, "throttlingException"),
-        ({"code": "503"}, "serviceUnavailableException"),
-        ({"code": "400"}, "validationException"),
-        ({"code": "500"}, "internalServerException"),
-        ({"code": "502"}, "modelStreamErrorException"),
-        ({"type": "server_error"}, "modelStreamErrorException"),
+        ({"type": "ThrottlingException"}, "throttlingException", "ThrottlingException"),
+        ({"type": "serviceUnavailableException"}, "serviceUnavailableException", "ServiceUnavailableException"),
+        ({"type": "ModelNotReadyException"}, "modelStreamErrorException", "ModelNotReadyException"),
+        ({"code": "429"}, "throttlingException", "ThrottlingException"),
+        ({"code": "503"}, "serviceUnavailableException", "ServiceUnavailableException"),
+        ({"code": "400"}, "validationException", "ValidationException"),
+        ({"code": "500"}, "internalServerException", "InternalServerException"),
+        ({"code": "502"}, "modelStreamErrorException", "InternalServerException"),
+        ({"type": "server_error"}, "modelStreamErrorException", "ModelErrorException"),
     ],
 )
-def test_a_scripted_errors_type_or_status_chooses_the_streams_exception(
-    server: MockServer, error: dict[str, str], code: str
+def test_a_scripted_errors_type_or_status_chooses_the_exception(
+    server: MockServer, error: dict[str, str], streamed: str, whole: str
 ) -> None:
     name = server.add_scenario(reply="Hi there", chunk_ms=0, faults=[{"kind": "error", "at": 1, **error}])
     with pytest.raises(EventStreamError) as caught:
         converse_events(client_for(server), name)
-    assert caught.value.response["Error"]["Code"] == code
-    with pytest.raises(ClientError) as whole:
+    assert caught.value.response["Error"]["Code"] == streamed
+    with pytest.raises(ClientError) as failed:
         client_for(server).converse(modelId=name, messages=MESSAGES)
-    assert whole.value.response["ResponseMetadata"]["HTTPStatusCode"] == dialect.error_status(steps.ErrorEvent(**error))
+    assert failed.value.response["Error"]["Code"] == whole
+    status = failed.value.response["ResponseMetadata"]["HTTPStatusCode"]
+    assert status == dialect.error_status(steps.ErrorEvent(**error))
 
 
 def test_an_error_in_a_whole_response_is_the_model_error_exception(client: BaseClient, server: MockServer) -> None:

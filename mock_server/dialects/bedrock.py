@@ -90,9 +90,15 @@ MODEL_STREAM_ERROR = "modelStreamErrorException"
 ORIGINAL_STATUS = 500
 """The model's own status a `modelStreamErrorException` reports when the error names none."""
 CONVERSE_EXCEPTIONS = frozenset(
-    {"internalServerException", MODEL_STREAM_ERROR, "validationException", "throttlingException"}
-    | {"serviceUnavailableException"}
+    (
+        "internalServerException",
+        MODEL_STREAM_ERROR,
+        "validationException",
+        "throttlingException",
+        "serviceUnavailableException",
+    )
 )
+"""ConverseStream's exception members; InvokeModelWithResponseStream's add `modelTimeoutException`."""
 INVOKE_EXCEPTIONS = CONVERSE_EXCEPTIONS | {"modelTimeoutException"}
 UNKNOWN_EVENT = "mockUnknownEvent"
 

@@ -29,13 +29,8 @@ CRC = struct.Struct("!I")
 def header(name: str, value: str) -> bytes:
     """One header whose value is a string."""
     encoded_name, encoded_value = name.encode(), value.encode()
-    return (
-        bytes([len(encoded_name)])
-        + encoded_name
-        + bytes([_STRING])
-        + struct.pack("!H", len(encoded_value))
-        + (encoded_value)
-    )
+    head = struct.pack(f"!B{len(encoded_name)}sBH", len(encoded_name), encoded_name, _STRING, len(encoded_value))
+    return head + encoded_value
 
 
 def frame(headers: Sequence[tuple[str, str]], payload: bytes, *, corrupt: bool = False) -> bytes:
