@@ -6,9 +6,11 @@ async client, so these are the sync client's."""
 from __future__ import annotations
 
 import json
+import logging
 import struct
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,6 +25,9 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EventStreamE
 from mock_server.dialects import bedrock as dialect
 from mock_server.http.server import MockServer
 from mock_server.scenarios import steps
+from mock_server.settings import Settings
+from tests.conftest import wait_until
+from tests.upstreams import Piece, RawUpstream, Script
 from tests.wire import Ending, WireResponse, fetch
 
 PROMPT = "Where is Zürich?"
@@ -475,6 +480,55 @@ def test_an_event_step_is_a_frame_of_its_type_and_what_only_sse_has_writes_nothi
     assert text_of(events) == "raw Hi"
     resumed = raw(server, model=name, **{"Last-Event-ID": "2"})
     assert len(frames_of(resumed.body)) == len(events)  # no ids: nothing to resume from
+
+
+GOLDEN_FRAMES = (Path(__file__).parent / "golden" / "bedrock-converse.eventstream").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("fault", "raised", "events"),
+    [
+        ("", None, 17),
+        ("drop@3", urllib3.exceptions.ProtocolError, 3),
+        ("error@2", EventStreamError, 2),
+        ("malformed@5", ChecksumMismatch, 5),
+        ("duplicate@1", None, 18),
+    ],
+)
+def test_a_proxied_bedrock_stream_counts_frames_however_its_bytes_arrive(
+    fault: str, raised: type[Exception] | None, events: int
+) -> None:
+    """An upstream's frames, cut into 7-byte pieces on the way, reach the client whole, and `@N`
+    counts frames: a fault lands between two of them, in Bedrock's framing."""
+    pieces = tuple(Piece(GOLDEN_FRAMES[at : at + 7]) for at in range(0, len(GOLDEN_FRAMES), 7))
+    script = Script(headers=(b"Content-Type: application/vnd.amazon.eventstream",), pieces=pieces)
+    with (
+        RawUpstream(script) as upstream,
+        MockServer(settings=Settings(port=0, access_log=False, upstream=upstream.url, upstream_only=True)) as server,
+    ):
+        received: list[dict[str, Any]] = []
+        if raised is None:
+            converse_events(client_for(server, fault), "golden", received)
+        else:
+            with pytest.raises(raised):
+                converse_events(client_for(server, fault), "golden", received)
+    assert len(received) == events
+    if not fault:
+        assert (reasoning_of(received), text_of(received)) == (GOLDEN_THOUGHT, GOLDEN_REPLY)
+
+
+def test_a_proxied_bedrock_stream_is_passed_on_but_not_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = Script(headers=(b"Content-Type: application/vnd.amazon.eventstream",), pieces=(Piece(GOLDEN_FRAMES),))
+    with (
+        caplog.at_level(logging.WARNING, logger="mock_llm_sse.recorder"),
+        RawUpstream(script) as upstream,
+        MockServer(settings=Settings(port=0, access_log=False, upstream=upstream.url, record_dir=tmp_path)) as server,
+    ):
+        assert text_of(converse_events(client_for(server), "anything")) == GOLDEN_REPLY
+        wait_until(lambda: "event-stream frames" in caplog.text, "the recorder to pass the stream by")
+    assert not list(tmp_path.glob("*.yaml"))
 
 
 # Errors of ours, the key

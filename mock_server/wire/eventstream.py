@@ -75,3 +75,30 @@ class EventStreamFraming:
 
 
 EVENT_STREAM = EventStreamFraming()
+
+
+class FrameSplitter:
+    """Cuts an event-stream body arriving in pieces into whole frames, as soon as each is in (a proxy
+    counts an upstream's frames as it counts SSE events)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The frames that `data` completes, in order."""
+        self._buffer += data
+        frames_in: list[bytes] = []
+        start = 0
+        while len(self._buffer) - start >= PRELUDE.size:
+            total: int = PRELUDE.unpack_from(self._buffer, start)[0]
+            if total < PRELUDE.size + 2 * CRC.size or len(self._buffer) - start < total:
+                break  # not a frame's length (the rest goes on as it is), or the frame is still arriving
+            frames_in.append(self._buffer[start : start + total])
+            start += total
+        self._buffer = self._buffer[start:]
+        return frames_in
+
+    def rest(self) -> bytes:
+        """What arrived after the last whole frame (a body cut off mid-frame, or not frames at all)."""
+        rest, self._buffer = self._buffer, b""
+        return rest
