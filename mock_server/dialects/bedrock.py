@@ -244,7 +244,7 @@ class ConverseStream:
         events = self._close()
         self._block, self._index = kind, self._index + 1
         if start is not None:
-            events.append(_event("contentBlockStart", start=start, contentBlockIndex=self._index))
+            events.append(_event("contentBlockStart", contentBlockIndex=self._index, start=start))
         return events
 
     def _delta(self, delta: dict[str, Any]) -> Event:
