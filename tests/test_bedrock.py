@@ -22,10 +22,12 @@ from botocore.config import Config
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, EventStreamMessage
 from botocore.exceptions import ClientError, ConnectionClosedError, EventStreamError, ReadTimeoutError
 
+from mock_server.dialects import StreamInfo
 from mock_server.dialects import bedrock as dialect
 from mock_server.http.server import MockServer
 from mock_server.scenarios import steps
 from mock_server.settings import Settings
+from mock_server.timeline.compile import Usage
 from tests.conftest import wait_until
 from tests.upstreams import Piece, RawUpstream, Script
 from tests.wire import Ending, WireResponse, fetch
@@ -397,6 +399,25 @@ def test_a_scripted_errors_type_or_status_chooses_the_exception(
     assert failed.value.response["Error"]["Code"] == whole
     status = failed.value.response["ResponseMetadata"]["HTTPStatusCode"]
     assert status == dialect.error_status(steps.ErrorEvent(**error))
+
+
+def test_a_timeout_is_an_exception_of_invokes_stream_only() -> None:
+    """InvokeModelWithResponseStream has `modelTimeoutException`; ConverseStream reports it as the model's error."""
+    info = StreamInfo(key="ab" * 32, created=0, model="m", usage=Usage(1, 1))
+    timeout = steps.ErrorEvent(code="408")
+    (invoked,) = dialect.INVOKE.stream(info).events(timeout)
+    (conversed,) = dialect.CONVERSE.stream(info).events(timeout)
+    assert (invoked.event, conversed.event) == ("modelTimeoutException", "modelStreamErrorException")
+    assert json.loads(conversed.data or "")["originalStatusCode"] == 408
+
+
+def test_malformed_with_data_is_a_corrupt_frame_of_that_payload() -> None:
+    info = StreamInfo(key="ab" * 32, created=0, model="m", usage=Usage(1, 1))
+    for spec, name in ((dialect.CONVERSE, "contentBlockDelta"), (dialect.INVOKE, "chunk")):
+        renderer = spec.stream(info)
+        renderer.start()
+        (event,) = renderer.events(steps.Malformed("{not json"))
+        assert (event.event, event.data, event.corrupt) == (name, "{not json", True)
 
 
 def test_an_error_in_a_whole_response_is_the_model_error_exception(client: BaseClient, server: MockServer) -> None:
