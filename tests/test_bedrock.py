@@ -247,6 +247,14 @@ def test_invoke_with_response_stream_yields_claudes_events_in_chunks(client: Bas
     assert set(metrics) == {"inputTokenCount", "outputTokenCount", "invocationLatency", "firstByteLatency"}
 
 
+def test_an_invoke_body_may_name_the_scenario(client: BaseClient) -> None:
+    body = {**json.loads(anthropic_body()), "scenario": "tool-call"}
+    message = json.loads(client.invoke_model(modelId=CLAUDE, body=json.dumps(body))["body"].read())
+    assert message["content"][0]["input"] == {"location": "Paris, France", "unit": "celsius"}
+    with pytest.raises(client.exceptions.ValidationException):
+        client.invoke_model(modelId=CLAUDE, body=json.dumps({**body, "scenario": 1}))
+
+
 def test_invoke_model_answers_claudes_message(client: BaseClient) -> None:
     response = client.invoke_model(modelId=CLAUDE, body=anthropic_body("hi"))
     assert response["contentType"] == "application/json"

@@ -53,20 +53,28 @@ def read_converse(stream: bool) -> Callable[[Mapping[str, Any], Mapping[str, str
                     f'`{where}` must be a message like {{"role": "user", "content": [{{"text": "hi"}}]}}.', where
                 )
         prompt = prompt_from_body({"messages": messages}, fields=("messages",))
-        return ModelRequest(PromptInfo(prompt.text, params.get("modelId")), stream=stream)
+        return ModelRequest(PromptInfo(prompt.text, params.get("modelId")), stream=stream, scenario=_scenario(body))
 
     return read
 
 
 def read_invoke(stream: bool) -> Callable[[Mapping[str, Any], Mapping[str, str]], ModelRequest]:
     """InvokeModel and its stream: the body is the model's own (Anthropic's Messages body for Claude);
-    the prompt comes from its `messages`, `prompt` or `inputText`."""
+    the prompt comes from its `messages`, `prompt` or `inputText`, and `scenario` may name a scenario."""
 
     def read(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:
         prompt = prompt_from_body(body, fields=("messages", "prompt", "inputText"))
-        return ModelRequest(PromptInfo(prompt.text, params.get("modelId")), stream=stream)
+        return ModelRequest(PromptInfo(prompt.text, params.get("modelId")), stream=stream, scenario=_scenario(body))
 
     return read
+
+
+def _scenario(body: Mapping[str, Any]) -> str | None:
+    """The body's `scenario` field (boto3 sends an InvokeModel body as it is given, so one can carry it)."""
+    value = body.get("scenario")
+    if value is not None and not isinstance(value, str):
+        raise RequestBodyError("`scenario` must be a scenario name (a string).", param="scenario")
+    return value
 
 
 def example_path(operation: str) -> Callable[[str, bool], str]:
