@@ -39,7 +39,7 @@ from mock_server.scenarios.steps import Ending
 from mock_server.settings import Settings
 from mock_server.timeline.compile import RequestContext, Timeline, compile_timeline
 from mock_server.timeline.overrides import parse_overrides
-from mock_server.wire import rendering
+from mock_server.wire import eventstream, rendering
 from mock_server.wire.actions import Write
 
 CHUNK_MS = "3"
@@ -249,11 +249,18 @@ async def _read(reader: asyncio.StreamReader, request: Planned, seen: Seen) -> N
             seen.ending = "complete"
             return
         body += (await reader.readexactly(size + 2))[:-2]
-        # An NDJSON stream (Ollama's) ends each event with a line end, an SSE stream with a blank line.
-        seen.events = body.count(b"\n" if headers.get("content-type") == "application/x-ndjson" else b"\n\n")
+        seen.events = _events_in(body, headers.get("content-type", ""))
         if request.plan == "after_events" and seen.events >= request.hang_up_after:
             seen.ending = "left"
             return
+
+
+def _events_in(body: bytes, content_type: str) -> int:
+    """The whole events of a stream's body so far: Bedrock's frames, Ollama's lines (NDJSON ends each
+    with a line end), or SSE's blocks (each ends with a blank line)."""
+    if content_type == eventstream.CONTENT_TYPE:
+        return len(eventstream.FrameSplitter().feed(body))
+    return body.count(b"\n" if content_type == "application/x-ndjson" else b"\n\n")
 
 
 async def play(port: int, request: Planned) -> Seen:

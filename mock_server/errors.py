@@ -14,7 +14,9 @@ MockLLMError
  ├── ReplyTooLongError         a response would be too long to prepare -> 400
  ├── UnauthorizedError         a model request lacks the token `--require-auth` asks for -> 401
  │    ├── ApiKeyMissingError   a Gemini request carries no key, answered as Google does -> 403
- │    └── ApiKeyInvalidError   a Gemini request carries another key -> 400 `API_KEY_INVALID`
+ │    ├── ApiKeyInvalidError   a Gemini request carries another key -> 400 `API_KEY_INVALID`
+ │    ├── AwsSignatureMissingError a Bedrock request is not signed -> 403, as AWS answers it
+ │    └── AwsTokenInvalidError a Bedrock request is signed with another key -> 403, as AWS answers it
  ├── AdminTokenError           a control request lacks the token `--admin-token` asks for -> 401
  ├── RestartedError            a `since` names a record of an earlier server instance -> 409
  ├── UpstreamError             the upstream refused the connection or failed before its head -> 502
@@ -194,6 +196,22 @@ class ApiKeyInvalidError(UnauthorizedError):
 
     status = 400
     code = "API_KEY_INVALID"
+
+
+class AwsSignatureMissingError(UnauthorizedError):
+    """A Bedrock request carried no SigV4 signature (nor a Bedrock API key): AWS answers 403
+    `MissingAuthenticationTokenException`."""
+
+    status = 403
+    code = "MissingAuthenticationTokenException"
+
+
+class AwsTokenInvalidError(UnauthorizedError):
+    """A Bedrock request was signed with an access key that is not the token required: AWS answers
+    403 `UnrecognizedClientException`."""
+
+    status = 403
+    code = "UnrecognizedClientException"
 
 
 class AdminTokenError(MockLLMError):

@@ -58,7 +58,8 @@ ENDPOINTS = [
 ]
 """Every model endpoint that takes a JSON body at a path of its own (GET /completions takes the same
 in its query) and a `stream` flag in it. Gemini's routes take the model and whether to stream from
-their path, and tests/test_gemini.py runs these checks on them; embeddings, which never stream, have
+their path, and tests/test_gemini.py runs these checks on them, as tests/test_bedrock.py does on
+Bedrock's (whose streams are binary frames, not SSE); embeddings, which never stream, have
 tests/test_embeddings.py."""
 TEMPLATED_ENDPOINTS = [
     Endpoint(route) for route in MODEL_ROUTES if route.reads_body and route.example_path and route.streams is None

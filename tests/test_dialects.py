@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from mock_server.dialects import DIALECTS, Dialect, StreamInfo, collect_answer, gemini, ollama
+from mock_server.dialects import DIALECTS, Dialect, StreamInfo, bedrock, collect_answer, gemini, ollama
 from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire.actions import Drop, Hang, Reset, Wait, Write
+from mock_server.wire.eventstream import EVENT_STREAM
 from mock_server.wire.frames import Event
 from mock_server.wire.framing import NDJSON
 from mock_server.wire.rendering import render_whole
@@ -25,6 +26,10 @@ EVERY_CONTENT_STEP: list[steps.ContentStep] = [
     steps.Finish("tool_calls"),
 ]
 dialects = pytest.mark.parametrize("spec", DIALECTS.values(), ids=list(DIALECTS))
+TEXT_DIALECTS = {name: spec for name, spec in DIALECTS.items() if spec.framing is not EVENT_STREAM}
+text_dialects = pytest.mark.parametrize("spec", TEXT_DIALECTS.values(), ids=list(TEXT_DIALECTS))
+"""The dialects whose events are text (SSE, NDJSON, JSON): Bedrock's are binary frames, a malformed one
+a frame with a wrong CRC and an unknown one a frame of another type, which tests/test_bedrock.py checks."""
 
 
 @dialects
@@ -35,7 +40,7 @@ def test_every_dialect_renders_every_content_step_as_json_events(spec: Dialect) 
         assert event.data is not None
         if event.data != "[DONE]":
             json.loads(event.data)
-        if event.event is not None:
+        if event.event is not None and spec.framing.sse:  # an event-stream frame's type is a header of its own
             assert json.loads(event.data)["type"] == event.event
 
 
@@ -149,6 +154,18 @@ DEFAULT_ERROR_EVENTS = {
     "gemini": ("error", gemini.error_body(500, None)),
     "azure-openai": (None, {"error": OPENAI_SERVER_ERROR}),
     "azure-openai-completions": (None, {"error": OPENAI_SERVER_ERROR}),
+    # An exception frame, not an event: the model's failure, with the status it reports.
+    **{
+        name: (
+            "modelStreamErrorException",
+            {
+                "message": bedrock.MODEL_STREAM_ERROR_MESSAGE,
+                "originalStatusCode": 500,
+                "originalMessage": bedrock.MODEL_STREAM_ERROR_MESSAGE,
+            },
+        )
+        for name in ("bedrock-converse", "bedrock-invoke")
+    },
 }
 DELTA_EVENT = {
     "openai-chat": None,
@@ -182,7 +199,7 @@ def test_an_error_step_without_fields_is_the_provider_own_error_event(spec: Dial
     assert (event.event, json.loads(_data(event))) == DEFAULT_ERROR_EVENTS[spec.name]
 
 
-@dialects
+@text_dialects
 def test_a_whole_response_fails_with_the_error_its_stream_would_send(spec: Dialect) -> None:
     error = steps.ErrorEvent()
     status, body = spec.whole_body(INFO, [steps.Text("a"), error])
@@ -215,7 +232,7 @@ def test_openai_error_fields_not_given_are_openai_own() -> None:
     assert json.loads(_data(event)) == {"error": {**OPENAI_SERVER_ERROR, "type": "insufficient_quota", "code": "q"}}
 
 
-@dialects
+@text_dialects
 def test_malformed_is_the_dialect_next_delta_cut_inside_its_string(spec: Dialect) -> None:
     dialect = spec.stream(INFO)
     dialect.start()
@@ -227,7 +244,7 @@ def test_malformed_is_the_dialect_next_delta_cut_inside_its_string(spec: Dialect
     assert _data(following).startswith(_data(broken) + "hello")
 
 
-@dialects
+@text_dialects
 def test_malformed_with_data_sends_that_data_in_the_dialect_framing(spec: Dialect) -> None:
     dialect = spec.stream(INFO)
     dialect.start()
@@ -258,7 +275,7 @@ def test_responses_malformed_delta_is_of_the_open_item() -> None:
     assert event.event == "response.reasoning_text.delta"
 
 
-@dialects
+@text_dialects
 def test_unknown_event_is_well_formed_and_of_a_type_the_client_does_not_know(spec: Dialect) -> None:
     dialect = spec.stream(INFO)
     dialect.start()

@@ -1,5 +1,5 @@
 """Each dialect's whole wire format, byte for byte, against a transcript kept in tests/golden/
-(`<dialect>.sse`, or `.ndjson` for Ollama's).
+(`<dialect>.sse`, `.ndjson` for Ollama's, `.eventstream` for Bedrock's binary frames).
 
 Regenerate after an intended change with `UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py`
 and review the diff of tests/golden/ before committing it.
@@ -57,3 +57,34 @@ def test_gemini_stream_matches_golden_transcript(pinned_server: MockServer, quer
     if os.environ.get("UPDATE_GOLDEN"):
         transcript.write_bytes(response.body)
     assert response.body.decode() == transcript.read_bytes().decode()
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "name"),
+    [
+        (
+            "converse-stream",
+            {"messages": [{"role": "user", "content": [{"text": "What is the weather in Zürich?"}]}]},
+            "bedrock-converse",
+        ),
+        (
+            "invoke-with-response-stream",
+            {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 256,
+                "messages": [{"role": "user", "content": "What is the weather in Zürich?"}],
+            },
+            "bedrock-invoke",
+        ),
+    ],
+)
+def test_bedrock_stream_matches_golden_transcript(
+    pinned_server: MockServer, operation: str, body: dict[str, object], name: str
+) -> None:
+    """Bedrock's binary event-stream frames, byte for byte (tests/test_bedrock.py reads them with botocore)."""
+    response = fetch(f"{pinned_server.url}/model/golden/{operation}", method="POST", body=body)
+    assert (response.status, response.ending) == (200, Ending.COMPLETE)
+    transcript = GOLDEN / f"{name}.eventstream"
+    if os.environ.get("UPDATE_GOLDEN"):
+        transcript.write_bytes(response.body)
+    assert response.body == transcript.read_bytes()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from mock_server.dialects import (
     anthropic,
     azure_openai,
+    bedrock,
     gemini,
     ollama,
     openai_chat,
@@ -27,5 +28,6 @@ DIALECTS: dict[str, Dialect] = {
 DIALECTS.update({dialect.name: dialect for dialect in (ollama.CHAT, ollama.GENERATE)})
 DIALECTS[gemini.DIALECT.name] = gemini.DIALECT
 DIALECTS.update({dialect.name: dialect for dialect in (azure_openai.CHAT, azure_openai.COMPLETIONS)})
+DIALECTS.update({dialect.name: dialect for dialect in (bedrock.CONVERSE, bedrock.INVOKE)})
 
 __all__ = ["DIALECTS", "Answer", "Dialect", "StreamInfo", "collect_answer"]

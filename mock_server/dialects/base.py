@@ -48,6 +48,11 @@ def no_headers(request_id: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def no_error_headers(status: int, kind: str | None) -> tuple[tuple[str, str], ...]:
+    """No headers besides those every response has."""
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """One provider's wire format: a `StreamRenderer` for each streamed response, the body of an HTTP
@@ -73,6 +78,9 @@ class Dialect:
     body for the status, with our message, and `code` and `param` where the shape has them."""
     response_headers: Callable[[str], tuple[tuple[str, str], ...]] = no_headers
     """Headers the provider sends on every response besides `request_id_header`, given the request id."""
+    error_headers: Callable[[int, str | None], tuple[tuple[str, str], ...]] = no_error_headers
+    """Headers an error answer carries besides those, given its status and kind (a scripted error's
+    `type`, our error's code): Bedrock names its exception in `x-amzn-ErrorType`."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:

@@ -1,11 +1,11 @@
 """Every error answer, in the shape of the API the request went to: the control API's
 `{"error": {"type", "message", ...}}` under /_mock/, Anthropic's for /v1/messages (or a request
 carrying `anthropic-version`), Ollama's `{"error": "..."}` under /api/, Google's for Gemini's paths,
-Azure OpenAI's under /openai/, OpenAI's elsewhere. An error of ours (`MockLLMError`) is answered with
-its class's status and code; the handlers below answer what no route answered itself (an unknown
-path or method, a malformed control-API query, a client gone, a bug), never with a traceback. A bug
-is a 500 saying so, and the server's log gets the traceback (uvicorn logs what Starlette re-raises
-after answering).
+Azure OpenAI's under /openai/, Bedrock's under /model/, OpenAI's elsewhere. An error of ours
+(`MockLLMError`) is answered with its class's status and code; the handlers below answer what no
+route answered itself (an unknown path or method, a malformed control-API query, a client gone, a
+bug), never with a traceback. A bug is a 500 saying so, and the server's log gets the traceback
+(uvicorn logs what Starlette re-raises after answering).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from mock_server.wire.outcome import Outcome
 CONTROL_PREFIX = "/_mock/"
 OLLAMA_PREFIX = "/api/"
 AZURE_PREFIX = "/openai/"
+BEDROCK_PREFIX = "/model/"
 
 
 def control_error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -64,6 +65,8 @@ def dialect_of(path: str, headers: Headers) -> Dialect | None:
         return DIALECTS["gemini"]  # Gemini's paths: /v1beta/..., /v1/models/{model}:{method}
     if path.startswith(AZURE_PREFIX):
         return DIALECTS["azure-openai"]
+    if path.startswith(BEDROCK_PREFIX):
+        return DIALECTS["bedrock-converse"]
     anthropic = path == "/v1/messages" or "anthropic-version" in headers
     return DIALECTS["anthropic" if anthropic else "openai-chat"]
 
@@ -82,9 +85,11 @@ def error_answer(
     fields go there only)."""
     if dialect is None:
         body = control_error_body(code, message, **extra)
-    else:
-        body = dialect_error_body(dialect, status, message, code=code, param=param)
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+        return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    body = dialect_error_body(dialect, status, message, code=code, param=param)
+    return JSONResponse(
+        body, status_code=status, headers={**dict(dialect.error_headers(status, code)), **(headers or {})}
+    )
 
 
 def answer_error(

@@ -68,6 +68,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             api_key_header=route.api_key_header,
             query_param=not route.reads_body,  # EventSource cannot send headers
             google_key=route.google_api_key,
+            aws_signature=route.aws_signature,
         )
         if route.forwarded:
             asked = route.read(_forwarded_body(raw), request.path_params)
@@ -361,21 +362,32 @@ def _whole(entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
     connection cut where the timeline cuts it."""
     timeline = prepared.timeline
     whole = rendering.render_whole(timeline, lambda: dialect.whole_body(prepared.info, timeline.steps))
-
-    return _json_answer(entry, prepared, whole.status, len(whole.body), whole.actions)
+    extra: tuple[tuple[str, str], ...] = ()
+    if whole.status >= 400:
+        kind = next((step.type for step in timeline.steps if isinstance(step, steps.ErrorEvent)), None)
+        extra = dialect.error_headers(whole.status, kind)
+    return _json_answer(entry, prepared, whole.status, len(whole.body), whole.actions, extra)
 
 
 def _json_answer(
-    entry: Entry, prepared: _Prepared, status: int, length: int, actions: tuple[Action, ...]
+    entry: Entry,
+    prepared: _Prepared,
+    status: int,
+    length: int,
+    actions: tuple[Action, ...],
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> StreamResponse:
-    """A JSON body of `length` bytes that `actions` play with `status`, the head held back until its
-    first byte (a cut before it leaves the client with no response)."""
+    """A JSON body of `length` bytes that `actions` play with `status` (and the `extra` headers), the
+    head held back until its first byte (a cut before it leaves the client with no response)."""
     played = prepared.after_head_wait(actions)
     entry.note_schedule(schedule_of(played))
+    fields = ((name.lower().encode(), value.encode()) for name, value in extra)
     return StreamResponse(
         played,
         status=status,
-        headers=prepared.raw_headers((b"content-type", b"application/json"), (b"content-length", str(length).encode())),
+        headers=prepared.raw_headers(
+            (b"content-type", b"application/json"), (b"content-length", str(length).encode()), *fields
+        ),
         on_end=entry.on_play_end(status),
         defer_head=True,
     )
@@ -417,7 +429,9 @@ def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Resp
     wait of a `stall@head:ms`, when there is one)."""
     timeline = prepared.timeline
     entry.note_headers(timeline.headers)
-    headers = dict([*timeline.headers, *prepared.mock_headers])
+    kind = timeline.error.type if timeline.error is not None else None
+    errors_own = dialect.error_headers(timeline.status, kind)
+    headers = dict([*timeline.headers, *prepared.mock_headers, *errors_own])
     body = dialect.error_body(timeline.status, timeline.error)
     if prepared.head_wait is None:
         entry.finish(timeline.status, Outcome.ERROR_STATUS)
@@ -433,7 +447,9 @@ def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Resp
         (prepared.head_wait, Write(data, 1)),
         status=timeline.status,
         headers=prepared.raw_headers(
-            (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in errors_own),
         ),
         on_end=on_end,
         defer_head=True,

@@ -18,7 +18,16 @@ from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect, ollama
 from mock_server.errors import BodyTooLargeError, MockLLMError, RequestBodyError
-from mock_server.http import azure, embeddings, gemini, model_request, openapi, provider_embeddings, stored_responses
+from mock_server.http import (
+    azure,
+    bedrock,
+    embeddings,
+    gemini,
+    model_request,
+    openapi,
+    provider_embeddings,
+    stored_responses,
+)
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
@@ -61,6 +70,9 @@ class ModelRoute:
     google_api_key: bool = False
     """The token may come as `x-goog-api-key` or `?key=` (Google's ways), and a wrong one fails as
     Google fails it."""
+    aws_signature: bool = False
+    """The token is the access key id of an AWS SigV4 `Authorization` (what boto3 sends), or a Bedrock
+    API key (`Authorization: Bearer`); a request without either fails as AWS fails it."""
     streams: bool | None = None
     """Whether the route always streams (True) or never does (False) whatever the body says, as
     Gemini's methods and embeddings; None: the body's `stream` decides. A route that makes its answer
@@ -182,6 +194,26 @@ def _gemini_embedding_routes() -> tuple[ModelRoute, ...]:
             ("embed_content", "embedContent", provider_embeddings.read_embed_content, False),
             ("batch_embed_contents", "batchEmbedContents", provider_embeddings.read_batch_embed_contents, True),
         )
+    )
+
+
+def _bedrock_routes() -> tuple[ModelRoute, ...]:
+    """Converse, ConverseStream, InvokeModel and InvokeModelWithResponseStream of a model id."""
+    return tuple(
+        ModelRoute(
+            f"bedrock_{name}",
+            "POST",
+            bedrock.path(operation),
+            DIALECTS[dialect],
+            (bedrock.read_converse if dialect == "bedrock-converse" else bedrock.read_invoke)(stream),
+            bedrock.example_converse if dialect == "bedrock-converse" else bedrock.example_invoke,
+            f"Bedrock {operation}{' (AWS event-stream frames)' if stream else ''}",
+            bedrock.CONVERSE_OPENAPI if dialect == "bedrock-converse" else bedrock.INVOKE_OPENAPI,
+            streams=stream,
+            aws_signature=True,
+            example_path=bedrock.example_path(operation),
+        )
+        for name, operation, dialect, stream in bedrock.OPERATIONS
     )
 
 
@@ -313,6 +345,7 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
     ),
     *_gemini_routes(),
     *_gemini_embedding_routes(),
+    *_bedrock_routes(),
     ModelRoute(
         "embeddings",
         "POST",
@@ -384,6 +417,13 @@ def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> 
     )
     router.add_api_route(
         "/v1beta/models", gemini.models, methods=["GET"], summary="Every scenario, as a Gemini model", tags=["gemini"]
+    )
+    router.add_api_route(
+        "/foundation-models",
+        bedrock.foundation_models,
+        methods=["GET"],
+        summary="Every scenario, as a Bedrock foundation model",
+        tags=["bedrock"],
     )
     return router
 

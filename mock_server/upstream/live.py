@@ -1,6 +1,6 @@
-"""A live upstream response made into actions as it arrives: its body cut into SSE events (or, for a
-body that is not SSE, into pieces at the byte offsets faults name), the request's faults placed
-between them, and what arrived handed to the recorder."""
+"""A live upstream response made into actions as it arrives: its body cut into SSE events (AWS
+event-stream frames for a Bedrock stream; for another body, pieces at the byte offsets faults name),
+the request's faults placed between them, and what arrived handed to the recorder."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from mock_server.timeline.compile import FaultCursor
 from mock_server.upstream.proxy import UpstreamResponse
 from mock_server.upstream.recorder import Capture
 from mock_server.wire.actions import Action
+from mock_server.wire.eventstream import CONTENT_TYPE as FRAMES
+from mock_server.wire.eventstream import FrameSplitter
 from mock_server.wire.rendering import LiveRenderer
 
 END_MARKERS = (b"data: [DONE]", b"event: message_stop", b"event: response.completed")
@@ -37,7 +39,10 @@ class LiveActions:
         self._renderer = renderer
         self._capture = capture
         self._end_marker = end_marker
-        self._sse = response.content_type.split(";")[0].strip().lower() == "text/event-stream"
+        media_type = response.content_type.split(";")[0].strip().lower()
+        self._splitter: type[EventSplitter] | type[FrameSplitter] | None = (
+            EventSplitter if media_type == "text/event-stream" else FrameSplitter if media_type == FRAMES else None
+        )
 
     def __aiter__(self) -> AsyncIterator[tuple[list[Action], float]]:
         return self._play()
@@ -48,7 +53,7 @@ class LiveActions:
     async def _play(self) -> AsyncIterator[tuple[list[Action], float]]:
         response, renderer, capture = self._response, self._renderer, self._capture
         head_at = response.arrived_at()
-        arrivals = self._sse_arrivals() if self._sse else self._body_arrivals()
+        arrivals = self._event_arrivals(self._splitter()) if self._splitter is not None else self._body_arrivals()
         # One list of actions per arrival, however many events it brings: the transport then writes
         # them at once, as it writes a scripted stream's events that have no wait between them.
         async for blocks in arrivals:
@@ -75,10 +80,11 @@ class LiveActions:
         if actions:
             yield actions, response.arrived_at()
 
-    async def _sse_arrivals(self) -> AsyncIterator[list[tuple[list[steps.Step], bytes]]]:
-        """For each piece of the body, the SSE blocks it completes: the steps of each (the faults due
-        before it, then the event) and its bytes."""
-        splitter = EventSplitter()
+    async def _event_arrivals(
+        self, splitter: EventSplitter | FrameSplitter
+    ) -> AsyncIterator[list[tuple[list[steps.Step], bytes]]]:
+        """For each piece of the body, the SSE blocks (or frames) it completes: the steps of each (the
+        faults due before it, then the event) and its bytes."""
         cursor = self._cursor
         index = 0
         async for piece in self._response.pieces():

@@ -15,6 +15,7 @@ from mock_server.scenarios.catalog import Catalog
 from mock_server.scenarios.loading import read_document
 from mock_server.scenarios.model import load_scenario
 from mock_server.upstream.recording_file import kept_headers, match_rules, scenario_name, shown_url, write_scenario
+from mock_server.wire.eventstream import CONTENT_TYPE as FRAMES
 
 log = logging.getLogger("mock_llm_sse.recorder")
 
@@ -56,6 +57,10 @@ class Recorder:
         """Write the capture (when complete) and load it; returns the file written."""
         if not capture.complete:
             log.info("not recorded: %s %s ended before the upstream's body did", capture.method, capture.path)
+            return None
+        if capture.content_type.split(";")[0].strip().lower() == FRAMES:
+            # A recording keeps its body as text, which binary frames do not survive.
+            log.warning("not recorded: %s %s streams AWS event-stream frames", capture.method, capture.path)
             return None
         path = self.directory / f"{capture.name}.yaml"
         try:

@@ -23,6 +23,9 @@ class Event:
     event: str | None = None
     id: str | None = None
     retry: int | None = None
+    corrupt: bool = False
+    """Written with a broken integrity check where the framing has one (an event-stream frame's CRC);
+    SSE and JSON have none, and write the data as it is."""
 
 
 def encode(event: Event, line_end: str = LINE_END) -> bytes:

@@ -1,5 +1,6 @@
 """How a stream's events become bytes on the wire: SSE for most providers, one JSON object a line
-(NDJSON, Ollama), a JSON array written element by element (Gemini without `alt=sse`). A dialect
+(NDJSON, Ollama), a JSON array written element by element (Gemini without `alt=sse`), AWS
+event-stream frames (Bedrock, `mock_server.wire.eventstream`). A dialect
 describes its events; its framing writes them; the faults act on the bytes either way."""
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Framing(Protocol):
     def close(self, events: int) -> bytes:
         """What a stream of `events` events ends with when it ends cleanly (b"" for none)."""
 
+    def text_at(self, data: bytes) -> int:
+        """Where the text of an event's bytes begins: 0 but in a binary frame, whose payload follows
+        its prelude and headers (`split` cuts a character of the text)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SseFraming:
@@ -38,6 +43,9 @@ class SseFraming:
 
     def close(self, events: int) -> bytes:
         return b""
+
+    def text_at(self, data: bytes) -> int:
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,9 @@ class NdjsonFraming:
 
     def close(self, events: int) -> bytes:
         return b""
+
+    def text_at(self, data: bytes) -> int:
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,9 @@ class JsonArrayFraming:
     def close(self, events: int) -> bytes:
         return b"]" if events else b"[]"
 
+    def text_at(self, data: bytes) -> int:
+        return 0
+
 
 @dataclass(frozen=True, slots=True)
 class GoogleSseFraming:
@@ -91,6 +105,9 @@ class GoogleSseFraming:
 
     def close(self, events: int) -> bytes:
         return b""
+
+    def text_at(self, data: bytes) -> int:
+        return 0
 
 
 def laid_out(text: str, indent: int) -> str:

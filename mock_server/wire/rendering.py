@@ -206,9 +206,11 @@ class _Renderer:
                 self.actions.append(Drop())
             case steps.Reset():
                 self.actions.append(Reset())
-            case steps.RawEvent(_, data) if not self.framing.sse:
-                if data is not None:  # its data alone: names, ids and `retry:` are SSE's, and so are comments
-                    self._event(frames.Event(data))
+            case steps.RawEvent(event, data) if not self.framing.sse:
+                # Its data, and its name for a framing that names events (Bedrock's frames); ids,
+                # `retry:` and comments are SSE's.
+                if data is not None:
+                    self._event(frames.Event(data, event=event))
             case steps.Comment() if not self.framing.sse:
                 pass
             case steps.RawEvent(None, None, None, retry) if retry is not None:
@@ -275,7 +277,8 @@ class _Renderer:
         split, self._split = self._split, None
         if opening and split is None and self.preamble == len(self.actions):
             self.preamble += 1
-        writes = _writes(data, split, events=events, last_id=last_id, closes=closes)
+        text_at = self.framing.text_at(data) if split is not None else 0
+        writes = _writes(data, split, events=events, last_id=last_id, closes=closes, text_at=text_at)
         self.actions.extend(writes)
         if self._duplicate and events:  # the next event goes out twice, bytes and id alike
             self._duplicate = False
@@ -283,13 +286,20 @@ class _Renderer:
 
 
 def _writes(
-    data: bytes, split: steps.Split | None, *, events: int, last_id: int | None = None, closes: bool = False
+    data: bytes,
+    split: steps.Split | None,
+    *,
+    events: int,
+    last_id: int | None = None,
+    closes: bool = False,
+    text_at: int = 0,
 ) -> list[Action]:
-    """One write of `data`, or its pieces `split.ms` apart; the events count when the last piece is sent."""
+    """One write of `data`, or its pieces `split.ms` apart (a cut inside a character of the text from
+    `text_at` on); the events count when the last piece is sent."""
     if split is None:
         return [Write(data, events, last_id, closes)]
     actions: list[Action] = []
-    pieces = split_points(data, split.pieces)
+    pieces = split_points(data, split.pieces, text_at)
     for i, piece in enumerate(pieces):
         if i:
             actions.append(Wait(split.ms / 1000, keepalive=False))
@@ -298,18 +308,31 @@ def _writes(
     return actions
 
 
-def split_points(data: bytes, pieces: int) -> list[bytes]:
+def split_points(data: bytes, pieces: int, text_at: int = 0) -> list[bytes]:
     """Cut `data` into up to `pieces` parts; the first cut falls inside a multi-byte UTF-8 character
-    when there is one, the rest are spread evenly."""
+    (the first from `text_at` on) when there is one, the rest are spread evenly."""
     pieces = max(1, min(pieces, len(data)))
     cuts = {round(len(data) * i / pieces) for i in range(1, pieces)}
-    lead = next((i for i, byte in enumerate(data) if byte >= 0xC0), None)
+    lead = _first_character(data, text_at)
     if lead is not None and pieces > 1:
         nearest = min(cuts, key=lambda c: abs(c - lead))
         cuts.discard(nearest)
         cuts.add(lead + 1)
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(data)), len(data)]
     return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _first_character(data: bytes, start: int = 0) -> int | None:
+    """Where the first multi-byte UTF-8 character from `start` on starts: a lead byte followed by as
+    many continuation bytes as it announces."""
+    for index in range(start, len(data)):
+        byte = data[index]
+        if byte >= 0xC0:
+            follow = 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
+            continuation = data[index + 1 : index + 1 + follow]
+            if len(continuation) == follow and all(0x80 <= c < 0xC0 for c in continuation):
+                return index
+    return None
 
 
 def _after_event(actions: list[Action], event_id: int, preamble: int) -> list[Action]:
