@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,11 @@ def no_headers(request_id: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def no_error_headers(headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """No headers besides those the scenario or fault gives."""
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """One provider's wire format: a `StreamRenderer` for each streamed response, the body of an HTTP
@@ -69,6 +74,9 @@ class Dialect:
     body for the status, with our message, and `code` and `param` where the shape has them."""
     response_headers: Callable[[str], tuple[tuple[str, str], ...]] = no_headers
     """Headers the provider sends on every response besides `request_id_header`, given the request id."""
+    error_headers: Callable[[Sequence[tuple[str, str]]], tuple[tuple[str, str], ...]] = no_error_headers
+    """Headers the provider adds to an HTTP error of ours, given the headers it has (Azure's
+    `retry-after-ms` beside `Retry-After`)."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:

@@ -381,7 +381,7 @@ def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Resp
     wait of a `stall@head:ms`, when there is one)."""
     timeline = prepared.timeline
     entry.note_headers(timeline.headers)
-    headers = dict([*timeline.headers, *prepared.mock_headers])
+    headers = dict([*timeline.headers, *dialect.error_headers(timeline.headers), *prepared.mock_headers])
     body = dialect.error_body(timeline.status, timeline.error)
     if prepared.head_wait is None:
         entry.finish(timeline.status, Outcome.ERROR_STATUS)
