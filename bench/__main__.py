@@ -16,51 +16,24 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
-import httpx
 import uvicorn
 import uvloop
 
 from bench import embeddings, load, procs
 from bench.baseline import make_app
-from bench.measures import CHUNK_MS, Figure, fidelity, print_table, throughput, write_scenarios
+from bench.endpoints import ENDPOINTS
+from bench.measures import CHUNK_MS, Figure, Schedule, fidelity, print_table, schedule_of, throughput, write_scenarios
 from bench.proxy import measure_proxy
-from mock_server.http.routes import MODEL_ROUTES
 
 RESULTS = Path(__file__).parent / "results"
-
-
-# Streaming endpoints compared for throughput: (label, method, path, JSON body), from the server's table.
-ENDPOINTS = [
-    (
-        f"{route.method} {route.path}",
-        route.method,
-        f"{route.path}?{urlencode(route.example('bench-long', True, 'x'))}"
-        if not route.reads_body
-        else route.example_target("bench-long", True),
-        None if not route.reads_body else route.example("bench-long", True, "x"),
-    )
-    for route in MODEL_ROUTES
-    if route.path != "/completions" or not route.reads_body  # POST /completions plays what GET does
-    if route.framing_for({}).sse  # the load client counts SSE events, as the baseline writes them
-    if route.streams is not False  # embeddings answer one JSON body
-]
-
-
-def capture_groups(base: str, method: str, path: str, body: dict[str, object] | None) -> list[str] | None:
-    """The events of a stream from mock-llm-sse, grouped as it writes them with a delay between chunks:
-    the opening with the first chunk, each later chunk, the finish with the end marker."""
-    headers = {"x-api-key": "x", "anthropic-version": "2023-06-01"}
-    response = httpx.request(method, base + path, json=body, headers=headers, timeout=60)
-    if response.status_code != 200:
-        return None
-    events = [e + "\n\n" for e in response.text.split("\n\n") if e]
-    return ["".join(events[:2]), *events[2:-2], "".join(events[-2:])]
+PER_ENDPOINT_STREAMS = 500
+STREAM_LABEL = "GET /completions"
+"""The endpoint whose paced streams are measured at every size, and whose stream holds idle connections."""
 
 
 async def time_to_first_event(port: int, path: str, count: int) -> float:
@@ -132,26 +105,45 @@ def process_ready_ms(start: Callable[[int], subprocess.Popen[bytes]], path: str,
     return statistics.median(samples) * 1000
 
 
-@contextmanager
-def servers(workdir: Path) -> Iterator[tuple[int, subprocess.Popen[bytes], int, subprocess.Popen[bytes]]]:
+@dataclass
+class Servers:
+    """mock-llm-sse and the baseline, serving the same stream bytes, and how each paced stream is written."""
+
+    mock_port: int
+    mock: subprocess.Popen[bytes]
+    baseline_port: int
+    baseline: subprocess.Popen[bytes]
+    frames: dict[str, list[str]]
+    """What the baseline serves, by name."""
+    schedules: dict[str, Schedule]
+    """By endpoint label: how mock-llm-sse writes the paced stream, which the baseline writes the same way."""
+
+
+@asynccontextmanager
+async def servers(workdir: Path) -> AsyncIterator[Servers]:
     """mock-llm-sse and the baseline, each in its own process, serving the same stream bytes."""
     mock_port = procs.free_port()
     mock = procs.start_mock(mock_port, workdir / "scenarios")
     procs.wait_until_answering(f"http://127.0.0.1:{mock_port}/_mock/health", mock)
     base = f"http://127.0.0.1:{mock_port}"
     frames = {}
-    for label, method, path, body in ENDPOINTS:
-        groups = capture_groups(base, method, path, body)
-        if groups is not None:
-            frames[label] = groups
-    frames["stream"] = capture_groups(base, "GET", "/completions?scenario=bench-stream&messages=x", None) or []
+    schedules = {}
+    for endpoint in ENDPOINTS:
+        schedule = await schedule_of(mock_port, endpoint.request("bench-stream"))
+        long_groups = endpoint.capture_groups(base, "bench-long")
+        paced_groups = endpoint.capture_groups(base, "bench-stream", schedule.ends)
+        if long_groups is not None and paced_groups is not None:
+            frames[endpoint.label] = long_groups
+            frames[paced(endpoint.label)] = paced_groups
+            schedules[endpoint.label] = schedule
+    frames["stream"] = frames[paced(STREAM_LABEL)]
     frames.update(embeddings.captured_answers(base))
     frames["idle"] = frames["stream"]
     baseline_port = procs.free_port()
     baseline = procs.start_baseline(baseline_port, frames, workdir / "frames.json")
     try:
         procs.wait_until_answering(f"http://127.0.0.1:{baseline_port}/health", baseline)
-        yield mock_port, mock, baseline_port, baseline
+        yield Servers(mock_port, mock, baseline_port, baseline, frames, schedules)
     finally:
         procs.stop(mock)
         procs.stop(baseline)
@@ -161,27 +153,55 @@ def baseline_path(label: str, query: str = "") -> str:
     return "/" + label.replace(" ", "%20").replace("/", "%2F") + (f"?{query}" if query else "")
 
 
+def paced(label: str) -> str:
+    """The name the baseline serves an endpoint's paced stream (bench-stream's) under."""
+    return f"{label} paced"
+
+
 async def measure(quick: bool, workdir: Path) -> list[Figure]:
     figures: list[Figure] = []
-    with servers(workdir) as (mock_port, mock, base_port, _):
-        frames = json.loads((workdir / "frames.json").read_text())
-        for label, method, path, body in ENDPOINTS:
-            if label not in frames:
+    async with servers(workdir) as running:
+        mock_port, mock, base_port = running.mock_port, running.mock, running.baseline_port
+        for endpoint in ENDPOINTS:
+            label = endpoint.label
+            schedule = running.schedules.get(label)
+            if schedule is None:
                 print(f"  {label}: not served, skipped", file=sys.stderr)
                 continue
-            ours = await throughput(mock_port, method, path, body)
-            theirs = await throughput(base_port, "GET", baseline_path(label), None)
+            counted = endpoint.request("bench-long").counted
+            ours = await throughput(mock_port, endpoint.request("bench-long"))
+            theirs = await throughput(base_port, load.http_request(baseline_path(label), counted=counted))
             target = ">= 0.9x" if label == "GET /completions" else ">= 0.8x"
             figures.append(Figure(f"throughput {label}", "events/s", ours, theirs, "higher", target))
+            ours_f = await fidelity(mock_port, endpoint.request("bench-stream"), PER_ENDPOINT_STREAMS, schedule)
+            theirs_f = await fidelity(
+                base_port,
+                load.http_request(baseline_path(paced(label), f"chunk_ms={CHUNK_MS}"), counted=counted),
+                PER_ENDPOINT_STREAMS,
+                schedule,
+            )
+            figures.append(
+                Figure(
+                    f"{PER_ENDPOINT_STREAMS} streams {label}: lateness p99",
+                    "ms",
+                    ours_f.lateness_p99_ms,
+                    theirs_f.lateness_p99_ms,
+                    "lower",
+                    "<= 5 ms",
+                )
+            )
 
         for encoding, ours_s, theirs_s in await embeddings.timings(mock_port, base_port, baseline_path):
             label = f"embeddings {embeddings.INPUTS} x {embeddings.DIMENSIONS}, {encoding}"
             figures.append(Figure(label, "ms", ours_s * 1000, theirs_s * 1000, "lower", "< 1000 ms"))
 
         stream = "/completions?scenario=bench-stream&messages=x"
+        schedule = running.schedules[STREAM_LABEL]
         for count in (500,) if quick else (500, 1000, 2000):
-            ours_f = await fidelity(mock_port, stream, count)
-            theirs_f = await fidelity(base_port, baseline_path("stream", f"chunk_ms={CHUNK_MS}"), count)
+            ours_f = await fidelity(mock_port, load.http_request(stream), count, schedule)
+            theirs_f = await fidelity(
+                base_port, load.http_request(baseline_path("stream", f"chunk_ms={CHUNK_MS}")), count, schedule
+            )
             target = "<= 5 ms" if count == 500 else "<= 0.5x" if count == 1000 else ""
             figures += [
                 Figure(
@@ -211,9 +231,13 @@ async def measure(quick: bool, workdir: Path) -> list[Figure]:
 
         streams = 1000 if quick else 5000
         ours_m = await idle_memory(mock_port, mock.pid, "/completions?scenario=bench-idle&messages=x", streams)
-    with servers(workdir) as (_, _, base_port, baseline):
+    async with servers(workdir) as running:
+        frames = running.frames
         theirs_m = await idle_memory(
-            base_port, baseline.pid, baseline_path("idle", "first_chunk_ms=600000&keepalive_ms=1000"), streams
+            running.baseline_port,
+            running.baseline.pid,
+            baseline_path("idle", "first_chunk_ms=600000&keepalive_ms=1000"),
+            streams,
         )
     figures.append(Figure(f"RSS with {streams} open streams", "MB", ours_m, theirs_m, "lower", "< 300 MB"))
 

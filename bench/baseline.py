@@ -72,7 +72,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--frames", type=Path, required=True, help="JSON list of the stream's writes")
     args = parser.parse_args()
-    streams = {name: [g.encode() for g in groups] for name, groups in json.loads(args.frames.read_text()).items()}
+    # The writes are bytes as latin-1 text (a binary framing's too), so each character is its byte.
+    frames = json.loads(args.frames.read_text())
+    streams = {name: [g.encode("latin-1") for g in groups] for name, groups in frames.items()}
     uvicorn.run(
         make_app(streams), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off", http="httptools"
     )

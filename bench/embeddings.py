@@ -84,7 +84,7 @@ def captured_answers(base: str) -> dict[str, list[str]]:
     """The answers mock-llm-sse gives, for the baseline to serve as they are (one write each)."""
     answers = {}
     for encoding in ENCODINGS:
-        body = httpx.post(base + "/v1/embeddings", json=request_body(encoding), timeout=60).text
+        body = httpx.post(base + "/v1/embeddings", json=request_body(encoding), timeout=60).content.decode("latin-1")
         answers[f"embeddings {encoding}"] = [body, ""]
     return answers
 

@@ -46,10 +46,11 @@ def write_scenarios(folder: Path) -> None:
     (folder / "bench-idle.yaml").write_text('reply: "late"\nfirst_chunk_ms: 600000\nkeepalive_ms: 1000\n')
 
 
-async def throughput(port: int, method: str, path: str, body: dict[str, object] | None) -> float:
+async def throughput(port: int, request: load.Request) -> float:
+    """Events a second a client reads from the long stream `request` asks for; best of 3."""
     best = 0.0
     for _ in range(3):
-        (probe,) = await load.run_streams(port, load.http_request(path, method=method, body=body), 1)
+        (probe,) = await load.run_streams(port, request, 1)
         assert probe.completed
         assert probe.head_at is not None
         elapsed = probe.arrivals[-1][0] - probe.head_at
@@ -84,22 +85,51 @@ class Fidelity:
     lateness_p99_ms: float
 
 
-async def fidelity(port: int, path: str, streams: int) -> Fidelity:
-    await load.run_streams(port, load.http_request(path), streams, timeout=120)  # warm-up, not measured
-    probes = await load.run_streams(port, load.http_request(path), streams, timeout=120)
+@dataclass(frozen=True)
+class Schedule:
+    """How a paced stream is written: after each write, how many events have been sent (`ends`) and
+    when that write is due from the first (`due_ms`, a multiple of the pacing)."""
+
+    ends: list[int]
+    due_ms: list[float]
+
+
+async def schedule_of(port: int, request: load.Request) -> Schedule:
+    """The writes of one paced stream read alone: reads less than half a chunk apart are one write."""
+    (probe,) = await load.run_streams(port, request, 1)
+    assert probe.completed, "the paced stream did not complete"
+    start = probe.arrivals[0][0]
+    ends: list[int] = []
+    due_ms: list[float] = []
+    last = float("-inf")
+    for at, count in probe.arrivals:
+        if at - last < CHUNK_MS / 2000 and ends:
+            ends[-1] = count
+        else:
+            ends.append(count)
+            due_ms.append(round((at - start) * 1000 / CHUNK_MS) * CHUNK_MS)
+        last = at
+    return Schedule(ends, due_ms)
+
+
+async def fidelity(port: int, request: load.Request, streams: int, schedule: Schedule) -> Fidelity:
+    """How on time the writes of `streams` paced streams arrive, all asked for at once by `request`:
+    the gap between writes, and each write's lateness against `schedule` from the stream's first."""
+    await load.run_streams(port, request, streams, timeout=120)  # warm-up, not measured
+    probes = await load.run_streams(port, request, streams, timeout=120)
     gaps: list[float] = []
     lateness: list[float] = []
     completed = 0
     for probe in probes:
-        if not probe.completed or probe.events < CHUNKS + 3:
+        if not probe.completed or probe.events < schedule.ends[-1]:
             continue
         completed += 1
-        times = [probe.event_time(k + 1) for k in range(CHUNKS)]  # event 0 is the role chunk
+        times = [probe.event_time(end - 1) for end in schedule.ends]
         first = times[0]
         assert first is not None
-        for i, at in enumerate(times):
+        for i, (at, due_ms) in enumerate(zip(times, schedule.due_ms, strict=True)):
             assert at is not None
-            lateness.append(at - (first + i * CHUNK_MS / 1000))
+            lateness.append(at - (first + due_ms / 1000))
             if i:
                 previous = times[i - 1]
                 assert previous is not None

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import uvloop
 
-from bench import procs
+from bench import load, procs
 from bench.measures import (
     CHUNK_MS,
     CHUNKS,
@@ -35,6 +35,7 @@ from bench.measures import (
     fidelity,
     print_table,
     requests_per_second,
+    schedule_of,
     throughput,
     write_scenarios,
 )
@@ -100,8 +101,8 @@ async def compare(label: str, pair: Pair, quick: bool) -> list[Figure]:
         vs_direct(
             f"{label}: throughput, {LONG_CHUNKS:,} chunks",
             "events/s",
-            await throughput(pair.proxy, "GET", LONG, None),
-            await throughput(pair.upstream, "GET", LONG, None),
+            await throughput(pair.proxy, load.http_request(LONG)),
+            await throughput(pair.upstream, load.http_request(LONG)),
             "higher",
             ">= 0.8x",
         )
@@ -129,12 +130,14 @@ async def compare(label: str, pair: Pair, quick: bool) -> list[Figure]:
     ]
     # The machine is shared and one round's p99 swings by tens of milliseconds: the median of rounds
     # taken in turn, through the proxy and directly.
+    paced = load.http_request(PACED)
+    schedule = await schedule_of(pair.upstream, paced)
     rounds: list[tuple[Fidelity, Fidelity]] = []
     cpu = [0.0, 0.0]
     for _ in range(1 if quick else 3):
-        spent, ours = await on_cpu(pair.proxy_pid, fidelity(pair.proxy, PACED, STREAMS))
+        spent, ours = await on_cpu(pair.proxy_pid, fidelity(pair.proxy, paced, STREAMS, schedule))
         cpu[0] += spent
-        spent, theirs = await on_cpu(pair.upstream_pid, fidelity(pair.upstream, PACED, STREAMS))
+        spent, theirs = await on_cpu(pair.upstream_pid, fidelity(pair.upstream, paced, STREAMS, schedule))
         cpu[1] += spent
         rounds.append((ours, theirs))
     ours, theirs = (median_round([r[i] for r in rounds]) for i in (0, 1))

@@ -238,7 +238,36 @@ def test_a_429_is_azures_with_retry_after_and_request_ids(client: AzureOpenAI) -
     assert error.body["message"].startswith("Requests to the ChatCompletions_Create Operation")
     headers = error.response.headers
     assert headers["retry-after"] == "1"
+    assert headers["retry-after-ms"] == "1000"  # which the openai SDK reads first
     assert error.request_id == headers["apim-request-id"] == headers["x-mock-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ({"Retry-After": "7"}, "7000"),
+        ({"Retry-After": "7", "retry-after-ms": "250"}, "250"),
+        ({"Retry-After": None}, None),
+    ],
+)
+def test_retry_after_ms_follows_the_scenarios_retry_after(
+    azure_server: MockServer, client: AzureOpenAI, given: dict[str, str | None], sent: str | None
+) -> None:
+    name = azure_server.add_scenario(status=429, headers=given)
+    with pytest.raises(openai.RateLimitError) as caught:
+        chat(client, deployment=name)
+    assert caught.value.response.headers.get("retry-after-ms") == sent
+
+
+def test_openais_own_429_has_no_retry_after_ms(server: MockServer) -> None:
+    answer = fetch(
+        server.url + "/v1/chat/completions?fault=status:429",
+        method="POST",
+        body={"model": "default", "messages": MESSAGES},
+    )
+    assert answer.status == 429
+    assert "retry-after" in answer.headers
+    assert "retry-after-ms" not in answer.headers
 
 
 def test_a_malformed_chunk_fails_to_parse(client: AzureOpenAI) -> None:

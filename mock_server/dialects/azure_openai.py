@@ -23,6 +23,7 @@ such as an unknown `api-version`) is `{"error": {"code", "message"}}`, with Azur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mock_server.dialects import _openai, openai_chat, openai_completions
@@ -179,12 +180,23 @@ def response_headers(request_id: str) -> tuple[tuple[str, str], ...]:
     return (("apim-request-id", request_id), ("x-ms-region", REGION))
 
 
+def error_headers(status: int, kind: str | None, headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Azure's 429s give the wait twice, in `Retry-After` (seconds) and `retry-after-ms`, which the
+    openai SDK reads first: the second from the first, unless the scenario gives it."""
+    given = {name.lower(): value for name, value in headers}
+    seconds = given.get("retry-after", "")
+    if "retry-after-ms" in given or not seconds.isdigit():
+        return ()
+    return (("retry-after-ms", str(int(seconds) * 1000)),)
+
+
 CHAT = Dialect(
     name="azure-openai",
     stream=AzureChatStream,
     error_body=_error_body("ChatCompletions_Create"),
     complete=complete_chat,
     response_headers=response_headers,
+    error_headers=error_headers,
 )
 COMPLETIONS = Dialect(
     name="azure-openai-completions",
@@ -192,4 +204,5 @@ COMPLETIONS = Dialect(
     error_body=_error_body("Completions_Create"),
     complete=complete_completions,
     response_headers=response_headers,
+    error_headers=error_headers,
 )

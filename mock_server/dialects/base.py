@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +48,8 @@ def no_headers(request_id: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
-def no_error_headers(status: int, kind: str | None) -> tuple[tuple[str, str], ...]:
-    """No headers besides those every response has."""
+def no_error_headers(status: int, kind: str | None, given: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """No headers besides those every response has and those the scenario or fault gives."""
     return ()
 
 
@@ -78,9 +78,12 @@ class Dialect:
     body for the status, with our message, and `code` and `param` where the shape has them."""
     response_headers: Callable[[str], tuple[tuple[str, str], ...]] = no_headers
     """Headers the provider sends on every response besides `request_id_header`, given the request id."""
-    error_headers: Callable[[int, str | None], tuple[tuple[str, str], ...]] = no_error_headers
-    """Headers an error answer carries besides those, given its status and kind (a scripted error's
-    `type`, our error's code): Bedrock names its exception in `x-amzn-ErrorType`."""
+    error_headers: Callable[[int, str | None, Sequence[tuple[str, str]]], tuple[tuple[str, str], ...]] = (
+        no_error_headers
+    )
+    """Headers an error answer carries besides those, given its status, its kind (a scripted error's
+    `type`, our error's code) and the headers the scenario or fault gives it: Bedrock names its
+    exception in `x-amzn-ErrorType`, Azure repeats `Retry-After` in `retry-after-ms`."""
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:

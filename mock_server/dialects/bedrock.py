@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mock_server.dialects import anthropic
@@ -148,7 +148,7 @@ def refusal_body(status: int, message: str, code: str | None, param: str | None)
     return {"message": message}
 
 
-def error_headers(status: int, kind: str | None) -> tuple[tuple[str, str], ...]:
+def error_headers(status: int, kind: str | None, given: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
     """`x-amzn-ErrorType`, which botocore reads the exception's name from (up to the first `:`)."""
     return (("x-amzn-ErrorType", f"{error_type(status, kind)}:{ERROR_TYPE_NAMESPACE}"),)
 

@@ -88,7 +88,9 @@ def error_answer(
         return JSONResponse(body, status_code=status, headers=dict(headers or {}))
     body = dialect_error_body(dialect, status, message, code=code, param=param)
     return JSONResponse(
-        body, status_code=status, headers={**dict(dialect.error_headers(status, code)), **(headers or {})}
+        body,
+        status_code=status,
+        headers={**dict(dialect.error_headers(status, code, tuple((headers or {}).items()))), **(headers or {})},
     )
 
 

@@ -4,7 +4,7 @@ says of them, and `GET /v1beta/models`, every scenario as a Gemini model."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Request
@@ -97,6 +97,12 @@ def prompt_text(contents: list[Any]) -> str:
 def framing(query: Mapping[str, str]) -> Framing:
     """Server-sent events with `alt=sse` (what the SDKs ask for), else a JSON array, as Google answers."""
     return GOOGLE_SSE if query.get("alt") == "sse" else GOOGLE_JSON_ARRAY
+
+
+def example_path(version: str, method: str, query: str = "") -> Callable[[str, bool], str]:
+    """Where a request for (model, stream) goes: the path names the model, and `query` follows it
+    (`alt=sse`, which the SDKs ask their streams for)."""
+    return lambda model, stream: f"/{version}/models/{model}:{method}{'?' + query if query else ''}"
 
 
 def example(model: str, stream: bool, prompt: str) -> dict[str, Any]:

@@ -365,7 +365,7 @@ def _whole(entry: Entry, dialect: Dialect, prepared: _Prepared) -> Response:
     extra: tuple[tuple[str, str], ...] = ()
     if whole.status >= 400:
         kind = next((step.type for step in timeline.steps if isinstance(step, steps.ErrorEvent)), None)
-        extra = dialect.error_headers(whole.status, kind)
+        extra = dialect.error_headers(whole.status, kind, timeline.headers)
     return _json_answer(entry, prepared, whole.status, len(whole.body), whole.actions, extra)
 
 
@@ -430,7 +430,7 @@ def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Resp
     timeline = prepared.timeline
     entry.note_headers(timeline.headers)
     kind = timeline.error.type if timeline.error is not None else None
-    errors_own = dialect.error_headers(timeline.status, kind)
+    errors_own = dialect.error_headers(timeline.status, kind, timeline.headers)
     headers = dict([*timeline.headers, *prepared.mock_headers, *errors_own])
     body = dialect.error_body(timeline.status, timeline.error)
     if prepared.head_wait is None:

@@ -165,11 +165,6 @@ def gemini_example(batch: bool) -> Callable[[str, bool, str], dict[str, Any]]:
     return example
 
 
-def gemini_example_path(version: str, method: str) -> Callable[[str, bool], str]:
-    """Where a request for (model, stream) goes: the path names the model its requests must name."""
-    return lambda model, stream: f"/{version}/models/{model}:{method}"
-
-
 _STRING = {"type": "string"}
 _GEMINI_CONTENT = {
     "type": "object",

@@ -166,6 +166,7 @@ def _gemini_routes() -> tuple[ModelRoute, ...]:
             framing=gemini.framing,
             google_api_key=True,
             streams=stream,
+            example_path=gemini.example_path(version, method, "alt=sse" if stream else ""),
         )
         for version in gemini.VERSIONS
         for method, stream in gemini.METHODS
@@ -187,7 +188,7 @@ def _gemini_embedding_routes() -> tuple[ModelRoute, ...]:
             provider_embeddings.gemini_openapi(batch),
             google_api_key=True,
             streams=False,
-            example_path=provider_embeddings.gemini_example_path(version, method),
+            example_path=gemini.example_path(version, method),
         )
         for version in gemini.VERSIONS
         for name, method, read, batch in (

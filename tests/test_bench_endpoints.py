@@ -1,0 +1,61 @@
+"""The bench's view of each streaming endpoint: it counts every event a client reads, whatever the
+framing, and sees a paced stream's writes where the server makes them, so its per-endpoint figures
+compare like with like."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from bench.endpoints import ENDPOINTS, BenchEndpoint
+from bench.measures import CHUNK_MS, CHUNKS, schedule_of, write_scenarios
+from mock_server.http.routes import MODEL_ROUTES
+from mock_server.http.server import MockServer
+from mock_server.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
+    folder = tmp_path_factory.mktemp("bench-scenarios")
+    write_scenarios(folder)
+    with MockServer(settings=Settings(port=0, scenario_dirs=(folder,), access_log=False)) as running:
+        yield running
+
+
+def test_every_streaming_dialect_is_benched() -> None:
+    streaming = {route.dialect.name for route in MODEL_ROUTES if route.streams is not False}
+    assert {endpoint.route.dialect.name for endpoint in ENDPOINTS} == streaming
+    assert {"gemini", "azure-openai"} <= streaming
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.route.name)
+def test_the_load_client_counts_every_event_of_a_stream(bench_server: MockServer, endpoint: BenchEndpoint) -> None:
+    groups = endpoint.capture_groups(bench_server.url, "bench-burst")
+    assert groups is not None
+    assert endpoint.events is not None
+    events = len(endpoint.events.split("".join(groups).encode("latin-1")))
+    assert events > CHUNKS
+
+    schedule = asyncio.run(schedule_of(bench_server.port, endpoint.request("bench-stream")))
+
+    # bench-stream writes its words 20 ms apart: one write each (the first with the opening), and
+    # the counts read on the wire are the events of the body.
+    assert len(schedule.ends) >= CHUNKS
+    assert schedule.ends == sorted(schedule.ends)
+    assert schedule.ends[-1] == events
+    assert schedule.due_ms[:3] == [0, CHUNK_MS, 2 * CHUNK_MS]
+
+
+def test_a_paced_streams_writes_become_the_baselines_groups(bench_server: MockServer) -> None:
+    (endpoint,) = [e for e in ENDPOINTS if e.route.name == "messages"]
+    schedule = asyncio.run(schedule_of(bench_server.port, endpoint.request("bench-stream")))
+    groups = endpoint.capture_groups(bench_server.url, "bench-stream", schedule.ends)
+    assert groups is not None
+    assert len(groups) == len(schedule.ends)
+    assert endpoint.events is not None
+    counts = [len(endpoint.events.split(group.encode("latin-1"))) for group in groups[:2]]
+    assert counts == [schedule.ends[0], schedule.ends[1] - schedule.ends[0]]
+    assert "message_start" in groups[0]
+    assert "message_stop" in groups[-1]
