@@ -15,6 +15,7 @@ from mock_server.errors import MockLLMError, RequestBodyError
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
+from mock_server.http.output_format import gemini_output
 from mock_server.http.prompt import PromptInfo, json_type
 from mock_server.http.state import state_of
 from mock_server.wire.framing import GOOGLE_JSON_ARRAY, GOOGLE_SSE, Framing
@@ -52,7 +53,8 @@ def _read(body: Mapping[str, Any], params: Mapping[str, str], *, stream: bool) -
     scenario = body.get("scenario")
     if scenario is not None and not isinstance(scenario, str):
         raise RequestBodyError("`scenario` must be a scenario name (a string).", param="scenario")
-    return ModelRequest(PromptInfo(prompt_text(contents), params.get("model")), stream=stream, scenario=scenario)
+    prompt = PromptInfo(prompt_text(contents), params.get("model"))
+    return ModelRequest(prompt, stream=stream, scenario=scenario, output=gemini_output(body))
 
 
 def prompt_text(contents: list[Any]) -> str:

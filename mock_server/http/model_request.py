@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mock_server.errors import RequestBodyError
+from mock_server.http.output_format import anthropic_output, ollama_output, openai_chat_output, responses_output
 from mock_server.http.prompt import PromptInfo, json_type, prompt_from_body, prompt_from_query
+from mock_server.timeline.structured import OutputFormat
 from mock_server.wire.item_body import ItemBody
 
 
@@ -42,6 +44,8 @@ class ModelRequest:
     """Whether the answer shows its reasoning: false when the request turns it off (Ollama's `think: false`)."""
     answer: ItemAnswer | None = None
     """The answer the route makes itself, when it does not play the scenario's reply."""
+    output: OutputFormat | None = None
+    """The JSON the request asks for (structured output), when it asks for JSON."""
 
 
 NO_PARAMS: Mapping[str, str] = {}
@@ -61,7 +65,9 @@ def read_completions_body(body: Mapping[str, Any], params: Mapping[str, str] = N
 def read_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "messages", "a list of {role, content} messages")
     prompt = prompt_from_body(body, fields=("messages",))
-    return ModelRequest(prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body))
+    return ModelRequest(
+        prompt, _flag(body, "stream"), _stream_options_usage(body), _scenario(body), output=openai_chat_output(body)
+    )
 
 
 def read_legacy_completions(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
@@ -72,7 +78,8 @@ def read_legacy_completions(body: Mapping[str, Any], params: Mapping[str, str] =
 
 def read_responses(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     _require(body, "input", "a string or a list of input items")
-    return ModelRequest(prompt_from_body(body, fields=("input",)), _flag(body, "stream"), scenario=_scenario(body))
+    prompt = prompt_from_body(body, fields=("input",))
+    return ModelRequest(prompt, _flag(body, "stream"), scenario=_scenario(body), output=responses_output(body))
 
 
 def read_messages(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
@@ -80,7 +87,8 @@ def read_messages(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS
     max_tokens = _require(body, "max_tokens", "the most tokens to generate, a positive integer")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise RequestBodyError(f"`max_tokens` must be a positive integer, not {max_tokens!r}.", param="max_tokens")
-    return ModelRequest(prompt_from_body(body, fields=("messages",)), _flag(body, "stream"), scenario=_scenario(body))
+    prompt = prompt_from_body(body, fields=("messages",))
+    return ModelRequest(prompt, _flag(body, "stream"), scenario=_scenario(body), output=anthropic_output(body))
 
 
 def _require(body: Mapping[str, Any], field: str, what: str) -> Any:
@@ -135,13 +143,15 @@ def read_forwarded(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAM
 def read_ollama_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """Ollama's POST /api/chat: the prompt from `messages`; streamed unless `stream` is false."""
     prompt = prompt_from_body(body, fields=("messages",))
-    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=_ollama_think(body))
+    reasoning, output = _ollama_think(body), ollama_output(body)
+    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=reasoning, output=output)
 
 
 def read_ollama_generate(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """Ollama's POST /api/generate: the prompt is `prompt`; streamed unless `stream` is false."""
     prompt = prompt_from_body(body, fields=("prompt",))
-    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=_ollama_think(body))
+    reasoning, output = _ollama_think(body), ollama_output(body)
+    return ModelRequest(prompt, _ollama_stream(body), scenario=_scenario(body), reasoning=reasoning, output=output)
 
 
 def _ollama_stream(body: Mapping[str, Any]) -> bool:

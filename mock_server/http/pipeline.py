@@ -135,11 +135,13 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         fault_counts=state.count_faults(overrides.faults),
         close_events=route.close_events,
         items=asked.answer.items if asked.answer is not None else None,
+        output=asked.output,
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
     # keeps it instead of the prompt.
-    key = hashlib.sha256(f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}".encode()).hexdigest()
+    output = f"\0{asked.output.key}" if asked.output is not None else ""  # a JSON answer is another stream
+    key = hashlib.sha256(f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}{output}".encode()).hexdigest()
     timeline = state.timelines.compile(scenario, overrides, context, key)
     info = StreamInfo(
         key=key,
