@@ -16,6 +16,7 @@ from mock_server.http import conversation
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
+from mock_server.http.output_format import gemini_output
 from mock_server.http.prompt import PromptInfo, json_type
 from mock_server.http.state import state_of
 from mock_server.wire.framing import GOOGLE_JSON_ARRAY, GOOGLE_SSE, Framing
@@ -59,6 +60,7 @@ def _read(body: Mapping[str, Any], params: Mapping[str, str], *, stream: bool) -
         scenario=scenario,
         conversation=conversation.gemini(body),
         conversation_key=conversation.conversation_key(body),
+        output=gemini_output(body),
     )
 
 

@@ -9,9 +9,11 @@ from typing import Any, Protocol
 
 from mock_server.errors import RequestBodyError
 from mock_server.http import conversation
+from mock_server.http.output_format import anthropic_output, ollama_output, openai_chat_output, responses_output
 from mock_server.http.prompt import PromptInfo, json_type, prompt_from_body, prompt_from_query
 from mock_server.http.request_body import decode_json
 from mock_server.scenarios.conversation import NO_CONVERSATION, Conversation
+from mock_server.timeline.structured import OutputFormat
 from mock_server.wire.item_body import ItemBody
 
 
@@ -53,6 +55,8 @@ class ModelRequest:
     """The stored response a Responses API request continues."""
     store: bool = False
     """Whether the answer is kept for `GET /v1/responses/{id}` and for requests that continue it."""
+    output: OutputFormat | None = None
+    """The JSON the request asks for (structured output), when it asks for JSON."""
 
 
 NO_PARAMS: Mapping[str, str] = {}
@@ -94,6 +98,7 @@ def read_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) ->
         _scenario(body),
         conversation=conversation.openai_chat(body),
         conversation_key=conversation.conversation_key(body),
+        output=openai_chat_output(body),
     )
 
 
@@ -128,6 +133,7 @@ def read_responses(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAM
         conversation_key=conversation.conversation_key(body),
         previous_response_id=previous or None,
         store=body.get("store") is None or _flag(body, "store"),
+        output=responses_output(body),
     )
 
 
@@ -142,6 +148,7 @@ def read_messages(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS
         scenario=_scenario(body),
         conversation=conversation.anthropic(body),
         conversation_key=conversation.conversation_key(body),
+        output=anthropic_output(body),
     )
 
 
@@ -214,6 +221,7 @@ def read_ollama_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PAR
         reasoning=_ollama_think(body),
         conversation=conversation.openai_chat(body),
         conversation_key=conversation.conversation_key(body),
+        output=ollama_output(body),
     )
 
 
@@ -227,6 +235,7 @@ def read_ollama_generate(body: Mapping[str, Any], params: Mapping[str, str] = NO
         reasoning=_ollama_think(body),
         conversation=conversation.ollama_generate(body),
         conversation_key=conversation.conversation_key(body),
+        output=ollama_output(body),
     )
 
 

@@ -152,15 +152,19 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         close_events=route.close_events,
         items=asked.answer.items if asked.answer is not None else None,
         reply=scenario.reply_index(count),
+        output=asked.output,
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
     # keeps it instead of the prompt. A conversation's place goes in too (not for a lone prompt, whose
-    # ids stay as they were), so that each stored response of a conversation has an id of its own.
+    # ids stay as they were), so that each stored response of a conversation has an id of its own; and
+    # the JSON a request asks for, which makes another answer.
     hashed = f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}"
     place = (context.reply, thread.key, asked.previous_response_id, thread.conversation.turn)
     if place != (0, None, None, 1):
         hashed += f"\0{place!r}"
+    if asked.output is not None:
+        hashed += f"\0{asked.output.key}"
     key = hashlib.sha256(hashed.encode()).hexdigest()
     timeline = state.timelines.compile(scenario, overrides, context, key)
     info = StreamInfo(

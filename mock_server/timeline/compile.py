@@ -24,6 +24,7 @@ from mock_server.scenarios.steps import Ending, ErrorEvent, Step
 from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.chunking import Chunking, split_reply
 from mock_server.timeline.overrides import Overrides
+from mock_server.timeline.structured import OutputFormat, structured_reply
 
 DEFAULT_RETRY_AFTER = "1"
 MAX_CHUNKS = 50_000
@@ -73,6 +74,8 @@ class RequestContext:
     `first_chunk_ms` paces them, as the wait before the answer."""
     reply: int = 0
     """Which of the scenario's `replies` answers (its place in the conversation's sequence)."""
+    output: OutputFormat | None = None
+    """The JSON the request asks for: the reply is made valid against its schema (structured output)."""
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -182,7 +185,7 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         content: list[Step] = [*([_ITEM] * context.items), steps.Finish()]
         pacing.chunk_ms = 0
     else:
-        content = _content_steps(scenario, context)
+        content = _content_steps(scenario, context, seed)
     timeline_steps, cut = _place(content, placed, pacing, close_events=context.close_events)
     if scenario.retry_ms is not None:
         timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
@@ -363,9 +366,9 @@ class _Pacing:
         return max(0.0, ms + self.jitter.uniform(-self.jitter_ms, self.jitter_ms))
 
 
-def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.Step]:
-    """The scenario's answer as steps, before pacing and faults; raises ReplyTooLongError beyond
-    MAX_CHUNKS chunks or MAX_REPLY_CHARS characters."""
+def _content_steps(scenario: Scenario, context: RequestContext, seed: int) -> list[steps.Step]:
+    """The scenario's answer as steps, before pacing and faults (its reply as JSON when the request
+    asks for JSON); raises ReplyTooLongError beyond MAX_CHUNKS chunks or MAX_REPLY_CHARS characters."""
     chunking: Chunking = scenario.chunk
     out: list[steps.Step] = []
     tool_index = 0
@@ -375,7 +378,10 @@ def _content_steps(scenario: Scenario, context: RequestContext) -> list[steps.St
             raise ReplyTooLongError(scenario.name, f"more than {MAX_CHUNKS:,} chunks", f"{MAX_CHUNKS:,}")
 
     def add_text(kind: type[steps.Text | steps.Reasoning], text: str) -> None:
-        pieces = split_reply(_substitute(text, context, scenario.name), chunking)
+        text = _substitute(text, context, scenario.name)
+        if kind is steps.Text and context.output is not None:
+            text = structured_reply(context.output, text, seed)
+        pieces = split_reply(text, chunking)
         room_for(len(pieces))
         out.extend(kind(piece) for piece in pieces)
 
