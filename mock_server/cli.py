@@ -19,7 +19,8 @@ from mock_server.errors import ScenarioError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
 from mock_server.http.server import bind_socket, run_foreground
-from mock_server.journal.verdict import Verdict
+from mock_server.journal.verdict import Verdict, reports
+from mock_server.journal.verdict.reports import Judged
 from mock_server.scenarios.catalog import Catalog, load_paths
 from mock_server.settings import (
     DEFAULT_HOST,
@@ -442,22 +443,67 @@ def validate(paths: tuple[Path, ...]) -> None:
     metavar="SECONDS",
     help="How long to wait for checks that need time to pass (a retry that has not come yet); 0 answers at once.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the verdict as the server's JSON.")
-def verdict(url: str, since: str | None, wait: float, as_json: bool) -> None:
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="How to print it: a table with advice, the server's JSON, or GitHub Actions annotations "
+    "(`::error title=...::...`, one per finding, shown on the run and the pull request).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+@click.option(
+    "--junit-xml",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="FILE",
+    help="Also write the verdict as JUnit XML to FILE: a test case per call, a failure per error-level finding.",
+)
+@click.option(
+    "--admin-token",
+    envvar="MOCK_LLM_ADMIN_TOKEN",
+    metavar="TOKEN",
+    help="The server's --admin-token, to read its journal for the requests the report names (without it, a "
+    "server with a token is judged all the same, and the report names the calls by record ids).",
+)
+def verdict(
+    url: str, since: str | None, wait: float, form: str, as_json: bool, junit_xml: Path | None, admin_token: str | None
+) -> None:
     """Judge how the clients of a running server behaved, from its journal.
 
     Prints the findings (code, severity, title, records) with advice; exits 1 when there is an
     error-level finding, 0 otherwise, and 2 when the server cannot be asked or has restarted since --since.
     """
-    data = _fetch_verdict(url, since, wait)
-    judged = Verdict.from_json(data)
-    click.echo(json.dumps(data, indent=2) if as_json else judged.table())
-    sys.exit(1 if judged.errors else 0)
-
-
-def _fetch_verdict(url: str, since: str | None, wait: float) -> dict[str, Any]:
-    """GET /_mock/verdict of the server at `url`; exits 2 saying why when it cannot."""
     base = (url if "://" in url else f"http://{url}").rstrip("/")
+    data = _fetch_verdict(base, since, wait)
+    judged = Judged(base, Verdict.from_json(data), _request_lines(base, since, admin_token))
+    shown = "json" if as_json else form
+    click.echo(json.dumps(data, indent=2) if shown == "json" else reports.render([judged], shown))
+    if junit_xml is not None:
+        try:
+            junit_xml.write_text(reports.junit_xml([judged]), encoding="utf-8")
+        except OSError as exc:
+            _unreachable(f"cannot write the JUnit report to {junit_xml}: {exc.strerror or exc}")
+    sys.exit(1 if judged.verdict.errors else 0)
+
+
+def _request_lines(base: str, since: str | None, admin_token: str | None) -> dict[int, str]:
+    """By record id, each request's line (`POST /v1/chat/completions scenario='default'`) from the
+    server's journal; none when the journal cannot be read (an admin token not given)."""
+    query = urllib.parse.urlencode({"since": since} if since is not None else {})
+    request = urllib.request.Request(f"{base}/_mock/requests?{query}")
+    if admin_token:
+        request.add_header("Authorization", f"Bearer {admin_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            records = json.loads(response.read())
+        return {r["id"]: reports.request_line(r["method"], r["path"], r.get("scenario")) for r in records}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _fetch_verdict(base: str, since: str | None, wait: float) -> dict[str, Any]:
+    """GET /_mock/verdict of the server at `base`; exits 2 saying why when it cannot."""
     query = {"wait_ms": str(round(wait * 1000)), **({"since": since} if since is not None else {})}
     target = f"{base}/_mock/verdict?{urllib.parse.urlencode(query)}"
     try:

@@ -6,13 +6,17 @@
 - `mock_llm` (function): that server, clean when the test starts and reset after it.
 
 When a test that used them fails, its report gets a section listing the requests the server saw.
+With `--mock-llm-report FILE`, each test's verdict (judged before the server is reset) is written to
+FILE at the end of the session, as JUnit XML (`.xml`), JSON (`.json`) or text; pytest-xdist workers
+send theirs to the controller, which writes the one file.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,7 +25,11 @@ if TYPE_CHECKING:
 
 SCENARIOS_OPTION = "--mock-llm-scenarios"
 SCENARIOS_INI = "mock_llm_scenarios"
+REPORT_OPTION = "--mock-llm-report"
 FIXTURES = ("mock_llm", "mock_llm_server")
+_JUDGED = pytest.StashKey[list[dict[str, Any]]]()
+"""The verdicts judged in this process (each `Judged.to_json()`), for --mock-llm-report."""
+_WORKER_OUTPUT = "mock_llm_report"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="Directory (or file) of scenarios for the mock_llm server, after the bundled ones; repeatable. "
         f"Replaces the ini value {SCENARIOS_INI}.",
+    )
+    group.addoption(
+        REPORT_OPTION,
+        metavar="FILE",
+        help="Write each test's verdict on its client (a test case per call, a failure per error-level finding) "
+        "to FILE at the end of the session: JUnit XML for a .xml file, JSON for .json, text otherwise.",
     )
     parser.addini(
         SCENARIOS_INI,
@@ -60,14 +74,55 @@ def mock_llm_server(pytestconfig: pytest.Config) -> Iterator[MockServer]:
     settings = Settings(port=0, access_log=False, scenario_dirs=tuple(scenario_paths(pytestconfig)))
     with MockServer(settings=settings) as server:
         yield server
+        _judge(pytestconfig, "session", server)
 
 
 @pytest.fixture
-def mock_llm(mock_llm_server: MockServer) -> Iterator[MockServer]:
+def mock_llm(mock_llm_server: MockServer, request: pytest.FixtureRequest) -> Iterator[MockServer]:
     """The session's server, with no records and no run-time scenarios; reset after the test."""
     mock_llm_server.reset()
     yield mock_llm_server
+    _judge(request.config, request.node.nodeid, mock_llm_server)
     mock_llm_server.reset()
+
+
+def _judge(config: pytest.Config, suite: str, server: MockServer) -> None:
+    """With --mock-llm-report, keep the verdict on the requests `server` has seen, named for `suite`."""
+    if not config.getoption(REPORT_OPTION) or not server.running:
+        return
+    from mock_server.journal.verdict.reports import Judged
+
+    records = server.records()
+    if records:
+        judged = Judged.of(suite, server.verdict(wait_s=0), records)
+        config.stash.setdefault(_JUDGED, []).append(judged.to_json())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write --mock-llm-report: on an xdist worker, hand the verdicts to the controller instead."""
+    config = session.config
+    target = config.getoption(REPORT_OPTION)
+    if not target:
+        return
+    judged = config.stash.get(_JUDGED, [])
+    worker_output: dict[str, Any] | None = getattr(config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output[_WORKER_OUTPUT] = json.dumps(judged)
+        return
+    from mock_server.journal.verdict import reports
+
+    verdicts = sorted((reports.Judged.from_json(j) for j in judged), key=lambda j: j.suite)
+    path = Path(target)
+    form = {".xml": "junit", ".json": "json"}.get(path.suffix.lower(), "text")
+    path.write_text(reports.render(verdicts, form) + ("" if form == "junit" else "\n"), encoding="utf-8")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """An xdist worker is done: keep the verdicts it judged for the controller's report."""
+    output = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if output:
+        node.config.stash.setdefault(_JUDGED, []).extend(json.loads(output))
 
 
 @pytest.hookimpl(wrapper=True)

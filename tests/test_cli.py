@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -283,3 +284,69 @@ def test_verdict_since_from_before_a_restart_exits_2_instead_of_passing() -> Non
             assert "answered 409" in result.output
             assert "restarted" in result.output or "restart" in result.output
         assert CliRunner().invoke(main, ["verdict", url, "--wait", "0"]).exit_code == 1  # the error is there
+
+
+def test_verdict_writes_junit_xml_a_case_per_call_a_failure_per_error(
+    make_server: Callable[..., MockServer], tmp_path: Path
+) -> None:
+    server = make_server()
+    retry_a_401(server.url)
+    fetch(f"{server.url}/completions?messages=hi&scenario=paced")
+    report = tmp_path / "verdict.xml"
+    result = CliRunner().invoke(main, ["verdict", server.url, "--wait", "0", "--junit-xml", str(report)])
+    assert result.exit_code == 1, result.output
+    suite = ElementTree.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert [case.get("name") for case in cases] == [
+        "call 1: GET /completions scenario='unauthorized' (#1, #2)",
+        "call 2: GET /completions scenario='paced' (#3)",
+    ]
+    failure = cases[0].find("failure")
+    assert failure is not None
+    assert (failure.get("type"), failure.get("message")) == (
+        "retried_non_retryable",
+        "Retried a request that cannot succeed",
+    )
+    assert "Fix: Do not retry 400, 401" in (failure.text or "")
+    assert cases[1].find("failure") is None
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+
+
+def test_verdict_names_calls_by_record_ids_when_the_journal_needs_a_token(
+    make_server: Callable[..., MockServer], tmp_path: Path
+) -> None:
+    server = make_server(admin_token="s3cret")
+    retry_a_401(server.url)
+    report = tmp_path / "verdict.xml"
+    CliRunner().invoke(main, ["verdict", server.url, "--wait", "0", "--junit-xml", str(report)])
+    assert [c.get("name") for c in ElementTree.parse(report).getroot().iter("testcase")] == ["call 1 (#1, #2)"]
+    CliRunner().invoke(
+        main, ["verdict", server.url, "--wait", "0", "--junit-xml", str(report), "--admin-token", "s3cret"]
+    )
+    names = [c.get("name") for c in ElementTree.parse(report).getroot().iter("testcase")]
+    assert names == ["call 1: GET /completions scenario='unauthorized' (#1, #2)"]
+
+
+def test_verdict_github_format_is_one_annotation_per_finding(make_server: Callable[..., MockServer]) -> None:
+    server = make_server()
+    retry_a_401(server.url)
+    result = CliRunner().invoke(main, ["verdict", server.url, "--wait", "0", "--format", "github"])
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith(
+        "::error title=mock-llm-sse retried_non_retryable%3A Retried a request that cannot succeed::#1 was answered 401"
+    )
+    assert line.endswith("Records: #1 #2")
+    server.reset()
+    clean = CliRunner().invoke(main, ["verdict", server.url, "--wait", "0", "--format", "github"])
+    assert (clean.exit_code, clean.output) == (0, "\n")
+
+
+def test_verdict_cannot_write_the_junit_file_exits_2(make_server: Callable[..., MockServer], tmp_path: Path) -> None:
+    server = make_server()
+    result = CliRunner().invoke(
+        main, ["verdict", server.url, "--wait", "0", "--junit-xml", str(tmp_path / "missing" / "v.xml")]
+    )
+    assert result.exit_code == 2
+    assert "cannot write the JUnit report to" in result.output

@@ -285,3 +285,67 @@ def test_each_xdist_worker_has_its_own_server(pytester):
     workers = {path.name.split("-")[0] for path in pytester.path.glob("gw*.url")}
     assert workers == {"gw0", "gw1"}
     assert len(urls) == 2
+
+
+REPORTED = """
+import httpx
+
+def test_retries_a_401_blindly(mock_llm):
+    for _ in range(2):
+        httpx.get(mock_llm.url + "/completions", params={"messages": "hi", "scenario": "unauthorized"})
+
+def test_reads_one_answer(mock_llm):
+    httpx.get(mock_llm.url + "/completions", params={"messages": "hi"})
+
+def test_no_requests(mock_llm):
+    pass
+"""
+
+
+def report_cases(path: Path) -> dict[str, list[str]]:
+    """By test case name: the codes of its failures."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.parse(path).getroot()
+    return {
+        f"{case.get('classname')} / {case.get('name')}": [f.get("type") or "" for f in case.findall("failure")]
+        for case in root.iter("testcase")
+    }
+
+
+def test_report_option_writes_each_tests_verdict_as_junit(pytester):
+    pytester.makepyfile(REPORTED)
+    result = pytester.runpytest("--mock-llm-report", "verdicts.xml")
+    result.assert_outcomes(passed=3)  # the report judges; it does not fail the tests
+    assert report_cases(pytester.path / "verdicts.xml") == {
+        "test_report_option_writes_each_tests_verdict_as_junit.py::test_reads_one_answer / "
+        "call 1: GET /completions scenario='default' (#3)": [],
+        "test_report_option_writes_each_tests_verdict_as_junit.py::test_retries_a_401_blindly / "
+        "call 1: GET /completions scenario='unauthorized' (#1, #2)": ["retried_non_retryable"],
+    }
+
+
+def test_report_option_writes_text_and_json_by_the_files_suffix(pytester):
+    import json
+
+    pytester.makepyfile(REPORTED)
+    pytester.runpytest("--mock-llm-report", "verdicts.json").assert_outcomes(passed=3)
+    data = json.loads((pytester.path / "verdicts.json").read_text())
+    assert [(v["suite"].split("::")[1], v["errors"]) for v in data] == [
+        ("test_reads_one_answer", 0),
+        ("test_retries_a_401_blindly", 1),
+    ]
+    pytester.runpytest("--mock-llm-report", "verdicts.txt").assert_outcomes(passed=3)
+    text = (pytester.path / "verdicts.txt").read_text()
+    assert "retried_non_retryable" in text
+    assert "::test_reads_one_answer\nNo findings in 1 request(s) in 1 call(s)." in text
+
+
+@pytest.mark.slow
+def test_report_option_gathers_every_xdist_workers_verdicts(pytester):
+    pytester.makepyfile(REPORTED)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "--mock-llm-report", "verdicts.xml")
+    result.assert_outcomes(passed=3)
+    cases = report_cases(pytester.path / "verdicts.xml")
+    assert sorted(codes for codes in cases.values()) == [[], ["retried_non_retryable"]]
+    assert all("scenario=" in name for name in cases)
