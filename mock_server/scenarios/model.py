@@ -25,6 +25,7 @@ from mock_server.scenarios import steps
 from mock_server.scenarios.delays import DelayMs, WholeDelayMs
 from mock_server.scenarios.faults import MAX_FAULTS, Fault
 from mock_server.scenarios.headers import ResponseHeaders
+from mock_server.scenarios.latency import LatencyField
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.patterns import MatchPattern
 from mock_server.scenarios.problems import Described, problems_from
@@ -146,6 +147,8 @@ class Scenario(BaseModel):
     chunk_ms: DelayMs = 0
     first_chunk_ms: DelayMs = 0
     jitter_ms: DelayMs = 0
+    latency: LatencyField | None = None
+    """Drawn delays or a measured preset, instead of chunk_ms, first_chunk_ms and jitter_ms."""
     seed: int = 0
     finish_reason: str = "stop"
     done: bool = True
@@ -200,6 +203,21 @@ class Scenario(BaseModel):
         given = [key for key in ("steps", "recording", "proxy") if getattr(self, key)]
         if len(given) > 1:
             raise ValueError(f"{' and '.join(given)} each say where the response comes from; keep one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _check_one_pacing(self) -> Self:
+        if self.latency is None:
+            return self
+        given = [key for key in ("first_chunk_ms", "chunk_ms", "jitter_ms") if key in self.model_fields_set]
+        if given:
+            raise ValueError(
+                f"latency and {' and '.join(given)} both pace the stream; keep latency (its ttft_ms and itl_ms "
+                f"or tokens_per_s) or {' and '.join(given)}"
+            )
+        source = "recording" if self.recording is not None else "proxy" if self.proxy else None
+        if source is not None:
+            raise ValueError(f"latency does not pace a {source}, which keeps its own timing; remove latency")
         return self
 
     def matches(self, prompt: str, model: str | None, headers: Mapping[str, str], path: str = "") -> bool:

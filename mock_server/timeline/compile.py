@@ -18,11 +18,13 @@ from mock_server.errors import ReplyTooLongError
 from mock_server.scenarios import steps
 from mock_server.scenarios.faults import Fault, FaultKind
 from mock_server.scenarios.headers import merge_headers, sent
+from mock_server.scenarios.latency import Fixed, Latency
 from mock_server.scenarios.model import Scenario, ToolCallSpec
 from mock_server.scenarios.recording import Recording
 from mock_server.scenarios.steps import Ending, ErrorEvent, Step
 from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.chunking import Chunking, split_reply
+from mock_server.timeline.latency import LatencyDraws
 from mock_server.timeline.overrides import Overrides
 
 DEFAULT_RETRY_AFTER = "1"
@@ -156,11 +158,13 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         given = merge_headers(defaults, scenario.headers, status_fault.headers if status_fault else {})
         return Timeline(scenario.name, head=tuple(head), status=status, error=error, headers=sent(given))
 
+    latency = _latency(scenario, overrides, items=context.items is not None)
     pacing = _Pacing(
         chunk_ms=_pick(overrides.chunk_ms, scenario.chunk_ms),
         first_chunk_ms=_pick(overrides.first_chunk_ms, scenario.first_chunk_ms),
         jitter=random.Random(f"jitter:{seed}") if _pick(overrides.jitter_ms, scenario.jitter_ms) else None,
         jitter_ms=_pick(overrides.jitter_ms, scenario.jitter_ms),
+        latency=LatencyDraws(latency, seed, context.model) if latency is not None else None,
     )
     placed = [f for f in faults if f.positional and not f.at_head]
     no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
@@ -196,6 +200,22 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         keepalive_ms=scenario.keepalive_ms,
         usage=Usage(max(1, len(context.prompt.split())), chunks, *_waits_ms(timeline_steps)),
     )
+
+
+def _latency(scenario: Scenario, overrides: Overrides, *, items: bool) -> Latency | None:
+    """The latency that paces the response: the request's preset, else the scenario's; a request's
+    `first_chunk_ms` or `chunk_ms` replaces its time to first token or between tokens with a fixed
+    wait. Items (an embeddings answer) wait only before the answer."""
+    latency = overrides.latency or scenario.latency
+    if latency is None:
+        return None
+    update: dict[str, object] = {}
+    if overrides.first_chunk_ms is not None:
+        update["ttft_ms"] = Fixed(dist="fixed", ms=overrides.first_chunk_ms)
+    if overrides.chunk_ms is not None or items:
+        between = Fixed(dist="fixed", ms=overrides.chunk_ms) if overrides.chunk_ms is not None and not items else None
+        update.update(itl_ms=between, tokens_per_s=None)
+    return latency.model_copy(update=update) if update else latency
 
 
 def _waits_ms(timeline_steps: list[steps.Step]) -> tuple[float, float]:
@@ -353,6 +373,15 @@ class _Pacing:
     first_chunk_ms: float
     jitter: random.Random | None
     jitter_ms: float
+    latency: LatencyDraws | None = None
+    """Drawn waits before the chunks, instead of first_chunk_ms and chunk_ms."""
+
+    def before(self, step: steps.Step, *, first: bool) -> float | None:
+        """The pacing wait before a chunk or the finish (None: no wait)."""
+        if self.latency is not None:
+            return (self.latency.first() if first else self.latency.between(step)) or None
+        ms = self.first_chunk_ms if first else self.chunk_ms
+        return self.delay(ms) if ms else None
 
     def delay(self, ms: float) -> float:
         if self.jitter is None:
@@ -437,10 +466,10 @@ def _place(
     for step in content:
         is_chunk = isinstance(step, steps.CHUNK_STEPS)
         if is_chunk or isinstance(step, steps.Finish):
-            ms = pacing.first_chunk_ms if not paced_any else pacing.chunk_ms
+            ms = pacing.before(step, first=not paced_any)
             paced_any = True
-            if ms:
-                out.append(steps.Sleep(pacing.delay(ms)))
+            if ms is not None:
+                out.append(steps.Sleep(ms))
             due_end = placed
             while due_end < len(pending) and (pending[due_end].chunk <= chunk or not is_chunk):
                 due_end += 1
