@@ -93,7 +93,7 @@ def _known_dist(value: object) -> object:
     every other field of every distribution."""
     if isinstance(value, Mapping):
         dist = value.get("dist")
-        if dist not in _DISTRIBUTIONS:
+        if not isinstance(dist, str) or dist not in _DISTRIBUTIONS:
             given = "no dist" if dist is None else f"unknown dist {dist!r}"
             raise ValueError(
                 f"{given}; known: {', '.join(DISTRIBUTIONS)} (e.g. {{dist: lognormal, median: 800, p95: 2000}})"
