@@ -63,7 +63,9 @@ def test_each_wait_has_a_stream_of_its_own_so_other_settings_do_not_shift_it() -
     base = sleeps(compile_({"latency": LOGNORMAL, "seed": 3}))
     other_itl = sleeps(compile_({"latency": {**LOGNORMAL, "itl_ms": {"dist": "fixed", "ms": 5}}, "seed": 3}))
     other_ttft = sleeps(compile_({"latency": {**LOGNORMAL, "ttft_ms": {"dist": "fixed", "ms": 5}}, "seed": 3}))
-    faulted = sleeps(compile_({"latency": LOGNORMAL, "seed": 3, "faults": [{"kind": "duplicate", "at": 2, "probability": 0.5}]}))
+    faulted = sleeps(
+        compile_({"latency": LOGNORMAL, "seed": 3, "faults": [{"kind": "duplicate", "at": 2, "probability": 0.5}]})
+    )
     assert other_itl[0] == base[0]
     assert other_ttft[1:] == base[1:]
     assert faulted == base
@@ -100,10 +102,12 @@ def test_a_normal_draw_below_zero_waits_zero_and_a_long_tail_stops_at_the_delay_
     rng = random.Random(2)
     normal = Latency.model_validate({"ttft_ms": {"dist": "normal", "mean": 5, "sd": 20}}).ttft_ms
     tail = Latency.model_validate({"ttft_ms": {"dist": "lognormal", "median": 1_000_000, "p95": 3_000_000}}).ttft_ms
-    assert normal is not None and tail is not None
+    assert normal is not None
+    assert tail is not None
     low = [draw(normal, rng) for _ in range(2000)]
     high = [draw(tail, rng) for _ in range(2000)]
-    assert min(low) == 0 and low.count(0) > 500
+    assert min(low) == 0
+    assert low.count(0) > 500
     assert max(high) == MAX_DELAY_MS
 
 
@@ -127,12 +131,15 @@ def test_presets_load_by_name_and_pace_the_stream(name: str) -> None:
     assert scenario.latency == PRESETS[name]
     waits = sleeps(compile_timeline(scenario, Overrides(), RequestContext(prompt="hi")))
     assert waits[0] > 100
-    assert 1 <= min(waits[1:]) and max(waits[1:]) < 200
+    assert min(waits[1:]) >= 1
+    assert max(waits[1:]) < 200
 
 
 def test_presets_get_slower_from_fast_to_overloaded() -> None:
     fast, typical, overloaded = (PRESETS[name] for name in ("fast", "typical", "overloaded"))
-    assert fast.ttft_ms is not None and typical.ttft_ms is not None and overloaded.ttft_ms is not None
+    assert fast.ttft_ms is not None
+    assert typical.ttft_ms is not None
+    assert overloaded.ttft_ms is not None
     medians = [getattr(p.ttft_ms, "median", 0) for p in (fast, typical, overloaded)]
     rates = [p.tokens_per_s or 0 for p in (fast, typical, overloaded)]
     assert medians == sorted(medians)
@@ -146,7 +153,8 @@ def test_a_request_may_ask_for_a_preset_and_replace_one_wait() -> None:
     assert waits[0] == 5
     assert waits[1:] != [10] * (len(waits) - 1)  # paced by the preset's rate, not the scenario's chunk_ms
     chunked = sleeps(compile_({"latency": "typical"}, parse_overrides({"chunk_ms": "3"}, {})))
-    assert chunked[0] > 100 and chunked[1:] == [3] * (len(chunked) - 1)
+    assert chunked[0] > 100
+    assert chunked[1:] == [3] * (len(chunked) - 1)
 
 
 def test_items_of_an_answer_wait_only_before_the_answer() -> None:
@@ -170,7 +178,7 @@ def test_items_of_an_answer_wait_only_before_the_answer() -> None:
     ],
 )
 def test_a_bad_latency_is_refused_naming_what_is_accepted(latency: str, message: str) -> None:
-    with pytest.raises(ScenarioError, match="p.yaml:2: ") as caught:
+    with pytest.raises(ScenarioError, match=r"p\.yaml:2: ") as caught:
         load_scenario(parse_document(f"name: p\nlatency: {latency}\n", "p.yaml"))
     assert message in str(caught.value)
 
@@ -198,9 +206,7 @@ def test_the_first_token_arrives_after_the_drawn_time_to_first_token(server: Moc
     ttft_ms = sleeps(compile_timeline(scenario, Overrides(), RequestContext(prompt="hi")))[0]
     with OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0) as client:
         started = time.perf_counter()
-        stream = client.chat.completions.create(
-            model=name, messages=[{"role": "user", "content": "hi"}], stream=True
-        )
+        stream = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}], stream=True)
         first = next(chunk for chunk in stream if chunk.choices and chunk.choices[0].delta.content)
         elapsed_ms = (time.perf_counter() - started) * 1000
         assert first.choices[0].delta.content == "Hello"

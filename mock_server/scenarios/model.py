@@ -32,6 +32,7 @@ from mock_server.scenarios.problems import Described, problems_from
 from mock_server.scenarios.recording import Recording
 from mock_server.scenarios.steps import ToolCallSpec as ToolCallSpec
 from mock_server.scenarios.surrogates import lone_surrogates, replace_lone_surrogates
+from mock_server.scenarios.usage import ScriptedUsage
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -160,6 +161,8 @@ class Scenario(BaseModel):
     content_type: str = "text/event-stream; charset=utf-8"
     tool_calls: list[ToolCallSpec] = Field(default_factory=list)
     reasoning: str | None = None
+    usage: ScriptedUsage | None = None
+    """Token counts that replace the counted ones (and those nothing counts: cached, reasoning)."""
     match: Match | None = None
     faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
     steps: list[ScenarioStep] | None = None

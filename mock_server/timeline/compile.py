@@ -26,6 +26,7 @@ from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.chunking import Chunking, split_reply
 from mock_server.timeline.latency import LatencyDraws
 from mock_server.timeline.overrides import Overrides
+from mock_server.timeline.tokens import count_tokens
 
 DEFAULT_RETRY_AFTER = "1"
 MAX_CHUNKS = 50_000
@@ -42,12 +43,22 @@ _ITEM = steps.Text("")
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """A response's tokens in OpenAI's sense (each dialect renders them in its own shape)."""
+
     prompt_tokens: int
+    """The prompt's tokens, `cached_tokens` and `cache_creation_tokens` among them."""
     completion_tokens: int
+    """The answer's tokens, `reasoning_tokens` among them."""
     prompt_ms: float = 0.0
     """The waits before the first chunk: how long the prompt took, for providers that report it (Ollama)."""
     completion_ms: float = 0.0
     """The waits from the first chunk to the finish: how long the answer took."""
+    cached_tokens: int = 0
+    """Of the prompt's tokens, those read from a prompt cache."""
+    cache_creation_tokens: int = 0
+    """Of the prompt's tokens, those written to a prompt cache (Anthropic reports them)."""
+    reasoning_tokens: int = 0
+    """Of the answer's tokens, those of its reasoning."""
 
     @property
     def total_tokens(self) -> int:
@@ -188,7 +199,6 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
     timeline_steps, cut = _place(content, placed, pacing, close_events=context.close_events)
     if scenario.retry_ms is not None:
         timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
-    chunks = sum(isinstance(s, steps.CHUNK_STEPS) for s in timeline_steps)
     return Timeline(
         scenario=scenario.name,
         steps=tuple(timeline_steps),
@@ -198,7 +208,47 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         end_marker=scenario.done and not no_done and not cut,
         ids=scenario.ids,
         keepalive_ms=scenario.keepalive_ms,
-        usage=Usage(max(1, len(context.prompt.split())), chunks, *_waits_ms(timeline_steps)),
+        usage=_usage(scenario, context, timeline_steps),
+    )
+
+
+def _usage(scenario: Scenario, context: RequestContext, timeline_steps: list[steps.Step]) -> Usage:
+    """The tokens of the prompt and of the answer as sent (a cut stream's, up to the cut), counted
+    with the model's tokenizer, then the scenario's `usage:` over them."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, list[str]] = {}
+    for step in timeline_steps:
+        match step:
+            case steps.Text(piece):
+                text.append(piece)
+            case steps.Reasoning(piece):
+                reasoning.append(piece)
+            case steps.ToolCallStart(index=index, name=name):
+                calls.setdefault(index, []).append(name + " ")
+            case steps.ToolCallArguments(index=index, arguments=arguments):
+                calls.setdefault(index, []).append(arguments)
+    model = context.model
+    prompt = max(1, count_tokens(context.prompt, model))
+    reasoning_tokens = count_tokens("".join(reasoning), model)
+    completion = count_tokens("".join(text), model) + reasoning_tokens
+    completion += sum(count_tokens("".join(call), model) for call in calls.values())
+    scripted = scenario.usage
+    if scripted is not None:
+        cache = scripted.cached_tokens + scripted.cache_creation_tokens
+        prompt = scripted.prompt_tokens if scripted.prompt_tokens is not None else max(prompt, cache)
+        answer = completion - reasoning_tokens
+        if scripted.reasoning_tokens is not None:  # reasoning the stream does not show: the answer's tokens and it
+            reasoning_tokens = scripted.reasoning_tokens
+        completion = scripted.completion_tokens if scripted.completion_tokens is not None else answer + reasoning_tokens
+        reasoning_tokens = min(reasoning_tokens, completion)
+    return Usage(
+        prompt,
+        completion,
+        *_waits_ms(timeline_steps),
+        cached_tokens=scripted.cached_tokens if scripted is not None else 0,
+        cache_creation_tokens=scripted.cache_creation_tokens if scripted is not None else 0,
+        reasoning_tokens=reasoning_tokens,
     )
 
 
