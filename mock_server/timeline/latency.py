@@ -29,16 +29,22 @@ def draw(distribution: Distribution, rng: random.Random) -> float:
     return min(max(value, 0.0), MAX_DELAY_MS)
 
 
-def step_tokens(step: steps.Step, model: str | None) -> int:
-    """How many tokens a paced step stands for, at least one (the finish: the end-of-text token)."""
+def step_tokens(step: steps.Step, model: str | None, counted: dict[str, int] | None = None) -> int:
+    """How many tokens a paced step stands for, at least one (the finish: the end-of-text token);
+    `counted` remembers the count of each text, as a reply's words come again and again."""
     match step:
-        case steps.Text(text) | steps.Reasoning(text):
-            return max(1, count_tokens(text, model))
-        case steps.ToolCallArguments(arguments=arguments):
-            return max(1, count_tokens(arguments, model))
-        case steps.ToolCallStart(name=name):
-            return max(1, count_tokens(name, model))
-    return 1
+        case steps.Text(text) | steps.Reasoning(text) | steps.ToolCallArguments(arguments=text):
+            pass
+        case steps.ToolCallStart(name=text):
+            pass
+        case _:
+            return 1
+    if counted is None:
+        return max(1, count_tokens(text, model))
+    found = counted.get(text)
+    if found is None:
+        found = counted[text] = max(1, count_tokens(text, model))
+    return found
 
 
 class LatencyDraws:
@@ -50,6 +56,7 @@ class LatencyDraws:
         self._model = model
         self._first = random.Random(f"latency-ttft:{seed}")
         self._between = random.Random(f"latency-itl:{seed}")
+        self._counted: dict[str, int] = {}
 
     def first(self) -> float:
         ttft = self._latency.ttft_ms
@@ -58,5 +65,5 @@ class LatencyDraws:
     def between(self, step: steps.Step) -> float:
         latency = self._latency
         if latency.tokens_per_s is not None:
-            return min(step_tokens(step, self._model) * 1000 / latency.tokens_per_s, MAX_DELAY_MS)
+            return min(step_tokens(step, self._model, self._counted) * 1000 / latency.tokens_per_s, MAX_DELAY_MS)
         return draw(latency.itl_ms, self._between) if latency.itl_ms is not None else 0.0
