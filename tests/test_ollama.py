@@ -95,7 +95,7 @@ def test_chat_streams_one_piece_a_line_then_the_done_line(server: MockServer, co
     assert [c.message.content for c in pieces] == ["You", " said:", " hello"]
     assert not any(c.done for c in pieces)
     assert (last.done, last.done_reason, last.message.content, last.message.role) == (True, "stop", "", "assistant")
-    assert (last.prompt_eval_count, last.eval_count) == (1, 3)
+    assert (last.prompt_eval_count, last.eval_count) == (1, 4)  # o200k_base: "You", " said", ":", " hello"
     durations = (last.load_duration, last.prompt_eval_duration, last.eval_duration)
     assert last.total_duration == sum(duration or 0 for duration in durations)
     assert {c.model for c in chunks} == {"default"}
@@ -113,7 +113,7 @@ def test_chat_whole_is_one_object(server: MockServer, connect: Connect, mode: st
         "You said: hello",
         True,
         "stop",
-        3,
+        4,  # o200k_base: "You", " said", ":", " hello"
     )
 
 

@@ -82,10 +82,12 @@ def signature(key: str, index: int) -> str:
 
 
 def _usage(stream: StreamInfo, *, output_tokens: int) -> dict[str, Any]:
+    """Anthropic counts the prompt's tokens read from the cache and written to it apart from the rest."""
+    usage = stream.usage
     return {
-        "input_tokens": stream.usage.prompt_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": max(0, usage.prompt_tokens - usage.cached_tokens - usage.cache_creation_tokens),
+        "cache_creation_input_tokens": usage.cache_creation_tokens,
+        "cache_read_input_tokens": usage.cached_tokens,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }

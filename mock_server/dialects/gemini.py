@@ -162,13 +162,21 @@ def _args(arguments: str) -> dict[str, Any] | None:
 
 
 def _usage(stream: StreamInfo, *, final: bool) -> dict[str, Any]:
-    """Every chunk's `usageMetadata`: the prompt's tokens, and in the last one the answer's."""
+    """Every chunk's `usageMetadata`: the prompt's tokens, and in the last one the answer's, its
+    thoughts counted apart (`candidatesTokenCount` leaves them out); counts of 0 left out, as Google
+    leaves them."""
     usage = stream.usage
     fields: dict[str, Any] = {"promptTokenCount": usage.prompt_tokens}
     if final:
-        fields["candidatesTokenCount"] = usage.completion_tokens
+        fields["candidatesTokenCount"] = usage.completion_tokens - usage.reasoning_tokens
+    if usage.cached_tokens:
+        fields["cachedContentTokenCount"] = usage.cached_tokens
     fields["totalTokenCount"] = usage.total_tokens if final else usage.prompt_tokens
     fields["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": usage.prompt_tokens}]
+    if usage.cached_tokens:
+        fields["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": usage.cached_tokens}]
+    if final and usage.reasoning_tokens:
+        fields["thoughtsTokenCount"] = usage.reasoning_tokens
     return fields
 
 

@@ -11,6 +11,7 @@ reaches them there. `HEAD` on a GET route answers like GET without a body (a str
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI
@@ -30,6 +31,7 @@ from mock_server.http.state import MockState
 from mock_server.journal.journal import Journal
 from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.settings import VERSION, Settings
+from mock_server.timeline import tokens
 from mock_server.upstream.proxy import Upstream
 from mock_server.upstream.recorder import Recorder
 
@@ -97,10 +99,12 @@ class MockApp:
         return any(route.matches(scope)[0] is not Match.NONE for route in self.fastapi.router.routes)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Nothing to start; at shutdown, close what the app opened (the upstream's connections)."""
+        """At startup, build the tokenizer that counts usage, so that no request waits for it; at
+        shutdown, close what the app opened (the upstream's connections)."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await asyncio.to_thread(tokens.warm)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.state.aclose()

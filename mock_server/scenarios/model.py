@@ -27,12 +27,14 @@ from mock_server.scenarios.conversation import NO_CONVERSATION, Conversation, Co
 from mock_server.scenarios.delays import DelayMs, WholeDelayMs
 from mock_server.scenarios.faults import MAX_FAULTS, Fault
 from mock_server.scenarios.headers import ResponseHeaders
+from mock_server.scenarios.latency import LatencyField
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.patterns import MatchPattern
 from mock_server.scenarios.problems import Described, problems_from
 from mock_server.scenarios.recording import Recording
 from mock_server.scenarios.steps import ToolCallSpec as ToolCallSpec
 from mock_server.scenarios.surrogates import lone_surrogates, replace_lone_surrogates
+from mock_server.scenarios.usage import ScriptedUsage
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -207,6 +209,8 @@ class Scenario(BaseModel):
     chunk_ms: DelayMs = 0
     first_chunk_ms: DelayMs = 0
     jitter_ms: DelayMs = 0
+    latency: LatencyField | None = None
+    """Drawn delays or a measured preset, instead of chunk_ms, first_chunk_ms and jitter_ms."""
     seed: int = 0
     finish_reason: str = "stop"
     done: bool = True
@@ -218,6 +222,8 @@ class Scenario(BaseModel):
     content_type: str = "text/event-stream; charset=utf-8"
     tool_calls: list[ToolCallSpec] = Field(default_factory=list)
     reasoning: str | None = None
+    usage: ScriptedUsage | None = None
+    """Token counts that replace the counted ones (and those nothing counts: cached, reasoning)."""
     match: Match | None = None
     faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
     steps: list[ScenarioStep] | None = None
@@ -279,6 +285,21 @@ class Scenario(BaseModel):
         if total == 0:
             return 0
         return (count - 1) % total if self.cycle else min(count, total) - 1
+
+    @model_validator(mode="after")
+    def _check_one_pacing(self) -> Self:
+        if self.latency is None:
+            return self
+        given = [key for key in ("first_chunk_ms", "chunk_ms", "jitter_ms") if key in self.model_fields_set]
+        if given:
+            raise ValueError(
+                f"latency and {' and '.join(given)} both pace the stream; keep latency (its ttft_ms and itl_ms "
+                f"or tokens_per_s) or {' and '.join(given)}"
+            )
+        source = "recording" if self.recording is not None else "proxy" if self.proxy else None
+        if source is not None:
+            raise ValueError(f"latency does not pace a {source}, which keeps its own timing; remove latency")
+        return self
 
     def matches(
         self,

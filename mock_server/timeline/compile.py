@@ -18,13 +18,16 @@ from mock_server.errors import ReplyTooLongError
 from mock_server.scenarios import steps
 from mock_server.scenarios.faults import Fault, FaultKind
 from mock_server.scenarios.headers import merge_headers, sent
+from mock_server.scenarios.latency import Fixed, Latency
 from mock_server.scenarios.model import Reply, Scenario, ToolCallSpec
 from mock_server.scenarios.recording import Recording
 from mock_server.scenarios.steps import Ending, ErrorEvent, Step
 from mock_server.timeline.cache import BoundedCache
 from mock_server.timeline.chunking import Chunking, split_reply
+from mock_server.timeline.latency import LatencyDraws
 from mock_server.timeline.overrides import Overrides
 from mock_server.timeline.structured import OutputFormat, structured_reply
+from mock_server.timeline.tokens import count_tokens
 
 DEFAULT_RETRY_AFTER = "1"
 MAX_CHUNKS = 50_000
@@ -41,12 +44,22 @@ _ITEM = steps.Text("")
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """A response's tokens in OpenAI's sense (each dialect renders them in its own shape)."""
+
     prompt_tokens: int
+    """The prompt's tokens, `cached_tokens` and `cache_creation_tokens` among them."""
     completion_tokens: int
+    """The answer's tokens, `reasoning_tokens` among them."""
     prompt_ms: float = 0.0
     """The waits before the first chunk: how long the prompt took, for providers that report it (Ollama)."""
     completion_ms: float = 0.0
     """The waits from the first chunk to the finish: how long the answer took."""
+    cached_tokens: int = 0
+    """Of the prompt's tokens, those read from a prompt cache."""
+    cache_creation_tokens: int = 0
+    """Of the prompt's tokens, those written to a prompt cache (Anthropic reports them)."""
+    reasoning_tokens: int = 0
+    """Of the answer's tokens, those of its reasoning."""
 
     @property
     def total_tokens(self) -> int:
@@ -161,11 +174,13 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         given = merge_headers(defaults, scenario.headers, status_fault.headers if status_fault else {})
         return Timeline(scenario.name, head=tuple(head), status=status, error=error, headers=sent(given))
 
+    latency = _latency(scenario, overrides, items=context.items is not None)
     pacing = _Pacing(
         chunk_ms=_pick(overrides.chunk_ms, scenario.chunk_ms),
         first_chunk_ms=_pick(overrides.first_chunk_ms, scenario.first_chunk_ms),
         jitter=random.Random(f"jitter:{seed}") if _pick(overrides.jitter_ms, scenario.jitter_ms) else None,
         jitter_ms=_pick(overrides.jitter_ms, scenario.jitter_ms),
+        latency=LatencyDraws(latency, seed, context.model) if latency is not None else None,
     )
     placed = [f for f in faults if f.positional and not f.at_head]
     no_done = any(f.kind is FaultKind.NO_DONE for f in faults)
@@ -189,7 +204,6 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
     timeline_steps, cut = _place(content, placed, pacing, close_events=context.close_events)
     if scenario.retry_ms is not None:
         timeline_steps.insert(0, steps.RawEvent(retry=scenario.retry_ms))
-    chunks = sum(isinstance(s, steps.CHUNK_STEPS) for s in timeline_steps)
     return Timeline(
         scenario=scenario.name,
         steps=tuple(timeline_steps),
@@ -199,8 +213,64 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         end_marker=scenario.done and not no_done and not cut,
         ids=scenario.ids,
         keepalive_ms=scenario.keepalive_ms,
-        usage=Usage(max(1, len(context.prompt.split())), chunks, *_waits_ms(timeline_steps)),
+        usage=_usage(scenario, context, timeline_steps),
     )
+
+
+def _usage(scenario: Scenario, context: RequestContext, timeline_steps: list[steps.Step]) -> Usage:
+    """The tokens of the prompt and of the answer as sent (a cut stream's, up to the cut), counted
+    with the model's tokenizer, then the scenario's `usage:` over them."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, list[str]] = {}
+    for step in timeline_steps:
+        match step:
+            case steps.Text(piece):
+                text.append(piece)
+            case steps.Reasoning(piece):
+                reasoning.append(piece)
+            case steps.ToolCallStart(index=index, name=name):
+                calls.setdefault(index, []).append(name + " ")
+            case steps.ToolCallArguments(index=index, arguments=arguments):
+                calls.setdefault(index, []).append(arguments)
+    model = context.model
+    prompt = max(1, count_tokens(context.prompt, model))
+    reasoning_tokens = count_tokens("".join(reasoning), model)
+    completion = count_tokens("".join(text), model) + reasoning_tokens
+    completion += sum(count_tokens("".join(call), model) for call in calls.values())
+    scripted = scenario.usage
+    if scripted is not None:
+        cache = scripted.cached_tokens + scripted.cache_creation_tokens
+        prompt = scripted.prompt_tokens if scripted.prompt_tokens is not None else max(prompt, cache)
+        answer = completion - reasoning_tokens
+        if scripted.reasoning_tokens is not None:  # reasoning the stream does not show: the answer's tokens and it
+            reasoning_tokens = scripted.reasoning_tokens
+        completion = scripted.completion_tokens if scripted.completion_tokens is not None else answer + reasoning_tokens
+        reasoning_tokens = min(reasoning_tokens, completion)
+    return Usage(
+        prompt,
+        completion,
+        *_waits_ms(timeline_steps),
+        cached_tokens=scripted.cached_tokens if scripted is not None else 0,
+        cache_creation_tokens=scripted.cache_creation_tokens if scripted is not None else 0,
+        reasoning_tokens=reasoning_tokens,
+    )
+
+
+def _latency(scenario: Scenario, overrides: Overrides, *, items: bool) -> Latency | None:
+    """The latency that paces the response: the request's preset, else the scenario's; a request's
+    `first_chunk_ms` or `chunk_ms` replaces its time to first token or between tokens with a fixed
+    wait. Items (an embeddings answer) wait only before the answer."""
+    latency = overrides.latency or scenario.latency
+    if latency is None:
+        return None
+    update: dict[str, object] = {}
+    if overrides.first_chunk_ms is not None:
+        update["ttft_ms"] = Fixed(dist="fixed", ms=overrides.first_chunk_ms)
+    if overrides.chunk_ms is not None or items:
+        between = Fixed(dist="fixed", ms=overrides.chunk_ms) if overrides.chunk_ms is not None and not items else None
+        update.update(itl_ms=between, tokens_per_s=None)
+    return latency.model_copy(update=update) if update else latency
 
 
 def _waits_ms(timeline_steps: list[steps.Step]) -> tuple[float, float]:
@@ -359,6 +429,15 @@ class _Pacing:
     first_chunk_ms: float
     jitter: random.Random | None
     jitter_ms: float
+    latency: LatencyDraws | None = None
+    """Drawn waits before the chunks, instead of first_chunk_ms and chunk_ms."""
+
+    def before(self, step: steps.Step, *, first: bool) -> float | None:
+        """The pacing wait before a chunk or the finish (None: no wait)."""
+        if self.latency is not None:
+            return (self.latency.first() if first else self.latency.between(step)) or None
+        ms = self.first_chunk_ms if first else self.chunk_ms
+        return self.delay(ms) if ms else None
 
     def delay(self, ms: float) -> float:
         if self.jitter is None:
@@ -455,10 +534,10 @@ def _place(
     for step in content:
         is_chunk = isinstance(step, steps.CHUNK_STEPS)
         if is_chunk or isinstance(step, steps.Finish):
-            ms = pacing.first_chunk_ms if not paced_any else pacing.chunk_ms
+            ms = pacing.before(step, first=not paced_any)
             paced_any = True
-            if ms:
-                out.append(steps.Sleep(pacing.delay(ms)))
+            if ms is not None:
+                out.append(steps.Sleep(ms))
             due_end = placed
             while due_end < len(pending) and (pending[due_end].chunk <= chunk or not is_chunk):
                 due_end += 1

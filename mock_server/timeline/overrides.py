@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from mock_server.errors import OverrideError
 from mock_server.scenarios.delays import MAX_DELAY_MS
 from mock_server.scenarios.faults import MAX_FAULTS, Fault, parse_fault_list
+from mock_server.scenarios.latency import PRESETS, Latency
 
 MAX_FAULT_TEXT = 4096
 """The longest `fault=` value or `X-Mock-Fault` header: room for MAX_FAULTS long items, and a bound
@@ -24,6 +25,8 @@ class Overrides:
     first_chunk_ms: float | None = None
     jitter_ms: float | None = None
     seed: int | None = None
+    latency: Latency | None = None
+    """A latency preset instead of the scenario's pacing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,10 @@ CHUNK_MS = _Option("chunk_ms", "x-mock-chunk-ms")
 FIRST_CHUNK_MS = _Option("first_chunk_ms", "x-mock-first-chunk-ms")
 JITTER_MS = _Option("jitter_ms", "x-mock-jitter-ms")
 SEED = _Option("seed", "x-mock-seed")
-OVERRIDE_QUERY = frozenset({"scenario", *(o.query for o in (FAULT, CHUNK_MS, FIRST_CHUNK_MS, JITTER_MS, SEED))})
+LATENCY = _Option("latency", "x-mock-latency")
+OVERRIDE_QUERY = frozenset(
+    {"scenario", *(o.query for o in (FAULT, CHUNK_MS, FIRST_CHUNK_MS, JITTER_MS, SEED, LATENCY))}
+)
 """The query parameters that speak to this server, not to an upstream a request is forwarded to."""
 
 
@@ -53,6 +59,7 @@ def parse_overrides(query: Mapping[str, str], headers: Mapping[str, str]) -> Ove
         first_chunk_ms=_parse_ms(FIRST_CHUNK_MS, query, headers),
         jitter_ms=_parse_ms(JITTER_MS, query, headers),
         seed=_parse_seed(query, headers),
+        latency=_parse_latency(query, headers),
     )
 
 
@@ -104,3 +111,15 @@ def _parse_seed(query: Mapping[str, str], headers: Mapping[str, str]) -> int | N
         return int(text)
     except ValueError:
         raise OverrideError(f"{_where(SEED, headers)} must be a whole number, got {text!r}") from None
+
+
+def _parse_latency(query: Mapping[str, str], headers: Mapping[str, str]) -> Latency | None:
+    text = _lookup(LATENCY, query, headers)
+    if text is None:
+        return None
+    found = PRESETS.get(text)
+    if found is None:
+        raise OverrideError(
+            f"{_where(LATENCY, headers)} must be a latency preset, one of {', '.join(PRESETS)}; got {text!r}"
+        )
+    return found
