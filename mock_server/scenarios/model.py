@@ -130,7 +130,7 @@ class Thresholds(BaseModel):
 
 DEFAULT_THRESHOLDS = Thresholds()
 
-LimitCount = Annotated[int, Field(strict=True, ge=1), Described("a whole number of 1 or more")]
+LimitCount = Annotated[int, Field(strict=True, ge=1)]
 
 
 class Limits(BaseModel):
@@ -146,7 +146,7 @@ class Limits(BaseModel):
     @model_validator(mode="after")
     def _check_some(self) -> Self:
         if self.rpm is None and self.tpm is None and self.rpd is None:
-            raise ValueError("limits sets no limit; give rpm, tpm or rpd (a whole number of 1 or more)")
+            raise ValueError("sets no limit; give rpm, tpm or rpd (a whole number of 1 or more)")
         return self
 
 
