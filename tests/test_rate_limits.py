@@ -422,3 +422,34 @@ def test_help_names_the_limits() -> None:
     output = CliRunner().invoke(main, ["serve", "--help"]).output
     for flag in ("--rpm", "--tpm", "--rpd", "MOCK_LLM_RPM", "MOCK_LLM_TPM", "MOCK_LLM_RPD"):
         assert flag in output
+
+
+def test_the_verdict_flags_a_client_that_retries_before_retry_after(make_server: Callable[..., MockServer]) -> None:
+    server = make_server(rpm=1)
+    client = openai_client(server)
+    chat_headers(client)
+    for _ in range(2):
+        with pytest.raises(openai.RateLimitError):
+            chat_headers(client)
+    verdict = httpx.get(f"{server.url}/_mock/verdict").json()
+    (finding,) = verdict["findings"]
+    assert finding["code"] == "retry_after_ignored"
+    assert "answered 429 with Retry-After: 60" in finding["detail"]
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_the_readme_quota_walk_through_prints_what_it_says(
+    make_server: Callable[..., MockServer], clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("A quota walk-through with the openai SDK") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    expected = [line.removeprefix("# ") for line in code.splitlines() if line.startswith("# ")]
+    server = make_server(rpm=3, wall_clock=clock)
+    names: dict[str, Any] = {}
+    exec(compile(code.replace("http://127.0.0.1:8383", server.url), "README.md", "exec"), names)
+    names["client"].close()
+    assert capsys.readouterr().out.splitlines() == expected
+    assert expected[-1] == "429 rate_limit_exceeded retry after 20"
