@@ -198,6 +198,7 @@ def test_a_scenarios_limits_count_per_key_and_scenario_beside_the_servers(
     with pytest.raises(openai.RateLimitError) as caught:
         chat_headers(client, **scarce)
     assert "`limits.rpm` of scenario 'scarce'" in caught.value.message
+    assert caught.value.response.headers["x-mock-scenario"] == "scarce"
     assert caught.value.response.headers["retry-after"] == "30"
     assert requests_left(chat_headers(client))[:2] == ("5", "2")  # another scenario: the server's limit only
     assert requests_left(chat_headers(openai_client(server, "sk-two"), **scarce))[:2] == ("2", "1")
@@ -453,3 +454,19 @@ def test_the_readme_quota_walk_through_prints_what_it_says(
     names["client"].close()
     assert capsys.readouterr().out.splitlines() == expected
     assert expected[-1] == "429 rate_limit_exceeded retry after 20"
+
+
+def test_every_openai_endpoint_counts_against_the_same_limit(
+    make_server: Callable[..., MockServer], clock: Clock
+) -> None:
+    server = make_server(rpm=4, wall_clock=clock)
+    client = openai_client(server)
+    calls: list[Callable[[], Any]] = [
+        lambda: client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI),
+        lambda: client.completions.with_raw_response.create(model="gpt-3.5-turbo-instruct", prompt="hi"),
+        lambda: client.responses.with_raw_response.create(model="gpt-4o", input="hi"),
+        lambda: client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi"),
+    ]
+    assert [call().headers["x-ratelimit-remaining-requests"] for call in calls] == ["3", "2", "1", "0"]
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model="text-embedding-3-small", input="hi")

@@ -14,7 +14,6 @@ from starlette.responses import JSONResponse, Response
 
 from mock_server.conversations.thread import store_response, thread_of
 from mock_server.dialects import Dialect, StreamInfo
-from mock_server.dialects.quota import QuotaExceeded
 from mock_server.errors import (
     BodyTooLargeError,
     MockLLMError,
@@ -79,7 +78,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
     except MockLLMError as exc:
         return _refuse(route.dialect, exc, entry)
     except OverQuotaError as exc:
-        return _over_quota(route.dialect, exc.exceeded, entry)
+        return _over_quota(route.dialect, exc, entry)
     if prepared.timeline.head_cut is not None:
         return _cut_before_head(prepared, entry)
     if prepared.timeline.live:
@@ -476,10 +475,11 @@ def _error_status(entry: Entry, status: int, body: dict[str, Any], headers: list
     return JSONResponse(body, status_code=status, headers=dict(headers))
 
 
-def _over_quota(dialect: Dialect, exceeded: QuotaExceeded, entry: Entry) -> Response:
+def _over_quota(dialect: Dialect, over: OverQuotaError, entry: Entry) -> Response:
     """A request over a rate limit: the dialect's 429, with its `Retry-After` and rate-limit headers."""
-    body, headers = dialect.over_quota(exceeded)
-    return _error_status(entry, 429, body, [*_id_headers(dialect, entry), *headers])
+    body, headers = dialect.over_quota(over.exceeded)
+    ours = [("X-Mock-Scenario", over.scenario), *_id_headers(dialect, entry)]
+    return _error_status(entry, 429, body, [*ours, *headers])
 
 
 def _id_headers(dialect: Dialect, entry: Entry) -> list[tuple[str, str]]:

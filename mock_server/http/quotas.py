@@ -56,9 +56,11 @@ def limits_of(rpm: int | None, tpm: int | None, rpd: int | None, source: Callabl
 class OverQuotaError(Exception):
     """A request over a rate limit: answered with its dialect's 429."""
 
-    def __init__(self, exceeded: QuotaExceeded) -> None:
+    def __init__(self, exceeded: QuotaExceeded, scenario: str) -> None:
         super().__init__(f"over the {exceeded.source} limit of {exceeded.limit} {exceeded.unit} per {exceeded.per}")
         self.exceeded = exceeded
+        self.scenario = scenario
+        """The scenario the request selected."""
 
 
 class _Bucket:
@@ -150,7 +152,8 @@ class RateLimiter:
             used = limit.limit - math.floor(level + _EPSILON)
             quotas = _quotas(meters, now)
             raise OverQuotaError(
-                QuotaExceeded(limit.unit, limit.period_s, limit.limit, used, wait, limit.source, model, quotas)
+                QuotaExceeded(limit.unit, limit.period_s, limit.limit, used, wait, limit.source, model, quotas),
+                scenario,
             )
         for meter in meters:
             if meter.limit.unit == "requests":
