@@ -216,6 +216,31 @@ def main() -> None:
     "limit (ulimit -n) is raised to fit, as far as the hard limit allows; else N is lowered to fit.",
 )
 @click.option(
+    "--rpm",
+    type=click.IntRange(min=1),
+    metavar="N",
+    envvar="MOCK_LLM_RPM",
+    show_envvar=True,
+    help="Requests per minute each client (its API key, else its address) may make; past it, the provider's "
+    "429 with Retry-After. Responses count it down in the provider's rate-limit headers.",
+)
+@click.option(
+    "--tpm",
+    type=click.IntRange(min=1),
+    metavar="N",
+    envvar="MOCK_LLM_TPM",
+    show_envvar=True,
+    help="Tokens per minute each client may use (prompt and answer, as the usage reports them).",
+)
+@click.option(
+    "--rpd",
+    type=click.IntRange(min=1),
+    metavar="N",
+    envvar="MOCK_LLM_RPD",
+    show_envvar=True,
+    help="Requests per day each client may make.",
+)
+@click.option(
     "--upstream",
     metavar="URL",
     envvar="MOCK_LLM_UPSTREAM",
@@ -277,6 +302,9 @@ def serve(
     shutdown_grace_s: float,
     request_timeout_s: float,
     max_connections: int,
+    rpm: int | None,
+    tpm: int | None,
+    rpd: int | None,
     upstream: str | None,
     upstream_only: bool,
     upstream_timeout_s: float,
@@ -304,6 +332,9 @@ def serve(
             shutdown_grace_s=shutdown_grace_s,
             request_timeout_s=request_timeout_s,
             max_connections=max_connections,
+            rpm=rpm,
+            tpm=tpm,
+            rpd=rpd,
             upstream=upstream or None,
             upstream_only=upstream_only,
             upstream_timeout_s=upstream_timeout_s,
@@ -351,12 +382,20 @@ def _print_banner(settings: Settings, port: int, catalog: Catalog) -> None:
         f"Scenarios ({len(catalog)}): {', '.join(catalog.names)}",
         f"Default scenario: {catalog.default}",
         *traffic(settings),
+        *rate_limits(settings),
         f"Try: curl -N {shlex.quote(example)}",
         f"     curl -N {shlex.quote(url + '/completions?messages=hello&fault=drop@3')}",
         *(f"Protection: {line}" for line in protections(settings)),
     ]
     click.echo("\n".join(lines))
     sys.stdout.flush()
+
+
+def rate_limits(settings: Settings) -> list[str]:
+    """The server's rate limits, in a line (none without any)."""
+    given = [(settings.rpm, "requests/min"), (settings.tpm, "tokens/min"), (settings.rpd, "requests/day")]
+    shown = [f"{value:,} {unit}" for value, unit in given if value is not None]
+    return [f"Rate limits: {', '.join(shown)} per client (API key, else address)"] if shown else []
 
 
 def traffic(settings: Settings) -> list[str]:

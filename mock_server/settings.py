@@ -83,10 +83,17 @@ class Settings:
     record_mode: RecordMode = "new"
     """new: record what no scenario answers yet; all: forward and record every request again;
     none: only replay, a request with no recording is an error."""
+    rpm: int | None = None
+    """Requests per minute each client (API key, else address) may make across the server; None: no limit."""
+    tpm: int | None = None
+    """Tokens (prompt and answer, as the usage counts them) per minute each client may use; None: no limit."""
+    rpd: int | None = None
+    """Requests per day each client may make; None: no limit."""
     log_level: str = "info"
     access_log: bool = True
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
-    """Where `created` timestamps come from; tests pin it for byte-exact transcripts."""
+    """Where `created` timestamps come from, and the time rate limits count in; tests pin it for
+    byte-exact transcripts, or move it to refill a rate limit without waiting."""
 
     def __post_init__(self) -> None:
         for name, flag, variable in (
@@ -100,6 +107,10 @@ class Settings:
                     "would leave the server unprotected without a word; give a token, or leave it out for none"
                 )
         self._check_upstream()
+        for name in ("rpm", "tpm", "rpd"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number of 1 or more (or None for no limit), not {value!r}")
         if self.journal_secrets not in JOURNAL_SECRETS:
             raise ValueError(
                 f"journal_secrets must be one of {', '.join(JOURNAL_SECRETS)}, not {self.journal_secrets!r}"

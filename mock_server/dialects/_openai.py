@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mock_server.dialects.quota import ErrorBody, Headers, QuotaExceeded, go_duration, retry_after_ms
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Usage
 from mock_server.wire.frames import Event, to_json
@@ -51,6 +52,20 @@ def error_fields(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
 def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
     """`{"error": {"message", "type", "param", "code"}}`, with the service's defaults for `status`."""
     return {"error": error_fields(status, error)}
+
+
+def quota_refusal(exceeded: QuotaExceeded, error_body: ErrorBody) -> tuple[dict[str, Any], Headers]:
+    """OpenAI's `rate_limit_exceeded`, its `type` the unit counted (`requests`, `tokens`), in its
+    words; `retry-after-ms` and `retry-after`, which the openai SDK waits."""
+    requested = ", Requested 1" if exceeded.unit == "requests" else ""
+    per = "min" if exceeded.per == "minute" else "day"
+    message = (
+        f"Rate limit reached for {exceeded.model} on {exceeded.unit} per {per} ({exceeded.abbreviation}): "
+        f"Limit {exceeded.limit}, Used {exceeded.used}{requested}. Please try again in "
+        f"{go_duration(exceeded.retry_after_s)}. (The limit is this server's {exceeded.source}.)"
+    )
+    event = steps.ErrorEvent(message, exceeded.unit, "rate_limit_exceeded")
+    return error_body(429, event), retry_after_ms(exceeded.retry_after_s)
 
 
 def mid_stream_error(error: steps.ErrorEvent) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import Dialect, StreamInfo
+from mock_server.dialects.quota import ErrorBody, Headers, QuotaExceeded, anthropic_quota_headers, retry_after
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
 
@@ -192,6 +193,17 @@ def error_body(status: int, error: steps.ErrorEvent | None) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
+def quota_refusal(exceeded: QuotaExceeded, error_body: ErrorBody) -> tuple[dict[str, Any], Headers]:
+    """Anthropic's `rate_limit_error` in its words, with `retry-after`, which the SDK waits."""
+    message = (
+        f"This request would exceed your organization's rate limit of {exceeded.limit:,} {exceeded.unit} per "
+        f"{exceeded.per} (this server's {exceeded.source}). For details, refer to: "
+        "https://docs.claude.com/en/api/rate-limits. You can see the response headers for current usage. "
+        "Please reduce the prompt length or the maximum tokens requested, or try again later."
+    )
+    return error_body(429, steps.ErrorEvent(message, "rate_limit_error")), retry_after(exceeded.retry_after_s)
+
+
 def error_status(error: steps.ErrorEvent) -> int:
     """The status of the error's type (529 `overloaded_error` for none or one Anthropic does not
     know): a failed whole response answers with it, and the error event's defaults are its."""
@@ -242,4 +254,6 @@ DIALECT = Dialect(
     complete=complete,
     error_status=error_status,
     request_id_header="request-id",
+    quota_headers=anthropic_quota_headers,
+    quota_refusal=quota_refusal,
 )

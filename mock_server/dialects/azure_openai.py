@@ -23,12 +23,14 @@ such as an unknown `api-version`) is `{"error": {"code", "message"}}`, with Azur
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from mock_server.dialects import _openai, openai_chat, openai_completions
 from mock_server.dialects.answer import Answer
-from mock_server.dialects.base import Dialect, ErrorBody, StreamInfo
+from mock_server.dialects.base import Dialect, QuotaRefusal, StreamInfo
+from mock_server.dialects.quota import ErrorBody, Headers, QuotaExceeded, openai_quota_headers, retry_after_ms
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
 
@@ -174,6 +176,22 @@ def _error_body(operation: str) -> ErrorBody:
     return error_body
 
 
+def _quota_refusal(operation: str) -> QuotaRefusal:
+    def quota_refusal(exceeded: QuotaExceeded, error_body: ErrorBody) -> tuple[dict[str, Any], Headers]:
+        """The gateway's 429 in its words (a `call` or `token` rate limit), with `retry-after-ms` and
+        `retry-after` as Azure sends them."""
+        kind = "call" if exceeded.unit == "requests" else "token"
+        seconds = max(1, math.ceil(exceeded.retry_after_s - 1e-6))
+        message = (
+            f"Requests to the {operation} Operation under Azure OpenAI API have exceeded {kind} rate limit of your "
+            f"current OpenAI S0 pricing tier. Please retry after {seconds} seconds. (The limit is {exceeded.limit} "
+            f"{exceeded.unit} per {exceeded.per}, this server's {exceeded.source}.)"
+        )
+        return error_body(429, steps.ErrorEvent(message)), retry_after_ms(exceeded.retry_after_s)
+
+    return quota_refusal
+
+
 def response_headers(request_id: str) -> tuple[tuple[str, str], ...]:
     """Besides `x-request-id` (which the openai SDK reads), Azure's gateway names each request in
     `apim-request-id`, and the region that answered in `x-ms-region`."""
@@ -197,6 +215,8 @@ CHAT = Dialect(
     complete=complete_chat,
     response_headers=response_headers,
     error_headers=error_headers,
+    quota_headers=openai_quota_headers,
+    quota_refusal=_quota_refusal("ChatCompletions_Create"),
 )
 COMPLETIONS = Dialect(
     name="azure-openai-completions",
@@ -205,4 +225,6 @@ COMPLETIONS = Dialect(
     complete=complete_completions,
     response_headers=response_headers,
     error_headers=error_headers,
+    quota_headers=openai_quota_headers,
+    quota_refusal=_quota_refusal("Completions_Create"),
 )

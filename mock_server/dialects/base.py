@@ -8,6 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mock_server.dialects.answer import Answer, collect_answer
+from mock_server.dialects.quota import (
+    ErrorBody,
+    Headers,
+    QuotaExceeded,
+    Quotas,
+    no_quota_headers,
+    plain_quota_refusal,
+)
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Usage
 from mock_server.wire.frames import to_json
@@ -34,8 +42,8 @@ class StreamInfo:
     """Whether a Responses API response is stored."""
 
 
-ErrorBody = Callable[[int, steps.ErrorEvent | None], dict[str, Any]]
 RefusalBody = Callable[[int, str, str | None, str | None], dict[str, Any]]
+QuotaRefusal = Callable[[QuotaExceeded, ErrorBody], tuple[dict[str, Any], Headers]]
 
 
 def server_error_status(error: steps.ErrorEvent) -> int:
@@ -84,6 +92,16 @@ class Dialect:
     """Headers an error answer carries besides those, given its status, its kind (a scripted error's
     `type`, our error's code) and the headers the scenario or fault gives it: Bedrock names its
     exception in `x-amzn-ErrorType`, Azure repeats `Retry-After` in `retry-after-ms`."""
+    quota_headers: Callable[[Quotas], Headers] = no_quota_headers
+    """The headers that count a rate-limited request's quotas down (OpenAI's `x-ratelimit-*`), on
+    every response to it, its 429 included."""
+    quota_refusal: QuotaRefusal = plain_quota_refusal
+    """The body (made with `error_body`) and headers (`Retry-After`) of a 429 over a rate limit."""
+
+    def over_quota(self, exceeded: QuotaExceeded) -> tuple[dict[str, Any], Headers]:
+        """The body and headers of the 429 that refuses a request over a rate limit."""
+        body, headers = self.quota_refusal(exceeded, self.error_body)
+        return body, (*headers, *self.quota_headers(exceeded.quotas))
 
     def whole_body(self, info: StreamInfo, content: Iterable[steps.Step]) -> tuple[int, bytes]:
         """The status and JSON body of a whole (non-streaming) response to the answer `content` gives:

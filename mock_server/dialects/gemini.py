@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 from mock_server.dialects.answer import Answer, ToolCall
 from mock_server.dialects.base import Dialect, StreamInfo
+from mock_server.dialects.quota import ErrorBody, Headers, QuotaExceeded
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event
 from mock_server.wire.framing import GOOGLE_SSE
@@ -146,6 +148,56 @@ def refusal_body(status: int, message: str, code: str | None, param: str | None)
     if details:
         body["error"]["details"] = details
     return body
+
+
+_QUOTAS = {
+    ("requests", "minute"): ("generate_content_requests", "GenerateRequestsPerMinutePerProjectPerModel"),
+    ("requests", "day"): ("generate_content_requests", "GenerateRequestsPerDayPerProjectPerModel"),
+    ("tokens", "minute"): ("generate_content_input_token_count", "GenerateContentInputTokensPerModelPerMinute"),
+}
+"""(quotaMetric, quotaId) of each limit, as Google names them."""
+
+
+def quota_refusal(exceeded: QuotaExceeded, error_body: ErrorBody) -> tuple[dict[str, Any], Headers]:
+    """`RESOURCE_EXHAUSTED` as Google words it, with the `details` it adds: a `Help` link, the
+    `QuotaFailure` and a `RetryInfo` `retryDelay`; no headers (google-genai reads the body)."""
+    metric, quota_id = _QUOTAS.get((exceeded.unit, exceeded.per), _QUOTAS["requests", "minute"])
+    metric = f"generativelanguage.googleapis.com/{metric}"
+    message = (
+        "You exceeded your current quota, please check your plan and billing details. For more information on "
+        "this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, "
+        f"head to: https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: {metric}, limit: "
+        f"{exceeded.limit}, model: {exceeded.model} (this server's {exceeded.source})\n"
+        f"Please retry in {exceeded.retry_after_s:.9f}s."
+    )
+    body = error_body(429, steps.ErrorEvent(message))
+    body["error"]["details"] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                }
+            ],
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": metric,
+                    "quotaId": quota_id,
+                    "quotaDimensions": {"location": "global", "model": exceeded.model},
+                    "quotaValue": str(exceeded.limit),
+                }
+            ],
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+            "retryDelay": f"{max(1, math.ceil(exceeded.retry_after_s - 1e-6))}s",
+        },
+    ]
+    return body, ()
 
 
 def _finish_reason(reason: str) -> str:
@@ -301,4 +353,5 @@ DIALECT = Dialect(
     framing=GOOGLE_SSE,
     write_json=indented_json,
     refusal_body=refusal_body,
+    quota_refusal=quota_refusal,
 )

@@ -19,6 +19,7 @@ from typing import Any
 from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import Dialect, StreamInfo
+from mock_server.dialects.quota import openai_quota_headers
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
 
@@ -143,4 +144,11 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     }
 
 
-DIALECT = Dialect(name="openai-chat", stream=OpenAIChatStream, error_body=_openai.error_body, complete=complete)
+DIALECT = Dialect(
+    name="openai-chat",
+    stream=OpenAIChatStream,
+    error_body=_openai.error_body,
+    complete=complete,
+    quota_headers=openai_quota_headers,
+    quota_refusal=_openai.quota_refusal,
+)

@@ -18,6 +18,7 @@ from mock_server.dialects import _openai
 from mock_server.dialects.answer import Answer
 from mock_server.dialects.base import Dialect, StreamInfo
 from mock_server.dialects.openai_chat import DONE
+from mock_server.dialects.quota import openai_quota_headers
 from mock_server.scenarios import steps
 from mock_server.wire.frames import Event, to_json
 
@@ -105,5 +106,10 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
 
 
 DIALECT = Dialect(
-    name="openai-completions", stream=OpenAICompletionsStream, error_body=_openai.error_body, complete=complete
+    name="openai-completions",
+    stream=OpenAICompletionsStream,
+    error_body=_openai.error_body,
+    complete=complete,
+    quota_headers=openai_quota_headers,
+    quota_refusal=_openai.quota_refusal,
 )

@@ -27,6 +27,7 @@ from mock_server.http import control, playground, routes, stored_responses
 from mock_server.http.access import AccessGuard, CorsByPath, cors_options
 from mock_server.http.errors import CONTROL_PREFIX, install_error_handlers, unexpected
 from mock_server.http.pipeline import respond
+from mock_server.http.quotas import RateLimiter, limits_of
 from mock_server.http.state import MockState
 from mock_server.journal.journal import Journal
 from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
@@ -62,6 +63,9 @@ class MockApp:
                 mask_secrets=settings.journal_secrets == "mask",
             ),
             responses=ResponseStore(settings.responses_max_bytes),
+            quotas=RateLimiter(
+                limits_of(settings.rpm, settings.tpm, settings.rpd, lambda name: f"--{name}"), settings.wall_clock
+            ),
         )
         if settings.upstream is not None:
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)

@@ -36,19 +36,11 @@ def authorize(
     if aws_signature:
         _authorize_aws(required, headers)
         return
-    scheme, _, bearer = headers.get("authorization", "").partition(" ")
-    offered = [bearer.strip() if scheme.lower() == "bearer" else None]
-    ways = ["`Authorization: Bearer <token>`"]
-    if api_key_header is not None:
-        offered.append(headers.get(api_key_header))
-        ways.append(f"`{api_key_header}: <token>`")
-    if query_param:
-        offered.append(query.get("api_key"))
-        ways.append("`?api_key=<token>`")
+    offered = _offered(headers, query, api_key_header=api_key_header, query_param=query_param, google_key=google_key)
+    given = [token for token, _ in offered if token]
+    ways = [way for _, way in offered]
     if google_key:
-        offered += [headers.get("x-goog-api-key"), query.get("key")]
-        ways = ["`x-goog-api-key: <token>`", "`?key=<token>`", *ways]
-    given = [token for token in offered if token]
+        ways = [*ways[-2:], *ways[:-2]]
     if any(hmac.compare_digest(token.encode(), required.encode()) for token in given):
         return
     how = " or ".join(ways)
@@ -95,3 +87,40 @@ def _authorize_aws(required: str, headers: Mapping[str, str]) -> None:
     if not offered:
         raise AwsSignatureMissingError(f"Missing Authentication Token: this server runs with --require-auth; {how}.")
     raise AwsTokenInvalidError(f"The security token included in the request is invalid: {how}.")
+
+
+def api_key_of(
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    api_key_header: str | None = None,
+    query_param: bool = False,
+    google_key: bool = False,
+) -> str | None:
+    """The key or token a request carries, in any of the ways `authorize` takes it (a SigV4 signature's
+    access key id too); None without one."""
+    signed = access_key_id(headers.get("authorization", ""))
+    if signed is not None:
+        return signed
+    offered = _offered(headers, query, api_key_header=api_key_header, query_param=query_param, google_key=google_key)
+    return next((token for token, _ in offered if token), None)
+
+
+def _offered(
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    api_key_header: str | None,
+    query_param: bool,
+    google_key: bool,
+) -> list[tuple[str | None, str]]:
+    """Each place a request may carry its token, with what it carries there and how to send it."""
+    scheme, _, bearer = headers.get("authorization", "").partition(" ")
+    offered = [(bearer.strip() if scheme.lower() == "bearer" else None, "`Authorization: Bearer <token>`")]
+    if api_key_header is not None:
+        offered.append((headers.get(api_key_header), f"`{api_key_header}: <token>`"))
+    if query_param:
+        offered.append((query.get("api_key"), "`?api_key=<token>`"))
+    if google_key:
+        offered += [(headers.get("x-goog-api-key"), "`x-goog-api-key: <token>`"), (query.get("key"), "`?key=<token>`")]
+    return offered

@@ -201,7 +201,9 @@ async def clear_requests(request: Request) -> JSONResponse:
     return JSONResponse({"cleared": state_of(request).journal.clear()})
 
 
-@router.post("/reset", summary="Clear the journal, run-time scenarios and the `times` counters")
+@router.post(
+    "/reset", summary="Clear the journal, run-time scenarios, the `times` counters and the rate limits' counts"
+)
 async def reset(request: Request) -> JSONResponse:
     _require_admin(request)
     return JSONResponse({"reset": True, "cleared": state_of(request).reset()})

@@ -22,10 +22,11 @@ from mock_server.errors import (
     RequestBodyError,
     UpstreamError,
 )
-from mock_server.http.auth import authorize
+from mock_server.http.auth import api_key_of, authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ItemAnswer, ModelRequest
 from mock_server.http.prompt import parse_json_body
+from mock_server.http.quotas import Admission, OverQuotaError, client_of, limits_of
 from mock_server.http.request_body import read_body
 from mock_server.http.routes import ModelRoute
 from mock_server.http.state import MockState, state_of
@@ -77,6 +78,8 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         prepared = _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
         return _refuse(route.dialect, exc, entry)
+    except OverQuotaError as exc:
+        return _over_quota(route.dialect, exc, entry)
     if prepared.timeline.head_cut is not None:
         return _cut_before_head(prepared, entry)
     if prepared.timeline.live:
@@ -140,6 +143,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
     )
+    admission = _admit(request, state, route, scenario, prompt.model)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
     count = thread.advance(state.sequences, scenario, resumed=resumed)
@@ -188,7 +192,33 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     ]
     if scenario.replies:
         mock_headers.append(("X-Mock-Reply", str(context.reply + 1)))
+    if admission is not None:
+        quotas = admission.count_tokens(timeline.usage.total_tokens)
+        if not timeline.from_upstream:  # an upstream's response (or a recording) carries its own
+            mock_headers += dialect.quota_headers(quotas)
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
+
+
+def _admit(
+    request: Request, state: MockState, route: ModelRoute, scenario: Scenario, model: str | None
+) -> Admission | None:
+    """Count a request against the server's rate limits and the scenario's, for the key it carries
+    (else its address); raises OverQuotaError when one has nothing left."""
+    own = scenario.limits
+    limits = (
+        limits_of(own.rpm, own.tpm, own.rpd, lambda name: f"`limits.{name}` of scenario {scenario.name!r}")
+        if own
+        else ()
+    )
+    key = api_key_of(
+        request.headers,
+        request.query_params,
+        api_key_header=route.api_key_header,
+        query_param=not route.reads_body,
+        google_key=route.google_api_key,
+    )
+    address = request.client.host if request.client is not None else None
+    return state.quotas.admit(client_of(key, address), scenario.name, limits, model or scenario.name)
 
 
 def _forwarded_body(raw: bytes | None) -> dict[str, Any]:
@@ -432,14 +462,12 @@ def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Resp
     """The HTTP error a scenario (or a `status` fault) answers with, before any stream byte (after the
     wait of a `stall@head:ms`, when there is one)."""
     timeline = prepared.timeline
-    entry.note_headers(timeline.headers)
     kind = timeline.error.type if timeline.error is not None else None
     errors_own = dialect.error_headers(timeline.status, kind, timeline.headers)
-    headers = dict([*timeline.headers, *prepared.mock_headers, *errors_own])
     body = dialect.error_body(timeline.status, timeline.error)
     if prepared.head_wait is None:
-        entry.finish(timeline.status, Outcome.ERROR_STATUS)
-        return JSONResponse(body, status_code=timeline.status, headers=headers)
+        return _error_status(entry, timeline.status, body, [*timeline.headers, *prepared.mock_headers, *errors_own])
+    entry.note_headers(timeline.headers)
     data = to_json(body).encode()
 
     def on_end(result: PlayResult) -> None:
@@ -460,10 +488,29 @@ def _scripted_error(dialect: Dialect, prepared: _Prepared, entry: Entry) -> Resp
     )
 
 
+def _error_status(entry: Entry, status: int, body: dict[str, Any], headers: list[tuple[str, str]]) -> Response:
+    """An HTTP error answered at once, journaled with the headers the verdict judges by (`Retry-After`)."""
+    entry.note_headers(headers)
+    entry.finish(status, Outcome.ERROR_STATUS)
+    return JSONResponse(body, status_code=status, headers=dict(headers))
+
+
+def _over_quota(dialect: Dialect, over: OverQuotaError, entry: Entry) -> Response:
+    """A request over a rate limit: the dialect's 429, with its `Retry-After` and rate-limit headers."""
+    body, headers = dialect.over_quota(over.exceeded)
+    ours = [("X-Mock-Scenario", over.scenario), *_id_headers(dialect, entry)]
+    return _error_status(entry, 429, body, [*ours, *headers, *dialect.error_headers(429, None, headers)])
+
+
+def _id_headers(dialect: Dialect, entry: Entry) -> list[tuple[str, str]]:
+    """The request id in ours and the provider's headers, as every answer has them."""
+    request_id = str(entry.id)
+    ids = [("X-Mock-Request-Id", request_id), (dialect.request_id_header, request_id)]
+    return [*ids, *dialect.response_headers(request_id)]
+
+
 def _refuse(dialect: Dialect, exc: MockLLMError, entry: Entry) -> JSONResponse:
     """A user's mistake, answered in the dialect's own error shape, with the provider's request id
     headers as every answer has them, and journaled."""
     entry.finish(exc.status, Outcome.ERROR_STATUS)
-    request_id = str(entry.id)
-    ids = {"X-Mock-Request-Id": request_id, dialect.request_id_header: request_id}
-    return answer_error(exc, dialect, headers={**ids, **dict(dialect.response_headers(request_id))})
+    return answer_error(exc, dialect, headers=dict(_id_headers(dialect, entry)))

@@ -381,7 +381,7 @@ class MockServer:
         return verdict
 
     def reset(self) -> None:
-        """Forget the journal, the run-time scenarios and the `times` counters."""
+        """Forget the journal, the run-time scenarios and the `times` counters; make every rate limit whole."""
 
         async def reset(state: MockState) -> None:
             state.reset()

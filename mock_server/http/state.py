@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from mock_server.conversations.responses import ResponseStore
 from mock_server.conversations.sequences import Sequences
+from mock_server.http.quotas import RateLimiter
 from mock_server.http.request_body import journal_body
 from mock_server.journal.journal import Entry, Journal, Since
 from mock_server.journal.verdict import Verdict, judge
@@ -44,6 +45,8 @@ class MockState:
     """Where each conversation is in the sequences of replies (`replies:`)."""
     responses: ResponseStore = field(default_factory=ResponseStore)
     """The Responses API's stored responses."""
+    quotas: RateLimiter = field(default_factory=lambda: RateLimiter((), time.time))
+    """The rate limits' buckets, per client (`--rpm`, a scenario's `limits:`)."""
 
     async def aclose(self) -> None:
         """Let go of the upstream's connections."""
@@ -73,11 +76,13 @@ class MockState:
 
     def reset(self) -> int:
         """Back to the state at start: no records, no run-time scenarios, `times` and sequences
-        counted afresh, no stored responses, nothing cached. Returns how many records were cleared."""
+        counted afresh, no stored responses, every rate limit whole, nothing cached. Returns how many
+        records were cleared."""
         self.catalog.reset()
         self.fault_counts.clear()
         self.sequences.clear()
         self.responses.clear()
+        self.quotas.clear()
         self.timelines.clear()
         self.streams.clear()
         return self.journal.clear()

@@ -132,6 +132,26 @@ class Thresholds(BaseModel):
 
 DEFAULT_THRESHOLDS = Thresholds()
 
+LimitCount = Annotated[int, Field(strict=True, ge=1)]
+
+
+class Limits(BaseModel):
+    """Rate limits on the scenario's requests, counted per client (API key, else address): requests
+    and tokens per minute, requests per day."""
+
+    model_config = _STRICT
+
+    rpm: LimitCount | None = None
+    tpm: LimitCount | None = None
+    rpd: LimitCount | None = None
+
+    @model_validator(mode="after")
+    def _check_some(self) -> Self:
+        if self.rpm is None and self.tpm is None and self.rpd is None:
+            raise ValueError("sets no limit; give rpm, tpm or rpd (a whole number of 1 or more)")
+        return self
+
+
 MAX_REPLIES = 1000
 REPLY_FIELDS = ("reply", "reasoning", "tool_calls")
 """The fields of a scenario's own answer, which the items of `replies:` say instead."""
@@ -238,6 +258,8 @@ class Scenario(BaseModel):
     """A sequence: the first request of a conversation that selects the scenario gets the first reply,
     the next the second, and so on; then the last again (or the first, with `cycle`)."""
     cycle: bool = False
+    limits: Limits | None = None
+    """Rate limits on this scenario's requests, counted per client, besides the server's (`--rpm`)."""
 
     @field_validator("status")
     @classmethod
