@@ -29,6 +29,7 @@ from mock_server.http.server import MockServer
 from mock_server.scenarios.catalog import load_paths
 from mock_server.settings import Settings
 from mock_server.wire.outcome import Outcome
+from tests.test_bedrock import client_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 
@@ -477,3 +478,16 @@ def test_every_openai_endpoint_counts_against_the_same_limit(
     assert [call().headers["x-ratelimit-remaining-requests"] for call in calls] == ["3", "2", "1", "0"]
     with pytest.raises(openai.RateLimitError):
         client.embeddings.create(model="text-embedding-3-small", input="hi")
+
+
+def test_bedrock_refuses_as_a_throttling_exception_counted_per_access_key(
+    make_server: Callable[..., MockServer], clock: Clock
+) -> None:
+    server = make_server(rpm=1, wall_clock=clock)
+    messages = [{"role": "user", "content": [{"text": "hi"}]}]
+    one = client_for(server, key="AKIDONE")
+    one.converse(modelId="default", messages=messages)
+    with pytest.raises(one.exceptions.ThrottlingException) as caught:
+        one.converse(modelId="default", messages=messages)
+    assert caught.value.response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "60"
+    client_for(server, key="AKIDTWO").converse(modelId="default", messages=messages)  # a key of its own
