@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mock_server.scenarios.conversation import Conversation, Role, ToolResult
+from mock_server.scenarios.conversation import NO_OFFER, Conversation, OfferedTool, Role, ToolOffer, ToolResult
 
 CONVERSATION_FIELD = "convGroupId"
 """The body field that names the conversation a request belongs to (its sequences are its own)."""
@@ -49,7 +49,7 @@ def conversation_key(body: Mapping[str, Any]) -> str | None:
 
 def prompt_alone(body: Mapping[str, Any], system: object = None) -> Conversation:
     """A request that is one prompt, not a list of messages (legacy completions, Ollama's generate)."""
-    return Conversation(tools_offered=_offers_tools(body), system=_text(system))
+    return Conversation(offer=tool_offer(body), system=_text(system))
 
 
 def openai_chat(body: Mapping[str, Any]) -> Conversation:
@@ -59,7 +59,7 @@ def openai_chat(body: Mapping[str, Any]) -> Conversation:
     if not isinstance(messages, list):
         return prompt_alone(body)
     read = [_chat_message(message) for message in messages if isinstance(message, Mapping)]
-    return _facts([message for message in read if message is not None], _offers_tools(body))
+    return _facts([message for message in read if message is not None], tool_offer(body))
 
 
 def _chat_message(message: Mapping[str, Any]) -> _Message | None:
@@ -95,7 +95,7 @@ def responses(body: Mapping[str, Any]) -> Conversation:
             read.append(_Message("tool", results=(result,)))
         elif kind == "message" and (role := _ROLES.get(str(item.get("role", "user")))) is not None:
             read.append(_Message(role, _text(item.get("content"))))
-    return _facts(read, _offers_tools(body), instructions)
+    return _facts(read, tool_offer(body), instructions)
 
 
 def anthropic(body: Mapping[str, Any]) -> Conversation:
@@ -120,7 +120,7 @@ def anthropic(body: Mapping[str, Any]) -> Conversation:
         )
         text = _text(content) if isinstance(content, str) else _text([b for b in blocks if b.get("type") == "text"])
         read.append(_Message("tool" if results and not text else role, text, calls, results))
-    return _facts(read, _offers_tools(body), _text(body.get("system")))
+    return _facts(read, tool_offer(body), _text(body.get("system")))
 
 
 def gemini(body: Mapping[str, Any]) -> Conversation:
@@ -146,7 +146,7 @@ def gemini(body: Mapping[str, Any]) -> Conversation:
         read.append(_Message("tool" if results and not text else role, text, calls, results))
     system = body.get("systemInstruction", body.get("system_instruction"))
     instruction = system if isinstance(system, str) else _mapping(system).get("parts")  # a Content, or its text
-    return _facts(read, _offers_tools(body), _text(instruction))
+    return _facts(read, tool_offer(body), _text(instruction))
 
 
 def ollama_generate(body: Mapping[str, Any]) -> Conversation:
@@ -154,7 +154,7 @@ def ollama_generate(body: Mapping[str, Any]) -> Conversation:
     return prompt_alone(body, body.get("system"))
 
 
-def _facts(messages: list[_Message], tools_offered: bool, system: str = "") -> Conversation:
+def _facts(messages: list[_Message], offer: ToolOffer, system: str = "") -> Conversation:
     """The facts of a conversation's messages; a result that names only its call takes the name of the
     call it answers."""
     calls = tuple(call for message in messages for call in message.calls)
@@ -167,20 +167,65 @@ def _facts(messages: list[_Message], tools_offered: bool, system: str = "") -> C
     )
     prompts = [message.text for message in messages if message.role == "system"]
     if not messages:
-        return Conversation(tools_offered=tools_offered, system=system)
+        return Conversation(offer=offer, system=system)
     return Conversation(
         turn=sum(message.role == "user" for message in messages),
         last_role=messages[-1].role,
         tool_results=results,
-        tools_offered=tools_offered,
+        offer=offer,
         system="\n".join(part for part in (system, *prompts) if part),
         calls=calls,
     )
 
 
-def _offers_tools(body: Mapping[str, Any]) -> bool:
-    """Whether the body offers tools: a non-empty `tools` (or OpenAI's older `functions`)."""
-    return any(isinstance(body.get(field), list) and body[field] for field in ("tools", "functions"))
+def tool_offer(body: Mapping[str, Any]) -> ToolOffer:
+    """The tools a body offers, in any provider's shape (OpenAI chat's `{type: function, function:
+    {name, parameters}}` and older `functions`, the Responses API's `{type: function, name,
+    parameters}`, Anthropic's `{name, input_schema}`, Gemini's `functionDeclarations`), and its
+    `tool_choice` (Gemini's `toolConfig.functionCallingConfig`)."""
+    tools: list[OfferedTool] = []
+    for field in ("tools", "functions"):
+        for tool in _mappings(body.get(field)):
+            declared = tool.get("functionDeclarations", tool.get("function_declarations"))
+            if isinstance(declared, list):
+                tools += [_offered(d) for d in _mappings(declared)]
+            else:
+                tools.append(_offered(_mapping(tool.get("function")) or tool))
+    choice, parallel = _tool_choice(body)
+    return ToolOffer(tuple(tools), choice, parallel) if tools else NO_OFFER
+
+
+def _offered(tool: Mapping[str, Any]) -> OfferedTool:
+    name = _string(tool.get("name")) or _string(tool.get("type"))  # a built-in tool has only its type
+    for field in ("parameters", "input_schema", "parametersJsonSchema", "parameters_json_schema"):
+        schema = tool.get(field)
+        if isinstance(schema, Mapping):
+            return OfferedTool(name, json.dumps(schema, sort_keys=True))
+    return OfferedTool(name)
+
+
+def _tool_choice(body: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """What the body lets the model do with its tools (see ToolOffer.choice), and whether it may call
+    several at once."""
+    parallel = body.get("parallel_tool_calls") is not False
+    given = body.get("tool_choice")
+    if isinstance(given, str):  # OpenAI's none, auto, required
+        return {"none": "none", "required": "required"}.get(given), parallel
+    if isinstance(given, Mapping):
+        kind = given.get("type")
+        parallel = parallel and given.get("disable_parallel_tool_use") is not True  # Anthropic's
+        if kind in ("none", "any"):
+            return ("none" if kind == "none" else "required"), parallel
+        name = _string(given.get("name")) or _string(_mapping(given.get("function")).get("name"))
+        return name or None, parallel
+    config = _mapping(_mapping(body.get("toolConfig")).get("functionCallingConfig"))
+    mode = str(config.get("mode", "")).upper()
+    allowed = [name for name in config.get("allowedFunctionNames") or [] if isinstance(name, str)]
+    if mode == "NONE":
+        return "none", parallel
+    if mode == "ANY":
+        return (allowed[0] if len(allowed) == 1 else "required"), parallel
+    return None, parallel
 
 
 def _text(value: object) -> str:

@@ -157,6 +157,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         items=asked.answer.items if asked.answer is not None else None,
         reply=scenario.reply_index(count),
         output=asked.output,
+        conversation=thread.conversation,
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
@@ -169,6 +170,9 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         hashed += f"\0{place!r}"
     if asked.output is not None:
         hashed += f"\0{asked.output.key}"
+    conversation = thread.conversation
+    if scenario.tool_mode == "auto" or conversation.tool_results:  # a reply may quote the results
+        hashed += f"\0{conversation.offer!r}\0{conversation.tool_results!r}"
     key = hashlib.sha256(hashed.encode()).hexdigest()
     timeline = state.timelines.compile(scenario, overrides, context, key)
     info = StreamInfo(

@@ -31,6 +31,28 @@ class ToolResult:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferedTool:
+    """A tool a request offers the model: its name and its parameters' JSON Schema (as JSON text)."""
+
+    name: str
+    parameters: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOffer:
+    """The tools a request offers, and what it lets the model do with them."""
+
+    tools: tuple[OfferedTool, ...] = ()
+    choice: str | None = None
+    """`none` (no tool), `required` (some tool), a tool's name (that one), or None (the model chooses)."""
+    parallel: bool = True
+    """Whether the model may call several tools at once (OpenAI's `parallel_tool_calls`)."""
+
+
+NO_OFFER = ToolOffer()
+
+
+@dataclass(frozen=True, slots=True)
 class Conversation:
     """The facts about a request's conversation that `match` rules look at."""
 
@@ -39,12 +61,16 @@ class Conversation:
     last_role: Role = "user"
     tool_results: tuple[ToolResult, ...] = ()
     """The results sent since the last user message: what the model is asked to act on now."""
-    tools_offered: bool = False
+    offer: ToolOffer = NO_OFFER
     system: str = ""
     """The system (or developer) prompt's text, its parts joined by newlines."""
     calls: tuple[tuple[str, str], ...] = ()
     """Every tool call the conversation holds, as (call id, tool name): how a result that names only
     its call (OpenAI's, Anthropic's) gets its tool's name."""
+
+    @property
+    def tools_offered(self) -> bool:
+        return bool(self.offer.tools)
 
     def after(self, earlier: Conversation, more_calls: tuple[tuple[str, str], ...] = ()) -> Conversation:
         """This request's facts when it continues `earlier` (a stored response's conversation, whose

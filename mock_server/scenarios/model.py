@@ -260,6 +260,12 @@ class Scenario(BaseModel):
     cycle: bool = False
     limits: Limits | None = None
     """Rate limits on this scenario's requests, counted per client, besides the server's (`--rpm`)."""
+    tool_mode: Literal["off", "auto"] = "off"
+    """`auto`: answer a request that offers tools with a call to one, and its results in text."""
+    call_tool: Annotated[str, Field(min_length=1)] | None = None
+    """The tool `tool_mode: auto` calls when the request offers it (else the seed chooses)."""
+    parallel_tools: Annotated[int, Field(ge=1, le=16)] = 1
+    """How many of the offered tools `tool_mode: auto` calls at once, when the request allows it."""
 
     @field_validator("status")
     @classmethod
@@ -299,6 +305,16 @@ class Scenario(BaseModel):
                 f"replies say what each request is answered; leave out {', '.join(given)}, or make it an item "
                 "of `replies`"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_tool_mode(self) -> Self:
+        given = [key for key in ("call_tool", "parallel_tools") if key in self.model_fields_set]
+        if self.tool_mode != "auto" and given:
+            raise ValueError(f"{' and '.join(given)} only say how `tool_mode: auto` calls tools; add tool_mode: auto")
+        taken = [key for key in ("steps", "recording", "proxy", "replies") if getattr(self, key)]
+        if self.tool_mode == "auto" and taken:
+            raise ValueError(f"tool_mode: auto makes the answer itself, and {taken[0]} says it too; keep one of them")
         return self
 
     def reply_index(self, count: int) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from mock_server.errors import ReplyTooLongError
 from mock_server.scenarios import steps
+from mock_server.scenarios.conversation import NO_CONVERSATION, Conversation
 from mock_server.scenarios.faults import Fault, FaultKind
 from mock_server.scenarios.headers import merge_headers, sent
 from mock_server.scenarios.latency import Fixed, Latency
@@ -28,6 +29,7 @@ from mock_server.timeline.latency import LatencyDraws
 from mock_server.timeline.overrides import Overrides
 from mock_server.timeline.structured import OutputFormat, structured_reply
 from mock_server.timeline.tokens import count_tokens
+from mock_server.timeline.tool_loop import AUTO_REPLY, answered, auto_calls
 
 DEFAULT_RETRY_AFTER = "1"
 MAX_CHUNKS = 50_000
@@ -89,6 +91,8 @@ class RequestContext:
     """Which of the scenario's `replies` answers (its place in the conversation's sequence)."""
     output: OutputFormat | None = None
     """The JSON the request asks for: the reply is made valid against its schema (structured output)."""
+    conversation: Conversation = NO_CONVERSATION
+    """The request's conversation: the tools it offers and the results it brings (`tool_mode: auto`)."""
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -487,7 +491,15 @@ def _content_steps(scenario: Scenario, context: RequestContext, seed: int) -> li
         return out
     if source.reasoning:
         add_text(steps.Reasoning, source.reasoning)
-    add_text(steps.Text, source.reply)
+    called = auto_calls(scenario, context.conversation, seed)
+    if called:  # tool_mode: auto calls tools, each turn of the loop with ids of its own, and says nothing
+        calls_of = f"{scenario.name}#turn{context.conversation.turn}"
+        for index, spec in enumerate(called):
+            add_tool_call(spec, index)
+        out.append(steps.Finish("tool_calls"))
+        return out
+    back = scenario.tool_mode == "auto" and context.conversation.tool_results
+    add_text(steps.Text, AUTO_REPLY if back and "reply" not in scenario.model_fields_set else source.reply)
     for spec in source.tool_calls:
         add_tool_call(spec, tool_index)
         tool_index += 1
@@ -504,11 +516,17 @@ def _finish_reason(scenario: Scenario, source: Scenario | Reply) -> str:
 
 
 def _substitute(text: str, context: RequestContext, scenario: str) -> str:
-    model = context.model or ""
-    size = len(text) + text.count("{prompt}") * len(context.prompt) + text.count("{model}") * len(model)
+    """The text with `{prompt}`, `{model}`, and the tool results' `{tool_name}` and `{tool_result}`."""
+    tool_name, tool_result = answered(context.conversation.tool_results)
+    values = {"{prompt}": context.prompt, "{model}": context.model or "", "{tool_name}": tool_name}
+    values["{tool_result}"] = tool_result
+    size = len(text) + sum(text.count(name) * len(value) for name, value in values.items())
     if size > MAX_REPLY_CHARS:  # checked first: `{prompt}` many times over a long prompt would not fit in memory
         raise ReplyTooLongError(scenario, f"{size:,} characters", f"{MAX_REPLY_CHARS:,}")
-    return text.replace("{prompt}", context.prompt).replace("{model}", model)
+    for name, value in values.items():
+        if name in text:
+            text = text.replace(name, value)
+    return text
 
 
 def _tool_call_steps(spec: ToolCallSpec, index: int, scenario: str, chunking: Chunking) -> list[steps.Step]:
