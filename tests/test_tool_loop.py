@@ -22,6 +22,7 @@ from openai import AsyncOpenAI, OpenAI
 from mock_server.errors import ScenarioError
 from mock_server.http.conversation import tool_offer
 from mock_server.http.server import MockServer
+from tests.test_bedrock import client_for as bedrock_client
 
 UNPACED = {"X-Mock-Chunk-Ms": "0"}
 WEATHER: dict[str, Any] = {
@@ -314,3 +315,24 @@ def test_the_readme_scenario_and_walk_throughs_run_as_written(
         "The get_weather tool returned: 18 C",
         "The get_weather tool returned: -3 C",
     ]
+
+
+def test_a_bedrock_converse_tool_loop(agent_server: MockServer) -> None:
+    client = bedrock_client(agent_server)
+    tool_config: Any = {
+        "tools": [{"toolSpec": {"name": n, "inputSchema": {"json": s}}} for n, s in SCHEMAS.items()],
+        "toolChoice": {"tool": {"name": "get_time"}},
+    }
+    messages: list[Any] = [{"role": "user", "content": [{"text": "What time is it?"}]}]
+    first = client.converse(modelId="agent", messages=messages, toolConfig=tool_config)
+    assert first["stopReason"] == "tool_use"
+    (block,) = first["output"]["message"]["content"]
+    use = block["toolUse"]
+    assert use["name"] == "get_time"  # the request's toolChoice
+    jsonschema.validate(use["input"], TIME)
+    messages += [
+        first["output"]["message"],
+        {"role": "user", "content": [{"toolResult": {"toolUseId": use["toolUseId"], "content": [{"text": "9 am"}]}}]},
+    ]
+    second = client.converse(modelId="agent", messages=messages, toolConfig=tool_config)
+    assert second["output"]["message"]["content"] == [{"text": "The get_time tool returned: 9 am"}]

@@ -13,9 +13,11 @@ from fastapi.responses import JSONResponse, Response
 
 from mock_server.dialects import DIALECTS
 from mock_server.errors import MockLLMError, RequestBodyError
+from mock_server.http import conversation
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ModelRequest
+from mock_server.http.output_format import anthropic_output
 from mock_server.http.prompt import PromptInfo, json_type, prompt_from_body
 from mock_server.http.state import state_of
 from mock_server.wire.outcome import Outcome
@@ -53,7 +55,13 @@ def read_converse(stream: bool) -> Callable[[Mapping[str, Any], Mapping[str, str
                     f'`{where}` must be a message like {{"role": "user", "content": [{{"text": "hi"}}]}}.', where
                 )
         prompt = prompt_from_body({"messages": messages}, fields=("messages",))
-        return ModelRequest(PromptInfo(prompt.text, params.get("modelId")), stream=stream, scenario=_scenario(body))
+        return ModelRequest(
+            PromptInfo(prompt.text, params.get("modelId")),
+            stream=stream,
+            scenario=_scenario(body),
+            conversation=conversation.bedrock_converse(body),
+            conversation_key=conversation.conversation_key(body),
+        )
 
     return read
 
@@ -64,7 +72,14 @@ def read_invoke(stream: bool) -> Callable[[Mapping[str, Any], Mapping[str, str]]
 
     def read(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:
         prompt = prompt_from_body(body, fields=("messages", "prompt", "inputText"))
-        return ModelRequest(PromptInfo(prompt.text, params.get("modelId")), stream=stream, scenario=_scenario(body))
+        return ModelRequest(  # Claude's body is Anthropic's Messages request
+            PromptInfo(prompt.text, params.get("modelId")),
+            stream=stream,
+            scenario=_scenario(body),
+            conversation=conversation.anthropic(body),
+            conversation_key=conversation.conversation_key(body),
+            output=anthropic_output(body),
+        )
 
     return read
 

@@ -149,6 +149,50 @@ def gemini(body: Mapping[str, Any]) -> Conversation:
     return _facts(read, tool_offer(body), _text(instruction))
 
 
+def bedrock_converse(body: Mapping[str, Any]) -> Conversation:
+    """Bedrock's Converse `messages`: `toolUse` blocks of the assistant, `toolResult` blocks sent back
+    (a message of results alone is the tool's), the `system` blocks, and the tools of `toolConfig`."""
+    read: list[_Message] = []
+    for message in _mappings(body.get("messages")):
+        role = _ROLES.get(str(message.get("role", "user")))
+        if role is None:
+            continue
+        blocks = list(_mappings(message.get("content")))
+        calls = tuple(
+            (_string(use.get("toolUseId")), _string(use.get("name")))
+            for block in blocks
+            if (use := _mapping(block.get("toolUse")))
+        )
+        results = tuple(
+            ToolResult(_string(result.get("toolUseId")), "", _converse_result(result.get("content")))
+            for block in blocks
+            if (result := _mapping(block.get("toolResult")))
+        )
+        text = "".join(block["text"] for block in blocks if isinstance(block.get("text"), str))
+        read.append(_Message("tool" if results and not text else role, text, calls, results))
+    config = _mapping(body.get("toolConfig"))
+    specs = [_mapping(tool.get("toolSpec")) for tool in _mappings(config.get("tools"))]
+    tools = tuple(
+        OfferedTool(
+            _string(spec.get("name")), json.dumps(_mapping(spec.get("inputSchema")).get("json") or {}, sort_keys=True)
+        )
+        for spec in specs
+        if spec
+    )
+    choice = _mapping(config.get("toolChoice"))
+    named = _string(_mapping(choice.get("tool")).get("name")) or ("required" if "any" in choice else None)
+    offer = ToolOffer(tools, named) if tools else NO_OFFER
+    return _facts(read, offer, _text(body.get("system")))
+
+
+def _converse_result(content: object) -> str:
+    """A Converse tool result's content: its text blocks, and its JSON blocks as JSON."""
+    return "".join(
+        block["text"] if isinstance(block.get("text"), str) else _json(block.get("json"))
+        for block in _mappings(content)
+    )
+
+
 def ollama_generate(body: Mapping[str, Any]) -> Conversation:
     """Ollama's /api/generate: one prompt, its `system` the system prompt."""
     return prompt_alone(body, body.get("system"))
