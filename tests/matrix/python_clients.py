@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import boto3
 import httpx
+import ollama
 import openai
+from botocore.config import Config
+from google import genai
+from google.genai import types as genai_types
 from httpx_sse import connect_sse
 
 from tests.matrix.child import run_child
@@ -81,11 +86,53 @@ def _httpx_sse(url: str, prompt: str, fault: str, timeout: float, seen: Observat
                 seen.text += choice.get("delta", {}).get("content") or ""
 
 
+def _google_genai(url: str, prompt: str, fault: str, timeout: float, seen: Observation) -> None:
+    options = genai_types.HttpOptions(base_url=url, headers={"X-Mock-Fault": fault}, timeout=round(timeout * 1000))
+    with genai.Client(api_key="x", http_options=options) as client:
+        for chunk in client.models.generate_content_stream(model=MODEL, contents=prompt):
+            seen.text += chunk.text or ""
+
+
+def _ollama(url: str, prompt: str, fault: str, timeout: float, seen: Observation) -> None:
+    client = ollama.Client(host=url, headers={"X-Mock-Fault": fault}, timeout=timeout)
+    try:
+        for part in client.chat(model=MODEL, messages=[{"role": "user", "content": prompt}], stream=True):
+            seen.text += part.message.content or ""
+    finally:
+        client.close()  # type: ignore[no-untyped-call]  # the client's close() has no annotations
+
+
+def _boto3(url: str, prompt: str, fault: str, timeout: float, seen: Observation) -> None:
+    config = Config(read_timeout=timeout, connect_timeout=timeout, retries={"total_max_attempts": 1})
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
+
+    def add_fault(request: Any, **_: Any) -> None:
+        request.headers["X-Mock-Fault"] = fault
+
+    client.meta.events.register("before-sign.bedrock-runtime.*", add_fault)
+    try:
+        answer = client.converse_stream(modelId=MODEL, messages=[{"role": "user", "content": [{"text": prompt}]}])
+        for event in answer["stream"]:
+            seen.text += event.get("contentBlockDelta", {}).get("delta", {}).get("text", "")
+    finally:
+        client.close()
+
+
 CLIENTS: dict[str, Client] = {
     "openai": _openai(0),
     "openai-retries": _openai(2),
     "anthropic": _anthropic,
     "httpx-sse": _httpx_sse,
+    "google-genai": _google_genai,
+    "ollama": _ollama,
+    "boto3": _boto3,
 }
 
 
