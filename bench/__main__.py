@@ -158,38 +158,49 @@ def paced(label: str) -> str:
     return f"{label} paced"
 
 
-async def measure(quick: bool, workdir: Path) -> list[Figure]:
+async def endpoint_figures(running: Servers) -> list[Figure]:
+    """Each streaming endpoint's throughput and the lateness of its paced streams, against the baseline
+    serving the same writes."""
+    figures: list[Figure] = []
+    mock_port, base_port = running.mock_port, running.baseline_port
+    for endpoint in ENDPOINTS:
+        label = endpoint.label
+        schedule = running.schedules.get(label)
+        if schedule is None:
+            print(f"  {label}: not served, skipped", file=sys.stderr)
+            continue
+        counted = endpoint.request("bench-long").counted
+        ours = await throughput(mock_port, endpoint.request("bench-long"))
+        theirs = await throughput(base_port, load.http_request(baseline_path(label), counted=counted))
+        target = ">= 0.9x" if label == "GET /completions" else ">= 0.8x"
+        figures.append(Figure(f"throughput {label}", "events/s", ours, theirs, "higher", target))
+        ours_f = await fidelity(mock_port, endpoint.request("bench-stream"), PER_ENDPOINT_STREAMS, schedule)
+        theirs_f = await fidelity(
+            base_port,
+            load.http_request(baseline_path(paced(label), f"chunk_ms={CHUNK_MS}"), counted=counted),
+            PER_ENDPOINT_STREAMS,
+            schedule,
+        )
+        figures.append(
+            Figure(
+                f"{PER_ENDPOINT_STREAMS} streams {label}: lateness p99",
+                "ms",
+                ours_f.lateness_p99_ms,
+                theirs_f.lateness_p99_ms,
+                "lower",
+                "<= 5 ms",
+            )
+        )
+    return figures
+
+
+async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> list[Figure]:
     figures: list[Figure] = []
     async with servers(workdir) as running:
         mock_port, mock, base_port = running.mock_port, running.mock, running.baseline_port
-        for endpoint in ENDPOINTS:
-            label = endpoint.label
-            schedule = running.schedules.get(label)
-            if schedule is None:
-                print(f"  {label}: not served, skipped", file=sys.stderr)
-                continue
-            counted = endpoint.request("bench-long").counted
-            ours = await throughput(mock_port, endpoint.request("bench-long"))
-            theirs = await throughput(base_port, load.http_request(baseline_path(label), counted=counted))
-            target = ">= 0.9x" if label == "GET /completions" else ">= 0.8x"
-            figures.append(Figure(f"throughput {label}", "events/s", ours, theirs, "higher", target))
-            ours_f = await fidelity(mock_port, endpoint.request("bench-stream"), PER_ENDPOINT_STREAMS, schedule)
-            theirs_f = await fidelity(
-                base_port,
-                load.http_request(baseline_path(paced(label), f"chunk_ms={CHUNK_MS}"), counted=counted),
-                PER_ENDPOINT_STREAMS,
-                schedule,
-            )
-            figures.append(
-                Figure(
-                    f"{PER_ENDPOINT_STREAMS} streams {label}: lateness p99",
-                    "ms",
-                    ours_f.lateness_p99_ms,
-                    theirs_f.lateness_p99_ms,
-                    "lower",
-                    "<= 5 ms",
-                )
-            )
+        figures += await endpoint_figures(running)
+        if only_endpoints:
+            return figures
 
         for encoding, ours_s, theirs_s in await embeddings.timings(mock_port, base_port, baseline_path):
             label = f"embeddings {embeddings.INPUTS} x {embeddings.DIMENSIONS}, {encoding}"
@@ -272,6 +283,9 @@ async def measure(quick: bool, workdir: Path) -> list[Figure]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer streams and runs (a smoke run, about 3 minutes)")
+    parser.add_argument(
+        "--endpoints", action="store_true", help="only each streaming endpoint's throughput and lateness (2 minutes)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -279,7 +293,7 @@ def main() -> None:
         write_scenarios(workdir / "scenarios")
         # uvloop keeps the load client light, so that it is not the bottleneck it measures.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            figures = runner.run(measure(args.quick, workdir))
+            figures = runner.run(measure(args.quick, workdir, args.endpoints))
     print_table(figures)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "latest.json"
