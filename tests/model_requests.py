@@ -50,6 +50,10 @@ class Endpoint:
         filled in and the query the route requires."""
         return self.route.example_target(model, stream)
 
+    def path_for(self, model: str) -> str:
+        """The path (without the query) a request for `model` goes to, as the journal records it."""
+        return self.target(model).split("?", 1)[0]
+
 
 ENDPOINTS = [
     Endpoint(route)
@@ -67,5 +71,8 @@ TEMPLATED_ENDPOINTS = [
 """The model endpoints whose path names the model (Azure's deployment), so a request's path depends on
 the model it asks for: `target(model)`; Azure's embeddings, which never stream, have their own tests."""
 V1_ENDPOINTS = [e for e in ENDPOINTS if e.path.startswith("/v1/")]
-SSE_ENDPOINTS = [e for e in ENDPOINTS if e.sse]
-"""The endpoints whose streams are SSE events, for checks written in SSE's terms."""
+SSE_ENDPOINTS = [e for e in [*ENDPOINTS, *TEMPLATED_ENDPOINTS] if e.sse]
+"""The endpoints whose streams are SSE events, for checks written in SSE's terms (a request goes to
+`target(model)`)."""
+BODY_ENDPOINTS = [*ENDPOINTS, *TEMPLATED_ENDPOINTS]
+"""Every model endpoint that takes a JSON body with a `stream` flag, at `target(model)`."""

@@ -19,12 +19,12 @@ from openai.types.chat import ChatCompletionMessageParam
 from mock_server.errors import OverrideError
 from mock_server.http.server import MockServer
 from mock_server.scenarios.faults import parse_fault
-from tests.model_requests import ENDPOINTS, Endpoint
+from tests.model_requests import BODY_ENDPOINTS, Endpoint
 from tests.wire import Ending, fetch
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 UNPACED = {"X-Mock-Chunk-Ms": "0"}
-by_id = pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
+by_id = pytest.mark.parametrize("endpoint", BODY_ENDPOINTS, ids=lambda e: e.id)
 
 
 @contextmanager
@@ -36,8 +36,9 @@ def chat(server: MockServer, max_retries: int = 0) -> Iterator[OpenAI]:
 def raw_read(server: MockServer, endpoint: Endpoint, fault: str, *, stream: bool) -> bytes:
     """Everything the server sends on one connection before it ends it."""
     body = httpx.Request("POST", "http://x", json=endpoint.body("default", stream=stream)).content
+    target = endpoint.target("default", stream=stream)
     head = (
-        f"POST {endpoint.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nX-Mock-Fault: {fault}\r\n\r\n"
     ).encode()
     received = b""
@@ -215,7 +216,8 @@ def test_an_sdk_backs_off_on_its_own_from_a_429_without_retry_after(make_server:
 
 @by_id
 def test_every_response_carries_the_providers_request_id(server: MockServer, endpoint: Endpoint) -> None:
-    response = httpx.post(server.url + endpoint.path, json=endpoint.body("default", stream=False), headers=UNPACED)
+    target = server.url + endpoint.target("default", stream=False)
+    response = httpx.post(target, json=endpoint.body("default", stream=False), headers=UNPACED)
     name = "request-id" if endpoint.dialect == "anthropic" else "x-request-id"
     assert response.headers[name] == response.headers["x-mock-request-id"]
 
