@@ -44,6 +44,7 @@ VERDICT_FACTS = [
     "thresholds",
 ]
 UPSTREAM_FACTS = ["upstream_status", "upstream_head_ms"]
+LOOP_FACTS = ["conversation", "tools", "rate_limit_key", "rate_limited"]
 
 
 def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
@@ -62,7 +63,7 @@ def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
         body={"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]},
     )
     record = record_of(server, response)
-    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS
+    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS + LOOP_FACTS
     assert (record.upstream_status, record.upstream_head_ms) == (None, None)
     assert record.method == "POST"
     assert record.path == "/completions"
