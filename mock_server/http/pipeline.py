@@ -506,7 +506,7 @@ def _error_status(entry: Entry, status: int, body: dict[str, Any], headers: list
 
 def _over_quota(dialect: Dialect, over: OverQuotaError, entry: Entry) -> Response:
     """A request over a rate limit: the dialect's 429, with its `Retry-After` and rate-limit headers."""
-    entry.note_rate_limited()
+    entry.note_rate_limited("server" if over.server_wide else "scenario")
     body, headers = dialect.over_quota(over.exceeded)
     ours = [("X-Mock-Scenario", over.scenario), *_id_headers(dialect, entry)]
     return _error_status(entry, 429, body, [*ours, *headers, *dialect.error_headers(429, None, headers)])

@@ -25,7 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from mock_server.errors import RestartedError
 from mock_server.journal.redaction import fingerprint, journal_headers, journal_query, mask_body
@@ -40,6 +40,7 @@ DEFAULT_MAX_BYTES = 64 << 20
 RECORD_OVERHEAD_BYTES = 1024
 """What a record costs besides what the client sent: its fields, the dict and the objects."""
 SETTLE_POLL_S = 0.002
+RateLimitScope = Literal["server", "scenario"]
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -86,8 +87,9 @@ class RequestRecord:
     """Its tool calls and results, and the calls its answer handed out (None: it had none)."""
     rate_limit_key: str | None = None
     """The client its rate limits counted (a key fingerprinted, never the key itself), when any applied."""
-    rate_limited: bool = False
-    """Answered 429 because a rate limit had nothing left (not a scripted `status:429`)."""
+    rate_limited: RateLimitScope | None = None
+    """Answered 429 because a rate limit had nothing left (not a scripted `status:429`): the server's
+    (`server`: every request of the client counts) or the scenario's own (`scenario`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": self.thresholds.model_dump()}
@@ -158,9 +160,9 @@ class Entry:
         """Note the client the request's rate limits counted."""
         self.record = replace(self.record, rate_limit_key=key)
 
-    def note_rate_limited(self) -> None:
-        """Note that a rate limit refused the request (it is answered 429)."""
-        self.record = replace(self.record, rate_limited=True)
+    def note_rate_limited(self, scope: RateLimitScope) -> None:
+        """Note that a rate limit refused the request (it is answered 429): the server's or the scenario's."""
+        self.record = replace(self.record, rate_limited=scope)
 
     def note_upstream(self, status: int | None, head_ms: float | None) -> None:
         """Note that the request was forwarded: the upstream's status and how long its head took."""
