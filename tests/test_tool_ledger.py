@@ -41,7 +41,7 @@ def test_results_kept_in_the_history_are_not_repeats_but_a_second_result_is() ->
 
 
 def test_an_id_the_model_gives_again_in_a_later_turn_is_a_new_call() -> None:
-    # The mock's ids are derived from the scenario and the tool, so a later turn may reuse one.
+    # A scenario's `tool_calls` (without `replies`) give the same ids every time.
     loop = [USER, called("a"), result("a"), {"role": "assistant", "content": "Sunny."}, USER, called("a"), result("a")]
     ledger = chat(*loop).ledger
     assert (ledger.open, ledger.repeated) == ((), ())

@@ -343,7 +343,9 @@ def test_tool_call_repeated_when_a_result_comes_again_for_an_answered_call() -> 
 # Rate limits: every request of a refused client
 
 
-def limited(number: int, at: float, key: str = "key sk-...1234#aa", scope: str | None = "server", **fields: Any):
+def limited(
+    number: int, at: float, key: str = "key sk-...1234#aa", scope: str | None = "server", **fields: Any
+) -> RequestRecord:
     """A 429 from a rate limit with Retry-After: 2 (a scripted 429 when `scope` is None)."""
     prompt = {"messages": f"prompt {number}"}
     return error(number, at, 429, retry_after="2", rate_limit_key=key, rate_limited=scope, query=prompt, **fields)

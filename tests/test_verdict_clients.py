@@ -331,8 +331,9 @@ def test_a_loop_that_runs_an_answered_call_again_is_tool_call_repeated(mock: Moc
         ask(client, messages)
     (finding,) = mock.verdict(wait_s=0).findings
     assert (finding.code, finding.records) == ("tool_call_repeated", (1, 3))
-    assert mock.records()[2].tools is not None
-    assert mock.records()[2].tools.repeated == (called.tool_calls[0].id,)
+    trail = mock.records()[2].tools
+    assert trail is not None
+    assert trail.repeated == (called.tool_calls[0].id,)
 
 
 def test_a_responses_chain_that_skips_the_call_output_is_tool_result_missing(mock: MockServer) -> None:
@@ -340,7 +341,7 @@ def test_a_responses_chain_that_skips_the_call_output_is_tool_result_missing(moc
     with agent(mock) as client:
         first = client.responses.create(model="gpt-4o", input="Weather?", tools=tools, extra_headers=UNPACED)
         (call,) = [item for item in first.output if item.type == "function_call"]
-        output = {"type": "function_call_output", "call_id": call.call_id, "output": "rain"}
+        output: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "rain"}
         client.responses.create(model="gpt-4o", input=[output], previous_response_id=first.id, tools=tools)
         mock.assert_client_behaved(wait_s=0)  # the chain brings the call's output: fine
         client.responses.create(model="gpt-4o", input="And now?", previous_response_id=first.id, tools=tools)
@@ -375,6 +376,6 @@ def test_a_client_that_stops_at_a_rate_limit_earns_no_finding(make_server: Calla
             except openai.RateLimitError:
                 break
     with OpenAI(base_url=server.openai_base_url, api_key="sk-other-key-5678", max_retries=0) as other:
-        other.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # another key has its own limit
+        other.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])  # its own limit
     assert [r.status for r in server.records()] == [200, 429, 200]
     server.assert_client_behaved(wait_s=0)
