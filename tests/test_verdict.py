@@ -357,6 +357,7 @@ def test_rate_limit_ignored_when_the_client_sends_something_else_before_retry_af
     assert (finding.code, finding.records) == ("rate_limit_ignored", (1, 2, 3))
     assert finding.detail.startswith("#2 came 0.50 s after #1 was refused 429 by a rate limit with Retry-After: 2")
     assert codes([limited(1, 0), limited(2, 2.2)]) == []  # waited as told
+    assert codes([limited(1, 0), limited(2, 0.05)]) == []  # sent with it, before the 429 was read
 
 
 def test_rate_limit_ignored_counts_the_same_client_and_the_refusing_limit_only() -> None:

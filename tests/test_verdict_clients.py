@@ -354,7 +354,8 @@ def test_a_client_hammering_a_rate_limit_with_new_prompts_is_rate_limit_ignored(
 ) -> None:
     server = make_server(rpm=2)
     with OpenAI(base_url=server.openai_base_url, api_key="sk-live-abcdef1234", max_retries=0) as client:
-        for number in range(4):
+        for number in range(4):  # a new prompt every 0.2 s, 429 or not
+            time.sleep(0.2)
             with contextlib.suppress(openai.RateLimitError):
                 client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"#{number}"}])
     third, fourth = server.records()[2:]

@@ -144,6 +144,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
     )
+    entry.note_conversation(thread.key, trail_of(thread.conversation))
     admission = _admit(request, state, entry, route, scenario, prompt.model)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
@@ -176,7 +177,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         hashed += f"\0{conversation.offer!r}\0{conversation.tool_results!r}"
     key = hashlib.sha256(hashed.encode()).hexdigest()
     timeline = state.timelines.compile(scenario, overrides, context, key)
-    entry.note_conversation(thread.key, trail_of(conversation), calls_of(timeline.tool_calls))
+    entry.note_tool_calls(calls_of(timeline.tool_calls))
     info = StreamInfo(
         key=key,
         created=int(state.settings.wall_clock()),

@@ -150,10 +150,12 @@ class Entry:
             self.record, close_at_ms=at(schedule.close_at_s), stall_at_ms=at(schedule.stall_at_s), stall_ms=stall_ms
         )
 
-    def note_conversation(self, key: str | None, trail: ToolTrail | None, calls: tuple[ToolCall, ...]) -> None:
-        """Note the request's conversation and tool trail, and the tool calls its answer makes: they
-        count as handed out once the response's head is sent (`finish`)."""
+    def note_conversation(self, key: str | None, trail: ToolTrail | None) -> None:
+        """Note the request's conversation and what its history says about tool calls."""
         self.record = replace(self.record, conversation=key, tools=trail)
+
+    def note_tool_calls(self, calls: tuple[ToolCall, ...]) -> None:
+        """Note the tool calls the answer makes: they count as handed out once its head is sent (`finish`)."""
         self._calls = calls
 
     def note_rate_limit(self, key: str) -> None:

@@ -105,7 +105,8 @@ def rate_limit_ignored(calls: Sequence[Call]) -> Iterator[Finding]:
     """Requests of a client that a rate limit had refused, sent before the `Retry-After` it was given.
 
     A request counts against the refusing limit when it comes from the same client and, for a
-    scenario's own limit, selects the same scenario. A retry of a refused request is the business of
+    scenario's own limit, selects the same scenario; it is judged when it arrives at least REACTION_S
+    after the refusal ended, when the client had read it. A retry of a refused request is the business of
     `retry_after_ignored`, which judges its wait: it is not judged here again.
     """
     retries = {
@@ -129,6 +130,11 @@ def rate_limit_ignored(calls: Sequence[Call]) -> Iterator[Finding]:
         yield Finding.of("rate_limit_ignored", detail, [record for pair in pairs for record in pair])
 
 
+REACTION_S = 0.1
+"""How long after a refusal a request may still arrive that the client sent before it read the 429
+(one of a batch sent at once): such a request is not judged."""
+
+
 def _too_soon(records: list[RequestRecord], retries: set[int]) -> Iterator[tuple[RequestRecord, RequestRecord]]:
     """Each request of one client that came before the wait of a refusal it had seen, with that refusal."""
     refusals = sorted(
@@ -141,7 +147,7 @@ def _too_soon(records: list[RequestRecord], retries: set[int]) -> Iterator[tuple
     server: RequestRecord | None = None  # the refusal seen so far whose wait ends last, by a server-wide limit
     by_scenario: dict[str | None, RequestRecord] = {}  # ... by each scenario's own limit
     for record in sorted(records, key=lambda r: r.received_at):
-        while seen < len(refusals) and (refusals[seen].ended_at or 0.0) <= record.received_at:
+        while seen < len(refusals) and (refusals[seen].ended_at or 0.0) + REACTION_S <= record.received_at:
             refusal = refusals[seen]
             if refusal.rate_limited == "server":
                 server = max(server, refusal, key=until) if server is not None else refusal
