@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
 from mock_server.journal.journal import RequestRecord
 from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.journal.verdict import FINDING_KINDS, Finding, Severity, Verdict, group_calls, judge
+from mock_server.journal.verdict.reports import Judged, junit_xml
 from mock_server.scenarios.model import Thresholds
 from mock_server.scenarios.steps import Ending
 from mock_server.wire.outcome import Outcome
@@ -338,6 +340,15 @@ def test_tool_call_repeated_when_a_result_comes_again_for_an_answered_call() -> 
     (finding,) = judge([answer, first, twice], T0 + 10).findings
     assert (finding.code, finding.severity, finding.records) == ("tool_call_repeated", Severity.ERROR, (1, 3))
     assert "#3 sent a result for the tool call get_weather (call_1), which #1 handed out," in finding.detail
+
+
+def test_junit_puts_a_finding_about_several_calls_in_the_call_that_went_wrong() -> None:
+    verdict = judge([chat(1, 0, calls=(WEATHER,)), chat(2, 1, history=("call_1",), unanswered=("call_1",))], T0 + 9)
+    cases = ElementTree.fromstring(junit_xml([Judged("agent", verdict)])).iter("testcase")
+    assert [(case.get("name"), case.find("failure") is not None) for case in cases] == [
+        ("call 1 (#1)", False),
+        ("call 2 (#2)", True),
+    ]
 
 
 # Rate limits: every request of a refused client
