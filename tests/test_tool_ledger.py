@@ -68,6 +68,8 @@ def test_a_responses_request_answers_the_calls_of_the_response_it_continues() ->
     assert (answered.ledger.open, answered.ledger.repeated) == ((), ())
     skipped = responses({"input": "And tomorrow?"}).after(stored)
     assert skipped.ledger.open == (("call_1", "get_weather"),)
+    resent = responses({"input": [{"type": "function_call", "call_id": "call_1", "name": "get_weather"}, output]})
+    assert resent.after(stored).ledger.open == ()  # the call sent again with its output
     kept = Conversation(calls=answered.calls, ledger=answered.ledger.with_calls(()))
     again = responses({"input": [output]}).after(kept)
     assert again.ledger.repeated == ("call_1",)

@@ -48,7 +48,8 @@ class ToolLedger:
         book = _Book(earlier.open, earlier.answered)
         repeated: list[str] = []
         orphans = book.answer_all(self.orphans, repeated)
-        open_calls = (*book.still_open(), *self.open)
+        # A request that sends an earlier call again with its result answers that call too.
+        open_calls = (*(call for call in book.still_open() if call[0] not in self.answered), *self.open)
         answered = frozenset(book.answered | self.answered)
         return ToolLedger(open_calls, answered, (*self.repeated, *repeated), tuple(orphans), self.returned)
 
