@@ -83,16 +83,17 @@ def tool_result_missing(calls: Sequence[Call]) -> Iterator[Finding]:
 def tool_call_repeated(calls: Sequence[Call]) -> Iterator[Finding]:
     """A result brought back for a tool call that the request's history had already answered."""
     answers = _Answers()
-    repeats: dict[tuple[str | None, str], list[RequestRecord]] = {}
+    repeats: dict[tuple[str | None, str], tuple[RequestRecord | None, list[RequestRecord]]] = {}
     for record in _in_order(calls):
         tools = record.tools
         for call_id in dict.fromkeys(tools.repeated if tools is not None else ()):
-            repeats.setdefault((record.conversation, call_id), []).append(record)
+            key = (record.conversation, call_id)
+            if key not in repeats:
+                repeats[key] = (answers.find(call_id, record.conversation), [])
+            repeats[key][1].append(record)
         answers.add(record)
-    for (conversation, call_id), found in repeats.items():
+    for (_, call_id), (answer, found) in repeats.items():
         first = found[0]
-        answer = answers.find(call_id, conversation)
-        answer = answer if answer is not None and answer.id < first.id else None
         made = f", which #{answer.id} handed out," if answer is not None else ""
         detail = (
             f"#{first.id} sent a result for the tool call {_call_name(answer, call_id)}{made} when its history "

@@ -1,5 +1,6 @@
 """The rules: each looks at one call (its attempts, what the server told the client, and when) and
-reports the findings it sees, or a check it cannot decide until a moment has passed."""
+reports the findings it sees, or a check it cannot decide until a moment has passed; `judge` runs
+them, and those that look across calls (`across.py`)."""
 
 from __future__ import annotations
 
