@@ -39,6 +39,7 @@ class ToolLedger:
     """The call ids of results brought back now (after the last message that makes calls) for a call
     answered before: the same call's result sent twice."""
     orphans: tuple[Orphan, ...] = ()
+    """The results that answer no call of the messages: a stored response's calls, when it is continued."""
     returned: tuple[str, ...] = ()
     """The call ids of the results brought back now, in order (a repeat is listed again)."""
 
