@@ -44,6 +44,7 @@ VERDICT_FACTS = [
     "thresholds",
 ]
 UPSTREAM_FACTS = ["upstream_status", "upstream_head_ms"]
+LOOP_FACTS = ["conversation", "tools", "rate_limit_key", "rate_limited"]
 
 
 def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
@@ -62,7 +63,7 @@ def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
         body={"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]},
     )
     record = record_of(server, response)
-    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS
+    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS + LOOP_FACTS
     assert (record.upstream_status, record.upstream_head_ms) == (None, None)
     assert record.method == "POST"
     assert record.path == "/completions"
@@ -355,3 +356,35 @@ def test_since_names_an_id_of_this_instance_or_is_refused():
 def test_since_that_is_no_id_says_what_is_accepted(text):
     with pytest.raises(ValueError, match="INSTANCE:ID"):
         Since.parse(text)
+
+
+def test_a_record_keeps_its_conversation_and_the_tool_calls_handed_out_once_the_head_was_sent(make_server):
+    server = make_server()
+    tools = server.add_scenario(reply="", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
+    history = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "f"}}]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "rain"},
+        {"role": "assistant", "tool_calls": [{"id": "call_b", "type": "function", "function": {"name": "f"}}]},
+    ]
+    sent = {"model": tools, "messages": history}
+    answered = fetch(
+        server.url + "/v1/chat/completions", method="POST", headers={"X-Mock-Conversation": "c7"}, body=sent
+    )
+    record = record_of(server, answered)
+    assert record.conversation == "c7"
+    assert record.tools is not None
+    ((call_id, name),) = [(call.id, call.name) for call in record.tools.calls]
+    assert (call_id.startswith("call_"), name) == (True, "get_weather")
+    assert (record.tools.history, record.tools.unanswered, record.tools.results) == (
+        ("call_a", "call_b"),
+        ("call_b",),
+        (),
+    )
+    assert list(record.to_json()["tools"]["calls"]) == [{"id": call_id, "name": "get_weather"}]
+
+    with pytest.raises(ConnectionError):
+        fetch(server.url + "/v1/chat/completions", method="POST", headers={"X-Mock-Fault": "reset@head"}, body=sent)
+    (cut_record,) = server.records()[-1:]
+    assert cut_record.tools is not None
+    assert cut_record.tools.calls == ()  # the client got no answer, so no call

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
 from mock_server.journal.journal import RequestRecord
+from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.journal.verdict import FINDING_KINDS, Finding, Severity, Verdict, group_calls, judge
+from mock_server.journal.verdict.reports import Judged, junit_xml
 from mock_server.scenarios.model import Thresholds
 from mock_server.scenarios.steps import Ending
 from mock_server.wire.outcome import Outcome
@@ -282,6 +285,106 @@ def test_a_well_behaved_client_gets_no_finding() -> None:
     assert verdict.calls == ((1, 2, 3), (4, 5), (6,))
 
 
+# Agent loops: a conversation's tool calls and their results
+
+WEATHER = ToolCall("call_1", "get_weather")
+
+
+def chat(number: int, at: float, conversation: str | None = None, **tools: Any) -> RequestRecord:
+    """A POST /v1/chat/completions of its own body, with the tool trail `tools` gives."""
+    body = {"messages": [{"role": "user", "content": f"request {number}"}]}
+    trail = ToolTrail(**tools) if tools else None
+    return record(
+        number,
+        at,
+        method="POST",
+        path="/v1/chat/completions",
+        query={},
+        body=body,
+        tools=trail,
+        conversation=conversation,
+    )
+
+
+def test_tool_result_missing_when_a_request_holds_the_call_without_its_result() -> None:
+    answer = chat(1, 0, calls=(WEATHER,))
+    dropped = chat(2, 1, history=("call_1",), unanswered=("call_1",))
+    again = chat(3, 2, history=("call_1",), unanswered=("call_1",))
+    (finding,) = judge([answer, dropped, again], T0 + 10).findings
+    assert (finding.code, finding.records) == ("tool_result_missing", (1, 2, 3))
+    assert finding.detail.startswith("#1 answered with a tool call, get_weather (call_1); #2 went on with the call")
+    assert "1 more request(s) did too" in finding.detail
+    answered = chat(2, 1, history=("call_1",), results=("call_1",))
+    assert codes([answer, answered]) == []
+
+
+def test_a_request_without_the_call_in_its_history_is_a_fresh_start_not_a_missing_result() -> None:
+    answer = chat(1, 0, conversation="c1", calls=(WEATHER,))
+    assert codes([answer, chat(2, 1, conversation="c1")]) == []
+
+
+def test_a_call_is_continued_only_in_its_own_conversation() -> None:
+    answer = chat(1, 0, conversation="a", calls=(WEATHER,))
+    elsewhere = chat(2, 1, conversation="b", history=("call_1",), unanswered=("call_1",))
+    assert codes([answer, elsewhere]) == []
+    unkeyed = chat(2, 1, history=("call_1",), unanswered=("call_1",))
+    assert codes([answer, unkeyed]) == ["tool_result_missing"]
+
+
+def test_tool_call_repeated_when_a_result_comes_again_for_an_answered_call() -> None:
+    answer = chat(1, 0, calls=(WEATHER,))
+    first = chat(2, 1, history=("call_1",), results=("call_1",))
+    history_only = chat(3, 2, history=("call_1",))  # the earlier result, kept in the history: fine
+    assert codes([answer, first, history_only]) == []
+    twice = chat(3, 2, history=("call_1",), results=("call_1",), repeated=("call_1",))
+    (finding,) = judge([answer, first, twice], T0 + 10).findings
+    assert (finding.code, finding.severity, finding.records) == ("tool_call_repeated", Severity.ERROR, (1, 3))
+    assert "#3 sent a result for the tool call get_weather (call_1), which #1 handed out," in finding.detail
+
+
+def test_junit_puts_a_finding_about_several_calls_in_the_call_that_went_wrong() -> None:
+    verdict = judge([chat(1, 0, calls=(WEATHER,)), chat(2, 1, history=("call_1",), unanswered=("call_1",))], T0 + 9)
+    cases = ElementTree.fromstring(junit_xml([Judged("agent", verdict)])).iter("testcase")
+    assert [(case.get("name"), case.find("failure") is not None) for case in cases] == [
+        ("call 1 (#1)", False),
+        ("call 2 (#2)", True),
+    ]
+
+
+# Rate limits: every request of a refused client
+
+
+def limited(
+    number: int, at: float, key: str = "key sk-...1234#aa", scope: str | None = "server", **fields: Any
+) -> RequestRecord:
+    """A 429 from a rate limit with Retry-After: 2 (a scripted 429 when `scope` is None)."""
+    prompt = {"messages": f"prompt {number}"}
+    return error(number, at, 429, retry_after="2", rate_limit_key=key, rate_limited=scope, query=prompt, **fields)
+
+
+def test_rate_limit_ignored_when_the_client_sends_something_else_before_retry_after() -> None:
+    hammer = [limited(1, 0), limited(2, 0.5), limited(3, 0.9)]
+    (finding,) = judge(hammer, T0 + 10).findings
+    assert (finding.code, finding.records) == ("rate_limit_ignored", (1, 2, 3))
+    assert finding.detail.startswith("#2 came 0.50 s after #1 was refused 429 by a rate limit with Retry-After: 2")
+    assert codes([limited(1, 0), limited(2, 2.2)]) == []  # waited as told
+    assert codes([limited(1, 0), limited(2, 0.05)]) == []  # sent with it, before the 429 was read
+
+
+def test_rate_limit_ignored_counts_the_same_client_and_the_refusing_limit_only() -> None:
+    assert codes([limited(1, 0), limited(2, 0.5, key="key sk-...9999#bb")]) == []
+    assert codes([limited(1, 0, scope=None), limited(2, 0.5, scope=None)]) == []  # scripted 429s
+    own = limited(1, 0, scope="scenario", scenario="a")
+    assert codes([own, record(2, 0.5, scenario="b", rate_limit_key="key sk-...1234#aa")]) == []
+    assert codes([own, limited(2, 0.5, scope="scenario", scenario="a")]) == ["rate_limit_ignored"]
+
+
+def test_a_retry_of_the_refused_request_is_judged_by_retry_after_ignored_alone() -> None:
+    refused = limited(1, 0)
+    retry = error(2, 0.5, 429, retry_after="2", rate_limit_key=refused.rate_limit_key, query=refused.query)
+    assert codes([refused, retry]) == ["retry_after_ignored"]
+
+
 # The verdict as data and text
 
 
@@ -298,6 +401,9 @@ def test_every_kind_has_a_stable_code_a_severity_a_title_and_advice() -> None:
         "retry_field_ignored",
         "no_read_timeout",
         "close_event_ignored",
+        "tool_result_missing",
+        "tool_call_repeated",
+        "rate_limit_ignored",
     ]
     for kind in FINDING_KINDS.values():
         assert kind.severity in Severity

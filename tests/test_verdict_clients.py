@@ -261,3 +261,122 @@ def test_the_verdict_survives_any_last_event_id(mock: MockServer, last_event_id:
     assert mock.verdict(wait_s=0).judged == 2
     with contextlib.suppress(AssertionError):  # findings are the client's business; a ValueError was ours
         mock.assert_client_behaved(wait_s=0)
+
+
+# Agent loops and rate limits, through the official SDK
+
+WEATHER_TOOL: list[Any] = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+]
+UNPACED = {"X-Mock-Chunk-Ms": "0"}
+
+
+def agent(server: MockServer) -> OpenAI:
+    """A client of a server whose `agent` scenario calls a tool for a request that offers tools, and
+    answers in text once the results are back."""
+    server.add_scenario("agent", tool_mode="auto", match={"tools_offered": True})
+    return OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
+
+
+def ask(client: OpenAI, messages: list[Any], **headers: str) -> Any:
+    reply = client.chat.completions.create(
+        model="gpt-4o", messages=messages, tools=WEATHER_TOOL, extra_headers={**UNPACED, **headers}
+    )
+    return reply.choices[0].message
+
+
+def test_a_correct_agent_loop_over_two_turns_earns_no_finding(mock: MockServer) -> None:
+    with agent(mock) as client:
+        messages: list[Any] = []
+        for question in ("Weather in Paris?", "And in Oslo?"):
+            messages.append({"role": "user", "content": question})
+            called = ask(client, messages)
+            messages.append(called.model_dump(exclude_none=True))
+            messages += [{"role": "tool", "tool_call_id": c.id, "content": "sunny"} for c in called.tool_calls]
+            messages.append(ask(client, messages).model_dump(exclude_none=True))
+    assert len(mock.requests) == 4
+    mock.assert_client_behaved(wait_s=0)
+
+
+def test_a_loop_that_drops_the_tool_result_is_tool_result_missing(mock: MockServer) -> None:
+    with agent(mock) as client:
+        messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+        called = ask(client, messages)
+        # The bug: the assistant's tool call goes into the history, its result never does.
+        messages += [called.model_dump(exclude_none=True), {"role": "user", "content": "Well?"}]
+        ask(client, messages)
+    (finding,) = mock.verdict(wait_s=0).findings
+    assert (finding.code, finding.severity.value, finding.records) == ("tool_result_missing", "error", (1, 2))
+    assert called.tool_calls[0].id in finding.detail
+    assert "append its result" in finding.advice
+
+
+def test_giving_up_on_a_call_and_starting_afresh_is_no_finding(mock: MockServer) -> None:
+    with agent(mock) as client:
+        ask(client, [{"role": "user", "content": "Weather in Paris?"}], **{"X-Mock-Conversation": "c1"})
+        ask(client, [{"role": "user", "content": "Never mind: a joke?"}], **{"X-Mock-Conversation": "c1"})
+    assert mock.records()[1].conversation == "c1"
+    mock.assert_client_behaved(wait_s=0)
+
+
+def test_a_loop_that_runs_an_answered_call_again_is_tool_call_repeated(mock: MockServer) -> None:
+    with agent(mock) as client:
+        messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+        called = ask(client, messages)
+        results = [{"role": "tool", "tool_call_id": c.id, "content": "sunny"} for c in called.tool_calls]
+        messages += [called.model_dump(exclude_none=True), *results]
+        messages.append(ask(client, messages).model_dump(exclude_none=True))
+        # The bug: the pending calls are never cleared, so the next turn runs them and sends their results again.
+        messages += [{"role": "user", "content": "Thanks. And tomorrow?"}, *results]
+        ask(client, messages)
+    (finding,) = mock.verdict(wait_s=0).findings
+    assert (finding.code, finding.records) == ("tool_call_repeated", (1, 3))
+    trail = mock.records()[2].tools
+    assert trail is not None
+    assert trail.repeated == (called.tool_calls[0].id,)
+
+
+def test_a_responses_chain_that_skips_the_call_output_is_tool_result_missing(mock: MockServer) -> None:
+    tools: list[Any] = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    with agent(mock) as client:
+        first = client.responses.create(model="gpt-4o", input="Weather?", tools=tools, extra_headers=UNPACED)
+        (call,) = [item for item in first.output if item.type == "function_call"]
+        output: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "rain"}
+        client.responses.create(model="gpt-4o", input=[output], previous_response_id=first.id, tools=tools)
+        mock.assert_client_behaved(wait_s=0)  # the chain brings the call's output: fine
+        client.responses.create(model="gpt-4o", input="And now?", previous_response_id=first.id, tools=tools)
+    (finding,) = mock.verdict(wait_s=0).findings
+    assert (finding.code, finding.records) == ("tool_result_missing", (1, 3))
+
+
+def test_a_client_hammering_a_rate_limit_with_new_prompts_is_rate_limit_ignored(
+    make_server: Callable[..., MockServer],
+) -> None:
+    server = make_server(rpm=2)
+    with OpenAI(base_url=server.openai_base_url, api_key="sk-live-abcdef1234", max_retries=0) as client:
+        for number in range(4):  # a new prompt every 0.2 s, 429 or not
+            time.sleep(0.2)
+            with contextlib.suppress(openai.RateLimitError):
+                client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"#{number}"}])
+    third, fourth = server.records()[2:]
+    assert (third.status, third.rate_limited, fourth.rate_limited) == (429, "server", "server")
+    assert third.rate_limit_key == fourth.rate_limit_key
+    assert third.rate_limit_key is not None
+    assert third.rate_limit_key.startswith("key sk-...1234#")
+    assert "abcdef" not in third.rate_limit_key
+    (finding,) = server.verdict(wait_s=0).findings
+    assert (finding.code, finding.records) == ("rate_limit_ignored", (3, 4))
+
+
+def test_a_client_that_stops_at_a_rate_limit_earns_no_finding(make_server: Callable[..., MockServer]) -> None:
+    server = make_server(rpm=1)
+    with OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0) as client:
+        for number in range(2):
+            try:
+                client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"#{number}"}])
+            except openai.RateLimitError:
+                break
+    with OpenAI(base_url=server.openai_base_url, api_key="sk-other-key-5678", max_retries=0) as other:
+        other.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])  # its own limit
+    assert [r.status for r in server.records()] == [200, 429, 200]
+    server.assert_client_behaved(wait_s=0)

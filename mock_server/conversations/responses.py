@@ -10,7 +10,7 @@ from mock_server.timeline.cache import BoundedCache
 
 DEFAULT_MAX_BYTES = 64 << 20
 CALL_BYTES = 200
-"""A tool call a stored conversation remembers (its id and name, with their tuple)."""
+"""A tool call a stored conversation remembers (its id and name, with their tuple), or an id of its ledger."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,8 @@ class StoredResponse:
     body: bytes
     """The response object, as JSON: what `response.completed` (or the whole response) carried."""
     conversation: Conversation
-    """Its conversation so far: the turns, and the tool calls made (its own answer's included)."""
+    """Its conversation so far: the turns, and the tool calls made (its own answer's included) and
+    which of them have their result."""
     key: str
     """The conversation a request continuing it belongs to: the one it was asked in, else its own id."""
     scenario: str
@@ -26,7 +27,9 @@ class StoredResponse:
     """Its number among the requests of its conversation that `scenario` answered (for `replies`)."""
 
     def estimated_bytes(self) -> int:
-        return len(self.body) + len(self.key) + len(self.conversation.calls) * CALL_BYTES
+        conversation = self.conversation
+        remembered = len(conversation.calls) + len(conversation.ledger.open) + len(conversation.ledger.answered)
+        return len(self.body) + len(self.key) + remembered * CALL_BYTES
 
 
 class ResponseStore:

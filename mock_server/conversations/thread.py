@@ -73,6 +73,9 @@ def store_response(
     body = dialect.complete(info, answer)
     response_id = str(body["id"])
     made = tuple((call.call_id, call.name) for call in answer.tool_calls)
-    conversation = Conversation(turn=thread.conversation.turn, calls=(*thread.conversation.calls, *made))
+    earlier = thread.conversation
+    conversation = Conversation(
+        turn=earlier.turn, calls=(*earlier.calls, *made), ledger=earlier.ledger.with_calls(made)
+    )
     stored = StoredResponse(to_json(body).encode(), conversation, thread.key or response_id, scenario, count)
     responses.put(response_id, stored)

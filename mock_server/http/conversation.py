@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mock_server.scenarios.conversation import NO_OFFER, Conversation, OfferedTool, Role, ToolOffer, ToolResult
+from mock_server.scenarios.tool_ledger import EMPTY_LEDGER, ToolLedger, ledger_of
 
 CONVERSATION_FIELD = "convGroupId"
 """The body field that names the conversation a request belongs to (its sequences are its own)."""
@@ -219,7 +220,15 @@ def _facts(messages: list[_Message], offer: ToolOffer, system: str = "") -> Conv
         offer=offer,
         system="\n".join(part for part in (system, *prompts) if part),
         calls=calls,
+        ledger=_ledger(messages),
     )
+
+
+def _ledger(messages: list[_Message]) -> ToolLedger:
+    """Which calls of the messages have their result (nothing to follow without calls or results)."""
+    if not any(message.calls or message.results for message in messages):
+        return EMPTY_LEDGER
+    return ledger_of([(m.calls, tuple((r.call_id, r.name) for r in m.results)) for m in messages])
 
 
 def tool_offer(body: Mapping[str, Any]) -> ToolOffer:

@@ -31,6 +31,7 @@ from mock_server.http.request_body import read_body
 from mock_server.http.routes import ModelRoute
 from mock_server.http.state import MockState, state_of
 from mock_server.journal.journal import Entry
+from mock_server.journal.trail import calls_of, trail_of
 from mock_server.scenarios import steps
 from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
@@ -143,7 +144,8 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     entry.note_selection(
         prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
     )
-    admission = _admit(request, state, route, scenario, prompt.model)
+    entry.note_conversation(thread.key, trail_of(thread.conversation))
+    admission = _admit(request, state, entry, route, scenario, prompt.model)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
     count = thread.advance(state.sequences, scenario, resumed=resumed)
@@ -175,6 +177,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         hashed += f"\0{conversation.offer!r}\0{conversation.tool_results!r}"
     key = hashlib.sha256(hashed.encode()).hexdigest()
     timeline = state.timelines.compile(scenario, overrides, context, key)
+    entry.note_tool_calls(calls_of(timeline.tool_calls))
     info = StreamInfo(
         key=key,
         created=int(state.settings.wall_clock()),
@@ -204,16 +207,18 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
 
 
 def _admit(
-    request: Request, state: MockState, route: ModelRoute, scenario: Scenario, model: str | None
+    request: Request, state: MockState, entry: Entry, route: ModelRoute, scenario: Scenario, model: str | None
 ) -> Admission | None:
     """Count a request against the server's rate limits and the scenario's, for the key it carries
-    (else its address); raises OverQuotaError when one has nothing left."""
+    (else its address), and journal whom they counted; raises OverQuotaError when one has nothing left."""
     own = scenario.limits
     limits = (
         limits_of(own.rpm, own.tpm, own.rpd, lambda name: f"`limits.{name}` of scenario {scenario.name!r}")
         if own
         else ()
     )
+    if not limits and not state.quotas.server:
+        return None
     key = api_key_of(
         request.headers,
         request.query_params,
@@ -222,6 +227,7 @@ def _admit(
         google_key=route.google_api_key,
     )
     address = request.client.host if request.client is not None else None
+    entry.note_rate_limit(state.journal.client_label(key, address))
     return state.quotas.admit(client_of(key, address), scenario.name, limits, model or scenario.name)
 
 
@@ -501,6 +507,7 @@ def _error_status(entry: Entry, status: int, body: dict[str, Any], headers: list
 
 def _over_quota(dialect: Dialect, over: OverQuotaError, entry: Entry) -> Response:
     """A request over a rate limit: the dialect's 429, with its `Retry-After` and rate-limit headers."""
+    entry.note_rate_limited("server" if over.server_wide else "scenario")
     body, headers = dialect.over_quota(over.exceeded)
     ours = [("X-Mock-Scenario", over.scenario), *_id_headers(dialect, entry)]
     return _error_status(entry, 429, body, [*ours, *headers, *dialect.error_headers(429, None, headers)])

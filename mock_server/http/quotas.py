@@ -56,11 +56,13 @@ def limits_of(rpm: int | None, tpm: int | None, rpd: int | None, source: Callabl
 class OverQuotaError(Exception):
     """A request over a rate limit: answered with its dialect's 429."""
 
-    def __init__(self, exceeded: QuotaExceeded, scenario: str) -> None:
+    def __init__(self, exceeded: QuotaExceeded, scenario: str, *, server_wide: bool = True) -> None:
         super().__init__(f"over the {exceeded.source} limit of {exceeded.limit} {exceeded.unit} per {exceeded.per}")
         self.exceeded = exceeded
         self.scenario = scenario
         """The scenario the request selected."""
+        self.server_wide = server_wide
+        """Whether the limit is the server's (every scenario's requests count), not the scenario's own."""
 
 
 class _Bucket:
@@ -145,8 +147,9 @@ class RateLimiter:
         meters += [self._meter(client, scenario, limit) for limit in limits]
         for meter in meters:
             meter.refill(now)
-        waits = [(meter.wait_s(), meter) for meter in meters]
-        wait, blocking = max(waits, key=lambda pair: pair[0])
+        waits = [(meter.wait_s(), index) for index, meter in enumerate(meters)]
+        wait, index = max(waits, key=lambda pair: pair[0])
+        blocking = meters[index]
         if wait > 0:
             limit, level = blocking.limit, blocking.bucket.level
             used = limit.limit - math.floor(level + _EPSILON)
@@ -154,6 +157,7 @@ class RateLimiter:
             raise OverQuotaError(
                 QuotaExceeded(limit.unit, limit.period_s, limit.limit, used, wait, limit.source, model, quotas),
                 scenario,
+                server_wide=index < len(self.server),
             )
         for meter in meters:
             if meter.limit.unit == "requests":

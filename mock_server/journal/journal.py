@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from mock_server.errors import RestartedError
-from mock_server.journal.redaction import journal_headers, journal_query, mask_body
+from mock_server.journal.redaction import fingerprint, journal_headers, journal_query, mask_body
+from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.scenarios.model import DEFAULT_THRESHOLDS, Thresholds
 from mock_server.scenarios.steps import Ending
 from mock_server.wire.actions import Schedule
@@ -38,6 +40,7 @@ DEFAULT_MAX_BYTES = 64 << 20
 RECORD_OVERHEAD_BYTES = 1024
 """What a record costs besides what the client sent: its fields, the dict and the objects."""
 SETTLE_POLL_S = 0.002
+RateLimitScope = Literal["server", "scenario"]
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -78,6 +81,15 @@ class RequestRecord:
     """For a request forwarded to the upstream: the status it answered (None when it could not be reached)."""
     upstream_head_ms: float | None = None
     """... and how long its response head took, from the request."""
+    conversation: str | None = None
+    """The conversation the request belongs to (`X-Mock-Conversation`, `convGroupId`, a Responses chain)."""
+    tools: ToolTrail | None = None
+    """Its tool calls and results, and the calls its answer handed out (None: it had none)."""
+    rate_limit_key: str | None = None
+    """The client its rate limits counted (a key fingerprinted, never the key itself), when any applied."""
+    rate_limited: RateLimitScope | None = None
+    """Answered 429 because a rate limit had nothing left (not a scripted `status:429`): the server's
+    (`server`: every request of the client counts) or the scenario's own (`scenario`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": self.thresholds.model_dump()}
@@ -105,13 +117,14 @@ class Entry:
     """The journal's hold on one request while it is answered: the server notes facts on it as the
     response starts and ends (never per chunk), and `record` is always a finished snapshot of them."""
 
-    __slots__ = ("_started", "record", "size")
+    __slots__ = ("_calls", "_started", "record", "size")
 
     def __init__(self, record: RequestRecord, size: int) -> None:
         self.record = record
         self.size = size
         """About how many bytes the record holds (what the client sent, and the record's own)."""
         self._started = time.perf_counter()
+        self._calls: tuple[ToolCall, ...] = ()
 
     @property
     def id(self) -> int:
@@ -137,6 +150,22 @@ class Entry:
             self.record, close_at_ms=at(schedule.close_at_s), stall_at_ms=at(schedule.stall_at_s), stall_ms=stall_ms
         )
 
+    def note_conversation(self, key: str | None, trail: ToolTrail | None) -> None:
+        """Note the request's conversation and what its history says about tool calls."""
+        self.record = replace(self.record, conversation=key, tools=trail)
+
+    def note_tool_calls(self, calls: tuple[ToolCall, ...]) -> None:
+        """Note the tool calls the answer makes: they count as handed out once its head is sent (`finish`)."""
+        self._calls = calls
+
+    def note_rate_limit(self, key: str) -> None:
+        """Note the client the request's rate limits counted."""
+        self.record = replace(self.record, rate_limit_key=key)
+
+    def note_rate_limited(self, scope: RateLimitScope) -> None:
+        """Note that a rate limit refused the request (it is answered 429): the server's or the scenario's."""
+        self.record = replace(self.record, rate_limited=scope)
+
     def note_upstream(self, status: int | None, head_ms: float | None) -> None:
         """Note that the request was forwarded: the upstream's status and how long its head took."""
         self.record = replace(self.record, upstream_status=status, upstream_head_ms=head_ms)
@@ -150,8 +179,12 @@ class Entry:
         self, status: int | None, outcome: Outcome, events_sent: int = 0, last_id_sent: int | None = None
     ) -> None:
         """Note how the response ended; `status` None when the connection ended before the status line."""
+        tools = self.record.tools
+        if self._calls and status is not None:
+            tools = (tools or ToolTrail()).handed_out(self._calls)
         self.record = replace(
             self.record,
+            tools=tools,
             status=status,
             outcome=outcome,
             events_sent=events_sent,
@@ -227,6 +260,12 @@ class Journal:
         self.mask_secrets = mask_secrets
         self.instance = uuid.uuid4().hex[:12]
         self.started_at = wall_clock()
+        self._salt = os.urandom(16)
+
+    def client_label(self, api_key: str | None, address: str | None) -> str:
+        """How a record names the client its rate limits count: `key sk-...1234#5f2b9c0e1a7d` (the key
+        fingerprinted, the same for the same key while this journal lives), else `address 127.0.0.1`."""
+        return f"key {fingerprint(api_key, self._salt)}" if api_key else f"address {address or 'unknown'}"
 
     def open(
         self,

@@ -10,6 +10,7 @@ shared in CI output, always replace them with `REDACTED`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable
@@ -57,6 +58,16 @@ def mask_secret(value: str) -> str:
     dash = value.find("-", 0, SHOWN_PREFIX_MAX)
     prefix = value[: dash + 1] if dash > 0 else ""
     return f"{prefix}{MASK}{value[-SHOWN_SUFFIX:]}"
+
+
+FINGERPRINT_HEX = 12
+
+
+def fingerprint(secret: str, salt: bytes) -> str:
+    """`sk-live-abcdef1234` -> `sk-...1234#5f2b9c0e1a7d`: the masked value and a salted hash of the
+    whole, which tells two keys apart (also short ones, masked to `...` alike) but gives none away."""
+    digest = hashlib.sha256(salt + secret.encode()).hexdigest()[:FINGERPRINT_HEX]
+    return f"{mask_secret(secret)}#{digest}"
 
 
 def _mask_cookie(value: str) -> str:

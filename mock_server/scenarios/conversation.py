@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mock_server.scenarios.patterns import MatchPattern
 from mock_server.scenarios.problems import Described
+from mock_server.scenarios.tool_ledger import EMPTY_LEDGER, ToolLedger
 
 Role = Literal["user", "assistant", "tool", "system"]
 ROLES: tuple[Role, ...] = ("user", "assistant", "tool", "system")
@@ -67,6 +68,8 @@ class Conversation:
     calls: tuple[tuple[str, str], ...] = ()
     """Every tool call the conversation holds, as (call id, tool name): how a result that names only
     its call (OpenAI's, Anthropic's) gets its tool's name."""
+    ledger: ToolLedger = EMPTY_LEDGER
+    """Which calls have their result, and the results brought back now (for the verdict)."""
 
     @property
     def tools_offered(self) -> bool:
@@ -82,7 +85,8 @@ class Conversation:
             result if result.name else replace(result, name=names.get(result.call_id, ""))
             for result in self.tool_results
         )
-        return replace(self, turn=earlier.turn + self.turn, tool_results=results, calls=calls)
+        ledger = self.ledger.after(earlier.ledger.with_calls(more_calls))
+        return replace(self, turn=earlier.turn + self.turn, tool_results=results, calls=calls, ledger=ledger)
 
 
 NO_CONVERSATION = Conversation()

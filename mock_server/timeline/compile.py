@@ -120,6 +120,8 @@ class Timeline:
     `live_faults` strike between its events, as a FaultCursor places them."""
     live_faults: tuple[Fault, ...] = ()
     """For a live response, `end_marker` False (`no_done`) leaves out the upstream's end marker."""
+    tool_calls: tuple[tuple[str, str], ...] = ()
+    """The tool calls the answer makes, as (call id, tool name), up to where a fault cuts it."""
 
     @property
     def head_cut(self) -> Ending | None:
@@ -218,6 +220,7 @@ def compile_timeline(scenario: Scenario, overrides: Overrides, context: RequestC
         ids=scenario.ids,
         keepalive_ms=scenario.keepalive_ms,
         usage=_usage(scenario, context, timeline_steps),
+        tool_calls=tuple((s.call_id, s.name) for s in timeline_steps if isinstance(s, steps.ToolCallStart)),
     )
 
 

@@ -5,7 +5,8 @@ own, so the rules are tested without waiting. A check that waits for something n
 after a cut stream, a client giving up on a stall) stays pending until its time has passed.
 
 - `calls.py`    grouping records into calls: a request and its retries and reconnects
-- `rules.py`    one function per kind of finding, and `judge(records, now)`
+- `rules.py`    one function per kind of finding about one call, and `judge(records, now)`
+- `across.py`   the findings across calls: an agent loop's tool results, a client's rate limit
 - `findings.py` the kinds (codes, severity, title, advice), findings, and the verdict as JSON and text
 """
 

@@ -21,6 +21,8 @@ from mock_server.scenarios.steps import Ending
 from mock_server.wire.frames import event_number
 from mock_server.wire.outcome import Outcome
 
+EARLY_S = 0.05
+"""How much sooner than it was asked a client may come back: timer and clock granularity."""
 OVERLAP_S = 0.25
 """How much earlier than the server saw an attempt end its repeat may arrive: the client's hang-up
 and its next request can reach the server in either order."""

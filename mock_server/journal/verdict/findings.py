@@ -111,6 +111,32 @@ _FINDING_KINDS = [
         "`source.addEventListener('close', () => source.close())`; fetch-event-source: abort on "
         "`msg.event === 'close'`).",
     ),
+    Kind(
+        "tool_result_missing",
+        Severity.ERROR,
+        "Went on without a tool call's result",
+        "After an answer with tool calls, run each call and append its result (OpenAI: a `tool` message with "
+        "its `tool_call_id`; Anthropic: a `tool_result` block with its `tool_use_id`; Responses: a "
+        "`function_call_output` with its `call_id`) for every call before asking again. If the client gives "
+        "up on a call, start afresh without the call in the history; a provider refuses a history that holds "
+        "a call without its result.",
+    ),
+    Kind(
+        "tool_call_repeated",
+        Severity.ERROR,
+        "Sent a tool call's result twice",
+        "Run each tool call once and send its result once: keep the ids of the calls already answered (their "
+        "results stay in the history, where they belong) and answer only the new calls of the last answer. A "
+        "call run twice may act twice (an email sent twice), and a provider refuses a second result.",
+    ),
+    Kind(
+        "rate_limit_ignored",
+        Severity.ERROR,
+        "Kept sending after a rate limit's 429",
+        "A rate limit's 429 is about the key, not only the request it refused: hold every request with that "
+        "key until its Retry-After has passed (a shared limiter or a pause in the client's queue), instead of "
+        "sending other requests meanwhile, which the limit refuses too.",
+    ),
 ]
 FINDING_KINDS: dict[str, Kind] = {kind.code: kind for kind in _FINDING_KINDS}
 """Every kind of finding by code, in the order a verdict lists them."""

@@ -91,14 +91,16 @@ def github(judged: Sequence[Judged]) -> str:
 
 def junit_xml(judged: Sequence[Judged]) -> str:
     """JUnit XML: a test suite per verdict, a test case per call, a `failure` per error-level finding
-    about it; warnings go to the case's output. Findings on no call have a case of their own."""
+    about it (a finding about several calls, as an agent loop's, in the call of its last request:
+    the one that went wrong); warnings go to the case's output. Findings on no call have a case of
+    their own."""
     root = ElementTree.Element("testsuites", name="mock-llm-sse")
     for one in judged:
         suite = ElementTree.SubElement(root, "testsuite", name=one.suite)
         cases = [(one.call_name(n, call), set(call)) for n, call in enumerate(one.verdict.calls, start=1)]
         placed: set[int] = set()
         for name, records in cases:
-            about = [i for i, f in enumerate(one.verdict.findings) if records & set(f.records)]
+            about = [i for i, f in enumerate(one.verdict.findings) if f.records and f.records[-1] in records]
             placed.update(about)
             _case(suite, one.suite, name, [one.verdict.findings[i] for i in about])
         rest = [f for i, f in enumerate(one.verdict.findings) if i not in placed]

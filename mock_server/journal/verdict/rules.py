@@ -1,5 +1,6 @@
 """The rules: each looks at one call (its attempts, what the server told the client, and when) and
-reports the findings it sees, or a check it cannot decide until a moment has passed."""
+reports the findings it sees, or a check it cannot decide until a moment has passed; `judge` runs
+them, and those that look across calls (`across.py`)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from mock_server.journal.journal import RequestRecord
-from mock_server.journal.verdict.calls import Call, Retry, group_calls, retry_after_s, was_cut
+from mock_server.journal.verdict.across import ACROSS_CALLS
+from mock_server.journal.verdict.calls import EARLY_S, Call, Retry, group_calls, retry_after_s, was_cut
 from mock_server.journal.verdict.findings import FINDING_KINDS, Finding, Pending, Verdict
 from mock_server.scenarios.steps import Ending
 from mock_server.wire.frames import event_number
 from mock_server.wire.outcome import Outcome
 
-EARLY_S = 0.05
-"""How much sooner than it was asked a client may come back: timer and clock granularity."""
 NON_RETRYABLE = frozenset({400, 401, 403, 404, 422})
 BACKOFF_GROWTH = 1.25
 """Retries back off when the last delay is at least this many times the first (plus BACKOFF_SLACK_S):
@@ -66,7 +66,8 @@ def judge(records: Sequence[RequestRecord], now: float) -> Verdict:
     the calls they concern, then of the kinds in FINDING_KINDS."""
     calls = group_calls(records)
     scene = _Scene.of(records, now)
-    results = [result for call in calls for rule in RULES for result in rule(call, scene)]
+    results: list[Result] = [result for call in calls for rule in RULES for result in rule(call, scene)]
+    results += [finding for across in ACROSS_CALLS for finding in across(calls)]
     order = list(FINDING_KINDS)
     findings = sorted((r for r in results if isinstance(r, Finding)), key=lambda f: (f.records[0], order.index(f.code)))
     return Verdict(
