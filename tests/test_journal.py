@@ -44,6 +44,7 @@ VERDICT_FACTS = [
     "thresholds",
 ]
 UPSTREAM_FACTS = ["upstream_status", "upstream_head_ms"]
+METRICS_FACTS = ["endpoint", "due_end_ms"]
 
 
 def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
@@ -62,7 +63,8 @@ def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
         body={"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]},
     )
     record = record_of(server, response)
-    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS
+    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS + METRICS_FACTS
+    assert (record.endpoint, record.due_end_ms is not None) == ("/completions", True)
     assert (record.upstream_status, record.upstream_head_ms) == (None, None)
     assert record.method == "POST"
     assert record.path == "/completions"
