@@ -14,7 +14,7 @@ import hmac
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mock_server.errors import (
@@ -31,6 +31,7 @@ from mock_server.http.errors import answer_error, error_answer
 from mock_server.http.request_body import read_body
 from mock_server.http.state import state_of
 from mock_server.journal.journal import Journal, Since
+from mock_server.journal.metrics import PROMETHEUS_TEXT, Now, exposition
 from mock_server.scenarios.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
 from mock_server.scenarios.loading import Document, parse_document
 from mock_server.scenarios.model import Scenario
@@ -176,6 +177,22 @@ async def list_requests(
     except RestartedError as exc:
         return _restarted(exc, journal)
     return JSONResponse([record.to_json() for record in records], headers=_instance_headers(journal))
+
+
+@router.get("/metrics", summary="Prometheus metrics: requests, faults, events, lateness, journal, findings")
+async def metrics(request: Request) -> Response:
+    _require_admin(request)
+    state = state_of(request)
+    journal = state.journal
+    records = journal.records()
+    findings = (await state.verdict()).findings  # linear in the journal: a scrape's cost, not a stream's
+    now = Now(
+        open_streams=sum(1 for record in records if record.outcome is None),
+        journal_records=len(records),
+        journal_bytes=journal.bytes,
+        findings=[(finding.code, finding.severity.value) for finding in findings],
+    )
+    return Response(exposition(journal.tally, now), media_type=PROMETHEUS_TEXT)
 
 
 @router.get("/verdict", summary="Findings on the clients' behaviour, judged from the journal")

@@ -142,9 +142,14 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         raise PreviousResponseNotFoundError(thread.missing)
     dialect = route.dialect
     entry.note_selection(
-        prompt=prompt.text, scenario=scenario.name, dialect=dialect.name, thresholds=scenario.thresholds
+        prompt=prompt.text,
+        scenario=scenario.name,
+        dialect=dialect.name,
+        thresholds=scenario.thresholds,
+        endpoint=route.path,
     )
     entry.note_conversation(thread.key, trail_of(thread.conversation))
+    entry.note_faults(fault.kind.value for fault in (*scenario.faults, *overrides.faults))
     admission = _admit(request, state, entry, route, scenario, prompt.model)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from mock_server.errors import RestartedError
+from mock_server.journal.metrics import Tally
 from mock_server.journal.redaction import fingerprint, journal_headers, journal_query, mask_body
 from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.scenarios.model import DEFAULT_THRESHOLDS, Thresholds
@@ -90,6 +91,10 @@ class RequestRecord:
     rate_limited: RateLimitScope | None = None
     """Answered 429 because a rate limit had nothing left (not a scripted `status:429`): the server's
     (`server`: every request of the client counts) or the scenario's own (`scenario`)."""
+    endpoint: str | None = None
+    """The model route that took the request, as its path is declared (`/openai/deployments/{deployment}/...`)."""
+    due_end_ms: float | None = None
+    """When the response's last write was due, in ms from the request's arrival (its waits added up)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": self.thresholds.model_dump()}
@@ -117,22 +122,32 @@ class Entry:
     """The journal's hold on one request while it is answered: the server notes facts on it as the
     response starts and ends (never per chunk), and `record` is always a finished snapshot of them."""
 
-    __slots__ = ("_calls", "_started", "record", "size")
+    __slots__ = ("_calls", "_started", "_tally", "record", "size")
 
-    def __init__(self, record: RequestRecord, size: int) -> None:
+    def __init__(self, record: RequestRecord, size: int, tally: Tally | None = None) -> None:
         self.record = record
         self.size = size
         """About how many bytes the record holds (what the client sent, and the record's own)."""
         self._started = time.perf_counter()
         self._calls: tuple[ToolCall, ...] = ()
+        self._tally = tally
 
     @property
     def id(self) -> int:
         return self.record.id
 
-    def note_selection(self, *, prompt: str, scenario: str, dialect: str, thresholds: Thresholds) -> None:
+    def note_selection(
+        self, *, prompt: str, scenario: str, dialect: str, thresholds: Thresholds, endpoint: str | None = None
+    ) -> None:
         """Note what the server made of the request."""
-        self.record = replace(self.record, prompt=prompt, scenario=scenario, dialect=dialect, thresholds=thresholds)
+        self.record = replace(
+            self.record, prompt=prompt, scenario=scenario, dialect=dialect, thresholds=thresholds, endpoint=endpoint
+        )
+
+    def note_faults(self, kinds: Iterable[str]) -> None:
+        """Count the faults the request carries (its scenario's and its own), for the metrics."""
+        if self._tally is not None:
+            self._tally.carried(kinds)
 
     def note_stream(self, *, ids: bool, retry_ms: int | None, ending: Ending) -> None:
         """Note what the stream about to play will tell its client: ids, `retry:`, how it ends."""
@@ -147,7 +162,11 @@ class Entry:
 
         stall_ms = None if schedule.stall_s is None else schedule.stall_s * 1000
         self.record = replace(
-            self.record, close_at_ms=at(schedule.close_at_s), stall_at_ms=at(schedule.stall_at_s), stall_ms=stall_ms
+            self.record,
+            close_at_ms=at(schedule.close_at_s),
+            stall_at_ms=at(schedule.stall_at_s),
+            stall_ms=stall_ms,
+            due_end_ms=at(schedule.end_s),
         )
 
     def note_conversation(self, key: str | None, trail: ToolTrail | None) -> None:
@@ -191,6 +210,11 @@ class Entry:
             last_id_sent=last_id_sent,
             duration_ms=self._elapsed_ms(),
         )
+        if self._tally is not None:
+            record = self.record
+            due, took = record.due_end_ms, record.duration_ms
+            late = took - due if outcome is Outcome.COMPLETED and due is not None and took is not None else None
+            self._tally.finished(record.endpoint, record.scenario, outcome.value, events_sent, late)
 
     def on_play_end(self, status: int) -> Callable[[PlayResult], None]:
         """A callback for the transport that finishes the record with how playing ended (with no status
@@ -260,6 +284,8 @@ class Journal:
         self.mask_secrets = mask_secrets
         self.instance = uuid.uuid4().hex[:12]
         self.started_at = wall_clock()
+        self.tally = Tally()
+        """The counts since start, for the metrics (what `clear` forgets, these keep)."""
         self._salt = os.urandom(16)
 
     def client_label(self, api_key: str | None, address: str | None) -> str:
@@ -299,7 +325,7 @@ class Journal:
             body=mask_body(body) if mask else body,
             last_event_id=kept_headers.get("last-event-id"),
         )
-        entry = Entry(record, size)
+        entry = Entry(record, size, self.tally)
         self._entries.append(entry)
         self._bytes += size
         while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
@@ -354,3 +380,8 @@ class Journal:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """About how many bytes the records hold."""
+        return self._bytes

@@ -60,6 +60,8 @@ class Schedule:
     close_at_s: float | None = None
     stall_at_s: float | None = None
     stall_s: float | None = None
+    end_s: float = 0.0
+    """When the last action is due: every wait added up (to the cut, for a stream cut short)."""
 
 
 def schedule_of(actions: tuple[Action, ...]) -> Schedule:
@@ -80,4 +82,4 @@ def schedule_of(actions: tuple[Action, ...]) -> Schedule:
             if isinstance(action, Hang) and stall_at is None:
                 stall_at = moment
             break
-    return Schedule(close_at, stall_at, stall_s)
+    return Schedule(close_at, stall_at, stall_s, moment)
