@@ -7,6 +7,7 @@ import gc
 import itertools
 import weakref
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sse_starlette.event import ServerSentEvent
@@ -137,9 +138,11 @@ def test_schedule_finds_the_close_event_and_the_first_stall_from_the_waits() -> 
         steps.Stall(),
         end_marker=False,
     )
-    assert render_stream(script, chat()).schedule == Schedule(close_at_s=0.11, stall_at_s=0.16, stall_s=0.2)
+    played = render_stream(script, chat()).schedule
+    assert (played.close_at_s, played.stall_at_s, played.stall_s) == (0.11, 0.16, 0.2)
+    assert played.end_s == pytest.approx(0.36)  # the waits to the endless stall
     forever = timeline(steps.Text("a"), steps.Sleep(30), steps.Stall())
-    assert render_stream(forever, chat()).schedule == Schedule(stall_at_s=0.03)
+    assert render_stream(forever, chat()).schedule == Schedule(stall_at_s=0.03, end_s=0.03)
     cut = timeline(steps.Text("a"), steps.Drop(), steps.Stall())
     assert render_stream(cut, chat()).schedule == Schedule()
 
