@@ -10,7 +10,7 @@ they do not know, they pass over rather than fail on.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,63 +127,72 @@ def anthropic(body: Mapping[str, Any]) -> Conversation:
 def gemini(body: Mapping[str, Any]) -> Conversation:
     """Gemini `contents`: `functionCall` parts of the model, `functionResponse` parts sent back (a
     content of responses alone is the tool's), `systemInstruction`."""
-    read: list[_Message] = []
-    for content in _mappings(body.get("contents")):
-        role = _ROLES.get(str(content.get("role", "user")))
-        if role is None:
-            continue
-        parts = list(_mappings(content.get("parts")))
-        calls = tuple(
-            (_string(call.get("id")), _string(call.get("name")))
-            for part in parts
-            if (call := _mapping(part.get("functionCall")))
-        )
-        results = tuple(
-            ToolResult(_string(response.get("id")), _string(response.get("name")), _json(response.get("response")))
-            for part in parts
-            if (response := _mapping(part.get("functionResponse")))
-        )
-        text = "".join(part["text"] for part in parts if isinstance(part.get("text"), str))
-        read.append(_Message("tool" if results and not text else role, text, calls, results))
+    read = [
+        _parted(content.get("role"), list(_mappings(content.get("parts"))), _gemini_call, _gemini_result)
+        for content in _mappings(body.get("contents"))
+    ]
     system = body.get("systemInstruction", body.get("system_instruction"))
     instruction = system if isinstance(system, str) else _mapping(system).get("parts")  # a Content, or its text
-    return _facts(read, tool_offer(body), _text(instruction))
+    return _facts([message for message in read if message is not None], tool_offer(body), _text(instruction))
+
+
+def _gemini_call(part: Mapping[str, Any]) -> tuple[str, str] | None:
+    call = _mapping(part.get("functionCall"))
+    return (_string(call.get("id")), _string(call.get("name"))) if call else None
+
+
+def _gemini_result(part: Mapping[str, Any]) -> ToolResult | None:
+    response = _mapping(part.get("functionResponse"))
+    if not response:
+        return None
+    return ToolResult(_string(response.get("id")), _string(response.get("name")), _json(response.get("response")))
 
 
 def bedrock_converse(body: Mapping[str, Any]) -> Conversation:
     """Bedrock's Converse `messages`: `toolUse` blocks of the assistant, `toolResult` blocks sent back
     (a message of results alone is the tool's), the `system` blocks, and the tools of `toolConfig`."""
-    read: list[_Message] = []
-    for message in _mappings(body.get("messages")):
-        role = _ROLES.get(str(message.get("role", "user")))
-        if role is None:
-            continue
-        blocks = list(_mappings(message.get("content")))
-        calls = tuple(
-            (_string(use.get("toolUseId")), _string(use.get("name")))
-            for block in blocks
-            if (use := _mapping(block.get("toolUse")))
-        )
-        results = tuple(
-            ToolResult(_string(result.get("toolUseId")), "", _converse_result(result.get("content")))
-            for block in blocks
-            if (result := _mapping(block.get("toolResult")))
-        )
-        text = "".join(block["text"] for block in blocks if isinstance(block.get("text"), str))
-        read.append(_Message("tool" if results and not text else role, text, calls, results))
+    read = [
+        _parted(message.get("role"), list(_mappings(message.get("content"))), _converse_call, _converse_tool_result)
+        for message in _mappings(body.get("messages"))
+    ]
     config = _mapping(body.get("toolConfig"))
     specs = [_mapping(tool.get("toolSpec")) for tool in _mappings(config.get("tools"))]
     tools = tuple(
-        OfferedTool(
-            _string(spec.get("name")), json.dumps(_mapping(spec.get("inputSchema")).get("json") or {}, sort_keys=True)
-        )
+        _offered({"name": spec.get("name"), "parameters": _mapping(spec.get("inputSchema")).get("json")})
         for spec in specs
         if spec
     )
     choice = _mapping(config.get("toolChoice"))
     named = _string(_mapping(choice.get("tool")).get("name")) or ("required" if "any" in choice else None)
     offer = ToolOffer(tools, named) if tools else NO_OFFER
-    return _facts(read, offer, _text(body.get("system")))
+    return _facts([message for message in read if message is not None], offer, _text(body.get("system")))
+
+
+def _converse_call(block: Mapping[str, Any]) -> tuple[str, str] | None:
+    use = _mapping(block.get("toolUse"))
+    return (_string(use.get("toolUseId")), _string(use.get("name"))) if use else None
+
+
+def _converse_tool_result(block: Mapping[str, Any]) -> ToolResult | None:
+    result = _mapping(block.get("toolResult"))
+    return ToolResult(_string(result.get("toolUseId")), "", _converse_result(result.get("content"))) if result else None
+
+
+def _parted(
+    role: object,
+    parts: list[Mapping[str, Any]],
+    call_of: Callable[[Mapping[str, Any]], tuple[str, str] | None],
+    result_of: Callable[[Mapping[str, Any]], ToolResult | None],
+) -> _Message | None:
+    """A message whose content is a list of parts (Gemini's parts, Converse's blocks): its text parts,
+    the calls and results `call_of` and `result_of` find; a message of results alone is the tool's."""
+    known = _ROLES.get(str(role or "user"))
+    if known is None:
+        return None
+    calls = tuple(call for part in parts if (call := call_of(part)) is not None)
+    results = tuple(result for part in parts if (result := result_of(part)) is not None)
+    text = "".join(part["text"] for part in parts if isinstance(part.get("text"), str))
+    return _Message("tool" if results and not text else known, text, calls, results)
 
 
 def _converse_result(content: object) -> str:
