@@ -27,7 +27,7 @@ import yaml
 
 from mock_server.errors import RequestBodyError
 from mock_server.http.prompt import parse_json_body
-from mock_server.http.routes import MODEL_ROUTES, ModelRoute
+from mock_server.http.routes import MODEL_ROUTES, ModelRoute, RouteTable
 from mock_server.scenarios.recording import EventSplitter
 from mock_server.upstream.recording_file import (
     RecordingError,
@@ -42,7 +42,7 @@ CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 
 _SSE_FIELD = re.compile(rb"^(?:data|event|id|retry)?:")
 _GZIP_MAGIC = b"\x1f\x8b"
-_ROUTES: dict[tuple[str, str], ModelRoute] = {(route.method, route.path): route for route in MODEL_ROUTES}
+_ROUTES = RouteTable(MODEL_ROUTES)
 
 
 class CassetteError(RecordingError):
@@ -231,9 +231,9 @@ def scenario_fields(interaction: Interaction, origin: str) -> dict[str, Any]:
     """The scenario that replays `interaction` (its name not yet made unique among others), as the
     file writes it; raises CassetteError when its body cannot be replayed."""
     parts = urlsplit(interaction.uri)
-    route, path = _route_for(interaction.method, unquote(parts.path) or "/")
+    route, params, path = _route_for(interaction.method, unquote(parts.path) or "/")
     shown = shown_url(interaction.uri)
-    prompt, model = _prompt_and_model(route, parts.query, interaction.request_body)
+    prompt, model = _prompt_and_model(route, params, parts.query, interaction.request_body)
     headers = dict(kept_headers(interaction.headers))
     body = _decoded(interaction.body, _values(interaction.headers, "content-encoding"))
     try:
@@ -261,27 +261,30 @@ def scenario_fields(interaction: Interaction, origin: str) -> dict[str, Any]:
     return fields
 
 
-def _route_for(method: str, path: str) -> tuple[ModelRoute | None, str]:
-    """The model route that answers such a request, and the path to match it by. A path that ends in a
-    route's `/v1/...` path under a prefix (OpenRouter's `/api/v1/chat/completions`, Groq's `/openai/v1/...`)
-    is taken as that route's, since the server answers it there."""
-    route = _ROUTES.get((method, path))
-    if route is not None:
-        return route, path
+def _route_for(method: str, path: str) -> tuple[ModelRoute | None, dict[str, str], str]:
+    """The model route that answers such a request, its path parameters (a Gemini model, an Azure
+    deployment), and the path to match it by. A path that ends in a route's `/v1/...` path under a
+    prefix (OpenRouter's `/api/v1/chat/completions`, Groq's `/openai/v1/...`) is taken as that
+    route's, since the server answers it there."""
+    found = _ROUTES.match(method, path)
+    if found is not None:
+        return found[0], found[1], path
     under_prefix = [
         route
         for route in MODEL_ROUTES
         if route.method == method and route.path.startswith("/v1/") and path.endswith(route.path)
     ]
     if not under_prefix:
-        return None, path
+        return None, {}, path
     longest = max(under_prefix, key=lambda route: len(route.path))
-    return longest, longest.path
+    return longest, {}, longest.path
 
 
-def _prompt_and_model(route: ModelRoute | None, query: str, body: bytes) -> tuple[str | None, str | None]:
+def _prompt_and_model(
+    route: ModelRoute | None, params: Mapping[str, str], query: str, body: bytes
+) -> tuple[str | None, str | None]:
     """The prompt as the server reads it from such a request (None without a route, or for a request it
-    would refuse), and the `model` the request names."""
+    would refuse), and the model the request names (in its body, or in its path)."""
     data: Mapping[str, Any]
     if route is not None and not route.reads_body:
         data = dict(parse_qsl(query, keep_blank_values=True))
@@ -295,9 +298,10 @@ def _prompt_and_model(route: ModelRoute | None, query: str, body: bytes) -> tupl
     if route is None:
         return None, model
     try:
-        return route.read(data, {}).prompt.text, model
+        asked = route.read(data, params).prompt
     except RequestBodyError:
         return None, model
+    return asked.text, asked.model or model
 
 
 def _values(pairs: Iterable[tuple[str, str]], name: str) -> list[str]:

@@ -647,3 +647,22 @@ def test_any_text_body_is_written_so_that_it_reads_back_byte_for_byte(body: str)
         write_scenario(fields, Path(directory) / "fuzz.yaml")
         (scenario,) = scenarios_in(Path(directory)).values()
     assert replayed(scenario) == body.encode()
+
+
+def test_a_gemini_cassette_matches_the_model_its_path_names_and_replays_to_google_genai(tmp_path: Path) -> None:
+    from google import genai
+    from google.genai import types as genai_types
+
+    path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}]}
+    request = Request("POST", f"https://generativelanguage.googleapis.com{path}?alt=sse", json.dumps(body).encode(), {})
+    chunk = '{"candidates": [{"content": {"parts": [{"text": "Hi from the cassette"}], "role": "model"}}]}'
+    scenario = import_one(tmp_path, (request, response(f"data: {chunk}\r\n\r\n")))
+    assert scenario.matches("Say hi", "gemini-2.5-flash", {}, path)  # the model is the path's
+    assert not scenario.matches("Say hi", "gemini-2.0-pro", {}, path)
+    settings = Settings(port=0, scenario_dirs=(tmp_path / "out",), access_log=False)
+    with MockServer(settings=settings) as server:
+        options = genai_types.HttpOptions(base_url=server.url, api_version="v1beta", headers=UNPACED)
+        with genai.Client(api_key="x", http_options=options) as client:
+            chunks = client.models.generate_content_stream(model="gemini-2.5-flash", contents="Say hi")
+            assert "".join(chunk.text or "" for chunk in chunks) == "Hi from the cassette"
