@@ -485,9 +485,13 @@ def test_bedrock_refuses_as_a_throttling_exception_counted_per_access_key(
 ) -> None:
     server = make_server(rpm=1, wall_clock=clock)
     messages = [{"role": "user", "content": [{"text": "hi"}]}]
-    one = client_for(server, key="AKIDONE")
-    one.converse(modelId="default", messages=messages)
-    with pytest.raises(one.exceptions.ThrottlingException) as caught:
+    one, two = client_for(server, key="AKIDONE"), client_for(server, key="AKIDTWO")
+    try:
         one.converse(modelId="default", messages=messages)
-    assert caught.value.response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "60"
-    client_for(server, key="AKIDTWO").converse(modelId="default", messages=messages)  # a key of its own
+        with pytest.raises(one.exceptions.ThrottlingException) as caught:
+            one.converse(modelId="default", messages=messages)
+        assert caught.value.response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "60"
+        two.converse(modelId="default", messages=messages)  # a key of its own
+    finally:
+        one.close()
+        two.close()

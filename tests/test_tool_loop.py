@@ -335,4 +335,5 @@ def test_a_bedrock_converse_tool_loop(agent_server: MockServer) -> None:
         {"role": "user", "content": [{"toolResult": {"toolUseId": use["toolUseId"], "content": [{"text": "9 am"}]}}]},
     ]
     second = client.converse(modelId="agent", messages=messages, toolConfig=tool_config)
+    client.close()
     assert second["output"]["message"]["content"] == [{"text": "The get_time tool returned: 9 am"}]
