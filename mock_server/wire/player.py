@@ -56,7 +56,7 @@ class Player:
         self.deadline = clock()
         self._start = self.deadline
         self._timed: list[tuple[float, float, int]] = []
-        """(due, written, events) of the first TIMED_WRITES writes of events, on `clock` from the start."""
+        """(due, written, events) of the first TIMED_WRITES writes of events, on `clock`."""
         self._more = 0
         self._more_late = 0.0
         self.wake_at = self.deadline
@@ -134,7 +134,7 @@ class Player:
         if written and events:
             self.events_sent += events
             if len(self._timed) < TIMED_WRITES:
-                self._timed.append((self.deadline - self._start, now - self._start, events))
+                self._timed.append((self.deadline, now, events))
             else:
                 self._more += 1
                 self._more_late = max(self._more_late, now - self.deadline)
@@ -142,10 +142,10 @@ class Player:
 
     def timing(self) -> EventTiming:
         """When the events written so far were due and written (see EventTiming)."""
-        timed = self._timed
+        timed, start = self._timed, self._start
         return EventTiming(
-            tuple(round(due * 1000, 3) for due, _, _ in timed),
-            tuple(round(at * 1000, 3) for _, at, _ in timed),
+            tuple(round((due - start) * 1000, 3) for due, _, _ in timed),
+            tuple(round((at - start) * 1000, 3) for _, at, _ in timed),
             tuple(events for _, _, events in timed),
             self._more,
             round(max(0.0, self._more_late) * 1000, 3),
