@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 
+import httpx
 import pytest
 
 from mock_server.errors import RestartedError
@@ -45,7 +46,7 @@ VERDICT_FACTS = [
 ]
 UPSTREAM_FACTS = ["upstream_status", "upstream_head_ms"]
 LOOP_FACTS = ["conversation", "tools", "rate_limit_key", "rate_limited"]
-METRICS_FACTS = ["endpoint", "due_end_ms"]
+METRICS_FACTS = ["endpoint", "due_end_ms", "events_timing"]
 
 
 def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
@@ -390,3 +391,38 @@ def test_a_record_keeps_its_conversation_and_the_tool_calls_handed_out_once_the_
     (cut_record,) = server.records()[-1:]
     assert cut_record.tools is not None
     assert cut_record.tools.calls == ()  # the client got no answer, so no call
+
+
+def test_a_paced_stream_keeps_when_each_write_was_due_and_written(make_server):
+    server = make_server()
+    response = fetch(f"{server.url}/completions?messages=one+two+three&chunk_ms=40")
+    timing = record_of(server, response).events_timing
+    assert timing is not None
+    # "You said: one two three": the role with the first word, then a write each 40 ms
+    assert timing.due_ms == tuple(40.0 * i for i in range(len(timing.due_ms)))
+    assert len(timing.due_ms) >= 5
+    assert sum(timing.events) == record_of(server, response).events_sent
+    assert all(0 <= written - due < 1000 for due, written in zip(timing.due_ms, timing.written_ms, strict=True))
+    assert timing.more == 0
+    (shown,) = [
+        r for r in httpx.get(f"{server.url}/_mock/requests").json() if r["id"] == record_of(server, response).id
+    ]
+    assert shown["events_timing"]["written_ms"] == list(timing.written_ms)
+
+
+def test_past_the_bound_the_writes_are_summed_up(make_server):
+    from mock_server.wire.outcome import TIMED_WRITES
+
+    server = make_server()
+    words = "+".join(f"w{i}" for i in range(TIMED_WRITES + 40))
+    response = fetch(f"{server.url}/completions?messages={words}&chunk_ms=0.01")
+    timing = record_of(server, response).events_timing
+    assert timing is not None
+    assert len(timing.due_ms) == TIMED_WRITES
+    assert timing.more > 0
+    assert timing.late_ms >= timing.more_late_ms >= 0
+
+
+def test_a_request_answered_before_any_event_has_no_timing(server):
+    response = fetch(f"{server.url}/completions?messages=hi&fault=status:429")
+    assert record_of(server, response).events_timing is None

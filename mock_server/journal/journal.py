@@ -34,7 +34,7 @@ from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.scenarios.model import DEFAULT_THRESHOLDS, Thresholds
 from mock_server.scenarios.steps import Ending
 from mock_server.wire.actions import Schedule
-from mock_server.wire.outcome import Outcome, PlayResult
+from mock_server.wire.outcome import EventTiming, Outcome, PlayResult
 
 DEFAULT_SIZE = 1000
 DEFAULT_MAX_BYTES = 64 << 20
@@ -95,6 +95,8 @@ class RequestRecord:
     """The model route that took the request, as its path is declared (`/openai/deployments/{deployment}/...`)."""
     due_end_ms: float | None = None
     """When the response's last write was due, in ms from the request's arrival (its waits added up)."""
+    events_timing: EventTiming | None = None
+    """When its writes of events were due and written, in ms from when it began to play (bounded)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": self.thresholds.model_dump()}
@@ -195,7 +197,12 @@ class Entry:
         self.record = replace(self.record, retry_after=retry_after)
 
     def finish(
-        self, status: int | None, outcome: Outcome, events_sent: int = 0, last_id_sent: int | None = None
+        self,
+        status: int | None,
+        outcome: Outcome,
+        events_sent: int = 0,
+        last_id_sent: int | None = None,
+        timing: EventTiming | None = None,
     ) -> None:
         """Note how the response ended; `status` None when the connection ended before the status line."""
         tools = self.record.tools
@@ -209,6 +216,7 @@ class Entry:
             events_sent=events_sent,
             last_id_sent=last_id_sent,
             duration_ms=self._elapsed_ms(),
+            events_timing=timing if timing is not None and timing.due_ms else None,
         )
         if self._tally is not None:
             record = self.record
@@ -224,7 +232,9 @@ class Entry:
             outcome = result.outcome
             if status >= 400 and outcome is Outcome.COMPLETED:
                 outcome = Outcome.ERROR_STATUS
-            self.finish(status if result.head_sent else None, outcome, result.events_sent, result.last_id)
+            self.finish(
+                status if result.head_sent else None, outcome, result.events_sent, result.last_id, result.timing
+            )
 
         return finish
 

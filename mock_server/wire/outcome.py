@@ -24,6 +24,29 @@ class Outcome(StrEnum):
         return f"Outcome.{self.name}"
 
 
+TIMED_WRITES = 256
+"""How many of a response's writes of events have their moments kept; the rest are summed up."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventTiming:
+    """When a response's writes of events were due and when they were written, in ms from the moment
+    it began to play, and how many events each held (the first TIMED_WRITES writes); `more` writes
+    after those, the latest of them `more_late_ms` behind its moment."""
+
+    due_ms: tuple[float, ...] = ()
+    written_ms: tuple[float, ...] = ()
+    events: tuple[int, ...] = ()
+    more: int = 0
+    more_late_ms: float = 0.0
+
+    @property
+    def late_ms(self) -> float:
+        """The most any write was behind its moment."""
+        kept = max((w - d for d, w in zip(self.due_ms, self.written_ms, strict=True)), default=0.0)
+        return max(0.0, kept, self.more_late_ms)
+
+
 @dataclass(frozen=True, slots=True)
 class PlayResult:
     """How playing a response ended: its outcome, the events written, the id of the last one written
@@ -33,3 +56,5 @@ class PlayResult:
     events_sent: int
     last_id: int | None = None
     head_sent: bool = True
+    timing: EventTiming | None = None
+    """When its events were due and written (None: it played none through a player)."""

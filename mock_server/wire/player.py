@@ -19,7 +19,7 @@ from enum import Enum
 
 from mock_server.wire import frames
 from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write
-from mock_server.wire.outcome import Outcome
+from mock_server.wire.outcome import TIMED_WRITES, EventTiming, Outcome
 
 KEEPALIVE = frames.encode_comment("ping")
 TIMER_SLACK_S = 0.001
@@ -54,6 +54,11 @@ class Player:
         self._clock = clock
         self._keepalive_s = keepalive_s if keepalive_s is not None else math.inf
         self.deadline = clock()
+        self._start = self.deadline
+        self._timed: list[tuple[float, float, int]] = []
+        """(due, written, events) of the first TIMED_WRITES writes of events, on `clock`."""
+        self._more = 0
+        self._more_late = 0.0
         self.wake_at = self.deadline
         self._last_write = self.deadline
         self._pinging = False
@@ -122,9 +127,26 @@ class Player:
         return self.deadline
 
     def _send(self, data: bytes, events: int) -> bool:
-        """Write `data`; its events count when the connection is still there to take them."""
+        """Write `data`; its events count when the connection is still there to take them, and its
+        moment is noted beside the one it was due."""
         written = self._write(data)
-        if written:
+        now = self._last_write = self._clock()
+        if written and events:
             self.events_sent += events
-        self._last_write = self._clock()
+            if len(self._timed) < TIMED_WRITES:
+                self._timed.append((self.deadline, now, events))
+            else:
+                self._more += 1
+                self._more_late = max(self._more_late, now - self.deadline)
         return written
+
+    def timing(self) -> EventTiming:
+        """When the events written so far were due and written (see EventTiming)."""
+        timed, start = self._timed, self._start
+        return EventTiming(
+            tuple(round((due - start) * 1000, 3) for due, _, _ in timed),
+            tuple(round((at - start) * 1000, 3) for _, at, _ in timed),
+            tuple(events for _, _, events in timed),
+            self._more,
+            round(max(0.0, self._more_late) * 1000, 3),
+        )

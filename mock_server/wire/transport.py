@@ -145,7 +145,8 @@ class StreamResponse(Response):
             if self.on_end is not None:
                 player = self._player
                 events, last_id = (player.events_sent, player.last_id) if player is not None else (0, None)
-                self.on_end(PlayResult(self._cut_short or self._outcome, events, last_id, self._head_sent))
+                timing = player.timing() if player is not None else None
+                self.on_end(PlayResult(self._cut_short or self._outcome, events, last_id, self._head_sent, timing))
 
     @property
     def _outcome(self) -> Outcome:
