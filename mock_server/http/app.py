@@ -11,7 +11,6 @@ reaches them there. `HEAD` on a GET route answers like GET without a body (a str
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI
@@ -103,12 +102,13 @@ class MockApp:
         return any(route.matches(scope)[0] is not Match.NONE for route in self.fastapi.router.routes)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """At startup, build the tokenizer that counts usage, so that no request waits for it; at
-        shutdown, close what the app opened (the upstream's connections)."""
+        """At startup, start building the tokenizer that counts usage in the background: start-up does
+        not wait for it, and a request that arrives before it is built waits for it off the event loop
+        (`tokens.ready`). At shutdown, close what the app opened (the upstream's connections)."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await asyncio.to_thread(tokens.warm)
+                tokens.warm_in_background()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.state.aclose()
