@@ -32,7 +32,6 @@ from mock_server.journal.journal import Journal
 from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
 from mock_server.settings import VERSION, Settings
 from mock_server.timeline import tokens
-from mock_server.upstream.proxy import Upstream
 from mock_server.upstream.recorder import Recorder
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -67,6 +66,9 @@ class MockApp:
             ),
         )
         if settings.upstream is not None:
+            # httpx and httpcore are a tenth of start-up: loaded only for a server with an upstream.
+            from mock_server.upstream.proxy import Upstream
+
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)

@@ -38,8 +38,8 @@ from mock_server.scenarios.steps import Ending
 from mock_server.timeline import tokens
 from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
 from mock_server.timeline.overrides import parse_overrides
+from mock_server.upstream.forwarding import forwarded
 from mock_server.upstream.live import LiveActions
-from mock_server.upstream.proxy import forwarded
 from mock_server.upstream.recorder import Capture
 from mock_server.wire import rendering
 from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write, schedule_of

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -21,9 +22,11 @@ from mock_server.scenarios.catalog import Catalog
 from mock_server.scenarios.faults import Fault
 from mock_server.settings import Settings
 from mock_server.timeline.compile import TimelineCache
-from mock_server.upstream.proxy import Upstream
 from mock_server.upstream.recorder import Recorder
 from mock_server.wire.rendering import StreamCache
+
+if TYPE_CHECKING:  # the HTTP client to an upstream is loaded only when there is one (MockApp)
+    from mock_server.upstream.proxy import Upstream
 
 PENDING_POLL_S = 0.01
 
