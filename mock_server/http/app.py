@@ -11,30 +11,28 @@ reaches them there. `HEAD` on a GET route answers like GET without a body (a str
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from mock_server.conversations.responses import ResponseStore
-from mock_server.http import control, playground, routes, stored_responses
-from mock_server.http.access import AccessGuard, CorsByPath, cors_options
-from mock_server.http.errors import CONTROL_PREFIX, install_error_handlers, unexpected
+from mock_server.http import routes, stored_responses
+from mock_server.http.access import AccessGuard, cors_options
+from mock_server.http.errors import CONTROL_PREFIX, unexpected
 from mock_server.http.pipeline import respond
 from mock_server.http.quotas import RateLimiter, limits_of
-from mock_server.http.state import MockState
+from mock_server.http.state import STATE_SCOPE_KEY, MockState
 from mock_server.journal.journal import Journal
 from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
-from mock_server.settings import VERSION, Settings
+from mock_server.settings import Settings
 from mock_server.timeline import tokens
 from mock_server.upstream.recorder import Recorder
 
-Handler = Callable[[Request], Awaitable[Response]]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -72,17 +70,27 @@ class MockApp:
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)
-        self.fastapi = _fastapi_app(settings, self.state)
+        self._fastapi: FastAPI | None = None
         self.model_routes = routes.RouteTable(routes.MODEL_ROUTES)
         models = CORSMiddleware(self._answer_model_request, **cors_options(settings))
         self._models = AccessGuard(models, settings)
+
+    @property
+    def fastapi(self) -> FastAPI:
+        """FastAPI's part of the app (the control API, the listings, the playground, the schema),
+        built on first use: importing FastAPI is a third of start-up, and no model request needs it."""
+        if self._fastapi is None:
+            from mock_server.http.fastapi_app import fastapi_app  # the one place FastAPI is loaded
+
+            self._fastapi = fastapi_app(self.state.settings)
+        return self._fastapi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
         if scope["type"] == "http" and self._route_of(scope) is not None:
-            scope["app"] = self.fastapi  # what `request.app` reads, as FastAPI would have set it
             await self._models(scope, receive, send)
         else:
             await self.fastapi(scope, receive, send)
@@ -136,37 +144,3 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     """The ASGI app for `settings`; pass `catalog` to reuse scenarios already loaded."""
     settings = settings or Settings()
     return MockApp(settings, catalog if catalog is not None else load_catalog(settings))
-
-
-def _fastapi_app(settings: Settings, state: MockState) -> FastAPI:
-    app = FastAPI(title="mock-llm-sse", version=VERSION, description="A mock LLM streaming server for testing clients.")
-    app.state.mock = state
-    app.add_middleware(CorsByPath, settings=settings)
-    app.add_middleware(AccessGuard, settings=settings)  # added last: the outermost layer
-    routers = (routes.schema_router(_fastapi_endpoint), control.router, playground.router)
-    for router in (*routers, _head_twins(routers)):
-        app.include_router(router)
-    install_error_handlers(app)
-    return app
-
-
-def _fastapi_endpoint(route: routes.ModelRoute) -> Handler:
-    """FastAPI's endpoint for a model route, which `MockApp` answers before FastAPI sees the request;
-    should FastAPI ever get one, it answers it the same way."""
-
-    async def endpoint(request: Request) -> Response:
-        return await respond(request, route)
-
-    endpoint.__name__ = route.name
-    return endpoint
-
-
-def _head_twins(routers: tuple[APIRouter, ...]) -> APIRouter:
-    """`HEAD` for every GET route: the same status and headers, no body (uvicorn leaves it out). The
-    twins stay out of the OpenAPI schema, which would otherwise list every operation twice."""
-    twins = APIRouter(include_in_schema=False)
-    for router in routers:
-        for route in router.routes:
-            if isinstance(route, APIRoute) and route.methods == {"GET"}:
-                twins.add_api_route(route.path, route.endpoint, methods=["HEAD"], name=f"{route.name}_head")
-    return twins

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the HTTP client to an upstream is loaded only when there is
     from mock_server.upstream.proxy import Upstream
 
 PENDING_POLL_S = 0.01
+STATE_SCOPE_KEY = "mock_llm_sse.state"
+"""Where `MockApp` puts its state in each request's scope, for the routes on both of its sides."""
 
 
 @dataclass
@@ -107,5 +109,5 @@ class MockState:
 
 def state_of(request: Request) -> MockState:
     """The state of the app serving `request`."""
-    state: MockState = request.app.state.mock
+    state: MockState = request.scope[STATE_SCOPE_KEY]
     return state
