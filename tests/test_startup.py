@@ -52,15 +52,15 @@ def modules_loaded(paths: tuple[str, ...] = (), settings: str = "") -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def test_a_server_answering_model_requests_loads_nothing_they_do_not_need() -> None:
-    loaded = modules_loaded(("/completions?messages=hi",))
+def test_a_server_answering_its_ready_check_and_model_requests_loads_nothing_they_do_not_need() -> None:
+    loaded = modules_loaded(("/_mock/health", "/completions?messages=hi"))
     assert {name: why for name, why in LOADED_ON_FIRST_USE.items() if name in loaded} == {}
 
 
 @pytest.mark.parametrize(
     ("path", "settings", "loads"),
     [
-        ("/_mock/health", "", {"fastapi", "mock_server.http.control"}),
+        ("/_mock/scenarios", "", {"fastapi", "mock_server.http.control"}),
         ("/_mock/verdict?settle_ms=0", "", {"mock_server.journal.verdict"}),
         (None, "upstream='http://127.0.0.1:9'", {"httpx", "mock_server.upstream.proxy"}),
     ],

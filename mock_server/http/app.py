@@ -6,7 +6,9 @@ the playground, the OpenAPI schema and docs) goes through FastAPI. FastAPI's sta
 ASGI layers that stay suspended for as long as a response lasts (for a stream, its whole life):
 CPU per request and, above all, objects the garbage collector walks on every pass, pausing every
 stream. The model routes are still declared to FastAPI, for /openapi.json, but no model request
-reaches them there. `HEAD` on a GET route answers like GET without a body (a stream: its head alone).
+reaches them there; nor does the ready check (`/_mock/health`), answered the same way. FastAPI's
+part is built on the first request that goes to it (`MockApp.fastapi`), so a server starts without
+loading FastAPI. `HEAD` on a GET route answers like GET without a body (a stream: its head alone).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from mock_server.conversations.responses import ResponseStore
-from mock_server.http import routes, stored_responses
-from mock_server.http.access import AccessGuard, cors_options
+from mock_server.http import health, routes, stored_responses
+from mock_server.http.access import AccessGuard, CorsByPath, cors_options
 from mock_server.http.errors import CONTROL_PREFIX, unexpected
 from mock_server.http.pipeline import respond
 from mock_server.http.quotas import RateLimiter, limits_of
@@ -74,6 +76,7 @@ class MockApp:
         self.model_routes = routes.RouteTable(routes.MODEL_ROUTES)
         models = CORSMiddleware(self._answer_model_request, **cors_options(settings))
         self._models = AccessGuard(models, settings)
+        self._health = AccessGuard(CorsByPath(health.answer, settings), settings)
 
     @property
     def fastapi(self) -> FastAPI:
@@ -92,6 +95,8 @@ class MockApp:
         scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
         if scope["type"] == "http" and self._route_of(scope) is not None:
             await self._models(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
+            await self._health(scope, receive, send)  # polled while the server starts: not worth FastAPI's start
         else:
             await self.fastapi(scope, receive, send)
 
