@@ -28,7 +28,7 @@ from mock_server.http.pipeline import respond
 from mock_server.http.quotas import RateLimiter, limits_of
 from mock_server.http.state import STATE_SCOPE_KEY, MockState
 from mock_server.journal.journal import Journal
-from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
+from mock_server.scenarios.catalog import Catalog, bundled_entries, load_paths
 from mock_server.settings import Settings
 from mock_server.timeline import tokens
 from mock_server.upstream.recorder import Recorder
@@ -39,12 +39,14 @@ if TYPE_CHECKING:
 
 def load_catalog(settings: Settings) -> Catalog:
     """The scenarios `settings` names; raises ScenarioError listing every problem in every file."""
-    paths = [bundled_scenarios_dir()] if settings.bundled_scenarios else []
+    bundled = bundled_entries() if settings.bundled_scenarios else ()
     recordings = settings.record_dir
     if recordings is not None and not recordings.exists() and settings.record_mode != "none":
         recordings.mkdir(parents=True)  # nothing recorded yet: the first recording goes there
     recorded = [recordings] if recordings is not None else []
-    return Catalog(load_paths([*paths, *settings.scenario_dirs, *recorded]), default=settings.default_scenario)
+    loaded = load_paths([*settings.scenario_dirs, *recorded])
+    by_name = {entry.scenario.name: entry for entry in (*bundled, *loaded)}  # a file of yours replaces a bundled one
+    return Catalog(list(by_name.values()), default=settings.default_scenario)
 
 
 class MockApp:
