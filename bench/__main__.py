@@ -14,21 +14,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import uvicorn
 import uvloop
 
 from bench import embeddings, load, procs
-from bench.baseline import make_app
 from bench.endpoints import ENDPOINTS
 from bench.measures import CHUNK_MS, Figure, Schedule, fidelity, print_table, schedule_of, throughput, write_scenarios
 from bench.proxy import measure_proxy
+from bench.startup import cli_start, compile_package, in_process_start
 
 RESULTS = Path(__file__).parent / "results"
 PER_ENDPOINT_STREAMS = 500
@@ -61,48 +59,6 @@ async def idle_memory(port: int, pid: int, path: str, streams: int) -> float:
         transport.close()
     await asyncio.sleep(1)
     return rss
-
-
-def mock_server_ready_ms(runs: int) -> float:
-    from mock_server.http.server import MockServer
-
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        server = MockServer().start()
-        samples.append(time.perf_counter() - start)
-        server.stop()
-    return statistics.median(samples) * 1000
-
-
-def plain_uvicorn_ready_ms(runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        config = uvicorn.Config(make_app({}), port=0, log_config=None, lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.0005)
-        samples.append(time.perf_counter() - start)
-        server.should_exit = True
-        thread.join()
-    return statistics.median(samples) * 1000
-
-
-def process_ready_ms(start: Callable[[int], subprocess.Popen[bytes]], path: str, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        port = procs.free_port()
-        began = time.monotonic()
-        process = start(port)
-        try:
-            procs.wait_until_answering(f"http://127.0.0.1:{port}{path}", process)
-            samples.append(time.monotonic() - began)
-        finally:
-            procs.stop(process)
-    return statistics.median(samples) * 1000
 
 
 @dataclass
@@ -243,7 +199,6 @@ async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> l
         streams = 1000 if quick else 5000
         ours_m = await idle_memory(mock_port, mock.pid, "/completions?scenario=bench-idle&messages=x", streams)
     async with servers(workdir) as running:
-        frames = running.frames
         theirs_m = await idle_memory(
             running.baseline_port,
             running.baseline.pid,
@@ -253,28 +208,13 @@ async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> l
     figures.append(Figure(f"RSS with {streams} open streams", "MB", ours_m, theirs_m, "lower", "< 300 MB"))
 
     runs = 5 if quick else 20
+    _, later = in_process_start(runs)
     figures.append(
-        Figure(
-            "MockServer start-to-ready",
-            "ms",
-            mock_server_ready_ms(runs),
-            plain_uvicorn_ready_ms(runs),
-            "lower",
-            "<= 300 ms",
-        )
+        Figure("MockServer start-to-ready", "ms", later.median_ms, later.baseline_median_ms, "lower", "<= 10 ms")
     )
-    runs = 3 if quick else 5
+    answer, _ = cli_start(3 if quick else 5, workdir / "scenarios", workdir / "frames-cli.json")
     figures.append(
-        Figure(
-            "CLI start to first answer",
-            "ms",
-            process_ready_ms(lambda port: procs.start_mock(port, workdir / "scenarios"), "/_mock/health", runs),
-            process_ready_ms(
-                lambda port: procs.start_baseline(port, frames, workdir / "frames-cli.json"), "/health", runs
-            ),
-            "lower",
-            "<= 1500 ms",
-        )
+        Figure("CLI start to first answer", "ms", answer.median_ms, answer.baseline_median_ms, "lower", "<= 2x")
     )
     figures += await measure_proxy(quick, workdir / "scenarios")
     return figures
@@ -287,6 +227,7 @@ def main() -> None:
         "--endpoints", action="store_true", help="only each streaming endpoint's throughput and lateness (2 minutes)"
     )
     args = parser.parse_args()
+    compile_package()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         (workdir / "scenarios").mkdir()

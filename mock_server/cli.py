@@ -19,8 +19,6 @@ from mock_server.errors import ScenarioError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
 from mock_server.http.server import bind_socket, run_foreground
-from mock_server.journal.verdict import Verdict, reports
-from mock_server.journal.verdict.reports import Judged
 from mock_server.scenarios.catalog import Catalog, load_paths
 from mock_server.settings import (
     DEFAULT_HOST,
@@ -513,9 +511,12 @@ def verdict(
     Prints the findings (code, severity, title, records) with advice; exits 1 when there is an
     error-level finding, 0 otherwise, and 2 when the server cannot be asked or has restarted since --since.
     """
+    # The verdict's model and reports are loaded by this command alone, not by every `serve`.
+    from mock_server.journal.verdict import Verdict, reports
+
     base = (url if "://" in url else f"http://{url}").rstrip("/")
     data = _fetch_verdict(base, since, wait)
-    judged = Judged(base, Verdict.from_json(data), _request_lines(base, since, admin_token))
+    judged = reports.Judged(base, Verdict.from_json(data), _request_lines(base, since, admin_token))
     shown = "json" if as_json else form
     click.echo(json.dumps(data, indent=2) if shown == "json" else reports.render([judged], shown))
     if junit_xml is not None:
@@ -529,6 +530,8 @@ def verdict(
 def _request_lines(base: str, since: str | None, admin_token: str | None) -> dict[int, str]:
     """By record id, each request's line (`POST /v1/chat/completions scenario='default'`) from the
     server's journal; none when the journal cannot be read (an admin token not given)."""
+    from mock_server.journal.verdict import reports  # loaded by `verdict` already
+
     query = urllib.parse.urlencode({"since": since} if since is not None else {})
     request = urllib.request.Request(f"{base}/_mock/requests?{query}")
     if admin_token:
@@ -543,6 +546,8 @@ def _request_lines(base: str, since: str | None, admin_token: str | None) -> dic
 
 def _fetch_verdict(base: str, since: str | None, wait: float) -> dict[str, Any]:
     """GET /_mock/verdict of the server at `base`; exits 2 saying why when it cannot."""
+    from mock_server.journal.verdict import Verdict  # loaded by `verdict` already
+
     query = {"wait_ms": str(round(wait * 1000)), **({"since": since} if since is not None else {})}
     target = f"{base}/_mock/verdict?{urllib.parse.urlencode(query)}"
     try:

@@ -69,7 +69,7 @@ class SeenByFastAPI:
         await self.app(scope, receive, send)
 
 
-def test_no_model_request_passes_through_fastapis_stack() -> None:
+def test_no_model_request_nor_the_ready_check_passes_through_fastapis_stack() -> None:
     app = create_app()
     app.fastapi.add_middleware(SeenByFastAPI)
     SeenByFastAPI.paths = []
@@ -83,11 +83,12 @@ def test_no_model_request_passes_through_fastapis_stack() -> None:
                     target = route.example_target("default", False)
                     answers.append(await client.post(target, json=route.example("default", False, "hi")))
             answers.append(await client.get("/_mock/health"))
+            answers.append(await client.get("/_mock/scenarios"))
             answers.append(await client.get("/v1/models"))
             return [answer.status_code for answer in answers]
 
     assert set(asyncio.run(requests())) == {200}
-    assert SeenByFastAPI.paths == ["GET /_mock/health", "GET /v1/models"]
+    assert SeenByFastAPI.paths == ["GET /_mock/scenarios", "GET /v1/models"]
 
 
 def test_every_way_of_serving_gets_the_app_create_app_returns() -> None:

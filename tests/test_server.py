@@ -54,6 +54,9 @@ def test_server_answers_as_soon_as_start_returns():
 
 def test_start_and_stop_leave_no_thread_and_no_socket():
     MockServer().start().stop()  # the first server of a process opens libuv's process-wide signal pipe
+    for thread in threading.enumerate():  # and starts building the tokenizer, once per process
+        if thread.name == "mock-llm-sse:tokenizer":
+            thread.join()
     threads, fds = set(threading.enumerate()), open_fds()
 
     server = MockServer().start()

@@ -6,47 +6,47 @@ the playground, the OpenAPI schema and docs) goes through FastAPI. FastAPI's sta
 ASGI layers that stay suspended for as long as a response lasts (for a stream, its whole life):
 CPU per request and, above all, objects the garbage collector walks on every pass, pausing every
 stream. The model routes are still declared to FastAPI, for /openapi.json, but no model request
-reaches them there. `HEAD` on a GET route answers like GET without a body (a stream: its head alone).
+reaches them there; nor does the ready check (`/_mock/health`), answered the same way. FastAPI's
+part is built on the first request that goes to it (`MockApp.fastapi`), so a server starts without
+loading FastAPI. `HEAD` on a GET route answers like GET without a body (a stream: its head alone).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from mock_server.conversations.responses import ResponseStore
-from mock_server.http import control, playground, routes, stored_responses
+from mock_server.http import health, routes, stored_responses
 from mock_server.http.access import AccessGuard, CorsByPath, cors_options
-from mock_server.http.errors import CONTROL_PREFIX, install_error_handlers, unexpected
+from mock_server.http.errors import CONTROL_PREFIX, unexpected
 from mock_server.http.pipeline import respond
 from mock_server.http.quotas import RateLimiter, limits_of
-from mock_server.http.state import MockState
+from mock_server.http.state import STATE_SCOPE_KEY, MockState
 from mock_server.journal.journal import Journal
-from mock_server.scenarios.catalog import Catalog, bundled_scenarios_dir, load_paths
-from mock_server.settings import VERSION, Settings
+from mock_server.scenarios.catalog import Catalog, bundled_entries, load_paths
+from mock_server.settings import Settings
 from mock_server.timeline import tokens
-from mock_server.upstream.proxy import Upstream
 from mock_server.upstream.recorder import Recorder
 
-Handler = Callable[[Request], Awaitable[Response]]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def load_catalog(settings: Settings) -> Catalog:
     """The scenarios `settings` names; raises ScenarioError listing every problem in every file."""
-    paths = [bundled_scenarios_dir()] if settings.bundled_scenarios else []
+    bundled = bundled_entries() if settings.bundled_scenarios else ()
     recordings = settings.record_dir
     if recordings is not None and not recordings.exists() and settings.record_mode != "none":
         recordings.mkdir(parents=True)  # nothing recorded yet: the first recording goes there
     recorded = [recordings] if recordings is not None else []
-    return Catalog(load_paths([*paths, *settings.scenario_dirs, *recorded]), default=settings.default_scenario)
+    loaded = load_paths([*settings.scenario_dirs, *recorded])
+    by_name = {entry.scenario.name: entry for entry in (*bundled, *loaded)}  # a file of yours replaces a bundled one
+    return Catalog(list(by_name.values()), default=settings.default_scenario)
 
 
 class MockApp:
@@ -68,21 +68,37 @@ class MockApp:
             ),
         )
         if settings.upstream is not None:
+            # httpx and httpcore are a tenth of start-up: loaded only for a server with an upstream.
+            from mock_server.upstream.proxy import Upstream
+
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)
-        self.fastapi = _fastapi_app(settings, self.state)
+        self._fastapi: FastAPI | None = None
         self.model_routes = routes.RouteTable(routes.MODEL_ROUTES)
         models = CORSMiddleware(self._answer_model_request, **cors_options(settings))
         self._models = AccessGuard(models, settings)
+        self._health = AccessGuard(CorsByPath(health.answer, settings), settings)
+
+    @property
+    def fastapi(self) -> FastAPI:
+        """FastAPI's part of the app (the control API, the listings, the playground, the schema),
+        built on first use: importing FastAPI is a third of start-up, and no model request needs it."""
+        if self._fastapi is None:
+            from mock_server.http.fastapi_app import fastapi_app  # the one place FastAPI is loaded
+
+            self._fastapi = fastapi_app(self.state.settings)
+        return self._fastapi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
         if scope["type"] == "http" and self._route_of(scope) is not None:
-            scope["app"] = self.fastapi  # what `request.app` reads, as FastAPI would have set it
             await self._models(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
+            await self._health(scope, receive, send)  # polled while the server starts: not worth FastAPI's start
         else:
             await self.fastapi(scope, receive, send)
 
@@ -103,12 +119,13 @@ class MockApp:
         return any(route.matches(scope)[0] is not Match.NONE for route in self.fastapi.router.routes)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """At startup, build the tokenizer that counts usage, so that no request waits for it; at
-        shutdown, close what the app opened (the upstream's connections)."""
+        """At startup, start building the tokenizer that counts usage in the background: start-up does
+        not wait for it, and a request that arrives before it is built waits for it off the event loop
+        (`tokens.ready`). At shutdown, close what the app opened (the upstream's connections)."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await asyncio.to_thread(tokens.warm)
+                tokens.warm_in_background()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.state.aclose()
@@ -134,37 +151,3 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     """The ASGI app for `settings`; pass `catalog` to reuse scenarios already loaded."""
     settings = settings or Settings()
     return MockApp(settings, catalog if catalog is not None else load_catalog(settings))
-
-
-def _fastapi_app(settings: Settings, state: MockState) -> FastAPI:
-    app = FastAPI(title="mock-llm-sse", version=VERSION, description="A mock LLM streaming server for testing clients.")
-    app.state.mock = state
-    app.add_middleware(CorsByPath, settings=settings)
-    app.add_middleware(AccessGuard, settings=settings)  # added last: the outermost layer
-    routers = (routes.schema_router(_fastapi_endpoint), control.router, playground.router)
-    for router in (*routers, _head_twins(routers)):
-        app.include_router(router)
-    install_error_handlers(app)
-    return app
-
-
-def _fastapi_endpoint(route: routes.ModelRoute) -> Handler:
-    """FastAPI's endpoint for a model route, which `MockApp` answers before FastAPI sees the request;
-    should FastAPI ever get one, it answers it the same way."""
-
-    async def endpoint(request: Request) -> Response:
-        return await respond(request, route)
-
-    endpoint.__name__ = route.name
-    return endpoint
-
-
-def _head_twins(routers: tuple[APIRouter, ...]) -> APIRouter:
-    """`HEAD` for every GET route: the same status and headers, no body (uvicorn leaves it out). The
-    twins stay out of the OpenAPI schema, which would otherwise list every operation twice."""
-    twins = APIRouter(include_in_schema=False)
-    for router in routers:
-        for route in router.routes:
-            if isinstance(route, APIRoute) and route.methods == {"GET"}:
-                twins.add_api_route(route.path, route.endpoint, methods=["HEAD"], name=f"{route.name}_head")
-    return twins

@@ -28,6 +28,7 @@ from mock_server.errors import (
 )
 from mock_server.http import openapi
 from mock_server.http.errors import answer_error, error_answer
+from mock_server.http.health import health, instance_headers
 from mock_server.http.request_body import read_body
 from mock_server.http.state import state_of
 from mock_server.journal.journal import Journal, Since
@@ -35,7 +36,6 @@ from mock_server.journal.metrics import PROMETHEUS_TEXT, Now, exposition
 from mock_server.scenarios.catalog import RUNTIME_SOURCE, Entry, load_runtime_scenario
 from mock_server.scenarios.loading import Document, parse_document
 from mock_server.scenarios.model import Scenario
-from mock_server.settings import VERSION
 
 router = APIRouter(prefix="/_mock", tags=["control"])
 
@@ -71,10 +71,6 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     return {"path": path, "line": problem.line, "message": problem.message.removeprefix(f"{path}: ")}
 
 
-def _instance_headers(journal: Journal) -> dict[str, str]:
-    return {"X-Mock-Instance": journal.instance, "X-Mock-Started-At": f"{journal.started_at:.3f}"}
-
-
 def _since(text: str | None) -> Since | None:
     """`since=` read as a `Since`; raises QueryParameterError saying what it should be."""
     if text is None:
@@ -86,21 +82,10 @@ def _since(text: str | None) -> Since | None:
 
 
 def _restarted(exc: RestartedError, journal: Journal) -> JSONResponse:
-    return answer_error(exc, None, headers=_instance_headers(journal), instance=journal.instance)
+    return answer_error(exc, None, headers=instance_headers(journal), instance=journal.instance)
 
 
-@router.get("/health", summary="Ready check for Docker and test harnesses")
-async def health(request: Request) -> JSONResponse:
-    state = state_of(request)
-    journal = state.journal
-    body = {
-        "status": "ok",
-        "version": VERSION,
-        "scenarios": len(state.catalog),
-        "instance": journal.instance,
-        "started_at": journal.started_at,
-    }
-    return JSONResponse(body, headers=_instance_headers(journal))
+router.get("/health", summary="Ready check for Docker and test harnesses")(health)  # MockApp answers it first
 
 
 @router.get("/scenarios", summary="Every scenario the server knows")
@@ -176,7 +161,7 @@ async def list_requests(
         records = await journal.settled(_since(since), settle_ms / 1000)
     except RestartedError as exc:
         return _restarted(exc, journal)
-    return JSONResponse([record.to_json() for record in records], headers=_instance_headers(journal))
+    return JSONResponse([record.to_json() for record in records], headers=instance_headers(journal))
 
 
 @router.get("/metrics", summary="Prometheus metrics: requests, faults, events, lateness, journal, findings")
@@ -209,7 +194,7 @@ async def verdict(
         judged = await state.verdict(_since(since), settle_ms / 1000, wait_ms / 1000)
     except RestartedError as exc:
         return _restarted(exc, state.journal)
-    return JSONResponse(judged.to_json(), headers=_instance_headers(state.journal))
+    return JSONResponse(judged.to_json(), headers=instance_headers(state.journal))
 
 
 @router.delete("/requests", summary="Clear the journal")

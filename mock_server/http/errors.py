@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -26,6 +24,9 @@ from mock_server.errors import MockLLMError
 from mock_server.journal.journal import Entry
 from mock_server.scenarios import steps
 from mock_server.wire.outcome import Outcome
+
+if TYPE_CHECKING:  # FastAPI is loaded with the part of the app that uses it (fastapi_app.py)
+    from fastapi.exceptions import RequestValidationError
 
 CONTROL_PREFIX = "/_mock/"
 OLLAMA_PREFIX = "/api/"
@@ -108,21 +109,13 @@ def shaped_error(request: Request, status: int, code: str, message: str, **heade
     return error_answer(status, code, message, dialect_of(request.url.path, request.headers), headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error the routes leave to the app in the shape of the path's API."""
-    # Starlette types every handler as taking any Exception; each of ours takes the one it handles.
-    app.add_exception_handler(MockLLMError, _our_error)  # type: ignore[arg-type]
-    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _invalid_parameters)  # type: ignore[arg-type]
-    app.add_exception_handler(ClientDisconnect, client_gone)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, unexpected)
-
-
-async def _our_error(request: Request, exc: MockLLMError) -> Response:
+async def our_error(request: Request, exc: MockLLMError) -> Response:
+    """An error of ours a route raised, with its class's status, in the shape of the path's API."""
     return answer_error(exc, dialect_of(request.url.path, request.headers))
 
 
-async def _http_error(request: Request, exc: HTTPException) -> Response:
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """No route for the path (with the nearest known path), or not for the method."""
     method, path = request.method, request.url.path
     if exc.status_code == 404:
         known = sorted(request.app.openapi()["paths"])
@@ -137,7 +130,8 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return shaped_error(request, exc.status_code, "http_error", str(exc.detail), **(exc.headers or {}))
 
 
-async def _invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
+async def invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
+    """A control-API query FastAPI could not read: every parameter that was wrong."""
     problems = []
     for error in exc.errors():
         where, *name = error["loc"]

@@ -36,10 +36,11 @@ from mock_server.scenarios import steps
 from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
 from mock_server.scenarios.steps import Ending
+from mock_server.timeline import tokens
 from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
 from mock_server.timeline.overrides import parse_overrides
+from mock_server.upstream.forwarding import forwarded
 from mock_server.upstream.live import LiveActions
-from mock_server.upstream.proxy import forwarded
 from mock_server.upstream.recorder import Capture
 from mock_server.wire import rendering
 from mock_server.wire.actions import Action, Drop, Hang, Reset, Wait, Write, schedule_of
@@ -76,6 +77,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             asked = route.read(_forwarded_body(raw), request.path_params)
         else:
             asked = route.read(parse_json_body(raw) if raw is not None else request.query_params, request.path_params)
+        await tokens.ready(asked.prompt.model)  # usage and pacing count tokens; built in the background
         prepared = _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
         return _refuse(route.dialect, exc, entry)

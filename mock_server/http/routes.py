@@ -9,11 +9,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import compile_path
 
 from mock_server.dialects import DIALECTS, Dialect, ollama
@@ -26,7 +25,6 @@ from mock_server.http import (
     model_request,
     openapi,
     provider_embeddings,
-    stored_responses,
 )
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
@@ -373,60 +371,6 @@ MODEL_ROUTES: tuple[ModelRoute, ...] = (
         example_path=azure.example_path("embeddings"),
     ),
 )
-
-
-def schema_router(handler: Callable[[ModelRoute], Callable[[Request], Any]]) -> APIRouter:
-    """The model routes for FastAPI's OpenAPI schema (requests to them are dispatched before FastAPI),
-    and GET /v1/models and /v1beta/models, which FastAPI serves."""
-    router = APIRouter()
-    for route in MODEL_ROUTES:
-        tags: list[str | Enum] = [route.dialect.name.split("-")[0]]  # openai, anthropic, ollama, gemini
-        router.add_api_route(
-            route.path,
-            handler(route),
-            methods=[route.method],
-            name=route.name,
-            summary=route.summary,
-            openapi_extra=route.openapi,
-            tags=tags,
-        )
-    router.add_api_route("/v1/models", models, methods=["GET"], summary="Every scenario, as a model", tags=["openai"])
-    router.add_api_route(
-        stored_responses.PATH,
-        stored_responses.get_response,
-        methods=["GET"],
-        summary="A stored Responses API response",
-        tags=["openai"],
-    )
-    router.add_api_route(
-        stored_responses.PATH,
-        stored_responses.delete_response,
-        methods=["DELETE"],
-        summary="Forget a stored Responses API response",
-        tags=["openai"],
-    )
-    router.add_api_route(
-        "/api/tags", ollama_tags, methods=["GET"], summary="Every scenario, as an Ollama model", tags=["ollama"]
-    )
-    router.add_api_route(
-        "/api/show",
-        ollama_show,
-        methods=["POST"],
-        summary="A scenario, as a model's details",
-        tags=["ollama"],
-        openapi_extra=openapi.OLLAMA_SHOW,
-    )
-    router.add_api_route(
-        "/v1beta/models", gemini.models, methods=["GET"], summary="Every scenario, as a Gemini model", tags=["gemini"]
-    )
-    router.add_api_route(
-        "/foundation-models",
-        bedrock.foundation_models,
-        methods=["GET"],
-        summary="Every scenario, as a Bedrock foundation model",
-        tags=["bedrock"],
-    )
-    return router
 
 
 async def models(request: Request) -> Response:

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -16,16 +17,20 @@ from mock_server.conversations.sequences import Sequences
 from mock_server.http.quotas import RateLimiter
 from mock_server.http.request_body import journal_body
 from mock_server.journal.journal import Entry, Journal, Since
-from mock_server.journal.verdict import Verdict, judge
 from mock_server.scenarios.catalog import Catalog
 from mock_server.scenarios.faults import Fault
 from mock_server.settings import Settings
 from mock_server.timeline.compile import TimelineCache
-from mock_server.upstream.proxy import Upstream
 from mock_server.upstream.recorder import Recorder
 from mock_server.wire.rendering import StreamCache
 
+if TYPE_CHECKING:  # loaded when first needed: the HTTP client to an upstream (MockApp), the verdict (below)
+    from mock_server.journal.verdict import Verdict
+    from mock_server.upstream.proxy import Upstream
+
 PENDING_POLL_S = 0.01
+STATE_SCOPE_KEY = "mock_llm_sse.state"
+"""Where `MockApp` puts its state in each request's scope, for the routes on both of its sides."""
 
 
 @dataclass
@@ -92,6 +97,8 @@ class MockState:
         to `settle_s` to end. Checks still pending get up to `wait_s` more to be decided (each is
         judged again at its moment, with whatever requests have come since). Raises RestartedError for
         a `since` from another server instance."""
+        from mock_server.journal.verdict import judge  # its rules load on the first verdict, not at start
+
         deadline = time.monotonic() + wait_s
         records = await self.journal.settled(since, settle_s)
         verdict = judge(records, self.settings.wall_clock())
@@ -104,5 +111,5 @@ class MockState:
 
 def state_of(request: Request) -> MockState:
     """The state of the app serving `request`."""
-    state: MockState = request.app.state.mock
+    state: MockState = request.scope[STATE_SCOPE_KEY]
     return state

@@ -3,8 +3,8 @@ answered as OpenAI answers them (a 404 in its error shape for an id not stored).
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from mock_server.dialects import DIALECTS
 from mock_server.errors import MockLLMError, ResponseNotFoundError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from mock_server.errors import Problem, ScenarioError, UnknownScenarioError
@@ -74,6 +75,13 @@ def load_paths(paths: Iterable[Path]) -> list[Entry]:
     if problems:
         raise ScenarioError(problems)
     return list(entries.values())
+
+
+@cache
+def bundled_entries() -> tuple[Entry, ...]:
+    """The bundled scenarios, loaded once per process: they ship with the package and never change
+    (scenarios are frozen, so servers share them), and loading them was most of a `MockServer`'s start."""
+    return tuple(load_paths([bundled_scenarios_dir()]))
 
 
 class Catalog:

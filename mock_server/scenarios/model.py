@@ -104,7 +104,10 @@ class Match(ConversationMatch):
     model: MatchPattern | None = None
     path: MatchPattern | None = None
     """The request's path (`/v1/chat/completions`)."""
-    headers: dict[str, MatchPattern] = Field(default_factory=dict)
+    # Empty defaults are values, which pydantic copies for each model, not `default_factory=list`:
+    # pydantic inspects a factory's signature, and a builtin's made `inspect` compile tokenize's
+    # patterns, a tenth of the server's start-up.
+    headers: dict[str, MatchPattern] = Field(default={})
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -176,7 +179,7 @@ class Reply(BaseModel):
 
     reply: str = ""
     reasoning: str | None = None
-    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    tool_calls: list[ToolCallSpec] = Field(default=[])
     finish_reason: str | None = None
     """None: the scenario's `finish_reason`, or `tool_calls` when the reply calls tools."""
     steps: list[ScenarioStep] | None = None
@@ -240,12 +243,12 @@ class Scenario(BaseModel):
     status: int = 200
     headers: ResponseHeaders = ()
     content_type: str = "text/event-stream; charset=utf-8"
-    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    tool_calls: list[ToolCallSpec] = Field(default=[])
     reasoning: str | None = None
     usage: ScriptedUsage | None = None
     """Token counts that replace the counted ones (and those nothing counts: cached, reasoning)."""
     match: Match | None = None
-    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
+    faults: list[Fault] = Field(default=[], max_length=MAX_FAULTS)
     steps: list[ScenarioStep] | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     recording: Recording | None = None

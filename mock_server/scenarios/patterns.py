@@ -53,38 +53,36 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is reported to the scenario's author, not to stderr
 
 _LINEAR = "`match` patterns run on RE2, which never takes more than linear time on a request"
-_INSTEAD: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(error), advice)
-    for error, advice in (
-        (
-            r"invalid escape sequence: \\[1-9]|invalid perl operator: \(\?P$",
-            "RE2 has no backreferences; match the repeated text itself",
-        ),
-        (
-            r"invalid perl operator: \(\?<?[=!]",
-            "RE2 has no lookahead or lookbehind; match the neighbouring text as part of the pattern "
-            "(`foo(?=bar)` -> `foobar`): a rule only asks whether the pattern is found",
-        ),
-        (
-            r"bad repetition operator: .*\+$",
-            "RE2 has no possessive repeats, and needs none as it never backtracks: write `a+` for `a++`",
-        ),
-        (
-            r"invalid perl operator: \(\?>",
-            "RE2 has no atomic groups, and needs none as it never backtracks: write `(?:...)` for `(?>...)`",
-        ),
-        (r"invalid perl operator: \(\?\(", "RE2 has no conditionals; write the alternatives out with `|`"),
-        (r"invalid perl operator: \(\?#", "RE2 has no comment groups; remove it"),
-        (r"invalid perl operator: \(\?x", "RE2 has no verbose mode; remove the spaces and comments"),
-        (r"invalid perl operator: \(\?[auL]", "RE2 knows the flags i, m, s and U only"),
-        (r"invalid escape sequence: \\Z", "write `\\z` for the end of the text"),
-        (r"invalid escape sequence: \\[uUN]", "write a character by its code point as `\\x{263A}`, or itself"),
-        (
-            r"invalid repetition size",
-            "RE2 repeats at most 1000 times, nested counts multiplied (`(a{100}){10}` is 1000)",
-        ),
-        (r"pattern too large", "it compiles to more than RE2's memory budget; write a shorter pattern"),
-    )
+# RE2's error messages and what to do instead, searched (with `re`'s cache) only when a pattern is refused.
+_INSTEAD: tuple[tuple[str, str], ...] = (
+    (
+        r"invalid escape sequence: \\[1-9]|invalid perl operator: \(\?P$",
+        "RE2 has no backreferences; match the repeated text itself",
+    ),
+    (
+        r"invalid perl operator: \(\?<?[=!]",
+        "RE2 has no lookahead or lookbehind; match the neighbouring text as part of the pattern "
+        "(`foo(?=bar)` -> `foobar`): a rule only asks whether the pattern is found",
+    ),
+    (
+        r"bad repetition operator: .*\+$",
+        "RE2 has no possessive repeats, and needs none as it never backtracks: write `a+` for `a++`",
+    ),
+    (
+        r"invalid perl operator: \(\?>",
+        "RE2 has no atomic groups, and needs none as it never backtracks: write `(?:...)` for `(?>...)`",
+    ),
+    (r"invalid perl operator: \(\?\(", "RE2 has no conditionals; write the alternatives out with `|`"),
+    (r"invalid perl operator: \(\?#", "RE2 has no comment groups; remove it"),
+    (r"invalid perl operator: \(\?x", "RE2 has no verbose mode; remove the spaces and comments"),
+    (r"invalid perl operator: \(\?[auL]", "RE2 knows the flags i, m, s and U only"),
+    (r"invalid escape sequence: \\Z", "write `\\z` for the end of the text"),
+    (r"invalid escape sequence: \\[uUN]", "write a character by its code point as `\\x{263A}`, or itself"),
+    (
+        r"invalid repetition size",
+        "RE2 repeats at most 1000 times, nested counts multiplied (`(a{100}){10}` is 1000)",
+    ),
+    (r"pattern too large", "it compiles to more than RE2's memory budget; write a shorter pattern"),
 )
 
 
@@ -134,7 +132,7 @@ def _compile(source: str) -> _Regexp:
         regexp: _Regexp = re2.compile(source, _OPTIONS)
     except re2.error as exc:
         error = _error_text(exc)
-        advice = next((advice for pattern, advice in _INSTEAD if pattern.search(error)), None)
+        advice = next((advice for pattern, advice in _INSTEAD if re.search(pattern, error)), None)
         if advice is None:
             raise ValueError(f"invalid regular expression {source!r}: {error}") from None
         raise ValueError(f"regular expression {source!r} cannot be used ({error}): {advice}. {_LINEAR}") from None

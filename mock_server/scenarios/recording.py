@@ -77,7 +77,8 @@ class Recording(BaseModel):
     model_config = _STRICT
 
     status: int = 200
-    events: list[RecordedEvent] = Field(default_factory=list, max_length=MAX_RECORDED_EVENTS)
+    # A value, copied for each model, not `default_factory=list`: see scenarios/model.py's Match.headers.
+    events: list[RecordedEvent] = Field(default=[], max_length=MAX_RECORDED_EVENTS)
     upstream: str = ""
     """Where it was recorded (method, URL and time): for the reader, not used in playing."""
 

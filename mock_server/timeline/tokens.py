@@ -4,12 +4,14 @@ models tiktoken maps to it (gpt-4, gpt-3.5-turbo, ...).
 tiktoken downloads its BPE files on first use, which a machine without the internet cannot do, so
 the files ship here (`encodings/*.tiktoken.xz`, OpenAI's files as tiktoken checks them by SHA-256,
 xz-compressed) and the encodings are built from them. Building one takes a few tenths of a second,
-once per process; `warm()` does it before the first request needs it.
+once per process: `warm_in_background()` starts it once the server is up, so that start-up does not
+wait for it, and a request that counts tokens awaits `ready()` first, off the event loop.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import binascii
 import hashlib
 import lzma
 import threading
@@ -60,6 +62,7 @@ a text would hold up every other stream (a 1 MiB Chinese prompt: 150 ms), so the
 
 _built: dict[str, tiktoken.Encoding] = {}
 _lock = threading.Lock()
+_warming: threading.Thread | None = None
 
 
 def encoding_for(model: str | None) -> str:
@@ -101,6 +104,21 @@ def warm() -> None:
     encoding(DEFAULT_ENCODING)
 
 
+def warm_in_background() -> None:
+    """Start building the default encoding in a thread of its own, once per process."""
+    global _warming
+    if _warming is None and DEFAULT_ENCODING not in _built:  # a second thread at once would only wait on _lock
+        _warming = threading.Thread(target=warm, name="mock-llm-sse:tokenizer", daemon=True)
+        _warming.start()
+
+
+async def ready(model: str | None) -> None:
+    """Return once the encoding that counts `model`'s tokens is built; a build still to do, or under
+    way in the background, is waited for in a worker thread, so the event loop serves on meanwhile."""
+    if encoding_for(model) not in _built:
+        await asyncio.to_thread(encoding, encoding_for(model))
+
+
 def bpe_file(name: str) -> bytes:
     """The shipped BPE file of an encoding, as OpenAI publishes it; raises ValueError when its
     SHA-256 is not the one tiktoken expects."""
@@ -113,7 +131,8 @@ def bpe_file(name: str) -> bytes:
 
 def _build(name: str) -> tiktoken.Encoding:
     pattern, special, _ = _ENCODINGS[name]
+    # a2b_base64, not b64decode: a third faster over 200,000 tokens, and the file's hash is checked already.
     ranks = {
-        base64.b64decode(token): int(rank) for token, rank in (line.split() for line in bpe_file(name).splitlines())
+        binascii.a2b_base64(token): int(rank) for token, rank in (line.split() for line in bpe_file(name).splitlines())
     }
     return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)

@@ -5,17 +5,20 @@ the request's faults placed between them, and what arrived handed to the recorde
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from mock_server.scenarios import steps
 from mock_server.scenarios.recording import EventSplitter, is_comment_block
 from mock_server.scenarios.steps import Ending
 from mock_server.timeline.compile import FaultCursor
-from mock_server.upstream.proxy import UpstreamResponse
 from mock_server.upstream.recorder import Capture
 from mock_server.wire.actions import Action
 from mock_server.wire.eventstream import CONTENT_TYPE as FRAMES
 from mock_server.wire.eventstream import FrameSplitter
 from mock_server.wire.rendering import LiveRenderer
+
+if TYPE_CHECKING:  # the HTTP client is loaded only when there is an upstream
+    from mock_server.upstream.proxy import UpstreamResponse
 
 END_MARKERS = (b"data: [DONE]", b"event: message_stop", b"event: response.completed")
 """How a block that ends a provider's stream begins (`no_done` leaves it out)."""

@@ -22,17 +22,8 @@ import httpx
 
 from mock_server.errors import UpstreamError, UpstreamTimeoutError
 from mock_server.scenarios.steps import Ending
-from mock_server.timeline.overrides import OVERRIDE_QUERY
+from mock_server.upstream.forwarding import Forwarded, passed_back
 
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers"}
-    | {"transfer-encoding", "upgrade", "proxy-connection"}
-)
-"""Headers of one connection, never forwarded (RFC 9110 7.6.1)."""
-NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
-"""Request headers httpx sets itself; bodies are asked for unencoded, so events can be counted."""
-NOT_PASSED_BACK = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
-"""Response headers this server sets itself (framing, date) or that no longer hold."""
 CONNECT_TIMEOUT_S = 10.0
 MAX_IDLE_CONNECTIONS = 200
 """Connections kept open to the upstream between requests; more are closed once their response is done."""
@@ -42,37 +33,6 @@ MAX_UNREAD_BYTES = 256 * 1024
 """What a connection to the upstream buffers before it stops reading until some is read."""
 READ_AT = "mock_llm_sse.read_at"
 """What our network streams are asked for when the bytes last read from them arrived."""
-
-
-def passed_back(name: str) -> bool:
-    """Whether an upstream response header (lower-case) reaches the client: not framing, and not CORS,
-    which this server answers for itself (a browser refuses a header given twice)."""
-    return name not in NOT_PASSED_BACK and not name.startswith("access-control-") and name != "vary"
-
-
-@dataclass(frozen=True, slots=True)
-class Forwarded:
-    """What goes upstream: the client's method, path, query and headers (less ours) and body."""
-
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...]
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-
-def forwarded(
-    method: str, path: str, query: Iterable[tuple[str, str]], headers: Iterable[tuple[str, str]], body: bytes
-) -> Forwarded:
-    """The request as the upstream gets it: without hop-by-hop headers, `X-Mock-*` headers and the
-    override parameters (`fault=`, `seed=`, ...), which are for this server."""
-    kept_query = tuple((name, value) for name, value in query if name not in OVERRIDE_QUERY)
-    kept_headers = tuple(
-        (name, value)
-        for name, value in headers
-        if name.lower() not in NOT_FORWARDED and not name.lower().startswith("x-mock-")
-    )
-    return Forwarded(method, path, kept_query, kept_headers, body)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,101 @@
+"""Start-up does only what serving a model request needs: FastAPI's part of the app, the upstream's
+HTTP client and the verdict load on first use, and the tokenizer is built while the server already
+answers. What it costs in time is the bench's (`python -m bench.startup`); these check the behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import tiktoken
+
+from mock_server.http.server import MockServer
+from mock_server.timeline import tokens
+
+LOADED_ON_FIRST_USE = {
+    "fastapi": "FastAPI's part of the app: the control API, the listings, the playground, the schema",
+    "mock_server.http.fastapi_app": "the same",
+    "mock_server.http.control": "the control API's routes",
+    "httpx": "the HTTP client to an upstream (--upstream)",
+    "httpcore": "the same",
+    "mock_server.upstream.proxy": "the same",
+    "mock_server.journal.verdict": "the verdict on the clients",
+}
+
+SERVE_AND_ASK = """
+import json, sys, urllib.request
+import mock_server.cli
+from mock_server.http.server import MockServer
+from mock_server.settings import Settings
+
+with MockServer(settings=Settings(port=0, {settings})) as server:
+    for path in {paths!r}:
+        with urllib.request.urlopen(server.url + path, timeout=30) as answer:
+            assert answer.status == 200, path
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_loaded(paths: tuple[str, ...] = (), settings: str = "") -> set[str]:
+    """The modules a fresh process has loaded after starting a server (with `settings`, keywords of
+    `Settings`) and asking it for each of `paths`."""
+    code = SERVE_AND_ASK.format(paths=paths, settings=settings)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_a_server_answering_its_ready_check_and_model_requests_loads_nothing_they_do_not_need() -> None:
+    loaded = modules_loaded(("/_mock/health", "/completions?messages=hi"))
+    assert {name: why for name, why in LOADED_ON_FIRST_USE.items() if name in loaded} == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "settings", "loads"),
+    [
+        ("/_mock/scenarios", "", {"fastapi", "mock_server.http.control"}),
+        ("/_mock/verdict?settle_ms=0", "", {"mock_server.journal.verdict"}),
+        (None, "upstream='http://127.0.0.1:9'", {"httpx", "mock_server.upstream.proxy"}),
+    ],
+)
+def test_what_is_loaded_on_first_use_is_loaded_when_used(path: str | None, settings: str, loads: set[str]) -> None:
+    assert loads <= modules_loaded((path,) if path else (), settings)
+
+
+@pytest.fixture
+def slow_tokenizer(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Tokenizers not built yet, and building one waits until the returned function is called."""
+    built = tokens.encoding()
+    release = threading.Event()
+
+    def build(name: str) -> tiktoken.Encoding:
+        assert release.wait(30), "the tokenizer was never released"
+        return built if name == built.name else tokens._build(name)
+
+    monkeypatch.setattr(tokens, "_built", {})
+    monkeypatch.setattr(tokens, "_warming", None)
+    monkeypatch.setattr(tokens, "_build", build)
+    return release.set
+
+
+def test_a_server_answers_while_its_tokenizer_is_built_and_counts_once_it_is(
+    slow_tokenizer: Callable[[], None], make_server: Callable[..., MockServer]
+) -> None:
+    server = make_server()  # started although the tokenizer is not built
+    health = f"{server.url}/_mock/health"
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there"}]}
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, f"{server.url}/v1/chat/completions", json=body, timeout=30)
+        time.sleep(0.2)
+        assert not answer.done()  # it waits for the tokenizer to count its usage...
+        assert httpx.get(health).status_code == 200  # ...while the server answers others
+        slow_tokenizer()
+        usage = answer.result(30).json()["usage"]
+    assert usage["prompt_tokens"] == tokens.count_tokens("Hello there", "gpt-4o") > 0
