@@ -284,21 +284,34 @@ async def play_on_timers(player: Player, flow: FlowControl | None, timers: Timer
 async def _run_on_timers(player: Player, flow: FlowControl | None, timers: Timers) -> Stop:
     """Resume `player` from timer callbacks until it stops for anything but a sleep (or sleeps while
     the client lags behind: `write_paused`), and say why."""
-    stopped: asyncio.Future[Stop] = asyncio.get_running_loop().create_future()
-    call_at = timers.call_at
-    timer: Timer | None = None
-
-    def step() -> None:
-        nonlocal timer
-        pause = player.resume()
-        if pause is Stop.SLEEP and not (flow is not None and flow.write_paused):
-            timer = call_at(player.wake_at, step)
-        elif not stopped.done():
-            stopped.set_result(pause)
-
-    step()
+    stepper = _Stepper(player, flow, timers, asyncio.get_running_loop().create_future())
+    stepper()
     try:
-        return await stopped
+        return await stepper.stopped
     finally:
-        if timer is not None:
-            timer.cancel()
+        if stepper.timer is not None:
+            stepper.timer.cancel()
+        # The last handle holds the stepper, which holds the handle: let go of it here, so that the
+        # stream's objects are freed as it ends instead of waiting, in a cycle, for a full collection,
+        # which pauses every stream (measured: 66-235 ms, with ~100,000 such objects).
+        stepper.timer = None
+
+
+class _Stepper:
+    """One timer callback of `_run_on_timers`: resume the player, then set the next timer or say why it stopped."""
+
+    __slots__ = ("flow", "player", "stopped", "timer", "timers")
+
+    def __init__(self, player: Player, flow: FlowControl | None, timers: Timers, stopped: asyncio.Future[Stop]) -> None:
+        self.player = player
+        self.flow = flow
+        self.timers = timers
+        self.stopped = stopped
+        self.timer: Timer | None = None
+
+    def __call__(self) -> None:
+        pause = self.player.resume()
+        if pause is Stop.SLEEP and not (self.flow is not None and self.flow.write_paused):
+            self.timer = self.timers.call_at(self.player.wake_at, self)
+        elif not self.stopped.done():
+            self.stopped.set_result(pause)
