@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from mock_server.scenarios import steps
 
@@ -13,6 +15,15 @@ class ToolCall:
     call_id: str
     name: str
     arguments: str
+
+    @property
+    def input(self) -> Any:
+        """The arguments as the JSON document they hold (Anthropic's `input`, Converse's); arguments a
+        scenario made invalid on purpose stay the string they are."""
+        try:
+            return json.loads(self.arguments)
+        except json.JSONDecodeError:
+            return self.arguments
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ it with its `type` kept, and `MessageStream` passes over it.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from mock_server.dialects.answer import Answer
@@ -210,14 +209,6 @@ def error_status(error: steps.ErrorEvent) -> int:
     return _STATUS_OF_TYPE.get(error.type or MID_STREAM_ERROR_TYPE, _STATUS_OF_TYPE[MID_STREAM_ERROR_TYPE])
 
 
-def _tool_input(arguments: str) -> Any:
-    """A tool use's `input` object; arguments a scenario made invalid on purpose stay as they are."""
-    try:
-        return json.loads(arguments)
-    except json.JSONDecodeError:
-        return arguments
-
-
 def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     """One `message` object with its content blocks in order: thinking, text, tool uses."""
     content: list[dict[str, Any]] = []
@@ -231,7 +222,7 @@ def complete(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
                 "type": "tool_use",
                 "id": tool_use_id(call.call_id),
                 "name": call.name,
-                "input": _tool_input(call.arguments),
+                "input": call.input,
             }
         )
     reason = answer.finish_reason

@@ -261,14 +261,6 @@ class ConverseStream:
         return events
 
 
-def _tool_input(arguments: str) -> Any:
-    """A tool use's `input` document; arguments a scenario made invalid on purpose stay a string."""
-    try:
-        return json.loads(arguments)
-    except json.JSONDecodeError:
-        return arguments
-
-
 def complete_converse(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     """A Converse response: the message's content blocks in order (reasoning, text, tool uses), the
     stop reason, usage and latency."""
@@ -280,7 +272,7 @@ def complete_converse(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
     if answer.text or not answer.tool_calls:
         content.append({"text": answer.text})
     for call in answer.tool_calls:
-        tool_use = {"toolUseId": tool_use_id(call.call_id), "name": call.name, "input": _tool_input(call.arguments)}
+        tool_use = {"toolUseId": tool_use_id(call.call_id), "name": call.name, "input": call.input}
         content.append({"toolUse": tool_use})
     return {
         "output": {"message": {"role": "assistant", "content": content}},
