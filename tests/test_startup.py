@@ -4,6 +4,7 @@ answers. What it costs in time is the bench's (`python -m bench.startup`); these
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import tiktoken
 
 from mock_server.http.server import MockServer
 from mock_server.timeline import tokens
+from tests.wire import WireResponse, fetch
 
 LOADED_ON_FIRST_USE = {
     "fastapi": "FastAPI's part of the app: the control API, the listings, the playground, the schema",
@@ -99,3 +101,31 @@ def test_a_server_answers_while_its_tokenizer_is_built_and_counts_once_it_is(
         slow_tokenizer()
         usage = answer.result(30).json()["usage"]
     assert usage["prompt_tokens"] == tokens.count_tokens("Hello there", "gpt-4o") > 0
+
+
+def test_the_first_control_request_builds_fastapi_off_the_event_loop(
+    make_server: Callable[..., MockServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building FastAPI's part of the app takes about half a second in a fresh process: streams
+    playing meanwhile must not wait for it. Here it is made to take a second."""
+    from mock_server.http import app
+
+    build = app._build_fastapi
+
+    def slow_build(settings: object) -> object:
+        time.sleep(1.0)
+        return build(settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app, "_build_fastapi", slow_build)
+    server = make_server()
+    played: list[WireResponse] = []
+    stream = threading.Thread(
+        target=lambda: played.append(fetch(server.url + "/completions?chunk_ms=20&messages=" + "+w" * 100))
+    )
+    stream.start()
+    time.sleep(0.2)
+    assert httpx.get(server.url + "/_mock/scenarios", timeout=10).status_code == 200
+    stream.join(30)
+    (response,) = played
+    gaps = [b.at - a.at for a, b in itertools.pairwise(response.reads)]
+    assert max(gaps) < 0.6, f"a {max(gaps) * 1000:.0f} ms gap while FastAPI was built"

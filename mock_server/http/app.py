@@ -13,6 +13,7 @@ loading FastAPI. `HEAD` on a GET route answers like GET without a body (a stream
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from starlette.middleware.cors import CORSMiddleware
@@ -75,6 +76,7 @@ class MockApp:
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)
         self._fastapi: FastAPI | None = None
+        self._building = asyncio.Lock()
         self.model_routes = routes.RouteTable(routes.MODEL_ROUTES)
         models = CORSMiddleware(self._answer_model_request, **cors_options(settings))
         self._models = AccessGuard(models, settings)
@@ -85,9 +87,16 @@ class MockApp:
         """FastAPI's part of the app (the control API, the listings, the playground, the schema),
         built on first use: importing FastAPI is a third of start-up, and no model request needs it."""
         if self._fastapi is None:
-            from mock_server.http.fastapi_app import fastapi_app  # the one place FastAPI is loaded
+            self._fastapi = _build_fastapi(self.state.settings)
+        return self._fastapi
 
-            self._fastapi = fastapi_app(self.state.settings)
+    async def _fastapi_off_the_loop(self) -> FastAPI:
+        """`fastapi`, built in a worker thread when a request first needs it: building it takes about
+        half a second, which on the event loop would hold every stream for that long."""
+        if self._fastapi is None:
+            async with self._building:
+                if self._fastapi is None:
+                    self._fastapi = await asyncio.to_thread(_build_fastapi, self.state.settings)
         return self._fastapi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,7 +109,7 @@ class MockApp:
         elif scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
             await self._health(scope, receive, send)  # polled while the server starts: not worth FastAPI's start
         else:
-            await self.fastapi(scope, receive, send)
+            await (self._fastapi or await self._fastapi_off_the_loop())(scope, receive, send)
 
     def _route_of(self, scope: Scope) -> routes.ModelRoute | None:
         """The model route of a request; with an upstream, a forwarding one for a path that is not ours."""
@@ -151,3 +160,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     """The ASGI app for `settings`; pass `catalog` to reuse scenarios already loaded."""
     settings = settings or Settings()
     return MockApp(settings, catalog if catalog is not None else load_catalog(settings))
+
+
+def _build_fastapi(settings: Settings) -> FastAPI:
+    from mock_server.http.fastapi_app import fastapi_app  # the one place FastAPI is loaded
+
+    return fastapi_app(settings)
