@@ -70,7 +70,7 @@ class MockState:
         """Start the journal's record of a model request (the body kept as JSON when it parses)."""
         entry = self.journal.open(
             method=request.method,
-            path=request.url.path,
+            path=request.scope["path"],  # not request.url: building a URL to read its path back costs 3 us
             query=request.query_params.multi_items(),
             headers=request.headers.raw,
             body=journal_body(raw_body),
