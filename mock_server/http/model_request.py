@@ -213,27 +213,22 @@ def read_forwarded(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAM
 
 def read_ollama_chat(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """Ollama's POST /api/chat: the prompt from `messages`; streamed unless `stream` is false."""
-    prompt = prompt_from_body(body, fields=("messages",))
-    return ModelRequest(
-        prompt,
-        _ollama_stream(body),
-        scenario=_scenario(body),
-        reasoning=_ollama_think(body),
-        conversation=conversation.openai_chat(body),
-        conversation_key=conversation.conversation_key(body),
-        output=ollama_output(body),
-    )
+    return _read_ollama(body, "messages", conversation.openai_chat(body))
 
 
 def read_ollama_generate(body: Mapping[str, Any], params: Mapping[str, str] = NO_PARAMS) -> ModelRequest:
     """Ollama's POST /api/generate: the prompt is `prompt`; streamed unless `stream` is false."""
-    prompt = prompt_from_body(body, fields=("prompt",))
+    return _read_ollama(body, "prompt", conversation.ollama_generate(body))
+
+
+def _read_ollama(body: Mapping[str, Any], prompt_field: str, talk: Conversation) -> ModelRequest:
+    """What Ollama's two generating endpoints share: streaming by default, `think`, `format`."""
     return ModelRequest(
-        prompt,
+        prompt_from_body(body, fields=(prompt_field,)),
         _ollama_stream(body),
         scenario=_scenario(body),
         reasoning=_ollama_think(body),
-        conversation=conversation.ollama_generate(body),
+        conversation=talk,
         conversation_key=conversation.conversation_key(body),
         output=ollama_output(body),
     )
