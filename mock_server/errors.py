@@ -293,3 +293,10 @@ class ServerError(MockLLMError):
 
     status = 500
     code = "server_error"
+
+
+class StateStoreError(MockLLMError):
+    """`--state` names a store the server cannot use (a file it cannot open, a Redis it cannot reach)."""
+
+    status = 503
+    code = "state_store_unavailable"

@@ -56,6 +56,9 @@ class Settings:
     """About how much of what clients sent (bodies, headers, queries) the journal keeps; the oldest go first."""
     journal_secrets: JournalSecrets = "mask"
     """`mask`: keys, tokens and cookies in the journal are masked (`sk-...1234`); `keep`: kept as sent."""
+    state: str = "memory"
+    """Where the journal, the counters, stored responses and run-time scenarios are kept: `memory`
+    (this process), `sqlite:PATH` (workers on one machine) or `redis://HOST:PORT/DB` (replicas)."""
     responses_max_bytes: int = DEFAULT_RESPONSES_MAX_BYTES
     """About how much memory the Responses API's stored responses take; the least recently used go first."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -111,6 +114,11 @@ class Settings:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a whole number of 1 or more (or None for no limit), not {value!r}")
+        is_state = self.state == "memory" or self.state.startswith(("redis://", "rediss://", "unix://"))
+        if not is_state and not (self.state.startswith("sqlite:") and len(self.state) > len("sqlite:")):
+            raise ValueError(
+                f"state {self.state!r} is not a state store: give memory, sqlite:PATH or redis://HOST:PORT/DB"
+            )
         if self.journal_secrets not in JOURNAL_SECRETS:
             raise ValueError(
                 f"journal_secrets must be one of {', '.join(JOURNAL_SECRETS)}, not {self.journal_secrets!r}"

@@ -14,6 +14,7 @@ import pytest
 
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
+from tests.stores import every_state, redis_url  # noqa: F401 (fixtures)
 
 TEST_SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -40,13 +41,20 @@ def server() -> Iterator[MockServer]:
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., MockServer]]:
+def state_spec() -> str:
+    """The state store `make_server`'s servers keep their state in; a module that overrides this with
+    `every_state` runs its tests against each store."""
+    return "memory"
+
+
+@pytest.fixture
+def make_server(state_spec: str) -> Iterator[Callable[..., MockServer]]:
     """A factory of servers of the test's own (bundled scenarios plus tests/scenarios; other settings
     as keywords), for tests that reset, clear or protect a server; all are stopped after the test."""
     started: list[MockServer] = []
 
     def make(**settings: Any) -> MockServer:
-        base = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False)
+        base = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False, state=state_spec)
         started.append(MockServer(settings=replace(base, **settings)).start())
         return started[-1]
 

@@ -279,3 +279,9 @@ def test_journal_answers_carry_the_instance_and_refuse_a_since_from_another(api)
             assert (error["type"], error["instance"]) == ("restarted", instance)
             assert "restart" in error["message"]
     assert api.get("/requests", params={"since": "x:"}).status_code == 400
+
+
+@pytest.fixture
+def state_spec(every_state: str) -> str:
+    """Every control-API test runs against each state store."""
+    return every_state

@@ -11,10 +11,14 @@ import pytest
 
 from mock_server.errors import RestartedError
 from mock_server.http.server import MockServer
-from mock_server.journal.journal import Journal, RequestRecord, Since
+from mock_server.journal.journal import Journal, MemoryLog, RequestRecord, Since
 from mock_server.scenarios.model import Thresholds
+from mock_server.store import open_store
 from mock_server.wire.outcome import Outcome, PlayResult
+from tests.stores import state_of_kind
 from tests.wire import Ending, WireResponse, fetch
+
+pytestmark = pytest.mark.anyio  # the journal's own API is async: its tests are too
 
 SPEC_FIELDS = [
     "id",
@@ -172,36 +176,41 @@ def test_journal_keeps_the_newest_records(make_server):
     assert [r.id for r in server.requests] == [3, 4, 5]
 
 
-def test_journal_ids_go_on_after_clear_and_since_filters():
-    journal = Journal(size=10)
+async def test_journal_ids_go_on_after_clear_and_since_filters(make_journal):
+    journal = make_journal(size=10)
     for _ in range(3):
-        journal.open(method="GET", path="/", query=[], headers=[], body=None)
-    assert journal.clear() == 3
-    record = journal.open(method="GET", path="/", query=[], headers=[], body=None)
+        await journal.open(method="GET", path="/", query=[], headers=[], body=None)
+    assert await journal.clear() == 3
+    record = await journal.open(method="GET", path="/", query=[], headers=[], body=None)
     assert record.id == 4
-    assert [r.id for r in journal.records(since=3)] == [4]
-    assert journal.records(since=4) == []
+    assert [r.id for r in await journal.records(since=3)] == [4]
+    assert await journal.records(since=4) == []
 
 
-def test_settled_returns_as_soon_as_records_in_flight_end():
-    journal = Journal()
-    record = journal.open(method="GET", path="/completions", query=[], headers=[], body=None)
+async def test_a_journal_keeps_the_newest_records(make_journal):
+    journal = make_journal(size=3)
+    for _ in range(5):
+        await journal.open(method="GET", path="/", query=[], headers=[], body=None)
+    assert [r.id for r in await journal.records()] == [3, 4, 5]
+    assert (await journal.log.stats())[0] == 3
 
-    async def finish_soon_and_read() -> tuple[list[RequestRecord], float]:
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.05, record.on_play_end(200), PlayResult(Outcome.DROPPED, 4))
-        began = time.monotonic()
-        records = await journal.settled(timeout_s=10)
-        return records, time.monotonic() - began
 
-    (settled,), waited = asyncio.run(finish_soon_and_read())
+async def test_settled_returns_as_soon_as_records_in_flight_end(make_journal):
+    journal = make_journal()
+    record = await journal.open(method="GET", path="/completions", query=[], headers=[], body=None)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, record.on_play_end(200), PlayResult(Outcome.DROPPED, 4))
+    began = time.monotonic()
+    (settled,) = await journal.settled(timeout_s=10)
     assert (settled.outcome, settled.events_sent, settled.status) == (Outcome.DROPPED, 4, 200)
-    assert waited < 5
+    assert time.monotonic() - began < 5
 
 
-def test_record_repr_is_one_readable_line():
+async def test_record_repr_is_one_readable_line():
     journal = Journal(wall_clock=lambda: 0.0)
-    live = journal.open(method="GET", path="/completions", query=[], headers=[(b"last-event-id", b"4")], body=None)
+    live = await journal.open(
+        method="GET", path="/completions", query=[], headers=[(b"last-event-id", b"4")], body=None
+    )
     live.note_selection(prompt="", scenario="mid-stream-drop", dialect="openai-chat", thresholds=Thresholds())
     live.finish(200, Outcome.CLIENT_DISCONNECTED, 3)
     text = repr(live.snapshot())
@@ -212,14 +221,14 @@ def test_record_repr_is_one_readable_line():
     assert text.endswith("ms>")
 
 
-def test_snapshots_do_not_change_the_journal():
-    journal = Journal()
-    journal.open(method="GET", path="/", query=[("a", "1")], headers=[(b"h", b"v")], body=None)
-    (snapshot,) = journal.records()
+async def test_snapshots_do_not_change_the_journal(make_journal):
+    journal = make_journal()
+    await journal.open(method="GET", path="/", query=[("a", "1")], headers=[(b"h", b"v")], body=None)
+    (snapshot,) = await journal.records()
     snapshot.headers["h"] = "changed"
     with pytest.raises(AttributeError):
-        snapshot.status = 500  # type: ignore[misc]
-    assert journal.records()[0].headers == {"h": "v"}
+        snapshot.status = 500
+    assert (await journal.records())[0].headers == {"h": "v"}
 
 
 def test_journal_size_flag_reaches_the_settings(monkeypatch):
@@ -311,26 +320,26 @@ def test_record_keeps_the_scenario_thresholds_or_the_defaults(server):
     assert unknown.thresholds == Thresholds()
 
 
-def test_a_journal_copies_headers_in_linear_time():
+async def test_a_journal_copies_headers_in_linear_time():
     headers = [(f"x-h{i}".encode(), b"v") for i in range(100_000)]
     began = time.perf_counter()
-    entry = Journal().open(method="GET", path="/", query=[], headers=headers, body=None)
+    entry = await Journal().open(method="GET", path="/", query=[], headers=headers, body=None)
     assert time.perf_counter() - began < 2  # a copy through Starlette's Headers took minutes
     assert len(entry.record.headers) == 100_000
 
 
-def test_a_repeated_header_keeps_its_first_value_as_starlette_reads_it():
-    entry = Journal().open(method="GET", path="/", query=[], headers=[(b"A", b"1"), (b"a", b"2")], body=None)
+async def test_a_repeated_header_keeps_its_first_value_as_starlette_reads_it():
+    entry = await Journal().open(method="GET", path="/", query=[], headers=[(b"A", b"1"), (b"a", b"2")], body=None)
     assert entry.record.headers == {"a": "1"}
 
 
-def test_the_journal_keeps_no_more_than_its_bytes_forgetting_the_oldest():
-    journal = Journal(max_bytes=3 * (3000 + 1024))  # three records of 3,000 bytes, with their overhead
+async def test_the_journal_keeps_no_more_than_its_bytes_forgetting_the_oldest(make_journal):
+    journal = make_journal(max_bytes=3 * (3000 + 1024))  # three records of 3,000 bytes, with their overhead
     for _ in range(10):
-        journal.open(method="POST", path="/", query=[], headers=[], body="x" * 3000, body_bytes=3000)
-    assert [r.id for r in journal.records()] == [8, 9, 10]
-    huge = journal.open(method="POST", path="/", query=[], headers=[], body="x", body_bytes=50_000)
-    assert journal.records() == [huge.snapshot()]  # the newest stays, however large
+        await journal.open(method="POST", path="/", query=[], headers=[], body="x" * 3000, body_bytes=3000)
+    assert [r.id for r in await journal.records()] == [8, 9, 10]
+    huge = await journal.open(method="POST", path="/", query=[], headers=[], body="x", body_bytes=50_000)
+    assert [r.id for r in await journal.records()] == [huge.id]  # the newest stays, however large
 
 
 def test_a_server_journal_is_bounded_in_bytes(make_server):
@@ -341,17 +350,17 @@ def test_a_server_journal_is_bounded_in_bytes(make_server):
     assert [r.id for r in server.requests] == [4, 5]
 
 
-def test_since_names_an_id_of_this_instance_or_is_refused():
-    journal = Journal()
+async def test_since_names_an_id_of_this_instance_or_is_refused(make_journal):
+    journal = make_journal()
     for _ in range(3):
-        journal.open(method="GET", path="/", query=[], headers=[], body=None)
-    assert [r.id for r in journal.records(Since.parse("1"))] == [2, 3]
-    assert [r.id for r in journal.records(Since.parse(f"{journal.instance}:2"))] == [3]
-    assert journal.records(3) == []
+        await journal.open(method="GET", path="/", query=[], headers=[], body=None)
+    assert [r.id for r in await journal.records(Since.parse("1"))] == [2, 3]
+    assert [r.id for r in await journal.records(Since.parse(f"{journal.instance}:2"))] == [3]
+    assert await journal.records(3) == []
     with pytest.raises(RestartedError, match=r"from server instance abc123, but this is instance"):
-        journal.records(Since.parse("abc123:1"))
+        await journal.records(Since.parse("abc123:1"))
     with pytest.raises(RestartedError, match=r"has given ids up to 3 only"):
-        journal.records(4)
+        await journal.records(4)
     assert Journal().instance != journal.instance
 
 
@@ -426,3 +435,31 @@ def test_past_the_bound_the_writes_are_summed_up(make_server):
 def test_a_request_answered_before_any_event_has_no_timing(server):
     response = fetch(f"{server.url}/completions?messages=hi&fault=status:429")
     assert record_of(server, response).events_timing is None
+
+
+@pytest.fixture
+def state_spec(every_state: str) -> str:
+    """The journal tests that start a server run against each state store."""
+    return every_state
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def make_journal(request, tmp_path):
+    """A factory of journals kept in each store in turn (`size` and `max_bytes` as the server's flags)."""
+    state = state_of_kind(request.param, tmp_path, request)
+    made = []
+
+    def make(size: int = 1000, max_bytes: int = 64 << 20) -> Journal:
+        store = open_store(state, size, max_bytes)
+        made.append(store)
+        return Journal(store if store is not None else MemoryLog(size, max_bytes))
+
+    yield make
+    for store in made:
+        if store is not None:
+            await store.aclose()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -11,6 +11,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
+from mock_server.conversations.responses import ResponseStore
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
@@ -161,4 +162,5 @@ def test_stored_responses_are_bounded_in_memory(make_server: Callable[..., MockS
         assert client.responses.retrieve(created[-1].id).output_text == "You said: question 19"
     app = server.app
     assert app is not None
+    assert isinstance(app.state.responses, ResponseStore)
     assert 0 < len(app.state.responses) < 20

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from mock_server.scenarios.conversation import Conversation
 from mock_server.timeline.cache import BoundedCache
@@ -32,19 +33,32 @@ class StoredResponse:
         return len(self.body) + len(self.key) + remembered * CALL_BYTES
 
 
+class Responses(Protocol):
+    """Where stored responses are kept: this process's memory (`ResponseStore`), or the state every
+    worker shares."""
+
+    async def put(self, response_id: str, response: StoredResponse) -> None: ...
+
+    async def get(self, response_id: str) -> StoredResponse | None: ...
+
+    async def delete(self, response_id: str) -> bool:
+        """Forget a response; False when none of that id is stored."""
+        ...
+
+
 class ResponseStore:
-    """Stored responses by id, the least recently used forgotten once they fill `max_bytes`."""
+    """Stored responses by id in memory, the least recently used forgotten once they fill `max_bytes`."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._responses: BoundedCache[str, StoredResponse] = BoundedCache(max_bytes)
 
-    def put(self, response_id: str, response: StoredResponse) -> None:
+    async def put(self, response_id: str, response: StoredResponse) -> None:
         self._responses.put(response_id, response, response.estimated_bytes() + len(response_id))
 
-    def get(self, response_id: str) -> StoredResponse | None:
+    async def get(self, response_id: str) -> StoredResponse | None:
         return self._responses.get(response_id)
 
-    def delete(self, response_id: str) -> bool:
+    async def delete(self, response_id: str) -> bool:
         """Forget a response; False when none of that id is stored."""
         return self._responses.pop(response_id) is not None
 

@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from typing import Any
 
-MAX_CONVERSATIONS = 100_000
-"""How many (scenario, conversation) counts are kept; past it the least recently used is forgotten
-(and starts from the first reply again), so that clients naming a new conversation on every request
-cannot grow the server's memory without bound."""
+from mock_server.store.counters import Counters, counter_key
 
 
 class Sequences:
     """Requests counted per scenario and conversation key (None: requests that name no conversation,
-    counted together)."""
+    counted together), in `counters` (this process's, or the state every worker shares)."""
 
-    def __init__(self, max_conversations: int = MAX_CONVERSATIONS) -> None:
-        self._counts: OrderedDict[tuple[str, str | None], int] = OrderedDict()
-        self.max_conversations = max_conversations
+    def __init__(self, counters: Counters) -> None:
+        self._counters = counters
 
-    def advance(self, scenario: str, conversation: str | None, after: int = 0, *, again: bool = False) -> int:
+    async def advance(self, scenario: str, conversation: str | None, after: int = 0, *, again: bool = False) -> int:
         """Count one more request of `conversation` for `scenario`, going on from `after` when the
         conversation has got no further here (a stored response it continues); returns this
         request's number, 1 for the first. `again`: the request asks for the last answer again (a
         stream resumed with Last-Event-ID), which keeps its number."""
-        key = (scenario, conversation)
-        last = max(self._counts.pop(key, 0), after)
-        count = max(last, 1) if again else last + 1
-        self._counts[key] = count
-        while len(self._counts) > self.max_conversations:
-            self._counts.popitem(last=False)
-        return count
 
-    def clear(self) -> None:
-        self._counts.clear()
+        def change(values: list[Any]) -> tuple[list[Any], int]:
+            last = max(values[0] or 0, after)
+            count = max(last, 1) if again else last + 1
+            return [count], count
+
+        return await self._counters.update((counter_key("replies", scenario, conversation),), change)

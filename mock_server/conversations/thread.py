@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mock_server.conversations.responses import ResponseStore, StoredResponse
+from mock_server.conversations.responses import Responses, StoredResponse
 from mock_server.conversations.sequences import Sequences
 from mock_server.dialects import Dialect, StreamInfo
 from mock_server.dialects.answer import collect_answer
@@ -29,32 +29,32 @@ class Thread:
     """The `previous_response_id` it gives of a response not stored here: an error, unless the
     upstream (or a recording of it) answers, which knows its own responses."""
 
-    def advance(self, sequences: Sequences, scenario: Scenario, *, resumed: bool) -> int:
+    async def advance(self, sequences: Sequences, scenario: Scenario, *, resumed: bool) -> int:
         """This request's number in the conversation's sequence of `scenario`'s replies (always 1 for
         a scenario without them, which counts nothing); a resumed stream keeps the last number."""
         if not scenario.replies:
             return 1
         previous = self.previous
         after = previous.count if previous is not None and previous.scenario == scenario.name else 0
-        return sequences.advance(scenario.name, self.key, after, again=resumed)
+        return await sequences.advance(scenario.name, self.key, after, again=resumed)
 
 
-def thread_of(
-    responses: ResponseStore, conversation: Conversation, key: str | None, previous_response_id: str | None
+async def thread_of(
+    responses: Responses, conversation: Conversation, key: str | None, previous_response_id: str | None
 ) -> Thread:
     """The thread of a request whose messages say `conversation`, that names the conversation `key`
     (`X-Mock-Conversation`, `convGroupId`) and may continue a stored response: its turns and tool
     calls count in, and its conversation is the request's unless the request names one."""
     if previous_response_id is None:
         return Thread(conversation, key)
-    previous = responses.get(previous_response_id)
+    previous = await responses.get(previous_response_id)
     if previous is None:
         return Thread(conversation, key, missing=previous_response_id)
     return Thread(conversation.after(previous.conversation), key or previous.key, previous)
 
 
-def store_response(
-    responses: ResponseStore,
+async def store_response(
+    responses: Responses,
     dialect: Dialect,
     info: StreamInfo,
     timeline: Timeline,
@@ -78,4 +78,4 @@ def store_response(
         turn=earlier.turn, calls=(*earlier.calls, *made), ledger=earlier.ledger.with_calls(made)
     )
     stored = StoredResponse(to_json(body).encode(), conversation, thread.key or response_id, scenario, count)
-    responses.put(response_id, stored)
+    await responses.put(response_id, stored)

@@ -26,16 +26,19 @@ from mock_server.http import health, routes, stored_responses
 from mock_server.http.access import AccessGuard, CorsByPath, cors_options
 from mock_server.http.errors import CONTROL_PREFIX, unexpected
 from mock_server.http.pipeline import respond
-from mock_server.http.quotas import RateLimiter, limits_of
 from mock_server.http.state import STATE_SCOPE_KEY, MockState
-from mock_server.journal.journal import Journal
+from mock_server.journal.journal import Journal, MemoryLog
 from mock_server.scenarios.catalog import Catalog, bundled_entries, load_paths
 from mock_server.settings import Settings
+from mock_server.store import open_store
 from mock_server.timeline import tokens
 from mock_server.upstream.recorder import Recorder
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+SHARED_SETTLE_POLL_S = 0.02
+"""How often a look at a shared journal asks whether responses in flight have ended."""
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -54,20 +57,7 @@ class MockApp:
     """The server's ASGI app: model requests to their route, everything else to `fastapi`."""
 
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
-        self.state = MockState(
-            settings=settings,
-            catalog=catalog,
-            journal=Journal(
-                settings.journal_size,
-                settings.wall_clock,
-                max_bytes=settings.journal_max_bytes,
-                mask_secrets=settings.journal_secrets == "mask",
-            ),
-            responses=ResponseStore(settings.responses_max_bytes),
-            quotas=RateLimiter(
-                limits_of(settings.rpm, settings.tpm, settings.rpd, lambda name: f"--{name}"), settings.wall_clock
-            ),
-        )
+        self.state = _state(settings, catalog)
         if settings.upstream is not None:
             # httpx and httpcore are a tenth of start-up: loaded only for a server with an upstream.
             from mock_server.upstream.proxy import Upstream
@@ -104,14 +94,14 @@ class MockApp:
             await self._lifespan(receive, send)
             return
         scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
-        if scope["type"] == "http" and self._route_of(scope) is not None:
+        if scope["type"] == "http" and await self._route_of(scope) is not None:
             await self._models(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
             await self._health(scope, receive, send)  # polled while the server starts: not worth FastAPI's start
         else:
             await (self._fastapi or await self._fastapi_off_the_loop())(scope, receive, send)
 
-    def _route_of(self, scope: Scope) -> routes.ModelRoute | None:
+    async def _route_of(self, scope: Scope) -> routes.ModelRoute | None:
         """The model route of a request; with an upstream, a forwarding one for a path that is not ours."""
         path, method = scope["path"], scope["method"]
         matched = self.model_routes.match(method, path)
@@ -119,7 +109,9 @@ class MockApp:
             route, scope["path_params"] = matched  # what `request.path_params` reads
             return route
         forward = self.state.upstream is not None and method != "OPTIONS" and not path.startswith(CONTROL_PREFIX)
-        if forward and (not self._answered_here(scope) or stored_responses.upstream_response(self.state, method, path)):
+        if forward and (
+            not self._answered_here(scope) or await stored_responses.upstream_response(self.state, method, path)
+        ):
             return routes.forwarded_route(method, path)
         return None
 
@@ -130,11 +122,13 @@ class MockApp:
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """At startup, start building the tokenizer that counts usage in the background: start-up does
         not wait for it, and a request that arrives before it is built waits for it off the event loop
-        (`tokens.ready`). At shutdown, close what the app opened (the upstream's connections)."""
+        (`tokens.ready`); join the shared state, when there is one. At shutdown, close what the app
+        opened (the upstream's connections, the shared state)."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 tokens.warm_in_background()
+                await self.state.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.state.aclose()
@@ -142,7 +136,7 @@ class MockApp:
                 return
 
     async def _answer_model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._route_of(scope)
+        route = await self._route_of(scope)
         assert route is not None  # __call__ sends only requests that have one
         request = Request(scope, receive, send)
         try:
@@ -154,6 +148,18 @@ class MockApp:
             await (await unexpected(request, exc))(scope, receive, send)
             raise
         await response(scope, receive, send)
+
+
+def _state(settings: Settings, catalog: Catalog) -> MockState:
+    """The state `settings` asks for: in this process, or kept in a shared store (`--state`)."""
+    mask = settings.journal_secrets == "mask"
+    store = open_store(settings.state, settings.journal_size, settings.journal_max_bytes)
+    if store is None:
+        log = MemoryLog(settings.journal_size, settings.journal_max_bytes, settings.wall_clock)
+        journal = Journal(log, settings.wall_clock, mask_secrets=mask)
+        return MockState(settings, catalog, journal, responses=ResponseStore(settings.responses_max_bytes))
+    journal = Journal(store, settings.wall_clock, mask_secrets=mask, settle_poll_s=SHARED_SETTLE_POLL_S)
+    return MockState(settings, catalog, journal, counters=store, responses=store, store=store)
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> MockApp:

@@ -155,7 +155,7 @@ REGION = "us-east-1"
 async def foundation_models(request: Request) -> Response:
     """`ListFoundationModels`: every scenario as a model that streams text, in /_mock/scenarios' order."""
     state = state_of(request)
-    entry = state.open_entry(request, None)
+    entry = await state.open_entry(request, None)
     dialect = DIALECTS["bedrock-converse"]
     headers = {"X-Mock-Request-Id": str(entry.id), dialect.request_id_header: str(entry.id)}
     try:

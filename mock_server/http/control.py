@@ -114,7 +114,8 @@ async def put_scenario(name: str, request: Request) -> JSONResponse:
     except UnicodeDecodeError:
         raise RequestBodyError("The body is not UTF-8 text; send the scenario as JSON or YAML.") from None
     is_yaml = request.headers.get("content-type", "").split(";")[0].strip().lower() in YAML_TYPES
-    catalog = state_of(request).catalog
+    state = state_of(request)
+    catalog = state.catalog
     try:
         # A large body takes seconds to parse and validate: in a worker thread, streams keep their timing.
         scenario = await run_in_threadpool(_load_runtime, text, source, name, is_yaml=is_yaml)
@@ -123,7 +124,7 @@ async def put_scenario(name: str, request: Request) -> JSONResponse:
         problems = [_problem_json(p) for p in exc.problems]
         return error_answer(exc.status, exc.code, message, None, problems=problems)
     replaced = name in catalog
-    catalog.add(scenario)
+    await state.put_scenario(scenario)
     return JSONResponse(_describe(catalog.entry(name)), status_code=200 if replaced else 201)
 
 
@@ -136,10 +137,10 @@ def _load_runtime(text: str, source: str, name: str, *, is_yaml: bool) -> Scenar
 @router.delete("/scenarios/{name}", summary="Remove a run-time scenario")
 async def delete_scenario(name: str, request: Request) -> JSONResponse:
     _require_admin(request)
-    catalog = state_of(request).catalog
-    if catalog.remove(name):
+    state = state_of(request)
+    if await state.remove_scenario(name):
         return JSONResponse({"deleted": name})
-    entry = catalog.entry(name)
+    entry = state.catalog.entry(name)
     raise NotRuntimeScenarioError(
         f"Scenario {name!r} comes from {entry.source}; only scenarios added at run time (source "
         f"{RUNTIME_SOURCE!r}) can be removed. A PUT of the same name replaces it until /_mock/reset."
@@ -169,12 +170,13 @@ async def metrics(request: Request) -> Response:
     _require_admin(request)
     state = state_of(request)
     journal = state.journal
-    records = journal.records()
+    records = await journal.records()
+    _, journal_bytes = await journal.log.stats()
     findings = (await state.verdict()).findings  # linear in the journal: a scrape's cost, not a stream's
     now = Now(
         open_streams=sum(1 for record in records if record.outcome is None),
         journal_records=len(records),
-        journal_bytes=journal.bytes,
+        journal_bytes=journal_bytes,
         findings=[(finding.code, finding.severity.value) for finding in findings],
     )
     return Response(exposition(journal.tally, now), media_type=PROMETHEUS_TEXT)
@@ -200,7 +202,7 @@ async def verdict(
 @router.delete("/requests", summary="Clear the journal")
 async def clear_requests(request: Request) -> JSONResponse:
     _require_admin(request)
-    return JSONResponse({"cleared": state_of(request).journal.clear()})
+    return JSONResponse({"cleared": await state_of(request).journal.clear()})
 
 
 @router.post(
@@ -208,4 +210,4 @@ async def clear_requests(request: Request) -> JSONResponse:
 )
 async def reset(request: Request) -> JSONResponse:
     _require_admin(request)
-    return JSONResponse({"reset": True, "cleared": state_of(request).reset()})
+    return JSONResponse({"reset": True, "cleared": await state_of(request).reset()})

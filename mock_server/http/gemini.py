@@ -145,7 +145,7 @@ GENERATE_CONTENT: dict[str, Any] = {
 async def models(request: Request) -> Response:
     """Gemini's model list: every scenario as `models/<name>`, described as /_mock/scenarios describes it."""
     state = state_of(request)
-    entry = state.open_entry(request, None)
+    entry = await state.open_entry(request, None)
     dialect = DIALECTS["gemini"]
     headers = {"X-Mock-Request-Id": str(entry.id)}
     try:

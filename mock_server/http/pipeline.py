@@ -59,8 +59,8 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         try:
             raw = await read_body(request, state.settings.max_body_bytes)
         except BodyTooLargeError as exc:
-            return _refuse(route.dialect, exc, state.open_entry(request, None))
-    entry = state.open_entry(request, raw)
+            return _refuse(route.dialect, exc, await state.open_entry(request, None))
+    entry = await state.open_entry(request, raw)
     try:
         if route.check_query is not None:
             route.check_query(request.query_params)
@@ -78,7 +78,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         else:
             asked = route.read(parse_json_body(raw) if raw is not None else request.query_params, request.path_params)
         await tokens.ready(asked.prompt.model)  # usage and pacing count tokens; built in the background
-        prepared = _prepare(request, state, entry, route, asked)
+        prepared = await _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
         return _refuse(route.dialect, exc, entry)
     except OverQuotaError as exc:
@@ -131,14 +131,16 @@ class _Prepared:
         return (self.head_wait, *actions) if self.head_wait is not None else actions
 
 
-def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute, asked: ModelRequest) -> _Prepared:
+async def _prepare(
+    request: Request, state: MockState, entry: Entry, route: ModelRoute, asked: ModelRequest
+) -> _Prepared:
     """Select and compile the scenario for a request."""
     headers = request.headers
     overrides = parse_overrides(request.query_params, headers)
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
     conversation_key = headers.get("x-mock-conversation") or asked.conversation_key
-    thread = thread_of(state.responses, asked.conversation, conversation_key, asked.previous_response_id)
+    thread = await thread_of(state.responses, asked.conversation, conversation_key, asked.previous_response_id)
     scenario = _choose(state, request, named, asked, thread.conversation)
     if thread.missing is not None and not (scenario.proxy or scenario.recording):
         raise PreviousResponseNotFoundError(thread.missing)
@@ -152,16 +154,19 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     )
     entry.note_conversation(thread.key, trail_of(thread.conversation))
     entry.note_faults(fault.kind.value for fault in (*scenario.faults, *overrides.faults))
-    admission = _admit(request, state, entry, route, scenario, prompt.model)
+    admission = await _admit(request, state, entry, route, scenario, prompt.model)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
-    count = thread.advance(state.sequences, scenario, resumed=resumed)
+    count = await thread.advance(state.sequences, scenario, resumed=resumed)
+    selection, fault_counts = await state.count_request(
+        scenario.name, (*scenario.faults, *overrides.faults), overrides.faults
+    )
     context = RequestContext(
         prompt=prompt.text,
         model=prompt.model,
         resumed=resumed,
-        selection=state.catalog.count_selection(scenario.name),
-        fault_counts=state.count_faults(overrides.faults),
+        selection=selection,
+        fault_counts=fault_counts,
         close_events=route.close_events,
         items=asked.answer.items if asked.answer is not None else None,
         reply=scenario.reply_index(count),
@@ -196,7 +201,7 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
         store=asked.store,
     )
     if asked.store:
-        store_response(state.responses, dialect, info, timeline, thread, scenario.name, count)
+        await store_response(state.responses, dialect, info, timeline, thread, scenario.name, count)
     request_id = str(entry.id)
     mock_headers = [
         ("X-Mock-Scenario", timeline.scenario),
@@ -207,13 +212,13 @@ def _prepare(request: Request, state: MockState, entry: Entry, route: ModelRoute
     if scenario.replies:
         mock_headers.append(("X-Mock-Reply", str(context.reply + 1)))
     if admission is not None:
-        quotas = admission.count_tokens(timeline.usage.total_tokens)
+        quotas = await admission.count_tokens(timeline.usage.total_tokens)
         if not timeline.from_upstream:  # an upstream's response (or a recording) carries its own
             mock_headers += dialect.quota_headers(quotas)
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
 
 
-def _admit(
+async def _admit(
     request: Request, state: MockState, entry: Entry, route: ModelRoute, scenario: Scenario, model: str | None
 ) -> Admission | None:
     """Count a request against the server's rate limits and the scenario's, for the key it carries
@@ -235,7 +240,7 @@ def _admit(
     )
     address = request.client.host if request.client is not None else None
     entry.note_rate_limit(state.journal.client_label(key, address))
-    return state.quotas.admit(client_of(key, address), scenario.name, limits, model or scenario.name)
+    return await state.quotas.admit(client_of(key, address), scenario.name, limits, model or scenario.name)
 
 
 def _forwarded_body(raw: bytes | None) -> dict[str, Any]:

@@ -20,17 +20,15 @@ refills nothing.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from mock_server.dialects.quota import DAY_S, MINUTE_S, Quota, QuotaExceeded, Quotas, Unit
+from mock_server.store.counters import Counters, counter_key
 
-MAX_BUCKETS = 100_000
-"""How many buckets (client, scenario, limit) are kept; past it the least recently used is forgotten
-(full again on its next request), so that clients sending a new key each time cannot grow the server's
-memory without bound."""
 _EPSILON = 1e-9
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,55 +63,64 @@ class OverQuotaError(Exception):
         """Whether the limit is the server's (every scenario's requests count), not the scenario's own."""
 
 
-class _Bucket:
-    __slots__ = ("at", "level")
-
-    def __init__(self, level: float, at: float) -> None:
-        self.level = level
-        self.at = at
-
-
 class _Meter:
-    """A limit's bucket for one client, brought up to date."""
+    """A limit's bucket for one client, brought up to date: `level` units it holds at Unix time `at`."""
 
-    __slots__ = ("bucket", "limit")
+    __slots__ = ("at", "level", "limit")
 
-    def __init__(self, limit: Limit, bucket: _Bucket) -> None:
+    def __init__(self, limit: Limit, stored: list[float] | None, now: float) -> None:
         self.limit = limit
-        self.bucket = bucket
+        self.level, self.at = (float(limit.limit), now) if stored is None else (stored[0], stored[1])
 
     def refill(self, now: float) -> None:
-        bucket, limit = self.bucket, self.limit
-        elapsed = max(0.0, now - bucket.at)
-        bucket.level = min(float(limit.limit), bucket.level + elapsed * limit.limit / limit.period_s)
-        bucket.at = max(bucket.at, now)
+        limit = self.limit
+        elapsed = max(0.0, now - self.at)
+        self.level = min(float(limit.limit), self.level + elapsed * limit.limit / limit.period_s)
+        self.at = max(self.at, now)
+
+    def stored(self) -> list[float]:
+        """The bucket as the counters keep it."""
+        return [self.level, self.at]
 
     def wait_s(self) -> float:
         """How long until the bucket holds one unit (0: it does)."""
-        short = 1.0 - self.bucket.level
+        short = 1.0 - self.level
         return 0.0 if short <= _EPSILON else short * self.limit.period_s / self.limit.limit
 
     def quota(self) -> Quota:
-        limit, level = self.limit, self.bucket.level
+        limit, level = self.limit, self.level
         reset_s = max(0.0, (limit.limit - level) * limit.period_s / limit.limit)
         return Quota(limit.limit, max(0, math.floor(level + _EPSILON)), reset_s)
+
+
+def _meters(limits: tuple[Limit, ...], values: list[Any], now: float) -> list[_Meter]:
+    meters = [_Meter(limit, value, now) for limit, value in zip(limits, values, strict=True)]
+    for meter in meters:
+        meter.refill(now)
+    return meters
 
 
 class Admission:
     """A request let through: its tokens are taken when its answer is known (`count_tokens`)."""
 
-    def __init__(self, meters: list[_Meter], clock: Callable[[], float]) -> None:
-        self._meters = meters
+    def __init__(self, counters: Counters, keys: tuple[str, ...], limits: tuple[Limit, ...], clock: Clock) -> None:
+        self._counters = counters
+        self._keys = keys
+        self._limits = limits
         self._clock = clock
 
-    def count_tokens(self, tokens: int) -> Quotas:
+    async def count_tokens(self, tokens: int) -> Quotas:
         """Take `tokens` from each tokens bucket; returns the quotas the response reports."""
         now = self._clock()
-        for meter in self._meters:
-            meter.refill(now)
-            if meter.limit.unit == "tokens":
-                meter.bucket.level -= tokens
-        return _quotas(self._meters, now)
+
+        def change(values: list[Any]) -> tuple[list[Any], Quotas]:
+            meters = _meters(self._limits, values, now)
+            for meter in meters:
+                if meter.limit.unit == "tokens":
+                    meter.level -= tokens
+            return [meter.stored() for meter in meters], _quotas(meters, now)
+
+        return await self._counters.update(self._keys, change)
 
 
 def _quotas(meters: Iterable[_Meter], now: float) -> Quotas:
@@ -128,55 +135,50 @@ def _quotas(meters: Iterable[_Meter], now: float) -> Quotas:
 
 
 class RateLimiter:
-    """The buckets of every client, for the server's limits and each scenario's."""
+    """The buckets of every client, for the server's limits and each scenario's, kept in `counters`
+    (this process's, or the state every worker shares)."""
 
-    def __init__(self, server: tuple[Limit, ...], clock: Callable[[], float], max_buckets: int = MAX_BUCKETS) -> None:
+    def __init__(self, server: tuple[Limit, ...], clock: Clock, counters: Counters) -> None:
         self.server = server
         self._clock = clock
-        self._buckets: OrderedDict[tuple[str, str | None, Limit], _Bucket] = OrderedDict()
-        self.max_buckets = max_buckets
+        self._counters = counters
 
-    def admit(self, client: str, scenario: str, limits: tuple[Limit, ...], model: str) -> Admission | None:
+    async def admit(self, client: str, scenario: str, limits: tuple[Limit, ...], model: str) -> Admission | None:
         """Let a request of `client` to `scenario` (whose own `limits` count per client and scenario)
         through, taking one request from each requests bucket; None when no limit applies. Raises
         OverQuotaError, taking nothing, when a bucket has less than one unit left."""
         if not self.server and not limits:
             return None
         now = self._clock()
-        meters = [self._meter(client, None, limit) for limit in self.server]
-        meters += [self._meter(client, scenario, limit) for limit in limits]
-        for meter in meters:
-            meter.refill(now)
-        waits = [(meter.wait_s(), index) for index, meter in enumerate(meters)]
-        wait, index = max(waits, key=lambda pair: pair[0])
-        blocking = meters[index]
-        if wait > 0:
-            limit, level = blocking.limit, blocking.bucket.level
-            used = limit.limit - math.floor(level + _EPSILON)
-            quotas = _quotas(meters, now)
-            raise OverQuotaError(
-                QuotaExceeded(limit.unit, limit.period_s, limit.limit, used, wait, limit.source, model, quotas),
-                scenario,
-                server_wide=index < len(self.server),
-            )
-        for meter in meters:
-            if meter.limit.unit == "requests":
-                meter.bucket.level -= 1
-        return Admission(meters, self._clock)
+        every = (*self.server, *limits)
+        keys = tuple(
+            counter_key("rate", client, None if index < len(self.server) else scenario, _limit_key(limit))
+            for index, limit in enumerate(every)
+        )
 
-    def clear(self) -> None:
-        """Every bucket full again (`POST /_mock/reset`)."""
-        self._buckets.clear()
+        def change(values: list[Any]) -> tuple[list[Any], OverQuotaError | None]:
+            meters = _meters(every, values, now)
+            wait, index = max(((meter.wait_s(), index) for index, meter in enumerate(meters)), key=lambda p: p[0])
+            if wait > 0:
+                limit, level = meters[index].limit, meters[index].level
+                used = limit.limit - math.floor(level + _EPSILON)
+                exceeded = QuotaExceeded(
+                    limit.unit, limit.period_s, limit.limit, used, wait, limit.source, model, _quotas(meters, now)
+                )
+                return values, OverQuotaError(exceeded, scenario, server_wide=index < len(self.server))
+            for meter in meters:
+                if meter.limit.unit == "requests":
+                    meter.level -= 1
+            return [meter.stored() for meter in meters], None
 
-    def _meter(self, client: str, scenario: str | None, limit: Limit) -> _Meter:
-        key = (client, scenario, limit)
-        bucket = self._buckets.pop(key, None)
-        if bucket is None:
-            bucket = _Bucket(float(limit.limit), self._clock())
-        self._buckets[key] = bucket
-        while len(self._buckets) > self.max_buckets:
-            self._buckets.popitem(last=False)
-        return _Meter(limit, bucket)
+        refused = await self._counters.update(keys, change)
+        if refused is not None:
+            raise refused
+        return Admission(self._counters, keys, every, self._clock)
+
+
+def _limit_key(limit: Limit) -> str:
+    return f"{limit.unit}/{limit.period_s}/{limit.limit}"
 
 
 def client_of(api_key: str | None, address: str | None) -> str:

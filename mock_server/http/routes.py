@@ -379,7 +379,7 @@ async def models(request: Request) -> Response:
     if "x-goog-api-client" in request.headers:
         return await gemini.models(request)
     state = state_of(request)
-    entry = state.open_entry(request, None)
+    entry = await state.open_entry(request, None)
     anthropic = "anthropic-version" in request.headers
     dialect = DIALECTS["anthropic" if anthropic else "openai-chat"]
     try:
@@ -417,7 +417,7 @@ def _anthropic_model_list(names: list[str], created: int) -> dict[str, Any]:
 async def ollama_tags(request: Request) -> Response:
     """Ollama's model list (`ollama list`, `Client.list()`): every scenario, as /v1/models lists them."""
     state = state_of(request)
-    entry = state.open_entry(request, None)
+    entry = await state.open_entry(request, None)
     refused = _refused(request, entry)
     if refused is not None:
         return refused
@@ -434,10 +434,10 @@ async def ollama_show(request: Request) -> Response:
     try:
         raw = await read_body(request, state.settings.max_body_bytes)
     except BodyTooLargeError as exc:
-        entry = state.open_entry(request, None)
+        entry = await state.open_entry(request, None)
         entry.finish(exc.status, Outcome.ERROR_STATUS)
         return answer_error(exc, dialect, headers={"X-Mock-Request-Id": str(entry.id)})
-    entry = state.open_entry(request, raw)
+    entry = await state.open_entry(request, raw)
     refused = _refused(request, entry)
     if refused is not None:
         return refused

@@ -322,7 +322,7 @@ class MockServer:
         scenario = load_runtime_scenario(Document("add_scenario()", data), chosen)
 
         async def add(state: MockState) -> None:
-            state.catalog.add(scenario)
+            await state.put_scenario(scenario)
 
         self._on_loop(add)
         return chosen
@@ -389,7 +389,7 @@ class MockServer:
         """Forget the journal, the run-time scenarios and the `times` counters; make every rate limit whole."""
 
         async def reset(state: MockState) -> None:
-            state.reset()
+            await state.reset()
 
         self._on_loop(reset)
 

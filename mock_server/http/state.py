@@ -4,22 +4,28 @@ caches; every route reaches it through `state_of(request)`."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from mock_server.conversations.responses import ResponseStore
+from mock_server.conversations.responses import Responses, ResponseStore
 from mock_server.conversations.sequences import Sequences
-from mock_server.http.quotas import RateLimiter
+from mock_server.errors import ScenarioError
+from mock_server.http.quotas import RateLimiter, limits_of
 from mock_server.http.request_body import journal_body
-from mock_server.journal.journal import Entry, Journal, Since
-from mock_server.scenarios.catalog import Catalog
+from mock_server.journal.journal import Entry, Journal, RequestRecord, Since
+from mock_server.scenarios.catalog import RUNTIME_SOURCE, Catalog, load_runtime_scenario
 from mock_server.scenarios.faults import Fault
+from mock_server.scenarios.loading import Document
+from mock_server.scenarios.model import Scenario
 from mock_server.settings import Settings
+from mock_server.store.counters import Counters, MemoryCounters, counter_key
+from mock_server.store.shared import SharedStore
 from mock_server.timeline.compile import TimelineCache
 from mock_server.upstream.recorder import Recorder
 from mock_server.wire.rendering import StreamCache
@@ -29,6 +35,10 @@ if TYPE_CHECKING:  # loaded when first needed: the HTTP client to an upstream (M
     from mock_server.upstream.proxy import Upstream
 
 PENDING_POLL_S = 0.01
+SCENARIO_FOLLOW_S = 0.05
+"""How often a process sharing its state looks for run-time scenarios added through another."""
+Counted = tuple[int, tuple[tuple[str, int], ...]]
+_log = logging.getLogger("mock_llm_sse.state")
 STATE_SCOPE_KEY = "mock_llm_sse.state"
 """Where `MockApp` puts its state in each request's scope, for the routes on both of its sides."""
 
@@ -40,35 +50,69 @@ class MockState:
     journal: Journal
     timelines: TimelineCache = field(default_factory=TimelineCache)
     streams: StreamCache = field(default_factory=StreamCache)
-    fault_counts: Counter[str] = field(default_factory=Counter)
-    """How many requests carried each counted fault's text (`status:429!times=2`) since start or reset."""
     upstream: Upstream | None = None
     """Where requests no scenario answers go (`--upstream`)."""
     recorder: Recorder | None = None
     """Where exchanges with the upstream are written (`--record`)."""
-    sequences: Sequences = field(default_factory=Sequences)
-    """Where each conversation is in the sequences of replies (`replies:`)."""
-    responses: ResponseStore = field(default_factory=ResponseStore)
+    counters: Counters = field(default_factory=MemoryCounters)
+    """How many requests chose each scenario and carried each counted fault, where each conversation is
+    in its `replies`, and the rate limits' buckets."""
+    responses: Responses = field(default_factory=ResponseStore)
     """The Responses API's stored responses."""
-    quotas: RateLimiter = field(default_factory=lambda: RateLimiter((), time.time))
+    store: SharedStore | None = None
+    """The state shared with other workers and replicas (`--state`), when it is: then the journal,
+    the counters and the stored responses are kept there, and run-time scenarios are followed there."""
+    sequences: Sequences = field(init=False)
+    """Where each conversation is in the sequences of replies (`replies:`)."""
+    quotas: RateLimiter = field(init=False)
     """The rate limits' buckets, per client (`--rpm`, a scenario's `limits:`)."""
+    _following: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _scenarios_version: int = field(default=0, init=False, repr=False)
+    _loaded: dict[tuple[str, str], Scenario] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.sequences = Sequences(self.counters)
+        server_limits = limits_of(settings.rpm, settings.tpm, settings.rpd, lambda name: f"--{name}")
+        self.quotas = RateLimiter(server_limits, settings.wall_clock, self.counters)
+
+    async def start(self) -> None:
+        """Join the shared state, when there is one: say this process is alive, and follow the
+        run-time scenarios other processes add."""
+        if self.store is not None:
+            await self.store.start()
+            await self.follow_scenarios()
+            self._following = asyncio.get_running_loop().create_task(self._follow_forever())
 
     async def aclose(self) -> None:
-        """Let go of the upstream's connections."""
+        """Let go of the upstream's connections and the shared state."""
+        if self._following is not None:
+            self._following.cancel()
+            await asyncio.gather(self._following, return_exceptions=True)
+            self._following = None
+        if self.store is not None:
+            await self.store.aclose()
         if self.upstream is not None:
             await self.upstream.aclose()
 
-    def count_faults(self, faults: Iterable[Fault]) -> tuple[tuple[str, int], ...]:
-        """Count one more request for each counted fault's text; returns this request's number for each."""
-        counts = []
-        for text in dict.fromkeys(f.counted_as for f in faults if f.counted and f.counted_as is not None):
-            self.fault_counts[text] += 1
-            counts.append((text, self.fault_counts[text]))
-        return tuple(counts)
+    async def count_request(self, scenario: str, faults: Iterable[Fault], counted: Iterable[Fault]) -> Counted:
+        """Count a request that carries `faults` for its scenario's `times` and `probability` draws, and
+        each counted fault's text in `counted` (`status:429!times=2`); returns this request's number for
+        the scenario and for each text. A request without faults counts nothing (its numbers are 1)."""
+        texts = list(dict.fromkeys(f.counted_as for f in counted if f.counted and f.counted_as is not None))
+        if not texts and not any(True for _ in faults):
+            return 1, ()
+        keys = (counter_key("chosen", scenario), *(counter_key("fault", text) for text in texts))
 
-    def open_entry(self, request: Request, raw_body: bytes | None) -> Entry:
+        def change(values: list[Any]) -> tuple[list[Any], Counted]:
+            new = [(value or 0) + 1 for value in values]
+            return new, (new[0], tuple(zip(texts, new[1:], strict=True)))
+
+        return await self.counters.update(keys, change)
+
+    async def open_entry(self, request: Request, raw_body: bytes | None) -> Entry:
         """Start the journal's record of a model request (the body kept as JSON when it parses)."""
-        entry = self.journal.open(
+        entry = await self.journal.open(
             method=request.method,
             path=request.scope["path"],  # not request.url: building a URL to read its path back costs 3 us
             query=request.query_params.multi_items(),
@@ -79,18 +123,73 @@ class MockState:
         request.state.journal_entry = entry  # for the last-resort error handler (errors.py)
         return entry
 
-    def reset(self) -> int:
+    async def records(self, since: Since | int | None = None) -> list[RequestRecord]:
+        """The journal's records above `since` (`Journal.records`)."""
+        return await self.journal.records(since)
+
+    async def put_scenario(self, scenario: Scenario) -> None:
+        """Add or replace a run-time scenario, for every process sharing the state."""
+        if self.store is None:
+            self.catalog.add(scenario)
+            return
+        await self.store.put_scenario(scenario.name, scenario.model_dump(mode="json", exclude_defaults=True))
+        await self.follow_scenarios()
+
+    async def remove_scenario(self, name: str) -> bool:
+        """Remove a run-time scenario, for every process; False when there is none of that name."""
+        if self.store is None:
+            return self.catalog.remove(name)
+        removed = await self.store.remove_scenario(name)
+        await self.follow_scenarios()
+        return removed
+
+    async def follow_scenarios(self) -> None:
+        """Take the run-time scenarios from the shared state, when they have changed."""
+        assert self.store is not None
+        version, items = await self.store.runtime_scenarios()
+        if version == self._scenarios_version:
+            return
+        scenarios = []
+        loaded: dict[tuple[str, str], Scenario] = {}
+        for name, data in items:
+            key = (name, json.dumps(data, sort_keys=True))
+            scenario = self._loaded.get(key)
+            if scenario is None:
+                try:
+                    scenario = load_runtime_scenario(Document(RUNTIME_SOURCE, data), name)
+                except ScenarioError as exc:  # written by a server of another version
+                    _log.warning("run-time scenario %r from the shared state is not valid here: %s", name, exc)
+                    continue
+            loaded[key] = scenario
+            scenarios.append(scenario)
+        self._loaded = loaded
+        self.catalog.set_runtime(scenarios)
+        self._scenarios_version = version
+
+    async def _follow_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SCENARIO_FOLLOW_S)
+            try:
+                await self.follow_scenarios()
+            except Exception:  # the store away for a moment: the next look tries again
+                _log.warning("could not read the run-time scenarios from the shared state", exc_info=True)
+
+    async def reset(self) -> int:
         """Back to the state at start: no records, no run-time scenarios, `times` and sequences
-        counted afresh, no stored responses, every rate limit whole, nothing cached. Returns how many
-        records were cleared."""
-        self.catalog.reset()
-        self.fault_counts.clear()
-        self.sequences.clear()
-        self.responses.clear()
-        self.quotas.clear()
+        counted afresh, no stored responses, every rate limit whole, nothing cached (for every process
+        sharing the state). Returns how many records were cleared."""
         self.timelines.clear()
         self.streams.clear()
-        return self.journal.clear()
+        if self.store is not None:
+            cleared = await self.store.reset()
+            await self.follow_scenarios()
+            return cleared
+        self.catalog.reset()
+        if isinstance(self.counters, MemoryCounters):
+            self.counters.clear()
+        if isinstance(self.responses, ResponseStore):
+            self.responses.clear()
+        return await self.journal.clear()
 
     async def verdict(self, since: Since | int | None = None, settle_s: float = 0.0, wait_s: float = 0.0) -> Verdict:
         """The verdict on the records above `since`, judged now, once responses in flight have had up
@@ -105,7 +204,7 @@ class MockState:
         while verdict.pending and (left := deadline - time.monotonic()) > 0:
             due = min(check.decided_at for check in verdict.pending) - verdict.judged_at
             await asyncio.sleep(min(left, max(due, 0.0) + PENDING_POLL_S))
-            verdict = judge(self.journal.records(since), self.settings.wall_clock())
+            verdict = judge(await self.journal.records(since), self.settings.wall_clock())
         return verdict
 
 

@@ -17,31 +17,31 @@ PATH = "/v1/responses/{response_id}"
 _PREFIX = "/v1/responses/"
 
 
-def upstream_response(state: MockState, method: str, path: str) -> bool:
+async def upstream_response(state: MockState, method: str, path: str) -> bool:
     """Whether a request is for a response this server has not stored, which (with an upstream) is
     the upstream's to answer."""
     response_id = path.removeprefix(_PREFIX)
     is_ours = method in ("GET", "HEAD", "DELETE") and path.startswith(_PREFIX) and "/" not in response_id
-    return is_ours and state.responses.get(response_id) is None
+    return is_ours and await state.responses.get(response_id) is None
 
 
 async def get_response(response_id: str, request: Request) -> Response:
     """The stored response object, as `response.completed` carried it."""
-    return _answer(request, response_id, delete=False)
+    return await _answer(request, response_id, delete=False)
 
 
 async def delete_response(response_id: str, request: Request) -> Response:
     """Forget a stored response: `previous_response_id` can no longer name it."""
-    return _answer(request, response_id, delete=True)
+    return await _answer(request, response_id, delete=True)
 
 
-def _answer(request: Request, response_id: str, *, delete: bool) -> Response:
+async def _answer(request: Request, response_id: str, *, delete: bool) -> Response:
     state = state_of(request)
-    entry = state.open_entry(request, None)
+    entry = await state.open_entry(request, None)
     headers = {"X-Mock-Request-Id": str(entry.id), "x-request-id": str(entry.id)}
     try:
         authorize(state.settings.require_auth, request.headers, request.query_params)
-        stored = state.responses.get(response_id)
+        stored = await state.responses.get(response_id)
         if stored is None:
             raise ResponseNotFoundError(response_id)
     except MockLLMError as exc:
@@ -49,6 +49,6 @@ def _answer(request: Request, response_id: str, *, delete: bool) -> Response:
         return answer_error(exc, DIALECTS["openai-responses"], headers=headers)
     entry.finish(200, Outcome.COMPLETED)
     if delete:
-        state.responses.delete(response_id)
+        await state.responses.delete(response_id)
         return JSONResponse({"id": response_id, "object": "response", "deleted": True}, headers=headers)
     return Response(stored.body, media_type="application/json", headers=headers)

@@ -25,7 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mock_server.errors import RestartedError
 from mock_server.journal.metrics import Tally
@@ -124,15 +124,22 @@ class Entry:
     """The journal's hold on one request while it is answered: the server notes facts on it as the
     response starts and ends (never per chunk), and `record` is always a finished snapshot of them."""
 
-    __slots__ = ("_calls", "_started", "_tally", "record", "size")
+    __slots__ = ("_calls", "_on_finish", "_started", "_tally", "record", "size")
 
-    def __init__(self, record: RequestRecord, size: int, tally: Tally | None = None) -> None:
+    def __init__(
+        self,
+        record: RequestRecord,
+        size: int,
+        tally: Tally | None = None,
+        on_finish: Callable[[Entry], None] | None = None,
+    ) -> None:
         self.record = record
         self.size = size
         """About how many bytes the record holds (what the client sent, and the record's own)."""
         self._started = time.perf_counter()
         self._calls: tuple[ToolCall, ...] = ()
         self._tally = tally
+        self._on_finish = on_finish
 
     @property
     def id(self) -> int:
@@ -223,6 +230,8 @@ class Entry:
             due, took = record.due_end_ms, record.duration_ms
             late = took - due if outcome is Outcome.COMPLETED and due is not None and took is not None else None
             self._tally.finished(record.endpoint, record.scenario, outcome.value, events_sent, late)
+        if self._on_finish is not None:
+            self._on_finish(self)
 
     def on_play_end(self, status: int) -> Callable[[PlayResult], None]:
         """A callback for the transport that finishes the record with how playing ended (with no status
@@ -270,40 +279,126 @@ class Since:
         return cls(int(number), instance or None)
 
 
-class Journal:
-    """A bounded, ordered log of records (oldest first); used from the server's event loop only.
+class RecordLog(Protocol):
+    """Where a journal keeps its records: this process's memory (`MemoryLog`), or the state every
+    worker and replica shares (`store/shared.py`). `instance` and `started_at` are the log's: new
+    with every memory log, and with a shared one only when its store is new."""
 
-    `instance` is new with every journal (every server start) and `started_at` is its Unix time.
-    """
+    instance: str
+    started_at: float
+    salt: bytes
+    """Fingerprints of API keys are made with it, so the same key has the same fingerprint everywhere."""
+
+    async def add(self, entry: Entry) -> int:
+        """Keep a new entry (the bounds may drop the oldest); returns its id, above every id before."""
+        ...
+
+    def finished(self, entry: Entry) -> None:
+        """The entry's response has ended: its record is final."""
+        ...
+
+    async def records(self, after: int | None) -> list[RequestRecord]:
+        """Snapshots of the records with an id above `after` (all with None), oldest first."""
+        ...
+
+    async def last_id(self) -> int:
+        """The highest id given so far (0 before the first)."""
+        ...
+
+    async def any_open(self, after: int) -> bool:
+        """Whether a record above `after` is still in flight."""
+        ...
+
+    async def clear(self) -> int:
+        """Forget every record (ids keep counting); returns how many there were."""
+        ...
+
+    async def stats(self) -> tuple[int, int]:
+        """How many records are kept, and about how many bytes they hold."""
+        ...
+
+
+class MemoryLog:
+    """A bounded, ordered log of entries (oldest first) in this process, used from its event loop
+    only: the newest `size` records, and no more than about `max_bytes` of what clients sent."""
 
     def __init__(
-        self,
-        size: int = DEFAULT_SIZE,
-        wall_clock: Callable[[], float] = time.time,
-        *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        mask_secrets: bool = True,
+        self, size: int = DEFAULT_SIZE, max_bytes: int = DEFAULT_MAX_BYTES, wall_clock: Callable[[], float] = time.time
     ) -> None:
         self._entries: deque[Entry] = deque()
         self._ids = itertools.count(1)
         self._last_id = 0
-        self._wall_clock = wall_clock
         self._bytes = 0
         self.size = size
         self.max_bytes = max_bytes
-        self.mask_secrets = mask_secrets
         self.instance = uuid.uuid4().hex[:12]
         self.started_at = wall_clock()
+        self.salt = os.urandom(16)
+
+    async def add(self, entry: Entry) -> int:
+        self._last_id = next(self._ids)
+        entry.record = replace(entry.record, id=self._last_id)
+        self._entries.append(entry)
+        self._bytes += entry.size
+        while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
+            self._bytes -= self._entries.popleft().size
+        return self._last_id
+
+    def finished(self, entry: Entry) -> None:
+        """Nothing to do: the log holds the entry itself."""
+
+    async def records(self, after: int | None) -> list[RequestRecord]:
+        return [e.snapshot() for e in self._entries if after is None or e.id > after]
+
+    async def last_id(self) -> int:
+        return self._last_id
+
+    async def any_open(self, after: int) -> bool:
+        return any(e.record.outcome is None and e.id > after for e in self._entries)
+
+    async def clear(self) -> int:
+        count = len(self._entries)
+        self._entries.clear()
+        self._bytes = 0
+        return count
+
+    async def stats(self) -> tuple[int, int]:
+        return len(self._entries), self._bytes
+
+
+class Journal:
+    """The request journal: masks what it keeps, counts for the metrics, answers `since`, and keeps
+    its records in `log` (this process's memory by default)."""
+
+    def __init__(
+        self,
+        log: RecordLog | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        *,
+        mask_secrets: bool = True,
+        settle_poll_s: float = SETTLE_POLL_S,
+    ) -> None:
+        self.log: RecordLog = log if log is not None else MemoryLog(wall_clock=wall_clock)
+        self._wall_clock = wall_clock
+        self.mask_secrets = mask_secrets
+        self.settle_poll_s = settle_poll_s
         self.tally = Tally()
         """The counts since start, for the metrics (what `clear` forgets, these keep)."""
-        self._salt = os.urandom(16)
+
+    @property
+    def instance(self) -> str:
+        return self.log.instance
+
+    @property
+    def started_at(self) -> float:
+        return self.log.started_at
 
     def client_label(self, api_key: str | None, address: str | None) -> str:
         """How a record names the client its rate limits count: `key sk-...1234#5f2b9c0e1a7d` (the key
         fingerprinted, the same for the same key while this journal lives), else `address 127.0.0.1`."""
-        return f"key {fingerprint(api_key, self._salt)}" if api_key else f"address {address or 'unknown'}"
+        return f"key {fingerprint(api_key, self.log.salt)}" if api_key else f"address {address or 'unknown'}"
 
-    def open(
+    async def open(
         self,
         *,
         method: str,
@@ -324,9 +419,8 @@ class Journal:
             + sum(len(name) + len(value) for name, value in kept_headers.items())
             + sum(len(name) + len(value) for name, value in kept_query.items())
         )
-        self._last_id = next(self._ids)
         record = RequestRecord(
-            id=self._last_id,
+            id=0,
             received_at=self._wall_clock(),
             method=method,
             path=path,
@@ -335,14 +429,11 @@ class Journal:
             body=mask_body(body) if mask else body,
             last_event_id=kept_headers.get("last-event-id"),
         )
-        entry = Entry(record, size, self.tally)
-        self._entries.append(entry)
-        self._bytes += size
-        while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
-            self._bytes -= self._entries.popleft().size
+        entry = Entry(record, size, self.tally, self.log.finished)
+        await self.log.add(entry)
         return entry
 
-    def after(self, since: Since | int | None) -> int | None:
+    async def after(self, since: Since | int | None) -> int | None:
         """The id records must be above for `since` (None: every record). Raises RestartedError when
         `since` names another instance, or an id this journal has never given: the server restarted."""
         if since is None:
@@ -355,19 +446,19 @@ class Journal:
                 f"{self.instance}, started at {self.started_at:.3f} (Unix time): the server restarted, and its "
                 "journal started afresh. Ask without since, or take ids from this instance."
             )
-        if since.id > self._last_id:
+        last_id = await self.log.last_id()
+        if since.id > last_id:
             raise RestartedError(
                 f"since={since.id}: this server (instance {self.instance}, started at {self.started_at:.3f}) has "
-                f"given ids up to {self._last_id} only, so that id is from before a restart. Ask without since, "
+                f"given ids up to {last_id} only, so that id is from before a restart. Ask without since, "
                 "or take ids from this instance."
             )
         return since.id
 
-    def records(self, since: Since | int | None = None) -> list[RequestRecord]:
+    async def records(self, since: Since | int | None = None) -> list[RequestRecord]:
         """Snapshots of the records with an id above `since` (all without it), oldest first; raises
         RestartedError for a `since` from another instance (`after`)."""
-        above = self.after(since)
-        return [e.snapshot() for e in self._entries if above is None or e.id > above]
+        return await self.log.records(await self.after(since))
 
     async def settled(self, since: Since | int | None = None, timeout_s: float = 0.0) -> list[RequestRecord]:
         """Like `records`, after waiting up to `timeout_s` for responses in flight to end.
@@ -375,23 +466,12 @@ class Journal:
         A client that has read a response to its end (or hung up) may look before the server has
         seen that end; this bounded wait makes such a look reliable.
         """
-        above = self.after(since) or 0
+        above = await self.after(since) or 0
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(e.record.outcome is None and e.id > above for e in self._entries):
-            await asyncio.sleep(SETTLE_POLL_S)
-        return self.records(since)
+        while time.monotonic() < deadline and await self.log.any_open(above):
+            await asyncio.sleep(self.settle_poll_s)
+        return await self.log.records(above or None)
 
-    def clear(self) -> int:
+    async def clear(self) -> int:
         """Forget every record; returns how many there were."""
-        count = len(self._entries)
-        self._entries.clear()
-        self._bytes = 0
-        return count
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def bytes(self) -> int:
-        """About how many bytes the records hold."""
-        return self._bytes
+        return await self.log.clear()

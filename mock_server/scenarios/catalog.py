@@ -91,7 +91,6 @@ class Catalog:
     def __init__(self, entries: Sequence[Entry], default: str = "default") -> None:
         self._files = {e.scenario.name: e for e in entries}
         self._runtime: dict[str, Entry] = {}
-        self._selections: dict[str, int] = {}
         self.default = default
 
     def _all(self) -> dict[str, Entry]:
@@ -129,10 +128,13 @@ class Catalog:
         """Remove a run-time scenario; False when there is none of that name."""
         return self._runtime.pop(name, None) is not None
 
+    def set_runtime(self, scenarios: Iterable[Scenario]) -> None:
+        """Make `scenarios` (oldest first) the run-time ones, as the state shared with other processes has them."""
+        self._runtime = {scenario.name: Entry(scenario, RUNTIME_SOURCE) for scenario in scenarios}
+
     def reset(self) -> None:
-        """Forget run-time scenarios and the selection counts that `times` uses."""
+        """Forget run-time scenarios."""
         self._runtime.clear()
-        self._selections.clear()
 
     def find(
         self,
@@ -155,9 +157,3 @@ class Catalog:
             if entry.scenario.matches(prompt, model, headers, path, conversation):
                 return entry.scenario
         return None
-
-    def count_selection(self, name: str) -> int:
-        """Count one more request for `name`; returns this request's number (1 for the first)."""
-        count = self._selections.get(name, 0) + 1
-        self._selections[name] = count
-        return count

@@ -10,7 +10,9 @@ class Outcome(StrEnum):
     """How a response ended.
 
     `stalled`: the client left (or the server stopped) while the stream was stalling on purpose;
-    `client_disconnected`: the client left at any other moment, e.g. between paced chunks.
+    `client_disconnected`: the client left at any other moment, e.g. between paced chunks;
+    `server_lost`: the server process answering it died first (a worker killed, a replica gone),
+    as the others sharing its state tell.
     """
 
     COMPLETED = "completed"
@@ -19,6 +21,7 @@ class Outcome(StrEnum):
     STALLED = "stalled"
     ERROR_STATUS = "error_status"
     CLIENT_DISCONNECTED = "client_disconnected"
+    SERVER_LOST = "server_lost"
 
     def __repr__(self) -> str:  # short enough for pytest's one-line assertion message
         return f"Outcome.{self.name}"

@@ -1,0 +1,149 @@
+"""The shared state in an SQLite file (`--state sqlite:PATH`): for workers on one machine.
+
+Every process opens the file with its own connection. SQLite answers in tens of microseconds, so
+calls run on the event loop rather than paying a thread hop; a write takes the file's lock
+(`BEGIN IMMEDIATE`) for the few statements it needs, and WAL mode lets readers go on meanwhile.
+The file holds test state, not data to keep: writes are not synced to disk (`synchronous=OFF`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mock_server.errors import StateStoreError
+from mock_server.store.counters import Change, T
+from mock_server.store.shared import META_KEY, SharedStore, dumps
+
+BUSY_TIMEOUT_MS = 10_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, size INTEGER NOT NULL, owner TEXT
+);
+CREATE INDEX IF NOT EXISTS records_open ON records (owner) WHERE owner IS NOT NULL;
+CREATE TABLE IF NOT EXISTS beats (owner TEXT PRIMARY KEY, at REAL NOT NULL);
+"""
+
+
+class SqliteStore(SharedStore):
+    def __init__(self, path: Path, size: int, max_bytes: int) -> None:
+        super().__init__(size, max_bytes)
+        self.path = path
+        try:
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=OFF")
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+            with self._writing():
+                meta = self._get(META_KEY)
+                if meta is None:
+                    meta = self.new_meta()
+                    self._set(META_KEY, meta)
+        except sqlite3.Error as exc:
+            raise StateStoreError(
+                f"--state sqlite:{path}: cannot use the file: {exc}. Give a path in a writable directory."
+            ) from None
+        self._adopt_meta(meta)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _get(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _set(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO counters (key, value) VALUES (?, ?)", (key, dumps(value)))
+
+    async def update(self, keys: Sequence[str], change: Change[T]) -> T:
+        with self._writing():
+            new, result = change([self._get(key) for key in keys])
+            for key, value in zip(keys, new, strict=True):
+                self._set(key, value)
+        return result
+
+    async def peek(self, key: str) -> Any:
+        return self._get(key)
+
+    async def _append(self, text: str, size: int) -> int:
+        db = self._db
+        with self._writing():
+            cursor = db.execute("INSERT INTO records (body, size, owner) VALUES (?, ?, ?)", (text, size, self.owner))
+            record_id = cursor.lastrowid
+            assert record_id is not None
+            db.execute("DELETE FROM records WHERE id <= ?", (record_id - self.size,))
+            (total,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()
+            excess, cut = total - self.max_bytes, 0
+            if excess > 0:  # the oldest go, the new one stays
+                for older, size in db.execute("SELECT id, size FROM records WHERE id < ? ORDER BY id", (record_id,)):
+                    excess, cut = excess - size, older
+                    if excess <= 0:
+                        break
+                db.execute("DELETE FROM records WHERE id <= ?", (cut,))
+        return record_id
+
+    async def _finish(self, record_id: int, text: str) -> None:
+        with self._writing():
+            self._db.execute("UPDATE records SET body = ?, owner = NULL WHERE id = ?", (text, record_id))
+
+    async def _rows(self, after: int) -> list[tuple[int, str, str | None]]:
+        return self._db.execute("SELECT id, body, owner FROM records WHERE id > ? ORDER BY id", (after,)).fetchall()
+
+    async def _open_owners(self, after: int) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT owner FROM records WHERE owner IS NOT NULL AND id > ?", (after,))
+        return [owner for (owner,) in rows]
+
+    async def last_id(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def clear(self) -> int:
+        with self._writing():
+            return self._db.execute("DELETE FROM records").rowcount
+
+    async def stats(self) -> tuple[int, int]:
+        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records").fetchone()
+        return int(count), int(size)
+
+    async def _beat(self, now: float) -> None:
+        with self._writing():
+            self._db.execute("INSERT OR REPLACE INTO beats (owner, at) VALUES (?, ?)", (self.owner, now))
+
+    async def _beats(self) -> dict[str, float]:
+        return dict(self._db.execute("SELECT owner, at FROM beats").fetchall())
+
+    async def put_blob(self, key: str, data: bytes) -> None:
+        with self._writing():
+            self._db.execute("INSERT OR REPLACE INTO blobs (key, value) VALUES (?, ?)", (key, data))
+
+    async def get_blob(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM blobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def delete_blob(self, key: str) -> bool:
+        with self._writing():
+            return self._db.execute("DELETE FROM blobs WHERE key = ?", (key,)).rowcount > 0
+
+    async def _forget_all(self) -> None:
+        with self._writing():
+            self._db.execute("DELETE FROM counters WHERE key != ?", (META_KEY,))
+            self._db.execute("DELETE FROM blobs")
+
+    async def _close(self) -> None:
+        self._db.close()
