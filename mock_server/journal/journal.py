@@ -279,6 +279,13 @@ class Since:
         return cls(int(number), instance or None)
 
 
+def numbered(record: RequestRecord, record_id: int) -> RequestRecord:
+    """`record` with its id, given in place: only for a record nobody else holds yet (just made or
+    just read), where it spares copying every field (`dataclasses.replace`) on each request."""
+    object.__setattr__(record, "id", record_id)
+    return record
+
+
 class RecordLog(Protocol):
     """Where a journal keeps its records: this process's memory (`MemoryLog`), or the state every
     worker and replica shares (`store/shared.py`). `instance` and `started_at` are the log's: new
@@ -337,7 +344,7 @@ class MemoryLog:
 
     async def add(self, entry: Entry) -> int:
         self._last_id = next(self._ids)
-        entry.record = replace(entry.record, id=self._last_id)
+        numbered(entry.record, self._last_id)
         self._entries.append(entry)
         self._bytes += entry.size
         while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):

@@ -92,9 +92,10 @@ class RedisStore(SharedStore):
                 setup.set(_key(META_KEY), dumps(self.new_meta()), nx=True)
                 meta = json.loads(setup.get(_key(META_KEY)))
         except (redis.RedisError, ValueError) as exc:
+            reason = str(exc).rstrip(".")
             raise StateStoreError(
-                f"--state {url}: cannot use Redis there: {exc}. Check that redis-server runs at that host and "
-                "port, and that the URL is redis://HOST:PORT/DB."
+                f"--state {url}: cannot use Redis there: {reason}. Check that redis-server runs at that host "
+                "and port, and that the URL is redis://HOST:PORT/DB."
             ) from None
         self._adopt_meta(meta)
         self._redis: Redis = Redis.from_url(url, **options)

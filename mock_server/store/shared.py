@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from mock_server.conversations.responses import StoredResponse
-from mock_server.journal.journal import Entry, RequestRecord
+from mock_server.journal.journal import Entry, RequestRecord, numbered
 from mock_server.store.counters import Change, T
 from mock_server.wire.outcome import Outcome
 
@@ -47,7 +47,7 @@ def encode_record(record: RequestRecord) -> str:
 
 
 def decode_record(text: str | bytes, record_id: int) -> RequestRecord:
-    return replace(_records.validate_json(text), id=record_id)
+    return numbered(_records.validate_json(text), record_id)
 
 
 class SharedStore(ABC):
@@ -137,7 +137,7 @@ class SharedStore(ABC):
 
     async def add(self, entry: Entry) -> int:
         record_id = await self._append(encode_record(entry.record), entry.size)
-        entry.record = replace(entry.record, id=record_id)
+        numbered(entry.record, record_id)
         return record_id
 
     def finished(self, entry: Entry) -> None:
