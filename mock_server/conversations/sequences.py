@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server.store.counters import Counters, counter_key
+from mock_server.store.counters import Counters, Plan, counter_key
 
 
 class Sequences:
@@ -14,15 +14,15 @@ class Sequences:
     def __init__(self, counters: Counters) -> None:
         self._counters = counters
 
-    async def advance(self, scenario: str, conversation: str | None, after: int = 0, *, again: bool = False) -> int:
-        """Count one more request of `conversation` for `scenario`, going on from `after` when the
-        conversation has got no further here (a stored response it continues); returns this
+    def count(self, plan: Plan, scenario: str, conversation: str | None, after: int = 0, *, again: bool = False) -> int:
+        """Add to `plan` one more request of `conversation` for `scenario`, going on from `after` when
+        the conversation has got no further here (a stored response it continues); its result is this
         request's number, 1 for the first. `again`: the request asks for the last answer again (a
-        stream resumed with Last-Event-ID), which keeps its number."""
+        stream resumed with Last-Event-ID), which keeps its number. Returns the result's index."""
 
         def change(values: list[Any]) -> tuple[list[Any], int]:
             last = max(values[0] or 0, after)
             count = max(last, 1) if again else last + 1
             return [count], count
 
-        return await self._counters.update((counter_key("replies", scenario, conversation),), change)
+        return plan.add((counter_key("replies", scenario, conversation),), change)

@@ -12,6 +12,7 @@ from mock_server.dialects import Dialect, StreamInfo
 from mock_server.dialects.answer import collect_answer
 from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
+from mock_server.store.counters import Plan
 from mock_server.timeline.compile import Timeline
 from mock_server.wire.frames import to_json
 
@@ -29,14 +30,15 @@ class Thread:
     """The `previous_response_id` it gives of a response not stored here: an error, unless the
     upstream (or a recording of it) answers, which knows its own responses."""
 
-    async def advance(self, sequences: Sequences, scenario: Scenario, *, resumed: bool) -> int:
-        """This request's number in the conversation's sequence of `scenario`'s replies (always 1 for
-        a scenario without them, which counts nothing); a resumed stream keeps the last number."""
+    def count(self, plan: Plan, sequences: Sequences, scenario: Scenario, *, resumed: bool) -> int | None:
+        """Add to `plan` counting this request in the conversation's sequence of `scenario`'s replies;
+        returns the index of its number (None for a scenario without replies, which counts nothing:
+        its number is 1). A resumed stream keeps the last number."""
         if not scenario.replies:
-            return 1
+            return None
         previous = self.previous
         after = previous.count if previous is not None and previous.scenario == scenario.name else 0
-        return await sequences.advance(scenario.name, self.key, after, again=resumed)
+        return sequences.count(plan, scenario.name, self.key, after, again=resumed)
 
 
 async def thread_of(

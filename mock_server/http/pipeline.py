@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -36,6 +37,7 @@ from mock_server.scenarios import steps
 from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
 from mock_server.scenarios.steps import Ending
+from mock_server.store.counters import Plan
 from mock_server.timeline import tokens
 from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
 from mock_server.timeline.overrides import parse_overrides
@@ -60,7 +62,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             raw = await read_body(request, state.settings.max_body_bytes)
         except BodyTooLargeError as exc:
             return _refuse(route.dialect, exc, await state.open_entry(request, None))
-    entry = await state.open_entry(request, raw)
+    entry = state.new_entry(request, raw)  # kept with the request's counters, in one write (`_prepare`)
     try:
         if route.check_query is not None:
             route.check_query(request.query_params)
@@ -80,6 +82,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         await tokens.ready(asked.prompt.model)  # usage and pacing count tokens; built in the background
         prepared = await _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
+        await state.journal.keep(entry)
         return _refuse(route.dialect, exc, entry)
     except OverQuotaError as exc:
         return _over_quota(route.dialect, exc, entry)
@@ -154,13 +157,16 @@ async def _prepare(
     )
     entry.note_conversation(thread.key, trail_of(thread.conversation))
     entry.note_faults(fault.kind.value for fault in (*scenario.faults, *overrides.faults))
-    admission = await _admit(request, state, entry, route, scenario, prompt.model)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
-    count = await thread.advance(state.sequences, scenario, resumed=resumed)
-    selection, fault_counts = await state.count_request(
-        scenario.name, (*scenario.faults, *overrides.faults), overrides.faults
-    )
+    plan = Plan()  # what the request counts, applied with its record in one write: all, or none when refused
+    admitted = _admit(request, state, entry, route, scenario, prompt.model, plan)
+    replies = thread.count(plan, state.sequences, scenario, resumed=resumed)
+    faults = state.count_faults(plan, scenario.name, (*scenario.faults, *overrides.faults), overrides.faults)
+    results = await state.begin(entry, plan)
+    admission = admitted(results) if admitted is not None else None  # raises OverQuotaError when refused
+    count = results[replies] if replies is not None else 1
+    selection, fault_counts = results[faults] if faults is not None else (1, ())
     context = RequestContext(
         prompt=prompt.text,
         model=prompt.model,
@@ -218,11 +224,19 @@ async def _prepare(
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
 
 
-async def _admit(
-    request: Request, state: MockState, entry: Entry, route: ModelRoute, scenario: Scenario, model: str | None
-) -> Admission | None:
-    """Count a request against the server's rate limits and the scenario's, for the key it carries
-    (else its address), and journal whom they counted; raises OverQuotaError when one has nothing left."""
+def _admit(
+    request: Request,
+    state: MockState,
+    entry: Entry,
+    route: ModelRoute,
+    scenario: Scenario,
+    model: str | None,
+    plan: Plan,
+) -> Callable[[list[Any]], Admission] | None:
+    """Add to `plan` counting a request against the server's rate limits and the scenario's, for the
+    key it carries (else its address), and journal whom they counted; returns what reads the
+    Admission from the plan's results (it raises OverQuotaError when a limit had nothing left), None
+    when no limit applies."""
     own = scenario.limits
     limits = (
         limits_of(own.rpm, own.tpm, own.rpd, lambda name: f"`limits.{name}` of scenario {scenario.name!r}")
@@ -240,7 +254,7 @@ async def _admit(
     )
     address = request.client.host if request.client is not None else None
     entry.note_rate_limit(state.journal.client_label(key, address))
-    return await state.quotas.admit(client_of(key, address), scenario.name, limits, model or scenario.name)
+    return state.quotas.count(plan, client_of(key, address), scenario.name, limits, model or scenario.name)
 
 
 def _forwarded_body(raw: bytes | None) -> dict[str, Any]:

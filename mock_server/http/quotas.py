@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mock_server.dialects.quota import DAY_S, MINUTE_S, Quota, QuotaExceeded, Quotas, Unit
-from mock_server.store.counters import Counters, counter_key
+from mock_server.store.counters import Counters, Plan, counter_key
 
 _EPSILON = 1e-9
 Clock = Callable[[], float]
@@ -143,10 +143,13 @@ class RateLimiter:
         self._clock = clock
         self._counters = counters
 
-    async def admit(self, client: str, scenario: str, limits: tuple[Limit, ...], model: str) -> Admission | None:
-        """Let a request of `client` to `scenario` (whose own `limits` count per client and scenario)
-        through, taking one request from each requests bucket; None when no limit applies. Raises
-        OverQuotaError, taking nothing, when a bucket has less than one unit left."""
+    def count(
+        self, plan: Plan, client: str, scenario: str, limits: tuple[Limit, ...], model: str
+    ) -> Callable[[list[Any]], Admission] | None:
+        """Add to `plan` letting a request of `client` to `scenario` (whose own `limits` count per
+        client and scenario) through, taking one request from each requests bucket; None when no
+        limit applies. Returns what reads the plan's results: the Admission, or it raises
+        OverQuotaError when a bucket had less than one unit left (and the plan took nothing)."""
         if not self.server and not limits:
             return None
         now = self._clock()
@@ -171,10 +174,15 @@ class RateLimiter:
                     meter.level -= 1
             return [meter.stored() for meter in meters], None
 
-        refused = await self._counters.update(keys, change)
-        if refused is not None:
-            raise refused
-        return Admission(self._counters, keys, every, self._clock)
+        index = plan.add(keys, change)
+
+        def admitted(results: list[Any]) -> Admission:
+            refused = results[index]
+            if refused is not None:
+                raise refused
+            return Admission(self._counters, keys, every, self._clock)
+
+        return admitted
 
 
 def _limit_key(limit: Limit) -> str:

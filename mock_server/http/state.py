@@ -24,7 +24,7 @@ from mock_server.scenarios.faults import Fault
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.model import Scenario
 from mock_server.settings import Settings
-from mock_server.store.counters import Counters, MemoryCounters, counter_key
+from mock_server.store.counters import Counters, MemoryCounters, Plan, counter_key
 from mock_server.store.shared import SharedStore
 from mock_server.timeline.compile import TimelineCache
 from mock_server.upstream.recorder import Recorder
@@ -95,24 +95,35 @@ class MockState:
         if self.upstream is not None:
             await self.upstream.aclose()
 
-    async def count_request(self, scenario: str, faults: Iterable[Fault], counted: Iterable[Fault]) -> Counted:
-        """Count a request that carries `faults` for its scenario's `times` and `probability` draws, and
-        each counted fault's text in `counted` (`status:429!times=2`); returns this request's number for
-        the scenario and for each text. A request without faults counts nothing (its numbers are 1)."""
+    def count_faults(self, plan: Plan, scenario: str, faults: Iterable[Fault], counted: Iterable[Fault]) -> int | None:
+        """Add to `plan` counting a request that carries `faults`, for its scenario's `times` and
+        `probability` draws, and each counted fault's text in `counted` (`status:429!times=2`); its
+        result is this request's number for the scenario and for each text. Returns its index; None
+        for a request without faults, which counts nothing (its numbers are 1)."""
         texts = list(dict.fromkeys(f.counted_as for f in counted if f.counted and f.counted_as is not None))
         if not texts and not any(True for _ in faults):
-            return 1, ()
+            return None
         keys = (counter_key("chosen", scenario), *(counter_key("fault", text) for text in texts))
 
         def change(values: list[Any]) -> tuple[list[Any], Counted]:
             new = [(value or 0) + 1 for value in values]
             return new, (new[0], tuple(zip(texts, new[1:], strict=True)))
 
-        return await self.counters.update(keys, change)
+        return plan.add(keys, change)
 
-    async def open_entry(self, request: Request, raw_body: bytes | None) -> Entry:
-        """Start the journal's record of a model request (the body kept as JSON when it parses)."""
-        entry = await self.journal.open(
+    async def begin(self, entry: Entry, plan: Plan) -> list[Any]:
+        """Keep a request's record and count what `plan` counts: in a shared store, one write.
+        Returns the plan's results."""
+        if self.store is not None:
+            return await self.store.begin(entry, plan.keys, plan.change)
+        results = await self.counters.update(plan.keys, plan.change) if plan else []
+        await self.journal.keep(entry)
+        return results
+
+    def new_entry(self, request: Request, raw_body: bytes | None) -> Entry:
+        """The journal's record of a model request (the body kept as JSON when it parses), not kept
+        yet: `begin` keeps it with the request's counters, in one write."""
+        entry = self.journal.new_entry(
             method=request.method,
             path=request.scope["path"],  # not request.url: building a URL to read its path back costs 3 us
             query=request.query_params.multi_items(),
@@ -121,6 +132,12 @@ class MockState:
             body_bytes=len(raw_body or b""),
         )
         request.state.journal_entry = entry  # for the last-resort error handler (errors.py)
+        return entry
+
+    async def open_entry(self, request: Request, raw_body: bytes | None) -> Entry:
+        """The journal's record of a request, kept (`new_entry`, then `Journal.keep`)."""
+        entry = self.new_entry(request, raw_body)
+        await self.journal.keep(entry)
         return entry
 
     async def records(self, since: Since | int | None = None) -> list[RequestRecord]:

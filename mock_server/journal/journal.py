@@ -301,7 +301,7 @@ class RecordLog(Protocol):
         ...
 
     def finished(self, entry: Entry) -> None:
-        """The entry's response has ended: its record is final."""
+        """The entry's response has ended: its record is final (kept now, when it was not yet)."""
         ...
 
     async def records(self, after: int | None) -> list[RequestRecord]:
@@ -343,6 +343,9 @@ class MemoryLog:
         self.salt = os.urandom(16)
 
     async def add(self, entry: Entry) -> int:
+        return self._add(entry)
+
+    def _add(self, entry: Entry) -> int:
         self._last_id = next(self._ids)
         numbered(entry.record, self._last_id)
         self._entries.append(entry)
@@ -352,7 +355,9 @@ class MemoryLog:
         return self._last_id
 
     def finished(self, entry: Entry) -> None:
-        """Nothing to do: the log holds the entry itself."""
+        """Keep an entry that ended before it was kept; else nothing: the log holds the entry itself."""
+        if entry.id == 0:
+            self._add(entry)
 
     async def records(self, after: int | None) -> list[RequestRecord]:
         return [e.snapshot() for e in self._entries if after is None or e.id > after]
@@ -405,7 +410,7 @@ class Journal:
         fingerprinted, the same for the same key while this journal lives), else `address 127.0.0.1`."""
         return f"key {fingerprint(api_key, self.log.salt)}" if api_key else f"address {address or 'unknown'}"
 
-    async def open(
+    def new_entry(
         self,
         *,
         method: str,
@@ -415,8 +420,9 @@ class Journal:
         body: Any,
         body_bytes: int = 0,
     ) -> Entry:
-        """A new record of a request: `headers` as ASGI has them (raw name and value bytes), `body`
-        as the journal keeps it and `body_bytes` its size on the wire."""
+        """A new record of a request, not kept yet (its id is 0 until `keep`): `headers` as ASGI has
+        them (raw name and value bytes), `body` as the journal keeps it and `body_bytes` its size on
+        the wire."""
         mask = self.mask_secrets
         kept_headers = journal_headers(headers, mask=mask)
         kept_query = journal_query(query, mask=mask)
@@ -436,7 +442,25 @@ class Journal:
             body=mask_body(body) if mask else body,
             last_event_id=kept_headers.get("last-event-id"),
         )
-        entry = Entry(record, size, self.tally, self.log.finished)
+        return Entry(record, size, self.tally, self.log.finished)
+
+    async def keep(self, entry: Entry) -> None:
+        """Keep an entry made by `new_entry` (it gets its id), unless it is kept already."""
+        if entry.id == 0:
+            await self.log.add(entry)
+
+    async def open(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]],
+        headers: Iterable[tuple[bytes, bytes]],
+        body: Any,
+        body_bytes: int = 0,
+    ) -> Entry:
+        """A new record of a request, kept (`new_entry`, then `keep`)."""
+        entry = self.new_entry(method=method, path=path, query=query, headers=headers, body=body, body_bytes=body_bytes)
         await self.log.add(entry)
         return entry
 

@@ -56,3 +56,32 @@ class MemoryCounters:
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+class Plan:
+    """The counter changes one request makes, applied in one atomic update (with its journal record,
+    in a shared store): every one of them, or none when one refuses the request (its result is an
+    exception, e.g. a rate limit with nothing left). `results[i]` is the result of the `i`th `add`."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self._parts: list[tuple[int, int, Change[Any]]] = []
+
+    def add(self, keys: Sequence[str], change: Change[Any]) -> int:
+        """Add a change of `keys`; returns the index of its result."""
+        start = len(self.keys)
+        self.keys.extend(keys)
+        self._parts.append((start, len(self.keys), change))
+        return len(self._parts) - 1
+
+    def change(self, values: list[Any]) -> tuple[list[Any], list[Any]]:
+        new, results = list(values), []
+        for start, end, change in self._parts:
+            new[start:end], result = change(values[start:end])
+            results.append(result)
+        if any(isinstance(result, Exception) for result in results):
+            return values, results
+        return new, results
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)

@@ -67,6 +67,7 @@ _ID, _DATA, _IDS, _OPEN, _SIZES, _BYTES = map(
     _key, ("journal:id", "journal:records", "journal:ids", "journal:open", "journal:sizes", "journal:bytes")
 )
 _BEATS = _key("beats")
+_APPEND_KEYS = (_ID, _DATA, _IDS, _OPEN, _SIZES, _BYTES)
 _RECORD_KEYS = (_IDS, _DATA, _OPEN, _SIZES, _BYTES)
 
 
@@ -105,6 +106,14 @@ class RedisStore(SharedStore):
         self._watch_error = redis.WatchError
 
     async def update(self, keys: Sequence[str], change: Change[T]) -> T:
+        result, _ = await self._transact(keys, change, None)
+        return result
+
+    async def _transact(
+        self, keys: Sequence[str], change: Change[T], record: tuple[str, int] | None
+    ) -> tuple[T, int | None]:
+        """Apply `change` to `keys` (`WATCH`, read, `MULTI`, write, `EXEC`, again when another process
+        changed one of them first), keeping `record` (its text and size) in the same transaction."""
         names = [_key(key) for key in keys]
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
@@ -115,18 +124,29 @@ class RedisStore(SharedStore):
                     pipe.multi()  # type: ignore[no-untyped-call]
                     for name, value in zip(names, new, strict=True):
                         pipe.set(name, dumps(value), ex=COUNTER_TTL_S)
-                    await pipe.execute()
-                    return result
-                except self._watch_error:  # another process changed one of them first: again
+                    if record is not None:
+                        pipe.eval(_APPEND, len(_APPEND_KEYS), *_APPEND_KEYS, *self._append_args(*record))
+                    done = await pipe.execute()
+                    return result, None if record is None else int(done[-1])
+                except self._watch_error:
                     continue
 
     async def peek(self, key: str) -> Any:
         raw = await self._redis.get(_key(key))
         return None if raw is None else json.loads(raw)
 
-    async def _append(self, text: str, size: int) -> int:
-        keys = [_ID, _DATA, _IDS, _OPEN, _SIZES, _BYTES]
-        return int(await self._append_script(keys=keys, args=[text, self.owner, size, self.size, self.max_bytes]))
+    async def _append(
+        self, text: str, size: int, keys: Sequence[str], change: Change[T] | None
+    ) -> tuple[int, T | None]:
+        if change is not None and keys:
+            result, record_id = await self._transact(keys, change, (text, size))
+            assert record_id is not None
+            return record_id, result
+        record_id = int(await self._append_script(keys=_APPEND_KEYS, args=self._append_args(text, size)))
+        return record_id, None if change is None else change([])[1]
+
+    def _append_args(self, text: str, size: int) -> list[str | int]:
+        return [text, self.owner, size, self.size, self.max_bytes]
 
     async def _finish(self, record_id: int, text: str) -> None:
         await self._finish_script(keys=[_IDS, _DATA, _OPEN], args=[record_id, text])

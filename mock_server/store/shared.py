@@ -84,8 +84,11 @@ class SharedStore(ABC):
         """A counter's value, read without changing it (None when unset)."""
 
     @abstractmethod
-    async def _append(self, text: str, size: int) -> int:
-        """Keep a new record in flight, owned by `self.owner`; drop the oldest past the bounds; its id."""
+    async def _append(
+        self, text: str, size: int, keys: Sequence[str], change: Change[T] | None
+    ) -> tuple[int, T | None]:
+        """In one atomic write: keep a new record in flight, owned by `self.owner`, dropping the oldest
+        past the bounds, and apply `change` to `keys` (when given). Returns its id and the change's result."""
 
     @abstractmethod
     async def _finish(self, record_id: int, text: str) -> None:
@@ -136,15 +139,27 @@ class SharedStore(ABC):
     # The journal log (`journal.RecordLog`).
 
     async def add(self, entry: Entry) -> int:
-        record_id = await self._append(encode_record(entry.record), entry.size)
+        record_id, _ = await self._append(encode_record(entry.record), entry.size, (), None)
         numbered(entry.record, record_id)
         return record_id
 
+    async def begin(self, entry: Entry, keys: Sequence[str], change: Change[T]) -> T:
+        """Keep a request's record and apply its counters' `change`, in one write: all a request
+        costs the store until it ends."""
+        record_id, result = await self._append(encode_record(entry.record), entry.size, keys, change)
+        numbered(entry.record, record_id)
+        return result  # type: ignore[return-value]  # given a change, the backends return its result
+
     def finished(self, entry: Entry) -> None:
         """Write the final record in the background: the transport calls this as the response ends."""
-        task = asyncio.get_running_loop().create_task(self._finish(entry.id, encode_record(entry.record)))
+        task = asyncio.get_running_loop().create_task(self._write_final(entry))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def _write_final(self, entry: Entry) -> None:
+        if entry.id == 0:  # it ended before it was kept (a bug's 500)
+            await self.add(entry)
+        await self._finish(entry.id, encode_record(entry.record))
 
     async def records(self, after: int | None) -> list[RequestRecord]:
         rows = await self._rows(after or 0)

@@ -73,17 +73,23 @@ class SqliteStore(SharedStore):
 
     async def update(self, keys: Sequence[str], change: Change[T]) -> T:
         with self._writing():
-            new, result = change([self._get(key) for key in keys])
-            for key, value in zip(keys, new, strict=True):
-                self._set(key, value)
+            return self._change(keys, change)
+
+    def _change(self, keys: Sequence[str], change: Change[T]) -> T:
+        new, result = change([self._get(key) for key in keys])
+        for key, value in zip(keys, new, strict=True):
+            self._set(key, value)
         return result
 
     async def peek(self, key: str) -> Any:
         return self._get(key)
 
-    async def _append(self, text: str, size: int) -> int:
+    async def _append(
+        self, text: str, size: int, keys: Sequence[str], change: Change[T] | None
+    ) -> tuple[int, T | None]:
         db = self._db
         with self._writing():
+            result = None if change is None else self._change(keys, change)
             cursor = db.execute("INSERT INTO records (body, size, owner) VALUES (?, ?, ?)", (text, size, self.owner))
             record_id = cursor.lastrowid
             assert record_id is not None
@@ -96,7 +102,7 @@ class SqliteStore(SharedStore):
                     if excess <= 0:
                         break
                 db.execute("DELETE FROM records WHERE id <= ?", (cut,))
-        return record_id
+        return record_id, result
 
     async def _finish(self, record_id: int, text: str) -> None:
         with self._writing():
