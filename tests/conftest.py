@@ -16,6 +16,8 @@ from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
 TEST_SCENARIOS = Path(__file__).parent / "scenarios"
+# The real stores' fixtures (`redis_url`, `redis_db`) live in their own module.
+pytest_plugins = ["tests.stores"]
 
 T = TypeVar("T")
 
