@@ -5,19 +5,28 @@ port, and nginx passes streams through unbuffered."""
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
+import httpx
 import pytest
 import yaml
 
 from mock_server.cli import main
 from mock_server.http.health import PATH as HEALTH_PATH
-from tests.test_docker import DOCKERFILE, final_stage
+from mock_server.http.server import MockServer
+from tests.conftest import wait_until
+from tests.test_docker import DOCKERFILE, final_stage, free_port
+from tests.wire import Ending, fetch
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -260,3 +269,92 @@ def test_kubernetes_workers_match_the_cpus_requested(manifests: list[Manifest]) 
     # `auto` counts the node's cores, not the container's share: a pod states its count.
     assert workers.isdigit()
     assert int(workers) == int(container["resources"]["requests"]["cpu"])
+
+
+# -- nginx.conf, run by a real nginx ----------------------------------------------------------------
+
+
+def local_nginx_conf(text: str, upstreams: list[str], port: int, directory: Path) -> str:
+    """deploy/nginx.conf made to run here: in front of `upstreams` (host:port) instead of the compose
+    service found through Docker's DNS, on 127.0.0.1:`port`, its files in `directory`."""
+    (server,) = [line for line in text.splitlines() if line.strip().startswith("server mock-llm:")]
+    (resolver,) = [line for line in text.splitlines() if line.strip().startswith("resolver ")]
+    local = text.replace(server, "\n".join(f"        server {upstream};" for upstream in upstreams))
+    local = local.replace(
+        resolver, f"    client_body_temp_path {directory}/body;\n    proxy_temp_path {directory}/proxy;"
+    )
+    local = local.replace("worker_processes auto;", "worker_processes 1;")
+    local = re.sub(r"listen \d+;", f"listen 127.0.0.1:{port};", local)
+    return f"daemon off;\npid {directory}/nginx.pid;\n{local}"
+
+
+@dataclass
+class Balanced:
+    """A real nginx with deploy/nginx.conf at `url`, in front of `replicas`."""
+
+    url: str
+    replicas: list[MockServer]
+
+
+@pytest.fixture
+def balanced(make_server: Callable[..., MockServer], tmp_path: Path) -> Iterator[Balanced]:
+    """deploy/nginx.conf in a real nginx, in front of two servers; skipped without nginx (Debian's
+    is 1.22, without `resolve` for upstream servers: the compose file's name lookup is left out)."""
+    nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin")
+    if nginx is None:
+        pytest.skip("nginx is not installed (scripts/install-test-deps installs Debian's)")
+    replicas = [make_server(), make_server()]
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    upstreams = [urlsplit(replica.url).netloc for replica in replicas]
+    conf.write_text(local_nginx_conf(NGINX_CONF.read_text(), upstreams, port, tmp_path))
+    command = [nginx, "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)]
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: accepts(port) or process.poll() is not None, "nginx to listen")
+        assert process.poll() is None, (tmp_path / "error.log").read_text()
+        yield Balanced(f"http://127.0.0.1:{port}", replicas)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_a_real_nginx_passes_each_event_on_as_it_is_written(balanced: Balanced) -> None:
+    response = fetch(f"{balanced.url}/completions?messages=hello&chunk_ms=100")
+
+    assert response.status == 200
+    assert response.ending == Ending.COMPLETE
+    first, last = response.arrived(response.data[0].encode()), response.arrived(b"[DONE]")
+    # Each event reaches the client as the replica writes it, 100 ms apart, not all at the end.
+    assert last - first >= 0.05 * (len(response.data) - 1), [at for at, _ in response.chunks]
+
+
+@pytest.mark.slow
+def test_a_real_nginx_spreads_requests_over_the_replicas(balanced: Balanced) -> None:
+    for i in range(6):
+        assert fetch(f"{balanced.url}/completions?messages=request+{i}").status == 200
+
+    counts = [len(httpx.get(replica.url + "/_mock/requests").json()) for replica in balanced.replicas]
+
+    assert sorted(counts) == [3, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["drop", "reset"])
+def test_a_real_nginx_ends_a_cut_stream_with_a_close(balanced: Balanced, fault: str) -> None:
+    response = fetch(f"{balanced.url}/completions?messages=hello&fault={fault}@3")
+
+    # What the README says of faults behind a balancer: a reset reaches the client as a close too.
+    assert response.status == 200
+    assert response.ending == Ending.EOF
