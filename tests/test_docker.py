@@ -5,6 +5,7 @@ image's replicas, each with two workers, share one state in Redis."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -190,7 +191,8 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path) -> di
 # -- the built image, run by a Docker engine -------------------------------------------------------
 
 DOCKER_STANDIN = ROOT.parent / "shared" / "tools" / "docker-standin"
-IMAGE = "mock-llm-sse:test"
+# A tag of this checkout's own: checkouts on one machine share its engine.
+IMAGE = f"mock-llm-sse:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
 STANDIN_TIMEOUT_S = 900.0
 BUILD_TIMEOUT_S = 900.0
 # How soon a run-time scenario added through one replica answers on another.
