@@ -5,6 +5,7 @@ port, and nginx passes streams through unbuffered."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,14 +13,18 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 import httpx
+import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
+from jsonschema.validators import validator_for
 
 from mock_server.cli import main
 from mock_server.http.health import PATH as HEALTH_PATH
@@ -39,6 +44,8 @@ STATE_ENV = "MOCK_LLM_STATE"
 # `serve --workers` and `serve --state` are being built beside these files; until they are merged,
 # `serve` does not read their variables yet. Drop this once it does (the xfail below says when).
 NOT_YET_READ = {WORKERS_ENV, STATE_ENV}
+# The oldest Kubernetes still common in managed clusters, and the newest kubernetes-validate knows.
+KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
 
 Manifest = dict[str, Any]
 
@@ -92,6 +99,19 @@ def test_serve_reads_the_scaling_variables() -> None:
 def compose() -> Manifest:
     document: Manifest = yaml.safe_load(COMPOSE.read_text())
     return document
+
+
+def test_compose_file_follows_the_compose_specification(compose: Manifest) -> None:
+    # The Compose Specification's schema, as check-jsonschema ships it.
+    schema = json.loads((files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text())
+
+    problems = [schema_problem(error) for error in validator_for(schema)(schema).iter_errors(compose)]
+
+    assert not problems
+
+
+def schema_problem(error: jsonschema.ValidationError) -> str:
+    return "/".join(str(part) for part in error.absolute_path) + f": {error.message}"
 
 
 def redis_services(compose: Manifest) -> dict[str, int]:
@@ -221,6 +241,18 @@ def service_target(service: Manifest, deployments: dict[str, Manifest]) -> tuple
     target = port.get("targetPort", port["port"])
     ports = container_ports(deployment)
     return deployment, port["port"], ports[target] if isinstance(target, str) else target
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubernetes_manifests_follow_the_api_schemas(manifests: list[Manifest], version: str) -> None:
+    problems = []
+    for manifest in manifests:
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{manifest['kind']} {manifest['metadata']['name']}: {schema_problem(error)}")
+
+    assert not problems
 
 
 def test_kubernetes_server_probes_health_on_the_images_port(manifests: list[Manifest]) -> None:
