@@ -1,7 +1,8 @@
-"""deploy/, checked without Compose or Kubernetes: what its files say must agree with the code and
-the image. The environment variables are ones `serve` reads, the probes ask the path the server
-answers, the ports are the one the image exposes, the Redis URL names the Redis service and its
-port, and nginx passes streams through unbuffered."""
+"""deploy/, checked without Compose or Kubernetes: each file follows its schema, and what it says
+must agree with the code and the image. The environment variables are ones `serve` reads, the
+probes ask the path the server answers, the ports are the one the image exposes, the Redis URL names
+the Redis service and its port, and nginx passes streams through unbuffered: set so, and, run in a
+real nginx in front of two servers, doing so."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ KUBERNETES = DEPLOY / "kubernetes"
 REDIS_PORT = 6379
 WORKERS_ENV = "MOCK_LLM_WORKERS"
 STATE_ENV = "MOCK_LLM_STATE"
-# `serve --workers` and `serve --state` are being built beside these files; until they are merged,
-# `serve` does not read their variables yet. Drop this once it does (the xfail below says when).
+# `serve --workers` and `serve --state` are not merged yet, so `serve` does not read their variables
+# yet. Drop this once it does (the strict xfail below fails then, to say so).
 NOT_YET_READ = {WORKERS_ENV, STATE_ENV}
 # The oldest Kubernetes still common in managed clusters, and the newest kubernetes-validate knows.
 KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
