@@ -201,7 +201,12 @@ SHARED_SCENARIO_BOUND_S = 1.0
 
 def docker_engine_answers() -> bool:
     docker = shutil.which("docker")
-    return docker is not None and subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0
+    if docker is None:
+        return False
+    try:
+        return subprocess.run([docker, "info"], capture_output=True, timeout=30, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 @pytest.fixture(scope="module")
