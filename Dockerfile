@@ -2,6 +2,7 @@
 #   docker build -t mock-llm-sse .
 #   docker run --rm -p 8383:8383 mock-llm-sse
 #   docker run --rm -p 8383:8383 -v "$PWD/scenarios:/scenarios:ro" mock-llm-sse
+#   docker run --rm -p 8383:8383 -e MOCK_LLM_WORKERS=auto -e MOCK_LLM_STATE=redis://redis:6379/0 mock-llm-sse
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -15,7 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl \
+# With the redis extra, so that replicas can share one state: MOCK_LLM_STATE=redis://HOST:PORT/DB.
+# The package installed is the wheel built above, by its path: there is no version to pin (DL3013).
+# hadolint ignore=DL3013
+RUN wheel="$(echo /wheels/*.whl)" \
+    && pip install --no-cache-dir "${wheel}[redis]" \
     && rm -rf /wheels \
     && groupadd --gid 10001 mock \
     && useradd --create-home --uid 10001 --gid mock --shell /usr/sbin/nologin mock \

@@ -14,9 +14,10 @@ import pytest
 
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
-from tests.stores import every_state, redis_url  # noqa: F401 (fixtures)
 
 TEST_SCENARIOS = Path(__file__).parent / "scenarios"
+# The real stores' fixtures (`redis_url`, `redis_db`, `every_state`) live in their own module.
+pytest_plugins = ["tests.stores"]
 
 T = TypeVar("T")
 

@@ -1,8 +1,11 @@
 """The Dockerfile, checked without a Docker engine: hadolint finds no error, and the image's own
-command, run here with the environment the Dockerfile sets, serves until /_mock/health answers."""
+command, run here with the environment the Dockerfile sets, serves until /_mock/health answers.
+Then with one (the running engine, or the one ../shared/tools/docker-standin starts): the built
+image's replicas, each with two workers, share one state in Redis."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -13,11 +16,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -178,3 +186,147 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path) -> di
     raise AssertionError(
         f"the image's command did not answer /_mock/health (exit {process.poll()}):\n{log.read_text()}"
     )
+
+
+# -- the built image, run by a Docker engine -------------------------------------------------------
+
+DOCKER_STANDIN = ROOT.parent / "shared" / "tools" / "docker-standin"
+# A tag of this checkout's own: checkouts on one machine share its engine.
+IMAGE = f"mock-llm-sse:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
+STANDIN_TIMEOUT_S = 900.0
+BUILD_TIMEOUT_S = 900.0
+# How soon a run-time scenario added through one replica answers on another.
+SHARED_SCENARIO_BOUND_S = 1.0
+
+
+def docker_engine_answers() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        return subprocess.run([docker, "info"], capture_output=True, timeout=30, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.fixture(scope="module")
+def docker_image() -> str:
+    """The image built from this Dockerfile by a Docker engine: the one running, else one that
+    ../shared/tools/docker-standin starts (skipped, saying why, when neither can be had)."""
+    if not docker_engine_answers():
+        if not DOCKER_STANDIN.is_file():
+            pytest.skip(f"no Docker engine answers and there is no {DOCKER_STANDIN} to start one")
+        started = subprocess.run(
+            [str(DOCKER_STANDIN)], capture_output=True, text=True, timeout=STANDIN_TIMEOUT_S, check=False
+        )
+        if started.returncode != 0 or not docker_engine_answers():
+            output = (started.stdout + started.stderr).strip().splitlines()[-5:]
+            pytest.skip(f"no Docker engine could be started by {DOCKER_STANDIN.name}: " + " / ".join(output))
+    docker = shutil.which("docker")
+    assert docker is not None
+    built = subprocess.run(
+        [docker, "build", "--network", "host", "-t", IMAGE, str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    assert built.returncode == 0, "docker build failed:\n" + (built.stdout + built.stderr)[-4000:]
+    return IMAGE
+
+
+@contextmanager
+def container(image: str, port: int, **env: str) -> Iterator[str]:
+    """The image running on the host's network (the stand-in engine has no bridge), listening on
+    127.0.0.1:`port` with `env` added; yields its URL once it answers /_mock/health. Its log is
+    printed as it is removed: pytest shows it when the test fails."""
+    docker = shutil.which("docker")
+    assert docker is not None
+    settings = {"MOCK_LLM_HOST": "127.0.0.1", "MOCK_LLM_PORT": str(port), **env}
+    options = [part for name, value in settings.items() for part in ("-e", f"{name}={value}")]
+    run = subprocess.run(
+        [docker, "run", "-d", "--network", "host", *options, image], capture_output=True, text=True, check=True
+    )
+    container_id = run.stdout.strip()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not answers_health(url):
+            state = subprocess.run(
+                [docker, "inspect", "-f", "{{.State.Running}}", container_id],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert state.stdout.strip() == "true", f"the container on port {port} exited"
+            assert time.monotonic() < deadline, f"the container on port {port} did not answer /_mock/health"
+            time.sleep(0.2)
+        yield url
+    finally:
+        logs = subprocess.run([docker, "logs", container_id], capture_output=True, text=True, check=False)
+        print(f"--- container on port {port} ---\n{logs.stdout}{logs.stderr}")
+        subprocess.run([docker, "rm", "-f", container_id], capture_output=True, check=False)
+
+
+def answers_health(url: str) -> bool:
+    try:
+        return httpx.get(url + "/_mock/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def stream(url: str, prompt: str, scenario: str | None = None) -> httpx.Response:
+    """One streamed request on a connection of its own, read to its end: each may reach another
+    worker of the container."""
+    params = {"messages": prompt, **({"scenario": scenario} if scenario else {})}
+    with httpx.Client(timeout=10) as client:
+        response = client.get(url + "/completions", params=params)
+        response.read()
+        return response
+
+
+def lacks_scenario(url: str, name: str) -> bool:
+    return stream(url, f"is {name} gone?", scenario=name).status_code == 404
+
+
+def journal(url: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = httpx.get(url + "/_mock/requests", timeout=10).json()
+    return records
+
+
+@pytest.mark.slow
+def test_replicas_with_two_workers_each_share_one_state_in_redis(docker_image: str, redis_db: str) -> None:
+    # The containers run on the host's network, so the test run's own redis-server serves them.
+    shared = {"MOCK_LLM_WORKERS": "2", "MOCK_LLM_STATE": redis_db}
+    with container(docker_image, free_port(), **shared) as one, container(docker_image, free_port(), **shared) as two:
+        replicas = (one, two)
+        sent = {}
+        for i in range(12):
+            response = stream(replicas[i % 2], f"request {i}")
+            assert response.status_code == 200
+            sent[int(response.headers["x-mock-request-id"])] = f"request {i}"
+
+        assert len(sent) == 12, "one id sequence: no id given twice"
+        for url in replicas:
+            records = journal(url)
+            assert {record["id"]: record["prompt"] for record in records} == sent, f"the journal at {url}"
+            assert [record["outcome"] for record in records] == ["completed"] * len(sent)
+
+        put = httpx.put(one + "/_mock/scenarios/shared-everywhere", json={"reply": "Added through one replica."})
+        assert put.status_code == 201
+        added_at = time.monotonic()
+        while stream(two, "is it here?", scenario="shared-everywhere").status_code != 200:
+            assert time.monotonic() - added_at < SHARED_SCENARIO_BOUND_S, "the scenario did not answer on the other"
+            time.sleep(0.02)
+        for i in range(6):  # new connections: both of its workers answer it
+            assert stream(two, f"again {i}", scenario="shared-everywhere").status_code == 200
+
+        assert httpx.post(two + "/_mock/reset").status_code == 200
+
+        assert [journal(url) for url in replicas] == [[], []]
+        for url in replicas:
+            wait_until(
+                partial(lacks_scenario, url, "shared-everywhere"),
+                f"the reset to remove the run-time scenario at {url}",
+                timeout_s=SHARED_SCENARIO_BOUND_S,
+            )

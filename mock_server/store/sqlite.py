@@ -20,6 +20,8 @@ from mock_server.store.counters import Change, T
 from mock_server.store.shared import META_KEY, SharedStore, dumps
 
 BUSY_TIMEOUT_MS = 10_000
+_BYTES_KEY = "journal:bytes"
+"""The counter of the bytes the records hold (summing them on every write would cost a scan)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -93,16 +95,24 @@ class SqliteStore(SharedStore):
             cursor = db.execute("INSERT INTO records (body, size, owner) VALUES (?, ?, ?)", (text, size, self.owner))
             record_id = cursor.lastrowid
             assert record_id is not None
-            db.execute("DELETE FROM records WHERE id <= ?", (record_id - self.size,))
-            (total,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()
+            total = (self._get(_BYTES_KEY) or 0) + size
+            total -= self._drop_through(record_id - self.size)
             excess, cut = total - self.max_bytes, 0
             if excess > 0:  # the oldest go, the new one stays
-                for older, size in db.execute("SELECT id, size FROM records WHERE id < ? ORDER BY id", (record_id,)):
-                    excess, cut = excess - size, older
+                for older, older_size in db.execute(
+                    "SELECT id, size FROM records WHERE id < ? ORDER BY id", (record_id,)
+                ):
+                    excess, cut = excess - older_size, older
                     if excess <= 0:
                         break
-                db.execute("DELETE FROM records WHERE id <= ?", (cut,))
+                total -= self._drop_through(cut)
+            self._set(_BYTES_KEY, total)
         return record_id, result
+
+    def _drop_through(self, record_id: int) -> int:
+        """Forget the records up to `record_id`; returns the bytes they held."""
+        dropped = self._db.execute("DELETE FROM records WHERE id <= ? RETURNING size", (record_id,)).fetchall()
+        return sum(size for (size,) in dropped)
 
     async def _finish(self, record_id: int, text: str) -> None:
         with self._writing():
@@ -121,11 +131,12 @@ class SqliteStore(SharedStore):
 
     async def clear(self) -> int:
         with self._writing():
+            self._set(_BYTES_KEY, 0)
             return self._db.execute("DELETE FROM records").rowcount
 
     async def stats(self) -> tuple[int, int]:
-        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records").fetchone()
-        return int(count), int(size)
+        (count,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
+        return int(count), int(self._get(_BYTES_KEY) or 0)
 
     async def _beat(self, now: float) -> None:
         with self._writing():
@@ -148,7 +159,7 @@ class SqliteStore(SharedStore):
 
     async def _forget_all(self) -> None:
         with self._writing():
-            self._db.execute("DELETE FROM counters WHERE key != ?", (META_KEY,))
+            self._db.execute("DELETE FROM counters WHERE key NOT IN (?, ?)", (META_KEY, _BYTES_KEY))
             self._db.execute("DELETE FROM blobs")
 
     async def _close(self) -> None:
