@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server.store.counters import Counters, Plan, counter_key
+from mock_server.counters import Counters, Plan, counter_key
 
 
 class Sequences:

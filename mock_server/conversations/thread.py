@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from mock_server.conversations.responses import Responses, StoredResponse
 from mock_server.conversations.sequences import Sequences
+from mock_server.counters import Plan
 from mock_server.dialects import Dialect, StreamInfo
 from mock_server.dialects.answer import collect_answer
 from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
-from mock_server.store.counters import Plan
 from mock_server.timeline.compile import Timeline
 from mock_server.wire.frames import to_json
 

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mock_server.conversations.thread import store_response, thread_of
+from mock_server.counters import Plan
 from mock_server.dialects import Dialect, StreamInfo
 from mock_server.errors import (
     BodyTooLargeError,
@@ -37,7 +38,6 @@ from mock_server.scenarios import steps
 from mock_server.scenarios.conversation import Conversation
 from mock_server.scenarios.model import Scenario
 from mock_server.scenarios.steps import Ending
-from mock_server.store.counters import Plan
 from mock_server.timeline import tokens
 from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
 from mock_server.timeline.overrides import parse_overrides

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mock_server.counters import Counters, Plan, counter_key
 from mock_server.dialects.quota import DAY_S, MINUTE_S, Quota, QuotaExceeded, Quotas, Unit
-from mock_server.store.counters import Counters, Plan, counter_key
 
 _EPSILON = 1e-9
 Clock = Callable[[], float]

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from mock_server.conversations.responses import Responses, ResponseStore
 from mock_server.conversations.sequences import Sequences
+from mock_server.counters import Counters, MemoryCounters, Plan, counter_key
 from mock_server.errors import ScenarioError
 from mock_server.http.quotas import RateLimiter, limits_of
 from mock_server.http.request_body import journal_body
@@ -24,7 +25,6 @@ from mock_server.scenarios.faults import Fault
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.model import Scenario
 from mock_server.settings import Settings
-from mock_server.store.counters import Counters, MemoryCounters, Plan, counter_key
 from mock_server.store.shared import SharedStore
 from mock_server.timeline.compile import TimelineCache
 from mock_server.upstream.recorder import Recorder

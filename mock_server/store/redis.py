@@ -14,8 +14,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mock_server.counters import Change, T
 from mock_server.errors import StateStoreError
-from mock_server.store.counters import Change, T
 from mock_server.store.shared import META_KEY, SharedStore, dumps
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from mock_server.conversations.responses import StoredResponse
+from mock_server.counters import Change, T
 from mock_server.journal.journal import Entry, RequestRecord, numbered
-from mock_server.store.counters import Change, T
 from mock_server.wire.outcome import Outcome
 
 BEAT_S = 1.0

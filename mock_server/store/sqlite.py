@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mock_server.counters import Change, T
 from mock_server.errors import StateStoreError
-from mock_server.store.counters import Change, T
 from mock_server.store.shared import META_KEY, SharedStore, dumps
 
 BUSY_TIMEOUT_MS = 10_000
