@@ -147,6 +147,19 @@ def test_a_killed_worker_is_replaced_and_the_log_says_so() -> None:
 
 
 @pytest.mark.slow
+def test_a_worker_that_dies_before_it_listens_is_started_again_after_a_pause() -> None:
+    replaced = r"worker 1 \(pid \d+\) died \(signal 9, SIGKILL\); started a new worker 1 \(pid (\d+)\)"
+    failed = r"worker 1 \(pid \d+\) died \(signal 9, SIGKILL\) before it listened; starting a new worker 1 in 0\.5 s"
+    with serving("--workers", "2") as served:
+        pids = served.pids_by_worker(2)
+        os.kill(pids[1], signal.SIGKILL)
+        os.kill(int(served.logged(replaced).group(1)), signal.SIGKILL)  # still starting: to the supervisor, a crash
+        served.logged(failed)
+        again = served.logged(r"^\S+\s+started a new worker 1 \(pid (\d+)\)")
+        assert served.pids_by_worker(2) == {1: int(again.group(1)), 2: pids[2]}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_ends_the_streams_and_every_worker_and_frees_the_port(sig: signal.Signals) -> None:
     with serving("--workers", "2") as served:

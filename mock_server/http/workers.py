@@ -34,9 +34,9 @@ from mock_server.settings import Settings
 
 STOP_MARGIN_S = 5.0
 """How much longer than the grace time a stop waits for a worker before killing it."""
-QUICK_DEATH_S = 1.0
-"""A worker that dies sooner than this after its start waits before it is replaced (a crash loop
-would otherwise spin)."""
+FIRST_RESTART_DELAY_S = 0.5
+"""How long a worker that died before it listened waits to be started again, doubled at each such
+death in a row up to `MAX_RESTART_DELAY_S`: one that cannot start would otherwise spin."""
 MAX_RESTART_DELAY_S = 5.0
 
 logger = logging.getLogger("uvicorn.error")
@@ -76,7 +76,6 @@ class _Worker:
     process: BaseProcess
     ready: Connection | None
     """Where the worker says it listens; None once it has (or has died first)."""
-    started_at: float
     is_ready: bool = False
 
     @property
@@ -111,8 +110,8 @@ class _Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.workers: dict[int, _Worker] = {}
         self.restart_at: dict[int, float] = {}
-        """Workers that died quickly, by number: when each is started again."""
-        self.quick_deaths: dict[int, int] = {}
+        """Workers that died before they listened, by number: when each is started again."""
+        self.failed_starts: dict[int, int] = {}
         self.signals: list[int] = []
         self._wake_r, self._wake_w = socket.socketpair()
 
@@ -155,7 +154,7 @@ class _Supervisor:
         )
         process.start()
         send.close()  # the worker holds the sending end: its death ends the pipe
-        worker = _Worker(number, process, receive, time.monotonic())
+        worker = _Worker(number, process, receive)
         self.workers[number] = worker
         return worker
 
@@ -201,20 +200,18 @@ class _Supervisor:
         worker.forget()
         worker.process.join()
         ending = _ending(worker.process.exitcode)
-        lived = time.monotonic() - worker.started_at
-        if lived >= QUICK_DEATH_S:
-            self.quick_deaths.pop(worker.number, None)
+        if worker.is_ready:
+            self.failed_starts.pop(worker.number, None)
         else:
-            deaths = self.quick_deaths.get(worker.number, 0) + 1
-            self.quick_deaths[worker.number] = deaths
-            delay = min(MAX_RESTART_DELAY_S, 0.5 * 2 ** (deaths - 1))
+            failed = self.failed_starts.get(worker.number, 0) + 1
+            self.failed_starts[worker.number] = failed
+            delay = min(MAX_RESTART_DELAY_S, FIRST_RESTART_DELAY_S * 2 ** (failed - 1))
             self.restart_at[worker.number] = time.monotonic() + delay
             logger.warning(
-                "worker %d (pid %d) %s %.1f s after it started; starting a new worker %d in %.1f s",
+                "worker %d (pid %d) %s before it listened; starting a new worker %d in %.1f s",
                 worker.number,
                 worker.pid,
                 ending,
-                lived,
                 worker.number,
                 delay,
             )
