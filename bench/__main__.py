@@ -1,8 +1,9 @@
-"""Run every benchmark: `python -m bench [--quick]`. Prints a table and writes bench/results/latest.json.
+"""Run every benchmark: `python -m bench [--quick] [--workers N [--only-workers]]`. Prints a table and
+writes bench/results/latest.json.
 
 Every figure is measured for mock-llm-sse and for the raw ASGI baseline (bench/baseline.py) in the
 same run, and reported as a value and as a ratio to the baseline, because the machine is shared
-and absolute numbers drift between runs.
+and absolute numbers drift between runs; `--workers N` figures likewise against 1 worker (bench/workers.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bench.endpoints import ENDPOINTS
 from bench.measures import CHUNK_MS, Figure, Schedule, fidelity, print_table, schedule_of, throughput, write_scenarios
 from bench.proxy import measure_proxy
 from bench.startup import cli_start, compile_package, in_process_start
+from bench.workers import COUNTS, measure_workers
 
 RESULTS = Path(__file__).parent / "results"
 PER_ENDPOINT_STREAMS = 500
@@ -230,7 +232,19 @@ def main() -> None:
     parser.add_argument(
         "--endpoints", action="store_true", help="only each streaming endpoint's throughput and lateness (2 minutes)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=f"also serve {', '.join(f'{c:,}' for c in COUNTS)} paced streams with `serve --workers 1` and "
+        "`--workers N`: completed streams and p99 lateness, N workers against 1",
+    )
+    parser.add_argument("--only-workers", action="store_true", help="only the --workers figures (about 5 minutes)")
     args = parser.parse_args()
+    if args.only_workers and args.workers is None:
+        parser.error("--only-workers needs --workers N")
+    if args.workers is not None and args.workers < 2:
+        parser.error(f"--workers {args.workers}: give 2 or more, to be measured against 1")
     compile_package()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -238,7 +252,9 @@ def main() -> None:
         write_scenarios(workdir / "scenarios")
         # uvloop keeps the load client light, so that it is not the bottleneck it measures.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            figures = runner.run(measure(args.quick, workdir, args.endpoints))
+            figures = [] if args.only_workers else runner.run(measure(args.quick, workdir, args.endpoints))
+            if args.workers is not None:
+                figures += runner.run(measure_workers(args.workers, workdir / "scenarios"))
     print_table(figures)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "latest.json"

@@ -26,7 +26,8 @@ class Figure:
     better: str  # "higher" or "lower"
     target: str = ""
     against: str = "baseline"
-    """What `baseline` holds: the raw ASGI baseline, or for the proxy's figures the upstream measured directly."""
+    """What `baseline` holds: the raw ASGI baseline, for the workers' figures 1 worker ("1 worker"), or
+    for the proxy's figures the upstream measured directly ("direct")."""
 
     @property
     def ratio(self) -> float:
@@ -150,7 +151,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def print_table(figures: list[Figure]) -> None:
-    """The figures against the baseline, then the proxy's against the upstream measured directly."""
+    """The figures against the baseline, then N workers' against 1 worker, then the proxy's against the
+    upstream measured directly."""
     ours = [f for f in figures if f.against == "baseline"]
     if ours:
         header = f"{'figure':44} {'mock-llm-sse':>14} {'baseline':>12} {'ratio':>7}  target"
@@ -158,10 +160,17 @@ def print_table(figures: list[Figure]) -> None:
         print("-" * len(header))
     for f in ours:
         print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
+    scaled = [f for f in figures if f.against == "1 worker"]
+    if scaled:
+        header = f"{'more workers':44} {'N workers':>14} {'1 worker':>12} {'ratio':>7}  target"
+        print(f"\n{header}" if ours else header)
+        print("-" * len(header))
+    for f in scaled:
+        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
     proxied = [f for f in figures if f.against == "direct"]
     if proxied:
         header = f"{'the same upstream':55} {'proxied':>21} {'direct':>12} {'ratio':>7} {'added':>10}  target"
-        print(f"\n{header}" if ours else header)
+        print(f"\n{header}" if ours or scaled else header)
         print("-" * len(header))
     for f in proxied:
         added = f"{f.added:>+10.1f}" if f.unit == "ms" else ""

@@ -19,6 +19,7 @@ from mock_server.errors import ScenarioError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
 from mock_server.http.server import bind_socket, run_foreground
+from mock_server.http.workers import run_workers
 from mock_server.scenarios.catalog import Catalog, load_paths
 from mock_server.settings import (
     DEFAULT_HOST,
@@ -26,8 +27,10 @@ from mock_server.settings import (
     JOURNAL_SECRETS,
     LOG_LEVELS,
     RECORD_MODES,
+    STATE_FORMS,
     VERSION,
     Settings,
+    state_problem,
 )
 
 UNREACHABLE_EXIT = 2
@@ -43,6 +46,39 @@ class _TokenOption(click.Option):
         if value is None and isinstance(self.envvar, str) and os.environ.get(self.envvar) == "":
             return ""
         return value
+
+
+class _Workers(click.ParamType[int]):
+    """A number of worker processes, or `auto`: one per core."""
+
+    name = "N|auto"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return os.cpu_count() or 1
+        if not text.isdigit() or int(text) < 1:
+            self.fail(
+                f"{value!r} is not a number of processes; give 1 or more, or auto (one per core: "
+                f"{os.cpu_count() or 1} here)",
+                param,
+                ctx,
+            )
+        return int(text)
+
+
+class _State(click.ParamType[str]):
+    """Where the shared state lives: the form is checked here, the store is reached by the server."""
+
+    name = "STORE"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if (problem := state_problem(text)) is not None:
+            self.fail(problem, param, ctx)
+        return text
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -282,6 +318,25 @@ def main() -> None:
     help="new: record requests no scenario or recording answers yet; all: forward and record every request "
     "again; none: replay only, a request with no recording is an error (works without --upstream).",
 )
+@click.option(
+    "--workers",
+    type=_Workers(),
+    metavar="N|auto",
+    default="1",
+    show_default=True,
+    envvar="MOCK_LLM_WORKERS",
+    show_envvar=True,
+    help="Processes serving the port, each on its own core (auto: one per core). A worker that dies is "
+    "replaced; Ctrl-C and SIGTERM stop them all. Limits such as --max-connections hold per worker.",
+)
+@click.option(
+    "--state",
+    type=_State(),
+    envvar="MOCK_LLM_STATE",
+    show_envvar=True,
+    help="Where the journal, run-time scenarios and counters live: " + "; ".join(STATE_FORMS) + ". "
+    "Default: memory for one process, a SQLite file in a temporary directory (removed at exit) for --workers > 1.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 def serve(
     host: str,
@@ -309,9 +364,18 @@ def serve(
     upstream_ca: Path | None,
     record_dir: Path | None,
     record_mode: str,
+    workers: int,
+    state: str | None,
     log_level: str,
 ) -> None:
     """Serve the bundled scenarios and yours until Ctrl-C."""
+    if workers > 1 and state == "memory":
+        raise click.BadParameter(
+            f"memory state is per process: each of the {workers} workers would see a slice of the journal, "
+            "scenarios and counters. Give sqlite:PATH or redis://HOST:PORT/DB, or leave --state out for a "
+            "temporary SQLite file",
+            param_hint="'--state'",
+        )
     try:
         settings = Settings(
             host=host,
@@ -339,6 +403,8 @@ def serve(
             upstream_ca=upstream_ca,
             record_dir=record_dir,
             record_mode="all" if record_mode == "all" else "none" if record_mode == "none" else "new",
+            state=state or "memory",
+            workers=workers,
             log_level=log_level,
         )
     except ValueError as exc:
@@ -356,6 +422,8 @@ def serve(
             "Pick another with --port (0 picks a free one)."
         ) from None
     bound_port = sock.getsockname()[1]
+    if workers > 1:
+        sys.exit(run_workers(settings, sock, on_ready=lambda shared: _print_banner(shared, bound_port, catalog)))
     app = create_app(settings, catalog)
     run_foreground(app, settings, sock, on_ready=lambda: _print_banner(settings, bound_port, catalog))
 
@@ -381,12 +449,20 @@ def _print_banner(settings: Settings, port: int, catalog: Catalog) -> None:
         f"Default scenario: {catalog.default}",
         *traffic(settings),
         *rate_limits(settings),
+        *processes(settings),
         f"Try: curl -N {shlex.quote(example)}",
         f"     curl -N {shlex.quote(url + '/completions?messages=hello&fault=drop@3')}",
         *(f"Protection: {line}" for line in protections(settings)),
     ]
     click.echo("\n".join(lines))
     sys.stdout.flush()
+
+
+def processes(settings: Settings) -> list[str]:
+    """The workers and where they keep their state, in a line (none for one process on memory state)."""
+    if settings.workers > 1:
+        return [f"Workers: {settings.workers} processes; state: {settings.state}"]
+    return [] if settings.state == "memory" else [f"State: {settings.state}"]
 
 
 def rate_limits(settings: Settings) -> list[str]:

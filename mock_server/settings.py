@@ -31,6 +31,11 @@ JOURNAL_SECRETS = ("mask", "keep")
 JournalSecrets = Literal["mask", "keep"]
 RECORD_MODES = ("new", "all", "none")
 RecordMode = Literal["new", "all", "none"]
+STATE_FORMS = (
+    "memory (this process alone)",
+    "sqlite:PATH (a file the workers of one machine share)",
+    "redis://HOST:PORT/DB (a Redis that servers on many machines share)",
+)
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,6 @@ class Settings:
     """About how much of what clients sent (bodies, headers, queries) the journal keeps; the oldest go first."""
     journal_secrets: JournalSecrets = "mask"
     """`mask`: keys, tokens and cookies in the journal are masked (`sk-...1234`); `keep`: kept as sent."""
-    state: str = "memory"
-    """Where the journal, the counters, stored responses and run-time scenarios are kept: `memory`
-    (this process), `sqlite:PATH` (workers on one machine) or `redis://HOST:PORT/DB` (replicas)."""
     responses_max_bytes: int = DEFAULT_RESPONSES_MAX_BYTES
     """About how much memory the Responses API's stored responses take; the least recently used go first."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -92,6 +94,14 @@ class Settings:
     """Tokens (prompt and answer, as the usage counts them) per minute each client may use; None: no limit."""
     rpd: int | None = None
     """Requests per day each client may make; None: no limit."""
+    state: str = "memory"
+    """Where the journal, run-time scenarios, counters and stored responses live: `memory` (this
+    process), `sqlite:PATH` (workers on one machine) or `redis://HOST:PORT/DB` (replicas; see
+    `STATE_FORMS`)."""
+    workers: int = 1
+    """How many processes serve on the one listening socket (`serve --workers`)."""
+    worker: int = 1
+    """Which of the `workers` this process is, from 1: `/_mock/health` reports it."""
     log_level: str = "info"
     access_log: bool = True
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
@@ -114,11 +124,12 @@ class Settings:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a whole number of 1 or more (or None for no limit), not {value!r}")
-        is_state = self.state == "memory" or self.state.startswith(("redis://", "rediss://", "unix://"))
-        if not is_state and not (self.state.startswith("sqlite:") and len(self.state) > len("sqlite:")):
-            raise ValueError(
-                f"state {self.state!r} is not a state store: give memory, sqlite:PATH or redis://HOST:PORT/DB"
-            )
+        if (problem := state_problem(self.state)) is not None:
+            raise ValueError(problem)
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a whole number of 1 or more, not {self.workers!r}")
+        if not 1 <= self.worker <= self.workers:
+            raise ValueError(f"worker must be from 1 to workers ({self.workers}), not {self.worker!r}")
         if self.journal_secrets not in JOURNAL_SECRETS:
             raise ValueError(
                 f"journal_secrets must be one of {', '.join(JOURNAL_SECRETS)}, not {self.journal_secrets!r}"
@@ -155,3 +166,25 @@ class Settings:
                 f"--record with --record-mode {self.record_mode} needs --upstream URL to record from; "
                 "to replay the recordings only, add --record-mode none"
             )
+
+
+def state_problem(state: str) -> str | None:
+    """What is wrong with a state store's form (`memory`, `sqlite:PATH`, `redis://HOST:PORT/DB`),
+    saying what is accepted; None when the form is right (the store itself is not reached)."""
+    if state == "memory":
+        return None
+    if state.startswith("sqlite:"):
+        if state.removeprefix("sqlite:").strip():
+            return None
+        return f"state {state!r} names no file; give sqlite:PATH, e.g. sqlite:/tmp/mock-llm.sqlite3"
+    if state.startswith("redis://"):
+        parsed = urlsplit(state)
+        try:
+            parsed.port  # noqa: B018 (reading it checks it)
+        except ValueError:
+            return f"state {state!r} has a port that is not a number; give redis://HOST:PORT/DB"
+        database = parsed.path.removeprefix("/")
+        if parsed.hostname and (not database or database.isdigit()) and not parsed.query and not parsed.fragment:
+            return None
+        return f"state {state!r} is not redis://HOST:PORT/DB (DB a number, e.g. redis://127.0.0.1:6379/0)"
+    return f"state {state!r} is not a state store; accepted: {', '.join(STATE_FORMS)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import httpx
@@ -22,12 +23,19 @@ def api(make_server):
         yield client
 
 
-def test_health_counts_the_scenarios(api):
+def test_health_counts_the_scenarios_and_names_the_process(api):
     response = api.get("/health")
     body = response.json()
     assert body.pop("instance") == response.headers["x-mock-instance"]
     assert abs(body.pop("started_at") - time.time()) < 600
-    assert body == {"status": "ok", "version": __version__, "scenarios": len(api.get("/scenarios").json())}
+    assert body == {
+        "status": "ok",
+        "version": __version__,
+        "scenarios": len(api.get("/scenarios").json()),
+        "worker": 1,
+        "workers": 1,
+        "pid": os.getpid(),  # a MockServer serves in a thread of the test's process
+    }
 
 
 def test_put_registers_then_replaces_a_scenario(api):

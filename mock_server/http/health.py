@@ -7,6 +7,8 @@ control API declares it too (`control.py`), so the OpenAPI schema lists it.
 
 from __future__ import annotations
 
+import os
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
@@ -26,12 +28,17 @@ def instance_headers(journal: Journal) -> dict[str, str]:
 async def health(request: Request) -> JSONResponse:
     state = state_of(request)
     journal = state.journal
+    settings = state.settings
     body = {
         "status": "ok",
         "version": VERSION,
         "scenarios": len(state.catalog),
         "instance": journal.instance,
         "started_at": journal.started_at,
+        # Which process answered: workers (`serve --workers`) share a port, and a test tells them apart.
+        "worker": settings.worker,
+        "workers": settings.workers,
+        "pid": os.getpid(),
     }
     return JSONResponse(body, headers=instance_headers(journal))
 

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mock_server.settings import state_problem
 from mock_server.store.shared import SharedStore
-
-STATE_FORMS = "memory, sqlite:PATH or redis://HOST:PORT/DB"
 
 
 def open_store(state: str, size: int, max_bytes: int) -> SharedStore | None:
-    """The shared store `state` names (None for `memory`); raises StateStoreError when it cannot be
-    used, ValueError when `state` is none of the forms."""
+    """The shared store `state` names (None for `memory`), keeping up to `size` journal records and
+    about `max_bytes` of them; raises StateStoreError when it cannot be used, ValueError when
+    `state` is none of the forms (`settings.state_problem`)."""
+    problem = state_problem(state)
+    if problem is not None:
+        raise ValueError(problem)
     if state == "memory":
         return None
-    if state.startswith("sqlite:") and state.removeprefix("sqlite:"):
+    if state.startswith("sqlite:"):
         from mock_server.store.sqlite import SqliteStore
 
         return SqliteStore(Path(state.removeprefix("sqlite:")), size, max_bytes)
-    if state.startswith(("redis://", "rediss://", "unix://")):
-        from mock_server.store.redis import RedisStore  # redis-py: loaded only for a Redis store
+    from mock_server.store.redis import RedisStore  # redis-py: loaded only for a Redis store
 
-        return RedisStore(state, size, max_bytes)
-    raise ValueError(f"--state {state!r} is not a state store: give {STATE_FORMS}")
+    return RedisStore(state, size, max_bytes)
