@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from mock_server.cassettes import CassetteError, Failed, Noted, Skipped, Written, import_cassettes
-from mock_server.errors import ScenarioError
+from mock_server.errors import ScenarioError, StateStoreError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
 from mock_server.http.server import bind_socket, run_foreground
@@ -409,6 +409,13 @@ def serve(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if settings.state != "memory":
+        from mock_server.store import check_store  # a shared store's client loads only for one
+
+        try:
+            check_store(settings.state)  # once, here: a worker that cannot reach it would only die
+        except StateStoreError as exc:
+            raise click.ClickException(f"Not starting: {exc}") from None
     catalog = _load_or_exit(settings)
     if default_scenario not in catalog:
         raise click.UsageError(

@@ -51,6 +51,7 @@ VERDICT_FACTS = [
 UPSTREAM_FACTS = ["upstream_status", "upstream_head_ms"]
 LOOP_FACTS = ["conversation", "tools", "rate_limit_key", "rate_limited"]
 METRICS_FACTS = ["endpoint", "due_end_ms", "events_timing"]
+WORKERS_FACTS = ["worker"]
 
 
 def record_of(server: MockServer, response: WireResponse) -> RequestRecord:
@@ -69,7 +70,10 @@ def test_record_has_the_spec_fields_then_the_facts_the_verdict_needs(server):
         body={"model": "gpt-test", "messages": [{"role": "user", "content": "hello there"}]},
     )
     record = record_of(server, response)
-    assert list(record.to_json()) == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS + LOOP_FACTS + METRICS_FACTS
+    assert (
+        list(record.to_json())
+        == SPEC_FIELDS + VERDICT_FACTS + UPSTREAM_FACTS + LOOP_FACTS + METRICS_FACTS + WORKERS_FACTS
+    )
     assert (record.endpoint, record.due_end_ms is not None) == ("/completions", True)
     assert (record.upstream_status, record.upstream_head_ms) == (None, None)
     assert record.method == "POST"

@@ -20,6 +20,7 @@ from openai import OpenAI
 from mock_server.http.server import MockServer
 from tests.conftest import cli_server, wait_until
 from tests.stores import state_of_kind
+from tests.test_workers import serving
 
 UNPACED = {"X-Mock-Chunk-Ms": "0"}
 FOLLOW_BOUND_S = 1.0
@@ -145,7 +146,7 @@ def test_a_stream_in_flight_on_a_server_that_dies_reads_as_server_lost(
     survivor = make_server(state=shared)
     with cli_server("--state", shared) as (process, url):
         port = int(url.rsplit(":", 1)[1])
-        request = b"GET /v1/chat/completions?stream=true&fault=stall@1&prompt=hi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        request = b"GET /completions?messages=hi&fault=stall@1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
             client.sendall(request)
             assert client.recv(4096).startswith(b"HTTP/1.1 200")
@@ -177,3 +178,73 @@ def test_a_state_the_server_cannot_use_is_refused_saying_why(tmp_path: Path) -> 
         open_store(f"redis://127.0.0.1:{port}/0", 10, 1000)
     with pytest.raises(ValueError, match="accepted: memory"):
         open_store("postgres://x", 10, 1000)
+
+
+def _get(url: str, path: str, **headers: str) -> httpx.Response:
+    """A request on a new connection (so that each may land on another worker)."""
+    return httpx.get(url + path, headers={**UNPACED, **headers}, timeout=10)
+
+
+@pytest.mark.slow
+def test_two_workers_and_another_server_on_one_redis_agree(redis_db: str) -> None:
+    with serving("--workers", "2", "--state", redis_db) as workers, serving("--state", redis_db) as single:
+        workers.pids_by_worker(2)  # both workers are up
+        ids = []
+        for n in range(8):
+            served = workers if n % 2 else single
+            answer = _get(served.url, f"/completions?messages=question+{n}&fault=status:503!times=3")
+            ids.append((answer.status_code, int(answer.headers["x-mock-request-id"])))
+        assert [status for status, _ in ids] == [503, 503, 503, 200, 200, 200, 200, 200], "times counted across"
+        for served in (workers, single):
+            records = httpx.get(served.url + "/_mock/requests", timeout=10).json()
+            assert [r["id"] for r in records if "question" in (r["prompt"] or "")] == [i for _, i in ids]
+        put = httpx.put(single.url + "/_mock/scenarios/everywhere", json={"reply": "Shared by all"}, timeout=10)
+        assert put.status_code == 201
+
+        def answered_by_every_worker() -> bool:
+            answers = [_get(workers.url, "/completions?messages=x&scenario=everywhere") for _ in range(6)]
+            return all(answer.headers.get("x-mock-scenario") == "everywhere" for answer in answers)
+
+        wait_until(answered_by_every_worker, "the scenario on every worker", timeout_s=FOLLOW_BOUND_S * 5)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_stream_loses_only_its_own_streams(tmp_path: Path) -> None:
+    state = f"sqlite:{tmp_path / 'state.sqlite3'}"
+    with serving("--workers", "2", "--state", state) as served:
+        pids = served.pids_by_worker(2)
+        paced = b"GET /completions?messages=" + b"+w" * 40 + b"&chunk_ms=100 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        streams: list[socket.socket] = []
+        while len({r["worker"] for r in journal_at(served.url)}) < 2:  # until both workers hold streams
+            assert len(streams) < 40, "every connection went to one worker"
+            client = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+            client.sendall(paced)
+            streams.append(client)
+            wait_until(lambda: len(journal_at(served.url)) == len(streams), "the stream's record")
+        on_the_killed_one = sum(1 for r in journal_at(served.url) if r["worker"] == 1)
+        os.kill(pids[1], signal.SIGKILL)
+        broken = sum(1 for client in streams if not _reads_to_the_end(client))
+        records = wait_until(lambda: _all_ended(served.url), "every record ended or lost", timeout_s=15)
+        for client in streams:
+            client.close()
+    assert broken == on_the_killed_one
+    assert {(r["worker"], r["outcome"]) for r in records} == {(1, "server_lost"), (2, "completed")}
+
+
+def _all_ended(url: str) -> list[dict[str, Any]] | None:
+    records = journal_at(url)
+    return records if all(record["outcome"] is not None for record in records) else None
+
+
+def journal_at(url: str) -> list[dict[str, Any]]:
+    answer = httpx.get(url + "/_mock/requests", params={"settle_ms": 0}, timeout=10)
+    records: list[dict[str, Any]] = answer.json()
+    return records
+
+
+def _reads_to_the_end(client: socket.socket) -> bool:
+    """Whether the stream ended as a chunked body ends (the terminating chunk), not cut."""
+    received = b""
+    while chunk := client.recv(65536):
+        received += chunk
+    return received.endswith(b"0\r\n\r\n")

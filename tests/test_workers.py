@@ -192,12 +192,13 @@ def test_workers_stop_when_their_supervisor_is_killed() -> None:
 
 
 @pytest.mark.slow
-def test_auto_starts_a_worker_per_core_and_the_environment_sets_it() -> None:
-    with serving(env={"MOCK_LLM_WORKERS": "auto", "MOCK_LLM_STATE": "sqlite:/nonexistent/state.sqlite3"}) as served:
+def test_auto_starts_a_worker_per_core_and_the_environment_sets_it(tmp_path: Path) -> None:
+    state = f"sqlite:{tmp_path / 'state.sqlite3'}"
+    with serving(env={"MOCK_LLM_WORKERS": "auto", "MOCK_LLM_STATE": state}) as served:
         cores = os.cpu_count() or 1
         assert served.health()["workers"] == cores
         assert len(set(served.pids_by_worker(cores).values())) == cores
-        assert any(line.startswith(f"Workers: {cores} processes; state: sqlite:/nonexistent/") for line in served.lines)
+        assert any(line.startswith(f"Workers: {cores} processes; state: {state}") for line in served.lines)
 
 
 @pytest.mark.parametrize(

@@ -153,12 +153,13 @@ class MockApp:
 def _state(settings: Settings, catalog: Catalog) -> MockState:
     """The state `settings` asks for: in this process, or kept in a shared store (`--state`)."""
     mask = settings.journal_secrets == "mask"
+    worker = settings.worker if settings.workers > 1 else None
     store = open_store(settings.state, settings.journal_size, settings.journal_max_bytes)
     if store is None:
         log = MemoryLog(settings.journal_size, settings.journal_max_bytes, settings.wall_clock)
-        journal = Journal(log, settings.wall_clock, mask_secrets=mask)
+        journal = Journal(log, settings.wall_clock, mask_secrets=mask, worker=worker)
         return MockState(settings, catalog, journal, responses=ResponseStore(settings.responses_max_bytes))
-    journal = Journal(store, settings.wall_clock, mask_secrets=mask, settle_poll_s=SHARED_SETTLE_POLL_S)
+    journal = Journal(store, settings.wall_clock, mask_secrets=mask, settle_poll_s=SHARED_SETTLE_POLL_S, worker=worker)
     return MockState(settings, catalog, journal, counters=store, responses=store, store=store)
 
 

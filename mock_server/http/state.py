@@ -25,13 +25,15 @@ from mock_server.scenarios.faults import Fault
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.model import Scenario
 from mock_server.settings import Settings
-from mock_server.store.shared import SharedStore
 from mock_server.timeline.compile import TimelineCache
 from mock_server.upstream.recorder import Recorder
 from mock_server.wire.rendering import StreamCache
 
-if TYPE_CHECKING:  # loaded when first needed: the HTTP client to an upstream (MockApp), the verdict (below)
+if TYPE_CHECKING:
     from mock_server.journal.verdict import Verdict
+    from mock_server.store.shared import (
+        SharedStore,  # loaded when first needed: the HTTP client to an upstream (MockApp), the verdict (below)
+    )
     from mock_server.upstream.proxy import Upstream
 
 PENDING_POLL_S = 0.01

@@ -97,6 +97,8 @@ class RequestRecord:
     """When the response's last write was due, in ms from the request's arrival (its waits added up)."""
     events_timing: EventTiming | None = None
     """When its writes of events were due and written, in ms from when it began to play (bounded)."""
+    worker: int | None = None
+    """Which of `serve --workers N` answered it, from 1 (None with one process)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": self.thresholds.model_dump()}
@@ -389,11 +391,14 @@ class Journal:
         *,
         mask_secrets: bool = True,
         settle_poll_s: float = SETTLE_POLL_S,
+        worker: int | None = None,
     ) -> None:
         self.log: RecordLog = log if log is not None else MemoryLog(wall_clock=wall_clock)
         self._wall_clock = wall_clock
         self.mask_secrets = mask_secrets
         self.settle_poll_s = settle_poll_s
+        self.worker = worker
+        """The worker this process is, which its records name (`serve --workers`)."""
         self.tally = Tally()
         """The counts since start, for the metrics (what `clear` forgets, these keep)."""
 
@@ -441,6 +446,7 @@ class Journal:
             headers=kept_headers,
             body=mask_body(body) if mask else body,
             last_event_id=kept_headers.get("last-event-id"),
+            worker=self.worker,
         )
         return Entry(record, size, self.tally, self.log.finished)
 

@@ -4,9 +4,12 @@ by workers and replicas (`sqlite:PATH`, `redis://HOST:PORT/DB`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mock_server.settings import state_problem
-from mock_server.store.shared import SharedStore
+
+if TYPE_CHECKING:  # the shared stores (and their JSON codecs) load only when one is used
+    from mock_server.store.shared import SharedStore
 
 
 def open_store(state: str, size: int, max_bytes: int) -> SharedStore | None:
@@ -25,3 +28,11 @@ def open_store(state: str, size: int, max_bytes: int) -> SharedStore | None:
     from mock_server.store.redis import RedisStore  # redis-py: loaded only for a Redis store
 
     return RedisStore(state, size, max_bytes)
+
+
+def check_store(state: str) -> None:
+    """Open the store `state` names and let go of it, before a server starts on it: raises
+    StateStoreError saying why it cannot be used (a file it cannot open, a Redis it cannot reach)."""
+    store = open_store(state, 1, 1)
+    if store is not None:
+        store.release()

@@ -207,3 +207,6 @@ class RedisStore(SharedStore):
 
     async def _close(self) -> None:
         await self._redis.aclose()
+
+    def release(self) -> None:
+        """Nothing to do: the async client connects on its first command, and none was sent."""

@@ -136,6 +136,10 @@ class SharedStore(ABC):
     @abstractmethod
     async def _close(self) -> None: ...
 
+    @abstractmethod
+    def release(self) -> None:
+        """Let go of a store that served nothing (`check_store`), without an event loop."""
+
     # The journal log (`journal.RecordLog`).
 
     async def add(self, entry: Entry) -> int:

@@ -164,3 +164,6 @@ class SqliteStore(SharedStore):
 
     async def _close(self) -> None:
         self._db.close()
+
+    def release(self) -> None:
+        self._db.close()
