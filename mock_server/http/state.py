@@ -16,7 +16,7 @@ from mock_server.conversations.responses import ResponseStore
 from mock_server.conversations.sequences import Sequences
 from mock_server.http.quotas import RateLimiter
 from mock_server.http.request_body import journal_body
-from mock_server.journal.journal import Entry, Journal, Since
+from mock_server.journal.journal import Entry, Journal, RequestRecord, Since
 from mock_server.scenarios.catalog import Catalog
 from mock_server.scenarios.faults import Fault
 from mock_server.settings import Settings
@@ -91,6 +91,12 @@ class MockState:
         self.timelines.clear()
         self.streams.clear()
         return self.journal.clear()
+
+    async def records(self, since: Since | int | None = None) -> list[RequestRecord]:
+        """The journal's records above `since` (all without it), oldest first, as they are now; raises
+        RestartedError for a `since` from another server instance. Readers that may run beside other
+        workers (the dashboard) read records only through this."""
+        return self.journal.records(since)
 
     async def verdict(self, since: Since | int | None = None, settle_s: float = 0.0, wait_s: float = 0.0) -> Verdict:
         """The verdict on the records above `since`, judged now, once responses in flight have had up
