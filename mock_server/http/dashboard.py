@@ -1,0 +1,174 @@
+"""`GET /_mock/ui`: the dashboard, one page that shows the journal and the verdict as they happen.
+
+The page, its script and its style ship in the package (mock_server/http/static/): no build step,
+nothing from a CDN. Its data comes from the control API and from `GET /_mock/ui/feed`, an SSE
+stream of the journal's records (each new one, and each in flight again when it changes) and of the
+verdict when it changes. The feed polls the state (`MockState.records`) rather than listening to
+the journal, so it shows records wherever they were written; it ends when its client leaves, or
+after `max_s`, with an `end` event.
+
+The page itself holds nothing and is served to anyone who may reach the control API; the feed, like
+the journal, needs `Authorization: Bearer <admin token>` on a server started with `--admin-token`.
+The page reads the feed with `fetch` (not EventSource, which cannot send headers), so the token
+never goes into a URL, where logs and the browser's history would keep it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from mock_server.errors import RecordNotFoundError, RestartedError
+from mock_server.http.control import _require_admin
+from mock_server.http.rerender import rerender
+from mock_server.http.state import MockState, state_of
+from mock_server.journal.journal import RequestRecord
+
+router = APIRouter(prefix="/_mock", tags=["dashboard"])
+
+FEED_POLL_S = 0.25
+FEED_BACKLOG = 300
+"""How many of the newest records a feed starts with."""
+FEED_MAX_S = 3600.0
+FEED_KEEPALIVE_S = 15.0
+VERDICT_EVERY_S = 1.0
+"""The verdict is judged again at most this often (it reads the whole journal)."""
+_ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
+_LIST_HEADERS = ("x-mock-fault", "x-mock-scenario", "x-mock-seed", "last-event-id")
+"""The request headers a record in the feed keeps: what says how the response was shaped."""
+
+
+@cache
+def _static(name: str) -> str:
+    """A file of the page, read once from the package (mock_server/http/static/)."""
+    return (files("mock_server.http") / "static" / name).read_text(encoding="utf-8")
+
+
+@router.get("/ui", include_in_schema=False)
+async def dashboard() -> HTMLResponse:
+    return HTMLResponse(_static("dashboard.html"))
+
+
+@router.get(
+    "/ui/feed",
+    summary="The journal's records and the verdict as they change (SSE: `record`, `verdict`, `end` events)",
+)
+async def feed(
+    request: Request,
+    max_s: float = Query(FEED_MAX_S, gt=0, le=86_400, description="end the feed (an `end` event) after this long"),
+) -> Response:
+    _require_admin(request)
+    state = state_of(request)
+    backlog = (await state.records())[-FEED_BACKLOG:]
+    return StreamingResponse(
+        _feed_events(request, state, backlog, max_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/ui/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    media_type = _ASSETS.get(name)
+    if media_type is None:
+        return Response(status_code=404)
+    return Response(_static(name), media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/requests/{record_id}/frames", summary="A record's response rendered again: its raw frames and cut")
+async def frames(record_id: int, request: Request) -> JSONResponse:
+    _require_admin(request)
+    state = state_of(request)
+    try:
+        found = [r for r in await state.records(max(record_id - 1, 0)) if r.id == record_id]
+    except RestartedError:
+        found = []
+    if not found:
+        raise RecordNotFoundError(f"The journal holds no record {record_id}: it was never made, or is gone.")
+    return JSONResponse((await rerender(state, found[0])).to_json())
+
+
+def feed_record(record: RequestRecord) -> dict[str, Any]:
+    """A record as the feed sends it: what the list, the filters and the timeline need, without the
+    body and headers (the journal's `GET /_mock/requests` has them)."""
+    data = record.to_json()
+    for bulky in ("body", "headers", "thresholds", "tools"):
+        data.pop(bulky, None)
+    data["request_headers"] = {name: record.headers[name] for name in _LIST_HEADERS if name in record.headers}
+    return data
+
+
+def _event(kind: str, data: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _feed_events(
+    request: Request, state: MockState, backlog: list[RequestRecord], max_s: float
+) -> AsyncIterator[bytes]:
+    """The feed: the backlog, then every poll the records that are new or changed while in flight,
+    and the verdict when it changed; ends when the client leaves or after `max_s`."""
+    started = time.monotonic()
+    journal = state.journal
+    yield _event("hello", {"instance": journal.instance, "started_at": journal.started_at, "max_s": max_s})
+    last_id = 0
+    in_flight: dict[int, dict[str, Any]] = {}
+    sent_verdict: dict[str, Any] = {}
+    stale = True
+    verdict_due = 0.0
+    last_write = time.monotonic()
+    records = backlog
+    while True:
+        changed = False
+        for record in records:
+            is_new = record.id > last_id
+            if not is_new and record.id not in in_flight:
+                continue  # sent when it ended
+            data = feed_record(record)
+            if not is_new and in_flight[record.id] == data:
+                continue
+            last_id = max(last_id, record.id)
+            if record.outcome is None:
+                in_flight[record.id] = data
+            else:
+                in_flight.pop(record.id, None)
+            changed = True
+            yield _event("record", data)
+        seen = {record.id for record in records}
+        for gone in [i for i in in_flight if i not in seen]:
+            in_flight.pop(gone)  # cleared from the journal (or pushed out) while in flight
+        now = time.monotonic()
+        stale = stale or changed
+        if now >= verdict_due and (stale or sent_verdict.get("pending")):
+            stale = False
+            judged = (await state.verdict()).to_json()
+            judged.pop("judged_at", None)
+            if judged != sent_verdict:
+                sent_verdict = judged
+                yield _event("verdict", judged)
+                changed = True
+            verdict_due = now + VERDICT_EVERY_S
+        if changed:
+            last_write = now
+        elif now - last_write >= FEED_KEEPALIVE_S:
+            last_write = now
+            yield b": keep-alive\n\n"
+        if now - started >= max_s:
+            yield _event("end", {"reason": f"the feed lasts {max_s:g} s at most (max_s); connect again to go on"})
+            return
+        await asyncio.sleep(FEED_POLL_S)
+        if await request.is_disconnected():
+            return
+        floor = min([last_id, *(i - 1 for i in in_flight)])
+        try:
+            records = await state.records(floor)
+        except RestartedError:
+            yield _event("end", {"reason": "the server's journal started afresh; connect again"})
+            return
