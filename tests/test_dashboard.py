@@ -155,6 +155,7 @@ def test_frames_render_the_bytes_the_client_received(make_server):
     record_id = received.headers["x-mock-request-id"]
     frames = httpx.get(f"{server.url}/_mock/requests/{record_id}/frames").json()
     assert frames["status"] == 200
+    assert ["x-mock-request-id", record_id] in frames["headers"]
     writes = [op for op in frames["ops"] if op["op"] == "write"]
     rendered = "".join(op["data"] for op in writes)
 

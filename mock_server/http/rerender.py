@@ -33,6 +33,8 @@ from mock_server.wire.actions import Drop, Hang, Reset, Wait, Write
 from mock_server.wire.transport import StreamResponse
 
 _ROUTES = routes.RouteTable(routes.MODEL_ROUTES)
+_SCRATCH_ID = 1
+"""The id of the one record the scratch journal makes."""
 _NOT_SENT_AGAIN = frozenset({"content-length", "x-mock-scenario", "transfer-encoding"})
 NOTES = (
     "Rendered again from the journal's record of the request, not captured from the wire.",
@@ -144,7 +146,10 @@ def _body_bytes(body: Any) -> bytes:
 
 
 def _rendered(record_id: int, response: Response) -> Rendered:
-    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.raw_headers]
+    headers = [
+        _with_record_id(name.decode("latin-1"), value.decode("latin-1"), record_id)
+        for name, value in response.raw_headers
+    ]
     ops: list[dict[str, Any]] = []
     if not isinstance(response, StreamResponse):
         ops.append({"op": "write", "at_ms": 0.0, "data": bytes(response.body).decode("utf-8", "backslashreplace")})
@@ -165,3 +170,10 @@ def _rendered(record_id: int, response: Response) -> Rendered:
         elif isinstance(action, Reset):
             ops.append({"op": "reset", "at_ms": round(moment, 3)})
     return Rendered(record_id, response.status_code, headers, ops)
+
+
+def _with_record_id(name: str, value: str, record_id: int) -> tuple[str, str]:
+    """A header as the record's response had it: the request id headers (ours and the provider's) name
+    the record, not the scratch journal's only record."""
+    is_request_id = name.lower().replace("-", "").endswith("requestid")
+    return (name, str(record_id)) if is_request_id and value == str(_SCRATCH_ID) else (name, value)

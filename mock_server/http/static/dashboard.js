@@ -435,7 +435,7 @@ function row(record) {
     findings.append(el("span", { class: `badge ${finding.severity}`, title: finding.title }, finding.code));
   }
   const timeline = el("td", { class: "mini" });
-  timeline.append(drawTimeline(record, { width: 160, compact: true }));
+  timeline.append(drawTimeline(record, { width: 120, compact: true }));
   tr.append(
     el("td", { class: "num" }, String(record.id)),
     el("td", { class: "mono" }, clock(record.received_at)),
