@@ -56,7 +56,7 @@ def main() -> None:
         expect(page.locator("#frames")).to_be_visible()
         page.wait_for_timeout(300)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(args.out))
+        page.screenshot(path=str(args.out), full_page=True)
         browser.close()
     print(f"dashboard-screenshot: wrote {args.out}")
 

@@ -240,34 +240,31 @@ function resumedBy(record) {
 // ---- the timeline --------------------------------------------------------------------------------
 
 /** What the timeline draws, in ms from the request's arrival. The writes' moments count from when the
- * stream began to play; the schedule's (close, stall, due end) from the arrival: playing began at the
- * due end minus the last write's due, the schedule ending at its last write. */
+ * response began to play, which is the time to prepare it (a millisecond or so) after the arrival:
+ * drawn as they are, they sit that much early against the schedule's moments (close, stall, end). */
 function timelineOf(record) {
   const timing = record.events_timing;
   const dues = timing?.due_ms ?? [];
-  let offset = 0;
-  if (dues.length && record.due_end_ms !== null && !timing.more) {
-    offset = Math.max(0, record.due_end_ms - dues[dues.length - 1]);
-  }
   let count = 0;
   const writes = dues.map((due, i) => {
     count += timing.events[i];
-    return { due: offset + due, written: offset + timing.written_ms[i], events: timing.events[i], upTo: count };
+    return { due, written: timing.written_ms[i], events: timing.events[i], upTo: count };
   });
   const now = Date.now() / 1000;
   const end = record.duration_ms ?? Math.max(0, (now - record.received_at) * 1000);
-  let span = Math.max(end, ...writes.map((w) => Math.max(w.due, w.written)), 1);
+  let span = Math.max(end, ...writes.map((w) => Math.max(w.due, w.written)), MIN_SPAN_MS);
   if (record.stall_at_ms !== null) span = Math.max(span, record.stall_at_ms + (record.stall_ms ?? 0));
   if (record.close_at_ms !== null) span = Math.max(span, record.close_at_ms);
   return { writes, end, span, more: timing?.more ?? 0, moreLate: timing?.more_late_ms ?? 0 };
 }
 
+const MIN_SPAN_MS = 10; // an answer of a millisecond is drawn on a 10 ms scale, not stretched
 const CUTS = { dropped: "dropped", reset: "reset", stalled: "stalled" };
 
 function drawTimeline(record, { width = 640, compact = false } = {}) {
   const model = timelineOf(record);
   const height = compact ? 18 : 118;
-  const pad = compact ? 3 : 14;
+  const pad = compact ? 7 : 14;
   const track = compact ? 9 : 54;
   const x = (ms) => pad + (ms / model.span) * (width - 2 * pad);
   const root = svg("svg", {
@@ -435,19 +432,24 @@ function row(record) {
     findings.append(el("span", { class: `badge ${finding.severity}`, title: finding.title }, finding.code));
   }
   const timeline = el("td", { class: "mini" });
-  timeline.append(drawTimeline(record, { width: 120, compact: true }));
+  timeline.append(drawTimeline(record, { width: 110, compact: true }));
   tr.append(
     el("td", { class: "num" }, String(record.id)),
     el("td", { class: "mono" }, clock(record.received_at)),
     el("td", { class: "request", title: `${record.method} ${record.path}` }, `${record.method} ${endpointOf(record)}`),
     el("td", {}, record.scenario ?? "—"),
     el("td", { class: "mono fault" }, faultOf(record)),
-    el("td", { class: "num" }, record.status === null ? "—" : String(record.status)),
-    el("td", {}, el("span", { class: `outcome ${outcome.replace(" ", "-")}` }, outcome)),
+    el(
+      "td",
+      {},
+      el("span", { class: "status-code" }, record.status === null ? "—" : String(record.status)),
+      " ",
+      el("span", { class: `outcome ${outcome.replace(" ", "-")}` }, outcome),
+    ),
     el("td", { class: "num" }, String(record.events_sent)),
     el("td", { class: "num" }, record.duration_ms === null ? "…" : record.duration_ms.toFixed(0)),
-    timeline,
     findings,
+    timeline,
   );
   tr.addEventListener("click", () => {
     location.hash = `record-${record.id}`;
@@ -582,7 +584,7 @@ async function loadScenarios() {
     ...scenarios.map((s) => {
       const item = el("li", { "data-scenario": s.name });
       item.append(el("strong", {}, s.name), " ", el("a", { href: `/?scenario=${encodeURIComponent(s.name)}`, class: "try" }, "try it"));
-      item.append(" ", el("span", { class: "source" }, s.source), el("br"), el("span", {}, s.description));
+      item.append(" ", el("span", { class: "source", title: s.source }, s.source.split("/").pop()), el("br"), el("span", {}, s.description));
       return item;
     }),
   );
