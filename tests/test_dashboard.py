@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -20,19 +20,24 @@ from tests import wire
 TOKEN = "s3cret"
 
 
+def read_events(lines: Iterator[str]) -> list[tuple[str, Any]]:
+    """The SSE events in `lines` (to their end), as (kind, data)."""
+    events = []
+    kind = ""
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line.removeprefix("data: "))))
+    return events
+
+
 def feed_events(url: str, *, headers: dict[str, str] | None = None, max_s: float = 1.0) -> list[tuple[str, Any]]:
     """Every event of a feed that lasts `max_s`, in order, as (kind, data)."""
-    events = []
     with httpx.stream("GET", f"{url}/_mock/ui/feed", params={"max_s": max_s}, headers=headers, timeout=10) as feed:
         assert feed.status_code == 200
         assert feed.headers["content-type"].startswith("text/event-stream")
-        kind = ""
-        for line in feed.iter_lines():
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line.removeprefix("data: "))))
-    return events
+        return read_events(feed.iter_lines())
 
 
 def test_the_page_and_its_files_are_served_from_the_package(make_server):
@@ -55,13 +60,7 @@ def test_feed_sends_the_records_in_flight_and_ended_the_verdict_and_an_end(make_
         lines = feed.iter_lines()
         assert next(lines) == "event: hello"
         wire.fetch(server.url + "/completions?messages=during&fault=drop@3&chunk_ms=100")
-        events: list[tuple[str, Any]] = []
-        kind = ""
-        for line in lines:
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line.removeprefix("data: "))))
+        events = read_events(lines)
     records = [data for kind, data in events if kind == "record"]
     assert [r["prompt"] for r in records if r["outcome"] is not None] == ["before", "during"]
     during = [r for r in records if r["prompt"] == "during"]
@@ -87,6 +86,21 @@ def test_feed_sends_a_record_again_when_it_ends(make_server):
     assert len(seen) <= 3, "sent when new, and again when it changed, not every poll"
 
 
+def test_feed_tells_which_records_the_journal_no_longer_holds(make_server):
+    server = make_server()
+    wire.fetch(server.url + "/completions?messages=cleared+soon&chunk_ms=0")
+    with httpx.stream("GET", f"{server.url}/_mock/ui/feed", params={"max_s": 3}, timeout=10) as feed:
+        lines = feed.iter_lines()
+        assert next(lines) == "event: hello"
+        httpx.delete(server.url + "/_mock/requests").raise_for_status()
+        wire.fetch(server.url + "/completions?messages=after+the+clear&chunk_ms=0")
+        events = read_events(lines)
+    kept = [data for kind, data in events if kind == "kept"]
+    assert kept[0] == {"oldest": 1}
+    assert kept[-1] == {"oldest": 2}
+    assert [data["prompt"] for kind, data in events if kind == "record"] == ["cleared soon", "after the clear"]
+
+
 def test_feed_and_frames_need_the_admin_token_the_page_does_not(make_server):
     server = make_server(admin_token=TOKEN)
     assert httpx.get(server.url + "/_mock/ui").status_code == 200
@@ -98,6 +112,12 @@ def test_feed_and_frames_need_the_admin_token_the_page_does_not(make_server):
         assert httpx.get(server.url + path.replace("?", f"?token={TOKEN}&")).status_code == 401, "never from a URL"
     events = feed_events(server.url, headers={"Authorization": f"Bearer {TOKEN}"}, max_s=0.3)
     assert [kind for kind, _ in events] == ["hello", "verdict", "end"]
+
+
+def test_feed_answers_head_with_its_head_alone(make_server):
+    server = make_server()
+    head = httpx.head(server.url + "/_mock/ui/feed", timeout=5)
+    assert (head.status_code, head.headers["content-type"].split(";")[0]) == (200, "text/event-stream")
 
 
 def test_feed_is_refused_to_a_page_of_another_origin(make_server):

@@ -39,6 +39,8 @@ FEED_BACKLOG = 300
 """How many of the newest records a feed starts with."""
 FEED_MAX_S = 3600.0
 FEED_KEEPALIVE_S = 15.0
+FEED_PRUNE_S = 2.0
+"""How often the feed reads the whole journal, to tell the page which records it no longer holds."""
 VERDICT_EVERY_S = 1.0
 """The verdict is judged again at most this often (it reads the whole journal)."""
 _ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
@@ -57,21 +59,21 @@ async def dashboard() -> HTMLResponse:
     return HTMLResponse(_static("dashboard.html"))
 
 
-@router.get(
-    "/ui/feed",
-    summary="The journal's records and the verdict as they change (SSE: `record`, `verdict`, `end` events)",
-)
+@router.get("/ui/feed", include_in_schema=False)  # a stream for as long as max_s: not for schema-driven clients
 async def feed(
     request: Request,
     max_s: float = Query(FEED_MAX_S, gt=0, le=86_400, description="end the feed (an `end` event) after this long"),
 ) -> Response:
     _require_admin(request)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":
+        return Response(headers=headers, media_type="text/event-stream")
     state = state_of(request)
-    backlog = (await state.records())[-FEED_BACKLOG:]
+    everything = await state.records()
     return StreamingResponse(
-        _feed_events(request, state, backlog, max_s),
+        _feed_events(request, state, everything, max_s),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=headers,
     )
 
 
@@ -110,52 +112,89 @@ def _event(kind: str, data: Any) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def _feed_events(
-    request: Request, state: MockState, backlog: list[RequestRecord], max_s: float
-) -> AsyncIterator[bytes]:
-    """The feed: the backlog, then every poll the records that are new or changed while in flight,
-    and the verdict when it changed; ends when the client leaves or after `max_s`."""
-    started = time.monotonic()
-    journal = state.journal
-    yield _event("hello", {"instance": journal.instance, "started_at": journal.started_at, "max_s": max_s})
-    last_id = 0
-    in_flight: dict[int, dict[str, Any]] = {}
-    sent_verdict: dict[str, Any] = {}
-    stale = True
-    verdict_due = 0.0
-    last_write = time.monotonic()
-    records = backlog
-    while True:
-        changed = False
+class _Feed:
+    """What one feed has sent: the newest record id, the records in flight as last sent, the oldest
+    record the journal held, and the verdict."""
+
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+        self.last_id = 0
+        self.in_flight: dict[int, dict[str, Any]] = {}
+        self.oldest: int | None = None
+        self.verdict: dict[str, Any] = {}
+        self.verdict_stale = True
+        self.verdict_due = 0.0
+
+    def floor(self) -> int:
+        """The `since` that reads the new records and those still in flight."""
+        return min([self.last_id, *(i - 1 for i in self.in_flight)])
+
+    def kept(self, everything: list[RequestRecord]) -> list[bytes]:
+        """A `kept` event when the journal's oldest record is another (cleared, reset or pushed out):
+        the page forgets the records below it (all of them for `null`)."""
+        oldest = everything[0].id if everything else None
+        if oldest == self.oldest:
+            return []
+        self.oldest = oldest
+        return [_event("kept", {"oldest": oldest})]
+
+    def records(self, records: list[RequestRecord]) -> list[bytes]:
+        """A `record` event for each record that is new, or in flight and changed since it was sent."""
+        events = []
         for record in records:
-            is_new = record.id > last_id
-            if not is_new and record.id not in in_flight:
+            is_new = record.id > self.last_id
+            if not is_new and record.id not in self.in_flight:
                 continue  # sent when it ended
             data = feed_record(record)
-            if not is_new and in_flight[record.id] == data:
+            if not is_new and self.in_flight[record.id] == data:
                 continue
-            last_id = max(last_id, record.id)
+            self.last_id = max(self.last_id, record.id)
             if record.outcome is None:
-                in_flight[record.id] = data
+                self.in_flight[record.id] = data
             else:
-                in_flight.pop(record.id, None)
-            changed = True
-            yield _event("record", data)
+                self.in_flight.pop(record.id, None)
+            events.append(_event("record", data))
         seen = {record.id for record in records}
-        for gone in [i for i in in_flight if i not in seen]:
-            in_flight.pop(gone)  # cleared from the journal (or pushed out) while in flight
+        for gone in [i for i in self.in_flight if i not in seen]:
+            self.in_flight.pop(gone)  # cleared from the journal (or pushed out) while in flight
+        self.verdict_stale = self.verdict_stale or bool(events)
+        return events
+
+    async def judged(self, now: float) -> list[bytes]:
+        """A `verdict` event when the records changed (or checks are pending) and the verdict with them,
+        at most once every VERDICT_EVERY_S."""
+        if now < self.verdict_due or not (self.verdict_stale or self.verdict.get("pending")):
+            return []
+        self.verdict_stale = False
+        self.verdict_due = now + VERDICT_EVERY_S
+        judged = (await self.state.verdict()).to_json()
+        judged.pop("judged_at", None)
+        if judged == self.verdict:
+            return []
+        self.verdict = judged
+        return [_event("verdict", judged)]
+
+
+async def _feed_events(
+    request: Request, state: MockState, everything: list[RequestRecord], max_s: float
+) -> AsyncIterator[bytes]:
+    """The feed: the newest FEED_BACKLOG records, then every poll the records that are new or changed
+    while in flight, the verdict when it changed, and what the journal no longer holds; ends when the
+    client leaves, or after `max_s` with an `end` event."""
+    started = last_write = time.monotonic()
+    journal = state.journal
+    yield _event("hello", {"instance": journal.instance, "started_at": journal.started_at, "max_s": max_s})
+    feed = _Feed(state)
+    feed.last_id = everything[-FEED_BACKLOG - 1].id if len(everything) > FEED_BACKLOG else 0
+    records = everything
+    whole: list[RequestRecord] | None = everything  # the whole journal, on the rounds that read it
+    pruned_at = started
+    while True:
         now = time.monotonic()
-        stale = stale or changed
-        if now >= verdict_due and (stale or sent_verdict.get("pending")):
-            stale = False
-            judged = (await state.verdict()).to_json()
-            judged.pop("judged_at", None)
-            if judged != sent_verdict:
-                sent_verdict = judged
-                yield _event("verdict", judged)
-                changed = True
-            verdict_due = now + VERDICT_EVERY_S
-        if changed:
+        events = [*(feed.kept(whole) if whole is not None else []), *feed.records(records), *await feed.judged(now)]
+        for event in events:
+            yield event
+        if events:
             last_write = now
         elif now - last_write >= FEED_KEEPALIVE_S:
             last_write = now
@@ -166,9 +205,17 @@ async def _feed_events(
         await asyncio.sleep(FEED_POLL_S)
         if await request.is_disconnected():
             return
-        floor = min([last_id, *(i - 1 for i in in_flight)])
+        floor = feed.floor()
         try:
-            records = await state.records(floor)
+            if time.monotonic() - pruned_at >= FEED_PRUNE_S:
+                # Now and then the whole journal, to tell what it no longer holds; the same snapshot
+                # gives the new records, so none is sent and then forgotten.
+                pruned_at = time.monotonic()
+                whole = await state.records()
+                records = [record for record in whole if record.id > floor]
+            else:
+                whole = None
+                records = await state.records(floor)
         except RestartedError:
             yield _event("end", {"reason": "the server's journal started afresh; connect again"})
             return

@@ -189,3 +189,18 @@ def test_the_page_says_when_the_server_is_gone(page: Page) -> None:
         expect(page.locator("#feed-status")).to_have_text("Live")
     expect(page.locator("#feed-status")).to_have_class(re.compile(r"\b(error|ended)\b"), timeout=10_000)
     expect(page.locator("#feed-status")).to_contain_text(re.compile("cannot be reached|broke off|ended"))
+
+
+def test_the_page_forgets_the_records_a_clear_removed(page: Page) -> None:
+    settings = Settings(port=0, scenario_dirs=(BROWSER_SCENARIOS,), access_log=False)
+    with MockServer(settings=settings) as own:
+        wire.fetch(own.url + "/completions?messages=soon+cleared&chunk_ms=0")
+        page.goto(own.url + "/_mock/ui")
+        expect(page.locator("#requests tbody tr")).to_have_count(1)
+        own.reset()
+        expect(page.locator("#requests tbody tr")).to_have_count(0, timeout=5_000)
+        record_id = wire.fetch(own.url + "/completions?messages=after+the+clear&chunk_ms=0").headers[
+            "x-mock-request-id"
+        ]
+        expect(page.locator("#requests tbody tr")).to_have_count(1)
+        expect(page.locator(f"#row-{record_id}")).to_be_visible()

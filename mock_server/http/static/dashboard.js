@@ -132,6 +132,10 @@ async function connect() {
     } else if (event.type === "record") {
       records.set(data.id, data);
       queueRender();
+    } else if (event.type === "kept") {
+      // the journal no longer holds the records below `oldest` (all of them for null): cleared or pushed out
+      for (const id of [...records.keys()]) if (data.oldest === null || id < data.oldest) records.delete(id);
+      queueRender();
     } else if (event.type === "verdict") {
       showVerdict(data);
     } else if (event.type === "end") {
