@@ -138,7 +138,12 @@ def test_filters_keep_the_rows_that_match(dashboard: Page, mock: MockServer, pro
     dashboard.select_option("#filter-endpoint", "/completions")
     expect(dashboard.locator(f"#row-{stalled_id}")).to_be_visible()
     expect(dashboard.locator("#requests tbody .outcome:not(.completed)")).to_have_count(0)
-    dashboard.select_option("#filter-scenario", "mid-stream-drop")
+    limited = wire.fetch(f"{mock.url}/completions?messages={words}&scenario=rate-limited")
+    limited_id = limited.headers["x-mock-request-id"]
+    expect(dashboard.locator(f"#row-{limited_id}")).to_have_count(0)  # its outcome is error_status
+    dashboard.select_option("#filter-outcome", "")
+    dashboard.select_option("#filter-scenario", "rate-limited")
+    expect(dashboard.locator(f"#row-{limited_id}")).to_be_visible()
     expect(dashboard.locator(f"#row-{stalled_id}")).to_have_count(0)
 
 
