@@ -19,6 +19,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict, fields
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -39,11 +40,15 @@ FEED_BACKLOG = 300
 """How many of the newest records a feed starts with."""
 FEED_MAX_S = 3600.0
 FEED_KEEPALIVE_S = 15.0
-FEED_PRUNE_S = 2.0
-"""How often the feed reads the whole journal, to tell the page which records it no longer holds."""
+FEED_PRUNE_S = 30.0
+"""How often the feed reads the whole journal, to tell the page which old records were pushed out
+(a clear or a reset shows at once: the newest record is gone)."""
 VERDICT_EVERY_S = 1.0
 """The verdict is judged again at most this often (it reads the whole journal)."""
 _ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
+_FEED_FIELDS = tuple(
+    f.name for f in fields(RequestRecord) if f.name not in ("body", "headers", "thresholds", "tools", "events_timing")
+)
 _LIST_HEADERS = ("x-mock-fault", "x-mock-scenario", "x-mock-seed", "last-event-id")
 """The request headers a record in the feed keeps: what says how the response was shaped."""
 
@@ -101,9 +106,9 @@ async def frames(record_id: int, request: Request) -> JSONResponse:
 def feed_record(record: RequestRecord) -> dict[str, Any]:
     """A record as the feed sends it: what the list, the filters and the timeline need, without the
     body and headers (the journal's `GET /_mock/requests` has them)."""
-    data = record.to_json()
-    for bulky in ("body", "headers", "thresholds", "tools"):
-        data.pop(bulky, None)
+    data = {name: getattr(record, name) for name in _FEED_FIELDS}  # not to_json: it copies the body too
+    timing = record.events_timing
+    data["events_timing"] = None if timing is None else asdict(timing)
     data["request_headers"] = {name: record.headers[name] for name in _LIST_HEADERS if name in record.headers}
     return data
 
@@ -126,8 +131,13 @@ class _Feed:
         self.verdict_due = 0.0
 
     def floor(self) -> int:
-        """The `since` that reads the new records and those still in flight."""
-        return min([self.last_id, *(i - 1 for i in self.in_flight)])
+        """The `since` that reads the new records, those still in flight, and the newest one sent
+        (gone from the read: the journal was cleared)."""
+        return min([max(self.last_id - 1, 0), *(i - 1 for i in self.in_flight)])
+
+    def cleared(self, records: list[RequestRecord]) -> bool:
+        """Whether a read from `floor` misses the newest record sent: the journal no longer holds it."""
+        return self.last_id > 0 and not any(record.id == self.last_id for record in records)
 
     def kept(self, everything: list[RequestRecord]) -> list[bytes]:
         """A `kept` event when the journal's oldest record is another (cleared, reset or pushed out):
@@ -207,15 +217,14 @@ async def _feed_events(
             return
         floor = feed.floor()
         try:
-            if time.monotonic() - pruned_at >= FEED_PRUNE_S:
-                # Now and then the whole journal, to tell what it no longer holds; the same snapshot
-                # gives the new records, so none is sent and then forgotten.
+            whole = None
+            records = await state.records(floor)
+            if feed.cleared(records) or time.monotonic() - pruned_at >= FEED_PRUNE_S:
+                # The whole journal, to tell what it no longer holds; the same snapshot gives the new
+                # records, so none is sent and then forgotten.
                 pruned_at = time.monotonic()
                 whole = await state.records()
                 records = [record for record in whole if record.id > floor]
-            else:
-                whole = None
-                records = await state.records(floor)
         except RestartedError:
             yield _event("end", {"reason": "the server's journal started afresh; connect again"})
             return
