@@ -16,9 +16,16 @@ import pytest
 from mock_server.http.app import create_app
 from mock_server.settings import Settings
 from tests import wire
+from tests.model_requests import BODY_ENDPOINTS
 
 TOKEN = "s3cret"
 FEED_LEAVES_OUT = ("body", "headers", "thresholds", "tools")
+
+
+def same_second(text: str) -> str:
+    """`text` with its moments blanked: a response made again is made at the second its request was
+    received, which the first one may have passed."""
+    return re.sub(r'"(created|created_at)":("[^"]*"|\d+)', r'"\1":0', text)
 
 
 def read_events(lines: Iterator[str]) -> list[tuple[str, Any]]:
@@ -182,9 +189,6 @@ def test_frames_render_the_bytes_the_client_received(make_server):
     writes = [op for op in frames["ops"] if op["op"] == "write"]
     rendered = "".join(op["data"] for op in writes)
 
-    def same_second(text: str) -> str:  # `created` is the second the request was prepared in
-        return re.sub(r'"created":\d+', '"created":0', text)
-
     assert same_second(rendered) == same_second(received.text)
     assert sum(op["events"] for op in writes) == len(received.events)
     assert frames["notes"]
@@ -208,3 +212,15 @@ def test_frames_of_a_record_the_journal_does_not_hold_are_a_404(make_server):
     missing = httpx.get(server.url + "/_mock/requests/42/frames")
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "record_not_found"
+
+
+@pytest.mark.parametrize("endpoint", BODY_ENDPOINTS, ids=lambda e: e.id)
+def test_frames_render_every_endpoints_bytes_again(server, endpoint):
+    received = wire.fetch(
+        server.url + endpoint.target("default"), method="POST", body=endpoint.body("default", prompt="same again")
+    )
+    record_id = received.headers["x-mock-request-id"]
+    frames = httpx.get(f"{server.url}/_mock/requests/{record_id}/frames").json()
+    rendered = "".join(op["data"] for op in frames["ops"] if op["op"] == "write")
+    assert frames["status"] == received.status
+    assert same_second(rendered) == same_second(received.text)
