@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from mock_server.http.app import create_app
 from mock_server.settings import Settings
 from tests import wire
+from tests.conftest import wait_until
 from tests.model_requests import BODY_ENDPOINTS
 
 TOKEN = "s3cret"
@@ -224,3 +226,22 @@ def test_frames_render_every_endpoints_bytes_again(server, endpoint):
     rendered = "".join(op["data"] for op in frames["ops"] if op["op"] == "write")
     assert frames["status"] == received.status
     assert same_second(rendered) == same_second(received.text)
+
+
+def test_a_stopping_server_ends_its_feeds_at_once_with_an_end_event(make_server):
+    server = make_server()
+    lines: list[str] = []
+
+    def read() -> None:
+        with httpx.stream("GET", server.url + "/_mock/ui/feed", timeout=30) as feed:
+            for line in feed.iter_lines():
+                lines.append(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    wait_until(lambda: "event: verdict" in lines or None, "the feed to start")
+    started = time.monotonic()
+    server.stop()
+    reader.join(10)
+    assert time.monotonic() - started < 2, "not held for the shutdown's grace time"
+    assert read_events(iter(lines))[-1] == ("end", {"reason": "the server is stopping"})

@@ -16,6 +16,7 @@ never goes into a URL, where logs and the browser's history would keep it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from mock_server.http.control import _require_admin
 from mock_server.http.rerender import rerender
 from mock_server.http.state import MockState, state_of
 from mock_server.journal.journal import RequestRecord
+from mock_server.wire.tcp import Connection, connection_of
 
 router = APIRouter(prefix="/_mock", tags=["dashboard"])
 
@@ -191,6 +193,35 @@ async def _feed_events(
     """The feed: the newest FEED_BACKLOG records, then every poll the records that are new or changed
     while in flight, the verdict when it changed, and what the journal no longer holds; ends when the
     client leaves, or after `max_s` with an `end` event."""
+    stopping = _ServerStop(connection_of(request.scope))
+    try:
+        async for event in _feed_loop(request, state, everything, max_s, stopping.event):
+            yield event
+    finally:
+        stopping.release()
+
+
+class _ServerStop:
+    """Ends a feed when the server shuts down: it stands on the connection where a stream would, so
+    the protocol's shutdown (`http/protocol.py`) reaches it, instead of waiting out the grace time."""
+
+    def __init__(self, connection: Connection | None) -> None:
+        self.event = asyncio.Event()
+        self._connection = connection
+        if connection is not None:
+            connection.stream = self
+
+    def stop(self) -> None:
+        self.event.set()
+
+    def release(self) -> None:
+        if self._connection is not None and self._connection.stream is self:
+            self._connection.stream = None
+
+
+async def _feed_loop(
+    request: Request, state: MockState, everything: list[RequestRecord], max_s: float, stopping: asyncio.Event
+) -> AsyncIterator[bytes]:
     started = last_write = time.monotonic()
     journal = state.journal
     yield _event("hello", {"instance": journal.instance, "started_at": journal.started_at, "max_s": max_s})
@@ -212,7 +243,11 @@ async def _feed_events(
         if now - started >= max_s:
             yield _event("end", {"reason": f"the feed lasts {max_s:g} s at most (max_s); connect again to go on"})
             return
-        await asyncio.sleep(FEED_POLL_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), FEED_POLL_S)
+        if stopping.is_set():
+            yield _event("end", {"reason": "the server is stopping"})
+            return
         if await request.is_disconnected():
             return
         floor = feed.floor()
