@@ -245,3 +245,13 @@ def test_a_stopping_server_ends_its_feeds_at_once_with_an_end_event(make_server)
     reader.join(10)
     assert time.monotonic() - started < 2, "not held for the shutdown's grace time"
     assert read_events(iter(lines))[-1] == ("end", {"reason": "the server is stopping"})
+
+
+def test_frames_say_when_the_rendering_differs_from_the_record(make_server):
+    server = make_server()
+    url = server.url + "/completions?messages=twice&chunk_ms=0&fault=status:429!times=1"
+    first, second = wire.fetch(url), wire.fetch(url)
+    assert (first.status, second.status) == (429, 200)
+    frames = httpx.get(f"{server.url}/_mock/requests/{second.headers['x-mock-request-id']}/frames").json()
+    assert frames["status"] == 429, "a counted fault counts as on a fresh server"
+    assert "answered 429 where the record says 200" in frames["notes"][-1]

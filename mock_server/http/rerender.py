@@ -75,7 +75,14 @@ async def rerender(state: MockState, record: RequestRecord) -> Rendered:
     scratch = _scratch(state, record)
     request = _request(record, scratch, path_params)
     response = await respond(request, route)
-    return _rendered(record.id, response)
+    rendered = _rendered(record.id, response)
+    if record.status is not None and rendered.status != record.status:
+        differs = (
+            f"This rendering answered {rendered.status} where the record says {record.status}: the request depends "
+            "on what the server held then (a stored response, a conversation's place, a rate limit, a counted fault)."
+        )
+        rendered = replace(rendered, notes=(*rendered.notes, differs))
+    return rendered
 
 
 def _scratch(state: MockState, record: RequestRecord) -> MockState:
