@@ -5,7 +5,7 @@ nothing from a CDN. Its data comes from the control API and from `GET /_mock/ui/
 stream of the journal's records (each new one, and each in flight again when it changes) and of the
 verdict when it changes. The feed polls the state (`MockState.records`) rather than listening to
 the journal, so it shows records wherever they were written; it ends when its client leaves, or
-after `max_s`, with an `end` event.
+with an `end` event after `max_s` or when the server stops.
 
 The page itself holds nothing and is served to anyone who may reach the control API; the feed, like
 the journal, needs `Authorization: Bearer <admin token>` on a server started with `--admin-token`.
