@@ -19,6 +19,8 @@ MockLLMError
  │    └── AwsTokenInvalidError a Bedrock request is signed with another key -> 403, as AWS answers it
  ├── AdminTokenError           a control request lacks the token `--admin-token` asks for -> 401
  ├── RestartedError            a `since` names a record of an earlier server instance -> 409
+ ├── RecordNotFoundError       a control request names a record the journal does not hold -> 404
+ ├── NotRenderableError        a record's response cannot be rendered again (forwarded upstream) -> 409
  ├── UpstreamError             the upstream refused the connection or failed before its head -> 502
  │    └── UpstreamTimeoutError the upstream sent no response head in time -> 504
  ├── NoRecordingError          `--record-mode none` and no recording answers the request -> 404
@@ -227,6 +229,20 @@ class RestartedError(MockLLMError):
 
     status = 409
     code = "restarted"
+
+
+class RecordNotFoundError(MockLLMError):
+    """A control request names a record id the journal does not hold (never given, or gone)."""
+
+    status = 404
+    code = "record_not_found"
+
+
+class NotRenderableError(MockLLMError):
+    """A record's response cannot be rendered again: no scenario of this server answered it."""
+
+    status = 409
+    code = "not_renderable"
 
 
 class UpstreamError(MockLLMError):

@@ -16,6 +16,8 @@ def test_wheel_holds_the_package_and_the_bundled_scenarios() -> None:
     files = {f.distribution_path for f in WheelBuilder(str(ROOT)).recurse_included_files()}
     assert "mock_server/cli.py" in files
     assert "mock_server/dialects/openai_chat.py" in files
+    pages = ("playground.html", "dashboard.html", "dashboard.js", "dashboard.css")
+    assert {f"mock_server/http/static/{name}" for name in pages} <= files, "the pages ship: no build step, no CDN"
     bundled = {p.name for p in (ROOT / "scenarios").glob("*.yaml")}
     assert {f"mock_server/_bundled_scenarios/{name}" for name in bundled} <= files
     assert not any(f.startswith("tests/") for f in files)

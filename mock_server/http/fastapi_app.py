@@ -1,6 +1,6 @@
 """FastAPI's part of the app: the control API (/_mock/), the model listings (/v1/models, ...), the
-playground, the OpenAPI schema and docs, with the model routes declared for the schema (`MockApp`
-answers them before FastAPI would). `MockApp` builds it on the first request that needs it:
+playground, the dashboard, the OpenAPI schema and docs, with the model routes declared for the
+schema (`MockApp` answers them before FastAPI would). `MockApp` builds it on the first request that needs it:
 importing FastAPI and building its routes is a third of start-up, and no model request needs it.
 """
 
@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from mock_server.errors import MockLLMError
-from mock_server.http import bedrock, control, errors, gemini, openapi, playground, routes, stored_responses
+from mock_server.http import bedrock, control, dashboard, errors, gemini, openapi, playground, routes, stored_responses
 from mock_server.http.access import AccessGuard, CorsByPath
 from mock_server.http.pipeline import respond
 from mock_server.settings import VERSION, Settings
@@ -30,7 +30,7 @@ def fastapi_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="mock-llm-sse", version=VERSION, description="A mock LLM streaming server for testing clients.")
     app.add_middleware(CorsByPath, settings=settings)
     app.add_middleware(AccessGuard, settings=settings)  # added last: the outermost layer
-    routers = (_schema_router(_fastapi_endpoint), control.router, playground.router)
+    routers = (_schema_router(_fastapi_endpoint), control.router, dashboard.router, playground.router)
     for router in (*routers, _head_twins(routers)):
         app.include_router(router)
     _install_error_handlers(app)

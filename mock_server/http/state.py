@@ -143,7 +143,8 @@ class MockState:
         return entry
 
     async def records(self, since: Since | int | None = None) -> list[RequestRecord]:
-        """The journal's records above `since` (`Journal.records`)."""
+        """The journal's records above `since` (all without it), oldest first, as they are now, wherever
+        the journal keeps them; raises RestartedError for a `since` from another server instance."""
         return await self.journal.records(since)
 
     async def put_scenario(self, scenario: Scenario) -> None:
