@@ -148,8 +148,11 @@ class RedisStore(SharedStore):
     def _append_args(self, text: str, size: int) -> list[str | int]:
         return [text, self.owner, size, self.size, self.max_bytes]
 
-    async def _finish(self, record_id: int, text: str) -> None:
-        await self._finish_script(keys=[_IDS, _DATA, _OPEN], args=[record_id, text])
+    async def _finish(self, finals: list[tuple[int, str]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for record_id, text in finals:
+                await self._finish_script(keys=[_IDS, _DATA, _OPEN], args=[record_id, text], client=pipe)
+            await pipe.execute()
 
     async def _rows(self, after: int) -> list[tuple[int, str, str | None]]:
         found: list[Any] = await self._redis.zrangebyscore(_IDS, f"({after}", "+inf")

@@ -59,7 +59,9 @@ class SharedStore(ABC):
         self.max_bytes = max_bytes
         self.owner = uuid.uuid4().hex[:12]
         """This process, as the records it has in flight name it."""
-        self._writes: set[asyncio.Task[None]] = set()
+        self._finals: list[Entry] = []
+        """Records whose responses have ended, to be written together (`finished`)."""
+        self._flushing: asyncio.Task[None] | None = None
         self._beating: asyncio.Task[None] | None = None
         self.instance = ""
         self.started_at = 0.0
@@ -91,8 +93,8 @@ class SharedStore(ABC):
         past the bounds, and apply `change` to `keys` (when given). Returns its id and the change's result."""
 
     @abstractmethod
-    async def _finish(self, record_id: int, text: str) -> None:
-        """Replace an in-flight record with its final text (nothing when it was dropped meanwhile)."""
+    async def _finish(self, finals: list[tuple[int, str]]) -> None:
+        """Replace in-flight records (id, final text) in one write (nothing for one dropped meanwhile)."""
 
     @abstractmethod
     async def _rows(self, after: int) -> list[tuple[int, str, str | None]]:
@@ -155,15 +157,22 @@ class SharedStore(ABC):
         return result  # type: ignore[return-value]  # given a change, the backends return its result
 
     def finished(self, entry: Entry) -> None:
-        """Write the final record in the background: the transport calls this as the response ends."""
-        task = asyncio.get_running_loop().create_task(self._write_final(entry))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        """Write the final record in the background: the transport calls this as the response ends.
+        The records that end while a write is under way go together in the next one."""
+        self._finals.append(entry)
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._write_finals())
 
-    async def _write_final(self, entry: Entry) -> None:
-        if entry.id == 0:  # it ended before it was kept (a bug's 500)
-            await self.add(entry)
-        await self._finish(entry.id, encode_record(entry.record))
+    async def _write_finals(self) -> None:
+        try:
+            while self._finals:
+                entries, self._finals = self._finals, []
+                for entry in entries:
+                    if entry.id == 0:  # it ended before it was kept (a bug's 500)
+                        await self.add(entry)
+                await self._finish([(entry.id, encode_record(entry.record)) for entry in entries])
+        finally:
+            self._flushing = None
 
     async def records(self, after: int | None) -> list[RequestRecord]:
         rows = await self._rows(after or 0)
@@ -257,8 +266,8 @@ class SharedStore(ABC):
             self._beating.cancel()
             await asyncio.gather(self._beating, return_exceptions=True)
             self._beating = None
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
         await self._close()
 
 

@@ -1,24 +1,30 @@
 """The shared state in an SQLite file (`--state sqlite:PATH`): for workers on one machine.
 
-Every process opens the file with its own connection. SQLite answers in tens of microseconds, so
-calls run on the event loop rather than paying a thread hop; a write takes the file's lock
-(`BEGIN IMMEDIATE`) for the few statements it needs, and WAL mode lets readers go on meanwhile.
-The file holds test state, not data to keep: writes are not synced to disk (`synchronous=OFF`).
+Every process opens the file with its own connection, used from one thread of its own: a write
+takes the file's lock (`BEGIN IMMEDIATE`) for the few statements it needs, and when another worker
+holds it, SQLite waits by sleeping, which on the event loop would hold every stream. WAL mode lets
+readers go on meanwhile. The file holds test state, not data to keep: writes are not synced to disk
+(`synchronous=OFF`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from mock_server.counters import Change, T
 from mock_server.errors import StateStoreError
 from mock_server.store.shared import META_KEY, SharedStore, dumps
 
+P = ParamSpec("P")
+R = TypeVar("R")
 BUSY_TIMEOUT_MS = 10_000
 _BYTES_KEY = "journal:bytes"
 """The counter of the bytes the records hold (summing them on every write would cost a scan)."""
@@ -33,10 +39,24 @@ CREATE TABLE IF NOT EXISTS beats (owner TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 
 
+def _in_thread(
+    method: Callable[Concatenate[SqliteStore, P], R],
+) -> Callable[Concatenate[SqliteStore, P], Coroutine[Any, Any, R]]:
+    """`method`, run in the store's own thread."""
+
+    async def run(store: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        call = functools.partial(method, store, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(store._thread, call)
+
+    run.__doc__ = method.__doc__
+    return run
+
+
 class SqliteStore(SharedStore):
     def __init__(self, path: Path, size: int, max_bytes: int) -> None:
         super().__init__(size, max_bytes)
         self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mock-llm-sqlite")
         try:
             self._db = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
@@ -73,7 +93,8 @@ class SqliteStore(SharedStore):
     def _set(self, key: str, value: Any) -> None:
         self._db.execute("INSERT OR REPLACE INTO counters (key, value) VALUES (?, ?)", (key, dumps(value)))
 
-    async def update(self, keys: Sequence[str], change: Change[T]) -> T:
+    @_in_thread
+    def update(self, keys: Sequence[str], change: Change[T]) -> T:
         with self._writing():
             return self._change(keys, change)
 
@@ -83,12 +104,12 @@ class SqliteStore(SharedStore):
             self._set(key, value)
         return result
 
-    async def peek(self, key: str) -> Any:
+    @_in_thread
+    def peek(self, key: str) -> Any:
         return self._get(key)
 
-    async def _append(
-        self, text: str, size: int, keys: Sequence[str], change: Change[T] | None
-    ) -> tuple[int, T | None]:
+    @_in_thread
+    def _append(self, text: str, size: int, keys: Sequence[str], change: Change[T] | None) -> tuple[int, T | None]:
         db = self._db
         with self._writing():
             result = None if change is None else self._change(keys, change)
@@ -114,56 +135,70 @@ class SqliteStore(SharedStore):
         dropped = self._db.execute("DELETE FROM records WHERE id <= ? RETURNING size", (record_id,)).fetchall()
         return sum(size for (size,) in dropped)
 
-    async def _finish(self, record_id: int, text: str) -> None:
+    @_in_thread
+    def _finish(self, finals: list[tuple[int, str]]) -> None:
         with self._writing():
-            self._db.execute("UPDATE records SET body = ?, owner = NULL WHERE id = ?", (text, record_id))
+            self._db.executemany("UPDATE records SET body = ?, owner = NULL WHERE id = ?", [(t, i) for i, t in finals])
 
-    async def _rows(self, after: int) -> list[tuple[int, str, str | None]]:
+    @_in_thread
+    def _rows(self, after: int) -> list[tuple[int, str, str | None]]:
         return self._db.execute("SELECT id, body, owner FROM records WHERE id > ? ORDER BY id", (after,)).fetchall()
 
-    async def _open_owners(self, after: int) -> list[str]:
+    @_in_thread
+    def _open_owners(self, after: int) -> list[str]:
         rows = self._db.execute("SELECT DISTINCT owner FROM records WHERE owner IS NOT NULL AND id > ?", (after,))
         return [owner for (owner,) in rows]
 
-    async def last_id(self) -> int:
+    @_in_thread
+    def last_id(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
         return 0 if row is None else int(row[0])
 
-    async def clear(self) -> int:
+    @_in_thread
+    def clear(self) -> int:
         with self._writing():
             self._set(_BYTES_KEY, 0)
             return self._db.execute("DELETE FROM records").rowcount
 
-    async def stats(self) -> tuple[int, int]:
+    @_in_thread
+    def stats(self) -> tuple[int, int]:
         (count,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
         return int(count), int(self._get(_BYTES_KEY) or 0)
 
-    async def _beat(self, now: float) -> None:
+    @_in_thread
+    def _beat(self, now: float) -> None:
         with self._writing():
             self._db.execute("INSERT OR REPLACE INTO beats (owner, at) VALUES (?, ?)", (self.owner, now))
 
-    async def _beats(self) -> dict[str, float]:
+    @_in_thread
+    def _beats(self) -> dict[str, float]:
         return dict(self._db.execute("SELECT owner, at FROM beats").fetchall())
 
-    async def put_blob(self, key: str, data: bytes) -> None:
+    @_in_thread
+    def put_blob(self, key: str, data: bytes) -> None:
         with self._writing():
             self._db.execute("INSERT OR REPLACE INTO blobs (key, value) VALUES (?, ?)", (key, data))
 
-    async def get_blob(self, key: str) -> bytes | None:
+    @_in_thread
+    def get_blob(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM blobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    async def delete_blob(self, key: str) -> bool:
+    @_in_thread
+    def delete_blob(self, key: str) -> bool:
         with self._writing():
             return self._db.execute("DELETE FROM blobs WHERE key = ?", (key,)).rowcount > 0
 
-    async def _forget_all(self) -> None:
+    @_in_thread
+    def _forget_all(self) -> None:
         with self._writing():
             self._db.execute("DELETE FROM counters WHERE key NOT IN (?, ?)", (META_KEY, _BYTES_KEY))
             self._db.execute("DELETE FROM blobs")
 
     async def _close(self) -> None:
-        self._db.close()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        self._thread.shutdown()
 
     def release(self) -> None:
         self._db.close()
+        self._thread.shutdown()
