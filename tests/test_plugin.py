@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+# Pytester runs each inner session in this process and then forgets the modules it imported. The
+# server imports FastAPI's part (the control API) lazily, on a worker thread, on its first control
+# request: forgotten after one inner session, it came back half-made in the next, without its
+# routes. Imported here, it is part of what every inner session starts with.
+import mock_server.http.fastapi_app  # noqa: F401
+
 README = Path(__file__).parent.parent / "README.md"
 
 
