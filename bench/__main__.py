@@ -25,7 +25,18 @@ import uvloop
 
 from bench import embeddings, load, procs
 from bench.endpoints import ENDPOINTS
-from bench.measures import CHUNK_MS, Figure, Schedule, fidelity, print_table, schedule_of, throughput, write_scenarios
+from bench.measures import (
+    CHUNK_MS,
+    Fidelity,
+    Figure,
+    Schedule,
+    fidelity,
+    print_table,
+    schedule_of,
+    throughput,
+    write_scenarios,
+)
+from bench.pauses import pauses_between
 from bench.proxy import measure_proxy
 from bench.startup import cli_start, compile_package, in_process_start
 
@@ -74,13 +85,26 @@ class Servers:
     """What the baseline serves, by name."""
     schedules: dict[str, Schedule]
     """By endpoint label: how mock-llm-sse writes the paced stream, which the baseline writes the same way."""
+    mock_pauses: Path
+    baseline_pauses: Path
+    """Where each server's collector pauses are written (bench/pauses.py)."""
+
+    def pause_figures(self, label: str, ours: Fidelity, theirs: Fidelity) -> list[Figure]:
+        """The collector's full passes and its longest pause in each server during its measured streams."""
+        mine = pauses_between(self.mock_pauses, *ours.window)
+        base = pauses_between(self.baseline_pauses, *theirs.window)
+        return [
+            Figure(f"{label}: full gc passes", "", mine.full, base.full, "lower"),
+            Figure(f"{label}: longest gc pause", "ms", mine.longest_ms, base.longest_ms, "lower", "<= 5 ms"),
+        ]
 
 
 @asynccontextmanager
 async def servers(workdir: Path) -> AsyncIterator[Servers]:
     """mock-llm-sse and the baseline, each in its own process, serving the same stream bytes."""
     mock_port = procs.free_port()
-    mock = procs.start_mock(mock_port, workdir / "scenarios")
+    mock_pauses, baseline_pauses = workdir / "mock-pauses.txt", workdir / "baseline-pauses.txt"
+    mock = procs.start_mock(mock_port, workdir / "scenarios", pauses=mock_pauses)
     procs.wait_until_answering(f"http://127.0.0.1:{mock_port}/_mock/health", mock)
     base = f"http://127.0.0.1:{mock_port}"
     frames = {}
@@ -97,10 +121,10 @@ async def servers(workdir: Path) -> AsyncIterator[Servers]:
     frames.update(embeddings.captured_answers(base))
     frames["idle"] = frames["stream"]
     baseline_port = procs.free_port()
-    baseline = procs.start_baseline(baseline_port, frames, workdir / "frames.json")
+    baseline = procs.start_baseline(baseline_port, frames, workdir / "frames.json", baseline_pauses)
     try:
         procs.wait_until_answering(f"http://127.0.0.1:{baseline_port}/health", baseline)
-        yield Servers(mock_port, mock, baseline_port, baseline, frames, schedules)
+        yield Servers(mock_port, mock, baseline_port, baseline, frames, schedules, mock_pauses, baseline_pauses)
     finally:
         procs.stop(mock)
         procs.stop(baseline)
@@ -151,6 +175,7 @@ async def endpoint_figures(running: Servers) -> list[Figure]:
                 "<= 5 ms",
             )
         )
+        figures += running.pause_figures(f"{PER_ENDPOINT_STREAMS} streams {label}", ours_f, theirs_f)
     return figures
 
 
@@ -193,6 +218,7 @@ async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> l
                     "lower",
                     target,
                 ),
+                *running.pause_figures(f"{count} streams", ours_f, theirs_f),
             ]
 
         count = 50 if quick else 200

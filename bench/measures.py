@@ -83,6 +83,8 @@ class Fidelity:
     gap_p50_ms: float
     gap_p99_ms: float
     lateness_p99_ms: float
+    window: tuple[float, float] = (0.0, 0.0)
+    """When the measured streams were asked for and when the last ended (Unix times)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,9 @@ async def fidelity(port: int, request: load.Request, streams: int, schedule: Sch
     """How on time the writes of `streams` paced streams arrive, all asked for at once by `request`:
     the gap between writes, and each write's lateness against `schedule` from the stream's first."""
     await load.run_streams(port, request, streams, timeout=120)  # warm-up, not measured
+    started = time.time()
     probes = await load.run_streams(port, request, streams, timeout=120)
+    window = (started, time.time())
     gaps: list[float] = []
     lateness: list[float] = []
     completed = 0
@@ -135,12 +139,13 @@ async def fidelity(port: int, request: load.Request, streams: int, schedule: Sch
                 assert previous is not None
                 gaps.append(at - previous)
     if not gaps:
-        return Fidelity(completed, float("nan"), float("nan"), float("nan"))
+        return Fidelity(completed, float("nan"), float("nan"), float("nan"), window)
     return Fidelity(
         completed,
         statistics.median(gaps) * 1000,
         percentile(gaps, 99) * 1000,
         percentile(lateness, 99) * 1000,
+        window,
     )
 
 
