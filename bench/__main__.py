@@ -96,6 +96,7 @@ class Servers:
         return [
             Figure(f"{label}: full gc passes", "", mine.full, base.full, "lower"),
             Figure(f"{label}: longest gc pause", "ms", mine.longest_ms, base.longest_ms, "lower", "<= 5 ms"),
+            Figure(f"{label}: its CPU time", "ms", mine.longest_cpu_ms, base.longest_cpu_ms, "lower"),
         ]
 
 
