@@ -27,6 +27,8 @@ class Figure:
     target: str = ""
     against: str = "baseline"
     """What `baseline` holds: the raw ASGI baseline, or for the proxy's figures the upstream measured directly."""
+    spread: tuple[float, float] | None = None
+    """The least and the most of mock-llm-sse's runs, when `mock` is their median."""
 
     @property
     def ratio(self) -> float:
@@ -48,14 +50,18 @@ def write_scenarios(folder: Path) -> None:
 
 async def throughput(port: int, request: load.Request) -> float:
     """Events a second a client reads from the long stream `request` asks for; best of 3."""
-    best = 0.0
-    for _ in range(3):
+    return max(await throughput_runs(port, request, 3))
+
+
+async def throughput_runs(port: int, request: load.Request, runs: int) -> list[float]:
+    """Events a second a client reads from the long stream `request` asks for, in each of `runs` runs."""
+    rates = []
+    for _ in range(runs):
         (probe,) = await load.run_streams(port, request, 1)
         assert probe.completed
         assert probe.head_at is not None
-        elapsed = probe.arrivals[-1][0] - probe.head_at
-        best = max(best, probe.events / elapsed)
-    return best
+        rates.append(probe.events / (probe.arrivals[-1][0] - probe.head_at))
+    return rates
 
 
 async def requests_per_second(port: int, path: str, requests: int, concurrency: int) -> float:
@@ -162,7 +168,8 @@ def print_table(figures: list[Figure]) -> None:
         print(header)
         print("-" * len(header))
     for f in ours:
-        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
+        runs = f"  (runs {f.spread[0]:.1f} - {f.spread[1]:.1f})" if f.spread is not None else ""
+        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}{runs}")
     proxied = [f for f in figures if f.against == "direct"]
     if proxied:
         header = f"{'the same upstream':55} {'proxied':>21} {'direct':>12} {'ratio':>7} {'added':>10}  target"
