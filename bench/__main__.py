@@ -26,25 +26,39 @@ import uvloop
 
 from bench import embeddings, load, procs
 from bench.endpoints import ENDPOINTS
-from bench.measures import CHUNK_MS, Figure, Schedule, fidelity, print_table, schedule_of, throughput, write_scenarios
+from bench.measures import (
+    CHUNK_MS,
+    Fidelity,
+    Figure,
+    Schedule,
+    fidelity,
+    print_table,
+    schedule_of,
+    throughput_runs,
+    write_scenarios,
+)
+from bench.pauses import pauses_between
 from bench.proxy import measure_proxy
 from bench.startup import cli_start, compile_package, in_process_start
 from bench.workers import COUNTS, measure_workers
 
 RESULTS = Path(__file__).parent / "results"
 PER_ENDPOINT_STREAMS = 500
+THROUGHPUT_RUNS = 5
+"""Runs of the zero-delay stream per endpoint: the median is the figure, and every run should meet the target."""
 STREAM_LABEL = "GET /completions"
 """The endpoint whose paced streams are measured at every size, and whose stream holds idle connections."""
 
 
-async def time_to_first_event(port: int, path: str, count: int) -> float:
+async def time_to_first_event(port: int, path: str, count: int) -> list[float]:
+    """From connecting to the first event (ms), for `count` requests one after another."""
     samples = []
     for _ in range(count):
         (probe,) = await load.run_streams(port, load.http_request(path), 1)
         first = probe.event_time(0)
         assert first is not None
-        samples.append(first - probe.started)
-    return statistics.median(samples) * 1000
+        samples.append((first - probe.started) * 1000)
+    return samples
 
 
 async def idle_memory(port: int, pid: int, path: str, streams: int) -> float:
@@ -76,13 +90,27 @@ class Servers:
     """What the baseline serves, by name."""
     schedules: dict[str, Schedule]
     """By endpoint label: how mock-llm-sse writes the paced stream, which the baseline writes the same way."""
+    mock_pauses: Path
+    baseline_pauses: Path
+    """Where each server's collector pauses are written (bench/pauses.py)."""
+
+    def pause_figures(self, label: str, ours: Fidelity, theirs: Fidelity) -> list[Figure]:
+        """The collector's full passes and its longest pause in each server during its measured streams."""
+        mine = pauses_between(self.mock_pauses, *ours.window)
+        base = pauses_between(self.baseline_pauses, *theirs.window)
+        return [
+            Figure(f"{label}: full gc passes", "", mine.full, base.full, "lower"),
+            Figure(f"{label}: longest gc pause", "ms", mine.longest_ms, base.longest_ms, "lower", "<= 5 ms"),
+            Figure(f"{label}: its CPU time", "ms", mine.longest_cpu_ms, base.longest_cpu_ms, "lower"),
+        ]
 
 
 @asynccontextmanager
 async def servers(workdir: Path) -> AsyncIterator[Servers]:
     """mock-llm-sse and the baseline, each in its own process, serving the same stream bytes."""
     mock_port = procs.free_port()
-    mock = procs.start_mock(mock_port, workdir / "scenarios")
+    mock_pauses, baseline_pauses = workdir / "mock-pauses.txt", workdir / "baseline-pauses.txt"
+    mock = procs.start_mock(mock_port, workdir / "scenarios", pauses=mock_pauses)
     procs.wait_until_answering(f"http://127.0.0.1:{mock_port}/_mock/health", mock)
     base = f"http://127.0.0.1:{mock_port}"
     frames = {}
@@ -99,13 +127,20 @@ async def servers(workdir: Path) -> AsyncIterator[Servers]:
     frames.update(embeddings.captured_answers(base))
     frames["idle"] = frames["stream"]
     baseline_port = procs.free_port()
-    baseline = procs.start_baseline(baseline_port, frames, workdir / "frames.json")
+    baseline = procs.start_baseline(baseline_port, frames, workdir / "frames.json", baseline_pauses)
     try:
         procs.wait_until_answering(f"http://127.0.0.1:{baseline_port}/health", baseline)
-        yield Servers(mock_port, mock, baseline_port, baseline, frames, schedules)
+        yield Servers(mock_port, mock, baseline_port, baseline, frames, schedules, mock_pauses, baseline_pauses)
     finally:
         procs.stop(mock)
         procs.stop(baseline)
+
+
+def median_figure(name: str, unit: str, ours: list[float], theirs: list[float], better: str, target: str) -> Figure:
+    """The median of each server's runs, with the least and the most of ours beside it."""
+    return Figure(
+        name, unit, statistics.median(ours), statistics.median(theirs), better, target, spread=(min(ours), max(ours))
+    )
 
 
 def baseline_path(label: str, query: str = "") -> str:
@@ -132,10 +167,12 @@ async def endpoint_figures(running: Servers) -> list[Figure]:
         # Each endpoint from an empty journal, so that none is judged in another's shadow (the journal's
         # records are what a full collection of the cyclic collector walks: see the README).
         httpx.post(f"http://127.0.0.1:{mock_port}/_mock/reset")
-        ours = await throughput(mock_port, endpoint.request("bench-long"))
-        theirs = await throughput(base_port, load.http_request(baseline_path(label), counted=counted))
+        ours = await throughput_runs(mock_port, endpoint.request("bench-long"), THROUGHPUT_RUNS)
+        theirs = await throughput_runs(
+            base_port, load.http_request(baseline_path(label), counted=counted), THROUGHPUT_RUNS
+        )
         target = ">= 0.9x" if label == "GET /completions" else ">= 0.8x"
-        figures.append(Figure(f"throughput {label}", "events/s", ours, theirs, "higher", target))
+        figures.append(median_figure(f"throughput {label}", "events/s", ours, theirs, "higher", f"every run {target}"))
         ours_f = await fidelity(mock_port, endpoint.request("bench-stream"), PER_ENDPOINT_STREAMS, schedule)
         theirs_f = await fidelity(
             base_port,
@@ -153,6 +190,7 @@ async def endpoint_figures(running: Servers) -> list[Figure]:
                 "<= 5 ms",
             )
         )
+        figures += running.pause_figures(f"{PER_ENDPOINT_STREAMS} streams {label}", ours_f, theirs_f)
     return figures
 
 
@@ -195,12 +233,13 @@ async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> l
                     "lower",
                     target,
                 ),
+                *running.pause_figures(f"{count} streams", ours_f, theirs_f),
             ]
 
         count = 50 if quick else 200
         ours_t = await time_to_first_event(mock_port, stream, count)
         theirs_t = await time_to_first_event(base_port, baseline_path("stream", f"chunk_ms={CHUNK_MS}"), count)
-        figures.append(Figure("time to first event (median)", "ms", ours_t, theirs_t, "lower"))
+        figures.append(median_figure("time to first event (median)", "ms", ours_t, theirs_t, "lower", "<= 2x"))
 
         streams = 1000 if quick else 5000
         ours_m = await idle_memory(mock_port, mock.pid, "/completions?scenario=bench-idle&messages=x", streams)

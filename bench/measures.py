@@ -28,6 +28,8 @@ class Figure:
     against: str = "baseline"
     """What `baseline` holds: the raw ASGI baseline, for the workers' figures 1 worker ("1 worker"), or
     for the proxy's figures the upstream measured directly ("direct")."""
+    spread: tuple[float, float] | None = None
+    """The least and the most of mock-llm-sse's runs, when `mock` is their median."""
 
     @property
     def ratio(self) -> float:
@@ -49,14 +51,18 @@ def write_scenarios(folder: Path) -> None:
 
 async def throughput(port: int, request: load.Request) -> float:
     """Events a second a client reads from the long stream `request` asks for; best of 3."""
-    best = 0.0
-    for _ in range(3):
+    return max(await throughput_runs(port, request, 3))
+
+
+async def throughput_runs(port: int, request: load.Request, runs: int) -> list[float]:
+    """Events a second a client reads from the long stream `request` asks for, in each of `runs` runs."""
+    rates = []
+    for _ in range(runs):
         (probe,) = await load.run_streams(port, request, 1)
         assert probe.completed
         assert probe.head_at is not None
-        elapsed = probe.arrivals[-1][0] - probe.head_at
-        best = max(best, probe.events / elapsed)
-    return best
+        rates.append(probe.events / (probe.arrivals[-1][0] - probe.head_at))
+    return rates
 
 
 async def requests_per_second(port: int, path: str, requests: int, concurrency: int) -> float:
@@ -84,6 +90,8 @@ class Fidelity:
     gap_p50_ms: float
     gap_p99_ms: float
     lateness_p99_ms: float
+    window: tuple[float, float] = (0.0, 0.0)
+    """When the measured streams were asked for and when the last ended (Unix times)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,9 @@ async def fidelity(port: int, request: load.Request, streams: int, schedule: Sch
     """How on time the writes of `streams` paced streams arrive, all asked for at once by `request`:
     the gap between writes, and each write's lateness against `schedule` from the stream's first."""
     await load.run_streams(port, request, streams, timeout=120)  # warm-up, not measured
+    started = time.time()
     probes = await load.run_streams(port, request, streams, timeout=120)
+    window = (started, time.time())
     gaps: list[float] = []
     lateness: list[float] = []
     completed = 0
@@ -136,12 +146,13 @@ async def fidelity(port: int, request: load.Request, streams: int, schedule: Sch
                 assert previous is not None
                 gaps.append(at - previous)
     if not gaps:
-        return Fidelity(completed, float("nan"), float("nan"), float("nan"))
+        return Fidelity(completed, float("nan"), float("nan"), float("nan"), window)
     return Fidelity(
         completed,
         statistics.median(gaps) * 1000,
         percentile(gaps, 99) * 1000,
         percentile(lateness, 99) * 1000,
+        window,
     )
 
 
@@ -159,7 +170,8 @@ def print_table(figures: list[Figure]) -> None:
         print(header)
         print("-" * len(header))
     for f in ours:
-        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
+        runs = f"  (runs {f.spread[0]:.1f} - {f.spread[1]:.1f})" if f.spread is not None else ""
+        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}{runs}")
     scaled = [f for f in figures if f.against == "1 worker"]
     if scaled:
         header = f"{'more workers':44} {'N workers':>14} {'1 worker':>12} {'ratio':>7}  target"

@@ -6,7 +6,9 @@ back in big chunks, so both the timeline and the render cache see large entries)
 distinct requests answered with a scripted HTTP 500 (timelines of no steps). It prints the server's
 RSS after a warm-up (100 large requests, which fill the caches, and a fifth of the short ones), at
 the end and after `POST /_mock/reset`, and exits 1 when RSS grew by more than `--max-growth` after
-the warm-up: the caches are bounded in bytes, so it should stay flat.
+the warm-up: the caches are bounded in bytes, so it should stay flat. Every `--rounds`th of the requests it
+waits a quiet second and a half, in which the server freezes what survived (http/collector.py), so
+that it also shows that frozen cache entries and records are freed once evicted.
 
 The journal keeps each record's body; until it is bounded in bytes as well, the server runs with
 `--journal-size 10` so that the figure shows the caches, not the journal's last 1,000 bodies.
@@ -19,7 +21,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,8 @@ WARM_UP_LARGE = 100
 """Enough large requests to fill both caches (32 MiB each; an echoed 1 MB prompt costs about 2 MB of
 timeline and 1 MB of rendered stream)."""
 JOURNAL_SIZE = 10
+QUIET_S = 1.5
+"""Longer than the quiet second after which the server freezes its survivors."""
 SCENARIOS = {
     "answer-ok": {"reply": "ok"},
     "echo-big": {"reply": "{prompt}", "chunk": 100_000},
@@ -56,7 +60,20 @@ def short_requests(client: httpx.Client, numbers: Iterable[int]) -> None:
 JSON = {"Content-Type": "application/json", "X-Mock-Chunk-Ms": "0"}
 
 
-def run(large: int, short: int, max_growth: float) -> int:
+def in_rounds(
+    send: Callable[[httpx.Client, Iterable[int]], None], client: httpx.Client, numbers: range, rounds: int
+) -> None:
+    """`send` the requests `numbers` in `rounds` rounds, with a quiet pause after each (none: all at once)."""
+    if not rounds:
+        send(client, numbers)
+        return
+    size = max(1, -(-len(numbers) // rounds))
+    for start in range(numbers.start, numbers.stop, size):
+        send(client, range(start, min(start + size, numbers.stop)))
+        time.sleep(QUIET_S)
+
+
+def run(large: int, short: int, max_growth: float, rounds: int = 0) -> int:
     port = procs.free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as empty:
@@ -68,11 +85,11 @@ def run(large: int, short: int, max_growth: float) -> int:
                     client.put(f"/_mock/scenarios/{name}", json=scenario).raise_for_status()
                 started = time.monotonic()
                 large_warm, short_warm = min(large, WARM_UP_LARGE), short // 5
-                large_requests(client, range(large_warm))
-                short_requests(client, range(short_warm))
+                in_rounds(large_requests, client, range(large_warm), rounds)
+                in_rounds(short_requests, client, range(short_warm), rounds)
                 warm = procs.rss_mb(process.pid)
-                large_requests(client, range(large_warm, large))
-                short_requests(client, range(short_warm, short))
+                in_rounds(large_requests, client, range(large_warm, large), rounds)
+                in_rounds(short_requests, client, range(short_warm, short), rounds)
                 end = procs.rss_mb(process.pid)
                 seconds = time.monotonic() - started
                 client.post("/_mock/reset").raise_for_status()
@@ -95,11 +112,12 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=500, help="requests with distinct ~1 MB prompts")
     parser.add_argument("--short", type=int, default=100_000, help="distinct requests answered 500")
     parser.add_argument("--max-growth", type=float, default=1.2, help="largest RSS ratio end / warm-up accepted")
+    parser.add_argument("--rounds", type=int, default=5, help="quiet pauses in each batch of requests (0: none)")
     parser.add_argument("--quick", action="store_true", help="200 large and 10,000 short requests")
     args = parser.parse_args()
     if args.quick:
         args.large, args.short = 200, 10_000
-    sys.exit(run(args.large, args.short, args.max_growth))
+    sys.exit(run(args.large, args.short, args.max_growth, args.rounds))
 
 
 if __name__ == "__main__":

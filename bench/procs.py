@@ -42,12 +42,16 @@ def can_pin() -> bool:
     return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
 
 
-def start_mock(port: int, scenarios: Path, *options: str, cpus: str | None = None) -> subprocess.Popen[bytes]:
-    """`mock-llm-sse serve` in a process of its own; with `cpus` (taskset's list, "0"), on those cores only."""
+def start_mock(
+    port: int, scenarios: Path, *options: str, cpus: str | None = None, pauses: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`mock-llm-sse serve` in a process of its own; with `cpus` (taskset's list, "0"), on those cores
+    only; with `pauses`, its collector's pauses written there (bench/pauses.py)."""
     pinned = ["taskset", "--cpu-list", cpus] if cpus is not None else []
     command = [
         *pinned,
         sys.executable,
+        *traced(pauses),
         "-m",
         "mock_server",
         "serve",
@@ -62,10 +66,26 @@ def start_mock(port: int, scenarios: Path, *options: str, cpus: str | None = Non
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_baseline(port: int, frames: dict[str, list[str]], frames_file: Path) -> subprocess.Popen[bytes]:
+def start_baseline(
+    port: int, frames: dict[str, list[str]], frames_file: Path, pauses: Path | None = None
+) -> subprocess.Popen[bytes]:
     frames_file.write_text(json.dumps(frames))
-    command = [sys.executable, "-m", "bench.baseline", "--port", str(port), "--frames", str(frames_file)]
+    command = [
+        sys.executable,
+        *traced(pauses),
+        "-m",
+        "bench.baseline",
+        "--port",
+        str(port),
+        "--frames",
+        str(frames_file),
+    ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def traced(pauses: Path | None) -> list[str]:
+    """What runs a module with its collector's pauses written to `pauses`, before its `-m MODULE`."""
+    return ["-m", "bench.pauses", str(pauses)] if pauses is not None else []
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

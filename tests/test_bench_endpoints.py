@@ -5,12 +5,19 @@ compare like with like."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bench.endpoints import ENDPOINTS, BenchEndpoint
 from bench.measures import CHUNK_MS, CHUNKS, schedule_of, write_scenarios
+from bench.pauses import pauses_between
+from bench.procs import ROOT
 from mock_server.http.routes import MODEL_ROUTES
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
@@ -62,3 +69,18 @@ def test_a_paced_streams_writes_become_the_baselines_groups(bench_server: MockSe
     assert counts == [schedule.ends[0], schedule.ends[1] - schedule.ends[0]]
     assert "message_start" in groups[0]
     assert "message_stop" in groups[-1]
+
+
+def test_the_bench_sees_a_servers_full_collections(tmp_path: Path) -> None:
+    script = tmp_path / "collects.py"
+    script.write_text("import gc, time\ntime.sleep(0.01)\ngc.collect()\n")
+    pauses = tmp_path / "pauses.txt"
+    started = time.time()
+    subprocess.run(
+        [sys.executable, "-m", "bench.pauses", str(pauses), "-m", "collects"],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+    )
+    assert pauses_between(pauses, started, time.time()).full >= 1
+    assert pauses_between(pauses, 0, started).full == 0

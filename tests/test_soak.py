@@ -28,4 +28,5 @@ def test_a_thousand_faulty_requests_leave_nothing_behind() -> None:
 @pytest.mark.slow
 def test_distinct_large_prompts_and_status_errors_leave_memory_flat() -> None:
     # The full one is `python -m bench.memory`; before the caches were bounded in bytes, this grew 1.7x.
-    assert run_memory_soak(large=150, short=5_000, max_growth=1.3) == 0
+    # Two quiet pauses in each batch: what the server froze in them is freed once evicted.
+    assert run_memory_soak(large=150, short=5_000, max_growth=1.3, rounds=2) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
 import os
@@ -22,6 +21,7 @@ import uvicorn
 
 from mock_server.errors import ServerError
 from mock_server.http.app import MockApp, create_app
+from mock_server.http.collector import Collector
 from mock_server.http.limits import ConnectionLimits, LimitedConfig
 from mock_server.http.protocol import HttpProtocol
 from mock_server.http.state import MockState
@@ -133,7 +133,8 @@ def run_foreground(app: MockApp, settings: Settings, sock: socket.socket, on_rea
     """Serve on `sock` until SIGINT/SIGTERM; `on_ready` runs once the socket is listening."""
     fit_open_file_limit(settings.max_connections)
     config = uvicorn_config(app, settings)
-    server = uvicorn.Server(config)
+    collector = Collector()
+    server = _ForegroundServer(config, collector)
     sock.listen(2048)
     on_ready()
     if config.limits.max_connections < settings.max_connections:
@@ -145,14 +146,8 @@ def run_foreground(app: MockApp, settings: Settings, sock: socket.socket, on_rea
     # uvicorn re-raises SIGINT/SIGTERM to the previous handler once it has shut down gracefully;
     # a quiet handler there makes a requested stop exit 0 instead of dying of the signal.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Everything loaded so far (the web stack, the scenarios) lives as long as the process: keep it
-    # out of the cyclic collector's way, and run its full passes a tenth as often: each one walks
-    # every open stream's objects and pauses all streams (tens of ms with a thousand of them). No
-    # collection first: start-up leaves a few dozen garbage objects, and a pass over the ~50,000 it
-    # keeps would add some 40 ms to it.
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 100)
+    # Everything loaded so far (the web stack, the scenarios) lives as long as the process.
+    collector.start()
     try:
         server.run(sockets=[sock])
     finally:
@@ -162,6 +157,19 @@ def run_foreground(app: MockApp, settings: Settings, sock: socket.socket, on_rea
 
 def _ignore_signal(signum: int, frame: object) -> None:
     """Stand-in for the default action after uvicorn has already handled the signal."""
+
+
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn's Server for the process `serve` owns: at each of its ticks (ten a second), the collector
+    hears how many requests it has taken and whether it is answering any."""
+
+    def __init__(self, config: uvicorn.Config, collector: Collector) -> None:
+        super().__init__(config)
+        self.collector = collector
+
+    async def on_tick(self, counter: int) -> bool:
+        self.collector.tick(self.server_state.total_requests, bool(self.server_state.tasks))
+        return await super().on_tick(counter)
 
 
 class _ThreadServer(uvicorn.Server):

@@ -1,0 +1,153 @@
+"""What lives through serving is frozen out of the cyclic collector's way once the server is quiet, so
+that a full pass walks little more than the open streams; garbage is freed first, frozen cycles
+that die are freed later, and a `MockServer` never freezes its test suite's objects."""
+
+from __future__ import annotations
+
+import gc
+import json
+import socket
+import subprocess
+import sys
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from mock_server.http.collector import QUIET_S, REFROZEN_GROWTH, Collector
+from mock_server.http.server import MockServer
+from tests.wire import fetch
+
+
+class Node:
+    """An object that can sit in a reference cycle and be watched by a weak reference."""
+
+    def __init__(self) -> None:
+        self.other: object = self
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[Collector, Clock]]:
+    """A collector on a clock the test moves; the process's collector as it was afterwards."""
+    threshold = gc.get_threshold()
+    clock = Clock()
+    try:
+        yield Collector(clock), clock
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def quiet_after_serving(collector: Collector, clock: Clock, requests: int) -> None:
+    collector.tick(requests, busy=True)
+    collector.tick(requests, busy=False)
+    clock.now += QUIET_S
+    collector.tick(requests, busy=False)
+
+
+def walked_by_a_full_pass(obj: object) -> bool:
+    return any(o is obj for o in gc.get_objects())
+
+
+def test_what_serving_left_is_frozen_once_the_server_is_quiet(collector: tuple[Collector, Clock]) -> None:
+    watch, clock = collector
+    watch.start()
+    cached: list[list[int]] = [[] for _ in range(1000)]  # what a request leaves in the caches and the journal
+    assert walked_by_a_full_pass(cached)
+    quiet_after_serving(watch, clock, requests=1)
+    assert not walked_by_a_full_pass(cached)
+    assert gc.get_freeze_count() > len(cached)
+
+
+def test_nothing_is_frozen_while_streams_play_or_requests_keep_coming(collector: tuple[Collector, Clock]) -> None:
+    watch, clock = collector
+    watch.start()
+    playing: list[list[int]] = [[] for _ in range(10)]
+    for second in range(10):
+        clock.now += QUIET_S
+        watch.tick(1, busy=True)  # a long stream
+        watch.tick(2 + second, busy=False)  # a request a second
+    assert walked_by_a_full_pass(playing)
+
+
+def test_garbage_is_freed_not_frozen(collector: tuple[Collector, Clock]) -> None:
+    watch, clock = collector
+    watch.start()
+    cycle = weakref.ref(Node())
+    assert cycle() is not None
+    quiet_after_serving(watch, clock, requests=1)
+    assert cycle() is None
+
+
+def test_frozen_cycles_that_die_are_freed_once_the_frozen_objects_grow_by_half(
+    collector: tuple[Collector, Clock],
+) -> None:
+    watch, clock = collector
+    watch.start()
+    quiet_after_serving(watch, clock, requests=1)  # the first quiet second walks everything
+    kept = Node()
+    cycle = weakref.ref(kept)
+    quiet_after_serving(watch, clock, requests=2)
+    del kept
+    quiet_after_serving(watch, clock, requests=3)
+    assert cycle() is not None, "frozen, and the frozen objects have not grown"
+    grown: list[list[int]] = [[] for _ in range(int(gc.get_freeze_count() * (REFROZEN_GROWTH - 1)) + 1)]
+    quiet_after_serving(watch, clock, requests=4)  # frozen: now they have grown
+    quiet_after_serving(watch, clock, requests=5)
+    assert cycle() is None
+    del grown
+
+
+def test_a_mock_server_freezes_none_of_its_test_suites_objects(server: MockServer) -> None:
+    for _ in range(3):
+        assert fetch(server.url + "/completions?messages=hi").status == 200
+    assert gc.get_freeze_count() == 0
+
+
+SERVE_AND_LOOK = """
+import gc, os, signal, sys, threading, time, urllib.request, json
+from mock_server.cli import main
+
+def client(url):
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/_mock/health").read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    for _ in range(20):
+        urllib.request.urlopen(url + "/completions?messages=hi").read()
+    records = json.loads(urllib.request.urlopen(url + "/_mock/requests").read())
+    deadline = time.monotonic() + 30
+    walked = sum(type(o).__name__ == "RequestRecord" for o in gc.get_objects())
+    while walked and time.monotonic() < deadline:
+        time.sleep(0.2)
+        walked = sum(type(o).__name__ == "RequestRecord" for o in gc.get_objects())
+    print(json.dumps({"records": len(records), "walked": walked, "frozen": gc.get_freeze_count()}))
+    os.kill(os.getpid(), signal.SIGINT)
+
+port = sys.argv[1]
+threading.Thread(target=client, args=(f"http://127.0.0.1:{port}",), daemon=True).start()
+main(["serve", "--port", port, "--log-level", "warning"], prog_name="mock-llm-sse")
+"""
+
+
+def test_serve_freezes_the_journals_records_once_quiet() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_LOOK, str(port)], capture_output=True, text=True, timeout=60
+    )
+    look = json.loads(result.stdout.splitlines()[-1])
+    assert look["records"] >= 20
+    assert look["walked"] == 0, "a full collection would still walk the journal's records"
+    assert look["frozen"] > 0
