@@ -255,3 +255,9 @@ def test_frames_say_when_the_rendering_differs_from_the_record(make_server):
     frames = httpx.get(f"{server.url}/_mock/requests/{second.headers['x-mock-request-id']}/frames").json()
     assert frames["status"] == 429, "a counted fault counts as on a fresh server"
     assert "answered 429 where the record says 200" in frames["notes"][-1]
+
+
+@pytest.fixture
+def state_spec(every_state: str) -> str:
+    """The dashboard reads records through the state: its tests run against each state store."""
+    return every_state

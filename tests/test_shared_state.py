@@ -5,6 +5,7 @@ reads as `server_lost`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -248,3 +249,13 @@ def _reads_to_the_end(client: socket.socket) -> bool:
     while chunk := client.recv(65536):
         received += chunk
     return received.endswith(b"0\r\n\r\n")
+
+
+def test_the_dashboard_of_one_server_shows_the_requests_another_answered(pair: tuple[MockServer, MockServer]) -> None:
+    first, second = pair
+    with httpx.stream("GET", f"{second.url}/_mock/ui/feed", params={"max_s": 3}, timeout=10) as feed:
+        lines = feed.iter_lines()
+        assert next(lines) == "event: hello"
+        chat(first, "seen from the other server")
+        records = [json.loads(line[6:]) for line in lines if line.startswith('data: {"id"')]
+    assert "seen from the other server" in [record["prompt"] for record in records]
