@@ -5,6 +5,7 @@ private CA, through raw sockets, httpx and the `serve` command."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import cli_server, recorded, wait_until
-from tests.upstreams import End, LocalCA, RawUpstream, awkward_sse_script
+from tests.upstreams import End, Framing, LocalCA, Piece, RawUpstream, awkward_sse_script
 from tests.wire import Ending, fetch
 
 CHAT = "/v1/chat/completions"
@@ -144,3 +145,37 @@ def test_after_its_last_fault_a_live_stream_is_passed_on_whole_and_still_counted
         record = wait_until(lambda: next((r for r in server.records() if r.outcome), None), "the record")
     assert got.body == pieces[0] + pieces[1] + pieces[1] + b"".join(pieces[2:])
     assert record.events_sent == 5  # four events, the first twice; the comment block is not one
+
+
+@pytest.mark.parametrize(
+    ("framing", "connections"), [("chunked", [1, 1]), ("content-length", [1, 1]), ("close", [1, 2])]
+)
+def test_every_framing_passes_through_and_a_connection_is_kept_when_it_can_be(
+    framing: Framing, connections: list[int]
+) -> None:
+    script = dataclasses.replace(AWKWARD, framing=framing)
+    with RawUpstream(routes={CHAT: script}) as upstream, proxy_of(upstream) as server:
+        bodies = [fetch(server.url + CHAT, method="POST", body=BODY) for _ in range(2)]
+    assert [(got.ending, got.body) for got in bodies] == [(Ending.COMPLETE, AWKWARD_BYTES)] * 2
+    assert [request.connection for request in upstream.requests] == connections
+
+
+def test_an_upstream_silent_mid_body_past_the_timeout_cuts_the_stream() -> None:
+    first = AWKWARD.pieces[0]
+    script = dataclasses.replace(AWKWARD, pieces=(first, Piece(b"data: late\n\n", delay_ms=5000)))
+    with RawUpstream(routes={CHAT: script}) as upstream, proxy_of(upstream, upstream_timeout_s=0.3) as server:
+        began = time.monotonic()
+        got = fetch(server.url + CHAT, method="POST", body=BODY)
+        took = time.monotonic() - began
+    assert (got.ending, got.body) == (Ending.EOF, first.data)
+    assert took < 4  # the upstream's late piece was 5 s away
+
+
+def test_a_head_request_gets_the_upstreams_head_and_the_next_request_a_connection_of_its_own() -> None:
+    with RawUpstream(routes={"/mcp/sse": AWKWARD}) as upstream, proxy_of(upstream) as server:
+        head = httpx.head(server.url + "/mcp/sse")
+        after = fetch(server.url + "/mcp/sse")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert after.body == AWKWARD_BYTES
+    assert [(request.method, request.connection) for request in upstream.requests] == [("HEAD", 1), ("GET", 2)]
