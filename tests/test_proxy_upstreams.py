@@ -5,6 +5,7 @@ private CA, through raw sockets, httpx and the `serve` command."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mock_server.http.server import MockServer
+from mock_server.scenarios.recording import EventSplitter, is_comment_block
 from mock_server.settings import Settings
 from tests.conftest import cli_server, recorded, wait_until
 from tests.upstreams import End, Framing, LocalCA, Piece, RawUpstream, awkward_sse_script
@@ -179,3 +183,27 @@ def test_a_head_request_gets_the_upstreams_head_and_the_next_request_a_connectio
     assert head.headers["content-type"].startswith("text/event-stream")
     assert after.body == AWKWARD_BYTES
     assert [(request.method, request.connection) for request in upstream.requests] == [("HEAD", 1), ("GET", 2)]
+
+
+SSE_BYTES = st.lists(st.sampled_from([b"data: x", b"\n", b"\n", b"\r", b"\r\n", b":", b": ping"]), max_size=30)
+BLOCK_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+
+
+@settings(max_examples=300, deadline=None)
+@given(SSE_BYTES, st.lists(st.integers(0, 200), max_size=6))
+def test_sse_blocks_are_cut_the_same_whatever_pieces_they_arrive_in(parts: list[bytes], cuts: list[int]) -> None:
+    body = b"".join(parts)
+    # A CR at the very end may be the first half of a CRLF: a splitter waits for what follows it.
+    ends = [
+        match.end() for match in BLOCK_END.finditer(body) if not (match.end() == len(body) and body.endswith(b"\r"))
+    ]
+    whole = [body[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+    points = sorted({min(cut, len(body)) for cut in cuts})
+    pieces = [body[start:end] for start, end in zip([0, *points], [*points, len(body)], strict=True)]
+    blocks, passed = EventSplitter(), EventSplitter()
+    cut = [block for piece in pieces for block in blocks.feed(piece)]
+    passed_on = [passed.feed_whole(piece) for piece in pieces]
+    assert cut == whole
+    assert b"".join(data for data, _ in passed_on) == b"".join(whole)
+    assert sum(events for _, events in passed_on) == sum(1 for block in whole if not is_comment_block(block))
+    assert blocks.rest() == passed.rest() == body[len(b"".join(whole)) :]

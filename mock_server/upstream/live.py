@@ -131,17 +131,21 @@ class LiveActions:
     def _event_blocks(self, piece: bytes) -> Blocks:
         """The SSE blocks (or frames) `piece` completes: the steps of each (the faults due before it,
         then the event) and its bytes."""
-        assert self._splitter is not None
-        arrived = self._splitter.feed(piece)
+        splitter = self._splitter
+        assert splitter is not None
+        if self._passing_on() and isinstance(splitter, EventSplitter):
+            # Nothing is left to place between events, record or leave out: the blocks go on in one
+            # write, without a step each.
+            whole, events = splitter.feed_whole(piece)
+            self._events += events
+            return [([steps.UpstreamEvents(whole, events)], b"")] if whole else []
+        arrived = splitter.feed(piece)
         if not arrived:
             return []
         cursor = self._cursor
-        if self._passing_on():
-            # Nothing is left to place between events, record or leave out: the blocks go on in one
-            # write, without a step each.
-            events = sum(1 for block in arrived if not (block.startswith(COMMENT_OPENINGS) and is_comment_block(block)))
-            self._events += events
-            return [([steps.UpstreamEvents(b"".join(arrived), events)], b"")]
+        if self._passing_on():  # frames, each an event
+            self._events += len(arrived)
+            return [([steps.UpstreamEvents(b"".join(arrived), len(arrived))], b"")]
         blocks: Blocks = []
         for block in arrived:
             # Only a block that opens with a comment or a blank line can be all comments.
