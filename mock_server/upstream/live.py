@@ -59,6 +59,8 @@ class LiveActions:
         self._offset = 0
         """The bytes so far of a body that is neither."""
         self._last_at = self._head_at
+        self._whole: EventSplitter | None = None
+        """The SSE splitter, once the stream is passed on whole (`_passing_on`)."""
 
     def start(self, sink: LiveSink) -> None:
         """Hand `sink` the actions of each arrival, then `ended()`: those that came already at once."""
@@ -82,6 +84,13 @@ class LiveActions:
         if sink is None:
             return
         self._last_at = at
+        if self._whole is not None:
+            # Nearly every arrival of a stream with no fault left: no step, one write.
+            whole, events = self._whole.feed_whole(data)
+            self._events += events
+            if whole:
+                sink.arrived(self._renderer.pass_on(whole, events), at)
+            return
         actions = self._render(self._event_blocks(data) if self._splitter is not None else self._body_blocks(data), at)
         if actions:
             sink.arrived(actions, at)
@@ -134,8 +143,9 @@ class LiveActions:
         splitter = self._splitter
         assert splitter is not None
         if self._passing_on() and isinstance(splitter, EventSplitter):
-            # Nothing is left to place between events, record or leave out: the blocks go on in one
-            # write, without a step each.
+            # Nothing is left to place between events, record or leave out: from now on the blocks
+            # go on in one write (`received`), without a step each.
+            self._whole = splitter
             whole, events = splitter.feed_whole(piece)
             self._events += events
             return [([steps.UpstreamEvents(whole, events)], b"")] if whole else []
