@@ -164,6 +164,14 @@ def test_every_framing_passes_through_and_a_connection_is_kept_when_it_can_be(
     assert [request.connection for request in upstream.requests] == connections
 
 
+def test_a_connection_the_upstream_closes_after_its_response_is_not_used_again() -> None:
+    script = dataclasses.replace(AWKWARD, framing="content-length", end="cut")  # the whole body, then FIN
+    with RawUpstream(routes={CHAT: script}) as upstream, proxy_of(upstream) as server:
+        bodies = [fetch(server.url + CHAT, method="POST", body=BODY) for _ in range(3)]
+    assert [(got.ending, got.body) for got in bodies] == [(Ending.COMPLETE, AWKWARD_BYTES)] * 3
+    assert [request.connection for request in upstream.requests] == [1, 2, 3]
+
+
 def test_an_upstream_silent_mid_body_past_the_timeout_cuts_the_stream() -> None:
     first = AWKWARD.pieces[0]
     script = dataclasses.replace(AWKWARD, pieces=(first, Piece(b"data: late\n\n", delay_ms=5000)))

@@ -27,6 +27,8 @@ KEEPALIVE_S = 5.0
 MAX_UNREAD_BYTES = 256 * 1024
 """What a response buffers for a reader that has not started reading before the upstream waits."""
 INFORMATIONAL = range(100, 200)
+CLOSE_TURNS = 100
+"""How many turns of the loop (the third on, 1 ms each) closing waits for the sockets to be closed."""
 
 
 class ClientError(Exception):
@@ -150,12 +152,14 @@ class Origin:
             try:
                 return await connection.send(method, head, body)
             except _Stale:
+                self._busy.discard(connection)
                 continue  # the upstream closed it as it was taken: one that is not kept cannot be stale
         connection = await self._connect()
         self._busy.add(connection)
         try:
             return await connection.send(method, head, body)
         except _Stale:
+            self._busy.discard(connection)
             raise ClientError("the upstream closed the connection before its response") from None
 
     async def _connect(self) -> _Connection:
@@ -210,8 +214,10 @@ class Origin:
         if live:
             self._sweep = loop.call_at(live[0].idle_since + KEEPALIVE_S, self._expire)
 
-    def close(self) -> None:
-        """Close every connection, idle or busy: what is still arriving ends as cut."""
+    async def aclose(self) -> None:
+        """Close every connection, idle or busy (what is still arriving ends as cut), and return once
+        their sockets are: asyncio closes an aborted one on a later turn of the loop, which a server
+        stopping next would never take."""
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
@@ -220,6 +226,10 @@ class Origin:
         self._busy.clear()
         for connection in connections:
             connection.abort()
+        for turn in range(CLOSE_TURNS):
+            if all(connection.lost for connection in connections):
+                return
+            await asyncio.sleep(0 if turn < 2 else 0.001)
 
 
 class _Stale(Exception):
@@ -237,6 +247,8 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self.closed = False
+        self.lost = False
+        """True once asyncio has closed the socket (`connection_lost`)."""
         self.idle_since = 0.0
         self._served = 0
         """Responses received whole on this connection."""
@@ -292,7 +304,7 @@ class _Connection(asyncio.Protocol):
         return False  # close the connection: connection_lost says how the response ended
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self.closed = self.lost = True
         self._stop_timer()
         self._origin._forget(self)
         at = self._clock()
@@ -318,7 +330,8 @@ class _Connection(asyncio.Protocol):
         if head is None or head.done():
             raise ClientError("the upstream sent a response nobody asked for")
         self._head = None
-        self._response = response = Response(status, headers, self._clock(), self)
+        # The moment its bytes arrived, as its body's pieces have theirs (`loop.time()` moves on between calls).
+        self._response = response = Response(status, headers, self._last_read, self)
         chunked = any(name == "transfer-encoding" and "chunked" in value.lower() for name, value in headers)
         self._until_close = not chunked and all(name != "content-length" for name, _ in headers)
         head.set_result(response)

@@ -82,4 +82,4 @@ class Upstream:
         return UpstreamResponse(response.status, headers, response.content_type, response)
 
     async def aclose(self) -> None:
-        self._origin.close()
+        await self._origin.aclose()
