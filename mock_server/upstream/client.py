@@ -296,6 +296,7 @@ class _Connection(asyncio.Protocol):
             if response is not None:
                 response._ended(None, at)
             if reusable:
+                self.resume_reading()  # its reader may have paused it as this last piece arrived
                 self._origin._release(self)
             else:
                 self.abort()
