@@ -20,6 +20,8 @@ from mock_server.wire.player import Player, Stop
 
 MAX_QUEUED_BYTES = 256 * 1024
 """What waits to be played before the source is paused."""
+MAX_QUEUED_ARRIVALS = 64
+"""The same for a stream played from a coroutine (`Arrivals`), counted in arrivals."""
 
 
 class LiveSink(Protocol):
@@ -173,7 +175,7 @@ class Arrivals:
 
     def arrived(self, actions: list[Action], at: float) -> None:
         self._queue.append((actions, at))
-        if len(self._queue) >= 64 and not self._paused:
+        if len(self._queue) >= MAX_QUEUED_ARRIVALS and not self._paused:
             self._paused = True
             self._source.pause()
         self._wake()
