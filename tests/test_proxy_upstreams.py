@@ -5,17 +5,22 @@ private CA, through raw sockets, httpx and the `serve` command."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mock_server.http.server import MockServer
+from mock_server.scenarios.recording import EventSplitter, is_comment_block
 from mock_server.settings import Settings
 from tests.conftest import cli_server, recorded, wait_until
-from tests.upstreams import End, LocalCA, RawUpstream, awkward_sse_script
+from tests.upstreams import End, Framing, LocalCA, Piece, RawUpstream, awkward_sse_script
 from tests.wire import Ending, fetch
 
 CHAT = "/v1/chat/completions"
@@ -144,3 +149,69 @@ def test_after_its_last_fault_a_live_stream_is_passed_on_whole_and_still_counted
         record = wait_until(lambda: next((r for r in server.records() if r.outcome), None), "the record")
     assert got.body == pieces[0] + pieces[1] + pieces[1] + b"".join(pieces[2:])
     assert record.events_sent == 5  # four events, the first twice; the comment block is not one
+
+
+@pytest.mark.parametrize(
+    ("framing", "connections"), [("chunked", [1, 1]), ("content-length", [1, 1]), ("close", [1, 2])]
+)
+def test_every_framing_passes_through_and_a_connection_is_kept_when_it_can_be(
+    framing: Framing, connections: list[int]
+) -> None:
+    script = dataclasses.replace(AWKWARD, framing=framing)
+    with RawUpstream(routes={CHAT: script}) as upstream, proxy_of(upstream) as server:
+        bodies = [fetch(server.url + CHAT, method="POST", body=BODY) for _ in range(2)]
+    assert [(got.ending, got.body) for got in bodies] == [(Ending.COMPLETE, AWKWARD_BYTES)] * 2
+    assert [request.connection for request in upstream.requests] == connections
+
+
+def test_a_connection_the_upstream_closes_after_its_response_is_not_used_again() -> None:
+    script = dataclasses.replace(AWKWARD, framing="content-length", end="cut")  # the whole body, then FIN
+    with RawUpstream(routes={CHAT: script}) as upstream, proxy_of(upstream) as server:
+        bodies = [fetch(server.url + CHAT, method="POST", body=BODY) for _ in range(3)]
+    assert [(got.ending, got.body) for got in bodies] == [(Ending.COMPLETE, AWKWARD_BYTES)] * 3
+    assert [request.connection for request in upstream.requests] == [1, 2, 3]
+
+
+def test_an_upstream_silent_mid_body_past_the_timeout_cuts_the_stream() -> None:
+    first = AWKWARD.pieces[0]
+    script = dataclasses.replace(AWKWARD, pieces=(first, Piece(b"data: late\n\n", delay_ms=5000)))
+    with RawUpstream(routes={CHAT: script}) as upstream, proxy_of(upstream, upstream_timeout_s=0.3) as server:
+        began = time.monotonic()
+        got = fetch(server.url + CHAT, method="POST", body=BODY)
+        took = time.monotonic() - began
+    assert (got.ending, got.body) == (Ending.EOF, first.data)
+    assert took < 4  # the upstream's late piece was 5 s away
+
+
+def test_a_head_request_gets_the_upstreams_head_and_the_next_request_a_connection_of_its_own() -> None:
+    with RawUpstream(routes={"/mcp/sse": AWKWARD}) as upstream, proxy_of(upstream) as server:
+        head = httpx.head(server.url + "/mcp/sse")
+        after = fetch(server.url + "/mcp/sse")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert after.body == AWKWARD_BYTES
+    assert [(request.method, request.connection) for request in upstream.requests] == [("HEAD", 1), ("GET", 2)]
+
+
+SSE_BYTES = st.lists(st.sampled_from([b"data: x", b"\n", b"\n", b"\r", b"\r\n", b":", b": ping"]), max_size=30)
+BLOCK_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+
+
+@settings(max_examples=300, deadline=None)
+@given(SSE_BYTES, st.lists(st.integers(0, 200), max_size=6))
+def test_sse_blocks_are_cut_the_same_whatever_pieces_they_arrive_in(parts: list[bytes], cuts: list[int]) -> None:
+    body = b"".join(parts)
+    # A CR at the very end may be the first half of a CRLF: a splitter waits for what follows it.
+    ends = [
+        match.end() for match in BLOCK_END.finditer(body) if not (match.end() == len(body) and body.endswith(b"\r"))
+    ]
+    whole = [body[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+    points = sorted({min(cut, len(body)) for cut in cuts})
+    pieces = [body[start:end] for start, end in zip([0, *points], [*points, len(body)], strict=True)]
+    blocks, passed = EventSplitter(), EventSplitter()
+    cut = [block for piece in pieces for block in blocks.feed(piece)]
+    passed_on = [passed.feed_whole(piece) for piece in pieces]
+    assert cut == whole
+    assert b"".join(data for data, _ in passed_on) == b"".join(whole)
+    assert sum(events for _, events in passed_on) == sum(1 for block in whole if not is_comment_block(block))
+    assert blocks.rest() == passed.rest() == body[len(b"".join(whole)) :]

@@ -25,8 +25,7 @@ LOADED_ON_FIRST_USE = {
     "fastapi": "FastAPI's part of the app: the control API, the listings, the playground, the schema",
     "mock_server.http.fastapi_app": "the same",
     "mock_server.http.control": "the control API's routes",
-    "httpx": "the HTTP client to an upstream (--upstream)",
-    "httpcore": "the same",
+    "mock_server.upstream.client": "the HTTP client to an upstream (--upstream)",
     "mock_server.upstream.proxy": "the same",
     "mock_server.journal.verdict": "the verdict on the clients",
 }
@@ -64,7 +63,7 @@ def test_a_server_answering_its_ready_check_and_model_requests_loads_nothing_the
     [
         ("/_mock/scenarios", "", {"fastapi", "mock_server.http.control"}),
         ("/_mock/verdict?settle_ms=0", "", {"mock_server.journal.verdict"}),
-        (None, "upstream='http://127.0.0.1:9'", {"httpx", "mock_server.upstream.proxy"}),
+        (None, "upstream='http://127.0.0.1:9'", {"mock_server.upstream.client", "mock_server.upstream.proxy"}),
     ],
 )
 def test_what_is_loaded_on_first_use_is_loaded_when_used(path: str | None, settings: str, loads: set[str]) -> None:

@@ -59,7 +59,7 @@ class MockApp:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.state = _state(settings, catalog)
         if settings.upstream is not None:
-            # httpx and httpcore are a tenth of start-up: loaded only for a server with an upstream.
+            # The upstream's client is loaded only for a server with an upstream.
             from mock_server.upstream.proxy import Upstream
 
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)

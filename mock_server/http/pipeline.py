@@ -312,9 +312,8 @@ async def _proxy(
     recorded when a recorder is on and the upstream's body arrives whole."""
     upstream = state.upstream
     assert upstream is not None  # only a server with an upstream compiles live timelines
-    sent = forwarded(
-        request.method, request.url.path, request.query_params.multi_items(), request.headers.items(), body or b""
-    )
+    path = request.scope["path"]  # not request.url: building a URL to read its path back costs 3 us
+    sent = forwarded(request.method, path, request.query_params.multi_items(), request.headers.items(), body or b"")
     started = time.perf_counter()
     try:
         response = await upstream.open(sent)
@@ -327,8 +326,8 @@ async def _proxy(
     if state.recorder is not None:
         capture = Capture(
             method=request.method,
-            url=upstream.base_url + request.url.path,
-            path=request.url.path,
+            url=upstream.base_url + path,
+            path=path,
             model=asked.prompt.model,
             prompt=asked.prompt.text,
             body=sent.body,

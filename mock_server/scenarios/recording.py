@@ -55,6 +55,11 @@ class EventSplitter:
     def feed(self, data: bytes) -> list[bytes]:
         """The blocks that `data` completes, in order."""
         self._buffer += data
+        if b"\r" not in self._buffer:
+            # LF line endings only (nearly every upstream): a block ends at each "\n\n", leftmost
+            # first, which is what the pattern finds, found by `split` at C speed.
+            *completed, self._buffer = self._buffer.split(b"\n\n")
+            return [block + b"\n\n" for block in completed]
         blocks: list[bytes] = []
         start = 0
         for match in _BLOCK_END.finditer(self._buffer):
@@ -64,6 +69,25 @@ class EventSplitter:
             start = match.end()
         self._buffer = self._buffer[start:]
         return blocks
+
+    def feed_whole(self, data: bytes) -> tuple[bytes, int]:
+        """The blocks that `data` completes as one run of bytes, and how many of them are events (not
+        comments only): `feed` for a stream passed on whole, with one pass over the bytes when their
+        line endings are LF (a CR takes `feed`'s pattern)."""
+        buffer = self._buffer + data
+        if b"\r" in buffer:
+            blocks = self.feed(data)
+            return b"".join(blocks), sum(1 for block in blocks if not is_comment_block(block))
+        *completed, rest = buffer.split(b"\n\n")  # as `feed` cuts them
+        self._buffer = rest
+        if not completed:
+            return b"", 0
+        events = len(completed)
+        # Only a block that opens with a comment or a line break can be comments only; an event opens
+        # with its field's name. The least block shows whether any opens so.
+        if min(completed)[:1] <= b":":
+            events -= sum(1 for block in completed if is_comment_block(block))
+        return buffer[: len(buffer) - len(rest)], events
 
     def rest(self) -> bytes:
         """What arrived after the last complete block (a body that ended mid-event, or not SSE)."""

@@ -15,7 +15,8 @@ HOP_BY_HOP = frozenset(
 )
 """Headers of one connection, never forwarded (RFC 9110 7.6.1)."""
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
-"""Request headers httpx sets itself; bodies are asked for unencoded, so events can be counted."""
+"""Request headers the upstream client sets itself (`client.request_head`); bodies are asked for
+unencoded, so events can be counted."""
 NOT_PASSED_BACK = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 """Response headers this server sets itself (framing, date) or that no longer hold."""
 

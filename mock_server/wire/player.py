@@ -117,7 +117,8 @@ class Player:
         self._actions = [*rest, *actions] if rest else actions
         self._index = 0
         self.deadline = max(self.deadline, arrived_at + self._shifted)
-        self._shifted += sum(a.seconds for a in actions if isinstance(a, Wait))
+        if len(actions) != 1 or type(actions[0]) is not Write:  # one write (nearly every arrival) waits for nothing
+            self._shifted += sum(a.seconds for a in actions if isinstance(a, Wait))
 
     def _next_wake(self) -> float:
         if self._pinging:

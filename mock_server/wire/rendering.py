@@ -163,6 +163,15 @@ class LiveRenderer:
             else:
                 rendering.add(step)
 
+    def pass_on(self, data: bytes, events: int) -> list[Action]:
+        """The actions of upstream events passed on whole (`steps.UpstreamEvents`), with those of the
+        steps added before them: one write, unless a `split` or `duplicate` waits for it."""
+        rendering = self._renderer
+        if rendering.plain and not rendering.actions and not rendering.ended:
+            return [Write(data, events)]
+        self.add([steps.UpstreamEvents(data, events)])
+        return self.take()
+
     def take(self) -> list[Action]:
         """The actions of the steps added since the last call, whole events that follow each other
         merged into one write (what a fault cuts stays in its pieces)."""

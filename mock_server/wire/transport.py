@@ -6,8 +6,9 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
   transport, in uvicorn's own chunked framing: no task wakes up and no ASGI layer is crossed per
   chunk. The status line, headers and the final chunk still go through ASGI `send`, and uvicorn's
   flow control is honoured. A live stream (a proxied upstream's) is written the same way, each
-  arrival as it comes. Anything else (no connection of ours, a body with Content-Length, an
-  injected clock) is played through ASGI `send` from a coroutine;
+  arrival from the callback that read it from the upstream (`arrivals.py`). Anything else (no
+  connection of ours, a body with Content-Length, an injected clock) is played through ASGI `send`
+  from a coroutine;
 - a drop and a reset act on the TCP transport (see `tcp.py`), which ASGI alone cannot do;
 - one watcher task notices the client leaving at once (also during a long wait or a stall) and
   cancels the stream, instead of sse-starlette's task group of four.
@@ -16,7 +17,7 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 from starlette.responses import Response
@@ -24,6 +25,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 
 from mock_server.wire import tcp
 from mock_server.wire.actions import Action
+from mock_server.wire.arrivals import Arrivals, LivePlay, LiveSource
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.player import Player, Stop
 
@@ -50,15 +52,6 @@ class Timers(Protocol):
     def time(self) -> float: ...
 
     def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
-
-
-class LiveSource(Protocol):
-    """Actions that arrive while a response plays, a list at a time with the moment (on the event
-    loop's clock) what they render arrived, and a way to let go of their source."""
-
-    def __aiter__(self) -> AsyncIterator[tuple[list[Action], float]]: ...
-
-    async def aclose(self) -> None: ...
 
 
 class StreamResponse(Response):
@@ -109,7 +102,7 @@ class StreamResponse(Response):
             await self._send_head(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             if self.live is not None:
-                await self.live.aclose()
+                self.live.close()
             if self.on_end is not None:
                 self.on_end(PlayResult(Outcome.COMPLETED, 0))
             return
@@ -141,7 +134,7 @@ class StreamResponse(Response):
             if connection is not None:
                 connection.stream = None
             if self.live is not None:
-                await self.live.aclose()
+                self.live.close()
             if self.on_end is not None:
                 player = self._player
                 events, last_id = (player.events_sent, player.last_id) if player is not None else (0, None)
@@ -208,16 +201,7 @@ class StreamResponse(Response):
         pause = await play_on_timers(player, flow, loop)
         if self.live is None or pause is not Stop.END:
             return pause
-        async for actions, arrived_at in self.live:
-            player.extend(actions, arrived_at)
-            pause = player.resume()  # an arrival with no fault in it plays through at once, with no timer
-            if pause is Stop.SLEEP:
-                pause = await play_on_timers(player, flow, loop)
-            if pause is not Stop.END:
-                return pause
-            if flow is not None and flow.write_paused:
-                await flow.drain()  # the client reads slower than the upstream writes: read no more until it catches up
-        return Stop.END
+        return await LivePlay(player, flow, loop).play(self.live)
 
     async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Stop:
         """The same play through ASGI `send`, from this coroutine."""
@@ -247,7 +231,7 @@ class StreamResponse(Response):
         pause = await play()
         if self.live is None or pause is not Stop.END:
             return pause
-        async for actions, arrived_at in self.live:
+        async for actions, arrived_at in Arrivals(self.live):
             player.extend(actions, arrived_at)
             pause = await play()
             if pause is not Stop.END:
