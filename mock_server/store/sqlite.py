@@ -26,8 +26,11 @@ from mock_server.store.shared import META_KEY, SharedStore, dumps
 P = ParamSpec("P")
 R = TypeVar("R")
 BUSY_TIMEOUT_MS = 10_000
-_BYTES_KEY = "journal:bytes"
-"""The counter of the bytes the records hold (summing them on every write would cost a scan)."""
+TRIM_EVERY = 64
+"""The journal is trimmed to its bounds at every 64th record (a scan of its sizes), not at each, and
+at a record larger than a 64th of `max_bytes`: between trims it holds less than twice its bytes."""
+_KEPT = "id > (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'records') - ?"
+"""The newest `size` records: what the journal keeps, trimmed or not yet."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -110,30 +113,34 @@ class SqliteStore(SharedStore):
 
     @_in_thread
     def _append(self, text: str, size: int, keys: Sequence[str], change: Change[T] | None) -> tuple[int, T | None]:
+        insert = "INSERT INTO records (body, size, owner) VALUES (?, ?, ?) RETURNING id"
+        result: T | None
+        if keys and change is not None:
+            with self._writing():
+                result = self._change(keys, change)
+                (record_id,) = self._db.execute(insert, (text, size, self.owner)).fetchone()
+        else:  # one statement: its own transaction
+            result = None if change is None else change([])[1]
+            (record_id,) = self._db.execute(insert, (text, size, self.owner)).fetchone()
+        if record_id % TRIM_EVERY == 0 or size * TRIM_EVERY > self.max_bytes:
+            self._trim(record_id)
+        return record_id, result
+
+    def _trim(self, newest: int) -> None:
+        """Forget what the bounds leave out: all but the newest `size` records, then the oldest of
+        those while they hold more than `max_bytes` (the newest stays, however large). Reads keep to
+        the newest `size` meanwhile (`_KEPT`)."""
         db = self._db
         with self._writing():
-            result = None if change is None else self._change(keys, change)
-            cursor = db.execute("INSERT INTO records (body, size, owner) VALUES (?, ?, ?)", (text, size, self.owner))
-            record_id = cursor.lastrowid
-            assert record_id is not None
-            total = (self._get(_BYTES_KEY) or 0) + size
-            total -= self._drop_through(record_id - self.size)
+            db.execute("DELETE FROM records WHERE id <= ?", (newest - self.size,))
+            (total,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()
             excess, cut = total - self.max_bytes, 0
-            if excess > 0:  # the oldest go, the new one stays
-                for older, older_size in db.execute(
-                    "SELECT id, size FROM records WHERE id < ? ORDER BY id", (record_id,)
-                ):
+            if excess > 0:
+                for older, older_size in db.execute("SELECT id, size FROM records WHERE id < ? ORDER BY id", (newest,)):
                     excess, cut = excess - older_size, older
                     if excess <= 0:
                         break
-                total -= self._drop_through(cut)
-            self._set(_BYTES_KEY, total)
-        return record_id, result
-
-    def _drop_through(self, record_id: int) -> int:
-        """Forget the records up to `record_id`; returns the bytes they held."""
-        dropped = self._db.execute("DELETE FROM records WHERE id <= ? RETURNING size", (record_id,)).fetchall()
-        return sum(size for (size,) in dropped)
+                db.execute("DELETE FROM records WHERE id <= ?", (cut,))
 
     @_in_thread
     def _finish(self, finals: list[tuple[int, str]]) -> None:
@@ -142,11 +149,13 @@ class SqliteStore(SharedStore):
 
     @_in_thread
     def _rows(self, after: int) -> list[tuple[int, str, str | None]]:
-        return self._db.execute("SELECT id, body, owner FROM records WHERE id > ? ORDER BY id", (after,)).fetchall()
+        query = f"SELECT id, body, owner FROM records WHERE id > ? AND {_KEPT} ORDER BY id"
+        return self._db.execute(query, (after, self.size)).fetchall()
 
     @_in_thread
     def _open_owners(self, after: int) -> list[str]:
-        rows = self._db.execute("SELECT DISTINCT owner FROM records WHERE owner IS NOT NULL AND id > ?", (after,))
+        query = f"SELECT DISTINCT owner FROM records WHERE owner IS NOT NULL AND id > ? AND {_KEPT}"
+        rows = self._db.execute(query, (after, self.size))
         return [owner for (owner,) in rows]
 
     @_in_thread
@@ -157,13 +166,15 @@ class SqliteStore(SharedStore):
     @_in_thread
     def clear(self) -> int:
         with self._writing():
-            self._set(_BYTES_KEY, 0)
-            return self._db.execute("DELETE FROM records").rowcount
+            (count,) = self._db.execute(f"SELECT COUNT(*) FROM records WHERE {_KEPT}", (self.size,)).fetchone()
+            self._db.execute("DELETE FROM records")
+        return int(count)
 
     @_in_thread
     def stats(self) -> tuple[int, int]:
-        (count,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
-        return int(count), int(self._get(_BYTES_KEY) or 0)
+        query = f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE {_KEPT}"
+        count, size = self._db.execute(query, (self.size,)).fetchone()
+        return int(count), int(size)
 
     @_in_thread
     def _beat(self, now: float) -> None:
@@ -192,7 +203,7 @@ class SqliteStore(SharedStore):
     @_in_thread
     def _forget_all(self) -> None:
         with self._writing():
-            self._db.execute("DELETE FROM counters WHERE key NOT IN (?, ?)", (META_KEY, _BYTES_KEY))
+            self._db.execute("DELETE FROM counters WHERE key != ?", (META_KEY,))
             self._db.execute("DELETE FROM blobs")
 
     async def _close(self) -> None:
