@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 
 import click
 
-from mock_server.cassettes import CassetteError, Failed, Noted, Skipped, Written, import_cassettes
 from mock_server.errors import ScenarioError, StateStoreError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
@@ -684,6 +683,9 @@ def import_cassettes_command(paths: tuple[Path, ...], out: Path, force: bool) ->
     Prints a line per file written; exits 1 when a cassette or an interaction could not be imported or a
     file was skipped because it exists.
     """
+    # Here, not at the top: serving never converts cassettes, and the module's readers cost at start.
+    from mock_server.cassettes import CassetteError, Failed, Noted, Skipped, Written, import_cassettes
+
     written = failed = skipped = 0
     try:
         for result in import_cassettes(paths, out, force=force):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+
+import pytest
+from sse_starlette.event import ServerSentEvent
 
 from mock_server.dialects import DIALECTS, StreamInfo
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire.actions import Write
-from mock_server.wire.frames import Event
+from mock_server.wire.frames import LINE_END, Event, encode, encode_comment
 from mock_server.wire.framing import GOOGLE_JSON_ARRAY, GOOGLE_SSE, JSON_ARRAY, NDJSON, SSE, Framing, laid_out
 from mock_server.wire.rendering import render_stream
 
@@ -79,3 +83,18 @@ def test_laying_out_is_json_dumps_indent_even_for_text_cut_short() -> None:
     assert laid_out(json.dumps(value, separators=(",", ":")), 2) == json.dumps(value, indent=2)
     assert laid_out(json.dumps(value, indent=4), 2) == json.dumps(value, indent=2)
     assert laid_out('{"parts": [{"text": "ab', 2) == '{\n  "parts": [\n    {\n      "text": "ab'
+
+
+_AWKWARD = (None, "", "a", "a\nb", "a\r\nb\rc", "\n", "x\r", "é ü\n中", "data: x\n\n")
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_events_are_written_byte_for_byte_as_sse_starlette_writes_them(line_end: str) -> None:
+    for data, name, event_id, retry in itertools.product(_AWKWARD, _AWKWARD, _AWKWARD, (None, 0, 1500)):
+        expected = ServerSentEvent(data, event=name, id=event_id, retry=retry, sep=line_end).encode()
+        assert encode(Event(data, event=name, id=event_id, retry=retry), line_end) == expected
+
+
+def test_comments_are_written_byte_for_byte_as_sse_starlette_writes_them() -> None:
+    for text in (*_AWKWARD[1:], "keep-alive", "ping\r\nx"):
+        assert encode_comment(text) == ServerSentEvent(comment=text, sep=LINE_END).encode()
