@@ -25,6 +25,7 @@ from mock_server.scenarios.faults import Fault
 from mock_server.scenarios.loading import Document
 from mock_server.scenarios.model import Scenario
 from mock_server.settings import Settings
+from mock_server.store.closing import closed_within
 from mock_server.timeline.compile import TimelineCache
 from mock_server.upstream.recorder import Recorder
 from mock_server.wire.rendering import StreamCache
@@ -69,6 +70,7 @@ class MockState:
     quotas: RateLimiter = field(init=False)
     """The rate limits' buckets, per client (`--rpm`, a scenario's `limits:`)."""
     _following: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _closing: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _scenarios_version: int = field(default=0, init=False, repr=False)
     _loaded: dict[tuple[str, str], Scenario] = field(default_factory=dict, init=False, repr=False)
 
@@ -88,9 +90,9 @@ class MockState:
 
     async def aclose(self) -> None:
         """Let go of the upstream's connections and the shared state."""
+        self._closing.set()  # the loop below ends at once: told, not cancelled
         if self._following is not None:
-            self._following.cancel()
-            await asyncio.gather(self._following, return_exceptions=True)
+            await self._following
             self._following = None
         if self.store is not None:
             await self.store.aclose()
@@ -187,8 +189,7 @@ class MockState:
         self._scenarios_version = version
 
     async def _follow_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SCENARIO_FOLLOW_S)
+        while not await closed_within(self._closing, SCENARIO_FOLLOW_S):
             try:
                 await self.follow_scenarios()
             except Exception:  # the store away for a moment: the next look tries again

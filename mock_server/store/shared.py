@@ -30,6 +30,7 @@ from pydantic import TypeAdapter
 from mock_server.conversations.responses import StoredResponse
 from mock_server.counters import Change, T
 from mock_server.journal.journal import Entry, RequestRecord, numbered
+from mock_server.store.closing import closed_within
 from mock_server.wire.outcome import Outcome
 
 BEAT_S = 1.0
@@ -63,6 +64,7 @@ class SharedStore(ABC):
         """Records whose responses have ended, to be written together (`finished`)."""
         self._flushing: asyncio.Task[None] | None = None
         self._beating: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self.instance = ""
         self.started_at = 0.0
         self.salt = b""
@@ -253,8 +255,7 @@ class SharedStore(ABC):
         self._beating = asyncio.get_running_loop().create_task(self._beat_forever())
 
     async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(BEAT_S)
+        while not await closed_within(self._closing, BEAT_S):
             try:
                 await self._beat(time.time())
             except Exception:  # the store away for a moment: the next beat tries again
@@ -262,9 +263,9 @@ class SharedStore(ABC):
 
     async def aclose(self) -> None:
         """Stop beating, finish the writes begun, let go of the store."""
+        self._closing.set()  # the beat ends at once: told, not cancelled
         if self._beating is not None:
-            self._beating.cancel()
-            await asyncio.gather(self._beating, return_exceptions=True)
+            await self._beating
             self._beating = None
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
