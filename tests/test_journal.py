@@ -5,18 +5,27 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from mock_server.errors import RestartedError
 from mock_server.http.server import MockServer
-from mock_server.journal.journal import Journal, MemoryLog, RequestRecord, Since
+from mock_server.journal.journal import Entry, Journal, MemoryLog, RequestRecord, Since
 from mock_server.scenarios.model import Thresholds
 from mock_server.store import open_store
 from mock_server.wire.outcome import Outcome, PlayResult
 from tests.stores import state_of_kind
 from tests.wire import Ending, WireResponse, fetch
+
+
+async def opened(journal: Journal, **request: Any) -> Entry:
+    """A new record of a request, kept, as the server keeps one (`new_entry`, then `keep`)."""
+    entry = journal.new_entry(**request)
+    await journal.keep(entry)
+    return entry
+
 
 pytestmark = pytest.mark.anyio  # the journal's own API is async: its tests are too
 
@@ -183,9 +192,9 @@ def test_journal_keeps_the_newest_records(make_server):
 async def test_journal_ids_go_on_after_clear_and_since_filters(make_journal):
     journal = make_journal(size=10)
     for _ in range(3):
-        await journal.open(method="GET", path="/", query=[], headers=[], body=None)
+        await opened(journal, method="GET", path="/", query=[], headers=[], body=None)
     assert await journal.clear() == 3
-    record = await journal.open(method="GET", path="/", query=[], headers=[], body=None)
+    record = await opened(journal, method="GET", path="/", query=[], headers=[], body=None)
     assert record.id == 4
     assert [r.id for r in await journal.records(since=3)] == [4]
     assert await journal.records(since=4) == []
@@ -194,14 +203,14 @@ async def test_journal_ids_go_on_after_clear_and_since_filters(make_journal):
 async def test_a_journal_keeps_the_newest_records(make_journal):
     journal = make_journal(size=3)
     for _ in range(5):
-        await journal.open(method="GET", path="/", query=[], headers=[], body=None)
+        await opened(journal, method="GET", path="/", query=[], headers=[], body=None)
     assert [r.id for r in await journal.records()] == [3, 4, 5]
     assert (await journal.log.stats())[0] == 3
 
 
 async def test_settled_returns_as_soon_as_records_in_flight_end(make_journal):
     journal = make_journal()
-    record = await journal.open(method="GET", path="/completions", query=[], headers=[], body=None)
+    record = await opened(journal, method="GET", path="/completions", query=[], headers=[], body=None)
     loop = asyncio.get_running_loop()
     loop.call_later(0.05, record.on_play_end(200), PlayResult(Outcome.DROPPED, 4))
     began = time.monotonic()
@@ -212,8 +221,8 @@ async def test_settled_returns_as_soon_as_records_in_flight_end(make_journal):
 
 async def test_record_repr_is_one_readable_line():
     journal = Journal(wall_clock=lambda: 0.0)
-    live = await journal.open(
-        method="GET", path="/completions", query=[], headers=[(b"last-event-id", b"4")], body=None
+    live = await opened(
+        journal, method="GET", path="/completions", query=[], headers=[(b"last-event-id", b"4")], body=None
     )
     live.note_selection(prompt="", scenario="mid-stream-drop", dialect="openai-chat", thresholds=Thresholds())
     live.finish(200, Outcome.CLIENT_DISCONNECTED, 3)
@@ -227,7 +236,7 @@ async def test_record_repr_is_one_readable_line():
 
 async def test_snapshots_do_not_change_the_journal(make_journal):
     journal = make_journal()
-    await journal.open(method="GET", path="/", query=[("a", "1")], headers=[(b"h", b"v")], body=None)
+    await opened(journal, method="GET", path="/", query=[("a", "1")], headers=[(b"h", b"v")], body=None)
     (snapshot,) = await journal.records()
     snapshot.headers["h"] = "changed"
     with pytest.raises(AttributeError):
@@ -327,22 +336,22 @@ def test_record_keeps_the_scenario_thresholds_or_the_defaults(server):
 async def test_a_journal_copies_headers_in_linear_time():
     headers = [(f"x-h{i}".encode(), b"v") for i in range(100_000)]
     began = time.perf_counter()
-    entry = await Journal().open(method="GET", path="/", query=[], headers=headers, body=None)
+    entry = await opened(Journal(), method="GET", path="/", query=[], headers=headers, body=None)
     assert time.perf_counter() - began < 2  # a copy through Starlette's Headers took minutes
     assert len(entry.record.headers) == 100_000
 
 
 async def test_a_repeated_header_keeps_its_first_value_as_starlette_reads_it():
-    entry = await Journal().open(method="GET", path="/", query=[], headers=[(b"A", b"1"), (b"a", b"2")], body=None)
+    entry = await opened(Journal(), method="GET", path="/", query=[], headers=[(b"A", b"1"), (b"a", b"2")], body=None)
     assert entry.record.headers == {"a": "1"}
 
 
 async def test_the_journal_keeps_no_more_than_its_bytes_forgetting_the_oldest(make_journal):
     journal = make_journal(max_bytes=3 * (3000 + 1024))  # three records of 3,000 bytes, with their overhead
     for _ in range(10):
-        await journal.open(method="POST", path="/", query=[], headers=[], body="x" * 3000, body_bytes=3000)
+        await opened(journal, method="POST", path="/", query=[], headers=[], body="x" * 3000, body_bytes=3000)
     assert [r.id for r in await journal.records()] == [8, 9, 10]
-    huge = await journal.open(method="POST", path="/", query=[], headers=[], body="x", body_bytes=50_000)
+    huge = await opened(journal, method="POST", path="/", query=[], headers=[], body="x", body_bytes=50_000)
     assert [r.id for r in await journal.records()] == [huge.id]  # the newest stays, however large
 
 
@@ -357,7 +366,7 @@ def test_a_server_journal_is_bounded_in_bytes(make_server):
 async def test_since_names_an_id_of_this_instance_or_is_refused(make_journal):
     journal = make_journal()
     for _ in range(3):
-        await journal.open(method="GET", path="/", query=[], headers=[], body=None)
+        await opened(journal, method="GET", path="/", query=[], headers=[], body=None)
     assert [r.id for r in await journal.records(Since.parse("1"))] == [2, 3]
     assert [r.id for r in await journal.records(Since.parse(f"{journal.instance}:2"))] == [3]
     assert await journal.records(3) == []

@@ -455,21 +455,6 @@ class Journal:
         if entry.id == 0:
             await self.log.add(entry)
 
-    async def open(
-        self,
-        *,
-        method: str,
-        path: str,
-        query: Iterable[tuple[str, str]],
-        headers: Iterable[tuple[bytes, bytes]],
-        body: Any,
-        body_bytes: int = 0,
-    ) -> Entry:
-        """A new record of a request, kept (`new_entry`, then `keep`)."""
-        entry = self.new_entry(method=method, path=path, query=query, headers=headers, body=body, body_bytes=body_bytes)
-        await self.log.add(entry)
-        return entry
-
     async def after(self, since: Since | int | None) -> int | None:
         """The id records must be above for `since` (None: every record). Raises RestartedError when
         `since` names another instance, or an id this journal has never given: the server restarted."""
