@@ -1,9 +1,11 @@
 """The request journal: one record per model request, with how its response ended.
 
-Records are opened when a request arrives and finished when its response ends, so a stream in
-flight shows `outcome` None. The journal keeps the newest `size` records, and no more than about
-`max_bytes` of what the clients sent; ids keep counting across `clear()`, so `since=` stays
-meaningful. They start at 1 again only with a new journal, that is a new server `instance`: a
+A record is made when a request arrives, kept (and numbered) once its scenario is chosen, or at
+once when the request is refused before that, and finished when its response ends, so a stream in
+flight shows `outcome` None. It lives in a `RecordLog`: this process's memory (`MemoryLog`), or the
+state shared by workers and replicas. The journal keeps the newest `size` records, and no more than
+about `max_bytes` of what the clients sent; ids keep counting across `clear()`, so `since=` stays
+meaningful. They start at 1 again only with a new log, that is a new server `instance`: a
 `since` from another instance is refused (`RestartedError`) rather than quietly judging nothing.
 The journal holds an `Entry` per request, on which the server notes facts as the response starts
 and ends; readers get the entry's `RequestRecord`, an immutable snapshot. Secrets in headers, query and body are
