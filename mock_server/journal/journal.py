@@ -126,9 +126,13 @@ class RequestRecord:
 
 class Entry:
     """The journal's hold on one request while it is answered: the server notes facts on it as the
-    response starts and ends (never per chunk), and `record` is always a finished snapshot of them."""
+    response starts and ends (never per chunk), and `record` is always a finished snapshot of them.
 
-    __slots__ = ("_calls", "_on_finish", "_started", "_tally", "record", "size")
+    Notes are gathered here and put in a new `RequestRecord` only when the record is read (by a
+    shared store as the stream begins, by a reader of the journal) and once as the response ends:
+    a frozen record copied per note cost a quarter of a request's work before its first byte."""
+
+    __slots__ = ("_calls", "_notes", "_on_finish", "_record", "_started", "_tally", "size")
 
     def __init__(
         self,
@@ -137,7 +141,9 @@ class Entry:
         tally: Tally | None = None,
         on_finish: Callable[[Entry], None] | None = None,
     ) -> None:
-        self.record = record
+        self._record = record
+        self._notes: dict[str, Any] = {}
+        """Fields noted since `_record` was made, for the next one."""
         self.size = size
         """About how many bytes the record holds (what the client sent, and the record's own)."""
         self._started = time.perf_counter()
@@ -146,16 +152,36 @@ class Entry:
         self._on_finish = on_finish
 
     @property
+    def record(self) -> RequestRecord:
+        """The record with every note so far (a new one only when something was noted since the last read)."""
+        if self._notes:
+            self._record = replace(self._record, **self._notes)
+            self._notes = {}
+        return self._record
+
+    @property
     def id(self) -> int:
-        return self.record.id
+        return self._record.id  # an id is given, never noted: the record as made has it
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the response ended (None while it is in flight)."""
+        return self._noted("outcome")  # type: ignore[no-any-return]
+
+    def number(self, record_id: int) -> None:
+        """Give the record its id, in place: only for an entry nobody has read the record of yet."""
+        numbered(self._record, record_id)
 
     def note_selection(
         self, *, prompt: str, scenario: str, dialect: str, thresholds: Thresholds, endpoint: str | None = None
     ) -> None:
         """Note what the server made of the request."""
-        self.record = replace(
-            self.record, prompt=prompt, scenario=scenario, dialect=dialect, thresholds=thresholds, endpoint=endpoint
-        )
+        notes = self._notes
+        notes["prompt"] = prompt
+        notes["scenario"] = scenario
+        notes["dialect"] = dialect
+        notes["thresholds"] = thresholds
+        notes["endpoint"] = endpoint
 
     def note_faults(self, kinds: Iterable[str]) -> None:
         """Count the faults the request carries (its scenario's and its own), for the metrics."""
@@ -164,7 +190,10 @@ class Entry:
 
     def note_stream(self, *, ids: bool, retry_ms: int | None, ending: Ending) -> None:
         """Note what the stream about to play will tell its client: ids, `retry:`, how it ends."""
-        self.record = replace(self.record, ids=ids, retry_ms=retry_ms, ending=ending)
+        notes = self._notes
+        notes["ids"] = ids
+        notes["retry_ms"] = retry_ms
+        notes["ending"] = ending
 
     def note_schedule(self, schedule: Schedule) -> None:
         """Note when the response about to play writes a `close` event and falls silent."""
@@ -173,18 +202,16 @@ class Entry:
         def at(seconds: float | None) -> float | None:
             return None if seconds is None else round(start_ms + seconds * 1000, 3)
 
-        stall_ms = None if schedule.stall_s is None else schedule.stall_s * 1000
-        self.record = replace(
-            self.record,
-            close_at_ms=at(schedule.close_at_s),
-            stall_at_ms=at(schedule.stall_at_s),
-            stall_ms=stall_ms,
-            due_end_ms=at(schedule.end_s),
-        )
+        notes = self._notes
+        notes["close_at_ms"] = at(schedule.close_at_s)
+        notes["stall_at_ms"] = at(schedule.stall_at_s)
+        notes["stall_ms"] = None if schedule.stall_s is None else schedule.stall_s * 1000
+        notes["due_end_ms"] = at(schedule.end_s)
 
     def note_conversation(self, key: str | None, trail: ToolTrail | None) -> None:
         """Note the request's conversation and what its history says about tool calls."""
-        self.record = replace(self.record, conversation=key, tools=trail)
+        self._notes["conversation"] = key
+        self._notes["tools"] = trail
 
     def note_tool_calls(self, calls: tuple[ToolCall, ...]) -> None:
         """Note the tool calls the answer makes: they count as handed out once its head is sent (`finish`)."""
@@ -192,20 +219,20 @@ class Entry:
 
     def note_rate_limit(self, key: str) -> None:
         """Note the client the request's rate limits counted."""
-        self.record = replace(self.record, rate_limit_key=key)
+        self._notes["rate_limit_key"] = key
 
     def note_rate_limited(self, scope: RateLimitScope) -> None:
         """Note that a rate limit refused the request (it is answered 429): the server's or the scenario's."""
-        self.record = replace(self.record, rate_limited=scope)
+        self._notes["rate_limited"] = scope
 
     def note_upstream(self, status: int | None, head_ms: float | None) -> None:
         """Note that the request was forwarded: the upstream's status and how long its head took."""
-        self.record = replace(self.record, upstream_status=status, upstream_head_ms=head_ms)
+        self._notes["upstream_status"] = status
+        self._notes["upstream_head_ms"] = head_ms
 
     def note_headers(self, headers: Iterable[tuple[str, str]]) -> None:
         """Note the response headers the verdict judges by (`Retry-After`)."""
-        retry_after = next((value for name, value in headers if name.lower() == "retry-after"), None)
-        self.record = replace(self.record, retry_after=retry_after)
+        self._notes["retry_after"] = next((value for name, value in headers if name.lower() == "retry-after"), None)
 
     def finish(
         self,
@@ -216,23 +243,20 @@ class Entry:
         timing: EventTiming | None = None,
     ) -> None:
         """Note how the response ended; `status` None when the connection ended before the status line."""
-        tools = self.record.tools
+        notes = self._notes
         if self._calls and status is not None:
-            tools = (tools or ToolTrail()).handed_out(self._calls)
-        self.record = replace(
-            self.record,
-            tools=tools,
-            status=status,
-            outcome=outcome,
-            events_sent=events_sent,
-            last_id_sent=last_id_sent,
-            duration_ms=self._elapsed_ms(),
-            events_timing=timing if timing is not None and timing.due_ms else None,
-        )
+            notes["tools"] = (self._noted("tools") or ToolTrail()).handed_out(self._calls)
+        duration_ms = self._elapsed_ms()
+        notes["status"] = status
+        notes["outcome"] = outcome
+        notes["events_sent"] = events_sent
+        notes["last_id_sent"] = last_id_sent
+        notes["duration_ms"] = duration_ms
+        notes["events_timing"] = timing if timing is not None and timing.due_ms else None
+        record = self.record  # final: made once, and what a finished entry holds (no notes left over)
         if self._tally is not None:
-            record = self.record
-            due, took = record.due_end_ms, record.duration_ms
-            late = took - due if outcome is Outcome.COMPLETED and due is not None and took is not None else None
+            due = record.due_end_ms
+            late = duration_ms - due if outcome is Outcome.COMPLETED and due is not None else None
             self._tally.finished(record.endpoint, record.scenario, outcome.value, events_sent, late)
         if self._on_finish is not None:
             self._on_finish(self)
@@ -255,6 +279,11 @@ class Entry:
         """The record as it is now, with headers and query of its own (the record itself cannot change)."""
         record = self.record
         return replace(record, query=dict(record.query), headers=dict(record.headers))
+
+    def _noted(self, name: str) -> Any:
+        """A field as it is now, without making a record for it."""
+        notes = self._notes
+        return notes[name] if name in notes else getattr(self._record, name)
 
     def _elapsed_ms(self) -> float:
         return round((time.perf_counter() - self._started) * 1000, 3)
@@ -351,7 +380,7 @@ class MemoryLog:
 
     def _add(self, entry: Entry) -> int:
         self._last_id = next(self._ids)
-        numbered(entry.record, self._last_id)
+        entry.number(self._last_id)
         self._entries.append(entry)
         self._bytes += entry.size
         while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
@@ -370,7 +399,7 @@ class MemoryLog:
         return self._last_id
 
     async def any_open(self, after: int) -> bool:
-        return any(e.record.outcome is None and e.id > after for e in self._entries)
+        return any(e.outcome is None and e.id > after for e in self._entries)
 
     async def clear(self) -> int:
         count = len(self._entries)
