@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from mock_server.conversations.responses import ResponseStore
 from mock_server.http import health, routes, stored_responses
-from mock_server.http.access import AccessGuard, CorsByPath, cors_options
+from mock_server.http.access import AccessGuard, Cors, CorsByPath
 from mock_server.http.errors import CONTROL_PREFIX, unexpected
 from mock_server.http.pipeline import respond
 from mock_server.http.state import STATE_SCOPE_KEY, MockState
@@ -68,7 +67,7 @@ class MockApp:
         self._fastapi: FastAPI | None = None
         self._building = asyncio.Lock()
         self.model_routes = routes.RouteTable(routes.MODEL_ROUTES)
-        models = CORSMiddleware(self._answer_model_request, **cors_options(settings))
+        models = Cors(self._answer_model_request, settings)
         self._models = AccessGuard(models, settings)
         self._health = AccessGuard(CorsByPath(health.answer, settings), settings)
 

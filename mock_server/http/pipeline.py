@@ -27,9 +27,9 @@ from mock_server.errors import (
 from mock_server.http.auth import api_key_of, authorize
 from mock_server.http.errors import answer_error
 from mock_server.http.model_request import ItemAnswer, ModelRequest
-from mock_server.http.prompt import parse_json_body
+from mock_server.http.prompt import json_object
 from mock_server.http.quotas import Admission, OverQuotaError, client_of, limits_of
-from mock_server.http.request_body import read_body
+from mock_server.http.request_body import Body, read_body
 from mock_server.http.routes import ModelRoute
 from mock_server.http.state import MockState, state_of
 from mock_server.journal.journal import Entry
@@ -40,7 +40,7 @@ from mock_server.scenarios.model import Scenario
 from mock_server.scenarios.steps import Ending
 from mock_server.timeline import tokens
 from mock_server.timeline.compile import FaultCursor, RequestContext, Timeline
-from mock_server.timeline.overrides import parse_overrides
+from mock_server.timeline.overrides import overrides_of
 from mock_server.upstream.forwarding import forwarded
 from mock_server.upstream.live import LiveActions
 from mock_server.upstream.recorder import Capture
@@ -57,12 +57,14 @@ async def respond(request: Request, route: ModelRoute) -> Response:
     """Answer a model request on `route`: a stream when it asks for one, else the whole response."""
     state = state_of(request)
     raw: bytes | None = None
+    body: Body | None = None
     if route.reads_body:
         try:
             raw = await read_body(request, state.settings.max_body_bytes)
         except BodyTooLargeError as exc:
             return _refuse(route.dialect, exc, await state.open_entry(request, None))
-    entry = state.new_entry(request, raw)  # kept with the request's counters, in one write (`_prepare`)
+        body = Body.read(raw)
+    entry = state.new_entry(request, raw, body)  # kept with the request's counters, in one write (`_prepare`)
     try:
         if route.check_query is not None:
             route.check_query(request.query_params)
@@ -76,9 +78,9 @@ async def respond(request: Request, route: ModelRoute) -> Response:
             aws_signature=route.aws_signature,
         )
         if route.forwarded:
-            asked = route.read(_forwarded_body(raw), request.path_params)
+            asked = route.read(_forwarded_body(body), request.path_params)
         else:
-            asked = route.read(parse_json_body(raw) if raw is not None else request.query_params, request.path_params)
+            asked = route.read(json_object(body) if body is not None else request.query_params, request.path_params)
         await tokens.ready(asked.prompt.model)  # usage and pacing count tokens; built in the background
         prepared = await _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
@@ -139,7 +141,7 @@ async def _prepare(
 ) -> _Prepared:
     """Select and compile the scenario for a request."""
     headers = request.headers
-    overrides = parse_overrides(request.query_params, headers)
+    overrides = overrides_of(request.query_params, headers, request.scope["headers"])
     prompt = asked.prompt
     named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
     conversation_key = headers.get("x-mock-conversation") or asked.conversation_key
@@ -257,10 +259,10 @@ def _admit(
     return state.quotas.count(plan, client_of(key, address), scenario.name, limits, model or scenario.name)
 
 
-def _forwarded_body(raw: bytes | None) -> dict[str, Any]:
+def _forwarded_body(body: Body | None) -> dict[str, Any]:
     """A forwarded request's body as JSON, when it is a JSON object ({} otherwise: it is sent on as it is)."""
     try:
-        return parse_json_body(raw or b"")
+        return json_object(body or Body(b""))
     except RequestBodyError:
         return {}
 

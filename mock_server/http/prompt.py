@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mock_server.errors import RequestBodyError
-from mock_server.http.request_body import decode_json
+from mock_server.http.request_body import Body, decode_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,12 +18,19 @@ class PromptInfo:
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; raises RequestBodyError saying what is wrong with it."""
-    if not raw.strip():
+    return json_object(Body.read(raw))
+
+
+def json_object(body: Body) -> dict[str, Any]:
+    """A body read already, as a JSON object; raises RequestBodyError saying what is wrong with it."""
+    if not body.raw.strip():
         raise RequestBodyError('The request body is empty; send a JSON object, e.g. {"messages": "hi"}.')
-    body = decode_json(raw)
-    if not isinstance(body, dict):
-        raise RequestBodyError(f"The request body must be a JSON object, not {json_type(body)}.")
-    return body
+    if body.error is not None:
+        raise body.error
+    value = body.value
+    if not isinstance(value, dict):
+        raise RequestBodyError(f"The request body must be a JSON object, not {json_type(value)}.")
+    return value
 
 
 def prompt_from_query(query: Mapping[str, str]) -> PromptInfo:

@@ -4,6 +4,7 @@ cannot give the app."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from mock_server.http.limits import LimitedHttpProtocol
@@ -21,8 +22,9 @@ class HttpProtocol(LimitedHttpProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn's protocol logs access whenever the logger has a handler anywhere up the tree
-        # (under pytest, always); the server's own `access_log` setting decides instead.
-        self.access_log = self.access_log and self.config.access_log
+        # (under pytest, always); the server's own `access_log` setting decides instead, and the
+        # logger's level: uvicorn builds each line (the target quoted, 5 us) before the logger drops it.
+        self.access_log = self.access_log and self.config.access_log and self.access_logger.isEnabledFor(logging.INFO)
         self.access_logger = RedactingAccessLogger(self.access_logger, None)  # type: ignore[assignment]
         self._connection: Connection | None = None
 

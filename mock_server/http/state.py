@@ -18,7 +18,7 @@ from mock_server.conversations.sequences import Sequences
 from mock_server.counters import Counters, MemoryCounters, Plan, counter_key
 from mock_server.errors import ScenarioError
 from mock_server.http.quotas import RateLimiter, limits_of
-from mock_server.http.request_body import journal_body
+from mock_server.http.request_body import Body
 from mock_server.journal.journal import Entry, Journal, RequestRecord, Since
 from mock_server.scenarios.catalog import RUNTIME_SOURCE, Catalog, load_runtime_scenario
 from mock_server.scenarios.faults import Fault
@@ -124,15 +124,15 @@ class MockState:
         await self.journal.keep(entry)
         return results
 
-    def new_entry(self, request: Request, raw_body: bytes | None) -> Entry:
-        """The journal's record of a model request (the body kept as JSON when it parses), not kept
-        yet: `begin` keeps it with the request's counters, in one write."""
+    def new_entry(self, request: Request, raw_body: bytes | None, body: Body | None = None) -> Entry:
+        """The journal's record of a model request (the body kept as JSON when it parses; `body`: read
+        already), not kept yet: `begin` keeps it with the request's counters, in one write."""
         entry = self.journal.new_entry(
             method=request.method,
             path=request.scope["path"],  # not request.url: building a URL to read its path back costs 3 us
             query=request.query_params.multi_items(),
             headers=request.headers.raw,
-            body=journal_body(raw_body),
+            body=(body or Body.read(raw_body)).journaled() if raw_body else None,
             body_bytes=len(raw_body or b""),
         )
         request.state.journal_entry = entry  # for the last-resort error handler (errors.py)

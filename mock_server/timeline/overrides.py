@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mock_server.errors import OverrideError
@@ -41,10 +41,22 @@ FIRST_CHUNK_MS = _Option("first_chunk_ms", "x-mock-first-chunk-ms")
 JITTER_MS = _Option("jitter_ms", "x-mock-jitter-ms")
 SEED = _Option("seed", "x-mock-seed")
 LATENCY = _Option("latency", "x-mock-latency")
-OVERRIDE_QUERY = frozenset(
-    {"scenario", *(o.query for o in (FAULT, CHUNK_MS, FIRST_CHUNK_MS, JITTER_MS, SEED, LATENCY))}
-)
+_OPTIONS = (FAULT, CHUNK_MS, FIRST_CHUNK_MS, JITTER_MS, SEED, LATENCY)
+OVERRIDE_QUERY = frozenset({"scenario", *(o.query for o in _OPTIONS)})
 """The query parameters that speak to this server, not to an upstream a request is forwarded to."""
+NO_OVERRIDES = Overrides()
+_HEADER_PREFIX = b"x-mock-"
+
+
+def overrides_of(
+    query: Mapping[str, str], headers: Mapping[str, str], raw_headers: Iterable[tuple[bytes, bytes]]
+) -> Overrides:
+    """`parse_overrides`, after a look at whether the request asks for any: most ask for none, and
+    reading each option from Starlette's headers took 6 us of every request. `raw_headers` are the
+    request's as ASGI has them (lower-case names)."""
+    if any(name.startswith(_HEADER_PREFIX) for name, _ in raw_headers) or any(o.query in query for o in _OPTIONS):
+        return parse_overrides(query, headers)
+    return NO_OVERRIDES
 
 
 def parse_overrides(query: Mapping[str, str], headers: Mapping[str, str]) -> Overrides:
