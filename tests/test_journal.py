@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,8 +14,11 @@ import pytest
 from mock_server.errors import RestartedError
 from mock_server.http.server import MockServer
 from mock_server.journal.journal import Entry, Journal, MemoryLog, RequestRecord, Since
+from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.scenarios.model import Thresholds
+from mock_server.scenarios.steps import Ending as StreamEnding
 from mock_server.store import open_store
+from mock_server.wire.actions import Schedule
 from mock_server.wire.outcome import Outcome, PlayResult
 from tests.stores import state_of_kind
 from tests.wire import Ending, WireResponse, fetch
@@ -232,6 +236,82 @@ async def test_record_repr_is_one_readable_line():
         "outcome='client_disconnected' events_sent=3 last_event_id='4' "
     )
     assert text.endswith("ms>")
+
+
+TIMED = ("received_at", "duration_ms", "close_at_ms", "stall_at_ms", "due_end_ms")
+"""Fields read from the clocks: two entries noted alike differ in them by a few microseconds."""
+NOTES: list[Callable[[Entry], None]] = [
+    lambda e: e.note_selection(
+        prompt="hi", scenario="s", dialect="openai-chat", thresholds=Thresholds(), endpoint="/v1/chat/completions"
+    ),
+    lambda e: e.note_conversation("c-1", ToolTrail()),
+    lambda e: e.note_tool_calls((ToolCall("call_1", "get_weather"),)),
+    lambda e: e.note_rate_limit("key sk-...1234#5f2b9c0e1a7d"),
+    lambda e: e.note_stream(ids=True, retry_ms=1500, ending=StreamEnding.DONE),
+    lambda e: e.note_schedule(Schedule(close_at_s=0.2, stall_at_s=0.5, stall_s=1.0, end_s=2.0)),
+    lambda e: e.note_headers([("Retry-After", "3")]),
+    lambda e: e.note_upstream(200, 1.5),
+]
+
+
+def untimed(record: RequestRecord) -> dict[str, Any]:
+    return {name: value for name, value in record.to_json().items() if name not in TIMED}
+
+
+def arrived(journal: Journal) -> Entry:
+    return journal.new_entry(
+        method="POST",
+        path="/v1/chat/completions",
+        query=[("a", "1")],
+        headers=[(b"x-api-key", b"sk-secret-1234")],
+        body={"messages": [{"role": "user", "content": "hi"}]},
+        body_bytes=48,
+    )
+
+
+def by_copies(journal: Journal) -> RequestRecord:
+    """The record as each note used to make it: the one before, copied with the note's fields."""
+    entry = arrived(journal)
+    assert entry.record.id == 0
+    for note in NOTES:
+        note(entry)
+        assert entry.record is not None  # read after each note: a copy with its fields
+    entry.finish(200, Outcome.COMPLETED, 5, 5)
+    return entry.record
+
+
+@pytest.mark.parametrize("read_after", [0, 2, 5, len(NOTES)])
+async def test_a_record_is_the_same_whenever_it_is_read_and_the_store_has_it_as_read(make_journal, read_after):
+    """The journal's record carries every note, read between notes or not, and what a reader got
+    stays as it was; a shared store keeps the record as noted when the stream begins and as it
+    ended (what every worker's journal shows)."""
+    journal = make_journal()
+    entry = arrived(journal)
+    reference = by_copies(Journal())
+    held = None
+    for n, note in enumerate(NOTES):
+        if n == read_after:
+            held, held_json = entry.record, entry.record.to_json()
+        note(entry)
+        if n == 1:  # as the server keeps it: with its selection noted, when the stream begins
+            await journal.keep(entry)
+            (begun,) = await journal.records()
+            assert begun.to_json() == entry.record.to_json()
+            assert (begun.scenario, begun.dialect, begun.endpoint, begun.outcome) == (
+                "s",
+                "openai-chat",
+                "/v1/chat/completions",
+                None,
+            )
+    entry.finish(200, Outcome.COMPLETED, 5, 5)
+    if held is not None:  # (read before it was kept, it got its id in place, as it always has)
+        assert {**held.to_json(), "id": 0} == {**held_json, "id": 0}, "a record read stays as it was read"
+    final = entry.record
+    assert untimed(final) == {**untimed(reference), "id": final.id}
+    assert final.tools == ToolTrail().handed_out((ToolCall("call_1", "get_weather"),))
+    assert final.headers == {"x-api-key": "sk-...1234"}
+    (stored,) = await journal.settled(timeout_s=10)
+    assert stored.to_json() == final.to_json()
 
 
 async def test_snapshots_do_not_change_the_journal(make_journal):

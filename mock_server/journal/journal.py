@@ -20,6 +20,7 @@ stream's schedule, the transport's result) and are noted when it starts and ends
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import time
@@ -128,22 +129,23 @@ class Entry:
     """The journal's hold on one request while it is answered: the server notes facts on it as the
     response starts and ends (never per chunk), and `record` is always a finished snapshot of them.
 
-    Notes are gathered here and put in a new `RequestRecord` only when the record is read (by a
+    The facts are gathered here and put in a `RequestRecord` only when the record is read (by a
     shared store as the stream begins, by a reader of the journal) and once as the response ends:
     a frozen record copied per note cost a quarter of a request's work before its first byte."""
 
-    __slots__ = ("_calls", "_notes", "_on_finish", "_record", "_started", "_tally", "size")
+    __slots__ = ("_calls", "_id", "_notes", "_on_finish", "_record", "_started", "_tally", "size")
 
     def __init__(
         self,
-        record: RequestRecord,
+        fields: dict[str, Any],
         size: int,
         tally: Tally | None = None,
         on_finish: Callable[[Entry], None] | None = None,
     ) -> None:
-        self._record = record
-        self._notes: dict[str, Any] = {}
-        """Fields noted since `_record` was made, for the next one."""
+        self._id = 0
+        self._record: RequestRecord | None = None
+        self._notes = fields
+        """The record's fields noted since `_record` was made (all of them before it is), for the next one."""
         self.size = size
         """About how many bytes the record holds (what the client sent, and the record's own)."""
         self._started = time.perf_counter()
@@ -154,14 +156,19 @@ class Entry:
     @property
     def record(self) -> RequestRecord:
         """The record with every note so far (a new one only when something was noted since the last read)."""
-        if self._notes:
-            self._record = replace(self._record, **self._notes)
+        record = self._record
+        if record is None:
+            record = self._record = RequestRecord(id=self._id, **self._notes)
             self._notes = {}
-        return self._record
+        elif self._notes:
+            record = self._record = replace(record, **self._notes)
+            self._notes = {}
+        return record
 
     @property
     def id(self) -> int:
-        return self._record.id  # an id is given, never noted: the record as made has it
+        record = self._record
+        return self._id if record is None else record.id  # a shared store numbers the record it has read
 
     @property
     def outcome(self) -> Outcome | None:
@@ -169,8 +176,10 @@ class Entry:
         return self._noted("outcome")  # type: ignore[no-any-return]
 
     def number(self, record_id: int) -> None:
-        """Give the record its id, in place: only for an entry nobody has read the record of yet."""
-        numbered(self._record, record_id)
+        """Give the record its id (in place, when it is made already: only while nobody else holds it)."""
+        self._id = record_id
+        if self._record is not None:
+            numbered(self._record, record_id)
 
     def note_selection(
         self, *, prompt: str, scenario: str, dialect: str, thresholds: Thresholds, endpoint: str | None = None
@@ -283,11 +292,16 @@ class Entry:
     def _noted(self, name: str) -> Any:
         """A field as it is now, without making a record for it."""
         notes = self._notes
-        return notes[name] if name in notes else getattr(self._record, name)
+        if name in notes:
+            return notes[name]
+        return _DEFAULTS[name] if self._record is None else getattr(self._record, name)
 
     def _elapsed_ms(self) -> float:
         return round((time.perf_counter() - self._started) * 1000, 3)
 
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(RequestRecord)}
+"""What a field of a record is until it is noted (the fields a request arrives with are given at once)."""
 
 MAX_ID_DIGITS = 18
 """A longer number is no id this journal could have given (and would not convert cheaply)."""
@@ -468,18 +482,17 @@ class Journal:
             + sum(len(name) + len(value) for name, value in kept_headers.items())
             + sum(len(name) + len(value) for name, value in kept_query.items())
         )
-        record = RequestRecord(
-            id=0,
-            received_at=self._wall_clock(),
-            method=method,
-            path=path,
-            query=kept_query,
-            headers=kept_headers,
-            body=mask_body(body) if mask else body,
-            last_event_id=kept_headers.get("last-event-id"),
-            worker=self.worker,
-        )
-        return Entry(record, size, self.tally, self.log.finished)
+        fields = {
+            "received_at": self._wall_clock(),
+            "method": method,
+            "path": path,
+            "query": kept_query,
+            "headers": kept_headers,
+            "body": mask_body(body) if mask else body,
+            "last_event_id": kept_headers.get("last-event-id"),
+            "worker": self.worker,
+        }
+        return Entry(fields, size, self.tally, self.log.finished)
 
     async def keep(self, entry: Entry) -> None:
         """Keep an entry made by `new_entry` (it gets its id), unless it is kept already."""
