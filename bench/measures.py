@@ -143,7 +143,7 @@ async def fidelity(
     server_before = server_cpu() if server_cpu is not None else float("nan")
     client_before = time.process_time()
     started = time.time()
-    probes = await load.run_streams(port, request, streams, timeout=120)
+    probes = await load.run_streams(port, request, streams, timeout=120, stamped=True)
     window = (started, time.time())
     client_cpu_s = time.process_time() - client_before
     server_cpu_s = server_cpu() - server_before if server_cpu is not None else float("nan")

@@ -40,7 +40,7 @@ async def _read_while_busy(port: int) -> load.Probe:
     """Read one answer while the client's loop is kept busy from 20 ms to 420 ms."""
     loop = asyncio.get_running_loop()
     loop.call_later(0.02, time.sleep, 0.4)
-    (probe,) = await load.run_streams(port, load.http_request("/stream"), 1, timeout=10)
+    (probe,) = await load.run_streams(port, load.http_request("/stream"), 1, timeout=10, stamped=True)
     return probe
 
 
