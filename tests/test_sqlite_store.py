@@ -4,6 +4,7 @@ with its own counters, in the order they came."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,17 @@ def test_a_change_that_fails_fails_its_own_request_only(tmp_path: Path) -> None:
     assert isinstance(results[1], ValueError)
     assert results[2] == 2
     assert ids == [1, 0, 2]  # the refused request has no record
+
+
+def test_a_trim_that_fails_leaves_the_requests_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SqliteStore(tmp_path / "state.sqlite3", size=1000, max_bytes=10_000_000)
+
+    def locked(newest: int) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "_trim", locked)
+
+    results, ids = asyncio.run(_start_together(store, [_count] * 70))  # past the 64th record: a trim
+
+    assert results == list(range(1, 71))
+    assert ids == list(range(1, 71))

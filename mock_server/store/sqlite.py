@@ -11,6 +11,7 @@ batch. The file holds test state, not data to keep: writes are not synced to dis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sqlite3
@@ -194,7 +195,9 @@ class SqliteStore(SharedStore):
         if last // TRIM_EVERY > (first - 1) // TRIM_EVERY or any(
             start.size * TRIM_EVERY > self.max_bytes for start, _ in kept
         ):
-            self._trim(last)
+            # The batch is kept whatever happens here: a trim that fails is tried again at the next.
+            with contextlib.suppress(sqlite3.Error):
+                self._trim(last)
         return outcomes
 
     def _trim(self, newest: int) -> None:
