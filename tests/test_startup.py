@@ -1,6 +1,7 @@
 """Start-up does only what serving a model request needs: FastAPI's part of the app, the upstream's
-HTTP client and the verdict load on first use, and the tokenizer is built while the server already
-answers. What it costs in time is the bench's (`python -m bench.startup`); these check the behaviour."""
+HTTP client and the verdict load on first use, the tokenizer is built while the server already
+answers, and the command line loads its modules with the garbage collector paused. What it costs in
+time is the bench's (`python -m bench.startup`); these check the behaviour."""
 
 from __future__ import annotations
 
@@ -51,6 +52,33 @@ def modules_loaded(paths: tuple[str, ...] = (), settings: str = "") -> set[str]:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+COMMAND_LINE_LOADED = """
+import gc, json, sys
+from mock_server import __main__ as entry
+loaded_first = sorted(name for name in sys.modules if name.startswith("mock_server"))
+before = [generation["collections"] for generation in gc.get_stats()]
+sys.argv = ["mock-llm-sse", "--version"]
+try:
+    entry.main()
+except SystemExit:
+    pass
+collections = [generation["collections"] - was for generation, was in zip(gc.get_stats(), before)]
+print(json.dumps([loaded_first, collections, gc.get_freeze_count(), gc.isenabled()]))
+"""
+
+
+def test_the_command_line_loads_its_modules_with_the_collector_paused_then_frozen() -> None:
+    """Loading them makes some 50,000 objects that live as long as the process: collections on the way
+    would find nothing to free. The package itself loads nothing before the pause."""
+    done = subprocess.run([sys.executable, "-c", COMMAND_LINE_LOADED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded_first, collections, frozen, enabled = json.loads(done.stdout.splitlines()[-1])
+    assert loaded_first == ["mock_server", "mock_server.__main__"]
+    assert collections == [0, 0, 0]
+    assert frozen > 10_000
+    assert enabled
 
 
 def test_a_server_answering_its_ready_check_and_model_requests_loads_nothing_they_do_not_need() -> None:
