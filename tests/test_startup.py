@@ -29,6 +29,7 @@ LOADED_ON_FIRST_USE = {
     "mock_server.upstream.client": "the HTTP client to an upstream (--upstream)",
     "mock_server.upstream.proxy": "the same",
     "mock_server.journal.verdict": "the verdict on the clients",
+    "websockets": "never: no endpoint speaks WebSocket, and our protocol refuses a handshake itself",
 }
 
 SERVE_AND_ASK = """
