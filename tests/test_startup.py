@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -80,6 +82,41 @@ def test_the_command_line_loads_its_modules_with_the_collector_paused_then_froze
     assert collections == [0, 0, 0]
     assert frozen > 10_000
     assert enabled
+
+
+PROBE_PLUGIN = """
+import os
+from pathlib import Path
+
+Path(os.environ["PROBE_PLUGIN_LOADED"]).touch()
+
+
+class ProbePlugin:
+    def new_schema_validator(self, *args, **kwargs):
+        return None, None, None
+
+
+plugin = ProbePlugin()
+"""
+
+
+@pytest.mark.parametrize(("given", "loaded"), [(None, False), ("", True), ("other", True), ("__all__", False)])
+def test_the_command_line_leaves_pydantic_plugins_out_unless_told_otherwise(
+    tmp_path: Path, given: str | None, loaded: bool
+) -> None:
+    """An installed pydantic plugin is not looked for, unless PYDANTIC_DISABLE_PLUGINS says otherwise."""
+    (tmp_path / "probe_plugin.py").write_text(PROBE_PLUGIN)
+    metadata = tmp_path / "probe_plugin-1.0.dist-info"
+    metadata.mkdir()
+    (metadata / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-plugin\nVersion: 1.0\n")
+    (metadata / "entry_points.txt").write_text("[pydantic]\nprobe = probe_plugin:plugin\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
+    env |= {"PYTHONPATH": str(tmp_path), "PROBE_PLUGIN_LOADED": str(tmp_path / "loaded")}
+    if given is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = given
+    done = subprocess.run([sys.executable, "-m", "mock_server", "--version"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "loaded").exists() == loaded
 
 
 def test_a_server_answering_its_ready_check_and_model_requests_loads_nothing_they_do_not_need() -> None:
