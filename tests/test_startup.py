@@ -31,19 +31,22 @@ LOADED_ON_FIRST_USE = {
     "mock_server.upstream.client": "the HTTP client to an upstream (--upstream)",
     "mock_server.upstream.proxy": "the same",
     "mock_server.journal.verdict": "the verdict on the clients",
+    "urllib.request": "the HTTP client of the `verdict` command",
     "websockets": "never: no endpoint speaks WebSocket, and our protocol refuses a handshake itself",
 }
 
 SERVE_AND_ASK = """
-import json, sys, urllib.request
+import http.client, json, sys
 import mock_server.cli
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
 with MockServer(settings=Settings(port=0, {settings})) as server:
     for path in {paths!r}:
-        with urllib.request.urlopen(server.url + path, timeout=30) as answer:
-            assert answer.status == 200, path
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", path)
+        assert connection.getresponse().status == 200, path
+        connection.close()
 print(json.dumps(sorted(sys.modules)))
 """
 
