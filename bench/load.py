@@ -1,19 +1,35 @@
-"""A light load client on raw asyncio sockets: no HTTP library, so the client is never the bottleneck.
+"""A light load client on raw sockets: no HTTP library, so the client is never the bottleneck.
 
-Each probe sends one HTTP/1.1 request and records, per read, the time and how many events have
+Each probe sends one HTTP/1.1 request and records, per read, its time and how many events have
 arrived so far (by the end each event's framing has: `\\n\\n` for SSE, `\\r\\n\\r\\n` for Google's,
 `\\n` for NDJSON), plus whether the chunked body ended with its terminating chunk.
+
+A read's time is when the client read it, or with `stamped` (paced streams' lateness) when its
+newest byte reached the client's socket: the kernel's receive stamp (`SO_TIMESTAMPNS`). On a
+machine where the servers and the client share the cores, the client's own wait for a core would
+otherwise count as the server's lateness. A read's stamp is its newest segment's, so an event that
+came in an earlier segment of the same read is counted late, never early. How long each read came
+after its stamp is kept too (`Probe.read_lags`): the client's own delay, for the bench to show.
+Where the kernel gives no stamp, the read's own time is used. Throughput and time to first event
+keep the read's time: how fast a client gets the events is what they measure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import cast
 
 SSE_END = b"\n\n"
+READ_BYTES = 65536
+_STAMP_OPTION: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
+"""Linux's SO_TIMESTAMPNS (which Python 3.11's socket module does not name); None elsewhere."""
+_STAMP_SPACE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+_TIMESPEC = struct.Struct("qq")
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,10 @@ class Probe:
     started: float = 0.0
     head_at: float | None = None
     arrivals: list[tuple[float, int]] = field(default_factory=list)
+    """Per read with an event's end in it: when it reached the socket (perf_counter's clock) and the
+    events so far."""
+    read_lags: list[float] = field(default_factory=list)
+    """Per stamped read: how long after its stamp the client read it (seconds)."""
     events: int = 0
     completed: bool = False
     closed: asyncio.Future[None] | None = None
@@ -42,23 +62,41 @@ class Probe:
         return None
 
 
-class _ProbeProtocol(asyncio.Protocol):
-    def __init__(self, request: Request, probe: Probe, loop: asyncio.AbstractEventLoop) -> None:
+class Reader:
+    """Reads one probe's answer from its socket, as the loop says it can."""
+
+    def __init__(
+        self, sock: socket.socket, request: Request, probe: Probe, loop: asyncio.AbstractEventLoop, *, stamped: bool
+    ) -> None:
+        self.sock = sock
         self.request = request
         self.probe = probe
         self.loop = loop
         self.head = True
         self.tail = b""
         self.end = b""
-        self.transport: asyncio.Transport | None = None
+        # The kernel stamps with the wall clock; the probe's times are perf_counter's. Within one
+        # probe the offset is constant, so a stream's lateness (from its own first event) has none of it.
+        self.offset = time.time() - time.perf_counter()
+        self.stamp_space = _STAMP_SPACE if stamped else 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
-        self.transport.write(self.request.raw)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
+    def readable(self) -> None:
+        read_at = time.perf_counter()
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(READ_BYTES, self.stamp_space)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, ancillary = b"", []
+        if not data:
+            self.close()
+            return
+        now = read_at
         probe = self.probe
+        if ancillary:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(ancillary[0][2])
+            now = min(read_at, seconds + nanoseconds * 1e-9 - self.offset)
+            probe.read_lags.append(read_at - now)
         if self.head:
             data = self.tail + data  # what came of the head so far
             end = data.find(b"\r\n\r\n")
@@ -83,7 +121,10 @@ class _ProbeProtocol(asyncio.Protocol):
         if self.end == b"0\r\n\r\n":
             probe.completed = True
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
         if self.probe.closed is not None and not self.probe.closed.done():
             self.probe.closed.set_result(None)
 
@@ -98,18 +139,34 @@ def http_request(
     return Request(head.encode() + b"\r\n" + payload, counted)
 
 
-async def open_probe(port: int, request: Request) -> tuple[Probe, asyncio.Transport]:
+async def open_probe(port: int, request: Request, *, stamped: bool = False) -> tuple[Probe, Reader]:
     loop = asyncio.get_running_loop()
     probe = Probe(started=time.perf_counter(), closed=loop.create_future())
-    transport, _ = await loop.create_connection(lambda: _ProbeProtocol(request, probe, loop), "127.0.0.1", port)
-    return probe, transport
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    if stamped and _STAMP_OPTION is not None:
+        sock.setsockopt(socket.SOL_SOCKET, _STAMP_OPTION, 1)
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        await loop.sock_sendall(sock, request.raw)
+    except BaseException:
+        sock.close()
+        raise
+    reader = Reader(sock, request, probe, loop, stamped=stamped)
+    loop.add_reader(sock.fileno(), reader.readable)
+    return probe, reader
 
 
-async def run_streams(port: int, request: Request, count: int, *, timeout: float = 60.0) -> list[Probe]:
-    """Open `count` streams at once (in bursts the listen backlog can take) and read them to the end."""
+async def run_streams(
+    port: int, request: Request, count: int, *, timeout: float = 60.0, stamped: bool = False
+) -> list[Probe]:
+    """Open `count` streams at once (in bursts the listen backlog can take) and read them to the end;
+    `stamped`: each read timed by when it reached the socket."""
     probes: list[Probe] = []
     for start in range(0, count, 250):
-        opened = await asyncio.gather(*(open_probe(port, request) for _ in range(min(250, count - start))))
+        opened = await asyncio.gather(
+            *(open_probe(port, request, stamped=stamped) for _ in range(min(250, count - start)))
+        )
         probes.extend(p for p, _ in opened)
     await asyncio.wait_for(asyncio.gather(*(p.closed for p in probes if p.closed is not None)), timeout)
     return probes

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,13 @@ class Fidelity:
     lateness_p99_ms: float
     window: tuple[float, float] = (0.0, 0.0)
     """When the measured streams were asked for and when the last ended (Unix times)."""
+    read_lag_p99_ms: float = float("nan")
+    """How long after reaching the client's socket the client read it (bench.load): its own delay,
+    which the lateness does not count."""
+    client_cpu_us_per_event: float = float("nan")
+    """The load client's CPU time per event read."""
+    server_cpu_s: float = float("nan")
+    """The server's CPU time during the measured streams, when `fidelity` was told how to read it."""
 
 
 @dataclass(frozen=True)
@@ -121,13 +129,31 @@ async def schedule_of(port: int, request: load.Request) -> Schedule:
     return Schedule(ends, due_ms)
 
 
-async def fidelity(port: int, request: load.Request, streams: int, schedule: Schedule) -> Fidelity:
+async def fidelity(
+    port: int,
+    request: load.Request,
+    streams: int,
+    schedule: Schedule,
+    server_cpu: Callable[[], float] | None = None,
+) -> Fidelity:
     """How on time the writes of `streams` paced streams arrive, all asked for at once by `request`:
-    the gap between writes, and each write's lateness against `schedule` from the stream's first."""
+    the gap between writes, and each write's lateness against `schedule` from the stream's first.
+    `server_cpu` reads the server's CPU seconds so far, for its CPU time during the measured streams."""
     await load.run_streams(port, request, streams, timeout=120)  # warm-up, not measured
+    server_before = server_cpu() if server_cpu is not None else float("nan")
+    client_before = time.process_time()
     started = time.time()
-    probes = await load.run_streams(port, request, streams, timeout=120)
+    probes = await load.run_streams(port, request, streams, timeout=120, stamped=True)
     window = (started, time.time())
+    client_cpu_s = time.process_time() - client_before
+    server_cpu_s = server_cpu() - server_before if server_cpu is not None else float("nan")
+    lags = [lag for probe in probes for lag in probe.read_lags]
+    events = sum(probe.events for probe in probes)
+    client = {
+        "read_lag_p99_ms": percentile(lags, 99) * 1000 if lags else float("nan"),
+        "client_cpu_us_per_event": client_cpu_s / events * 1e6 if events else float("nan"),
+        "server_cpu_s": server_cpu_s,
+    }
     gaps: list[float] = []
     lateness: list[float] = []
     completed = 0
@@ -146,13 +172,14 @@ async def fidelity(port: int, request: load.Request, streams: int, schedule: Sch
                 assert previous is not None
                 gaps.append(at - previous)
     if not gaps:
-        return Fidelity(completed, float("nan"), float("nan"), float("nan"), window)
+        return Fidelity(completed, float("nan"), float("nan"), float("nan"), window, **client)
     return Fidelity(
         completed,
         statistics.median(gaps) * 1000,
         percentile(gaps, 99) * 1000,
         percentile(lateness, 99) * 1000,
         window,
+        **client,
     )
 
 

@@ -63,7 +63,7 @@ def start_mock(
         "warning",
         *options,
     ]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return _start(command)
 
 
 def start_baseline(
@@ -80,7 +80,17 @@ def start_baseline(
         "--frames",
         str(frames_file),
     ]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return _start(command)
+
+
+def _start(command: list[str]) -> subprocess.Popen[bytes]:
+    """A server in a session of its own, as one started apart from its load client would be: where the
+    kernel shares the CPU between sessions first (autogroup, on by default on most Linux systems), a
+    server started in the bench's session would share one session's part with the load client, and
+    more workers would get no more of the machine than one."""
+    return subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def traced(pauses: Path | None) -> list[str]:

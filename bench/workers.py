@@ -7,6 +7,7 @@ as a ratio to the 1-worker baseline rather than as absolute numbers that drift b
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import httpx
@@ -20,16 +21,16 @@ AGAINST = "1 worker"
 
 
 async def measure_workers(workers: int, scenarios: Path) -> list[Figure]:
-    """Completed streams, p99 lateness and the servers' CPU per stream (all their processes) of
-    `COUNTS` paced streams (20 ms apart) on 1 and `workers` worker processes, the N-worker figure
-    against the 1-worker one. Both servers run throughout and
+    """Completed streams, p99 lateness and the servers' CPU per stream (all their processes, during
+    the measured streams) of `COUNTS` paced streams (20 ms apart) on 1 and `workers` worker
+    processes, the N-worker figure against the 1-worker one, and the load client's own read lag
+    and CPU per event beside them. Both servers run throughout and
     are measured in turn at each count, so that a change in the machine's other load between two
     counts strikes both alike."""
     request = load.http_request(STREAM)
     ports = {1: procs.free_port(), workers: procs.free_port()}
     servers = {w: procs.start_mock(port, scenarios, "--workers", str(w)) for w, port in ports.items()}
     measured: dict[int, dict[int, Fidelity]] = {1: {}, workers: {}}
-    cpu: dict[int, dict[int, float]] = {1: {}, workers: {}}
     try:
         for w, port in ports.items():
             procs.wait_until_answering(f"http://127.0.0.1:{port}/_mock/health", servers[w], timeout=60)
@@ -37,9 +38,8 @@ async def measure_workers(workers: int, scenarios: Path) -> list[Figure]:
         schedule = await schedule_of(ports[1], request)
         for count in COUNTS:
             for w, port in ports.items():
-                before = procs.tree_cpu_seconds(servers[w].pid)
-                measured[w][count] = await fidelity(port, request, count, schedule)
-                cpu[w][count] = (procs.tree_cpu_seconds(servers[w].pid) - before) / count * 1000
+                server_cpu = functools.partial(procs.tree_cpu_seconds, servers[w].pid)
+                measured[w][count] = await fidelity(port, request, count, schedule, server_cpu)
     finally:
         for server in servers.values():
             procs.stop(server)
@@ -51,7 +51,27 @@ async def measure_workers(workers: int, scenarios: Path) -> list[Figure]:
         figures += [
             Figure(f"{name}: completed", "streams", ours.completed, one.completed, "higher", f"= {count}", AGAINST),
             Figure(f"{name}: lateness p99", "ms", ours.lateness_p99_ms, one.lateness_p99_ms, "lower", target, AGAINST),
-            Figure(f"{name}: CPU per stream", "ms", cpu[workers][count], cpu[1][count], "lower", "", AGAINST),
+            Figure(
+                f"{name}: CPU per stream",
+                "ms",
+                ours.server_cpu_s / count * 1000,
+                one.server_cpu_s / count * 1000,
+                "lower",
+                "",
+                AGAINST,
+            ),
+            Figure(
+                f"{name}: client's read lag p99", "ms", ours.read_lag_p99_ms, one.read_lag_p99_ms, "lower", "", AGAINST
+            ),
+            Figure(
+                f"{name}: client's CPU per event",
+                "us",
+                ours.client_cpu_us_per_event,
+                one.client_cpu_us_per_event,
+                "lower",
+                "",
+                AGAINST,
+            ),
         ]
     return figures
 

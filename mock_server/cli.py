@@ -6,9 +6,6 @@ import json
 import os
 import shlex
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -612,7 +609,10 @@ def verdict(
 def _request_lines(base: str, since: str | None, admin_token: str | None) -> dict[int, str]:
     """By record id, each request's line (`POST /v1/chat/completions scenario='default'`) from the
     server's journal; none when the journal cannot be read (an admin token not given)."""
-    from mock_server.journal.verdict import reports  # loaded by `verdict` already
+    import urllib.parse  # loaded by `verdict` already
+    import urllib.request
+
+    from mock_server.journal.verdict import reports
 
     query = urllib.parse.urlencode({"since": since} if since is not None else {})
     request = urllib.request.Request(f"{base}/_mock/requests?{query}")
@@ -628,6 +628,10 @@ def _request_lines(base: str, since: str | None, admin_token: str | None) -> dic
 
 def _fetch_verdict(base: str, since: str | None, wait: float) -> dict[str, Any]:
     """GET /_mock/verdict of the server at `base`; exits 2 saying why when it cannot."""
+    import urllib.error  # an HTTP client, for `verdict` alone: `serve` need not load it
+    import urllib.parse
+    import urllib.request
+
     from mock_server.journal.verdict import Verdict  # loaded by `verdict` already
 
     query = {"wait_ms": str(round(wait * 1000)), **({"since": since} if since is not None else {})}

@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from mock_server.http.server import MockServer
 from mock_server.scenarios.catalog import bundled_scenarios_dir
@@ -378,3 +380,18 @@ def test_a_client_leaving_mid_body_is_no_error_and_no_record(
     assert httpx.get(server.url + "/_mock/health").status_code == 200
     assert server.requests == []
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+@pytest.mark.parametrize("path", ["/v1/realtime?model=gpt-4o", "/v1/chat/completions", "/_mock/health"])
+def test_a_websocket_handshake_is_refused_with_what_to_do_and_the_server_goes_on(make_server: Any, path: str) -> None:
+    """No endpoint speaks WebSocket (OpenAI's Realtime API does): a client asking for one is told so."""
+    server = make_server()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.url.replace("http://", "ws://") + path, open_timeout=10)
+    response = refused.value.response
+    assert response.status_code == 403
+    body = json.loads(response.body)
+    assert body["error"]["type"] == "websocket_not_served"
+    assert "Server-Sent Events" in body["error"]["message"]
+    assert httpx.get(server.url + "/_mock/health").status_code == 200
+    assert server.requests == []

@@ -25,7 +25,7 @@ def test_wheel_holds_the_package_and_the_bundled_scenarios() -> None:
 
 def test_console_script_and_version() -> None:
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "mock-llm-sse"]
-    assert script.value == "mock_server.cli:main"
+    assert script.value == "mock_server.__main__:main"
     assert mock_server.__version__ == version("mock-llm-sse")
 
 

@@ -1,17 +1,20 @@
 """Start-up does only what serving a model request needs: FastAPI's part of the app, the upstream's
-HTTP client and the verdict load on first use, and the tokenizer is built while the server already
-answers. What it costs in time is the bench's (`python -m bench.startup`); these check the behaviour."""
+HTTP client and the verdict load on first use, the tokenizer is built while the server already
+answers, and the command line loads its modules with the garbage collector paused. What it costs in
+time is the bench's (`python -m bench.startup`); these check the behaviour."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,18 +31,22 @@ LOADED_ON_FIRST_USE = {
     "mock_server.upstream.client": "the HTTP client to an upstream (--upstream)",
     "mock_server.upstream.proxy": "the same",
     "mock_server.journal.verdict": "the verdict on the clients",
+    "urllib.request": "the HTTP client of the `verdict` command",
+    "websockets": "never: no endpoint speaks WebSocket, and our protocol refuses a handshake itself",
 }
 
 SERVE_AND_ASK = """
-import json, sys, urllib.request
+import http.client, json, sys
 import mock_server.cli
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 
 with MockServer(settings=Settings(port=0, {settings})) as server:
     for path in {paths!r}:
-        with urllib.request.urlopen(server.url + path, timeout=30) as answer:
-            assert answer.status == 200, path
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", path)
+        assert connection.getresponse().status == 200, path
+        connection.close()
 print(json.dumps(sorted(sys.modules)))
 """
 
@@ -51,6 +58,76 @@ def modules_loaded(paths: tuple[str, ...] = (), settings: str = "") -> set[str]:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+COMMAND_LINE_LOADED = """
+import gc, json, sys
+from mock_server import __main__ as entry
+loaded_first = sorted(name for name in sys.modules if name.startswith("mock_server"))
+before = [generation["collections"] for generation in gc.get_stats()]
+sys.argv = ["mock-llm-sse", "--version"]
+try:
+    entry.main()
+except SystemExit:
+    pass
+collections = [generation["collections"] - was for generation, was in zip(gc.get_stats(), before)]
+print(json.dumps([loaded_first, collections, gc.get_freeze_count(), gc.isenabled()]))
+"""
+
+
+def test_the_command_line_loads_its_modules_with_the_collector_paused_then_frozen() -> None:
+    """Loading them makes some 50,000 objects that live as long as the process: collections on the way
+    would find nothing to free. The package itself loads nothing before the pause."""
+    done = subprocess.run([sys.executable, "-c", COMMAND_LINE_LOADED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded_first, collections, frozen, enabled = json.loads(done.stdout.splitlines()[-1])
+    assert loaded_first == ["mock_server", "mock_server.__main__"]
+    assert collections == [0, 0, 0]
+    assert frozen > 10_000
+    assert enabled
+
+
+PROBE_PLUGIN = """
+import os
+from pathlib import Path
+
+Path(os.environ["PROBE_PLUGIN_LOADED"]).touch()
+
+
+class ProbePlugin:
+    def new_schema_validator(self, *args, **kwargs):
+        return None, None, None
+
+
+plugin = ProbePlugin()
+"""
+
+
+@pytest.mark.parametrize(("given", "loaded"), [(None, False), ("", True), ("other", True), ("__all__", False)])
+def test_the_command_line_leaves_pydantic_plugins_out_unless_told_otherwise(
+    tmp_path: Path, given: str | None, loaded: bool
+) -> None:
+    """An installed pydantic plugin is not looked for, unless PYDANTIC_DISABLE_PLUGINS says otherwise."""
+    (tmp_path / "probe_plugin.py").write_text(PROBE_PLUGIN)
+    metadata = tmp_path / "probe_plugin-1.0.dist-info"
+    metadata.mkdir()
+    (metadata / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-plugin\nVersion: 1.0\n")
+    (metadata / "entry_points.txt").write_text("[pydantic]\nprobe = probe_plugin:plugin\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
+    env |= {"PYTHONPATH": str(tmp_path), "PROBE_PLUGIN_LOADED": str(tmp_path / "loaded")}
+    if given is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = given
+    done = subprocess.run([sys.executable, "-m", "mock_server", "--version"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "loaded").exists() == loaded
+
+
+def test_the_version_is_known_without_reading_the_installed_metadata() -> None:
+    """The metadata holds the README: parsing it took some 5 ms of every start."""
+    code = "import json, sys\nfrom mock_server.settings import VERSION\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "importlib.metadata" not in json.loads(done.stdout)
 
 
 def test_a_server_answering_its_ready_check_and_model_requests_loads_nothing_they_do_not_need() -> None:

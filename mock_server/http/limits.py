@@ -260,14 +260,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def _refuse_request(self, status: int, error_type: str, message: str, *, linger: bool = False) -> None:
+    def _refuse_request(
+        self, status: int, error_type: str, message: str, *, linger: bool = False, held: bool = False
+    ) -> None:
         """Answer the request arriving with an error, unless a response is already under way on the
         connection (then the connection just closes), and stop reading requests from it. With
-        `linger`, keep reading and dropping what the client sends for a while before closing."""
+        `linger`, keep reading and dropping what the client sends for a while before closing; `held`:
+        its head is whole, but the app was not given it (a WebSocket handshake)."""
         self.refused = True
         self._stop_request_clock()
-        cycle = self.cycle  # in the head: the request before, if any; else the one arriving
-        if self._in_head:
+        cycle = self.cycle  # in the head (or held): the request before, if any; else the one arriving
+        if self._in_head or held:
             answerable = (cycle is None or cycle.response_complete) and not self.pipeline
         else:
             answerable = cycle is not None and not cycle.response_started and not self.pipeline

@@ -11,9 +11,16 @@ from mock_server.http.limits import LimitedHttpProtocol
 from mock_server.journal.redaction import RedactingAccessLogger
 from mock_server.wire.tcp import CONNECTION_KEY, Connection
 
+WEBSOCKET_REFUSAL = (
+    "This server has no WebSocket endpoints: its model endpoints stream over HTTP, as Server-Sent Events. "
+    "Send the request without `Upgrade: websocket`."
+)
+
 
 class HttpProtocol(LimitedHttpProtocol):
     """uvicorn's HTTP protocol with our limits, plus:
+    - a WebSocket handshake refused with 403 and why, before the app (uvicorn runs with `ws="none"`,
+      so that it does not load a WebSocket library for endpoints we do not have);
     - a `Connection` in every request's `scope["state"]`, through which drops and resets reach the socket;
     - a shutdown that ends the connection's stream (or its half-sent request) instead of waiting for it;
     - access log lines without secret query values, written only when the server's `access_log` says so.
@@ -33,6 +40,12 @@ class HttpProtocol(LimitedHttpProtocol):
         if not self.refused:
             self._connection = Connection(transport, getattr(self, "flow", None))
             self.app_state = {**self.app_state, CONNECTION_KEY: self._connection}
+
+    def _should_upgrade_to_ws(self) -> bool:
+        return True  # uvicorn then hands every WebSocket handshake to `handle_websocket_upgrade`, not the app
+
+    def handle_websocket_upgrade(self) -> None:
+        self._refuse_request(403, "websocket_not_served", WEBSOCKET_REFUSAL, held=True)
 
     def shutdown(self) -> None:
         stream = self._connection.stream if self._connection is not None else None

@@ -59,6 +59,7 @@ def uvicorn_config(app: MockApp, settings: Settings, *, configure_logging: bool 
         host=settings.host,
         port=settings.port,
         http=HttpProtocol,
+        ws="none",  # our protocol refuses WebSocket handshakes itself: uvicorn need not load `websockets`
         lifespan="on",
         access_log=settings.access_log,
         # uvicorn annotates whole seconds, but waits any number of seconds (asyncio.wait_for).

@@ -3,21 +3,24 @@
 Every process opens the file with its own connection, used from one thread of its own: a write
 takes the file's lock (`BEGIN IMMEDIATE`) for the few statements it needs, and when another worker
 holds it, SQLite waits by sleeping, which on the event loop would hold every stream. WAL mode lets
-readers go on meanwhile. The file holds test state, not data to keep: writes are not synced to disk
-(`synchronous=OFF`).
+readers go on meanwhile. The requests that start while a transaction runs are kept together in the
+next one (group commit): a burst of starts costs a hop to the thread, a lock and a commit per
+batch. The file holds test state, not data to keep: writes are not synced to disk (`synchronous=OFF`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from mock_server.counters import Change, T
 from mock_server.errors import StateStoreError
@@ -42,6 +45,17 @@ CREATE TABLE IF NOT EXISTS beats (owner TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 
 
+@dataclass(frozen=True)
+class _Start:
+    """A request's record and counters, waiting for the next transaction (`SqliteStore._append`)."""
+
+    text: str
+    size: int
+    keys: Sequence[str]
+    change: Change[Any] | None
+    kept: asyncio.Future[tuple[int, Any]]
+
+
 def _in_thread(
     method: Callable[Concatenate[SqliteStore, P], R],
 ) -> Callable[Concatenate[SqliteStore, P], Coroutine[Any, Any, R]]:
@@ -60,6 +74,9 @@ class SqliteStore(SharedStore):
         super().__init__(size, max_bytes)
         self.path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mock-llm-sqlite")
+        self._starts: list[_Start] = []
+        """Requests waiting to be kept, in the order they came (`_append`)."""
+        self._keeping: asyncio.Task[None] | None = None
         try:
             self._db = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
@@ -111,20 +128,77 @@ class SqliteStore(SharedStore):
     def peek(self, key: str) -> Any:
         return self._get(key)
 
-    @_in_thread
-    def _append(self, text: str, size: int, keys: Sequence[str], change: Change[T] | None) -> tuple[int, T | None]:
-        insert = "INSERT INTO records (body, size, owner) VALUES (?, ?, ?) RETURNING id"
-        result: T | None
-        if keys and change is not None:
-            with self._writing():
-                result = self._change(keys, change)
-                (record_id,) = self._db.execute(insert, (text, size, self.owner)).fetchone()
-        else:  # one statement: its own transaction
-            result = None if change is None else change([])[1]
-            (record_id,) = self._db.execute(insert, (text, size, self.owner)).fetchone()
-        if record_id % TRIM_EVERY == 0 or size * TRIM_EVERY > self.max_bytes:
-            self._trim(record_id)
-        return record_id, result
+    async def _append(
+        self, text: str, size: int, keys: Sequence[str], change: Change[T] | None
+    ) -> tuple[int, T | None]:
+        """Queued with the other requests starting meanwhile: the starts that arrive while a
+        transaction runs are kept together in the next one (group commit), each with its own
+        counters applied in the order the starts came, so a burst of starts costs a transaction and a
+        hop to the store's thread per batch, not per request."""
+        loop = asyncio.get_running_loop()
+        start = _Start(text, size, keys, change, loop.create_future())
+        self._starts.append(start)
+        if self._keeping is None:
+            self._keeping = loop.create_task(self._keep_starts())
+        return cast("tuple[int, T | None]", await start.kept)
+
+    async def _keep_starts(self) -> None:
+        loop = asyncio.get_running_loop()
+        starts: list[_Start] = []
+        try:
+            while self._starts:
+                starts, self._starts = self._starts, []
+                try:
+                    outcomes = await loop.run_in_executor(self._thread, self._keep, starts)
+                except Exception as exc:  # the transaction failed: none of the batch was kept
+                    outcomes = [exc] * len(starts)
+                for start, outcome in zip(starts, outcomes, strict=True):
+                    if start.kept.done():  # its request was cancelled meanwhile
+                        continue
+                    if isinstance(outcome, Exception):
+                        start.kept.set_exception(outcome)
+                    else:
+                        start.kept.set_result(outcome)
+        finally:
+            self._keeping = None
+            for start in (*starts, *self._starts):  # cancelled itself: no start waits for ever
+                if not start.kept.done():
+                    start.kept.set_exception(StateStoreError("the SQLite store closed before the request was kept"))
+
+    def _keep(self, starts: list[_Start]) -> list[tuple[int, Any] | Exception]:
+        """In one transaction, each start's counters in turn and then their records (ids in the same
+        order). A change that raises fails its own request only: it has written nothing."""
+        outcomes: list[tuple[int, Any] | Exception] = []
+        kept: list[tuple[_Start, Any]] = []
+        with self._writing():
+            for start in starts:
+                try:
+                    if start.keys and start.change is not None:
+                        result = self._change(start.keys, start.change)
+                    else:
+                        result = None if start.change is None else start.change([])[1]
+                except Exception as exc:
+                    outcomes.append(exc)
+                    continue
+                kept.append((start, result))
+                outcomes.append((0, result))
+            if kept:
+                insert = "INSERT INTO records (body, size, owner) VALUES (?, ?, ?)"
+                self._db.executemany(insert, [(start.text, start.size, self.owner) for start, _ in kept])
+                # The write lock is held: the batch's ids are consecutive, ending at the sequence's.
+                (last,) = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+        if not kept:
+            return outcomes
+        first = last - len(kept) + 1
+        ids = iter(range(first, last + 1))
+        outcomes = [o if isinstance(o, Exception) else (next(ids), o[1]) for o in outcomes]
+        if last // TRIM_EVERY > (first - 1) // TRIM_EVERY or any(
+            start.size * TRIM_EVERY > self.max_bytes for start, _ in kept
+        ):
+            # The batch is kept whatever happens here: a trim that fails is tried again at the next.
+            with contextlib.suppress(sqlite3.Error):
+                self._trim(last)
+        return outcomes
 
     def _trim(self, newest: int) -> None:
         """Forget what the bounds leave out: all but the newest `size` records, then the oldest of
@@ -207,6 +281,8 @@ class SqliteStore(SharedStore):
             self._db.execute("DELETE FROM blobs")
 
     async def _close(self) -> None:
+        if self._keeping is not None:
+            await asyncio.gather(self._keeping, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
         self._thread.shutdown()
 

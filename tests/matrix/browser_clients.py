@@ -14,6 +14,10 @@ from tests.browser.harness import INSTALL_HINT, PageServer, build_bundles
 from tests.matrix.node_clients import installed_version
 from tests.matrix.observation import Observation
 
+PRIME_SETTLE_MS = 6_000
+"""How long a primed job waits after its prime: uvicorn closes a kept-alive connection after 5 s idle
+(its `timeout_keep_alive`), and Chromium drops a connection the server closed before reusing it."""
+
 
 def browser_versions(packages: list[str]) -> dict[str, str]:
     return {package: installed_version(BROWSER_DIR, package) for package in packages}
@@ -29,7 +33,7 @@ def run_browser(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeou
         raise RuntimeError(f"{CHROMIUM} is missing ({INSTALL_HINT})")
     shared = [job for job in jobs if not job.get("alone")]
     groups = [shared] if shared else []
-    groups += [[job] for job in jobs if job.get("alone")]
+    groups += [[_primed(job)] for job in jobs if job.get("alone")]
     with (
         tempfile.TemporaryDirectory(prefix="matrix-bundles-") as bundles,
         PageServer(build_bundles(Path(bundles))) as pages,
@@ -45,6 +49,16 @@ def run_browser(jobs: list[dict[str, Any]], warmup: list[dict[str, Any]], timeou
         finally:
             browser.close()
     return {key: Observation.from_json(observation) for key, observation in seen.items()}
+
+
+def _primed(job: dict[str, Any]) -> dict[str, Any]:
+    """`job`, first played once with another prompt when its client sends a CORS preflight (all but
+    EventSource): on the cell's own request the preflight's answer is cached and no connection is
+    open. Without it, Chromium may have the preflight's kept-alive connection, and one it opened
+    while the preflight was still being read, to resend the request on: one to three attempts."""
+    if job["client"] == "eventsource":
+        return job
+    return {**job, "prime": {"prompt": f"{job['prompt']} (prime)", "settleMs": PRIME_SETTLE_MS}}
 
 
 def _start(context: BrowserContext, url: str, jobs: list[dict[str, Any]], timeout_s: float) -> Page:

@@ -35,7 +35,8 @@ class Column:
     alone: bool = False
     """Played by the browser in a context of its own, with no connection open: Chromium resends a
     request by itself when a kept-alive connection fails before the response head, once per such
-    connection, so what the page's other cells left open would change the count of attempts."""
+    connection, so what the page's other cells left open would change the count of attempts
+    (browser_clients._primed: why a cell with a CORS preflight is played once beforehand)."""
 
     @property
     def key(self) -> str:

@@ -120,8 +120,26 @@ const clients = {
   },
 };
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Plays the job once with another prompt, ignoring what it sees: its CORS preflight's answer is then
+ * cached, and after settleMs the server has closed every connection the browser kept alive. */
+async function prime(job) {
+  const controller = new AbortController();
+  const seen = { text: "", errors: [], notes: {} };
+  const timer = setTimeout(() => controller.abort(), job.deadlineMs);
+  try {
+    await clients[job.client]({ ...job, prompt: job.prime.prompt }, seen, controller.signal);
+  } catch {
+    // the prime meets the cell's fault too
+  }
+  clearTimeout(timer);
+  await sleep(job.prime.settleMs);
+}
+
 async function runJob(job) {
-  await new Promise((resolve) => setTimeout(resolve, job.startMs ?? 0));
+  await sleep(job.startMs ?? 0);
+  if (job.prime) await prime(job);
   const seen = { text: "", errors: [], ended: false, hung: false, notes: {} };
   const controller = new AbortController();
   let timer;
