@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 SHARED_SETTLE_POLL_S = 0.02
+_ROUTE_SCOPE_KEY = "mock_llm_sse.route"
+"""The model route `MockApp` found for a request, kept in its scope for the request path."""
 """How often a look at a shared journal asks whether responses in flight have ended."""
 
 
@@ -93,7 +95,8 @@ class MockApp:
             await self._lifespan(receive, send)
             return
         scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
-        if scope["type"] == "http" and await self._route_of(scope) is not None:
+        if scope["type"] == "http" and (route := await self._route_of(scope)) is not None:
+            scope[_ROUTE_SCOPE_KEY] = route
             await self._models(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
             await self._health(scope, receive, send)  # polled while the server starts: not worth FastAPI's start
@@ -135,8 +138,7 @@ class MockApp:
                 return
 
     async def _answer_model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = await self._route_of(scope)
-        assert route is not None  # __call__ sends only requests that have one
+        route: routes.ModelRoute = scope[_ROUTE_SCOPE_KEY]  # __call__ sends only requests that have one
         request = Request(scope, receive, send)
         try:
             response = await respond(request, route)
