@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -240,3 +242,32 @@ class _ChunkDecoder:
             self.body += chunk
             self.chunks.append((now, chunk))
             buffer = rest[size + 2 :]
+
+
+TCP_INFO_DATA_SEGS_IN = 152
+"""Where Linux's `struct tcp_info` holds `tcpi_data_segs_in`: the segments received that carried data."""
+
+
+def segments_until_first_event(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
+    """POST `body` and read until the response's head and first SSE event are in: how many TCP segments
+    with data they came in (Linux only), and the bytes."""
+    if not sys.platform.startswith("linux"):
+        raise NotImplementedError("TCP_INFO's segment counts are Linux's")
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    payload = json.dumps(body).encode()
+    request = (
+        f"POST {parts.path}?{parts.query} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while not (b"\r\n\r\n" in data and b"\n\n" in data.split(b"\r\n\r\n", 1)[1]):
+            piece = sock.recv(65536)
+            if not piece:
+                raise AssertionError(f"the connection ended before the first event: {data!r}")
+            data += piece
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    (segments,) = struct.unpack_from("I", info, TCP_INFO_DATA_SEGS_IN)
+    return segments, data

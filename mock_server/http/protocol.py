@@ -13,7 +13,8 @@ from mock_server.wire.tcp import CONNECTION_KEY, Connection
 
 class HttpProtocol(LimitedHttpProtocol):
     """uvicorn's HTTP protocol with our limits, plus:
-    - a `Connection` in every request's `scope["state"]`, through which drops and resets reach the socket;
+    - a `Connection` in every request's `scope["state"]`, through which drops and resets reach the socket,
+      and through which uvicorn writes (so that a stream's head goes out with its first bytes);
     - a shutdown that ends the connection's stream (or its half-sent request) instead of waiting for it;
     - access log lines without secret query values, written only when the server's `access_log` says so.
     """
@@ -31,6 +32,12 @@ class HttpProtocol(LimitedHttpProtocol):
         if not self.refused:
             self._connection = Connection(transport, getattr(self, "flow", None))
             self.app_state = {**self.app_state, CONNECTION_KEY: self._connection}
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._connection is not None and self.cycle is not None:
+            # uvicorn's cycle uses its transport's write, close and is_closing: the connection has them.
+            self.cycle.transport = self._connection  # type: ignore[assignment]
 
     def shutdown(self) -> None:
         stream = self._connection.stream if self._connection is not None else None
