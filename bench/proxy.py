@@ -6,6 +6,11 @@ from the upstream directly, then through the proxy, and reported as a value and 
 direct figure. Both servers and the load client share the machine's cores; when `taskset` can, the
 figures are taken again with the upstream on one core and the proxy on another.
 
+Any proxy adds a hop: a third busy process, and a read and a write for each event. So that what
+the hop costs on this machine is told apart from what this proxy adds to it, the paced streams are
+also taken through a bare TCP relay (`bench/relay.py`, on the proxy's core when pinned), and each
+stream's CPU is split into its request's share and its events' (`CPU per event`).
+
 `python -m bench` includes them; `python -m bench.proxy [--quick]` takes them alone.
 """
 
@@ -16,6 +21,7 @@ import asyncio
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
@@ -55,14 +61,16 @@ class Pair:
 
     upstream: int
     proxy: int
+    relay: int
     upstream_pid: int
     proxy_pid: int
+    relay_pid: int
 
 
 @contextmanager
 def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterator[Pair]:
-    """The upstream (serving `scenarios`) and a proxy to it, each in its own process, on a core each
-    with `cores`."""
+    """The upstream (serving `scenarios`), a proxy to it and a bare TCP relay to it, each in its own
+    process; with `cores`, the upstream on the first, the proxy and the relay on the second."""
     started: list[subprocess.Popen[bytes]] = []
     try:
         upstream_port = procs.free_port()
@@ -74,10 +82,21 @@ def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterat
         proxy = procs.start_mock(proxy_port, scenarios, *options, cpus=cores[1] if cores else None)
         started.append(proxy)
         procs.wait_until_answering(f"http://127.0.0.1:{proxy_port}/_mock/health", proxy)
-        yield Pair(upstream_port, proxy_port, upstream.pid, proxy.pid)
+        relay_port = procs.free_port()
+        relay = start_relay(relay_port, upstream_port, cpus=cores[1] if cores else None)
+        started.append(relay)
+        procs.wait_until_answering(f"http://127.0.0.1:{relay_port}/_mock/health", relay)
+        yield Pair(upstream_port, proxy_port, relay_port, upstream.pid, proxy.pid, relay.pid)
     finally:
         for process in started:
             procs.stop(process)
+
+
+def start_relay(port: int, upstream_port: int, cpus: str | None) -> subprocess.Popen[bytes]:
+    """`bench/relay.py` in a process of its own, on the cores `cpus` (taskset's list) when given."""
+    pinned = ["taskset", "--cpu-list", cpus] if cpus is not None else []
+    command = [*pinned, sys.executable, "-m", "bench.relay", "--port", str(port), "--upstream-port", str(upstream_port)]
+    return subprocess.Popen(command, cwd=procs.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def measure_proxy(quick: bool, scenarios: Path) -> list[Figure]:
@@ -132,23 +151,35 @@ async def compare(label: str, pair: Pair, quick: bool) -> list[Figure]:
     # taken in turn, through the proxy and directly.
     paced = load.http_request(PACED)
     schedule = await schedule_of(pair.upstream, paced)
-    rounds: list[tuple[Fidelity, Fidelity]] = []
-    cpu = [0.0, 0.0]
+    rounds: list[tuple[Fidelity, Fidelity, Fidelity]] = []
+    cpu = [0.0, 0.0, 0.0]
     for _ in range(1 if quick else 3):
         spent, ours = await on_cpu(pair.proxy_pid, fidelity(pair.proxy, paced, STREAMS, schedule))
         cpu[0] += spent
+        spent, relayed = await on_cpu(pair.relay_pid, fidelity(pair.relay, paced, STREAMS, schedule))
+        cpu[2] += spent
         spent, theirs = await on_cpu(pair.upstream_pid, fidelity(pair.upstream, paced, STREAMS, schedule))
         cpu[1] += spent
-        rounds.append((ours, theirs))
-    ours, theirs = (median_round([r[i] for r in rounds]) for i in (0, 1))
+        rounds.append((ours, theirs, relayed))
+    ours, theirs, relayed = (median_round([r[i] for r in rounds]) for i in (0, 1, 2))
     per_stream = 1000 / (2 * STREAMS * len(rounds))  # fidelity plays a warm-up round first
+    # A paced stream costs what an unpaced one does, plus a write (through the proxy, a read and a
+    # write) for each of its events on its own: that difference, per event, is the hop's own cost.
+    proxied_per_event, direct_per_event = (
+        (paced * per_stream - unpaced * per_request) * 1000 / CHUNKS
+        for paced, unpaced in ((cpu[0], proxied_cpu), (cpu[1], direct_cpu))
+    )
     streams = f"{label}: {STREAMS} streams at {CHUNK_MS} ms"
+    relay = f"{label}: the same through a bare TCP relay"
     return [
         *figures,
         vs_direct(f"{streams}: completed", "streams", ours.completed, theirs.completed, "higher", f"= {STREAMS}"),
         vs_direct(f"{streams}: gap p99", "ms", ours.gap_p99_ms, theirs.gap_p99_ms, "lower"),
         vs_direct(f"{streams}: lateness p99", "ms", ours.lateness_p99_ms, theirs.lateness_p99_ms, "lower", "<= +1 ms"),
         vs_direct(f"{streams}: CPU per stream", "ms CPU", cpu[0] * per_stream, cpu[1] * per_stream),
+        vs_direct(f"{streams}: CPU per event, its request aside", "us CPU", proxied_per_event, direct_per_event),
+        vs_direct(f"{relay}: lateness p99", "ms", relayed.lateness_p99_ms, theirs.lateness_p99_ms, "lower"),
+        vs_direct(f"{relay}: CPU per stream", "ms CPU", cpu[2] * per_stream, cpu[1] * per_stream),
     ]
 
 
