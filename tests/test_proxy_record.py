@@ -18,7 +18,7 @@ import yaml
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import recorded, wait_until
-from tests.wire import Ending, fetch, segments_until_first_event
+from tests.wire import Ending, fetch, segments_until_first_event, segments_until_the_end
 
 CHAT = "/v1/chat/completions"
 SECRET = "sk-live-do-not-write-1234567890"
@@ -68,6 +68,14 @@ def test_a_streams_head_and_first_event_go_out_in_one_packet(upstream: MockServe
     with proxy(upstream) as server:
         segments, data = segments_until_first_event(server.url + CHAT + slow, body())
     assert data.startswith(b"HTTP/1.1 200 ")
+    assert segments == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts TCP segments with Linux's TCP_INFO")
+def test_an_unpaced_stream_goes_out_in_one_packet_head_events_and_end(upstream: MockServer) -> None:
+    segments, data = segments_until_the_end(upstream.url + CHAT + "?chunk_ms=0&first_chunk_ms=0", body())
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert data.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
     assert segments == 1
 
 

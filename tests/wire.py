@@ -12,7 +12,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -251,6 +251,15 @@ TCP_INFO_DATA_SEGS_IN = 152
 def segments_until_first_event(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
     """POST `body` and read until the response's head and first SSE event are in: how many TCP segments
     with data they came in (Linux only), and the bytes."""
+    return _segments(url, body, timeout, lambda data: b"\n\n" in data.partition(b"\r\n\r\n")[2])
+
+
+def segments_until_the_end(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
+    """The same for the whole response: until the server closes the connection."""
+    return _segments(url, body, timeout, lambda data: False)
+
+
+def _segments(url: str, body: dict[str, Any], timeout: float, enough: Callable[[bytes], bool]) -> tuple[int, bytes]:
     if not sys.platform.startswith("linux"):
         raise NotImplementedError("TCP_INFO's segment counts are Linux's")
     parts = urlsplit(url)
@@ -263,10 +272,10 @@ def segments_until_first_event(url: str, body: dict[str, Any], timeout: float = 
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(request)
         data = b""
-        while not (b"\r\n\r\n" in data and b"\n\n" in data.split(b"\r\n\r\n", 1)[1]):
+        while not enough(data):
             piece = sock.recv(65536)
             if not piece:
-                raise AssertionError(f"the connection ended before the first event: {data!r}")
+                break
             data += piece
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     (segments,) = struct.unpack_from("I", info, TCP_INFO_DATA_SEGS_IN)

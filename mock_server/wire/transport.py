@@ -196,7 +196,8 @@ class StreamResponse(Response):
 
     async def _play_direct(self, connection: tcp.Connection, send: Send) -> Stop:
         """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them
-        (the first one after the head held back, `hold_next_write`)."""
+        (the first one after the head held back, `hold_next_write`; the last of a stream that is not
+        live held back for the end, `hold_for_end`)."""
         loop = asyncio.get_running_loop()
         transport, flow = connection.transport, connection.flow
 
@@ -210,7 +211,19 @@ class StreamResponse(Response):
                 transport.write(chunk)
             return True
 
-        player = self._player = Player(self.actions, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
+        def write_last(data: bytes) -> bool:
+            if transport.is_closing():
+                return False
+            connection.hold_for_end(b"%x\r\n%b\r\n" % (len(data), data))
+            return True
+
+        player = self._player = Player(
+            self.actions,
+            write=write,
+            write_last=write_last if self.live is None else None,  # a live stream's last write is not known as such
+            clock=loop.time,
+            keepalive_s=self.keepalive_s,
+        )
         pause = await play_on_timers(player, flow, loop)
         if self.live is None or pause is not Stop.END:
             return pause
