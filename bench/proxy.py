@@ -6,6 +6,11 @@ from the upstream directly, then through the proxy, and reported as a value and 
 direct figure. Both servers and the load client share the machine's cores; when `taskset` can, the
 figures are taken again with the upstream on one core and the proxy on another.
 
+Any proxy adds a hop: a third busy process, and a read and a write for each event. So that what
+the hop costs on this machine is told apart from what this proxy adds to it, every figure is also
+taken through a bare TCP relay (`bench/relay.py`, on the proxy's core when pinned; rows "relay"),
+and a paced stream's CPU is split into its request's share and its events' (`CPU per event`).
+
 `python -m bench` includes them; `python -m bench.proxy [--quick]` takes them alone.
 """
 
@@ -16,6 +21,7 @@ import asyncio
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
@@ -55,14 +61,16 @@ class Pair:
 
     upstream: int
     proxy: int
+    relay: int
     upstream_pid: int
     proxy_pid: int
+    relay_pid: int
 
 
 @contextmanager
 def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterator[Pair]:
-    """The upstream (serving `scenarios`) and a proxy to it, each in its own process, on a core each
-    with `cores`."""
+    """The upstream (serving `scenarios`), a proxy to it and a bare TCP relay to it, each in its own
+    process; with `cores`, the upstream on the first, the proxy and the relay on the second."""
     started: list[subprocess.Popen[bytes]] = []
     try:
         upstream_port = procs.free_port()
@@ -74,10 +82,21 @@ def upstream_and_proxy(scenarios: Path, cores: tuple[str, str] | None) -> Iterat
         proxy = procs.start_mock(proxy_port, scenarios, *options, cpus=cores[1] if cores else None)
         started.append(proxy)
         procs.wait_until_answering(f"http://127.0.0.1:{proxy_port}/_mock/health", proxy)
-        yield Pair(upstream_port, proxy_port, upstream.pid, proxy.pid)
+        relay_port = procs.free_port()
+        relay = start_relay(relay_port, upstream_port, cpus=cores[1] if cores else None)
+        started.append(relay)
+        procs.wait_until_answering(f"http://127.0.0.1:{relay_port}/_mock/health", relay)
+        yield Pair(upstream_port, proxy_port, relay_port, upstream.pid, proxy.pid, relay.pid)
     finally:
         for process in started:
             procs.stop(process)
+
+
+def start_relay(port: int, upstream_port: int, cpus: str | None) -> subprocess.Popen[bytes]:
+    """`bench/relay.py` in a process of its own, on the cores `cpus` (taskset's list) when given."""
+    pinned = ["taskset", "--cpu-list", cpus] if cpus is not None else []
+    command = [*pinned, sys.executable, "-m", "bench.relay", "--port", str(port), "--upstream-port", str(upstream_port)]
+    return subprocess.Popen(command, cwd=procs.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def measure_proxy(quick: bool, scenarios: Path) -> list[Figure]:
@@ -94,62 +113,94 @@ async def measure_proxy(quick: bool, scenarios: Path) -> list[Figure]:
     return figures
 
 
+@dataclass
+class Way:
+    """One way to the upstream's streams: through the proxy, through the relay, or directly."""
+
+    port: int
+    pid: int
+    """The process whose CPU the way costs: the proxy's, the relay's, the upstream's."""
+    cpu_burst: float = 0.0
+    cpu_paced: float = 0.0
+
+
 async def compare(label: str, pair: Pair, quick: bool) -> list[Figure]:
-    """Throughput, requests a second and the lateness of paced streams, directly and through the
-    proxy; and what each costs the proxy's CPU against what it costs the upstream's when asked directly."""
-    figures = [
-        vs_direct(
-            f"{label}: throughput, {LONG_CHUNKS:,} chunks",
-            "events/s",
-            await throughput(pair.proxy, load.http_request(LONG)),
-            await throughput(pair.upstream, load.http_request(LONG)),
-            "higher",
-            ">= 0.8x",
-        )
-    ]
+    """Throughput, requests a second and the lateness of paced streams, directly, through the proxy and
+    through the relay; and what each costs the proxy's (the relay's) CPU against what it costs the
+    upstream's when asked directly."""
+    proxy, relay, direct = (
+        Way(pair.proxy, pair.proxy_pid),
+        Way(pair.relay, pair.relay_pid),
+        Way(pair.upstream, pair.upstream_pid),
+    )
+    ways = (proxy, relay, direct)
+    rates = [await throughput(way.port, load.http_request(LONG)) for way in ways]
     requests, concurrency = (400, 20) if quick else (2000, 50)
-    proxied_cpu, proxied_rps = await on_cpu(
-        pair.proxy_pid, requests_per_second(pair.proxy, BURST, requests, concurrency)
-    )
-    direct_cpu, direct_rps = await on_cpu(
-        pair.upstream_pid, requests_per_second(pair.upstream, BURST, requests, concurrency)
-    )
+    per_second = []
+    for way in ways:
+        way.cpu_burst, rps = await on_cpu(way.pid, requests_per_second(way.port, BURST, requests, concurrency))
+        per_second.append(rps)
     per_request = 1000 / (3 * requests)  # requests_per_second takes the best of 3 rounds
-    figures += [
-        vs_direct(
-            f"{label}: streams of {CHUNKS} chunks, {concurrency} at a time",
-            "req/s",
-            proxied_rps,
-            direct_rps,
-            "higher",
-            ">= 0.8x",
-        ),
-        vs_direct(
-            f"{label}: CPU per stream of {CHUNKS} chunks", "ms CPU", proxied_cpu * per_request, direct_cpu * per_request
-        ),
-    ]
     # The machine is shared and one round's p99 swings by tens of milliseconds: the median of rounds
-    # taken in turn, through the proxy and directly.
+    # taken in turn, through the proxy, the relay and directly.
     paced = load.http_request(PACED)
     schedule = await schedule_of(pair.upstream, paced)
-    rounds: list[tuple[Fidelity, Fidelity]] = []
-    cpu = [0.0, 0.0]
+    rounds: list[list[Fidelity]] = [[], [], []]
     for _ in range(1 if quick else 3):
-        spent, ours = await on_cpu(pair.proxy_pid, fidelity(pair.proxy, paced, STREAMS, schedule))
-        cpu[0] += spent
-        spent, theirs = await on_cpu(pair.upstream_pid, fidelity(pair.upstream, paced, STREAMS, schedule))
-        cpu[1] += spent
-        rounds.append((ours, theirs))
-    ours, theirs = (median_round([r[i] for r in rounds]) for i in (0, 1))
-    per_stream = 1000 / (2 * STREAMS * len(rounds))  # fidelity plays a warm-up round first
-    streams = f"{label}: {STREAMS} streams at {CHUNK_MS} ms"
-    return [
-        *figures,
-        vs_direct(f"{streams}: completed", "streams", ours.completed, theirs.completed, "higher", f"= {STREAMS}"),
-        vs_direct(f"{streams}: gap p99", "ms", ours.gap_p99_ms, theirs.gap_p99_ms, "lower"),
-        vs_direct(f"{streams}: lateness p99", "ms", ours.lateness_p99_ms, theirs.lateness_p99_ms, "lower", "<= +1 ms"),
-        vs_direct(f"{streams}: CPU per stream", "ms CPU", cpu[0] * per_stream, cpu[1] * per_stream),
-    ]
+        for way, taken in zip(ways, rounds, strict=True):
+            spent, fidelity_ = await on_cpu(way.pid, fidelity(way.port, paced, STREAMS, schedule))
+            way.cpu_paced += spent
+            taken.append(fidelity_)
+    ours, relayed, theirs = (median_round(taken) for taken in rounds)
+    per_stream = 1000 / (2 * STREAMS * len(rounds[0]))  # fidelity plays a warm-up round first
+
+    def per_event(way: Way) -> float:
+        # A paced stream costs what an unpaced one does, plus a write (through a hop, a read and a
+        # write) for each of its events on its own: that difference, per event, is the hop's own cost.
+        return (way.cpu_paced * per_stream - way.cpu_burst * per_request) * 1000 / CHUNKS
+
+    figures: list[Figure] = []
+    for name, way, fidelity_, rate, rps in (
+        (label, proxy, ours, rates[0], per_second[0]),
+        (label.replace("proxy", "relay", 1), relay, relayed, rates[1], per_second[1]),
+    ):
+        # The targets are the proxy's; the relay's figures are there to set them beside.
+        more, late = (">= 0.8x", "<= +1 ms") if way is proxy else ("", "")
+        streams = f"{name}: {STREAMS} streams at {CHUNK_MS} ms"
+        figures += [
+            vs_direct(f"{name}: throughput, {LONG_CHUNKS:,} chunks", "events/s", rate, rates[2], "higher", more),
+            vs_direct(
+                f"{name}: streams of {CHUNKS} chunks, {concurrency} at a time",
+                "req/s",
+                rps,
+                per_second[2],
+                "higher",
+                more,
+            ),
+            vs_direct(
+                f"{name}: CPU per stream of {CHUNKS} chunks",
+                "ms CPU",
+                way.cpu_burst * per_request,
+                direct.cpu_burst * per_request,
+            ),
+            vs_direct(
+                f"{streams}: completed", "streams", fidelity_.completed, theirs.completed, "higher", f"= {STREAMS}"
+            ),
+            vs_direct(f"{streams}: gap p99", "ms", fidelity_.gap_p99_ms, theirs.gap_p99_ms, "lower"),
+            vs_direct(
+                f"{streams}: lateness p99",
+                "ms",
+                fidelity_.lateness_p99_ms,
+                theirs.lateness_p99_ms,
+                "lower",
+                late,
+            ),
+            vs_direct(
+                f"{streams}: CPU per stream", "ms CPU", way.cpu_paced * per_stream, direct.cpu_paced * per_stream
+            ),
+            vs_direct(f"{streams}: CPU per event, request aside", "us CPU", per_event(way), per_event(direct)),
+        ]
+    return figures
 
 
 async def on_cpu(pid: int, measuring: Awaitable[T]) -> tuple[float, T]:

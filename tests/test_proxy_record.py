@@ -18,7 +18,7 @@ import yaml
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from tests.conftest import recorded, wait_until
-from tests.wire import Ending, fetch
+from tests.wire import Ending, fetch, segments_until_first_event, segments_until_the_end
 
 CHAT = "/v1/chat/completions"
 SECRET = "sk-live-do-not-write-1234567890"
@@ -56,6 +56,37 @@ def test_the_proxy_passes_the_upstream_stream_on_byte_for_byte(upstream: MockSer
     assert (record.scenario, record.upstream_status) == ("upstream", 200)
     assert record.upstream_head_ms is not None
     assert record.upstream_head_ms >= 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts TCP segments with Linux's TCP_INFO")
+def test_a_streams_head_and_first_event_go_out_in_one_packet(upstream: MockServer) -> None:
+    # Each event after the first comes 300 ms later: only the head and the first can share a packet.
+    slow = "?chunk_ms=300"
+    segments, data = segments_until_first_event(upstream.url + CHAT + slow, body())
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert segments == 1
+    with proxy(upstream) as server:
+        segments, data = segments_until_first_event(server.url + CHAT + slow, body())
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert segments == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts TCP segments with Linux's TCP_INFO")
+def test_an_unpaced_stream_goes_out_in_one_packet_head_events_and_end(upstream: MockServer) -> None:
+    segments, data = segments_until_the_end(upstream.url + CHAT + "?chunk_ms=0&first_chunk_ms=0", body())
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert data.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+    assert segments == 1
+
+
+def test_a_head_with_no_event_at_once_is_not_held_back_for_one(upstream: MockServer) -> None:
+    upstream.add_scenario("late", reply="{prompt}", first_chunk_ms=3000, match={"prompt": "^late"})
+    with proxy(upstream) as server:
+        for url in (upstream.url, server.url):
+            got = fetch(url + CHAT, method="POST", body=body("late reply"), read_for=1.5)
+            assert got.status == 200
+            assert got.head_at < 1.0
+            assert got.body == b""
 
 
 def test_our_headers_and_parameters_stay_here_the_rest_goes_upstream(upstream: MockServer) -> None:

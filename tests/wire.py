@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -240,3 +242,41 @@ class _ChunkDecoder:
             self.body += chunk
             self.chunks.append((now, chunk))
             buffer = rest[size + 2 :]
+
+
+TCP_INFO_DATA_SEGS_IN = 152
+"""Where Linux's `struct tcp_info` holds `tcpi_data_segs_in`: the segments received that carried data."""
+
+
+def segments_until_first_event(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
+    """POST `body` and read until the response's head and first SSE event are in: how many TCP segments
+    with data they came in (Linux only), and the bytes."""
+    return _segments(url, body, timeout, lambda data: b"\n\n" in data.partition(b"\r\n\r\n")[2])
+
+
+def segments_until_the_end(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
+    """The same for the whole response: until the server closes the connection."""
+    return _segments(url, body, timeout, lambda data: False)
+
+
+def _segments(url: str, body: dict[str, Any], timeout: float, enough: Callable[[bytes], bool]) -> tuple[int, bytes]:
+    if not sys.platform.startswith("linux"):
+        raise NotImplementedError("TCP_INFO's segment counts are Linux's")
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    payload = json.dumps(body).encode()
+    request = (
+        f"POST {parts.path}?{parts.query} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while not enough(data):
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            data += piece
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    (segments,) = struct.unpack_from("I", info, TCP_INFO_DATA_SEGS_IN)
+    return segments, data

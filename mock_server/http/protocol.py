@@ -21,7 +21,8 @@ class HttpProtocol(LimitedHttpProtocol):
     """uvicorn's HTTP protocol with our limits, plus:
     - a WebSocket handshake refused with 403 and why, before the app (uvicorn runs with `ws="none"`,
       so that it does not load a WebSocket library for endpoints we do not have);
-    - a `Connection` in every request's `scope["state"]`, through which drops and resets reach the socket;
+    - a `Connection` in every request's `scope["state"]`, through which drops and resets reach the socket,
+      and through which uvicorn writes (so that a stream's head goes out with its first bytes);
     - a shutdown that ends the connection's stream (or its half-sent request) instead of waiting for it;
     - access log lines without secret query values, written only when the server's `access_log` says so.
     """
@@ -46,6 +47,12 @@ class HttpProtocol(LimitedHttpProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._refuse_request(403, "websocket_not_served", WEBSOCKET_REFUSAL, held=True)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._connection is not None and self.cycle is not None:
+            # uvicorn's cycle uses its transport's write, close and is_closing: the connection has them.
+            self.cycle.transport = self._connection  # type: ignore[assignment]
 
     def shutdown(self) -> None:
         stream = self._connection.stream if self._connection is not None else None

@@ -45,12 +45,15 @@ class Player:
         actions: tuple[Action, ...],
         *,
         write: Callable[[bytes], bool],
+        write_last: Callable[[bytes], bool] | None = None,
         clock: Callable[[], float],
         keepalive_s: float | None = None,
     ) -> None:
         self._actions: tuple[Action, ...] | list[Action] = actions
         self._index = 0
         self._write = write
+        self._write_last = write_last
+        """How the last action's write is made, when not as the others (held back for the body's end)."""
         self._clock = clock
         self._keepalive_s = keepalive_s if keepalive_s is not None else math.inf
         self.deadline = clock()
@@ -130,7 +133,8 @@ class Player:
     def _send(self, data: bytes, events: int) -> bool:
         """Write `data`; its events count when the connection is still there to take them, and its
         moment is noted beside the one it was due."""
-        written = self._write(data)
+        last = self._write_last is not None and self._index >= len(self._actions)
+        written = self._write_last(data) if last and self._write_last is not None else self._write(data)
         now = self._last_write = self._clock()
         if written and events:
             self.events_sent += events

@@ -2,7 +2,10 @@
 
 ASGI hides the socket, yet a truncated chunked body and a TCP reset both need it, and a graceful
 shutdown needs to reach the stream playing on each connection. uvicorn accepts a custom protocol
-class, so ours (`http/protocol.py`) hands every request a `Connection` through `scope["state"]`.
+class, so ours (`http/protocol.py`) hands every request a `Connection` through `scope["state"]`,
+and makes uvicorn write through it: a response head is held back for the stream's first bytes, and
+the last chunk for the body's end, so that each pair goes out in one write (one syscall, one
+packet) instead of two.
 Under any other server `connection_of` returns None and the faults degrade: a drop and a reset both
 end the response without its terminating chunk.
 """
@@ -30,19 +33,71 @@ class Stoppable(Protocol):
 
 @dataclass(slots=True)
 class Connection:
-    """One TCP connection: its transport, and the stream playing on it, if any."""
+    """One TCP connection: its transport, and the stream playing on it, if any. uvicorn's writes for
+    a request (its response's head, its last chunk) go through `write`."""
 
     transport: asyncio.Transport
     flow: FlowControl | None = None
     """uvicorn's write flow control for this connection: `write_paused` while the client lags."""
     stream: Stoppable | None = None
+    held: bytes | None = None
+    """What was written but not sent yet: a response's head (`hold_next_write`), its last chunk
+    (`hold_for_end`). It goes out with the next write, or alone a turn or two of the loop later."""
+    _holding: bool = False
+    _until_end: bool = False
+
+    def hold_next_write(self) -> None:
+        """Keep the next write (a response head) back for the one after (the body's first bytes), so
+        that both go out together; it goes alone when nothing follows before the loop's next turn."""
+        self._holding = True
+
+    def hold_for_end(self, data: bytes) -> None:
+        """Write `data` (a body's last chunk) with the body's end, which is written next from the task
+        that the end of the play wakes, a turn of the loop later; alone if the end has not come the
+        turn after."""
+        self.held = data if self.held is None else self.held + data
+        self._until_end = True
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self.flush)
+
+    def write(self, data: bytes) -> None:
+        """Write `data`, after what is held back."""
+        if self._holding:
+            self._holding = False
+            self.held = data
+            asyncio.get_running_loop().call_soon(self._flush_head)
+            return
+        held = self.held
+        if held is not None:
+            self.held = None
+            self._until_end = False
+            data = held + data
+        self.transport.write(data)
+
+    def flush(self) -> None:
+        """Send what is held back, if anything."""
+        held = self.held
+        if held is not None:
+            self.held = None
+            self._until_end = False
+            if not self.transport.is_closing():
+                self.transport.write(held)
+
+    def _flush_head(self) -> None:
+        if not self._until_end:  # else the head waits with the last chunk for the end
+            self.flush()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
 
     def close(self) -> None:
         """Send what was written, then FIN: the peer sees the body end without its last chunk."""
+        self.flush()
         self.transport.close()
 
     async def reset(self) -> None:
         """Abort with RST once what was written has left, so the peer reads it before ECONNRESET."""
+        self.flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
         while self.transport.get_write_buffer_size() and loop.time() < deadline:

@@ -4,8 +4,9 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
 - frames arrive pre-rendered as bytes; what each op means is `player.Player`'s business;
 - a chunked stream is played from timer callbacks that write its chunks straight to the TCP
   transport, in uvicorn's own chunked framing: no task wakes up and no ASGI layer is crossed per
-  chunk. The status line, headers and the final chunk still go through ASGI `send`, and uvicorn's
-  flow control is honoured. A live stream (a proxied upstream's) is written the same way, each
+  chunk. The status line, headers and the final chunk still go through ASGI `send` (the head held
+  back to go out with the first chunk, `tcp.Connection.hold_next_write`), and uvicorn's flow
+  control is honoured. A live stream (a proxied upstream's) is written the same way, each
   arrival from the callback that read it from the upstream (`arrivals.py`). Anything else (no
   connection of ours, a body with Content-Length, an injected clock) is played through ASGI `send`
   from a coroutine;
@@ -112,10 +113,14 @@ class StreamResponse(Response):
         if connection is not None:
             connection.stream = self
         watcher = asyncio.create_task(self._watch_disconnect(receive, task))
+        direct = self._plays_direct(scope, connection)
         try:
             if not self._defer_head:
+                if direct:
+                    assert connection is not None
+                    connection.hold_next_write()  # the head goes out with the first chunk, when it follows at once
                 await self._send_head(send)
-            await self._play(scope, connection, send)
+            await self._play(direct, connection, send)
         except asyncio.CancelledError:
             if not (self._client_gone or self._stopping):
                 raise
@@ -163,14 +168,17 @@ class StreamResponse(Response):
             self._client_gone = True
             task.cancel()
 
-    async def _play(self, scope: Scope, connection: tcp.Connection | None, send: Send) -> None:
-        direct = (
+    def _plays_direct(self, scope: Scope, connection: tcp.Connection | None) -> bool:
+        """Whether the chunks are written straight to the connection (`_play_direct`)."""
+        return (
             connection is not None
             and self._clock is None
             and not self._defer_head
             and scope.get("http_version") == "1.1"
             and self.status_code not in UNCHUNKED_STATUSES
         )
+
+    async def _play(self, direct: bool, connection: tcp.Connection | None, send: Send) -> None:
         if direct:
             assert connection is not None
             pause = await self._play_direct(connection, send)
@@ -187,17 +195,35 @@ class StreamResponse(Response):
             self._finished = True
 
     async def _play_direct(self, connection: tcp.Connection, send: Send) -> Stop:
-        """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them."""
+        """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them
+        (the first one after the head held back, `hold_next_write`; the last of a stream that is not
+        live held back for the end, `hold_for_end`)."""
         loop = asyncio.get_running_loop()
         transport, flow = connection.transport, connection.flow
 
         def write(data: bytes) -> bool:
             if transport.is_closing():
                 return False  # the client has gone; uvicorn would drop it too
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            chunk = b"%x\r\n%b\r\n" % (len(data), data)
+            if connection.held is not None:
+                connection.write(chunk)
+            else:
+                transport.write(chunk)
             return True
 
-        player = self._player = Player(self.actions, write=write, clock=loop.time, keepalive_s=self.keepalive_s)
+        def write_last(data: bytes) -> bool:
+            if transport.is_closing():
+                return False
+            connection.hold_for_end(b"%x\r\n%b\r\n" % (len(data), data))
+            return True
+
+        player = self._player = Player(
+            self.actions,
+            write=write,
+            write_last=write_last if self.live is None else None,  # a live stream's last write is not known as such
+            clock=loop.time,
+            keepalive_s=self.keepalive_s,
+        )
         pause = await play_on_timers(player, flow, loop)
         if self.live is None or pause is not Stop.END:
             return pause
