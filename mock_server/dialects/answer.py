@@ -45,21 +45,23 @@ def collect_answer(timeline_steps: Iterable[steps.Step]) -> Answer:
     calls: dict[int, tuple[str, str]] = {}
     arguments: dict[int, list[str]] = {}
     finish_reason = None
+    # Told apart by their exact class (steps are final): a `match` of class patterns tried each in
+    # turn, and this runs over every step of each Responses request (it stores its answer) before
+    # the first byte.
     for step in timeline_steps:
-        match step:
-            case steps.Text(piece):
-                text.append(piece)
-            case steps.Reasoning(piece):
-                reasoning.append(piece)
-            case steps.ToolCallStart(index, call_id, name):
-                calls[index] = (call_id, name)
-                arguments.setdefault(index, [])
-            case steps.ToolCallArguments(index, piece):
-                arguments.setdefault(index, []).append(piece)
-            case steps.Finish(reason):
-                finish_reason = reason
-            case steps.ErrorEvent():
-                return Answer(error=step)
+        if type(step) is steps.Text:
+            text.append(step.text)
+        elif type(step) is steps.Reasoning:
+            reasoning.append(step.text)
+        elif type(step) is steps.ToolCallStart:
+            calls[step.index] = (step.call_id, step.name)
+            arguments.setdefault(step.index, [])
+        elif type(step) is steps.ToolCallArguments:
+            arguments.setdefault(step.index, []).append(step.arguments)
+        elif type(step) is steps.Finish:
+            finish_reason = step.reason
+        elif type(step) is steps.ErrorEvent:
+            return Answer(error=step)
     tool_calls = tuple(
         ToolCall(call_id, name, "".join(arguments.get(index, []))) for index, (call_id, name) in sorted(calls.items())
     )
