@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.middleware.cors import CORSMiddleware
 
+from mock_server.http.access import Cors, cors_options
 from mock_server.http.app import create_app
 from mock_server.settings import Settings
 from tests.wire import fetch
@@ -155,3 +157,47 @@ def test_model_endpoints_stay_open_to_every_origin_while_the_control_api_sends_n
     health = httpx.get(server.url + "/_mock/health", headers={"Origin": server.url})
     assert health.status_code == 200
     assert "access-control-allow-origin" not in health.headers
+
+
+VARY_CASES = [
+    [],
+    [(b"content-type", b"text/event-stream")],
+    [(b"vary", b"Accept-Encoding")],
+    [(b"a", b"1"), (b"vary", b"Accept"), (b"b", b"2"), (b"vary", b"Cookie"), (b"c", b"3")],
+]
+
+
+@pytest.mark.parametrize("headers", VARY_CASES)
+def test_a_model_answer_to_a_request_without_origin_varies_as_starlettes_cors_makes_it(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Model requests without `Origin` skip Starlette's CORS middleware, and get the very headers it
+    would have given them."""
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+
+    async def heads(app: Any) -> list[tuple[bytes, bytes]]:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}, None, send)
+        return list(sent[0]["headers"])
+
+    settings = Settings()
+    expected = asyncio.run(heads(CORSMiddleware(answer, **cors_options(settings))))
+    assert asyncio.run(heads(Cors(answer, settings))) == expected
+
+
+def test_a_model_answer_without_origin_varies_by_origin_and_one_with_it_is_allowed(server: Any) -> None:
+    plain = httpx.post(server.url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert plain.headers["vary"] == "Origin"
+    assert "access-control-allow-origin" not in plain.headers
+    paged = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}]},
+        headers={"Origin": EVIL},
+    )
+    assert paged.headers["access-control-allow-origin"] == EVIL

@@ -18,7 +18,8 @@ from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire import frames
 from mock_server.wire.actions import Action, Drop, Schedule, Wait, Write
 from mock_server.wire.player import Player, Stop
-from mock_server.wire.rendering import StreamCache, StreamRenderer, render_stream, split_points
+from mock_server.wire.rendering import COALESCE_BYTES, StreamCache, StreamRenderer, render_stream, split_points
+from tests.wire import fetch
 
 INFO = StreamInfo(key="0" * 64, created=1700000000, model="m", usage=Usage(1, 2))
 
@@ -171,3 +172,20 @@ def test_a_resumed_stream_opens_with_its_preamble_again() -> None:
     )
     resumed = written(render(script, chat(), resume_after=2)).decode()
     assert resumed.startswith("retry: 1500\n: hello\n\nid: 3\n")
+
+
+def test_a_stream_without_waits_leaves_in_coalesced_writes_on_a_new_server_as_later(make_server) -> None:
+    """The batched path cannot be missed: the first unpaced stream of a server just started (nothing
+    cached, nothing warm) is written as few, large writes as the streams after it (each write of
+    a chunked body is a chunk of its own)."""
+    server = make_server()
+    name = server.add_scenario(reply=" ".join(f"token{i}" for i in range(20_000)))
+    url = server.url + f"/completions?scenario={name}&messages=x"
+    writes = []
+    for _ in range(3):
+        response = fetch(url, timeout=30)
+        assert response.status == 200
+        assert response.body.count(b"\n\n") >= 20_000
+        writes.append(len(response.chunks))
+    size = len(response.body)
+    assert writes[0] == writes[1] == writes[2] <= size // COALESCE_BYTES + 3
