@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import itertools
 import weakref
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from sse_starlette.event import ServerSentEvent
 
 from mock_server.dialects import DIALECTS, StreamInfo
+from mock_server.http.server import MockServer
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
 from mock_server.wire import frames
@@ -174,7 +176,9 @@ def test_a_resumed_stream_opens_with_its_preamble_again() -> None:
     assert resumed.startswith("retry: 1500\n: hello\n\nid: 3\n")
 
 
-def test_a_stream_without_waits_leaves_in_coalesced_writes_on_a_new_server_as_later(make_server) -> None:
+def test_a_stream_without_waits_leaves_in_coalesced_writes_on_a_new_server_as_later(
+    make_server: Callable[..., MockServer],
+) -> None:
     """The batched path cannot be missed: the first unpaced stream of a server just started (nothing
     cached, nothing warm) is written as few, large writes as the streams after it (each write of
     a chunked body is a chunk of its own)."""
