@@ -99,6 +99,26 @@ def client_gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+async def memory_of_idle_streams(workdir: Path, frames: dict[str, list[str]], streams: int) -> tuple[float, float]:
+    """Each server's RSS (MB) with `streams` streams waiting for their first token, each server
+    started for this alone: what the streams hold, not what the runs before left cached (every
+    endpoint's 20,000-chunk stream, the embeddings' bodies: some 100-250 MB in either server)."""
+    mock_port, baseline_port = procs.free_port(), procs.free_port()
+    mock = procs.start_mock(mock_port, workdir / "scenarios")
+    baseline = procs.start_baseline(baseline_port, frames, workdir / "idle-frames.json")
+    try:
+        procs.wait_until_answering(f"http://127.0.0.1:{mock_port}/_mock/health", mock)
+        procs.wait_until_answering(f"http://127.0.0.1:{baseline_port}/health", baseline)
+        ours = await idle_memory(mock_port, mock.pid, "/completions?scenario=bench-idle&messages=x", streams)
+        theirs = await idle_memory(
+            baseline_port, baseline.pid, baseline_path("idle", "first_chunk_ms=600000&keepalive_ms=1000"), streams
+        )
+    finally:
+        procs.stop(mock)
+        procs.stop(baseline)
+    return ours, theirs
+
+
 async def idle_memory(port: int, pid: int, path: str, streams: int) -> float:
     opened = []
     for start in range(0, streams, 250):
@@ -247,7 +267,7 @@ async def endpoint_figures(running: Servers) -> list[Figure]:
 async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> list[Figure]:
     figures: list[Figure] = []
     async with servers(workdir) as running:
-        mock_port, mock, base_port = running.mock_port, running.mock, running.baseline_port
+        mock_port, base_port = running.mock_port, running.baseline_port
         figures += await endpoint_figures(running)
         if only_endpoints:
             return figures
@@ -286,15 +306,9 @@ async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> l
                 *running.pause_figures(f"{count} streams", ours_f, theirs_f),
             ]
 
-        streams = 1000 if quick else 5000
-        ours_m = await idle_memory(mock_port, mock.pid, "/completions?scenario=bench-idle&messages=x", streams)
-    async with servers(workdir) as running:
-        theirs_m = await idle_memory(
-            running.baseline_port,
-            running.baseline.pid,
-            baseline_path("idle", "first_chunk_ms=600000&keepalive_ms=1000"),
-            streams,
-        )
+        frames = {"idle": running.frames["stream"]}
+    streams = 1000 if quick else 5000
+    ours_m, theirs_m = await memory_of_idle_streams(workdir, frames, streams)
     figures.append(Figure(f"RSS with {streams} open streams", "MB", ours_m, theirs_m, "lower", "< 300 MB"))
 
     runs = 5 if quick else 20
