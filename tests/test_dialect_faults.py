@@ -69,7 +69,7 @@ def test_reset_aborts_every_dialect(server: MockServer, endpoint: Endpoint) -> N
 @pytest.mark.slow
 @by_id
 def test_endless_stall_holds_every_dialect_open(server: MockServer, endpoint: Endpoint) -> None:
-    response = post(server, endpoint, "stall@5", read_for=0.5)
+    response = post(server, endpoint, "stall@5", read_for=1.0)  # wide enough for a busy machine to send the head
     assert (response.status, response.ending) == (200, Ending.TIMEOUT)
     assert response.events
     assert endpoint.end_marker not in response.text
