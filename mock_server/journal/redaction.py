@@ -10,13 +10,14 @@ shared in CI output, always replace them with `REDACTED`.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_plus
+
+from mock_server.memo import kept_for_short_names
 
 REDACTED = "REDACTED"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -35,19 +36,10 @@ MIN_MASKED_LENGTH = 12
 """Shorter values are hidden whole: four characters of a short token give too much of it away."""
 
 
-CACHED_NAMES = 4096
-CACHED_NAME_CHARS = 64
-"""The answer for a name up to this long is kept (the newest CACHED_NAMES of them): the headers and
-keys clients send are few, and each request asks about each of its own, which took 1-2 us apiece
-to split into words. A longer name is judged afresh, so no client can fill memory with names."""
-
-
+@kept_for_short_names(entries=4096, max_chars=64)
 def is_secret_name(name: str) -> bool:
-    """Whether a header, query parameter or body key of this name carries a secret."""
-    return _secret_name_cached(name) if len(name) <= CACHED_NAME_CHARS else _secret_name(name)
-
-
-def _secret_name(name: str) -> bool:
+    """Whether a header, query parameter or body key of this name carries a secret. Kept per name:
+    each request asks about each of its own, 1-2 us apiece to split into words."""
     words = [word.lower() for word in _WORDS.findall(name)]
     if not words:
         return False
@@ -57,9 +49,6 @@ def _secret_name(name: str) -> bool:
     if last in _SECRET_LAST_WORDS or (len(words) == 1 and last in ("token", "key", "auth")):
         return True
     return last == "key" and len(words) > 1 and words[-2] in _KEY_QUALIFIERS
-
-
-_secret_name_cached = functools.lru_cache(maxsize=CACHED_NAMES)(_secret_name)
 
 
 def mask_secret(value: str) -> str:

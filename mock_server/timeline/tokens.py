@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import functools
 import hashlib
 import lzma
 import threading
@@ -20,6 +19,8 @@ from importlib import resources
 
 import tiktoken
 from tiktoken.model import encoding_name_for_model
+
+from mock_server.memo import kept_for_short_names
 
 DEFAULT_ENCODING = "o200k_base"
 """The encoding of every model tiktoken does not know (Claude, Gemini, Ollama's): theirs are not
@@ -66,28 +67,16 @@ _lock = threading.Lock()
 _warming: threading.Thread | None = None
 
 
-CACHED_MODELS = 1024
-CACHED_MODEL_CHARS = 128
-
-
+@kept_for_short_names(entries=1024, max_chars=128)
 def encoding_for(model: str | None) -> str:
     """The name of the encoding that counts a model's tokens: tiktoken's for the models it knows,
-    among those shipped, else DEFAULT_ENCODING. Kept for the newest CACHED_MODELS names up to
-    CACHED_MODEL_CHARS long: tiktoken's lookup walks its model prefixes, 3-4 us on every request."""
-    if model is not None and len(model) > CACHED_MODEL_CHARS:
-        return _encoding_for(model)
-    return _encoding_for_cached(model)
-
-
-def _encoding_for(model: str | None) -> str:
+    among those shipped, else DEFAULT_ENCODING. Kept per model: tiktoken's lookup walks its model
+    prefixes, 3-4 us on every request."""
     try:
         name = encoding_name_for_model(model or "")
     except KeyError:
         return DEFAULT_ENCODING
     return name if name in _ENCODINGS else DEFAULT_ENCODING
-
-
-_encoding_for_cached = functools.lru_cache(maxsize=CACHED_MODELS)(_encoding_for)
 
 
 def encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
