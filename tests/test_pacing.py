@@ -20,16 +20,21 @@ import pytest
 from uvicorn.protocols.http.flow_control import FlowControl
 
 from mock_server.http.server import MockServer
+from mock_server.settings import Settings
 from mock_server.wire.actions import Action, Wait, Write
+from mock_server.wire.pacing import PacingWheel, wheel_of
 from mock_server.wire.player import KEEPALIVE, TIMER_SLACK_S, Player, Stop
 from mock_server.wire.transport import StreamResponse, play_on_timers
-from tests.wire import fetch
+from tests.conftest import TEST_SCENARIOS
+from tests.wire import connect, fetch, request_head
 
 LATE_S = 0.002
 """How late a wake-up may be: the fake clocks here are late by this much (or up to it)."""
 EPSILON = 1e-9
 KEEPALIVE_S = 0.1
 LAG_S = 0.050
+ROUNDED_S = 0.0005
+"""How far from its moment the `PacingWheel` may set a wake-up: to the nearest millisecond, as uvloop does."""
 
 
 class LateTimers:
@@ -282,3 +287,128 @@ def test_a_paced_stream_on_the_wire_keeps_its_schedule(server: MockServer) -> No
     assert chunks >= 700
     assert elapsed >= chunks * 0.002
     assert elapsed < chunks * 0.002 * 2 + 1  # generous: the schedule does not drift by a wake-up per chunk
+
+
+class CountingTimers(LateTimers):
+    """`LateTimers` that count the timers set on them."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.set = 0
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> FakeTimer:
+        self.set += 1
+        return super().call_at(when, callback)
+
+
+def play_together(streams: int, actions: tuple[Action, ...], timers: LateTimers) -> list[list[Sent]]:
+    """Each write of `streams` plays of `actions` started at once on one `PacingWheel` over `timers`."""
+    wheel = PacingWheel(timers)
+    sent: list[list[Sent]] = [[] for _ in range(streams)]
+
+    def writer(index: int) -> Callable[[bytes], bool]:
+        def write(data: bytes) -> bool:
+            sent[index].append(Sent(timers.now, data))
+            return True
+
+        return write
+
+    async def play() -> None:
+        players = [Player(actions, write=writer(i), clock=wheel.time) for i in range(streams)]
+        playing = asyncio.gather(*(play_on_timers(player, None, wheel) for player in players))
+        while not playing.done():
+            await asyncio.sleep(0)
+            if timers.pending:
+                timers.fire_next()
+        assert set(await playing) == {Stop.END}
+
+    asyncio.run(play())
+    assert wheel.booked == wheel.ticks == 0
+    return sent
+
+
+def test_streams_due_in_the_same_millisecond_share_one_loop_timer() -> None:
+    actions = tuple(a for i in range(50) for a in (Wait(0.020), Write(b"data: %d\n\n" % i, 1)))
+    timers = CountingTimers(0)
+    sent = play_together(100, actions, timers)
+    assert timers.set <= 51  # a timer per chunk's millisecond, not 100 x 50 of them
+    for writes in sent:
+        assert [s.data for s in writes] == [a.data for a in actions if isinstance(a, Write)]
+        for write, due in zip(writes, deadlines(actions), strict=True):
+            assert due - TIMER_SLACK_S <= write.at <= due + ROUNDED_S + LATE_S + EPSILON
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_streams_on_one_wheel_keep_their_own_schedules(seed: int) -> None:
+    streams = [random_waits(seed * 10 + i, count=200) for i in range(5)]
+    timers = LateTimers(seed)
+    wheel = PacingWheel(timers)
+    sent: list[list[Sent]] = [[] for _ in streams]
+
+    async def play() -> None:
+        def writer(index: int) -> Callable[[bytes], bool]:
+            def write(data: bytes) -> bool:
+                sent[index].append(Sent(timers.now, data))
+                return True
+
+            return write
+
+        players = [Player(a, write=writer(i), clock=wheel.time) for i, a in enumerate(streams)]
+        playing = asyncio.gather(*(play_on_timers(player, None, wheel) for player in players))
+        while not playing.done():
+            await asyncio.sleep(0)
+            if timers.pending:
+                timers.fire_next()
+        await playing
+
+    asyncio.run(play())
+    for actions, writes in zip(streams, sent, strict=True):
+        assert [s.data for s in writes] == [a.data for a in actions if isinstance(a, Write)]
+        for write, due in zip(writes, deadlines(actions), strict=True):
+            assert due - TIMER_SLACK_S <= write.at <= due + ROUNDED_S + LATE_S + EPSILON
+
+
+def test_a_cancelled_wake_up_leaves_the_wheel_and_the_last_one_takes_the_timer_with_it() -> None:
+    timers = LateTimers(0)
+    wheel = PacingWheel(timers)
+    called: list[str] = []
+    first = wheel.call_at(0.0101, lambda: called.append("first"))
+    second = wheel.call_at(0.0099, lambda: called.append("second"))  # the same millisecond: one timer
+    assert (wheel.booked, wheel.ticks, len(timers._timers)) == (2, 1, 1)
+    first.cancel()
+    assert (wheel.booked, wheel.ticks, timers.pending) == (1, 1, True)
+    second.cancel()
+    assert (wheel.booked, wheel.ticks, timers.pending) == (0, 0, False)
+    wheel.call_at(0.010, lambda: called.append("third"))
+    timers.fire_next()
+    assert called == ["third"]
+    assert (wheel.booked, wheel.ticks) == (0, 0)
+
+
+def test_a_client_leaving_mid_stream_takes_its_stream_off_the_wheel() -> None:
+    settings = Settings(port=0, scenario_dirs=(TEST_SCENARIOS,), access_log=False)
+    with MockServer(settings=settings) as server:
+        loop = server._server.loop  # type: ignore[union-attr]
+        assert loop is not None
+
+        def wheel_counts() -> tuple[int, int]:
+            async def read() -> tuple[int, int]:
+                wheel = wheel_of(asyncio.get_running_loop())
+                return wheel.booked, wheel.ticks
+
+            return asyncio.run_coroutine_threadsafe(read(), loop).result(5)
+
+        target = "/completions?messages=hi&scenario=paced&chunk_ms=30000"
+        clients = [connect(server.url) for _ in range(5)]
+        for sock in clients:
+            sock.sendall(request_head(target))
+            received = b""
+            while received.count(b"\n\n") < 2:  # the first events: the stream now sleeps 30 s on the wheel
+                received += sock.recv(65536)
+        assert wheel_counts()[0] == 5
+        for sock in clients:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while wheel_counts() != (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert wheel_counts() == (0, 0)

@@ -4,9 +4,10 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
 - frames arrive pre-rendered as bytes; what each op means is `player.Player`'s business;
 - a chunked stream is played from timer callbacks that write its chunks straight to the TCP
   transport, in uvicorn's own chunked framing: no task wakes up and no ASGI layer is crossed per
-  chunk. The status line, headers and the final chunk still go through ASGI `send` (the head held
-  back to go out with the first chunk, `tcp.Connection.hold_next_write`), and uvicorn's flow
-  control is honoured. A live stream (a proxied upstream's) is written the same way, each
+  chunk, and the streams due in the same millisecond share one loop timer (`pacing.py`). The
+  status line, headers and the final chunk still go through ASGI `send` (the head held back to go
+  out with the first chunk, `tcp.Connection.hold_next_write`), and uvicorn's flow control is
+  honoured. A live stream (a proxied upstream's) is written the same way, each
   arrival from the callback that read it from the upstream (`arrivals.py`). Anything else (no
   connection of ours, a body with Content-Length, an injected clock) is played through ASGI `send`
   from a coroutine;
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.responses import Response
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -28,6 +29,7 @@ from mock_server.wire import tcp
 from mock_server.wire.actions import Action
 from mock_server.wire.arrivals import Arrivals, LivePlay, LiveSource
 from mock_server.wire.outcome import Outcome, PlayResult
+from mock_server.wire.pacing import Timer, Timers, wheel_of
 from mock_server.wire.player import Player, Stop
 
 Scope = MutableMapping[str, Any]
@@ -40,19 +42,6 @@ SleepFn = Callable[[float], Awaitable[None]]
 DROP_SETTLE_TIMEOUT_S = 5.0
 UNCHUNKED_STATUSES = (204, 304)
 """Statuses uvicorn sends without a body, so without chunked framing (an upstream may answer with one)."""
-
-
-class Timer(Protocol):
-    def cancel(self) -> None: ...
-
-
-class Timers(Protocol):
-    """The event loop's clock and timers, as the timer-driven play uses them: the running loop in
-    production, a clock of its own in a test."""
-
-    def time(self) -> float: ...
-
-    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
 
 
 class StreamResponse(Response):
@@ -224,7 +213,7 @@ class StreamResponse(Response):
             clock=loop.time,
             keepalive_s=self.keepalive_s,
         )
-        pause = await play_on_timers(player, flow, loop)
+        pause = await play_on_timers(player, flow, wheel_of(loop))
         if self.live is None or pause is not Stop.END:
             return pause
         return await LivePlay(player, flow, loop).play(self.live)
