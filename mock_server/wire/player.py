@@ -148,10 +148,11 @@ class Player:
     def timing(self) -> EventTiming:
         """When the events written so far were due and written (see EventTiming)."""
         timed, start = self._timed, self._start
+        # Rounded to the microsecond through an int: round(x, 3) on 100 floats cost 30 us a stream.
         return EventTiming(
-            tuple(round((due - start) * 1000, 3) for due, _, _ in timed),
-            tuple(round((at - start) * 1000, 3) for _, at, _ in timed),
-            tuple(events for _, _, events in timed),
+            tuple([round((due - start) * 1e6) / 1000 for due, _, _ in timed]),
+            tuple([round((at - start) * 1e6) / 1000 for _, at, _ in timed]),
+            tuple([events for _, _, events in timed]),
             self._more,
             round(max(0.0, self._more_late) * 1000, 3),
         )
