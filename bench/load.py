@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import socket
 import struct
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 
 SSE_END = b"\n\n"
@@ -63,15 +65,15 @@ class Probe:
 
 
 class Reader:
-    """Reads one probe's answer from its socket, as the loop says it can."""
+    """Reads one probe's answer from its socket, as its loop's `Readers` says it can."""
 
-    def __init__(
-        self, sock: socket.socket, request: Request, probe: Probe, loop: asyncio.AbstractEventLoop, *, stamped: bool
-    ) -> None:
+    __slots__ = ("counted", "end", "head", "offset", "probe", "readers", "sock", "stamp_space", "tail")
+
+    def __init__(self, sock: socket.socket, request: Request, probe: Probe, readers: Readers, *, stamped: bool) -> None:
         self.sock = sock
-        self.request = request
+        self.counted = request.counted
         self.probe = probe
-        self.loop = loop
+        self.readers = readers
         self.head = True
         self.tail = b""
         self.end = b""
@@ -107,26 +109,66 @@ class Reader:
             self.head = False
             self.tail = b""
             data = data[end + 4 :]
-        window = self.tail + data
-        counted = self.request.counted
+        counted = self.counted
+        window = self.tail + data if self.tail else data
         count = window.count(counted)
         if count:
             probe.events += count
             probe.arrivals.append((now, probe.events))
             # No byte of a counted end is counted again.
             window = window[window.rfind(counted) + len(counted) :]
-        self.tail = window[-(len(counted) - 1) :] if len(counted) > 1 else b""
+        self.tail = window[1 - len(counted) :] if len(counted) > 1 else b""
         # The terminating chunk may come in two reads when the client lags (a send the receive window cut).
-        self.end = (self.end + data)[-5:]
+        self.end = data[-5:] if len(data) >= 5 else (self.end + data)[-5:]
         if self.end == b"0\r\n\r\n":
             probe.completed = True
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
-            self.loop.remove_reader(self.sock.fileno())
+            self.readers.remove(self)
             self.sock.close()
         if self.probe.closed is not None and not self.probe.closed.done():
             self.probe.closed.set_result(None)
+
+
+class Readers:
+    """Every probe socket of one loop, watched by one epoll of their own: the loop wakes this once for
+    all the sockets ready at that moment, which are then read one after the other as the loop would
+    read them, without the loop's dispatch per socket (most of the client's CPU per event, measured)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._epoll = select.epoll()
+        self._readers: dict[int, Reader] = {}
+        self._loop = loop
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def add(self, reader: Reader) -> None:
+        fd = reader.sock.fileno()
+        self._readers[fd] = reader
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def remove(self, reader: Reader) -> None:
+        fd = reader.sock.fileno()
+        if self._readers.pop(fd, None) is not None:
+            self._epoll.unregister(fd)
+
+    def _ready(self) -> None:
+        readers = self._readers
+        for fd, _ in self._epoll.poll(0):
+            reader = readers.get(fd)
+            if reader is not None:  # else closed by a reader before it in this batch
+                reader.readable()
+
+
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Readers] = weakref.WeakKeyDictionary()
+
+
+def readers_of(loop: asyncio.AbstractEventLoop) -> Readers:
+    """The loop's `Readers`, made on first use."""
+    readers = _readers.get(loop)
+    if readers is None:
+        readers = _readers[loop] = Readers(loop)
+    return readers
 
 
 def http_request(
@@ -152,8 +194,9 @@ async def open_probe(port: int, request: Request, *, stamped: bool = False) -> t
     except BaseException:
         sock.close()
         raise
-    reader = Reader(sock, request, probe, loop, stamped=stamped)
-    loop.add_reader(sock.fileno(), reader.readable)
+    readers = readers_of(loop)
+    reader = Reader(sock, request, probe, readers, stamped=stamped)
+    readers.add(reader)
     return probe, reader
 
 
