@@ -17,13 +17,16 @@ keep the read's time: how fast a client gets the events is what they measure.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 import select
 import socket
 import struct
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SSE_END = b"\n\n"
@@ -67,10 +70,26 @@ class Probe:
 class Reader:
     """Reads one probe's answer from its socket, as its loop's `Readers` says it can."""
 
-    __slots__ = ("counted", "end", "head", "offset", "probe", "readers", "sock", "stamp_space", "tail")
+    __slots__ = (
+        "batch",
+        "counted",
+        "end",
+        "head",
+        "offset",
+        "probe",
+        "readers",
+        "sock",
+        "stamp_space",
+        "tail",
+        "unsent",
+    )
 
-    def __init__(self, sock: socket.socket, request: Request, probe: Probe, readers: Readers, *, stamped: bool) -> None:
+    def __init__(
+        self, sock: socket.socket, request: Request, probe: Probe, readers: Readers, batch: _Batch, *, stamped: bool
+    ) -> None:
         self.sock = sock
+        self.unsent = request.raw
+        self.batch = batch
         self.counted = request.counted
         self.probe = probe
         self.readers = readers
@@ -123,6 +142,25 @@ class Reader:
         if self.end == b"0\r\n\r\n":
             probe.completed = True
 
+    def writable(self) -> None:
+        """Connected (or refused): send the request, then read the answer."""
+        error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            self.close()
+            self.batch.failed(OSError(error, f"connect: {os.strerror(error)}"))
+            return
+        try:
+            self.unsent = self.unsent[self.sock.send(self.unsent) :]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            self.batch.failed(exc)
+            return
+        if not self.unsent:
+            self.readers.reading(self)
+            self.batch.opened()
+
     def close(self) -> None:
         if self.sock.fileno() >= 0:
             self.readers.remove(self)
@@ -131,33 +169,84 @@ class Reader:
             self.probe.closed.set_result(None)
 
 
+class _Batch:
+    """Probes opened together: done when each has sent its request, or failed when one could not."""
+
+    def __init__(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.waiting = count
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def opened(self) -> None:
+        self.waiting -= 1
+        if not self.waiting and not self.done.done():
+            self.done.set_result(None)
+
+    def failed(self, error: OSError) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+
+
 class Readers:
     """Every probe socket of one loop, watched by one epoll of their own: the loop wakes this once for
     all the sockets ready at that moment, which are then read one after the other as the loop would
-    read them, without the loop's dispatch per socket (most of the client's CPU per event, measured)."""
+    read them, without the loop's dispatch per socket, and a probe is opened without a task of its
+    own (together, most of the client's CPU besides the reads' system calls, measured)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._epoll = select.epoll()
-        self._readers: dict[int, Reader] = {}
+        self._ready_on: dict[int, Callable[[], None]] = {}
         self._loop = loop
         loop.add_reader(self._epoll.fileno(), self._ready)
 
-    def add(self, reader: Reader) -> None:
+    async def open(self, port: int, request: Request, count: int, *, stamped: bool) -> list[tuple[Probe, Reader]]:
+        """`count` probes connected to `port`, each with `request` sent."""
+        batch = _Batch(count, self._loop)
+        opened = [self._connect(port, request, batch, stamped) for _ in range(count)]
+        try:
+            if count:
+                await batch.done
+        except BaseException:
+            for _, reader in opened:
+                reader.close()
+            raise
+        return opened
+
+    def _connect(self, port: int, request: Request, batch: _Batch, stamped: bool) -> tuple[Probe, Reader]:
+        probe = Probe(started=time.perf_counter(), closed=self._loop.create_future())
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            if stamped and _STAMP_OPTION is not None:
+                sock.setsockopt(socket.SOL_SOCKET, _STAMP_OPTION, 1)
+            error = sock.connect_ex(("127.0.0.1", port))
+            if error not in (0, errno.EINPROGRESS):
+                raise OSError(error, f"connect: {os.strerror(error)}")
+        except BaseException:
+            sock.close()
+            raise
+        reader = Reader(sock, request, probe, self, batch, stamped=stamped)
+        fd = sock.fileno()
+        self._ready_on[fd] = reader.writable
+        self._epoll.register(fd, select.EPOLLOUT)
+        return probe, reader
+
+    def reading(self, reader: Reader) -> None:
+        """From now on, `reader` reads when its socket has something."""
         fd = reader.sock.fileno()
-        self._readers[fd] = reader
-        self._epoll.register(fd, select.EPOLLIN)
+        self._ready_on[fd] = reader.readable
+        self._epoll.modify(fd, select.EPOLLIN)
 
     def remove(self, reader: Reader) -> None:
         fd = reader.sock.fileno()
-        if self._readers.pop(fd, None) is not None:
+        if self._ready_on.pop(fd, None) is not None:
             self._epoll.unregister(fd)
 
     def _ready(self) -> None:
-        readers = self._readers
+        ready_on = self._ready_on
         for fd, _ in self._epoll.poll(0):
-            reader = readers.get(fd)
-            if reader is not None:  # else closed by a reader before it in this batch
-                reader.readable()
+            callback = ready_on.get(fd)
+            if callback is not None:  # else closed by a probe before it in this batch
+                callback()
 
 
 _readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Readers] = weakref.WeakKeyDictionary()
@@ -182,22 +271,8 @@ def http_request(
 
 
 async def open_probe(port: int, request: Request, *, stamped: bool = False) -> tuple[Probe, Reader]:
-    loop = asyncio.get_running_loop()
-    probe = Probe(started=time.perf_counter(), closed=loop.create_future())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    if stamped and _STAMP_OPTION is not None:
-        sock.setsockopt(socket.SOL_SOCKET, _STAMP_OPTION, 1)
-    try:
-        await loop.sock_connect(sock, ("127.0.0.1", port))
-        await loop.sock_sendall(sock, request.raw)
-    except BaseException:
-        sock.close()
-        raise
-    readers = readers_of(loop)
-    reader = Reader(sock, request, probe, readers, stamped=stamped)
-    readers.add(reader)
-    return probe, reader
+    (opened,) = await readers_of(asyncio.get_running_loop()).open(port, request, 1, stamped=stamped)
+    return opened
 
 
 async def run_streams(
@@ -206,10 +281,9 @@ async def run_streams(
     """Open `count` streams at once (in bursts the listen backlog can take) and read them to the end;
     `stamped`: each read timed by when it reached the socket."""
     probes: list[Probe] = []
+    readers = readers_of(asyncio.get_running_loop())
     for start in range(0, count, 250):
-        opened = await asyncio.gather(
-            *(open_probe(port, request, stamped=stamped) for _ in range(min(250, count - start)))
-        )
+        opened = await readers.open(port, request, min(250, count - start), stamped=stamped)
         probes.extend(p for p, _ in opened)
     await asyncio.wait_for(asyncio.gather(*(p.closed for p in probes if p.closed is not None)), timeout)
     return probes
