@@ -412,3 +412,24 @@ def test_a_client_leaving_mid_stream_takes_its_stream_off_the_wheel() -> None:
         while wheel_counts() != (0, 0) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert wheel_counts() == (0, 0)
+
+
+def test_a_callback_that_raises_leaves_the_others_of_its_millisecond_on_time() -> None:
+    timers = LateTimers(0)
+    wheel = PacingWheel(timers)
+    called: list[str] = []
+    reported: list[BaseException] = []
+
+    def fail() -> None:
+        raise RuntimeError("a bug in one stream")
+
+    async def fire() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context["exception"]))
+        wheel.call_at(0.010, lambda: called.append("before"))
+        wheel.call_at(0.010, fail)
+        wheel.call_at(0.010, lambda: called.append("after"))
+        timers.fire_next()
+
+    asyncio.run(fire())
+    assert called == ["before", "after"]
+    assert [str(exc) for exc in reported] == ["a bug in one stream"]

@@ -84,7 +84,12 @@ class _Tick:
             callback = booking.callback
             if callback is not None:
                 booking.callback = booking.tick = None
-                callback()
+                try:
+                    callback()
+                except Exception as exc:  # as the loop does with a timer of its own: reported, and the others run
+                    asyncio.get_running_loop().call_exception_handler(
+                        {"message": "Exception in a paced callback", "exception": exc}
+                    )
         self.bookings.clear()
 
     def forget(self) -> None:
