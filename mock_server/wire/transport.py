@@ -30,7 +30,7 @@ from mock_server.wire.actions import Action
 from mock_server.wire.arrivals import Arrivals, LivePlay, LiveSource
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.pacing import Timer, Timers, wheel_of
-from mock_server.wire.player import Player, Stop
+from mock_server.wire.player import SLEEP, Player, Stop
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -310,7 +310,7 @@ class _Stepper:
 
     def __call__(self) -> None:
         pause = self.player.resume()
-        if pause is Stop.SLEEP and not (self.flow is not None and self.flow.write_paused):
+        if pause is SLEEP and not (self.flow is not None and self.flow.write_paused):
             self.timer = self.timers.call_at(self.player.wake_at, self)
         elif not self.stopped.done():
             self.stopped.set_result(pause)
