@@ -58,3 +58,39 @@ def test_an_event_is_timed_when_it_reached_the_socket_though_the_client_read_it_
     assert second is not None
     assert abs(second - sent[0]) < 0.05  # read some 300 ms later: the loop was asleep
     assert max(probe.read_lags) > 0.2
+
+
+def test_a_probe_to_a_port_nobody_listens_on_is_refused() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner, pytest.raises(ConnectionRefusedError):
+            runner.run(load.run_streams(port, load.http_request("/stream"), 3, timeout=10))
+
+
+def _serve_events(listener: socket.socket, clients: int) -> None:
+    """Each of `clients` answers: three events, a read's worth apart, then the end."""
+    connections = []
+    for _ in range(clients):
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(HEAD)
+        connections.append(connection)
+    for index in range(3):
+        for connection in connections:
+            connection.sendall(_chunk(b"data: %d\n\n" % index))
+        time.sleep(0.05)
+    for connection in connections:
+        connection.sendall(b"0\r\n\r\n")
+        connection.close()
+
+
+def test_many_probes_are_read_to_their_end_from_one_loop() -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        server = threading.Thread(target=_serve_events, args=(listener, 40))
+        server.start()
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            port = listener.getsockname()[1]
+            probes = runner.run(load.run_streams(port, load.http_request("/stream"), 40, timeout=10, stamped=True))
+        server.join()
+    assert [(probe.completed, probe.events) for probe in probes] == [(True, 3)] * 40
