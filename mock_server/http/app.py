@@ -7,8 +7,10 @@ ASGI layers that stay suspended for as long as a response lasts (for a stream, i
 CPU per request and, above all, objects the garbage collector walks on every pass, pausing every
 stream. The model routes are still declared to FastAPI, for /openapi.json, but no model request
 reaches them there; nor does the ready check (`/_mock/health`), answered the same way. FastAPI's
-part is built on the first request that goes to it (`MockApp.fastapi`), so a server starts without
-loading FastAPI. `HEAD` on a GET route answers like GET without a body (a stream: its head alone).
+part is built on the first request that goes to it (`MockApp.fastapi`), and the route table with
+the request path on the first request other than the ready check, so a server answers its ready
+check without loading FastAPI, the dialects or the wire. `HEAD` on a GET route answers like GET
+without a body (a stream: its head alone).
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ if TYPE_CHECKING:
     from mock_server.http import routes
 
 SHARED_SETTLE_POLL_S = 0.02
+"""How often a look at a shared journal asks whether responses in flight have ended."""
 _ROUTE_SCOPE_KEY = "mock_llm_sse.route"
 """The model route `MockApp` found for a request, kept in its scope for the request path."""
-"""How often a look at a shared journal asks whether responses in flight have ended."""
 
 
 def load_catalog(settings: Settings) -> Catalog:
