@@ -166,11 +166,16 @@ class LiveRenderer:
     def pass_on(self, data: bytes, events: int) -> list[Action]:
         """The actions of upstream events passed on whole (`steps.UpstreamEvents`), with those of the
         steps added before them: one write, unless a `split` or `duplicate` waits for it."""
-        rendering = self._renderer
-        if rendering.plain and not rendering.actions and not rendering.ended:
-            return [Write(data, events)]
         self.add([steps.UpstreamEvents(data, events)])
         return self.take()
+
+    @property
+    def passes_through(self) -> bool:
+        """Whether upstream events passed on whole would be one write of their bytes as they came
+        (`pass_on`): no `split` or `duplicate` waits for them, nothing is rendered before them, and
+        the stream goes on."""
+        rendering = self._renderer
+        return rendering.plain and not rendering.actions and not rendering.ended
 
     def take(self) -> list[Action]:
         """The actions of the steps added since the last call, whole events that follow each other
