@@ -343,7 +343,7 @@ async def _proxy(
         response,
         FaultCursor(timeline.live_faults, close_events=route.close_events),
         # The faults' own events take the dialect's framing (Google's bare error), the upstream's pass as they came.
-        rendering.LiveRenderer(timeline, route.dialect.stream(prepared.info), route.dialect.framing),
+        rendering.LiveRenderer(timeline, lambda: route.dialect.stream(prepared.info), route.dialect.framing),
         capture,
         end_marker=timeline.end_marker,
     )
