@@ -27,8 +27,9 @@ class Figure:
     better: str  # "higher" or "lower"
     target: str = ""
     against: str = "baseline"
-    """What `baseline` holds: the raw ASGI baseline, for the workers' figures 1 worker ("1 worker"), or
-    for the proxy's figures the upstream measured directly ("direct")."""
+    """What `baseline` holds: the raw ASGI baseline, for the workers' figures 1 worker ("1 worker"), for
+    the comparison of the endpoints the fastest one ("fastest endpoint"; `mock` is the slowest), or for
+    the proxy's figures the upstream measured directly ("direct")."""
     spread: tuple[float, float] | None = None
     """The least and the most of mock-llm-sse's runs, when `mock` is their median."""
 
@@ -39,6 +40,21 @@ class Figure:
     @property
     def added(self) -> float:
         return self.mock - self.baseline
+
+
+def slowest_against_fastest(name: str, unit: str, by_endpoint: dict[str, float], target: str) -> Figure:
+    """The endpoint with the highest figure against the one with the lowest, both named."""
+    slowest = max(by_endpoint, key=by_endpoint.__getitem__)
+    fastest = min(by_endpoint, key=by_endpoint.__getitem__)
+    return Figure(
+        f"{name}: {slowest} / {fastest}",
+        unit,
+        by_endpoint[slowest],
+        by_endpoint[fastest],
+        "lower",
+        target,
+        against="fastest endpoint",
+    )
 
 
 def write_scenarios(folder: Path) -> None:
@@ -135,11 +151,14 @@ async def fidelity(
     streams: int,
     schedule: Schedule,
     server_cpu: Callable[[], float] | None = None,
+    warm_up: bool = True,
 ) -> Fidelity:
     """How on time the writes of `streams` paced streams arrive, all asked for at once by `request`:
     the gap between writes, and each write's lateness against `schedule` from the stream's first.
-    `server_cpu` reads the server's CPU seconds so far, for its CPU time during the measured streams."""
-    await load.run_streams(port, request, streams, timeout=120)  # warm-up, not measured
+    `server_cpu` reads the server's CPU seconds so far, for its CPU time during the measured streams.
+    With `warm_up`, as many streams are played first and not measured."""
+    if warm_up:
+        await load.run_streams(port, request, streams, timeout=120)
     server_before = server_cpu() if server_cpu is not None else float("nan")
     client_before = time.process_time()
     started = time.time()
@@ -189,8 +208,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def print_table(figures: list[Figure]) -> None:
-    """The figures against the baseline, then N workers' against 1 worker, then the proxy's against the
-    upstream measured directly."""
+    """The figures against the baseline, then N workers' against 1 worker, the slowest endpoint's against
+    the fastest, then the proxy's against the upstream measured directly."""
     ours = [f for f in figures if f.against == "baseline"]
     if ours:
         header = f"{'figure':44} {'mock-llm-sse':>14} {'baseline':>12} {'ratio':>7}  target"
@@ -205,6 +224,13 @@ def print_table(figures: list[Figure]) -> None:
         print(f"\n{header}" if ours else header)
         print("-" * len(header))
     for f in scaled:
+        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
+    alike = [f for f in figures if f.against == "fastest endpoint"]
+    if alike:
+        header = f"{'every endpoint alike: slowest / fastest':44} {'slowest':>14} {'fastest':>12} {'ratio':>7}  target"
+        print(f"\n{header}" if ours else header)
+        print("-" * len(header))
+    for f in alike:
         print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
     proxied = [f for f in figures if f.against == "direct"]
     if proxied:

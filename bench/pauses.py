@@ -60,6 +60,16 @@ def pauses_between(file: Path, start: float, end: float) -> Pauses:
     return Pauses(full, longest, longest_cpu)
 
 
+def pauses_within(file: Path, windows: list[tuple[float, float]]) -> Pauses:
+    """`pauses_between` over several windows: their full collections summed, the longest of any."""
+    each = [pauses_between(file, start, end) for start, end in windows]
+    return Pauses(
+        sum(p.full for p in each),
+        max((p.longest_ms for p in each), default=0.0),
+        max((p.longest_cpu_ms for p in each), default=0.0),
+    )
+
+
 def main() -> None:
     file, flag, module, *args = sys.argv[1:]
     assert flag == "-m", "usage: python -m bench.pauses FILE -m MODULE ARGS..."

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bench.endpoints import ENDPOINTS, BenchEndpoint
-from bench.measures import CHUNK_MS, CHUNKS, schedule_of, write_scenarios
-from bench.pauses import pauses_between
+from bench.measures import CHUNK_MS, CHUNKS, schedule_of, slowest_against_fastest, write_scenarios
+from bench.pauses import pauses_between, pauses_within
 from bench.procs import ROOT
 from mock_server.http.routes import MODEL_ROUTES
 from mock_server.http.server import MockServer
@@ -84,3 +84,18 @@ def test_the_bench_sees_a_servers_full_collections(tmp_path: Path) -> None:
     )
     assert pauses_between(pauses, started, time.time()).full >= 1
     assert pauses_between(pauses, 0, started).full == 0
+
+
+def test_the_rounds_of_an_endpoint_count_each_of_their_collections(tmp_path: Path) -> None:
+    pauses = tmp_path / "pauses.txt"
+    pauses.write_text("10.0 2 30.000 29.000\n15.0 0 4.000 1.000\n20.0 2 12.000 11.000\n30.0 2 50.000 49.000\n")
+    rounds = pauses_within(pauses, [(9.0, 16.0), (19.0, 21.0)])
+    assert (rounds.full, rounds.longest_ms, rounds.longest_cpu_ms) == (2, 30.0, 29.0)
+    assert pauses_within(pauses, []).full == 0
+
+
+def test_the_endpoints_are_compared_slowest_against_fastest() -> None:
+    figure = slowest_against_fastest("500 streams lateness p99", "ms", {"A": 2.0, "B": 1.0, "C": 3.0}, "<= 1.5x")
+    assert figure.name == "500 streams lateness p99: C / B"
+    assert (figure.mock, figure.baseline, figure.ratio) == (3.0, 1.0, 3.0)
+    assert figure.against == "fastest endpoint"

@@ -203,10 +203,10 @@ def test_reset_empties_the_caches(make_server):
     for prompt in ("one", "two"):
         assert fetch(server.url + f"/completions?messages={prompt}&chunk_ms=0").status == 200
     state = server.app.state
-    assert state.timelines.bytes > 0
-    assert state.streams.bytes > 0
+    assert state.caches.timelines.bytes > 0
+    assert state.caches.streams.bytes > 0
     assert httpx.post(server.url + "/_mock/reset").status_code == 200
-    assert state.timelines.bytes == state.streams.bytes == 0
+    assert state.caches.timelines.bytes == state.caches.streams.bytes == 0
 
 
 WRITES = [

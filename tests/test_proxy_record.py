@@ -72,8 +72,13 @@ def test_a_streams_head_and_first_event_go_out_in_one_packet(upstream: MockServe
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts TCP segments with Linux's TCP_INFO")
-def test_an_unpaced_stream_goes_out_in_one_packet_head_events_and_end(upstream: MockServer) -> None:
-    segments, data = segments_until_the_end(upstream.url + CHAT + "?chunk_ms=0&first_chunk_ms=0", body())
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxied"])
+def test_an_unpaced_stream_goes_out_in_one_packet_head_events_and_end(upstream: MockServer, proxied: bool) -> None:
+    # The upstream's whole response comes in one read: the proxy passes it on in one write, its end included.
+    upstream.add_scenario("unpaced", reply="{prompt}", match={"prompt": "^unpaced"})
+    with proxy(upstream) as server:
+        url = server.url if proxied else upstream.url
+        segments, data = segments_until_the_end(url + CHAT, body("unpaced reply"))
     assert data.startswith(b"HTTP/1.1 200 ")
     assert data.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
     assert segments == 1

@@ -195,12 +195,26 @@ def test_a_head_request_gets_the_upstreams_head_and_the_next_request_a_connectio
 
 SSE_BYTES = st.lists(st.sampled_from([b"data: x", b"\n", b"\n", b"\r", b"\r\n", b":", b": ping"]), max_size=30)
 BLOCK_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+LF_SSE_BYTES = st.lists(st.sampled_from([b"data: x", b"\n", b"\n\n", b":", b": ping", b"data: y\n\n"]), max_size=30)
 
 
 @settings(max_examples=300, deadline=None)
 @given(SSE_BYTES, st.lists(st.integers(0, 200), max_size=6))
 def test_sse_blocks_are_cut_the_same_whatever_pieces_they_arrive_in(parts: list[bytes], cuts: list[int]) -> None:
-    body = b"".join(parts)
+    assert_cut_alike(b"".join(parts), cuts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LF_SSE_BYTES, st.lists(st.integers(0, 200), max_size=6))
+def test_lf_only_sse_blocks_are_counted_as_they_are_cut(parts: list[bytes], cuts: list[int]) -> None:
+    # Without a CR, a stream passed on whole is cut by `bytes.split` (a piece that is one whole block is
+    # taken as it is), not by the pattern: the same blocks all the same.
+    assert_cut_alike(b"".join(parts), cuts)
+
+
+def assert_cut_alike(body: bytes, cuts: list[int]) -> None:
+    """`body` in the pieces `cuts` make is cut (`feed`) and passed on whole (`feed_whole`) into the blocks
+    the pattern finds in it whole."""
     # A CR at the very end may be the first half of a CRLF: a splitter waits for what follows it.
     ends = [
         match.end() for match in BLOCK_END.finditer(body) if not (match.end() == len(body) and body.endswith(b"\r"))

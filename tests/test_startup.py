@@ -147,6 +147,82 @@ def test_what_is_loaded_on_first_use_is_loaded_when_used(path: str | None, setti
     assert loads <= modules_loaded((path,) if path else (), settings)
 
 
+MODEL_PATH = {
+    "mock_server.http.routes": "the model routes",
+    "mock_server.http.pipeline": "the request path they share",
+    "mock_server.dialects.base": "the dialects",
+    "mock_server.dialects.openai_chat": "the same",
+    "mock_server.dialects.anthropic": "the same",
+    "mock_server.timeline.compile": "the compiler",
+    "mock_server.wire.rendering": "the renderer",
+    "mock_server.wire.player": "the player",
+}
+
+ASK_IN_TURN = """
+import http.client, json, sys
+import mock_server.cli
+from mock_server.http.server import MockServer
+from mock_server.settings import Settings
+
+loaded = []
+with MockServer(settings=Settings(port=0)) as server:
+    for method, path, body, headers in {requests!r}:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        loaded.append([response.status, response.read().decode(), sorted(sys.modules)])
+        connection.close()
+print(json.dumps(loaded))
+"""
+
+
+def ask_in_turn(*requests: tuple[str, str, str | None, dict[str, str]]) -> list[tuple[int, str, set[str]]]:
+    """Each request's status, body and the modules loaded once it was answered, asked in turn of a
+    server in a fresh process that has loaded the command line, as `serve` does."""
+    done = subprocess.run(
+        [sys.executable, "-c", ASK_IN_TURN.format(requests=requests)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return [(status, body, set(modules)) for status, body, modules in json.loads(done.stdout.splitlines()[-1])]
+
+
+def test_the_ready_check_is_answered_before_the_model_path_is_loaded() -> None:
+    """The dialects, the compiler and the wire under them load with the first model request: the ready
+    check, which a starting server is polled with, needs none of them."""
+    anthropic = json.dumps({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+    ready, refused, answered = ask_in_turn(
+        ("GET", "/_mock/health", None, {}),
+        ("GET", "/_mock/health", None, {"Host": "evil.example"}),
+        ("POST", "/v1/messages", anthropic, {"Content-Type": "application/json"}),
+    )
+    assert ready[0] == 200
+    assert refused[0] == 403
+    assert json.loads(refused[1])["error"]["type"] == "host_not_allowed"
+    assert {name: why for name, why in MODEL_PATH.items() if name in ready[2] | refused[2]} == {}
+    assert answered[0] == 200
+    assert json.loads(answered[1])["type"] == "message"
+    assert set(MODEL_PATH) <= answered[2]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "keys", "error_is"),
+    [
+        ("POST", "/v1/messages", {"type", "error"}, dict),  # Anthropic's
+        ("POST", "/api/chat", {"error"}, str),  # Ollama's
+        ("GET", "/completions?messages=hi", {"error"}, dict),  # OpenAI's
+    ],
+)
+def test_a_first_request_refused_at_the_door_is_answered_in_its_api_shape(
+    method: str, path: str, keys: set[str], error_is: type
+) -> None:
+    """A model request refused before it reaches its route (a Host name not allowed) loads the dialect
+    its error is shaped by."""
+    ((status, body, _),) = ask_in_turn((method, path, None, {"Host": "evil.example"}))
+    assert status == 403
+    assert set(json.loads(body)) == keys
+    assert isinstance(json.loads(body)["error"], error_is)
+
+
 @pytest.fixture
 def slow_tokenizer(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Tokenizers not built yet, and building one waits until the returned function is called."""

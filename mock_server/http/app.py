@@ -7,39 +7,43 @@ ASGI layers that stay suspended for as long as a response lasts (for a stream, i
 CPU per request and, above all, objects the garbage collector walks on every pass, pausing every
 stream. The model routes are still declared to FastAPI, for /openapi.json, but no model request
 reaches them there; nor does the ready check (`/_mock/health`), answered the same way. FastAPI's
-part is built on the first request that goes to it (`MockApp.fastapi`), so a server starts without
-loading FastAPI. `HEAD` on a GET route answers like GET without a body (a stream: its head alone).
+part is built on the first request that goes to it (`MockApp.fastapi`), and the route table with
+the request path on the first request other than the ready check, so a server answers its ready
+check without loading FastAPI, the dialects or the wire. `HEAD` on a GET route answers like GET
+without a body (a stream: its head alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from mock_server.conversations.responses import ResponseStore
-from mock_server.http import health, routes, stored_responses
+from mock_server.http import health, stored_responses
 from mock_server.http.access import AccessGuard, Cors, CorsByPath
 from mock_server.http.errors import CONTROL_PREFIX, unexpected
-from mock_server.http.pipeline import respond
 from mock_server.http.state import STATE_SCOPE_KEY, MockState
 from mock_server.journal.journal import Journal, MemoryLog
 from mock_server.scenarios.catalog import Catalog, bundled_entries, load_paths
 from mock_server.settings import Settings
 from mock_server.store import open_store
 from mock_server.timeline import tokens
-from mock_server.upstream.recorder import Recorder
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from mock_server.http import routes
+
 SHARED_SETTLE_POLL_S = 0.02
+"""How often a look at a shared journal asks whether responses in flight have ended."""
 _ROUTE_SCOPE_KEY = "mock_llm_sse.route"
 """The model route `MockApp` found for a request, kept in its scope for the request path."""
-"""How often a look at a shared journal asks whether responses in flight have ended."""
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -62,16 +66,30 @@ class MockApp:
         if settings.upstream is not None:
             # The upstream's client is loaded only for a server with an upstream.
             from mock_server.upstream.proxy import Upstream
+            from mock_server.upstream.recorder import Recorder
 
             self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
             if settings.record_dir is not None and settings.record_mode != "none":
                 self.state.recorder = Recorder(settings.record_dir, catalog)
         self._fastapi: FastAPI | None = None
         self._building = asyncio.Lock()
-        self.model_routes = routes.RouteTable(routes.MODEL_ROUTES)
+        self._model_routes: routes.RouteTable | None = None
+        self._respond: Callable[[Request, routes.ModelRoute], Awaitable[Response]] | None = None
         models = Cors(self._answer_model_request, settings)
         self._models = AccessGuard(models, settings)
         self._health = AccessGuard(CorsByPath(health.answer, settings), settings)
+
+    @property
+    def model_routes(self) -> routes.RouteTable:
+        """The model routes, loaded by the first request that is not the ready check: with them come
+        the dialects, the compiler and the wire (some 40 ms), which a starting server's ready check
+        (`/_mock/health`, polled until it answers) does not need."""
+        if self._model_routes is None:
+            from mock_server.http import pipeline, routes
+
+            self._respond = pipeline.respond
+            self._model_routes = routes.RouteTable(routes.MODEL_ROUTES)
+        return self._model_routes
 
     @property
     def fastapi(self) -> FastAPI:
@@ -95,11 +113,12 @@ class MockApp:
             await self._lifespan(receive, send)
             return
         scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
-        if scope["type"] == "http" and (route := await self._route_of(scope)) is not None:
+        if scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
+            # Polled while the server starts: answered before the model routes or FastAPI are loaded.
+            await self._health(scope, receive, send)
+        elif scope["type"] == "http" and (route := await self._route_of(scope)) is not None:
             scope[_ROUTE_SCOPE_KEY] = route
             await self._models(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
-            await self._health(scope, receive, send)  # polled while the server starts: not worth FastAPI's start
         else:
             await (self._fastapi or await self._fastapi_off_the_loop())(scope, receive, send)
 
@@ -114,6 +133,8 @@ class MockApp:
         if forward and (
             not self._answered_here(scope) or await stored_responses.upstream_response(self.state, method, path)
         ):
+            from mock_server.http import routes  # loaded by `model_routes` already
+
             return routes.forwarded_route(method, path)
         return None
 
@@ -139,9 +160,10 @@ class MockApp:
 
     async def _answer_model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         route: routes.ModelRoute = scope[_ROUTE_SCOPE_KEY]  # __call__ sends only requests that have one
+        assert self._respond is not None  # loaded with the routes that found `route`
         request = Request(scope, receive, send)
         try:
-            response = await respond(request, route)
+            response = await self._respond(request, route)
         except ClientDisconnect:
             return  # gone before its body arrived: nobody is there to answer
         except Exception as exc:

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from mock_server.dialects import DIALECTS, Dialect
+from mock_server import dialects
 from mock_server.errors import MockLLMError
 from mock_server.journal.journal import Entry
 from mock_server.scenarios import steps
@@ -27,6 +27,8 @@ from mock_server.wire.outcome import Outcome
 
 if TYPE_CHECKING:  # FastAPI is loaded with the part of the app that uses it (fastapi_app.py)
     from fastapi.exceptions import RequestValidationError
+
+    from mock_server.dialects import Dialect
 
 CONTROL_PREFIX = "/_mock/"
 OLLAMA_PREFIX = "/api/"
@@ -57,19 +59,20 @@ def dialect_error_body(
 
 
 def dialect_of(path: str, headers: Headers) -> Dialect | None:
-    """The dialect whose error shape a request's errors take; None for the control API's own."""
+    """The dialect whose error shape a request's errors take; None for the control API's own (which
+    loads no dialect: the ready check's refusals are answered before any is loaded)."""
     if path.startswith(CONTROL_PREFIX):
         return None
     if path.startswith(OLLAMA_PREFIX):
-        return DIALECTS["ollama-chat"]
+        return dialects.DIALECTS["ollama-chat"]
     if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
-        return DIALECTS["gemini"]  # Gemini's paths: /v1beta/..., /v1/models/{model}:{method}
+        return dialects.DIALECTS["gemini"]  # Gemini's paths: /v1beta/..., /v1/models/{model}:{method}
     if path.startswith(AZURE_PREFIX):
-        return DIALECTS["azure-openai"]
+        return dialects.DIALECTS["azure-openai"]
     if path.startswith(BEDROCK_PREFIX):
-        return DIALECTS["bedrock-converse"]
+        return dialects.DIALECTS["bedrock-converse"]
     anthropic = path == "/v1/messages" or "anthropic-version" in headers
-    return DIALECTS["anthropic" if anthropic else "openai-chat"]
+    return dialects.DIALECTS["anthropic" if anthropic else "openai-chat"]
 
 
 def error_answer(

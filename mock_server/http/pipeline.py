@@ -196,7 +196,7 @@ async def _prepare(
     if scenario.tool_mode == "auto" or conversation.tool_results:  # a reply may quote the results
         hashed += f"\0{conversation.offer!r}\0{conversation.tool_results!r}"
     key = hashlib.sha256(hashed.encode()).hexdigest()
-    timeline = state.timelines.compile(scenario, overrides, context, key)
+    timeline = state.caches.timelines.compile(scenario, overrides, context, key)
     entry.note_tool_calls(calls_of(timeline.tool_calls))
     info = StreamInfo(
         key=key,
@@ -343,7 +343,7 @@ async def _proxy(
         response,
         FaultCursor(timeline.live_faults, close_events=route.close_events),
         # The faults' own events take the dialect's framing (Google's bare error), the upstream's pass as they came.
-        rendering.LiveRenderer(timeline, route.dialect.stream(prepared.info), route.dialect.framing),
+        rendering.LiveRenderer(timeline, lambda: route.dialect.stream(prepared.info), route.dialect.framing),
         capture,
         end_marker=timeline.end_marker,
     )
@@ -383,7 +383,7 @@ def _stream(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
     ids = timeline.ids and framing.sse
     resume_after = prepared.resume_after if ids else None
     info = prepared.info
-    stream = state.streams.stream(
+    stream = state.caches.streams.stream(
         timeline, lambda: dialect.stream(info), resume_after, key=(dialect.name, info), framing=framing
     )
     if resume_after is not None and stream.nothing_left:
@@ -411,7 +411,7 @@ def _replay(state: MockState, entry: Entry, dialect: Dialect, prepared: _Prepare
     with the request's faults among them (streamed or not, as it was recorded)."""
     timeline = prepared.timeline
     info = prepared.info
-    stream = state.streams.stream(
+    stream = state.caches.streams.stream(
         timeline, lambda: dialect.stream(info), None, key=(dialect.name, info), framing=dialect.framing
     )
     entry.note_headers(timeline.headers)

@@ -102,8 +102,7 @@ def _scratch(state: MockState, record: RequestRecord) -> MockState:
         settings=settings,
         catalog=catalog,
         journal=Journal(MemoryLog(1, wall_clock=settings.wall_clock), settings.wall_clock),
-        timelines=state.timelines,  # caches of pure functions: sharing them changes nothing
-        streams=state.streams,
+        caches=state.caches,  # caches of pure functions: sharing them changes nothing
         responses=ResponseStore(settings.responses_max_bytes),
     )
 

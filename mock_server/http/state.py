@@ -26,16 +26,16 @@ from mock_server.scenarios.loading import Document
 from mock_server.scenarios.model import Scenario
 from mock_server.settings import Settings
 from mock_server.store.closing import closed_within
-from mock_server.timeline.compile import TimelineCache
-from mock_server.upstream.recorder import Recorder
-from mock_server.wire.rendering import StreamCache
 
 if TYPE_CHECKING:
     from mock_server.journal.verdict import Verdict
     from mock_server.store.shared import (
         SharedStore,  # loaded when first needed: the HTTP client to an upstream (MockApp), the verdict (below)
     )
+    from mock_server.timeline.compile import TimelineCache
     from mock_server.upstream.proxy import Upstream
+    from mock_server.upstream.recorder import Recorder
+    from mock_server.wire.rendering import StreamCache
 
 PENDING_POLL_S = 0.01
 SCENARIO_FOLLOW_S = 0.05
@@ -46,13 +46,44 @@ STATE_SCOPE_KEY = "mock_llm_sse.state"
 """Where `MockApp` puts its state in each request's scope, for the routes on both of its sides."""
 
 
+class Caches:
+    """What is derived from a request and kept for the next one like it: compiled timelines, rendered
+    streams. Each is made, and its module loaded, by the first model request: the ready check, which
+    a starting server answers first, needs neither the compiler nor the renderer."""
+
+    def __init__(self) -> None:
+        self._timelines: TimelineCache | None = None
+        self._streams: StreamCache | None = None
+
+    @property
+    def timelines(self) -> TimelineCache:
+        if self._timelines is None:
+            from mock_server.timeline.compile import TimelineCache  # loaded with the first model request
+
+            self._timelines = TimelineCache()
+        return self._timelines
+
+    @property
+    def streams(self) -> StreamCache:
+        if self._streams is None:
+            from mock_server.wire.rendering import StreamCache  # loaded with the first model request
+
+            self._streams = StreamCache()
+        return self._streams
+
+    def clear(self) -> None:
+        for cache in (self._timelines, self._streams):
+            if cache is not None:
+                cache.clear()
+
+
 @dataclass
 class MockState:
     settings: Settings
     catalog: Catalog
     journal: Journal
-    timelines: TimelineCache = field(default_factory=TimelineCache)
-    streams: StreamCache = field(default_factory=StreamCache)
+    caches: Caches = field(default_factory=Caches)
+    """Compiled timelines and rendered streams, kept for the requests that make the same again."""
     upstream: Upstream | None = None
     """Where requests no scenario answers go (`--upstream`)."""
     recorder: Recorder | None = None
@@ -199,8 +230,7 @@ class MockState:
         """Back to the state at start: no records, no run-time scenarios, `times` and sequences
         counted afresh, no stored responses, every rate limit whole, nothing cached (for every process
         sharing the state). Returns how many records were cleared."""
-        self.timelines.clear()
-        self.streams.clear()
+        self.caches.clear()
         if self.store is not None:
             cleared = await self.store.reset()
             await self.follow_scenarios()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mock_server.dialects import DIALECTS
+from mock_server import dialects
 from mock_server.errors import MockLLMError, ResponseNotFoundError
 from mock_server.http.auth import authorize
 from mock_server.http.errors import answer_error
@@ -46,7 +46,7 @@ async def _answer(request: Request, response_id: str, *, delete: bool) -> Respon
             raise ResponseNotFoundError(response_id)
     except MockLLMError as exc:
         entry.finish(exc.status, Outcome.ERROR_STATUS)
-        return answer_error(exc, DIALECTS["openai-responses"], headers=headers)
+        return answer_error(exc, dialects.DIALECTS["openai-responses"], headers=headers)
     entry.finish(200, Outcome.COMPLETED)
     if delete:
         await state.responses.delete(response_id)

@@ -28,7 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mock_server.errors import RestartedError
 from mock_server.journal.metrics import Tally
@@ -36,8 +36,10 @@ from mock_server.journal.redaction import fingerprint, journal_headers, journal_
 from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.scenarios.model import DEFAULT_THRESHOLDS, Thresholds
 from mock_server.scenarios.steps import Ending
-from mock_server.wire.actions import Schedule
 from mock_server.wire.outcome import EventTiming, Outcome, PlayResult
+
+if TYPE_CHECKING:
+    from mock_server.wire.actions import Schedule
 
 DEFAULT_SIZE = 1000
 DEFAULT_MAX_BYTES = 64 << 20

@@ -78,6 +78,10 @@ class EventSplitter:
         if b"\r" in buffer:
             blocks = self.feed(data)
             return b"".join(blocks), sum(1 for block in blocks if not is_comment_block(block))
+        if len(buffer) >= 2 and buffer.find(b"\n\n") == len(buffer) - 2:  # one whole block: a paced event
+            self._buffer = b""
+            # As below: only a block that opens with ":" or a line break can be comments only.
+            return buffer, 0 if buffer[:1] <= b":" and is_comment_block(buffer) else 1
         *completed, rest = buffer.split(b"\n\n")  # as `feed` cuts them
         self._buffer = rest
         if not completed:

@@ -135,8 +135,10 @@ def bpe_file(name: str) -> bytes:
 
 def _build(name: str) -> tiktoken.Encoding:
     pattern, special, _ = _ENCODINGS[name]
-    # a2b_base64, not b64decode: a third faster over 200,000 tokens, and the file's hash is checked already.
-    ranks = {
-        binascii.a2b_base64(token): int(rank) for token, rank in (line.split() for line in bpe_file(name).splitlines())
-    }
+    # Each line is a token in base64 and its rank, which in OpenAI's files is the line's number (the hash is
+    # checked, and a test compares the ranks with tiktoken's own reading): numbering the tokens instead of
+    # parsing 200,000 ranks in a loop takes 43 ms, not 75, all of it holding the interpreter's lock that the
+    # event loop waits for. a2b_base64, not b64decode: a third faster, and the hash is checked already.
+    tokens = bpe_file(name).split()[::2]
+    ranks = dict(zip(map(binascii.a2b_base64, tokens), range(len(tokens)), strict=True))
     return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)

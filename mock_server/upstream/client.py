@@ -42,8 +42,9 @@ class ClientTimeout(ClientError):
 class BodyReader(Protocol):
     """Where a response's body goes, piece by piece, from the callback that received it."""
 
-    def received(self, data: bytes, at: float) -> None:
-        """A piece of the body, which arrived at `at` (the event loop's clock)."""
+    def received(self, data: bytes, at: float, last: bool) -> None:
+        """A piece of the body, which arrived at `at` (the event loop's clock); `last` when the body
+        ends whole with it (`ended` follows in the same call)."""
 
     def ended(self, broke: Ending | None, at: float) -> None:
         """The body is over: whole (`broke` None), cut short or silent too long (`DROP`), or reset (`RESET`)."""
@@ -81,8 +82,9 @@ class Response:
     def read_into(self, reader: BodyReader) -> None:
         """Hand `reader` the body: what arrived already at once, the rest as it arrives."""
         waiting, self._waiting = self._waiting, []
-        for data, at in waiting:
-            reader.received(data, at)
+        whole = self._end is not None and self._end[0] is None
+        for index, (data, at) in enumerate(waiting, 1):
+            reader.received(data, at, whole and index == len(waiting))
         if self._end is not None:
             reader.ended(*self._end)
             return
@@ -109,10 +111,10 @@ class Response:
         if connection is not None:
             connection.abort()
 
-    def _received(self, data: bytes, at: float) -> None:
+    def _received(self, data: bytes, at: float, last: bool) -> None:
         reader = self._reader
         if reader is not None:
-            reader.received(data, at)
+            reader.received(data, at, last)
         elif self._connection is not None:
             self._waiting.append((data, at))
             self._unread += len(data)
@@ -287,7 +289,7 @@ class _Connection(asyncio.Protocol):
             piece = body[0] if len(body) == 1 else b"".join(body)
             body.clear()
             if self._response is not None:
-                self._response._received(piece, at)
+                self._response._received(piece, at, self._complete)
         if self._complete:
             self._complete = False
             response, self._response = self._response, None

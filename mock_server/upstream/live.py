@@ -31,7 +31,8 @@ it, then the block itself) and the block's bytes, for the recorder."""
 
 
 class LiveActions:
-    """The actions of one live response, handed to a `LiveSink` one list per arrival (`start`);
+    """The actions of one live response, handed to a `LiveSink` one list per arrival (`start`), or,
+    once nothing is left to place between its events, each arrival's bytes as they came (`passed`);
     `close` lets go of the upstream."""
 
     def __init__(
@@ -77,18 +78,26 @@ class LiveActions:
         self._sink = None
         self._body.close()
 
-    def received(self, data: bytes, at: float) -> None:
+    def received(self, data: bytes, at: float, last: bool) -> None:
         """One piece of the body (`client.BodyReader`): its actions go to the sink at once, in one list
         however many events it brings, as a scripted stream's events with no wait between them."""
         sink = self._sink
         if sink is None:
             return
         self._last_at = at
+        if self._whole is None and isinstance(self._splitter, EventSplitter) and self._passing_on():
+            # Nothing is left to place between events, record or leave out: from now on the blocks
+            # go on in one write, without a step each.
+            self._whole = self._splitter
         if self._whole is not None:
-            # Nearly every arrival of a stream with no fault left: no step, one write.
+            # Nearly every arrival of a stream with no fault left: no step, no action, one write.
             whole, events = self._whole.feed_whole(data)
             self._events += events
-            if whole:
+            if not whole:
+                return
+            if self._renderer.passes_through:
+                sink.passed(whole, events, at, last)
+            else:
                 sink.arrived(self._renderer.pass_on(whole, events), at)
             return
         actions = self._render(self._event_blocks(data) if self._splitter is not None else self._body_blocks(data), at)
@@ -142,13 +151,6 @@ class LiveActions:
         then the event) and its bytes."""
         splitter = self._splitter
         assert splitter is not None
-        if self._passing_on() and isinstance(splitter, EventSplitter):
-            # Nothing is left to place between events, record or leave out: from now on the blocks
-            # go on in one write (`received`), without a step each.
-            self._whole = splitter
-            whole, events = splitter.feed_whole(piece)
-            self._events += events
-            return [([steps.UpstreamEvents(whole, events)], b"")] if whole else []
         arrived = splitter.feed(piece)
         if not arrived:
             return []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -29,6 +30,11 @@ class LiveSink(Protocol):
 
     def arrived(self, actions: list[Action], at: float) -> None:
         """The actions of what arrived at `at` (the event loop's clock)."""
+
+    def passed(self, data: bytes, events: int, at: float, last: bool) -> None:
+        """Bytes to write as they came (`events` events of them), which arrived at `at`: `arrived` with
+        one `Write`, for a stream with nothing left to place between its events; `last` when nothing
+        follows them."""
 
     def ended(self) -> None:
         """Nothing more arrives."""
@@ -61,10 +67,18 @@ class LivePlay:
     """Plays a live source on `player` from the source's callbacks and the loop's timers (the
     player's clock must be the loop's); `play` returns why it stopped."""
 
-    def __init__(self, player: Player, flow: FlowControl | None, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        player: Player,
+        flow: FlowControl | None,
+        loop: asyncio.AbstractEventLoop,
+        write_last: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self._player = player
         self._flow = flow
         self._loop = loop
+        self._write_last = write_last
+        """How the stream's last bytes are written, when they are known as such (`passed`)."""
         self._queue: deque[tuple[list[Action], float]] = deque()
         self._queued = 0
         self._waiting = False
@@ -107,6 +121,21 @@ class LivePlay:
             return
         self._player.extend(actions, at)
         self._run()
+
+    def passed(self, data: bytes, events: int, at: float, last: bool) -> None:
+        # Nearly every arrival of a stream passed on: written in this call, with no action built.
+        if self._source is None or self._finished:
+            return
+        flow = self._flow
+        if (
+            self._waiting
+            or self._queue
+            or not self._player.play_now(data, events, at, self._write_last if last else None)
+        ):
+            self.arrived([Write(data, events)], at)
+        elif flow is not None and flow.write_paused:
+            self._waiting = True
+            self._stop(DRAIN)
 
     def ended(self) -> None:
         self._ended = True
@@ -179,6 +208,9 @@ class Arrivals:
             self._paused = True
             self._source.pause()
         self._wake()
+
+    def passed(self, data: bytes, events: int, at: float, last: bool) -> None:
+        self.arrived([Write(data, events)], at)
 
     def ended(self) -> None:
         self._ended = True

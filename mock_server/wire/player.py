@@ -141,14 +141,32 @@ class Player:
         """Add actions to play after the others: a live stream's next events, which arrived at
         `arrived_at` (on `clock`). They play then, later by every wait played before them (a fault's
         wait moves what follows it on, as in a scripted stream), and never before what came first."""
-        if self._shifted is None:
-            self._shifted = sum(a.seconds for a in self._actions if isinstance(a, Wait))
+        shifted = self._waited()
         rest = self._actions[self._index :]  # what is played is let go: a live stream can be long
         self._actions = [*rest, *actions] if rest else actions
         self._index = 0
-        self.deadline = max(self.deadline, arrived_at + self._shifted)
+        self.deadline = max(self.deadline, arrived_at + shifted)
         if len(actions) != 1 or type(actions[0]) is not Write:  # one write (nearly every arrival) waits for nothing
-            self._shifted += sum(a.seconds for a in actions if isinstance(a, Wait))
+            self._shifted = shifted + sum(a.seconds for a in actions if isinstance(a, Wait))
+
+    def play_now(self, data: bytes, events: int, arrived_at: float, write: Callable[[bytes], bool] | None) -> bool:
+        """`extend` with one write of `data` (`events` events) and `resume`, when nothing is left to play
+        before it and it is due now: the write is made (with `write` when given, else as any other),
+        and True returned; else False, with nothing done."""
+        if self._index < len(self._actions):
+            return False
+        deadline = max(self.deadline, arrived_at + self._waited())
+        if self._clock() < deadline - TIMER_SLACK_S:
+            return False
+        self.deadline = deadline
+        self._send(data, events, write)
+        return True
+
+    def _waited(self) -> float:
+        """The waits of every action given so far (`_shifted`, counted on the first call)."""
+        if self._shifted is None:
+            self._shifted = sum(a.seconds for a in self._actions if isinstance(a, Wait))
+        return self._shifted
 
     def _next_wake(self) -> float:
         if self._pinging:
@@ -157,11 +175,13 @@ class Player:
                 return ping_at
         return self.deadline
 
-    def _send(self, data: bytes, events: int) -> bool:
-        """Write `data`; its events count when the connection is still there to take them, and its
-        moment is noted beside the one it was due."""
-        last = self._write_last is not None and self._index >= len(self._actions)
-        written = self._write_last(data) if last and self._write_last is not None else self._write(data)
+    def _send(self, data: bytes, events: int, write: Callable[[bytes], bool] | None = None) -> bool:
+        """Write `data` (with `write` when given); its events count when the connection is still there
+        to take them, and its moment is noted beside the one it was due."""
+        if write is None:
+            last = self._write_last is not None and self._index >= len(self._actions)
+            write = self._write_last if last and self._write_last is not None else self._write
+        written = write(data)
         now = self._last_write = self._clock()
         if written and events:
             self.events_sent += events

@@ -18,6 +18,7 @@ import itertools
 import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from mock_server.scenarios import steps
@@ -63,7 +64,7 @@ def render_stream(
 ) -> RenderedStream:
     """The stream that plays `timeline`, its events written as `framing` writes them; with
     `resume_after`, only what follows the event with that id."""
-    rendering = _Renderer(timeline, renderer, framing)
+    rendering = _Renderer(timeline, lambda: renderer, framing)
     for step in timeline.steps:
         rendering.add(step)
     rendering.finish()
@@ -147,9 +148,10 @@ def render_whole(timeline: Timeline, answer: Callable[[], tuple[int, bytes]]) ->
 
 class LiveRenderer:
     """Renders a live stream's steps as they come (an upstream's events, the faults placed between
-    them): `add` the steps of what arrived, then `take` their actions."""
+    them): `add` the steps of what arrived, then `take` their actions. The dialect's renderer is
+    built (`renderer()`) only if a fault writes an event of its own."""
 
-    def __init__(self, timeline: Timeline, renderer: StreamRenderer, framing: Framing = SSE) -> None:
+    def __init__(self, timeline: Timeline, renderer: Callable[[], StreamRenderer], framing: Framing = SSE) -> None:
         self._renderer = _Renderer(timeline, renderer, framing)
 
     def add(self, stream_steps: list[steps.Step]) -> None:
@@ -166,11 +168,16 @@ class LiveRenderer:
     def pass_on(self, data: bytes, events: int) -> list[Action]:
         """The actions of upstream events passed on whole (`steps.UpstreamEvents`), with those of the
         steps added before them: one write, unless a `split` or `duplicate` waits for it."""
-        rendering = self._renderer
-        if rendering.plain and not rendering.actions and not rendering.ended:
-            return [Write(data, events)]
         self.add([steps.UpstreamEvents(data, events)])
         return self.take()
+
+    @property
+    def passes_through(self) -> bool:
+        """Whether upstream events passed on whole would be one write of their bytes as they came
+        (`pass_on`): no `split` or `duplicate` waits for them, nothing is rendered before them, and
+        the stream goes on."""
+        rendering = self._renderer
+        return rendering.plain and not rendering.actions and not rendering.ended
 
     def take(self) -> list[Action]:
         """The actions of the steps added since the last call, whole events that follow each other
@@ -186,9 +193,9 @@ class LiveRenderer:
 
 
 class _Renderer:
-    def __init__(self, timeline: Timeline, renderer: StreamRenderer, framing: Framing = SSE) -> None:
+    def __init__(self, timeline: Timeline, renderer: Callable[[], StreamRenderer], framing: Framing = SSE) -> None:
         self.timeline = timeline
-        self.renderer = renderer
+        self._make_renderer = renderer
         self.framing = framing
         self._events = 0
         """The events written so far (a framing may write the first one differently)."""
@@ -241,6 +248,11 @@ class _Renderer:
                 self._content(step)
         if steps.ends_stream(step):
             self.ended = True
+
+    @cached_property
+    def renderer(self) -> StreamRenderer:
+        """The dialect's renderer, built for the first event of its own: a live stream may write none."""
+        return self._make_renderer()
 
     @property
     def plain(self) -> bool:

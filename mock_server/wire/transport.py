@@ -185,8 +185,8 @@ class StreamResponse(Response):
 
     async def _play_direct(self, connection: tcp.Connection, send: Send) -> Stop:
         """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them
-        (the first one after the head held back, `hold_next_write`; the last of a stream that is not
-        live held back for the end, `hold_for_end`)."""
+        (the first one after the head held back, `hold_next_write`; the last held back for the end,
+        `hold_for_end`: a live stream's when its source says it is the last)."""
         loop = asyncio.get_running_loop()
         transport, flow = connection.transport, connection.flow
 
@@ -216,7 +216,7 @@ class StreamResponse(Response):
         pause = await play_on_timers(player, flow, wheel_of(loop))
         if self.live is None or pause is not Stop.END:
             return pause
-        return await LivePlay(player, flow, loop).play(self.live)
+        return await LivePlay(player, flow, loop, write_last).play(self.live)
 
     async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Stop:
         """The same play through ASGI `send`, from this coroutine."""
