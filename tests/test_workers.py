@@ -4,10 +4,12 @@ free), none outlives its supervisor, and bad values are refused before anything 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from mock_server.cli import main
+from mock_server.http.workers import _shared_state
 from mock_server.settings import Settings
 from tests.conftest import wait_until
 from tests.wire import connect, read_to_end, request_head
@@ -132,6 +135,16 @@ def test_two_workers_each_answer_on_the_one_port_and_say_which_they_are() -> Non
         assert len(banners) == 1  # one ready line, as for one process
         workers_line = next(line for line in served.lines if line.startswith("Workers: "))
         assert re.fullmatch(r"Workers: 2 processes; state: sqlite:\S+state\.sqlite3\n", workers_line)
+
+
+def test_the_workers_state_file_is_made_before_any_worker_opens_it() -> None:
+    # Two workers that each found a new file raced to switch it to WAL; SQLite refused the loser at once.
+    with _shared_state(Settings(port=0, workers=2)) as shared:
+        path = Path(shared.state.removeprefix("sqlite:"))
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert db.execute("SELECT name FROM sqlite_master WHERE name = 'records'").fetchone() == ("records",)
+    assert not path.parent.exists()
 
 
 @pytest.mark.slow

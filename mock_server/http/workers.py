@@ -31,6 +31,7 @@ import uvicorn.config
 from mock_server.http.app import create_app
 from mock_server.http.server import run_foreground
 from mock_server.settings import Settings
+from mock_server.store import check_store
 
 STOP_MARGIN_S = 5.0
 """How much longer than the grace time a stop waits for a worker before killing it."""
@@ -59,7 +60,11 @@ def _shared_state(settings: Settings) -> Iterator[Settings]:
         return
     folder = tempfile.mkdtemp(prefix="mock-llm-sse-state-")
     try:
-        yield replace(settings, state=f"sqlite:{os.path.join(folder, 'state.sqlite3')}")
+        shared = replace(settings, state=f"sqlite:{os.path.join(folder, 'state.sqlite3')}")
+        # Made here, once: workers that each found a new file would race to switch it to WAL, and SQLite
+        # refuses the loser at once ("database is locked") rather than let it wait.
+        check_store(shared.state)
+        yield shared
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
