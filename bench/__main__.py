@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import gc
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from bench.measures import (
     Fidelity,
     Figure,
     Schedule,
+    client_gc_paused,
     fidelity,
     print_table,
     schedule_of,
@@ -89,19 +89,6 @@ async def first_event_times(
             mine += await time_to_first_event(mock_port, ours, TTFE_BATCH)
             base += await time_to_first_event(base_port, theirs, TTFE_BATCH)
     return mine, base
-
-
-@contextmanager
-def client_gc_paused() -> Iterator[None]:
-    """The load client's own cyclic collector kept out of a measurement (collected before it): a full
-    pass over what the bench holds (captured streams, the probes of hundreds of streams) took longer
-    than a whole unpaced stream, which then read as the server's slowness."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def memory_of_idle_streams(workdir: Path, frames: dict[str, list[str]], streams: int) -> tuple[float, float]:

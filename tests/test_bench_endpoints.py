@@ -5,6 +5,7 @@ compare like with like."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import load
 from bench.endpoints import ENDPOINTS, BenchEndpoint
-from bench.measures import CHUNK_MS, CHUNKS, schedule_of, slowest_against_fastest, write_scenarios
+from bench.measures import CHUNK_MS, CHUNKS, fidelity, schedule_of, slowest_against_fastest, write_scenarios
 from bench.pauses import pauses_between, pauses_within
 from bench.procs import ROOT
 from mock_server.http.routes import MODEL_ROUTES
@@ -99,3 +101,26 @@ def test_the_endpoints_are_compared_slowest_against_fastest() -> None:
     assert figure.name == "500 streams lateness p99: C / B"
     assert (figure.mock, figure.baseline, figure.ratio) == (3.0, 1.0, 3.0)
     assert figure.against == "fastest endpoint"
+
+
+def test_the_load_clients_collector_stays_out_of_a_paced_measurement(bench_server: MockServer) -> None:
+    # A full pass in the client held its reads back, and an event read with the next one was stamped
+    # a chunk late: the server was blamed for the client's pause.
+    collections: list[float] = []
+
+    def noted(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collections.append(time.time())
+
+    request = load.http_request("/completions?scenario=bench-stream&messages=x")
+    gc.callbacks.append(noted)
+    try:
+        schedule = asyncio.run(schedule_of(bench_server.port, request))
+        measured = asyncio.run(fidelity(bench_server.port, request, 20, schedule, warm_up=False))
+    finally:
+        gc.callbacks.remove(noted)
+    assert measured.completed == 20
+    start, end = measured.window
+    assert collections  # the schedule's stream ran with the collector on
+    assert not [at for at in collections if start <= at <= end]
+    assert gc.isenabled()
