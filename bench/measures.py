@@ -229,32 +229,27 @@ def percentile(values: list[float], pct: float) -> float:
 def print_table(figures: list[Figure]) -> None:
     """The figures against the baseline, then N workers' against 1 worker, the slowest endpoint's against
     the fastest, then the proxy's against the upstream measured directly."""
-    ours = [f for f in figures if f.against == "baseline"]
-    if ours:
-        header = f"{'figure':44} {'mock-llm-sse':>14} {'baseline':>12} {'ratio':>7}  target"
-        print(header)
+    groups = (
+        ("baseline", "figure", "mock-llm-sse", "baseline"),
+        ("1 worker", "more workers", "N workers", "1 worker"),
+        ("fastest endpoint", "every endpoint alike: slowest / fastest", "slowest", "fastest"),
+    )
+    printed = False
+    for against, title, ours_column, their_column in groups:
+        group = [f for f in figures if f.against == against]
+        if not group:
+            continue
+        header = f"{title:44} {ours_column:>14} {their_column:>12} {'ratio':>7}  target"
+        print(f"\n{header}" if printed else header)
         print("-" * len(header))
-    for f in ours:
-        runs = f"  (runs {f.spread[0]:.1f} - {f.spread[1]:.1f})" if f.spread is not None else ""
-        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}{runs}")
-    scaled = [f for f in figures if f.against == "1 worker"]
-    if scaled:
-        header = f"{'more workers':44} {'N workers':>14} {'1 worker':>12} {'ratio':>7}  target"
-        print(f"\n{header}" if ours else header)
-        print("-" * len(header))
-    for f in scaled:
-        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
-    alike = [f for f in figures if f.against == "fastest endpoint"]
-    if alike:
-        header = f"{'every endpoint alike: slowest / fastest':44} {'slowest':>14} {'fastest':>12} {'ratio':>7}  target"
-        print(f"\n{header}" if ours else header)
-        print("-" * len(header))
-    for f in alike:
-        print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}")
+        printed = True
+        for f in group:
+            runs = f"  (runs {f.spread[0]:.1f} - {f.spread[1]:.1f})" if f.spread is not None else ""
+            print(f"{f.name:44} {f.mock:>10.1f} {f.unit:<3} {f.baseline:>12.1f} {f.ratio:>6.2f}x  {f.target}{runs}")
     proxied = [f for f in figures if f.against == "direct"]
     if proxied:
         header = f"{'the same upstream':55} {'proxied':>21} {'direct':>12} {'ratio':>7} {'added':>10}  target"
-        print(f"\n{header}" if ours or scaled else header)
+        print(f"\n{header}" if printed else header)
         print("-" * len(header))
     for f in proxied:
         added = f"{f.added:>+10.1f}" if f.unit == "ms" else ""
