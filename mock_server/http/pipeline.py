@@ -158,13 +158,15 @@ async def _prepare(
         endpoint=route.path,
     )
     entry.note_conversation(thread.key, trail_of(thread.conversation))
-    entry.note_faults(fault.kind.value for fault in (*scenario.faults, *overrides.faults))
+    carried = (*scenario.faults, *overrides.faults) if overrides.faults else scenario.faults
+    if carried:
+        entry.note_faults(fault.kind.value for fault in carried)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
     plan = Plan()  # what the request counts, applied with its record in one write: all, or none when refused
     admitted = _admit(request, state, entry, route, scenario, prompt.model, plan)
     replies = thread.count(plan, state.sequences, scenario, resumed=resumed)
-    faults = state.count_faults(plan, scenario.name, (*scenario.faults, *overrides.faults), overrides.faults)
+    faults = state.count_faults(plan, scenario.name, carried, overrides.faults)
     results = await state.begin(entry, plan)
     admission = admitted(results) if admitted is not None else None  # raises OverQuotaError when refused
     count = results[replies] if replies is not None else 1
@@ -209,7 +211,9 @@ async def _prepare(
         store=asked.store,
     )
     if asked.store:
-        await store_response(state.responses, dialect, info, timeline, thread, scenario.name, count)
+        await store_response(
+            state.responses, state.caches.completed, dialect, info, timeline, thread, scenario.name, count
+        )
     request_id = str(entry.id)
     mock_headers = [
         ("X-Mock-Scenario", timeline.scenario),

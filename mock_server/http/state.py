@@ -28,6 +28,7 @@ from mock_server.settings import Settings
 from mock_server.store.closing import closed_within
 
 if TYPE_CHECKING:
+    from mock_server.conversations.thread import CompletedBodies
     from mock_server.journal.verdict import Verdict
     from mock_server.store.shared import (
         SharedStore,  # loaded when first needed: the HTTP client to an upstream (MockApp), the verdict (below)
@@ -48,12 +49,14 @@ STATE_SCOPE_KEY = "mock_llm_sse.state"
 
 class Caches:
     """What is derived from a request and kept for the next one like it: compiled timelines, rendered
-    streams. Each is made, and its module loaded, by the first model request: the ready check, which
-    a starting server answers first, needs neither the compiler nor the renderer."""
+    streams, the bodies of stored responses. Each is made, and its module loaded, by the first model
+    request: the ready check, which a starting server answers first, needs neither the compiler nor
+    the renderer."""
 
     def __init__(self) -> None:
         self._timelines: TimelineCache | None = None
         self._streams: StreamCache | None = None
+        self._completed: CompletedBodies | None = None
 
     @property
     def timelines(self) -> TimelineCache:
@@ -71,8 +74,16 @@ class Caches:
             self._streams = StreamCache()
         return self._streams
 
+    @property
+    def completed(self) -> CompletedBodies:
+        if self._completed is None:
+            from mock_server.conversations.thread import CompletedBodies  # loaded with the first model request
+
+            self._completed = CompletedBodies()
+        return self._completed
+
     def clear(self) -> None:
-        for cache in (self._timelines, self._streams):
+        for cache in (self._timelines, self._streams, self._completed):
             if cache is not None:
                 cache.clear()
 
