@@ -198,10 +198,18 @@ def _parted(
     known = _ROLES.get(str(role or "user"))
     if known is None:
         return None
-    calls = tuple(call for part in parts if (call := call_of(part)) is not None)
-    results = tuple(result for part in parts if (result := result_of(part)) is not None)
-    text = "".join(part["text"] for part in parts if isinstance(part.get("text"), str))
-    return _Message("tool" if results and not text else known, text, calls, results)
+    calls: list[tuple[str, str]] = []
+    results: list[ToolResult] = []
+    texts: list[str] = []
+    for part in parts:  # one pass: a message is most often one text part
+        if (call := call_of(part)) is not None:
+            calls.append(call)
+        if (result := result_of(part)) is not None:
+            results.append(result)
+        if isinstance(text := part.get("text"), str):
+            texts.append(text)
+    text = "".join(texts)
+    return _Message("tool" if results and not text else known, text, tuple(calls), tuple(results))
 
 
 def _converse_result(content: object) -> str:
@@ -344,6 +352,8 @@ def _string(value: object) -> str:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
+    if value is None:  # most often: an absent field, told apart without the slower check of an ABC
+        return {}
     return value if isinstance(value, Mapping) else {}
 
 
