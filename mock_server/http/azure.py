@@ -5,13 +5,11 @@ every request must carry, one of the versions Azure documents."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from mock_server.errors import MissingApiVersionError, UnsupportedApiVersionError
 from mock_server.http import embeddings, model_request, openapi
 from mock_server.http.model_request import ModelRequest
-from mock_server.http.prompt import PromptInfo
 
 GA_VERSIONS = ("2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2024-10-21")
 PREVIEW_VERSIONS = (
@@ -54,18 +52,23 @@ def check_api_version(query: Mapping[str, str]) -> None:
         raise UnsupportedApiVersionError(version, API_VERSIONS)
 
 
-def _for_deployment(asked: ModelRequest, params: Mapping[str, str]) -> ModelRequest:
-    """The request with the deployment as its model: Azure ignores the body's `model`."""
+def _for_deployment(body: Mapping[str, Any], params: Mapping[str, str]) -> Mapping[str, Any]:
+    """The body with the deployment as its model: Azure ignores the body's `model` (which must still be a
+    string when given: the reader refuses it otherwise, in its turn). A copy of the body's top level,
+    not a copy of the request read (`dataclasses.replace`: 2 us)."""
     deployment = params.get("deployment")
-    return asked if deployment is None else replace(asked, prompt=PromptInfo(asked.prompt.text, deployment))
+    model = body.get("model")
+    if deployment is None or not (model is None or isinstance(model, str)):
+        return body
+    return {**body, "model": deployment}
 
 
 def read_chat(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:
-    return _for_deployment(model_request.read_chat(body, params), params)
+    return model_request.read_chat(_for_deployment(body, params), params)
 
 
 def read_completions(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:
-    return _for_deployment(model_request.read_legacy_completions(body, params), params)
+    return model_request.read_legacy_completions(_for_deployment(body, params), params)
 
 
 def read_embeddings(body: Mapping[str, Any], params: Mapping[str, str]) -> ModelRequest:

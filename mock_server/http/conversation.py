@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mock_server.scenarios.conversation import NO_OFFER, Conversation, OfferedTool, Role, ToolOffer, ToolResult
+from mock_server.scenarios.conversation import (
+    NO_CONVERSATION,
+    NO_OFFER,
+    Conversation,
+    OfferedTool,
+    Role,
+    ToolOffer,
+    ToolResult,
+)
 from mock_server.scenarios.tool_ledger import EMPTY_LEDGER, ToolLedger, ledger_of
 
 CONVERSATION_FIELD = "convGroupId"
@@ -50,7 +58,8 @@ def conversation_key(body: Mapping[str, Any]) -> str | None:
 
 def prompt_alone(body: Mapping[str, Any], system: object = None) -> Conversation:
     """A request that is one prompt, not a list of messages (legacy completions, Ollama's generate)."""
-    return Conversation(offer=tool_offer(body), system=_text(system))
+    offer, text = tool_offer(body), _text(system)
+    return NO_CONVERSATION if offer is NO_OFFER and not text else Conversation(offer=offer, system=text)
 
 
 def openai_chat(body: Mapping[str, Any]) -> Conversation:
@@ -189,10 +198,18 @@ def _parted(
     known = _ROLES.get(str(role or "user"))
     if known is None:
         return None
-    calls = tuple(call for part in parts if (call := call_of(part)) is not None)
-    results = tuple(result for part in parts if (result := result_of(part)) is not None)
-    text = "".join(part["text"] for part in parts if isinstance(part.get("text"), str))
-    return _Message("tool" if results and not text else known, text, calls, results)
+    calls: list[tuple[str, str]] = []
+    results: list[ToolResult] = []
+    texts: list[str] = []
+    for part in parts:  # one pass: a message is most often one text part
+        if (call := call_of(part)) is not None:
+            calls.append(call)
+        if (result := result_of(part)) is not None:
+            results.append(result)
+        if isinstance(text := part.get("text"), str):
+            texts.append(text)
+    text = "".join(texts)
+    return _Message("tool" if results and not text else known, text, tuple(calls), tuple(results))
 
 
 def _converse_result(content: object) -> str:
@@ -210,26 +227,37 @@ def ollama_generate(body: Mapping[str, Any]) -> Conversation:
 
 def _facts(messages: list[_Message], offer: ToolOffer, system: str = "") -> Conversation:
     """The facts of a conversation's messages; a result that names only its call takes the name of the
-    call it answers."""
-    calls = tuple(call for message in messages for call in message.calls)
-    names = dict(calls)
-    last_user = max((i for i, message in enumerate(messages) if message.role == "user"), default=-1)
-    results = tuple(
-        result if result.name else ToolResult(result.call_id, names.get(result.call_id, ""), result.content)
-        for message in messages[max(last_user, 0) :]  # a user message may hold results of its own (Anthropic's)
-        for result in message.results
-    )
-    prompts = [message.text for message in messages if message.role == "system"]
+    call it answers. One pass over the messages: most requests carry no calls nor results."""
     if not messages:
         return Conversation(offer=offer, system=system)
+    calls: list[tuple[str, str]] = []
+    prompts = [system] if system else []
+    turn = last_user = 0
+    carries_results = False
+    for index, message in enumerate(messages):
+        if message.role == "user":
+            turn += 1
+            last_user = index
+        elif message.role == "system" and message.text:
+            prompts.append(message.text)
+        calls += message.calls
+        carries_results = carries_results or bool(message.results)
+    results: tuple[ToolResult, ...] = ()
+    if carries_results:
+        names = dict(calls)
+        results = tuple(
+            result if result.name else ToolResult(result.call_id, names.get(result.call_id, ""), result.content)
+            for message in messages[last_user:]  # a user message may hold results of its own (Anthropic's)
+            for result in message.results
+        )
     return Conversation(
-        turn=sum(message.role == "user" for message in messages),
+        turn=turn,
         last_role=messages[-1].role,
         tool_results=results,
         offer=offer,
-        system="\n".join(part for part in (system, *prompts) if part),
-        calls=calls,
-        ledger=_ledger(messages),
+        system="\n".join(prompts),
+        calls=tuple(calls),
+        ledger=_ledger(messages) if calls or carries_results else EMPTY_LEDGER,
     )
 
 
@@ -253,8 +281,10 @@ def tool_offer(body: Mapping[str, Any]) -> ToolOffer:
                 tools += [_offered(d) for d in _mappings(declared)]
             else:
                 tools.append(_offered(_mapping(tool.get("function")) or tool))
+    if not tools:
+        return NO_OFFER
     choice, parallel = _tool_choice(body)
-    return ToolOffer(tuple(tools), choice, parallel) if tools else NO_OFFER
+    return ToolOffer(tuple(tools), choice, parallel)
 
 
 def _offered(tool: Mapping[str, Any]) -> OfferedTool:
@@ -322,6 +352,8 @@ def _string(value: object) -> str:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
+    if value is None:  # most often: an absent field, told apart without the slower check of an ABC
+        return {}
     return value if isinstance(value, Mapping) else {}
 
 

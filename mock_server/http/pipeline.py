@@ -31,7 +31,7 @@ from mock_server.http.prompt import json_object
 from mock_server.http.quotas import Admission, OverQuotaError, client_of, limits_of
 from mock_server.http.request_body import Body, read_body
 from mock_server.http.routes import ModelRoute
-from mock_server.http.state import MockState, state_of
+from mock_server.http.state import MockState, query_of, state_of
 from mock_server.journal.journal import Entry
 from mock_server.journal.trail import calls_of, trail_of
 from mock_server.scenarios import steps
@@ -56,6 +56,7 @@ from mock_server.wire.transport import StreamResponse
 async def respond(request: Request, route: ModelRoute) -> Response:
     """Answer a model request on `route`: a stream when it asks for one, else the whole response."""
     state = state_of(request)
+    query = query_of(request)
     raw: bytes | None = None
     body: Body | None = None
     if route.reads_body:
@@ -67,11 +68,11 @@ async def respond(request: Request, route: ModelRoute) -> Response:
     entry = state.new_entry(request, raw, body)  # kept with the request's counters, in one write (`_prepare`)
     try:
         if route.check_query is not None:
-            route.check_query(request.query_params)
+            route.check_query(query)
         authorize(
             state.settings.require_auth,
             request.headers,
-            request.query_params,
+            query,
             api_key_header=route.api_key_header,
             query_param=not route.reads_body,  # EventSource cannot send headers
             google_key=route.google_api_key,
@@ -80,7 +81,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
         if route.forwarded:
             asked = route.read(_forwarded_body(body), request.path_params)
         else:
-            asked = route.read(json_object(body) if body is not None else request.query_params, request.path_params)
+            asked = route.read(json_object(body) if body is not None else query, request.path_params)
         await tokens.ready(asked.prompt.model)  # usage and pacing count tokens; built in the background
         prepared = await _prepare(request, state, entry, route, asked)
     except MockLLMError as exc:
@@ -99,7 +100,7 @@ async def respond(request: Request, route: ModelRoute) -> Response:
     if asked.answer is not None:
         return await _itemized(entry, route.dialect, prepared, asked.answer)
     if asked.stream:
-        return _stream(state, entry, route.dialect, prepared, route.framing_for(request.query_params))
+        return _stream(state, entry, route.dialect, prepared, route.framing_for(query))
     return _whole(entry, route.dialect, prepared)
 
 
@@ -141,9 +142,10 @@ async def _prepare(
 ) -> _Prepared:
     """Select and compile the scenario for a request."""
     headers = request.headers
-    overrides = overrides_of(request.query_params, headers, request.scope["headers"])
+    query = query_of(request)
+    overrides = overrides_of(query, headers, request.scope["headers"])
     prompt = asked.prompt
-    named = headers.get("x-mock-scenario") or request.query_params.get("scenario") or asked.scenario
+    named = headers.get("x-mock-scenario") or query.get("scenario") or asked.scenario
     conversation_key = headers.get("x-mock-conversation") or asked.conversation_key
     thread = await thread_of(state.responses, asked.conversation, conversation_key, asked.previous_response_id)
     scenario = _choose(state, request, named, asked, thread.conversation)
@@ -158,13 +160,15 @@ async def _prepare(
         endpoint=route.path,
     )
     entry.note_conversation(thread.key, trail_of(thread.conversation))
-    entry.note_faults(fault.kind.value for fault in (*scenario.faults, *overrides.faults))
+    carried = (*scenario.faults, *overrides.faults) if overrides.faults else scenario.faults
+    if carried:
+        entry.note_faults(fault.kind.value for fault in carried)
     last_event_id = headers.get("last-event-id")
     resumed = bool((last_event_id or "").strip())
     plan = Plan()  # what the request counts, applied with its record in one write: all, or none when refused
     admitted = _admit(request, state, entry, route, scenario, prompt.model, plan)
     replies = thread.count(plan, state.sequences, scenario, resumed=resumed)
-    faults = state.count_faults(plan, scenario.name, (*scenario.faults, *overrides.faults), overrides.faults)
+    faults = state.count_faults(plan, scenario.name, carried, overrides.faults)
     results = await state.begin(entry, plan)
     admission = admitted(results) if admitted is not None else None  # raises OverQuotaError when refused
     count = results[replies] if replies is not None else 1
@@ -209,7 +213,9 @@ async def _prepare(
         store=asked.store,
     )
     if asked.store:
-        await store_response(state.responses, dialect, info, timeline, thread, scenario.name, count)
+        await store_response(
+            state.responses, state.caches.completed, dialect, info, timeline, thread, scenario.name, count
+        )
     request_id = str(entry.id)
     mock_headers = [
         ("X-Mock-Scenario", timeline.scenario),
@@ -249,7 +255,7 @@ def _admit(
         return None
     key = api_key_of(
         request.headers,
-        request.query_params,
+        query_of(request),
         api_key_header=route.api_key_header,
         query_param=not route.reads_body,
         google_key=route.google_api_key,

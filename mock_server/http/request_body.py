@@ -48,7 +48,9 @@ def decode_json(raw: bytes) -> Any:
         # Decoded strictly here (json.loads would let bytes that encode a surrogate through), so
         # that a lone surrogate can only come from a `\u` escape, which is cheap to look for.
         text = raw.decode(json.detect_encoding(raw))
-        value = json.loads(text, parse_float=_finite_float, parse_constant=_not_json)
+        if text.startswith("\ufeff"):  # a second byte order mark, which json.loads refuses too
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except UnicodeDecodeError:
         raise RequestBodyError("The request body is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
@@ -79,6 +81,10 @@ def _finite_float(text: str) -> float:
 def _not_json(name: str) -> NoReturn:
     """Python's reader takes `NaN` and `Infinity`; JSON has neither."""
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_not_json)
+"""Made once: `json.loads` with these options makes a decoder (and its scanner) on every call, 1.2 us."""
 
 
 @dataclass(frozen=True, slots=True)

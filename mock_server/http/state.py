@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 from mock_server.conversations.responses import Responses, ResponseStore
@@ -28,6 +29,7 @@ from mock_server.settings import Settings
 from mock_server.store.closing import closed_within
 
 if TYPE_CHECKING:
+    from mock_server.conversations.thread import CompletedBodies
     from mock_server.journal.verdict import Verdict
     from mock_server.store.shared import (
         SharedStore,  # loaded when first needed: the HTTP client to an upstream (MockApp), the verdict (below)
@@ -48,12 +50,14 @@ STATE_SCOPE_KEY = "mock_llm_sse.state"
 
 class Caches:
     """What is derived from a request and kept for the next one like it: compiled timelines, rendered
-    streams. Each is made, and its module loaded, by the first model request: the ready check, which
-    a starting server answers first, needs neither the compiler nor the renderer."""
+    streams, the bodies of stored responses. Each is made, and its module loaded, by the first model
+    request: the ready check, which a starting server answers first, needs neither the compiler nor
+    the renderer."""
 
     def __init__(self) -> None:
         self._timelines: TimelineCache | None = None
         self._streams: StreamCache | None = None
+        self._completed: CompletedBodies | None = None
 
     @property
     def timelines(self) -> TimelineCache:
@@ -71,8 +75,16 @@ class Caches:
             self._streams = StreamCache()
         return self._streams
 
+    @property
+    def completed(self) -> CompletedBodies:
+        if self._completed is None:
+            from mock_server.conversations.thread import CompletedBodies  # loaded with the first model request
+
+            self._completed = CompletedBodies()
+        return self._completed
+
     def clear(self) -> None:
-        for cache in (self._timelines, self._streams):
+        for cache in (self._timelines, self._streams, self._completed):
             if cache is not None:
                 cache.clear()
 
@@ -161,12 +173,14 @@ class MockState:
         entry = self.journal.new_entry(
             method=request.method,
             path=request.scope["path"],  # not request.url: building a URL to read its path back costs 3 us
-            query=request.query_params.multi_items(),
+            query=query_of(request).multi_items(),
             headers=request.headers.raw,
             body=(body or Body.read(raw_body)).journaled() if raw_body else None,
             body_bytes=len(raw_body or b""),
         )
-        request.state.journal_entry = entry  # for the last-resort error handler (errors.py)
+        # For the last-resort error handler (errors.py), which reads it as `request.state.journal_entry`:
+        # put in the scope's state directly, without the `State` Starlette would make for it.
+        request.scope.setdefault("state", {})["journal_entry"] = entry
         return entry
 
     async def open_entry(self, request: Request, raw_body: bytes | None) -> Entry:
@@ -257,6 +271,15 @@ class MockState:
             await asyncio.sleep(min(left, max(due, 0.0) + PENDING_POLL_S))
             verdict = judge(await self.journal.records(since), self.settings.wall_clock())
         return verdict
+
+
+NO_QUERY = QueryParams()
+
+
+def query_of(request: Request) -> QueryParams:
+    """The request's query parameters: for a request without a query (most POSTs) a shared empty one,
+    which Starlette would build anew for each (1.5 us); else Starlette's, built once per request."""
+    return request.query_params if request.scope["query_string"] else NO_QUERY
 
 
 def state_of(request: Request) -> MockState:

@@ -481,8 +481,10 @@ class Journal:
         size = (
             RECORD_OVERHEAD_BYTES
             + body_bytes
-            + sum(len(name) + len(value) for name, value in kept_headers.items())
-            + sum(len(name) + len(value) for name, value in kept_query.items())
+            + sum(map(len, kept_headers))
+            + sum(map(len, kept_headers.values()))
+            + sum(map(len, kept_query))
+            + sum(map(len, kept_query.values()))
         )
         fields = {
             "received_at": self._wall_clock(),

@@ -54,7 +54,9 @@ def overrides_of(
     """`parse_overrides`, after a look at whether the request asks for any: most ask for none, and
     reading each option from Starlette's headers took 6 us of every request. `raw_headers` are the
     request's as ASGI has them (lower-case names)."""
-    if any(name.startswith(_HEADER_PREFIX) for name, _ in raw_headers) or any(o.query in query for o in _OPTIONS):
+    if any(name.startswith(_HEADER_PREFIX) for name, _ in raw_headers) or (
+        query and any(o.query in query for o in _OPTIONS)
+    ):
         return parse_overrides(query, headers)
     return NO_OVERRIDES
 
