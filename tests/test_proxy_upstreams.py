@@ -74,6 +74,16 @@ def test_what_is_forwarded_is_the_clients_request_less_ours(awkward: RawUpstream
     assert httpx.Response(200, content=seen.body).json() == BODY
 
 
+def test_the_path_and_query_go_upstream_as_the_client_wrote_them(awkward: RawUpstream) -> None:
+    # An escaped override name is still ours; every other pair keeps its bytes, escapes and order.
+    query = "?b=x%20y&fa%75lt=delay@1:1&a=1+2&&seed=3&c=%2F"
+    with proxy_of(awkward) as server:
+        got = fetch(server.url + CHAT + query, method="POST", body=BODY)
+    (seen,) = awkward.requests
+    assert got.ending is Ending.COMPLETE
+    assert seen.target == CHAT + "?b=x%20y&a=1+2&c=%2F"
+
+
 def test_a_recording_of_an_awkward_stream_replays_its_bytes(awkward: RawUpstream, tmp_path: Path) -> None:
     with proxy_of(awkward, record_dir=tmp_path) as server:
         first = fetch(server.url + CHAT, method="POST", body=BODY)
