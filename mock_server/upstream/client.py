@@ -296,7 +296,8 @@ class _Connection(asyncio.Protocol):
             self._complete = False
             response, self._response = self._response, None
             reusable = self._keep_alive and self._method != "HEAD" and not self.closed
-            self._stop_timer()
+            if not reusable:
+                self._stop_timer()
             if response is not None:
                 response._ended(None, at)
             if reusable:
@@ -337,8 +338,12 @@ class _Connection(asyncio.Protocol):
         self._head = None
         # The moment its bytes arrived, as its body's pieces have theirs (`loop.time()` moves on between calls).
         self._response = response = Response(status, headers, self._last_read, self)
-        chunked = any(name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in headers)
-        self._until_close = not chunked and all(name != b"content-length" for name, _ in headers)
+        framed = False
+        for name, value in headers:
+            if name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value.lower()):
+                framed = True
+                break
+        self._until_close = not framed
         head.set_result(response)
         if self._method == "HEAD":
             self._complete = True  # no body, whatever its head says: the connection is not kept
@@ -368,7 +373,10 @@ class _Connection(asyncio.Protocol):
         self._head = head_future
         transport.write(head + body)
         self._last_read = self._clock()
-        self._timer = self._loop.call_at(self._last_read + self._origin.timeout_s, self._check_silence)
+        if self._timer is None:
+            # Left armed while the connection is kept: it looks again from the latest read when due,
+            # and lets go once it finds the connection idle, so back-to-back requests set it once.
+            self._timer = self._loop.call_at(self._last_read + self._origin.timeout_s, self._check_silence)
         try:
             response = await head_future
         except ClientError:
