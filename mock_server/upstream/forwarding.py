@@ -31,10 +31,10 @@ _MOCK_PREFIX = b"x-mock-"
 _CORS_PREFIX = b"access-control-"
 
 
-def passed_back(name: bytes) -> bool:
-    """Whether an upstream response header (lower-case) reaches the client: not framing, and not CORS,
-    which this server answers for itself (a browser refuses a header given twice)."""
-    return name not in NOT_PASSED_BACK and not name.startswith(_CORS_PREFIX)
+def passed_back(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream response headers (lower-case names) that reach the client: not framing, and not
+    CORS, which this server answers for itself (a browser refuses a header given twice)."""
+    return [header for header in headers if header[0] not in NOT_PASSED_BACK and not header[0].startswith(_CORS_PREFIX)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,8 +81,7 @@ class Upstream:
             raise UpstreamTimeoutError(f"the upstream {self.base_url} did not answer in time: {exc}") from None
         except ClientError as exc:
             raise UpstreamError(f"the upstream {self.base_url} could not be reached: {exc}") from None
-        headers = [(name, value) for name, value in response.headers if passed_back(name)]
-        return UpstreamResponse(response.status, headers, response.content_type, response)
+        return UpstreamResponse(response.status, passed_back(response.headers), response.content_type, response)
 
     async def aclose(self) -> None:
         await self._origin.aclose()
