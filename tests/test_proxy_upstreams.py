@@ -4,6 +4,7 @@ private CA, through raw sockets, httpx and the `serve` command."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 import time
@@ -82,6 +83,19 @@ def test_the_path_and_query_go_upstream_as_the_client_wrote_them(awkward: RawUps
     (seen,) = awkward.requests
     assert got.ending is Ending.COMPLETE
     assert seen.target == CHAT + "?b=x%20y&a=1+2&c=%2F"
+
+
+def test_the_upstream_urls_credentials_go_as_basic_auth_unless_the_client_brings_its_own(
+    awkward: RawUpstream,
+) -> None:
+    url = awkward.url.replace("http://", "http://user:pa%20ss@")
+    with MockServer(settings=Settings(port=0, access_log=False, upstream=url)) as server:
+        fetch(server.url + CHAT, method="POST", body=BODY)
+        fetch(server.url + CHAT, method="POST", body=BODY, headers={"Authorization": "Bearer sk-1"})
+    without, with_own = awkward.requests
+    assert without.header("Authorization") == "Basic " + base64.b64encode(b"user:pa ss").decode()
+    assert [value for name, value in with_own.headers if name.lower() == "authorization"] == ["Bearer sk-1"]
+    assert without.header("Host") == awkward.url.removeprefix("http://")
 
 
 def test_a_recording_of_an_awkward_stream_replays_its_bytes(awkward: RawUpstream, tmp_path: Path) -> None:
