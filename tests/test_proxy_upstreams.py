@@ -4,6 +4,7 @@ private CA, through raw sockets, httpx and the `serve` command."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 import time
@@ -72,6 +73,29 @@ def test_what_is_forwarded_is_the_clients_request_less_ours(awkward: RawUpstream
     assert seen.header("X-Mock-Seed") is None
     assert seen.header("Accept-Encoding") == "identity"
     assert httpx.Response(200, content=seen.body).json() == BODY
+
+
+def test_the_path_and_query_go_upstream_as_the_client_wrote_them(awkward: RawUpstream) -> None:
+    # An escaped override name is still ours; every other pair keeps its bytes, escapes and order.
+    query = "?b=x%20y&fa%75lt=delay@1:1&a=1+2&&seed=3&c=%2F"
+    with proxy_of(awkward) as server:
+        got = fetch(server.url + CHAT + query, method="POST", body=BODY)
+    (seen,) = awkward.requests
+    assert got.ending is Ending.COMPLETE
+    assert seen.target == CHAT + "?b=x%20y&a=1+2&c=%2F"
+
+
+def test_the_upstream_urls_credentials_go_as_basic_auth_unless_the_client_brings_its_own(
+    awkward: RawUpstream,
+) -> None:
+    url = awkward.url.replace("http://", "http://user:pa%20ss@")
+    with MockServer(settings=Settings(port=0, access_log=False, upstream=url)) as server:
+        fetch(server.url + CHAT, method="POST", body=BODY)
+        fetch(server.url + CHAT, method="POST", body=BODY, headers={"Authorization": "Bearer sk-1"})
+    without, with_own = awkward.requests
+    assert without.header("Authorization") == "Basic " + base64.b64encode(b"user:pa ss").decode()
+    assert [value for name, value in with_own.headers if name.lower() == "authorization"] == ["Bearer sk-1"]
+    assert without.header("Host") == awkward.url.removeprefix("http://")
 
 
 def test_a_recording_of_an_awkward_stream_replays_its_bytes(awkward: RawUpstream, tmp_path: Path) -> None:

@@ -322,8 +322,9 @@ async def _proxy(
     recorded when a recorder is on and the upstream's body arrives whole."""
     upstream = state.upstream
     assert upstream is not None  # only a server with an upstream compiles live timelines
-    path = request.scope["path"]  # not request.url: building a URL to read its path back costs 3 us
-    sent = forwarded(request.method, path, request.query_params.multi_items(), request.headers.items(), body or b"")
+    scope = request.scope
+    path = scope["path"]  # not request.url: building a URL to read its path back costs 3 us
+    sent = forwarded(scope["method"], path, scope.get("raw_path"), scope["query_string"], scope["headers"], body or b"")
     started = time.perf_counter()
     try:
         response = await upstream.open(sent)
@@ -353,7 +354,8 @@ async def _proxy(
         capture,
         end_marker=timeline.end_marker,
     )
-    entry.note_headers(response.headers)
+    retry_after = response.header(b"retry-after")
+    entry.note_headers((("retry-after", retry_after),) if retry_after is not None else ())
     entry.note_stream(ids=False, retry_ms=None, ending=timeline.ending)
     played = entry.on_play_end(response.status)
     recorder = state.recorder
@@ -363,11 +365,11 @@ async def _proxy(
         if recorder is not None and capture is not None:
             _keep(asyncio.ensure_future(recorder.save(capture)))
 
-    ours = [("X-Mock-Scenario", timeline.scenario), ("X-Mock-Request-Id", str(entry.id))]
+    ours = [(b"x-mock-scenario", timeline.scenario.encode()), (b"x-mock-request-id", b"%d" % entry.id)]
     return StreamResponse(
         prepared.after_head_wait(()),
         status=response.status,
-        headers=[(name.lower().encode(), value.encode()) for name, value in (*response.headers, *ours)],
+        headers=[*response.raw_headers, *ours],
         on_end=on_end,
         defer_head=prepared.head_wait is not None,
         live=live,

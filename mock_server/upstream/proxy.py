@@ -14,14 +14,11 @@ import base64
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from mock_server.errors import UpstreamError, UpstreamTimeoutError
 from mock_server.upstream.client import ClientError, ClientTimeout, Origin, Response, request_head
 from mock_server.upstream.forwarding import Forwarded, passed_back
-
-PATH_SAFE = "/!$&'()*+,;=:@%~"
-"""What a path keeps unquoted when it goes upstream: its separators and escapes as they came."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +26,19 @@ class UpstreamResponse:
     """The upstream's head, and its body still to arrive."""
 
     status: int
-    headers: list[tuple[str, str]]
-    """The headers passed back to the client."""
+    raw_headers: list[tuple[bytes, bytes]]
+    """The headers passed back to the client, as they came (names in lower case)."""
     content_type: str
     body: Response
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """`raw_headers` decoded."""
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers]
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of the header `name` (lower case) passed back, if any."""
+        return next((value.decode("latin-1") for key, value in self.raw_headers if key == name), None)
 
 
 class Upstream:
@@ -42,16 +48,16 @@ class Upstream:
     def __init__(self, base_url: str, ca_file: Path | None = None, timeout_s: float = 300.0) -> None:
         self.base_url = base_url.rstrip("/")
         url = urlsplit(self.base_url)
-        self._prefix = url.path
-        self._host = url.netloc.rpartition("@")[2]
+        self._prefix = url.path.encode("latin-1")
+        self._host = url.netloc.rpartition("@")[2].encode("latin-1")
         self._ca_file = ca_file
         self._origin = Origin(url.hostname or "", url.port or (443 if url.scheme == "https" else 80), None, timeout_s)
         self._tls = url.scheme == "https"
-        self._login: tuple[str, str] | None = None
+        self._login: tuple[bytes, bytes] | None = None
         """The `user:password@` of the URL, as Basic credentials for a request that brings none."""
         if url.username is not None:
             pair = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
-            self._login = ("Authorization", "Basic " + base64.b64encode(pair).decode("ascii"))
+            self._login = (b"authorization", b"Basic " + base64.b64encode(pair))
 
     def _tls_context(self) -> ssl.SSLContext:
         """The TLS context of an https:// upstream: the given CA's certificates, else the system's."""
@@ -65,21 +71,17 @@ class Upstream:
         if self._tls and self._origin.tls is None:
             # Built on first use, not at start-up: loading the CA certificates takes tens of milliseconds.
             self._origin.tls = self._tls_context()
-        target = self._prefix + quote(request.path, safe=PATH_SAFE)
-        if request.query:
-            target += "?" + urlencode(request.query)
         sent = request.headers
-        if self._login is not None and all(name.lower() != "authorization" for name, _ in sent):
+        if self._login is not None and all(name != b"authorization" for name, _ in sent):
             sent = (*sent, self._login)
-        head = request_head(request.method, target, self._host, sent, request.body)
+        head = request_head(request.method, self._prefix + request.target, self._host, sent, request.body)
         try:
             response = await self._origin.request(request.method, head, request.body)
         except ClientTimeout as exc:
             raise UpstreamTimeoutError(f"the upstream {self.base_url} did not answer in time: {exc}") from None
         except ClientError as exc:
             raise UpstreamError(f"the upstream {self.base_url} could not be reached: {exc}") from None
-        headers = [(name, value) for name, value in response.headers if passed_back(name)]
-        return UpstreamResponse(response.status, headers, response.content_type, response)
+        return UpstreamResponse(response.status, passed_back(response.headers), response.content_type, response)
 
     async def aclose(self) -> None:
         await self._origin.aclose()

@@ -213,7 +213,8 @@ class StreamResponse(Response):
             clock=loop.time,
             keepalive_s=self.keepalive_s,
         )
-        pause = await play_on_timers(player, flow, wheel_of(loop))
+        # A live stream with nothing to play before its arrivals (no head wait) goes to them at once.
+        pause = await play_on_timers(player, flow, wheel_of(loop)) if self.actions or self.live is None else Stop.END
         if self.live is None or pause is not Stop.END:
             return pause
         return await LivePlay(player, flow, loop, write_last).play(self.live)
