@@ -86,6 +86,7 @@ class StreamResponse(Response):
         self._finished = False
         self._gone = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
+        self._connection: tcp.Connection | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") == "HEAD":  # the status and headers a GET would get, and nothing played
@@ -98,7 +99,7 @@ class StreamResponse(Response):
             return
         self._task = task = asyncio.current_task()
         assert task is not None
-        connection = tcp.connection_of(scope)
+        connection = self._connection = tcp.connection_of(scope)
         if connection is not None:
             connection.stream = self
         watcher = asyncio.create_task(self._watch_disconnect(receive, task))
@@ -126,7 +127,7 @@ class StreamResponse(Response):
         finally:
             watcher.cancel()
             if connection is not None:
-                connection.stream = None
+                connection.stream = self._connection = None
             if self.live is not None:
                 self.live.close()
             if self.on_end is not None:
@@ -136,12 +137,17 @@ class StreamResponse(Response):
                 self.on_end(PlayResult(self._cut_short or self._outcome, events, last_id, self._head_sent, timing))
 
     @property
+    def _body_over(self) -> bool:
+        """Whether the body has ended: its end sent, or written with its last chunk (`tcp.Connection.end_body`)."""
+        return self._finished or (self._connection is not None and self._connection.body_ended)
+
+    @property
     def _outcome(self) -> Outcome:
         return self._player.outcome if self._player is not None else Outcome.COMPLETED
 
     def stop(self) -> None:
         """End the stream now (server shutdown): what was sent stays, the body ends cleanly."""
-        if self._task is not None and not self._finished and not self._stopping:
+        if self._task is not None and not self._body_over and not self._stopping:
             self._stopping = True
             self._task.cancel()
 
@@ -153,7 +159,7 @@ class StreamResponse(Response):
         while (await receive())["type"] != "http.disconnect":
             pass
         self._gone.set()
-        if not self._closing and not self._finished:
+        if not self._closing and not self._body_over:
             self._client_gone = True
             task.cancel()
 
@@ -185,8 +191,8 @@ class StreamResponse(Response):
 
     async def _play_direct(self, connection: tcp.Connection, send: Send) -> Stop:
         """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them
-        (the first one after the head held back, `hold_next_write`; the last held back for the end,
-        `hold_for_end`: a live stream's when its source says it is the last)."""
+        (the first one after the head held back, `hold_next_write`), the last one with the body's end
+        (`end_body`; a live stream's when its source says it is the last)."""
         loop = asyncio.get_running_loop()
         transport, flow = connection.transport, connection.flow
 
@@ -203,7 +209,7 @@ class StreamResponse(Response):
         def write_last(data: bytes) -> bool:
             if transport.is_closing():
                 return False
-            connection.hold_for_end(b"%x\r\n%b\r\n" % (len(data), data))
+            connection.end_body(b"%x\r\n%b\r\n" % (len(data), data))
             return True
 
         player = self._player = Player(

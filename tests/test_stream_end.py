@@ -1,0 +1,97 @@
+"""A stream's end goes out on time: with its last chunk, from the timer callback that writes it, before
+the end's bookkeeping (the journal's record) of any stream ending in the same tick.
+
+Streams started together end together; each end's bookkeeping takes the loop for a while, so an end
+written after it reached its client late by the bookkeeping of every stream ahead of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+from typing import Any
+
+from mock_server.wire.actions import Action, Wait, Write
+from mock_server.wire.outcome import Outcome, PlayResult
+from mock_server.wire.tcp import BODY_END, CONNECTION_KEY, Connection
+from mock_server.wire.transport import StreamResponse
+
+STREAMS = 3
+ACTIONS: tuple[Action, ...] = (Write(b"data: a\n\n", 1), Wait(0.020), Write(b"data: b\n\n", 1))
+HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+class RecordingTransport:
+    """What a connection's transport was asked to write, into a log shared by every stream."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log, self.data = name, log, b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        if data.endswith(BODY_END):
+            self.log.append(f"{self.name} end")
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+async def play_together(log: list[str], clock: list[float]) -> list[RecordingTransport]:
+    """Play STREAMS streams started in the same turn of the loop, writing as uvicorn writes through a
+    `Connection`, each noting its end's bookkeeping (`on_end`) in `log`; the loop's clock is `clock`,
+    moved on 1 ms a turn, so that the streams' last writes fall in the same tick."""
+    transports: list[RecordingTransport] = []
+
+    async def one(name: str) -> None:
+        transport = RecordingTransport(name, log)
+        transports.append(transport)
+        connection = Connection(transport)  # type: ignore[arg-type]
+        scope = {"type": "http", "http_version": "1.1", "method": "GET", "state": {CONNECTION_KEY: connection}}
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: MutableMapping[str, Any]) -> None:  # as uvicorn frames a response
+            if message["type"] == "http.response.start":
+                connection.write(HEAD)
+            else:
+                body = message.get("body", b"")
+                chunk = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+                connection.write(chunk + (b"" if message.get("more_body") else BODY_END))
+
+        def on_end(result: PlayResult) -> None:
+            assert result.outcome is Outcome.COMPLETED
+            log.append(f"{name} bookkeeping")
+
+        response = StreamResponse(ACTIONS, headers=[], on_end=on_end)
+        await response(scope, receive, send)
+
+    async def move_the_clock() -> None:
+        while True:
+            clock[0] += 0.001
+            await asyncio.sleep(0)
+
+    mover = asyncio.create_task(move_the_clock())
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(f"stream {i}") for i in range(STREAMS))), 5)
+    finally:
+        mover.cancel()
+    return transports
+
+
+def test_streams_ending_in_the_same_tick_are_all_ended_before_any_end_is_booked() -> None:
+    log: list[str] = []
+    clock = [1000.0]
+    loop = asyncio.new_event_loop()
+    loop.time = lambda: clock[0]  # type: ignore[method-assign]
+    try:
+        transports = loop.run_until_complete(play_together(log, clock))
+    finally:
+        loop.close()
+    assert log == [f"stream {i} end" for i in range(STREAMS)] + [f"stream {i} bookkeeping" for i in range(STREAMS)]
+    for transport in transports:  # each body whole, its end written once
+        assert transport.data == HEAD + b"9\r\ndata: a\n\n\r\n" + b"9\r\ndata: b\n\n\r\n" + BODY_END
