@@ -1,5 +1,6 @@
 """A stream's end goes out on time: with its last chunk, from the timer callback that writes it, before
-the end's bookkeeping (the journal's record) of any stream ending in the same tick.
+the end's bookkeeping (the journal's record) of any stream ending in the same tick. A stream that
+ends early because its client left is told so by its connection, without a task of its own waiting.
 
 Streams started together end together; each end's bookkeeping takes the loop for a while, so an end
 written after it reached its client late by the bookkeeping of every stream ahead of it.
@@ -8,13 +9,17 @@ written after it reached its client late by the bookkeeping of every stream ahea
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
+from mock_server.http.server import MockServer
+from mock_server.http.state import MockState
 from mock_server.wire.actions import Action, Wait, Write
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.tcp import BODY_END, CONNECTION_KEY, Connection
 from mock_server.wire.transport import StreamResponse
+from tests.wire import connect, request_head
 
 STREAMS = 3
 ACTIONS: tuple[Action, ...] = (Write(b"data: a\n\n", 1), Wait(0.020), Write(b"data: b\n\n", 1))
@@ -95,3 +100,25 @@ def test_streams_ending_in_the_same_tick_are_all_ended_before_any_end_is_booked(
     assert log == [f"stream {i} end" for i in range(STREAMS)] + [f"stream {i} bookkeeping" for i in range(STREAMS)]
     for transport in transports:  # each body whole, its end written once
         assert transport.data == HEAD + b"9\r\ndata: a\n\n\r\n" + b"9\r\ndata: b\n\n\r\n" + BODY_END
+
+
+def test_an_open_stream_holds_one_task_and_ends_at_once_when_its_client_leaves(server: MockServer) -> None:
+    def tasks() -> int:
+        async def count(state: MockState) -> int:
+            return len(asyncio.all_tasks())
+
+        return server._on_loop(count)
+
+    before = tasks()
+    sockets = [connect(server.url) for _ in range(STREAMS)]
+    for sock in sockets:
+        sock.sendall(request_head("/completions?messages=x&scenario=long-reply&chunk_ms=200"))
+    for sock in sockets:
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    assert tasks() - before == STREAMS, "uvicorn's task a request, and none more for the stream"
+    left = time.monotonic()
+    for sock in sockets:
+        sock.close()
+    records = server.records(settle_s=5)[-STREAMS:]
+    assert [r.outcome for r in records] == [Outcome.CLIENT_DISCONNECTED] * STREAMS
+    assert time.monotonic() - left < 2, "ended when the client left, not when the stream would have"

@@ -32,6 +32,9 @@ class Stoppable(Protocol):
     def stop(self) -> None:
         """End the stream now, because the server is shutting down."""
 
+    def client_left(self) -> None:
+        """The connection is gone: the client left, or it was closed or reset here."""
+
 
 @dataclass(slots=True)
 class Connection:
@@ -90,6 +93,11 @@ class Connection:
             self.held = None
             if not self.transport.is_closing():
                 self.transport.write(held)
+
+    def lost(self) -> None:
+        """The connection is gone (the server's protocol saw it close): its stream, if any, is told."""
+        if self.stream is not None:
+            self.stream.client_left()
 
     def is_closing(self) -> bool:
         return self.transport.is_closing()

@@ -12,8 +12,9 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
   connection of ours, a body with Content-Length, an injected clock) is played through ASGI `send`
   from a coroutine;
 - a drop and a reset act on the TCP transport (see `tcp.py`), which ASGI alone cannot do;
-- one watcher task notices the client leaving at once (also during a long wait or a stall) and
-  cancels the stream, instead of sse-starlette's task group of four.
+- the connection tells the stream at once when the client leaves (also during a long wait or a
+  stall), which cancels it, instead of sse-starlette's task group of four (under another server, one
+  watcher task waits for ASGI's `http.disconnect`).
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ class StreamResponse(Response):
         connection = self._connection = tcp.connection_of(scope)
         if connection is not None:
             connection.stream = self
-        watcher = asyncio.create_task(self._watch_disconnect(receive, task))
+        # Our server's connection tells the stream when it is gone (`client_left`); under any other, a
+        # task waits for ASGI's `http.disconnect`.
+        watcher = asyncio.create_task(self._watch_disconnect(receive)) if connection is None else None
         direct = self._plays_direct(scope, connection)
         try:
             if not self._defer_head:
@@ -125,7 +128,8 @@ class StreamResponse(Response):
             elif self._outcome is not Outcome.STALLED:
                 self._cut_short = Outcome.CLIENT_DISCONNECTED
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             if connection is not None:
                 connection.stream = self._connection = None
             if self.live is not None:
@@ -155,13 +159,18 @@ class StreamResponse(Response):
         self._head_sent = True
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
 
-    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+    def client_left(self) -> None:
+        """The connection is gone: unless this end closed it or the body had ended, the client left, and
+        the stream is cancelled."""
+        self._gone.set()
+        if not self._closing and not self._body_over and self._task is not None:
+            self._client_gone = True
+            self._task.cancel()
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        self._gone.set()
-        if not self._closing and not self._body_over:
-            self._client_gone = True
-            task.cancel()
+        self.client_left()
 
     def _plays_direct(self, scope: Scope, connection: tcp.Connection | None) -> bool:
         """Whether the chunks are written straight to the connection (`_play_direct`)."""
