@@ -171,6 +171,24 @@ def test_a_server_busy_for_long_frees_its_frozen_cycles_once_they_have_grown_by_
     del grown
 
 
+def test_a_young_collection_in_another_thread_during_a_full_pass_freezes_nothing_of_it(
+    collector: tuple[Collector, Clock, Timers], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, clock, _ = collector
+    watch.start()
+    cycle = weakref.ref(Node())
+    gc.freeze()
+    unfreeze = gc.unfreeze
+
+    def unfreeze_then_a_young_collection() -> None:
+        unfreeze()
+        gc.collect(0)  # as another thread's allocations (the store's, a MockServer's) would start one
+
+    monkeypatch.setattr(gc, "unfreeze", unfreeze_then_a_young_collection)
+    quiet_after_serving(watch, clock, requests=1)
+    assert cycle() is None
+
+
 def test_garbage_is_freed_not_frozen(collector: tuple[Collector, Clock, Timers]) -> None:
     watch, clock, _ = collector
     watch.start()

@@ -115,15 +115,24 @@ class Collector:
         with_frozen = gc.get_freeze_count() > self._frozen_after_full * REFROZEN_GROWTH
         if only_when_grown and not with_frozen:
             return
-        if with_frozen:
-            gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+        global _full_pass_running
+        _full_pass_running = True  # another thread's young collection would freeze it all again
+        try:
+            if with_frozen:
+                gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        finally:
+            _full_pass_running = False
         if with_frozen:
             self._frozen_after_full = gc.get_freeze_count()
 
 
+_full_pass_running = False
+"""While a full pass runs: what is unfrozen for it stays so until it has been walked."""
+
+
 def _freeze_young_survivors(phase: str, info: dict[str, Any]) -> None:
     """A `gc.callbacks` entry: after a collection of the young generation, freeze what it found alive."""
-    if phase == "stop" and info["generation"] == 0:
+    if phase == "stop" and info["generation"] == 0 and not _full_pass_running:
         gc.freeze()
