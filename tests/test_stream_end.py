@@ -16,6 +16,7 @@ from typing import Any
 from mock_server.http.server import MockServer
 from mock_server.http.state import MockState
 from mock_server.wire.actions import Action, Wait, Write
+from mock_server.wire.backlog import PER_TURN
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.tcp import BODY_END, CONNECTION_KEY, Connection
 from mock_server.wire.transport import StreamResponse
@@ -36,6 +37,8 @@ class RecordingTransport:
         self.data += data
         if data.endswith(BODY_END):
             self.log.append(f"{self.name} end")
+        elif b"data: c" in data:
+            self.log.append(f"{self.name} c")
 
     def is_closing(self) -> bool:
         return False
@@ -44,13 +47,15 @@ class RecordingTransport:
         return default
 
 
-async def play_together(log: list[str], clock: list[float]) -> list[RecordingTransport]:
-    """Play STREAMS streams started in the same turn of the loop, writing as uvicorn writes through a
-    `Connection`, each noting its end's bookkeeping (`on_end`) in `log`; the loop's clock is `clock`,
-    moved on 1 ms a turn, so that the streams' last writes fall in the same tick."""
+async def play_together(
+    log: list[str], clock: list[float], streams: dict[str, tuple[Action, ...]]
+) -> list[RecordingTransport]:
+    """Play `streams` (name: actions), started in the same turn of the loop, writing as uvicorn writes
+    through a `Connection`, each noting its end's bookkeeping (`on_end`) in `log`; the loop's clock is
+    `clock`, moved on 1 ms a turn, so that writes due at the same moment fall in the same tick."""
     transports: list[RecordingTransport] = []
 
-    async def one(name: str) -> None:
+    async def one(name: str, actions: tuple[Action, ...]) -> None:
         transport = RecordingTransport(name, log)
         transports.append(transport)
         connection = Connection(transport)  # type: ignore[arg-type]
@@ -72,7 +77,7 @@ async def play_together(log: list[str], clock: list[float]) -> list[RecordingTra
             assert result.outcome is Outcome.COMPLETED
             log.append(f"{name} bookkeeping")
 
-        response = StreamResponse(ACTIONS, headers=[], on_end=on_end)
+        response = StreamResponse(actions, headers=[], on_end=on_end)
         await response(scope, receive, send)
 
     async def move_the_clock() -> None:
@@ -82,43 +87,60 @@ async def play_together(log: list[str], clock: list[float]) -> list[RecordingTra
 
     mover = asyncio.create_task(move_the_clock())
     try:
-        await asyncio.wait_for(asyncio.gather(*(one(f"stream {i}") for i in range(STREAMS))), 5)
+        await asyncio.wait_for(asyncio.gather(*(one(name, actions) for name, actions in streams.items())), 5)
     finally:
         mover.cancel()
     return transports
 
 
-def test_streams_ending_in_the_same_tick_are_all_ended_before_any_end_is_booked() -> None:
+def play_in_fake_time(streams: dict[str, tuple[Action, ...]]) -> tuple[list[str], list[RecordingTransport]]:
     log: list[str] = []
     clock = [1000.0]
     loop = asyncio.new_event_loop()
     loop.time = lambda: clock[0]  # type: ignore[method-assign]
     try:
-        transports = loop.run_until_complete(play_together(log, clock))
+        return log, loop.run_until_complete(play_together(log, clock, streams))
     finally:
         loop.close()
+
+
+def test_streams_ending_in_the_same_tick_are_all_ended_before_any_end_is_booked() -> None:
+    log, transports = play_in_fake_time({f"stream {i}": ACTIONS for i in range(STREAMS)})
     assert log == [f"stream {i} end" for i in range(STREAMS)] + [f"stream {i} bookkeeping" for i in range(STREAMS)]
     for transport in transports:  # each body whole, its end written once
         assert transport.data == HEAD + b"9\r\ndata: a\n\n\r\n" + b"9\r\ndata: b\n\n\r\n" + BODY_END
 
 
+def test_the_ends_of_many_streams_wait_for_a_chunk_due_meanwhile() -> None:
+    ending = {f"stream {i}": ACTIONS for i in range(3 * PER_TURN)}
+    longer = (Write(b"data: a\n\n", 1), Wait(0.021), Write(b"data: c\n\n", 1), Wait(0.010), Write(b"data: d\n\n", 1))
+    log, _ = play_in_fake_time({**ending, "longer": longer})
+    assert log.index("longer c") < log.index(f"stream {3 * PER_TURN - 1} bookkeeping"), (
+        "the chunk due 1 ms after they ended came after all their bookkeeping"
+    )
+    assert log.index("longer c") > log.index(f"stream {3 * PER_TURN - 1} end"), "every end went out first"
+
+
 def test_an_open_stream_holds_one_task_and_ends_at_once_when_its_client_leaves(server: MockServer) -> None:
-    def tasks() -> int:
-        async def count(state: MockState) -> int:
-            return len(asyncio.all_tasks())
+    def tasks() -> list[str]:
+        async def names(state: MockState) -> list[str]:
+            return [task.get_coro().__qualname__ for task in asyncio.all_tasks()]  # type: ignore[union-attr]
 
-        return server._on_loop(count)
+        return server._on_loop(names)
 
-    before = tasks()
     sockets = [connect(server.url) for _ in range(STREAMS)]
-    for sock in sockets:
-        sock.sendall(request_head("/completions?messages=x&scenario=long-reply&chunk_ms=200"))
-    for sock in sockets:
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-    assert tasks() - before == STREAMS, "uvicorn's task a request, and none more for the stream"
-    left = time.monotonic()
-    for sock in sockets:
-        sock.close()
+    try:
+        for sock in sockets:
+            sock.sendall(request_head("/completions?messages=x&scenario=long-reply&chunk_ms=200"))
+        for sock in sockets:
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        running = tasks()
+        assert running.count("RequestResponseCycle.run_asgi") >= STREAMS
+        assert not [name for name in running if "watch" in name], "a task a request (uvicorn's), none for the stream"
+    finally:
+        left = time.monotonic()
+        for sock in sockets:
+            sock.close()
     records = server.records(settle_s=5)[-STREAMS:]
     assert [r.outcome for r in records] == [Outcome.CLIENT_DISCONNECTED] * STREAMS
     assert time.monotonic() - left < 2, "ended when the client left, not when the stream would have"

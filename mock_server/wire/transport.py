@@ -29,6 +29,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from mock_server.wire import tcp
 from mock_server.wire.actions import Action
 from mock_server.wire.arrivals import Arrivals, LivePlay, LiveSource
+from mock_server.wire.backlog import backlog_of
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.pacing import Timer, Timers, wheel_of
 from mock_server.wire.player import SLEEP, Player, Stop
@@ -193,6 +194,9 @@ class StreamResponse(Response):
         elif pause is Stop.DROP or pause is Stop.RESET:
             await self._end_connection(connection, reset=pause is Stop.RESET)
         else:
+            if connection is not None and connection.body_ended:
+                # Its client has it all: what is left (uvicorn's end, the record) waits its turn.
+                await backlog_of(asyncio.get_running_loop()).turn()
             if not self._head_sent:
                 await self._send_head(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
