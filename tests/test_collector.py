@@ -1,6 +1,7 @@
-"""What lives through serving is frozen out of the cyclic collector's way once the server is quiet, so
-that a full pass walks little more than the open streams; garbage is freed first, frozen cycles
-that die are freed later, and a `MockServer` never freezes its test suite's objects."""
+"""What lives through serving is frozen out of the cyclic collector's way: what each collection of the
+young generation finds alive, and what lives once the server is quiet, so that no collection walks
+much; the young generation is collected often while the server is busy; garbage is freed first,
+frozen cycles that die are freed later, and a `MockServer` never freezes its test suite's objects."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import socket
 import subprocess
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from mock_server.http.collector import QUIET_S, REFROZEN_GROWTH, Collector
+from mock_server.http.collector import BUSY_FULL_PASS_S, QUIET_S, REFROZEN_GROWTH, YOUNG_EVERY_S, Collector
 from mock_server.http.server import MockServer
 from tests.wire import fetch
 
@@ -34,14 +35,48 @@ class Clock:
         return self.now
 
 
+class Timers:
+    """Timers that fire when the test says (`fire()`): those due on the clock, in the order set."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.due: list[tuple[float, Callable[[], None], Handle]] = []
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Handle:
+        handle = Handle()
+        self.due.append((self.clock.now + delay, callback, handle))
+        return handle
+
+    def fire(self) -> None:
+        ready = [t for t in self.due if t[0] <= self.clock.now and not t[2].cancelled]
+        self.due = [t for t in self.due if t[0] > self.clock.now and not t[2].cancelled]
+        for _, callback, _ in ready:
+            callback()
+
+    @property
+    def pending(self) -> int:
+        return sum(not handle.cancelled for _, _, handle in self.due)
+
+
+class Handle:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 @pytest.fixture
-def collector() -> Iterator[tuple[Collector, Clock]]:
-    """A collector on a clock the test moves; the process's collector as it was afterwards."""
+def collector() -> Iterator[tuple[Collector, Clock, Timers]]:
+    """A collector on a clock and timers the test moves; the process's collector as it was afterwards."""
     threshold = gc.get_threshold()
     clock = Clock()
+    timers = Timers(clock)
+    watch = Collector(clock, timers.call_later)
     try:
-        yield Collector(clock), clock
+        yield watch, clock, timers
     finally:
+        watch.stop()
         gc.unfreeze()
         gc.set_threshold(*threshold)
 
@@ -57,29 +92,105 @@ def walked_by_a_full_pass(obj: object) -> bool:
     return any(o is obj for o in gc.get_objects())
 
 
-def test_what_serving_left_is_frozen_once_the_server_is_quiet(collector: tuple[Collector, Clock]) -> None:
-    watch, clock = collector
+def test_what_serving_left_is_frozen_once_the_server_is_quiet(collector: tuple[Collector, Clock, Timers]) -> None:
+    watch, clock, _ = collector
     watch.start()
-    cached: list[list[int]] = [[] for _ in range(1000)]  # what a request leaves in the caches and the journal
-    assert walked_by_a_full_pass(cached)
-    quiet_after_serving(watch, clock, requests=1)
+    gc.disable()  # no young collection (which would freeze them) before the quiet second
+    try:
+        cached: list[list[int]] = [[] for _ in range(1000)]  # what a request leaves in the caches and the journal
+        assert walked_by_a_full_pass(cached)
+        quiet_after_serving(watch, clock, requests=1)
+    finally:
+        gc.enable()
     assert not walked_by_a_full_pass(cached)
     assert gc.get_freeze_count() > len(cached)
 
 
-def test_nothing_is_frozen_while_streams_play_or_requests_keep_coming(collector: tuple[Collector, Clock]) -> None:
-    watch, clock = collector
+def test_what_a_young_collection_finds_alive_is_frozen(collector: tuple[Collector, Clock, Timers]) -> None:
+    watch, _, _ = collector
     watch.start()
-    playing: list[list[int]] = [[] for _ in range(10)]
+    playing: list[list[int]] = [[] for _ in range(10)]  # an open stream's objects
+    gc.collect(0)
+    assert not walked_by_a_full_pass(playing)
+    watch.stop()
+    later: list[list[int]] = [[] for _ in range(10)]
+    gc.collect(0)
+    assert walked_by_a_full_pass(later), "stopped: collections are CPython's own again"
+
+
+def test_the_young_generation_is_collected_often_while_busy_and_not_when_idle(
+    collector: tuple[Collector, Clock, Timers],
+) -> None:
+    watch, clock, timers = collector
+    watch.start()
+    young_collections = gc.get_stats()[0]["collections"]
+    watch.tick(1, busy=True)
+    for _ in range(5):
+        clock.now += YOUNG_EVERY_S
+        timers.fire()
+    assert gc.get_stats()[0]["collections"] - young_collections >= 5
+    watch.tick(1, busy=False)
+    clock.now += YOUNG_EVERY_S
+    timers.fire()
+    assert timers.pending == 0, "idle: no timer wakes the loop"
+
+
+def test_no_full_collection_runs_while_streams_play_or_requests_keep_coming(
+    collector: tuple[Collector, Clock, Timers],
+) -> None:
+    watch, clock, _ = collector
+    watch.start()
+    cycle = weakref.ref(Node())
+    gc.freeze()  # as a young collection would have frozen it, before it died
     for second in range(10):
         clock.now += QUIET_S
         watch.tick(1, busy=True)  # a long stream
         watch.tick(2 + second, busy=False)  # a request a second
-    assert walked_by_a_full_pass(playing)
+    assert cycle() is not None
 
 
-def test_garbage_is_freed_not_frozen(collector: tuple[Collector, Clock]) -> None:
-    watch, clock = collector
+def test_a_server_busy_for_long_frees_its_frozen_cycles_once_they_have_grown_by_half(
+    collector: tuple[Collector, Clock, Timers],
+) -> None:
+    watch, clock, _ = collector
+    watch.start()
+    quiet_after_serving(watch, clock, requests=1)  # the first quiet second walks everything
+    cycle = weakref.ref(Node())
+    gc.freeze()
+    clock.now += BUSY_FULL_PASS_S
+    watch.tick(2, busy=True)
+    assert cycle() is not None, "frozen, and the frozen objects have not grown"
+    grown: list[list[int]] = [[] for _ in range(int(gc.get_freeze_count() * (REFROZEN_GROWTH - 1)) + 1)]
+    gc.freeze()
+    clock.now += BUSY_FULL_PASS_S / 2
+    watch.tick(3, busy=True)
+    assert cycle() is not None, "not busy for long enough since the last look"
+    clock.now += BUSY_FULL_PASS_S / 2
+    watch.tick(4, busy=True)
+    assert cycle() is None
+    del grown
+
+
+def test_a_young_collection_in_another_thread_during_a_full_pass_freezes_nothing_of_it(
+    collector: tuple[Collector, Clock, Timers], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, clock, _ = collector
+    watch.start()
+    cycle = weakref.ref(Node())
+    gc.freeze()
+    unfreeze = gc.unfreeze
+
+    def unfreeze_then_a_young_collection() -> None:
+        unfreeze()
+        gc.collect(0)  # as another thread's allocations (the store's, a MockServer's) would start one
+
+    monkeypatch.setattr(gc, "unfreeze", unfreeze_then_a_young_collection)
+    quiet_after_serving(watch, clock, requests=1)
+    assert cycle() is None
+
+
+def test_garbage_is_freed_not_frozen(collector: tuple[Collector, Clock, Timers]) -> None:
+    watch, clock, _ = collector
     watch.start()
     cycle = weakref.ref(Node())
     assert cycle() is not None
@@ -88,9 +199,9 @@ def test_garbage_is_freed_not_frozen(collector: tuple[Collector, Clock]) -> None
 
 
 def test_frozen_cycles_that_die_are_freed_once_the_frozen_objects_grow_by_half(
-    collector: tuple[Collector, Clock],
+    collector: tuple[Collector, Clock, Timers],
 ) -> None:
-    watch, clock = collector
+    watch, clock, _ = collector
     watch.start()
     quiet_after_serving(watch, clock, requests=1)  # the first quiet second walks everything
     kept = Node()

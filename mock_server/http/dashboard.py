@@ -214,6 +214,9 @@ class _ServerStop:
     def stop(self) -> None:
         self.event.set()
 
+    def client_left(self) -> None:
+        self.event.set()  # nobody is left to feed
+
     def release(self) -> None:
         if self._connection is not None and self._connection.stream is self:
             self._connection.stream = None

@@ -22,7 +22,8 @@ class HttpProtocol(LimitedHttpProtocol):
     - a WebSocket handshake refused with 403 and why, before the app (uvicorn runs with `ws="none"`,
       so that it does not load a WebSocket library for endpoints we do not have);
     - a `Connection` in every request's `scope["state"]`, through which drops and resets reach the socket,
-      and through which uvicorn writes (so that a stream's head goes out with its first bytes);
+      through which uvicorn writes (so that a stream's head goes out with its first bytes), and which
+      tells the stream playing on it at once when the connection is gone;
     - a shutdown that ends the connection's stream (or its half-sent request) instead of waiting for it;
     - access log lines without secret query values, written only when the server's `access_log` says so.
     """
@@ -41,6 +42,11 @@ class HttpProtocol(LimitedHttpProtocol):
         if not self.refused:
             self._connection = Connection(transport, getattr(self, "flow", None))
             self.app_state = {**self.app_state, CONNECTION_KEY: self._connection}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._connection is not None:
+            self._connection.lost()
 
     def _should_upgrade_to_ws(self) -> bool:
         return True  # uvicorn then hands every WebSocket handshake to `handle_websocket_upgrade`, not the app

@@ -152,6 +152,7 @@ def run_foreground(app: MockApp, settings: Settings, sock: socket.socket, on_rea
     try:
         server.run(sockets=[sock])
     finally:
+        collector.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -4,8 +4,8 @@ ASGI hides the socket, yet a truncated chunked body and a TCP reset both need it
 shutdown needs to reach the stream playing on each connection. uvicorn accepts a custom protocol
 class, so ours (`http/protocol.py`) hands every request a `Connection` through `scope["state"]`,
 and makes uvicorn write through it: a response head is held back for the stream's first bytes, and
-the last chunk for the body's end, so that each pair goes out in one write (one syscall, one
-packet) instead of two.
+a stream's last chunk goes out with the body's end, so that each pair goes out in one write (one
+syscall, one packet) instead of two.
 Under any other server `connection_of` returns None and the faults degrade: a drop and a reset both
 end the response without its terminating chunk.
 """
@@ -24,53 +24,65 @@ from uvicorn.protocols.http.flow_control import FlowControl
 
 CONNECTION_KEY = "mock_llm_sse.connection"
 FLUSH_TIMEOUT_S = 2.0
+BODY_END = b"0\r\n\r\n"
+"""The last chunk of a chunked body, as uvicorn writes it."""
 
 
 class Stoppable(Protocol):
     def stop(self) -> None:
         """End the stream now, because the server is shutting down."""
 
+    def client_left(self) -> None:
+        """The connection is gone: the client left, or it was closed or reset here."""
+
 
 @dataclass(slots=True)
 class Connection:
     """One TCP connection: its transport, and the stream playing on it, if any. uvicorn's writes for
-    a request (its response's head, its last chunk) go through `write`."""
+    a request (its response's head, its body's end) go through `write`."""
 
     transport: asyncio.Transport
     flow: FlowControl | None = None
     """uvicorn's write flow control for this connection: `write_paused` while the client lags."""
     stream: Stoppable | None = None
     held: bytes | None = None
-    """What was written but not sent yet: a response's head (`hold_next_write`), its last chunk
-    (`hold_for_end`). It goes out with the next write, or alone a turn or two of the loop later."""
+    """What was written but not sent yet: a response's head (`hold_next_write`). It goes out with the
+    next write, or alone on the loop's next turn."""
+    body_ended: bool = False
+    """The response's body has ended (`end_body`), and uvicorn has not written its end yet."""
     _holding: bool = False
-    _until_end: bool = False
 
     def hold_next_write(self) -> None:
         """Keep the next write (a response head) back for the one after (the body's first bytes), so
         that both go out together; it goes alone when nothing follows before the loop's next turn."""
         self._holding = True
 
-    def hold_for_end(self, data: bytes) -> None:
-        """Write `data` (a body's last chunk) with the body's end, which is written next from the task
-        that the end of the play wakes, a turn of the loop later; alone if the end has not come the
-        turn after."""
-        self.held = data if self.held is None else self.held + data
-        self._until_end = True
-        loop = asyncio.get_running_loop()
-        loop.call_soon(loop.call_soon, self.flush)
+    def end_body(self, data: bytes) -> None:
+        """Write `data` (a chunked body's last chunk) and the body's end at once, after what is held
+        back. uvicorn's own write of the end, which follows from the response's task when it next
+        runs, is left out (`write`): a stream's end reaches its client on time, not after the work of
+        the other streams that end in the same turn of the loop."""
+        held = self.held
+        if held is not None:
+            self.held = None
+            data = held + data
+        self.body_ended = True
+        self.transport.write(data + BODY_END)
 
     def write(self, data: bytes) -> None:
         """Write `data`, after what is held back."""
+        if self.body_ended:
+            self.body_ended = False
+            if data == BODY_END:
+                return
         if self._holding:
             self._holding = False
             self.held = data
-            asyncio.get_running_loop().call_soon(self._flush_head)
+            asyncio.get_running_loop().call_soon(self.flush)
             return
         held = self.held
         if held is not None:
             self.held = None
-            self._until_end = False
             data = held + data
         self.transport.write(data)
 
@@ -79,13 +91,13 @@ class Connection:
         held = self.held
         if held is not None:
             self.held = None
-            self._until_end = False
             if not self.transport.is_closing():
                 self.transport.write(held)
 
-    def _flush_head(self) -> None:
-        if not self._until_end:  # else the head waits with the last chunk for the end
-            self.flush()
+    def lost(self) -> None:
+        """The connection is gone (the server's protocol saw it close): its stream, if any, is told."""
+        if self.stream is not None:
+            self.stream.client_left()
 
     def is_closing(self) -> bool:
         return self.transport.is_closing()

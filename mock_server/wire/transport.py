@@ -12,8 +12,9 @@ Departures from sse-starlette's `EventSourceResponse`, on purpose:
   connection of ours, a body with Content-Length, an injected clock) is played through ASGI `send`
   from a coroutine;
 - a drop and a reset act on the TCP transport (see `tcp.py`), which ASGI alone cannot do;
-- one watcher task notices the client leaving at once (also during a long wait or a stall) and
-  cancels the stream, instead of sse-starlette's task group of four.
+- the connection tells the stream at once when the client leaves (also during a long wait or a
+  stall), which cancels it, instead of sse-starlette's task group of four (under another server, one
+  watcher task waits for ASGI's `http.disconnect`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from mock_server.wire import tcp
 from mock_server.wire.actions import Action
 from mock_server.wire.arrivals import Arrivals, LivePlay, LiveSource
+from mock_server.wire.backlog import backlog_of
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.pacing import Timer, Timers, wheel_of
 from mock_server.wire.player import SLEEP, Player, Stop
@@ -86,6 +88,7 @@ class StreamResponse(Response):
         self._finished = False
         self._gone = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
+        self._connection: tcp.Connection | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") == "HEAD":  # the status and headers a GET would get, and nothing played
@@ -98,10 +101,12 @@ class StreamResponse(Response):
             return
         self._task = task = asyncio.current_task()
         assert task is not None
-        connection = tcp.connection_of(scope)
+        connection = self._connection = tcp.connection_of(scope)
         if connection is not None:
             connection.stream = self
-        watcher = asyncio.create_task(self._watch_disconnect(receive, task))
+        # Our server's connection tells the stream when it is gone (`client_left`); under any other, a
+        # task waits for ASGI's `http.disconnect`.
+        watcher = asyncio.create_task(self._watch_disconnect(receive)) if connection is None else None
         direct = self._plays_direct(scope, connection)
         try:
             if not self._defer_head:
@@ -124,9 +129,10 @@ class StreamResponse(Response):
             elif self._outcome is not Outcome.STALLED:
                 self._cut_short = Outcome.CLIENT_DISCONNECTED
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             if connection is not None:
-                connection.stream = None
+                connection.stream = self._connection = None
             if self.live is not None:
                 self.live.close()
             if self.on_end is not None:
@@ -136,12 +142,17 @@ class StreamResponse(Response):
                 self.on_end(PlayResult(self._cut_short or self._outcome, events, last_id, self._head_sent, timing))
 
     @property
+    def _body_over(self) -> bool:
+        """Whether the body has ended: its end sent, or written with its last chunk (`tcp.Connection.end_body`)."""
+        return self._finished or (self._connection is not None and self._connection.body_ended)
+
+    @property
     def _outcome(self) -> Outcome:
         return self._player.outcome if self._player is not None else Outcome.COMPLETED
 
     def stop(self) -> None:
         """End the stream now (server shutdown): what was sent stays, the body ends cleanly."""
-        if self._task is not None and not self._finished and not self._stopping:
+        if self._task is not None and not self._body_over and not self._stopping:
             self._stopping = True
             self._task.cancel()
 
@@ -149,13 +160,18 @@ class StreamResponse(Response):
         self._head_sent = True
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
 
-    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+    def client_left(self) -> None:
+        """The connection is gone: unless this end closed it or the body had ended, the client left, and
+        the stream is cancelled."""
+        self._gone.set()
+        if not self._closing and not self._body_over and self._task is not None:
+            self._client_gone = True
+            self._task.cancel()
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        self._gone.set()
-        if not self._closing and not self._finished:
-            self._client_gone = True
-            task.cancel()
+        self.client_left()
 
     def _plays_direct(self, scope: Scope, connection: tcp.Connection | None) -> bool:
         """Whether the chunks are written straight to the connection (`_play_direct`)."""
@@ -178,6 +194,9 @@ class StreamResponse(Response):
         elif pause is Stop.DROP or pause is Stop.RESET:
             await self._end_connection(connection, reset=pause is Stop.RESET)
         else:
+            if connection is not None and connection.body_ended:
+                # Its client has it all: what is left (uvicorn's end, the record) waits its turn.
+                await backlog_of(asyncio.get_running_loop()).turn()
             if not self._head_sent:
                 await self._send_head(send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -185,8 +204,8 @@ class StreamResponse(Response):
 
     async def _play_direct(self, connection: tcp.Connection, send: Send) -> Stop:
         """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them
-        (the first one after the head held back, `hold_next_write`; the last held back for the end,
-        `hold_for_end`: a live stream's when its source says it is the last)."""
+        (the first one after the head held back, `hold_next_write`), the last one with the body's end
+        (`end_body`; a live stream's when its source says it is the last)."""
         loop = asyncio.get_running_loop()
         transport, flow = connection.transport, connection.flow
 
@@ -203,7 +222,7 @@ class StreamResponse(Response):
         def write_last(data: bytes) -> bool:
             if transport.is_closing():
                 return False
-            connection.hold_for_end(b"%x\r\n%b\r\n" % (len(data), data))
+            connection.end_body(b"%x\r\n%b\r\n" % (len(data), data))
             return True
 
         player = self._player = Player(
