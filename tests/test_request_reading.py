@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 
+from mock_server.http.pipeline import _own_headers
 from mock_server.http.request_body import MAX_JSON_DEPTH, Body, read_body
 from mock_server.http.state import NO_QUERY, query_of
 
@@ -40,6 +42,21 @@ def test_a_request_without_a_query_shares_the_empty_one() -> None:
     assert query_of(request_of()) is NO_QUERY
     assert not NO_QUERY
     assert NO_QUERY.multi_items() == []
+
+
+def test_own_headers_are_each_names_first_value_as_starlette_reads_it() -> None:
+    raw = [
+        (b"host", b"127.0.0.1"),
+        (b"x-mock-scenario", b"first"),
+        (b"last-event-id", b"7"),
+        (b"x-mock-scenario", b"second"),
+        (b"x-mock-conversation", b"caf\xe9"),
+    ]
+    own = _own_headers(raw)
+    headers = Headers(raw=raw)
+    for name in (b"x-mock-scenario", b"x-mock-conversation", b"last-event-id"):
+        assert own[name] == headers[name.decode()]
+    assert _own_headers([(b"host", b"127.0.0.1")]) == {}
 
 
 def body_request(*messages: dict[str, Any]) -> Request:
