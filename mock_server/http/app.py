@@ -116,19 +116,27 @@ class MockApp:
         if scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
             # Polled while the server starts: answered before the model routes or FastAPI are loaded.
             await self._health(scope, receive, send)
-        elif scope["type"] == "http" and (route := await self._route_of(scope)) is not None:
+        elif scope["type"] == "http" and (
+            (route := self._model_route_of(scope)) is not None
+            or (route := await self._forwarded_route_of(scope)) is not None
+        ):
             scope[_ROUTE_SCOPE_KEY] = route
             await self._models(scope, receive, send)
         else:
             await (self._fastapi or await self._fastapi_off_the_loop())(scope, receive, send)
 
-    async def _route_of(self, scope: Scope) -> routes.ModelRoute | None:
-        """The model route of a request; with an upstream, a forwarding one for a path that is not ours."""
+    def _model_route_of(self, scope: Scope) -> routes.ModelRoute | None:
+        """The model route of a request, if it has one (found without a coroutine: every model request asks)."""
+        matched = self.model_routes.match(scope["method"], scope["path"])
+        if matched is None:
+            return None
+        route, scope["path_params"] = matched  # what `request.path_params` reads
+        return route
+
+    async def _forwarded_route_of(self, scope: Scope) -> routes.ModelRoute | None:
+        """With an upstream, a forwarding route for a request no model route takes, unless FastAPI
+        answers its path or it is for the control API."""
         path, method = scope["path"], scope["method"]
-        matched = self.model_routes.match(method, path)
-        if matched is not None:
-            route, scope["path_params"] = matched  # what `request.path_params` reads
-            return route
         forward = self.state.upstream is not None and method != "OPTIONS" and not path.startswith(CONTROL_PREFIX)
         if forward and (
             not self._answered_here(scope) or await stored_responses.upstream_response(self.state, method, path)

@@ -141,12 +141,13 @@ async def _prepare(
     request: Request, state: MockState, entry: Entry, route: ModelRoute, asked: ModelRequest
 ) -> _Prepared:
     """Select and compile the scenario for a request."""
-    headers = request.headers
     query = query_of(request)
-    overrides = overrides_of(query, headers, request.scope["headers"])
+    raw_headers = request.scope["headers"]
+    overrides = overrides_of(query, request.headers, raw_headers)
+    own = _own_headers(raw_headers)
     prompt = asked.prompt
-    named = headers.get("x-mock-scenario") or query.get("scenario") or asked.scenario
-    conversation_key = headers.get("x-mock-conversation") or asked.conversation_key
+    named = own.get(b"x-mock-scenario") or query.get("scenario") or asked.scenario
+    conversation_key = own.get(b"x-mock-conversation") or asked.conversation_key
     thread = await thread_of(state.responses, asked.conversation, conversation_key, asked.previous_response_id)
     scenario = _choose(state, request, named, asked, thread.conversation)
     if thread.missing is not None and not (scenario.proxy or scenario.recording):
@@ -163,12 +164,12 @@ async def _prepare(
     carried = (*scenario.faults, *overrides.faults) if overrides.faults else scenario.faults
     if carried:
         entry.note_faults(fault.kind.value for fault in carried)
-    last_event_id = headers.get("last-event-id")
+    last_event_id = own.get(b"last-event-id")
     resumed = bool((last_event_id or "").strip())
     plan = Plan()  # what the request counts, applied with its record in one write: all, or none when refused
     admitted = _admit(request, state, entry, route, scenario, prompt.model, plan)
     replies = thread.count(plan, state.sequences, scenario, resumed=resumed)
-    faults = state.count_faults(plan, scenario.name, carried, overrides.faults)
+    faults = state.count_faults(plan, scenario.name, carried, overrides.faults) if carried else None
     results = await state.begin(entry, plan)
     admission = admitted(results) if admitted is not None else None  # raises OverQuotaError when refused
     count = results[replies] if replies is not None else 1
@@ -230,6 +231,21 @@ async def _prepare(
         if not timeline.from_upstream:  # an upstream's response (or a recording) carries its own
             mock_headers += dialect.quota_headers(quotas)
     return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
+
+
+_OWN_HEADERS = (b"x-mock-scenario", b"x-mock-conversation", b"last-event-id")
+"""The request headers `_prepare` reads."""
+
+
+def _own_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The first value of each of `_OWN_HEADERS` the request has, found in one pass over its raw
+    headers (lower-case names, as ASGI has them): Starlette's `Headers.get` scans them all again for
+    each name, and most requests have none of these."""
+    found: dict[bytes, str] = {}
+    for name, value in raw:
+        if name in _OWN_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
 
 
 def _admit(

@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 from mock_server.conversations.responses import Responses, ResponseStore
@@ -273,13 +273,48 @@ class MockState:
         return verdict
 
 
-NO_QUERY = QueryParams()
+_QUERY_SCOPE_KEY = "mock_llm_sse.query"
+"""A request's `Query`, kept in its scope once read."""
 
 
-def query_of(request: Request) -> QueryParams:
-    """The request's query parameters: for a request without a query (most POSTs) a shared empty one,
-    which Starlette would build anew for each (1.5 us); else Starlette's, built once per request."""
-    return request.query_params if request.scope["query_string"] else NO_QUERY
+class Query(dict[str, str]):
+    """A request's query parameters as Starlette's `QueryParams` reads them (the last value of a
+    repeated name), and every pair in order (`multi_items`), for the journal. A dict: Starlette's
+    QueryParams copies its pairs three times over (3-5 us for an Azure `api-version`)."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(pairs or ())
+        self._pairs = pairs or []
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+
+NO_QUERY = Query()
+
+
+def query_of(request: Request) -> Query:
+    """The request's query parameters, read once per request; for a request without a query (most
+    POSTs) a shared empty one."""
+    scope = request.scope
+    raw: bytes = scope["query_string"]
+    if not raw:
+        return NO_QUERY
+    query: Query | None = scope.get(_QUERY_SCOPE_KEY)
+    if query is None:
+        query = scope[_QUERY_SCOPE_KEY] = Query(_query_pairs(raw))
+    return query
+
+
+def _query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """The pairs of a query string as Starlette reads them (`parse_qsl` of its latin-1 text, blank
+    values kept). One without `%` or `+` has nothing to unquote: split directly (1 us instead of 3)."""
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    return [(name, value) for name, _, value in (pair.partition("=") for pair in text.split("&") if pair)]
 
 
 def state_of(request: Request) -> MockState:

@@ -56,4 +56,4 @@ def trail_of(conversation: Conversation) -> ToolTrail | None:
 
 def calls_of(made: tuple[tuple[str, str], ...]) -> tuple[ToolCall, ...]:
     """The calls an answer makes, as (call id, tool name), as the journal keeps them."""
-    return tuple(ToolCall(call_id, name) for call_id, name in made[:MAX_IDS])
+    return tuple(ToolCall(call_id, name) for call_id, name in made[:MAX_IDS]) if made else ()

@@ -385,7 +385,8 @@ class TimelineCache:
 
     def compile(self, scenario: Scenario, overrides: Overrides, context: RequestContext, stream_key: str) -> Timeline:
         """`compile_timeline(scenario, overrides, context)`, from the cache when it can be."""
-        counted = any(f.counted for f in (*scenario.faults, *overrides.faults))
+        faults = overrides.faults
+        counted = bool(scenario.faults or faults) and any(f.counted for f in (*scenario.faults, *faults))
         key = (
             id(scenario),
             overrides,
