@@ -25,9 +25,10 @@ import socket
 import struct
 import sys
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mock_server.wire.per_loop import one_per_loop
 
 SSE_END = b"\n\n"
 READ_BYTES = 65536
@@ -249,15 +250,8 @@ class Readers:
                 callback()
 
 
-_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Readers] = weakref.WeakKeyDictionary()
-
-
-def readers_of(loop: asyncio.AbstractEventLoop) -> Readers:
-    """The loop's `Readers`, made on first use."""
-    readers = _readers.get(loop)
-    if readers is None:
-        readers = _readers[loop] = Readers(loop)
-    return readers
+readers_of = one_per_loop(Readers)
+"""The loop's `Readers`, made on first use."""
 
 
 def http_request(

@@ -10,8 +10,9 @@ timers have run, so the chunks due in between are written first.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections import deque
+
+from mock_server.wire.per_loop import one_per_loop
 
 PER_TURN = 8
 """Waiters let go on per turn: some 1 ms of stream ends."""
@@ -52,12 +53,5 @@ class Backlog:
         return len(self._waiters)
 
 
-_backlogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backlog] = weakref.WeakKeyDictionary()
-
-
-def backlog_of(loop: asyncio.AbstractEventLoop) -> Backlog:
-    """The loop's one `Backlog`, which every stream playing on it shares."""
-    backlog = _backlogs.get(loop)
-    if backlog is None:
-        backlog = _backlogs[loop] = Backlog(loop)
-    return backlog
+backlog_of = one_per_loop(Backlog)
+"""The loop's one `Backlog`, which every stream playing on it shares."""

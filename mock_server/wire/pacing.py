@@ -11,9 +11,10 @@ number of loop timers changes, not when a stream wakes.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from typing import Protocol
+
+from mock_server.wire.per_loop import one_per_loop
 
 
 class Timer(Protocol):
@@ -117,12 +118,5 @@ class _Booking:
             tick.forget()
 
 
-_wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PacingWheel] = weakref.WeakKeyDictionary()
-
-
-def wheel_of(loop: asyncio.AbstractEventLoop) -> PacingWheel:
-    """The loop's one `PacingWheel`, which every stream playing on it shares."""
-    wheel = _wheels.get(loop)
-    if wheel is None:
-        wheel = _wheels[loop] = PacingWheel(loop)
-    return wheel
+wheel_of = one_per_loop(PacingWheel)
+"""The loop's one `PacingWheel`, which every stream playing on it shares."""
