@@ -4,6 +4,7 @@ API), each streaming a reply and meeting a fault."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -31,6 +32,13 @@ def litellm() -> Iterator[ModuleType]:
 
     module.suppress_debug_info = True
     yield module
+    # litellm keeps its clients, and their kept-alive connections, for the process's life: closed here.
+    cache = module.in_memory_llm_clients_cache
+    for client in list(cache.cache_dict.values()):
+        close = getattr(client, "close", None)
+        if callable(close) and not inspect.iscoroutinefunction(close):
+            close()
+    cache.flush_cache()
     if before is None:
         del os.environ["LITELLM_LOCAL_MODEL_COST_MAP"]
     else:
