@@ -38,7 +38,7 @@ def litellm() -> Iterator[ModuleType]:
         close = getattr(client, "close", None)
         if callable(close) and not inspect.iscoroutinefunction(close):
             close()
-    cache.flush_cache()
+    cache.flush_cache()  # type: ignore[no-untyped-call]  # litellm leaves it untyped
     if before is None:
         del os.environ["LITELLM_LOCAL_MODEL_COST_MAP"]
     else:
