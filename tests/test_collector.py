@@ -92,6 +92,12 @@ def quiet_after_serving(collector: Collector, clock: Clock, requests: int) -> No
     collector.tick(requests, busy=False)
 
 
+def objects_to_grow_the_frozen_ones_by_half() -> list[list[int]]:
+    """New objects enough to take the frozen ones past the collector's REFROZEN_GROWTH, with SLACK
+    to spare, once they are frozen too."""
+    return [[] for _ in range(int(gc.get_freeze_count() * (REFROZEN_GROWTH - 1 + SLACK)) + 1)]
+
+
 def walked_by_a_full_pass(obj: object) -> bool:
     return any(o is obj for o in gc.get_objects())
 
@@ -164,7 +170,7 @@ def test_a_server_busy_for_long_frees_its_frozen_cycles_once_they_have_grown_by_
     clock.now += BUSY_FULL_PASS_S
     watch.tick(2, busy=True)
     assert cycle() is not None, "frozen, and the frozen objects have not grown"
-    grown: list[list[int]] = [[] for _ in range(int(gc.get_freeze_count() * (REFROZEN_GROWTH - 1 + SLACK)) + 1)]
+    grown = objects_to_grow_the_frozen_ones_by_half()
     gc.freeze()
     clock.now += BUSY_FULL_PASS_S / 2
     watch.tick(3, busy=True)
@@ -214,7 +220,7 @@ def test_frozen_cycles_that_die_are_freed_once_the_frozen_objects_grow_by_half(
     del kept
     quiet_after_serving(watch, clock, requests=3)
     assert cycle() is not None, "frozen, and the frozen objects have not grown"
-    grown: list[list[int]] = [[] for _ in range(int(gc.get_freeze_count() * (REFROZEN_GROWTH - 1 + SLACK)) + 1)]
+    grown = objects_to_grow_the_frozen_ones_by_half()
     quiet_after_serving(watch, clock, requests=4)  # frozen: now they have grown
     quiet_after_serving(watch, clock, requests=5)
     assert cycle() is None

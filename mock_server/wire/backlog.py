@@ -48,10 +48,6 @@ class Backlog:
         else:
             self._scheduled = False
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
 
 backlog_of = one_per_loop(Backlog)
 """The loop's one `Backlog`, which every stream playing on it shares."""
