@@ -31,7 +31,7 @@ from mock_server.wire.actions import Action
 from mock_server.wire.arrivals import Arrivals, LivePlay, LiveSource
 from mock_server.wire.backlog import backlog_of
 from mock_server.wire.outcome import Outcome, PlayResult
-from mock_server.wire.pacing import Timer, Timers, wheel_of
+from mock_server.wire.pacing import Booking, Timer, Timers, wheel_of
 from mock_server.wire.player import SLEEP, Player, Stop
 
 Scope = MutableMapping[str, Any]
@@ -316,12 +316,14 @@ async def _run_on_timers(player: Player, flow: FlowControl | None, timers: Timer
         stepper.timer = None
 
 
-class _Stepper:
-    """One timer callback of `_run_on_timers`: resume the player, then set the next timer or say why it stopped."""
+class _Stepper(Booking):
+    """One timer callback of `_run_on_timers`: resume the player, then set the next timer or say why it
+    stopped. On a `PacingWheel` it is its own timer, booked again at every wake-up."""
 
     __slots__ = ("flow", "player", "stopped", "timer", "timers")
 
     def __init__(self, player: Player, flow: FlowControl | None, timers: Timers, stopped: asyncio.Future[Stop]) -> None:
+        super().__init__()
         self.player = player
         self.flow = flow
         self.timers = timers
