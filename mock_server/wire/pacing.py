@@ -99,13 +99,12 @@ class PacingWheel:
             tick.handle = self._timers.call_at(at / 1000, tick)
         booking._tick = tick
         tick.bookings.append(booking)
-        tick.live += 1
         return booking
 
     @property
     def booked(self) -> int:
         """How many callbacks wait for their tick (a cancelled one does not)."""
-        return sum(tick.live for tick in self._ticks.values())
+        return sum(len(tick.bookings) for tick in self._ticks.values())
 
     @property
     def ticks(self) -> int:
@@ -116,13 +115,12 @@ class PacingWheel:
 class _Tick:
     """One millisecond's bookings and its one timer; a booking cancelled or moved leaves its list."""
 
-    __slots__ = ("at", "bookings", "handle", "live", "wheel")
+    __slots__ = ("at", "bookings", "handle", "wheel")
 
     def __init__(self, wheel: PacingWheel, at: int) -> None:
         self.wheel = wheel
         self.at = at
         self.bookings: list[Booking] = []
-        self.live = 0
         self.handle: Timer | None = None
 
     def __call__(self) -> None:
@@ -141,15 +139,13 @@ class _Tick:
         self.bookings.clear()
 
     def forget(self, booking: Booking) -> None:
-        """`booking` is cancelled; with none left, the tick and its timer go."""
-        self.live -= 1
-        if not self.live and self.handle is not None:
+        """`booking` is cancelled: let go at once, not when the tick is due (a tick calling its bookings
+        is past those before it); with none left, the tick and its timer go."""
+        self.bookings.remove(booking)
+        if not self.bookings and self.handle is not None:
             self.handle.cancel()
             self.handle = None
             del self.wheel._ticks[self.at]
-            self.bookings.clear()
-        else:  # let go at once, not when the tick is due (a tick calling its bookings is past those before it)
-            self.bookings.remove(booking)
 
 
 wheel_of = one_per_loop(PacingWheel)
