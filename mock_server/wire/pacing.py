@@ -77,14 +77,14 @@ def _nothing() -> None:
 class PacingWheel:
     """`Timers` whose callbacks due in the same millisecond share one timer of the underlying `timers`."""
 
-    __slots__ = ("__weakref__", "_ticks", "_timers")
+    __slots__ = ("__weakref__", "_ticks", "_timers", "time")
 
     def __init__(self, timers: Timers) -> None:
         self._timers = timers
         self._ticks: dict[int, _Tick] = {}
-
-    def time(self) -> float:
-        return self._timers.time()
+        self.time: Callable[[], float] = timers.time
+        """The clock of `timers`, one object that every stream can share: a paced chunk reads its stream's
+        clock twice, and a bound method of each stream's own was one more object for it to reach."""
 
     def call_at(self, when: float, callback: Callable[[], object], /) -> Timer:
         """Call `callback` in the millisecond tick nearest `when`, after those booked in it before; a

@@ -207,17 +207,17 @@ class StreamResponse(Response):
         first one after the head held back (`hold_next_write`), the last one with the body's end
         (`end_chunks`; a live stream's when its source says it is the last)."""
         loop = asyncio.get_running_loop()
-        flow = connection.flow
+        flow, wheel = connection.flow, wheel_of(loop)
         player = self._player = Player(
             self.actions,
             write=connection.write_chunk,
             # A live stream's last write is not known as such.
             write_last=connection.end_chunks if self.live is None else None,
-            clock=loop.time,
+            clock=wheel.time,  # the loop's clock, one object for every stream
             keepalive_s=self.keepalive_s,
         )
         # A live stream with nothing to play before its arrivals (no head wait) goes to them at once.
-        pause = await play_on_timers(player, flow, wheel_of(loop)) if self.actions or self.live is None else Stop.END
+        pause = await play_on_timers(player, flow, wheel) if self.actions or self.live is None else Stop.END
         if self.live is None or pause is not Stop.END:
             return pause
         return await LivePlay(player, flow, loop, connection.end_chunks).play(self.live)
