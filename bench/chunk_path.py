@@ -2,13 +2,13 @@
 `python -m bench.chunk_path [--streams N] [--rounds R] [--cold]`.
 
 `--streams` paced streams of the bench's shape (`CHUNKS` chunks `CHUNK_MS` apart) play in this process
-on one `PacingWheel`, over timers in fake time that fire one after the other with no wait between, each
-stream through a `tcp.Connection` whose transport keeps nothing. What is timed (this thread's CPU time)
-is the path each chunk of a paced stream takes in the server: the wheel, the player, the connection;
-neither the system call that sends it nor the machine's other load. With `--cold`, the CPU's caches
-are emptied between ticks (that work is not counted), as the 20 ms between two chunks of a stream empty
-them in a server holding a thousand. Prints each round's CPU per chunk in microseconds, then their
-least, median and most.
+on one `PacingWheel`, over timers in fake time that fire one after the other with no wait between,
+each stream through a `tcp.Connection` (with uvicorn's flow control) whose transport keeps nothing.
+What is timed (this thread's CPU time) is the path each chunk of a paced stream takes in the server:
+the wheel, the player, the connection; neither the system call that sends it nor the machine's other
+load. With `--cold`, the CPU's caches are emptied between ticks (that work is not counted), as the
+20 ms between two chunks of a stream empty them in a server holding a thousand. Prints each round's
+CPU per chunk in microseconds, then their least, median and most.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from uvicorn.protocols.http.flow_control import FlowControl
 
 from bench.measures import CHUNK_MS, CHUNKS
 from mock_server.wire.actions import Action, Wait, Write
@@ -114,13 +116,12 @@ async def play_round(streams: int, chunks: int = CHUNKS, *, cold: bool = False, 
     wheel = PacingWheel(fake)
     actions: tuple[Action, ...] = tuple(a for _ in range(chunks) for a in (Wait(CHUNK_MS / 1000), Write(EVENT, 1)))
     sinks = [_Sink() for _ in range(streams)]
-    players = []
+    plays = []
     for sink in sinks:
-        connection = Connection(sink)
-        players.append(
-            Player(actions, write=connection.write_chunk, write_last=connection.end_chunks, clock=wheel.time)
-        )
-    playing = asyncio.gather(*(play_on_timers(player, None, wheel) for player in players))
+        connection = Connection(sink, FlowControl(sink))
+        player = Player(actions, write=connection.write_chunk, write_last=connection.end_chunks, clock=wheel.time)
+        plays.append(play_on_timers(player, connection.flow, wheel))
+    playing = asyncio.gather(*plays)
     await asyncio.sleep(0)  # each play books its first chunk
     if freeze:
         gc.collect()
