@@ -12,6 +12,7 @@ import heapq
 import itertools
 import random
 import time
+import weakref
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from mock_server.wire.actions import Action, Wait, Write
-from mock_server.wire.pacing import PacingWheel, wheel_of
+from mock_server.wire.pacing import Booking, PacingWheel, wheel_of
 from mock_server.wire.player import KEEPALIVE, TIMER_SLACK_S, Player, Stop
 from mock_server.wire.transport import StreamResponse, play_on_timers
 from tests.conftest import TEST_SCENARIOS
@@ -383,6 +384,62 @@ def test_a_cancelled_wake_up_leaves_the_wheel_and_the_last_one_takes_the_timer_w
     timers.fire_next()
     assert called == ["third"]
     assert (wheel.booked, wheel.ticks) == (0, 0)
+
+
+class Noted(Booking):
+    """A booking that notes its name in `calls` each time it is called."""
+
+    __slots__ = ("__weakref__", "calls", "name")
+
+    def __init__(self, name: str, calls: list[str]) -> None:
+        super().__init__()
+        self.name = name
+        self.calls = calls
+
+    def __call__(self) -> None:
+        self.calls.append(self.name)
+
+
+def test_a_booking_is_its_own_timer_and_booked_again_moves_to_its_new_tick() -> None:
+    timers = LateTimers(0)
+    wheel = PacingWheel(timers)
+    calls: list[str] = []
+    booking = Noted("moved", calls)
+    assert wheel.call_at(0.010, booking) is booking
+    assert wheel.call_at(0.020, booking) is booking
+    assert (wheel.booked, wheel.ticks) == (1, 1)
+    while timers.pending:
+        timers.fire_next()
+    assert calls == ["moved"]
+    assert timers.now >= 0.020
+
+
+def test_a_cancelled_booking_is_let_go_at_once_while_its_tick_waits_for_the_others() -> None:
+    timers = LateTimers(0)
+    wheel = PacingWheel(timers)
+    calls: list[str] = []
+    cancelled = Noted("cancelled", calls)
+    wheel.call_at(0.010, cancelled)
+    wheel.call_at(0.010, Noted("kept", calls))
+    let_go = weakref.ref(cancelled)
+    cancelled.cancel()
+    del cancelled
+    assert let_go() is None
+    assert (wheel.booked, wheel.ticks) == (1, 1)
+    timers.fire_next()
+    assert calls == ["kept"]
+
+
+def test_a_booking_cancelled_by_one_before_it_in_its_tick_is_skipped_and_the_rest_are_called() -> None:
+    timers = LateTimers(0)
+    wheel = PacingWheel(timers)
+    calls: list[str] = []
+    later = Noted("later", calls)
+    wheel.call_at(0.010, later.cancel)
+    wheel.call_at(0.010, later)
+    wheel.call_at(0.010, Noted("last", calls))
+    timers.fire_next()
+    assert calls == ["last"]
 
 
 def test_a_client_leaving_mid_stream_takes_its_stream_off_the_wheel() -> None:

@@ -57,6 +57,7 @@ class Player:
         "_more",
         "_more_late",
         "_pinging",
+        "_pings",
         "_shifted",
         "_stalling",
         "_start",
@@ -81,10 +82,11 @@ class Player:
         self._actions: tuple[Action, ...] | list[Action] = actions
         self._index = 0
         self._write = write
-        self._write_last = write_last
-        """How the last action's write is made, when not as the others (held back for the body's end)."""
+        self._write_last = write_last if write_last is not None else write
+        """How the last action's write is made (held back for the body's end, or as the others)."""
         self._clock = clock
         self._keepalive_s = keepalive_s if keepalive_s is not None else math.inf
+        self._pings = self._keepalive_s < math.inf
         self.deadline = clock()
         self._start = self.deadline
         self._moments = array("d")
@@ -110,26 +112,29 @@ class Player:
         """Play from where the last call stopped until the stream must wait, or ends."""
         if self._clock() < self.deadline - TIMER_SLACK_S:  # woken before the deadline: for a keep-alive
             if self._pinging and self._last_write + self._keepalive_s <= self._clock():
-                self._send(KEEPALIVE, 0)
+                self._send(KEEPALIVE, 0, self._write if self._index < len(self._actions) else self._write_last)
             self.wake_at = self._next_wake()
             return SLEEP
         if self._stalling:
             self._stalling = False
             self.outcome = Outcome.COMPLETED
         actions = self._actions
-        while self._index < len(actions):
-            action = actions[self._index]
-            self._index += 1
+        count = len(actions)
+        index = self._index
+        while index < count:
+            action = actions[index]
+            index = self._index = index + 1
             if isinstance(action, Write):
-                if self._send(action.data, action.events) and action.last_id is not None:
+                write = self._write if index < count else self._write_last
+                if self._send(action.data, action.events, write) and action.last_id is not None:
                     self.last_id = action.last_id
             elif isinstance(action, Wait):
                 self.deadline += action.seconds
-                self._pinging = action.keepalive and self._keepalive_s < math.inf
+                self._pinging = action.keepalive and self._pings
                 if action.stall:
                     self._stalling = True
                     self.outcome = Outcome.STALLED
-                self.wake_at = self._next_wake()
+                self.wake_at = self._next_wake() if self._pinging else self.deadline
                 return SLEEP
             elif isinstance(action, Hang):
                 self.outcome = Outcome.STALLED
@@ -164,7 +169,7 @@ class Player:
         if self._clock() < deadline - TIMER_SLACK_S:
             return False
         self.deadline = deadline
-        self._send(data, events, write)
+        self._send(data, events, write if write is not None else self._write_last)
         return True
 
     def _waited(self) -> float:
@@ -180,12 +185,9 @@ class Player:
                 return ping_at
         return self.deadline
 
-    def _send(self, data: bytes, events: int, write: Callable[[bytes], bool] | None = None) -> bool:
-        """Write `data` (with `write` when given); its events count when the connection is still there
-        to take them, and its moment is noted beside the one it was due."""
-        if write is None:
-            last = self._write_last is not None and self._index >= len(self._actions)
-            write = self._write_last if last and self._write_last is not None else self._write
+    def _send(self, data: bytes, events: int, write: Callable[[bytes], bool]) -> bool:
+        """Write `data` with `write`; its events count when the connection is still there to take them,
+        and its moment is noted beside the one it was due."""
         written = write(data)
         now = self._last_write = self._clock()
         if written and events:

@@ -26,6 +26,8 @@ CONNECTION_KEY = "mock_llm_sse.connection"
 FLUSH_TIMEOUT_S = 2.0
 BODY_END = b"0\r\n\r\n"
 """The last chunk of a chunked body, as uvicorn writes it."""
+CHUNK = b"%x\r\n%b\r\n"
+"""One chunk of a chunked body, as uvicorn frames it: `CHUNK % (len(data), data)`."""
 
 
 class Stoppable(Protocol):
@@ -68,6 +70,28 @@ class Connection:
             data = held + data
         self.body_ended = True
         self.transport.write(data + BODY_END)
+
+    def write_chunk(self, data: bytes) -> bool:
+        """Write `data` as one chunk of the response's chunked body, after what is held back; False, with
+        nothing written, once the connection is closing (the client has gone: uvicorn would drop it too).
+        Every paced chunk comes here: a method, not a closure of each stream's, so that a chunk reaches
+        one object besides the transport (each is one more the CPU's cache may have lost since the last)."""
+        transport = self.transport
+        if transport.is_closing():
+            return False
+        chunk = CHUNK % (len(data), data)
+        if self.held is not None:
+            self.write(chunk)
+        else:
+            transport.write(chunk)
+        return True
+
+    def end_chunks(self, data: bytes) -> bool:
+        """`write_chunk`, and the body's end with it (`end_body`)."""
+        if self.transport.is_closing():
+            return False
+        self.end_body(CHUNK % (len(data), data))
+        return True
 
     def write(self, data: bytes) -> None:
         """Write `data`, after what is held back."""

@@ -31,7 +31,7 @@ from mock_server.wire.actions import Action
 from mock_server.wire.arrivals import Arrivals, LivePlay, LiveSource
 from mock_server.wire.backlog import backlog_of
 from mock_server.wire.outcome import Outcome, PlayResult
-from mock_server.wire.pacing import Timer, Timers, wheel_of
+from mock_server.wire.pacing import Booking, Timer, Timers, wheel_of
 from mock_server.wire.player import SLEEP, Player, Stop
 
 Scope = MutableMapping[str, Any]
@@ -203,40 +203,24 @@ class StreamResponse(Response):
             self._finished = True
 
     async def _play_direct(self, connection: tcp.Connection, send: Send) -> Stop:
-        """Timer callbacks write each chunk straight to the transport, framed as uvicorn frames them
-        (the first one after the head held back, `hold_next_write`), the last one with the body's end
-        (`end_body`; a live stream's when its source says it is the last)."""
+        """Timer callbacks write each chunk straight to the transport (`tcp.Connection.write_chunk`), the
+        first one after the head held back (`hold_next_write`), the last one with the body's end
+        (`end_chunks`; a live stream's when its source says it is the last)."""
         loop = asyncio.get_running_loop()
-        transport, flow = connection.transport, connection.flow
-
-        def write(data: bytes) -> bool:
-            if transport.is_closing():
-                return False  # the client has gone; uvicorn would drop it too
-            chunk = b"%x\r\n%b\r\n" % (len(data), data)
-            if connection.held is not None:
-                connection.write(chunk)
-            else:
-                transport.write(chunk)
-            return True
-
-        def write_last(data: bytes) -> bool:
-            if transport.is_closing():
-                return False
-            connection.end_body(b"%x\r\n%b\r\n" % (len(data), data))
-            return True
-
+        flow, wheel = connection.flow, wheel_of(loop)
         player = self._player = Player(
             self.actions,
-            write=write,
-            write_last=write_last if self.live is None else None,  # a live stream's last write is not known as such
-            clock=loop.time,
+            write=connection.write_chunk,
+            # A live stream's last write is not known as such.
+            write_last=connection.end_chunks if self.live is None else None,
+            clock=wheel.time,  # the loop's clock, one object for every stream
             keepalive_s=self.keepalive_s,
         )
         # A live stream with nothing to play before its arrivals (no head wait) goes to them at once.
-        pause = await play_on_timers(player, flow, wheel_of(loop)) if self.actions or self.live is None else Stop.END
+        pause = await play_on_timers(player, flow, wheel) if self.actions or self.live is None else Stop.END
         if self.live is None or pause is not Stop.END:
             return pause
-        return await LivePlay(player, flow, loop, write_last).play(self.live)
+        return await LivePlay(player, flow, loop, connection.end_chunks).play(self.live)
 
     async def _play_through_asgi(self, connection: tcp.Connection | None, send: Send) -> Stop:
         """The same play through ASGI `send`, from this coroutine."""
@@ -316,12 +300,14 @@ async def _run_on_timers(player: Player, flow: FlowControl | None, timers: Timer
         stepper.timer = None
 
 
-class _Stepper:
-    """One timer callback of `_run_on_timers`: resume the player, then set the next timer or say why it stopped."""
+class _Stepper(Booking):
+    """One timer callback of `_run_on_timers`: resume the player, then set the next timer or say why it
+    stopped. On a `PacingWheel` it is its own timer, booked again at every wake-up."""
 
     __slots__ = ("flow", "player", "stopped", "timer", "timers")
 
     def __init__(self, player: Player, flow: FlowControl | None, timers: Timers, stopped: asyncio.Future[Stop]) -> None:
+        super().__init__()
         self.player = player
         self.flow = flow
         self.timers = timers
