@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import uvicorn
 
 from mock_server.errors import ServerError
+from mock_server.http.admission import AdmissionGate
 from mock_server.http.app import MockApp, create_app
 from mock_server.http.collector import Collector
 from mock_server.http.limits import ConnectionLimits, LimitedConfig
@@ -162,12 +163,25 @@ def _ignore_signal(signum: int, frame: object) -> None:
 
 
 class _ForegroundServer(uvicorn.Server):
-    """uvicorn's Server for the process `serve` owns: at each of its ticks (ten a second), the collector
-    hears how many requests it has taken and whether it is answering any."""
+    """uvicorn's Server for the process `serve` owns: new connections come in through an
+    `AdmissionGate`, and at each of its ticks (ten a second) the collector hears how many requests it
+    has taken and whether it is answering any."""
 
-    def __init__(self, config: uvicorn.Config, collector: Collector) -> None:
+    def __init__(self, config: LimitedConfig, collector: Collector) -> None:
         super().__init__(config)
         self.collector = collector
+        self.max_connections = config.limits.max_connections
+        self.gate: AdmissionGate | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.gate = AdmissionGate(asyncio.get_running_loop(), self.config.http_protocol_class, self.max_connections)
+        self.config.http_protocol_class = self.gate.protocol  # type: ignore[assignment]  # makes the same protocols
+        await super().startup(sockets=sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.gate is not None:
+            self.gate.stop()
+        await super().shutdown(sockets=sockets)
 
     async def on_tick(self, counter: int) -> bool:
         self.collector.tick(self.server_state.total_requests, bool(self.server_state.tasks))
