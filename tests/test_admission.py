@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mock_server.http.admission import BEAT_S, BEHIND_S, IDLE_BEATS, PER_BEAT, AdmissionGate
+from mock_server.http.admission import (
+    BEAT_S,
+    BEHIND_S,
+    IDLE_BEATS,
+    LONGEST_WAIT_S,
+    ON_TIME_BEATS,
+    PER_BEAT,
+    AdmissionGate,
+)
 from tests.conftest import cli_server
 
 
@@ -169,17 +177,34 @@ def test_a_connection_that_reads_on_resumes_reading_once_let_in() -> None:
     assert transport.reading
 
 
-def test_a_late_beat_lets_no_one_in_and_new_connections_wait_until_an_on_time_one() -> None:
+def test_after_a_late_beat_no_one_comes_in_until_the_loop_has_kept_time_for_a_while() -> None:
     connections = Connections()
     connections.open(PER_BEAT + 4)
 
     connections.loop.beat(late=BEHIND_S * 2)
     assert connections.let_in() == list(range(PER_BEAT))
     connections.open(2)  # no allowance after a late beat: they wait too
-    assert connections.let_in() == list(range(PER_BEAT))
+    for _ in range(ON_TIME_BEATS):
+        connections.loop.beat(late=BEHIND_S / 2)  # on time, within the slack
+        assert connections.let_in() == list(range(PER_BEAT))
 
-    connections.loop.beat(late=BEHIND_S / 2)  # on time, within the slack
+    connections.loop.beat()
     assert connections.let_in() == list(range(PER_BEAT + 6))
+
+
+def test_however_late_the_loop_runs_waiting_connections_come_in_every_longest_wait() -> None:
+    connections = Connections()
+    connections.open(PER_BEAT * 3)
+    started = connections.loop.now
+    let_in_at = []
+    while connections.gate.waiting:
+        before = len(connections.let_in())
+        connections.loop.beat(late=BEHIND_S * 3)
+        if len(connections.let_in()) > before:
+            let_in_at.append(connections.loop.now - started)
+    assert len(let_in_at) == 2
+    assert let_in_at[0] == pytest.approx(LONGEST_WAIT_S, abs=BEAT_S + BEHIND_S * 3)
+    assert let_in_at[1] - let_in_at[0] == pytest.approx(LONGEST_WAIT_S, abs=BEAT_S + BEHIND_S * 3)
 
 
 def test_after_an_on_time_beat_new_connections_come_straight_in_while_none_wait() -> None:

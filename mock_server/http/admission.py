@@ -9,8 +9,9 @@ with a load client) do not, and each plays everything it has accepted late.
 
 The `AdmissionGate` stands in for the loop server's protocol factory. Every connection is accepted
 as before, but only `PER_BEAT` of them at a time start reading their requests: the rest wait, their
-reading paused, in the order they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in if it
-runs on time, and none if the loop is more than `BEHIND_S` late. The heartbeat runs only while
+reading paused, in the order they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when
+it and the `ON_TIME_BEATS` before it ran on time (no more than `BEHIND_S` late), and none otherwise,
+except that no connection waits much more than `LONGEST_WAIT_S`. The heartbeat runs only while
 connections arrive or wait. A keep-alive connection's later requests are not held: it was let in.
 """
 
@@ -30,6 +31,12 @@ BEHIND_S = 0.002
 PER_BEAT = 16
 """How many connections an on-time beat lets in (up to 8,000 a second): a burst of new requests
 never holds the loop for much more than a beat."""
+ON_TIME_BEATS = 5
+"""How many beats in a row must run on time before the next connections are let in, after one that
+ran late: the streams let in last have then had 10 ms to show what they cost the loop."""
+LONGEST_WAIT_S = 0.05
+"""However late the loop runs, `PER_BEAT` waiting connections are let in at least this often, so a
+server on a machine that is always busy still answers everyone."""
 IDLE_BEATS = 500
 """Beats with no new connection and none waiting after which the heartbeat stops (a second)."""
 
@@ -48,6 +55,10 @@ class AdmissionGate:
         self._waiting: deque[_Waiting] = deque()
         self._beat: Timer | None = None
         self._due = 0.0
+        self._on_time = ON_TIME_BEATS
+        """How many beats in a row have run on time."""
+        self._opened_at = 0.0
+        """When the last beat that let connections in ran."""
         self._quiet_beats = 0
         self._stopped = False
         self.held = 0
@@ -63,7 +74,9 @@ class AdmissionGate:
         made = self._factory(*args, **kwargs)
         self._quiet_beats = 0
         if self._beat is None and not self._stopped:
-            self._next_beat(self._loop.time())
+            now = self._loop.time()
+            self._on_time, self._opened_at = ON_TIME_BEATS, now  # it was idle
+            self._next_beat(now)
         if self._stopped or (self._allowance > 0 and not self._waiting) or len(self._waiting) >= self._max_waiting:
             self._allowance -= 1
             return made
@@ -82,7 +95,9 @@ class AdmissionGate:
 
     def _on_beat(self) -> None:
         now = self._loop.time()
-        if now - self._due <= BEHIND_S:
+        self._on_time = self._on_time + 1 if now - self._due <= BEHIND_S else 0
+        if self._on_time > ON_TIME_BEATS or now - self._opened_at >= LONGEST_WAIT_S:
+            self._opened_at = now
             self._allowance = PER_BEAT
             self._let_in(PER_BEAT)
         else:
