@@ -108,7 +108,8 @@ class Connections:
         self.loop = FakeLoop()
         self.numbers = itertools.count()
         self.inner: list[Inner] = []
-        self.gate = AdmissionGate(self.loop, self._make, max_waiting)
+        self.pacing = True
+        self.gate = AdmissionGate(self.loop, self._make, max_waiting, lambda: self.pacing)
 
     def _make(self) -> Inner:
         inner = Inner(next(self.numbers))
@@ -150,6 +151,20 @@ def test_a_burst_reads_one_beat_s_worth_at_once_and_the_rest_at_each_on_time_bea
     assert connections.let_in() == list(range(PER_BEAT * 3))
     assert connections.gate.waiting == 0
     assert connections.gate.held == PER_BEAT * 2
+
+
+def test_while_no_paced_stream_plays_the_loop_s_lateness_holds_no_one() -> None:
+    connections = Connections()
+    connections.pacing = False
+    connections.open(PER_BEAT * 3)
+    connections.loop.beat(late=BEHIND_S * 10)
+    connections.open(PER_BEAT)
+    assert connections.let_in() == list(range(PER_BEAT * 4))
+
+    connections.pacing = True  # a paced stream has started: the late beat above does not count
+    connections.loop.beat()
+    connections.open(PER_BEAT + 1)
+    assert connections.gate.waiting == 1
 
 
 def test_a_connection_let_in_hears_what_its_client_sent_while_it_waited() -> None:

@@ -43,12 +43,21 @@ IDLE_BEATS = 500
 
 class AdmissionGate:
     """A protocol factory (`protocol`) whose connections read their requests only as fast as the
-    loop keeps time (see the module). At most `max_waiting` connections wait: past that, a flood is
-    let in at once, to be refused by the server's own connection limit rather than held open."""
+    loop keeps time (see the module), while `pacing()` says paced streams wait for their next chunk:
+    without them the loop's lateness harms no one, and every connection comes straight in. At most
+    `max_waiting` connections wait: past that, a flood is let in at once, to be refused by the
+    server's own connection limit rather than held open."""
 
-    def __init__(self, loop: Timers, protocol_factory: Callable[..., asyncio.Protocol], max_waiting: int) -> None:
+    def __init__(
+        self,
+        loop: Timers,
+        protocol_factory: Callable[..., asyncio.Protocol],
+        max_waiting: int,
+        pacing: Callable[[], bool],
+    ) -> None:
         self._loop = loop
         self._factory = protocol_factory
+        self._pacing = pacing
         self._max_waiting = max_waiting
         self._allowance = PER_BEAT
         """How many more connections may come in before the next beat without waiting."""
@@ -77,13 +86,18 @@ class AdmissionGate:
             now = self._loop.time()
             self._on_time, self._opened_at = ON_TIME_BEATS, now  # it was idle
             self._next_beat(now)
-        if self._stopped or (self._allowance > 0 and not self._waiting) or len(self._waiting) >= self._max_waiting:
+        if self._comes_straight_in():
             self._allowance -= 1
             return made
         waiting = _Waiting(made)
         self._waiting.append(waiting)
         self.held += 1
         return waiting
+
+    def _comes_straight_in(self) -> bool:
+        if self._stopped or len(self._waiting) >= self._max_waiting:
+            return True
+        return not self._waiting and (self._allowance > 0 or not self._pacing())
 
     def stop(self) -> None:
         """Let every waiting connection in and stop the heartbeat: the server is stopping."""
@@ -95,7 +109,7 @@ class AdmissionGate:
 
     def _on_beat(self) -> None:
         now = self._loop.time()
-        self._on_time = self._on_time + 1 if now - self._due <= BEHIND_S else 0
+        self._on_time = self._on_time + 1 if now - self._due <= BEHIND_S or not self._pacing() else 0
         if self._on_time > ON_TIME_BEATS or now - self._opened_at >= LONGEST_WAIT_S:
             self._opened_at = now
             self._allowance = PER_BEAT

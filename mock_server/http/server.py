@@ -30,6 +30,7 @@ from mock_server.journal.journal import RequestRecord
 from mock_server.scenarios.catalog import load_runtime_scenario
 from mock_server.scenarios.loading import Document
 from mock_server.settings import Settings
+from mock_server.wire.pacing import wheel_of
 
 if sys.platform != "win32":
     import resource
@@ -174,7 +175,9 @@ class _ForegroundServer(uvicorn.Server):
         self.gate: AdmissionGate | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self.gate = AdmissionGate(asyncio.get_running_loop(), self.config.http_protocol_class, self.max_connections)
+        loop = asyncio.get_running_loop()
+        wheel = wheel_of(loop)
+        self.gate = AdmissionGate(loop, self.config.http_protocol_class, self.max_connections, lambda: wheel.ticks > 0)
         self.config.http_protocol_class = self.gate.protocol  # type: ignore[assignment]  # makes the same protocols
         await super().startup(sockets=sockets)
 
