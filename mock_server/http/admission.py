@@ -26,14 +26,16 @@ from mock_server.wire.pacing import Timer, Timers
 
 BEAT_S = 0.002
 """How often the heartbeat looks at the loop's time while connections arrive or wait."""
-BEHIND_S = 0.002
-"""How late a beat may run and still find the loop on time."""
-PER_BEAT = 16
-"""How many connections an on-time beat lets in (up to 8,000 a second): a burst of new requests
-never holds the loop for much more than a beat."""
-ON_TIME_BEATS = 5
+BEHIND_S = 0.001
+"""How late a beat may run and still find the loop on time: the loop's clock counts whole
+milliseconds, so a beat one tick late is on time, two are late."""
+PER_BEAT = 8
+"""How many connections an on-time beat lets in (up to 4,000 a second): a burst of new requests
+never holds the loop for much more than a millisecond."""
+ON_TIME_BEATS = 10
 """How many beats in a row must run on time before the next connections are let in, after one that
-ran late: the streams let in last have then had 10 ms to show what they cost the loop."""
+ran late: the streams let in last have then had 20 ms, a chunk's interval at the usual pacing, to
+show what they cost the loop."""
 LONGEST_WAIT_S = 0.05
 """However late the loop runs, `PER_BEAT` waiting connections are let in at least this often, so a
 server on a machine that is always busy still answers everyone."""
