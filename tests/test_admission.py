@@ -104,12 +104,12 @@ class Connections:
     """A gate on a fake loop, and the connections the test opens through it as the loop server would:
     the protocol first, its `connection_made` a moment later."""
 
-    def __init__(self, max_waiting: int = 10_000) -> None:
+    def __init__(self, room: int = 10_000) -> None:
         self.loop = FakeLoop()
         self.numbers = itertools.count()
         self.inner: list[Inner] = []
         self.pacing = True
-        self.gate = AdmissionGate(self.loop, self._make, max_waiting, lambda: self.pacing)
+        self.gate = AdmissionGate(self.loop, self._make, lambda: room - len(self.let_in()), lambda: self.pacing)
 
     def _make(self) -> Inner:
         inner = Inner(next(self.numbers))
@@ -270,10 +270,11 @@ def test_stop_lets_every_waiting_connection_in_and_stops_the_heartbeat() -> None
     assert connections.let_in() == list(range(PER_BEAT * 4 + 1))
 
 
-def test_past_max_waiting_a_flood_comes_straight_in_for_the_connection_limit_to_refuse() -> None:
-    connections = Connections(max_waiting=5)
-    connections.open(PER_BEAT + 8)
-    assert connections.gate.waiting == 5
+def test_past_the_connection_limit_s_room_a_flood_comes_straight_in_for_the_limit_to_refuse() -> None:
+    connections = Connections(room=PER_BEAT + 5)  # the limit counts live connections, not waiting ones
+    connections.open(PER_BEAT)
+    connections.open(8)
+    assert connections.gate.waiting == 5  # with the PER_BEAT live ones, the limit is reached
     assert len(connections.let_in()) == PER_BEAT + 3
 
 

@@ -46,21 +46,21 @@ IDLE_BEATS = 500
 class AdmissionGate:
     """A protocol factory (`protocol`) whose connections read their requests only as fast as the
     loop keeps time (see the module), while `pacing()` says paced streams wait for their next chunk:
-    without them the loop's lateness harms no one, and every connection comes straight in. At most
-    `max_waiting` connections wait: past that, a flood is let in at once, to be refused by the
-    server's own connection limit rather than held open."""
+    without them the loop's lateness harms no one, and every connection comes straight in. No more
+    connections wait than `room()` (how many more the server's connection limit allows): past that,
+    a flood comes straight in, to be refused by that limit rather than held open."""
 
     def __init__(
         self,
         loop: Timers,
         protocol_factory: Callable[..., asyncio.Protocol],
-        max_waiting: int,
+        room: Callable[[], int],
         pacing: Callable[[], bool],
     ) -> None:
         self._loop = loop
         self._factory = protocol_factory
         self._pacing = pacing
-        self._max_waiting = max_waiting
+        self._room = room
         self._allowance = PER_BEAT
         """How many more connections may come in before the next beat without waiting."""
         self._waiting: deque[_Waiting] = deque()
@@ -97,7 +97,7 @@ class AdmissionGate:
         return waiting
 
     def _comes_straight_in(self) -> bool:
-        if self._stopped or len(self._waiting) >= self._max_waiting:
+        if self._stopped or len(self._waiting) >= self._room():
             return True
         return not self._waiting and (self._allowance > 0 or not self._pacing())
 

@@ -171,15 +171,19 @@ class _ForegroundServer(uvicorn.Server):
     def __init__(self, config: LimitedConfig, collector: Collector) -> None:
         super().__init__(config)
         self.collector = collector
-        self.max_connections = config.limits.max_connections
+        self.limits = config.limits
         self.gate: AdmissionGate | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
         wheel = wheel_of(loop)
-        self.gate = AdmissionGate(loop, self.config.http_protocol_class, self.max_connections, lambda: wheel.ticks > 0)
+        self.gate = AdmissionGate(loop, self.config.http_protocol_class, self._room, lambda: wheel.ticks > 0)
         self.config.http_protocol_class = self.gate.protocol  # type: ignore[assignment]  # makes the same protocols
         await super().startup(sockets=sockets)
+
+    def _room(self) -> int:
+        """How many more connections the connection limit allows."""
+        return self.limits.max_connections - len(self.server_state.connections)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.gate is not None:
