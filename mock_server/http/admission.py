@@ -11,8 +11,9 @@ The `AdmissionGate` stands in for the loop server's protocol factory. Every conn
 as before, but only `PER_BEAT` of them at a time start reading their requests: the rest wait, their
 reading paused, in the order they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when
 it and the `ON_TIME_BEATS` before it ran on time (no more than `BEHIND_S` late), and none otherwise,
-except that no connection waits much more than `LONGEST_WAIT_S`. The heartbeat runs only while
-connections arrive or wait. A keep-alive connection's later requests are not held: it was let in.
+except that `PER_BEAT` more are let in at least every `LONGEST_WAIT_S`. The heartbeat runs only
+while connections arrive or wait. A keep-alive connection's later requests are not held: it was
+let in.
 """
 
 from __future__ import annotations
