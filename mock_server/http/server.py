@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import uvicorn
 
 from mock_server.errors import ServerError
+from mock_server.http.admission import AdmissionGate
 from mock_server.http.app import MockApp, create_app
 from mock_server.http.collector import Collector
 from mock_server.http.limits import ConnectionLimits, LimitedConfig
@@ -29,6 +30,7 @@ from mock_server.journal.journal import RequestRecord
 from mock_server.scenarios.catalog import load_runtime_scenario
 from mock_server.scenarios.loading import Document
 from mock_server.settings import Settings
+from mock_server.wire.pacing import wheel_of
 
 if sys.platform != "win32":
     import resource
@@ -162,12 +164,31 @@ def _ignore_signal(signum: int, frame: object) -> None:
 
 
 class _ForegroundServer(uvicorn.Server):
-    """uvicorn's Server for the process `serve` owns: at each of its ticks (ten a second), the collector
-    hears how many requests it has taken and whether it is answering any."""
+    """uvicorn's Server for the process `serve` owns: new connections come in through an
+    `AdmissionGate`, and at each of its ticks (ten a second) the collector hears how many requests it
+    has taken and whether it is answering any."""
 
-    def __init__(self, config: uvicorn.Config, collector: Collector) -> None:
+    def __init__(self, config: LimitedConfig, collector: Collector) -> None:
         super().__init__(config)
         self.collector = collector
+        self.limits = config.limits
+        self.gate: AdmissionGate | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        wheel = wheel_of(loop)
+        self.gate = AdmissionGate(loop, self.config.http_protocol_class, self._room, lambda: wheel.ticks > 0)
+        self.config.http_protocol_class = self.gate.protocol  # type: ignore[assignment]  # makes the same protocols
+        await super().startup(sockets=sockets)
+
+    def _room(self) -> int:
+        """How many more connections the connection limit allows."""
+        return self.limits.max_connections - len(self.server_state.connections)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.gate is not None:
+            self.gate.stop()
+        await super().shutdown(sockets=sockets)
 
     async def on_tick(self, counter: int) -> bool:
         self.collector.tick(self.server_state.total_requests, bool(self.server_state.tasks))
