@@ -144,6 +144,17 @@ def test_error_and_duplicate_strike_between_upstream_events(upstream: MockServer
     assert doubled == [full[0], full[1], *full[1:]]
 
 
+def test_forwarded_requests_share_one_compiled_timeline_whatever_their_prompts(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        assert server.app is not None
+        cached = []
+        for prompt in ("first prompt", "another prompt", "a third one"):
+            assert httpx.post(server.url + CHAT, json=body(prompt)).status_code == 200
+            cached.append(server.app.state.caches.timelines.bytes)
+    assert cached[0] > 0
+    assert cached == [cached[0]] * 3
+
+
 def test_stall_and_delay_hold_the_live_stream(upstream: MockServer) -> None:
     with proxy(upstream) as server:
         held = httpx.post(server.url + CHAT, json=body(), headers={"X-Mock-Fault": "stall@2:300,delay@3:300"})
