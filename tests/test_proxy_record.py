@@ -17,6 +17,7 @@ import yaml
 
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
+from mock_server.wire.transport import FRAMED_APART_BYTES
 from tests.conftest import recorded, wait_until
 from tests.wire import Ending, fetch, segments_until_first_event, segments_until_the_end
 
@@ -82,6 +83,18 @@ def test_an_unpaced_stream_goes_out_in_one_packet_head_events_and_end(upstream: 
     assert data.startswith(b"HTTP/1.1 200 ")
     assert data.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
     assert segments == 1
+
+
+def test_a_long_unpaced_stream_passes_on_in_large_chunks_and_counts_every_event(upstream: MockServer) -> None:
+    # Read from the upstream hundreds of kilobytes at a time, each read cut inside an event.
+    upstream.add_scenario("long", reply=" ".join(f"word{i}" for i in range(4000)), match={"prompt": "^long"})
+    direct = fetch(upstream.url + CHAT, method="POST", body=body("long reply"))
+    with proxy(upstream) as server:
+        proxied = fetch(server.url + CHAT, method="POST", body=body("long reply"))
+        record = server.records()[-1]
+    assert (proxied.ending, proxied.body) == (Ending.COMPLETE, direct.body)
+    assert max(len(chunk) for _, chunk in proxied.chunks) >= FRAMED_APART_BYTES
+    assert record.events_sent == len(events_of(direct.body.decode()))
 
 
 def test_a_head_with_no_event_at_once_is_not_held_back_for_one(upstream: MockServer) -> None:

@@ -44,6 +44,9 @@ SleepFn = Callable[[float], Awaitable[None]]
 DROP_SETTLE_TIMEOUT_S = 5.0
 UNCHUNKED_STATUSES = (204, 304)
 """Statuses uvicorn sends without a body, so without chunked framing (an upstream may answer with one)."""
+FRAMED_APART_BYTES = 32 * 1024
+"""From this size a chunk's bytes are written beside their framing (`writelines`), not copied into one
+bytes object with it: what a proxied upstream sends at full speed arrives a read (up to 256 KiB) at a time."""
 
 
 class StreamResponse(Response):
@@ -212,6 +215,9 @@ class StreamResponse(Response):
         def write(data: bytes) -> bool:
             if transport.is_closing():
                 return False  # the client has gone; uvicorn would drop it too
+            if len(data) >= FRAMED_APART_BYTES and connection.held is None:
+                transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+                return True
             chunk = b"%x\r\n%b\r\n" % (len(data), data)
             if connection.held is not None:
                 connection.write(chunk)
