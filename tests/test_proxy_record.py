@@ -17,6 +17,7 @@ import yaml
 
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
+from mock_server.wire.tcp import FRAMED_APART_BYTES
 from tests.conftest import recorded, wait_until
 from tests.wire import Ending, fetch, segments_until_first_event, segments_until_the_end
 
@@ -84,6 +85,18 @@ def test_an_unpaced_stream_goes_out_in_one_packet_head_events_and_end(upstream: 
     assert segments == 1
 
 
+def test_a_long_unpaced_stream_passes_on_in_large_chunks_and_counts_every_event(upstream: MockServer) -> None:
+    # Read from the upstream hundreds of kilobytes at a time, each read cut inside an event.
+    upstream.add_scenario("long", reply=" ".join(f"word{i}" for i in range(4000)), match={"prompt": "^long"})
+    direct = fetch(upstream.url + CHAT, method="POST", body=body("long reply"))
+    with proxy(upstream) as server:
+        proxied = fetch(server.url + CHAT, method="POST", body=body("long reply"))
+        record = server.records()[-1]
+    assert (proxied.ending, proxied.body) == (Ending.COMPLETE, direct.body)
+    assert max(len(chunk) for _, chunk in proxied.chunks) >= FRAMED_APART_BYTES
+    assert record.events_sent == len(events_of(direct.body.decode()))
+
+
 def test_a_head_with_no_event_at_once_is_not_held_back_for_one(upstream: MockServer) -> None:
     upstream.add_scenario("late", reply="{prompt}", first_chunk_ms=3000, match={"prompt": "^late"})
     with proxy(upstream) as server:
@@ -142,6 +155,17 @@ def test_error_and_duplicate_strike_between_upstream_events(upstream: MockServer
     assert "server_error" in errored[2]
     assert len(errored) == 3
     assert doubled == [full[0], full[1], *full[1:]]
+
+
+def test_forwarded_requests_share_one_compiled_timeline_whatever_their_prompts(upstream: MockServer) -> None:
+    with proxy(upstream) as server:
+        assert server.app is not None
+        cached = []
+        for prompt in ("first prompt", "another prompt", "a third one"):
+            assert httpx.post(server.url + CHAT, json=body(prompt)).status_code == 200
+            cached.append(server.app.state.caches.timelines.bytes)
+    assert cached[0] > 0
+    assert cached == [cached[0]] * 3
 
 
 def test_stall_and_delay_hold_the_live_stream(upstream: MockServer) -> None:

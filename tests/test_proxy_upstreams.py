@@ -253,3 +253,39 @@ def assert_cut_alike(body: bytes, cuts: list[int]) -> None:
     assert b"".join(data for data, _ in passed_on) == b"".join(whole)
     assert sum(events for _, events in passed_on) == sum(1 for block in whole if not is_comment_block(block))
     assert blocks.rest() == passed.rest() == body[len(b"".join(whole)) :]
+
+
+SSE_FIELDS = [b"data: x", b"event: e", b"id: 1", b":", b": ping", b"data: y\n\n"]
+LINE_BREAKS = [b"\n", b"\n", b"\n\n", b"\n\n\n", b"\r", b"\r\n"]
+EDGE_BODIES = [
+    b"data: a\n\ndata: b\n\n",
+    b": ping\n\ndata: a\n\n\n\ndata: b\n\n: c\n\n",
+    b"event: e\ndata: a\n\n\n: x\ndata: b\n\n\n\n\ndata: c\n",
+    b"data: a\r\n\r\n\n\ndata: b\r\r: c\r\n\ndata: d\n\n",
+    b"\n\ndata: a\n\n:\n\n\n:x\n\ndata: b\n\n",
+]
+
+
+def assert_passed_on_like_cut(pieces: list[bytes]) -> None:
+    """Each piece passed on whole gives the very blocks, and as many events, as cutting it does."""
+    cut, passed = EventSplitter(), EventSplitter()
+    for piece in pieces:
+        blocks = cut.feed(piece)
+        events = sum(1 for block in blocks if not is_comment_block(block))
+        assert passed.feed_whole(piece) == (b"".join(blocks), events), pieces
+    assert passed.rest() == cut.rest()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(SSE_FIELDS + LINE_BREAKS), max_size=40), st.lists(st.integers(0, 300), max_size=8))
+def test_each_piece_passed_on_whole_counts_the_events_cutting_it_finds(parts: list[bytes], cuts: list[int]) -> None:
+    body = b"".join(parts)
+    points = sorted({min(cut, len(body)) for cut in cuts})
+    assert_passed_on_like_cut([body[start:end] for start, end in zip([0, *points], [*points, len(body)], strict=True)])
+
+
+@pytest.mark.parametrize("body", EDGE_BODIES)
+def test_a_piece_passed_on_whole_counts_alike_wherever_the_stream_is_cut(body: bytes) -> None:
+    for first in range(len(body) + 1):
+        for second in range(first, len(body) + 1):
+            assert_passed_on_like_cut([body[:first], body[first:second], body[second:]])

@@ -310,7 +310,9 @@ def test_the_readme_scenario_and_walk_throughs_run_as_written(
     (tmp_path / "agent.yaml").write_text(scenario)
     server = make_server(scenario_dirs=(tmp_path,))
     for code in readme_blocks("python"):
-        exec(compile(code.replace("http://127.0.0.1:8383", server.url), "README.md", "exec"), {})
+        walk_through: dict[str, Any] = {}
+        exec(compile(code.replace("http://127.0.0.1:8383", server.url), "README.md", "exec"), walk_through)
+        walk_through["client"].close()  # else its kept-alive socket lingers until a collection, in another test
     assert capsys.readouterr().out.splitlines() == [
         "The get_weather tool returned: 18 C",
         "The get_weather tool returned: -3 C",

@@ -108,18 +108,21 @@ class _Prepared:
     """A request's compiled timeline, what its dialect puts in every event, the event it resumes
     after, and the headers every answer to it carries."""
 
-    __slots__ = ("head_wait", "info", "mock_headers", "resume_after", "seed", "timeline")
+    __slots__ = ("_describe", "_info", "head_wait", "mock_headers", "resume_after", "seed", "timeline")
 
     def __init__(
         self,
         timeline: Timeline,
-        info: StreamInfo,
+        info: StreamInfo | None,
+        describe: Callable[[], StreamInfo],
         resume_after: int | None,
         mock_headers: list[tuple[str, str]],
         seed: int = 0,
     ) -> None:
         self.timeline = timeline
-        self.info = info
+        self._info = info
+        self._describe = describe
+        """How `info` is made when it was not given."""
         self.resume_after = resume_after
         self.mock_headers = mock_headers
         self.seed = seed
@@ -127,6 +130,14 @@ class _Prepared:
         waits = (step.ms for step in timeline.head if isinstance(step, steps.Stall) and step.ms is not None)
         self.head_wait = Wait(sum(waits) / 1000) if timeline.head else None
         """How long the status line waits (`stall@head:ms`), when it does."""
+
+    @property
+    def info(self) -> StreamInfo:
+        """What the dialect puts in every event; when not given, made when first asked for: an
+        upstream's stream asks only for an event a fault writes into it."""
+        if self._info is None:
+            self._info = self._describe()
+        return self._info
 
     def raw_headers(self, *fields: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         """`fields`, then ours and the scenario's, as ASGI wants them."""
@@ -187,33 +198,48 @@ async def _prepare(
         conversation=thread.conversation,
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
-    # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
-    # keeps it instead of the prompt. A conversation's place goes in too (not for a lone prompt, whose
-    # ids stay as they were), so that each stored response of a conversation has an id of its own; and
-    # the JSON a request asks for, which makes another answer.
-    hashed = f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}"
-    place = (context.reply, thread.key, asked.previous_response_id, thread.conversation.turn)
-    if place != (0, None, None, 1):
-        hashed += f"\0{place!r}"
-    if asked.output is not None:
-        hashed += f"\0{asked.output.key}"
     conversation = thread.conversation
-    if scenario.tool_mode == "auto" or conversation.tool_results:  # a reply may quote the results
-        hashed += f"\0{conversation.offer!r}\0{conversation.tool_results!r}"
-    key = hashlib.sha256(hashed.encode()).hexdigest()
-    timeline = state.caches.timelines.compile(scenario, overrides, context, key)
+    created = int(state.settings.wall_clock())
+
+    def stream_key() -> str:
+        # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache
+        # keeps it instead of the prompt. A conversation's place goes in too (not for a lone prompt, whose
+        # ids stay as they were), so that each stored response of a conversation has an id of its own;
+        # and the JSON a request asks for, which makes another answer.
+        hashed = f"{scenario.name}\0{prompt.text}\0{prompt.model}\0{seed}"
+        place = (context.reply, thread.key, asked.previous_response_id, conversation.turn)
+        if place != (0, None, None, 1):
+            hashed += f"\0{place!r}"
+        if asked.output is not None:
+            hashed += f"\0{asked.output.key}"
+        if scenario.tool_mode == "auto" or conversation.tool_results:  # a reply may quote the results
+            hashed += f"\0{conversation.offer!r}\0{conversation.tool_results!r}"
+        return hashlib.sha256(hashed.encode()).hexdigest()
+
+    def describe(key: str) -> StreamInfo:
+        return StreamInfo(
+            key=key,
+            created=created,
+            model=prompt.model or timeline.scenario,
+            usage=timeline.usage,
+            include_usage=asked.include_usage,
+            reasoning=asked.reasoning,
+            previous_response_id=asked.previous_response_id,
+            store=asked.store,
+        )
+
+    info: StreamInfo | None = None
+    if scenario.proxy:
+        # An upstream's timeline is the same whatever the prompt (its faults, its head): it is cached
+        # without the prompt's hash, which is made only if a fault writes an event of ours.
+        timeline = state.caches.timelines.compile(scenario, overrides, context, UPSTREAM_STREAM_KEY)
+    else:
+        key = stream_key()
+        timeline = state.caches.timelines.compile(scenario, overrides, context, key)
+        info = describe(key)
     entry.note_tool_calls(calls_of(timeline.tool_calls))
-    info = StreamInfo(
-        key=key,
-        created=int(state.settings.wall_clock()),
-        model=prompt.model or timeline.scenario,
-        usage=timeline.usage,
-        include_usage=asked.include_usage,
-        reasoning=asked.reasoning,
-        previous_response_id=asked.previous_response_id,
-        store=asked.store,
-    )
     if asked.store:
+        info = info or describe(stream_key())
         await store_response(
             state.responses, state.caches.completed, dialect, info, timeline, thread, scenario.name, count
         )
@@ -230,9 +256,11 @@ async def _prepare(
         quotas = await admission.count_tokens(timeline.usage.total_tokens)
         if not timeline.from_upstream:  # an upstream's response (or a recording) carries its own
             mock_headers += dialect.quota_headers(quotas)
-    return _Prepared(timeline, info, event_number(last_event_id), mock_headers, seed)
+    return _Prepared(timeline, info, lambda: describe(stream_key()), event_number(last_event_id), mock_headers, seed)
 
 
+UPSTREAM_STREAM_KEY = "upstream"
+"""What stands for the prompt's hash where an upstream's timeline is cached (`_prepare`)."""
 _OWN_HEADERS = (b"x-mock-scenario", b"x-mock-conversation", b"last-event-id")
 """The request headers `_prepare` reads."""
 
