@@ -53,7 +53,9 @@ class _Sink(asyncio.Transport):
 
 
 @dataclass(order=True)
-class _Timer:
+class FakeTimer:
+    """A timer of fake time, ordered by when it is due, then by when it was set."""
+
     when: float
     order: int
     callback: Callable[[], object] = field(compare=False)
@@ -68,15 +70,15 @@ class _FakeTime:
 
     def __init__(self, between: Callable[[], None] | None = None) -> None:
         self.now = 0.0
-        self._timers: list[_Timer] = []
+        self._timers: list[FakeTimer] = []
         self._order = itertools.count()
         self._between = between
 
     def time(self) -> float:
         return self.now
 
-    def call_at(self, when: float, callback: Callable[[], object], /) -> _Timer:
-        timer = _Timer(when, next(self._order), callback)
+    def call_at(self, when: float, callback: Callable[[], object], /) -> FakeTimer:
+        timer = FakeTimer(when, next(self._order), callback)
         heapq.heappush(self._timers, timer)
         return timer
 

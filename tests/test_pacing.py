@@ -14,12 +14,13 @@ import random
 import time
 import weakref
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from uvicorn.protocols.http.flow_control import FlowControl
 
+from bench.chunk_path import FakeTimer
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from mock_server.wire.actions import Action, Wait, Write
@@ -66,17 +67,6 @@ class LateTimers:
         timer = heapq.heappop(self._timers)
         self.now = max(self.now, timer.when + self._random.uniform(0, LATE_S))
         timer.callback()
-
-
-@dataclass(order=True)
-class FakeTimer:
-    when: float
-    order: int
-    callback: Callable[[], object] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
-
-    def cancel(self) -> None:
-        self.cancelled = True
 
 
 class LaggingClient(FlowControl):
