@@ -65,7 +65,7 @@ class FakeTimer:
         self.cancelled = True
 
 
-class _FakeTime:
+class FakeTime:
     """A loop's clock and timers in fake time: `run` fires each timer, in order, as if it were due now."""
 
     def __init__(self, between: Callable[[], None] | None = None) -> None:
@@ -114,7 +114,7 @@ async def play_round(streams: int, chunks: int = CHUNKS, *, cold: bool = False, 
         copy[:] = big
         emptying += time.thread_time() - started
 
-    fake = _FakeTime(empty_caches if cold else None)
+    fake = FakeTime(empty_caches if cold else None)
     wheel = PacingWheel(fake)
     actions: tuple[Action, ...] = tuple(a for _ in range(chunks) for a in (Wait(CHUNK_MS / 1000), Write(EVENT, 1)))
     sinks = [_Sink() for _ in range(streams)]

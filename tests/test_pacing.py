@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import random
 import time
 import weakref
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from uvicorn.protocols.http.flow_control import FlowControl
 
-from bench.chunk_path import FakeTimer
+from bench.chunk_path import FakeTime, FakeTimer
 from mock_server.http.server import MockServer
 from mock_server.settings import Settings
 from mock_server.wire.actions import Action, Wait, Write
@@ -39,23 +38,13 @@ ROUNDED_S = 0.0005
 """How far from its moment the `PacingWheel` may set a wake-up: to the nearest millisecond, as uvloop does."""
 
 
-class LateTimers:
+class LateTimers(FakeTime):
     """An event loop's clock and timers in fake time (a `transport.Timers`): a timer fires only when
     `fire_next` says so, late by a random amount up to `LATE_S`, as on a busy loop."""
 
     def __init__(self, seed: int) -> None:
-        self.now = 0.0
+        super().__init__()
         self._random = random.Random(seed)
-        self._timers: list[FakeTimer] = []
-        self._order = itertools.count()
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], object], /) -> FakeTimer:
-        timer = FakeTimer(when, next(self._order), callback)
-        heapq.heappush(self._timers, timer)
-        return timer
 
     @property
     def pending(self) -> bool:
