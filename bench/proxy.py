@@ -103,16 +103,32 @@ def start_relay(port: int, upstream_port: int, cpus: str | None) -> subprocess.P
 
 async def measure_proxy(quick: bool, scenarios: Path) -> list[Figure]:
     """The proxy's figures with the cores shared, then (when it can) with the upstream and the proxy
-    pinned to a core each."""
+    pinned to a core each, the load client on the upstream's."""
     setups: list[tuple[str, tuple[str, str] | None]] = [("proxy", None)]
     if procs.can_pin():
         first, second = sorted(os.sched_getaffinity(0))[:2]
         setups.append((f"proxy, cores {first}|{second}", (str(first), str(second))))
     figures: list[Figure] = []
     for label, cores in setups:
-        with upstream_and_proxy(scenarios, cores) as pair:
+        with upstream_and_proxy(scenarios, cores) as pair, client_on(cores[0] if cores else None):
             figures += await compare(label, pair, quick)
     return figures
+
+
+@contextmanager
+def client_on(core: str | None) -> Iterator[None]:
+    """This process (the load client) on `core` alone meanwhile, when given. Left to the scheduler, it
+    ran beside the proxy in some runs and beside the upstream in others: a stream read directly had a
+    core to itself, one read through the proxy shared one, and which one decided the figure."""
+    if core is None:
+        yield
+        return
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(core)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
 
 
 @dataclass
