@@ -29,6 +29,7 @@ from bench import embeddings, load, procs
 from bench.endpoints import ENDPOINTS
 from bench.measures import (
     CHUNK_MS,
+    THROUGHPUT_RUNS,
     Fidelity,
     Figure,
     Schedule,
@@ -50,8 +51,6 @@ ENDPOINT_STREAMS = (500, 1000)
 """Paced streams at once on each streaming endpoint (`--quick`: the first only)."""
 ENDPOINT_ROUNDS = 3
 """Rounds of them per endpoint, taking turns (`--quick`: one)."""
-THROUGHPUT_RUNS = 5
-"""Runs of the zero-delay stream per endpoint: the median is the figure, and every run should meet the target."""
 STREAM_LABEL = "GET /completions"
 """The endpoint whose paced streams are measured at every size, and whose stream holds idle connections."""
 

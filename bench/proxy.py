@@ -36,13 +36,15 @@ from bench.measures import (
     CHUNK_MS,
     CHUNKS,
     LONG_CHUNKS,
+    THROUGHPUT_RUNS,
     Fidelity,
     Figure,
+    client_gc_paused,
     fidelity,
     print_table,
     requests_per_second,
     schedule_of,
-    throughput,
+    throughput_runs,
     write_scenarios,
 )
 
@@ -101,16 +103,32 @@ def start_relay(port: int, upstream_port: int, cpus: str | None) -> subprocess.P
 
 async def measure_proxy(quick: bool, scenarios: Path) -> list[Figure]:
     """The proxy's figures with the cores shared, then (when it can) with the upstream and the proxy
-    pinned to a core each."""
+    pinned to a core each, the load client on the upstream's."""
     setups: list[tuple[str, tuple[str, str] | None]] = [("proxy", None)]
     if procs.can_pin():
         first, second = sorted(os.sched_getaffinity(0))[:2]
         setups.append((f"proxy, cores {first}|{second}", (str(first), str(second))))
     figures: list[Figure] = []
     for label, cores in setups:
-        with upstream_and_proxy(scenarios, cores) as pair:
+        with upstream_and_proxy(scenarios, cores) as pair, client_on(cores[0] if cores else None):
             figures += await compare(label, pair, quick)
     return figures
+
+
+@contextmanager
+def client_on(core: str | None) -> Iterator[None]:
+    """This process (the load client) on `core` alone meanwhile, when given. Left to the scheduler, it
+    ran beside the proxy in some runs and beside the upstream in others: a stream read directly had a
+    core to itself, one read through the proxy shared one, and which one decided the figure."""
+    if core is None:
+        yield
+        return
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(core)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
 
 
 @dataclass
@@ -134,7 +152,14 @@ async def compare(label: str, pair: Pair, quick: bool) -> list[Figure]:
         Way(pair.upstream, pair.upstream_pid),
     )
     ways = (proxy, relay, direct)
-    rates = [await throughput(way.port, load.http_request(LONG)) for way in ways]
+    # Each way's runs in turn, so that a stretch of the shared machine's load falls on one run of each
+    # way, not on all the runs of one; and the client's own collector kept out of them.
+    long_stream = load.http_request(LONG)
+    rates: tuple[list[float], ...] = ([], [], [])
+    with client_gc_paused():
+        for _ in range(THROUGHPUT_RUNS):
+            for way, runs in zip(ways, rates, strict=True):
+                runs += await throughput_runs(way.port, long_stream, 1)
     requests, concurrency = (400, 20) if quick else (2000, 50)
     per_second = []
     for way in ways:
@@ -168,7 +193,15 @@ async def compare(label: str, pair: Pair, quick: bool) -> list[Figure]:
         more, late = (">= 0.8x", "<= +1 ms") if way is proxy else ("", "")
         streams = f"{name}: {STREAMS} streams at {CHUNK_MS} ms"
         figures += [
-            vs_direct(f"{name}: throughput, {LONG_CHUNKS:,} chunks", "events/s", rate, rates[2], "higher", more),
+            vs_direct(
+                f"{name}: throughput, {LONG_CHUNKS:,} chunks",
+                "events/s",
+                statistics.median(rate),
+                statistics.median(rates[2]),
+                "higher",
+                more,
+                spread=(min(rate), max(rate)),
+            ),
             vs_direct(
                 f"{name}: streams of {CHUNKS} chunks, {concurrency} at a time",
                 "req/s",
@@ -220,8 +253,16 @@ def median_round(rounds: list[Fidelity]) -> Fidelity:
     )
 
 
-def vs_direct(name: str, unit: str, proxied: float, direct: float, better: str = "lower", target: str = "") -> Figure:
-    return Figure(name, unit, proxied, direct, better, target, against="direct")
+def vs_direct(
+    name: str,
+    unit: str,
+    proxied: float,
+    direct: float,
+    better: str = "lower",
+    target: str = "",
+    spread: tuple[float, float] | None = None,
+) -> Figure:
+    return Figure(name, unit, proxied, direct, better, target, against="direct", spread=spread)
 
 
 def main() -> None:

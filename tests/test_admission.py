@@ -153,18 +153,32 @@ def test_a_burst_reads_one_beat_s_worth_at_once_and_the_rest_at_each_on_time_bea
     assert connections.gate.held == PER_BEAT * 2
 
 
-def test_while_no_paced_stream_plays_the_loop_s_lateness_holds_no_one() -> None:
+def test_while_no_paced_stream_plays_no_one_waits_and_no_heartbeat_runs() -> None:
     connections = Connections()
     connections.pacing = False
     connections.open(PER_BEAT * 3)
-    connections.loop.beat(late=BEHIND_S * 10)
+    assert connections.loop.pending == 0
     connections.open(PER_BEAT)
     assert connections.let_in() == list(range(PER_BEAT * 4))
 
-    connections.pacing = True  # a paced stream has started: the late beat above does not count
-    connections.loop.beat()
+    connections.pacing = True  # a paced stream has started: the gate holds from the next connection on
     connections.open(PER_BEAT + 1)
+    assert connections.loop.pending == 1
     assert connections.gate.waiting == 1
+
+
+def test_once_no_paced_stream_plays_the_heartbeat_lets_the_waiting_in_then_stops() -> None:
+    connections = Connections()
+    connections.open(PER_BEAT * 3)
+    connections.loop.beat(late=BEHIND_S * 10)
+    assert connections.gate.waiting == PER_BEAT * 2
+
+    connections.pacing = False  # the loop's lateness harms no stream now: the late beat does not count
+    connections.loop.beat(late=BEHIND_S * 10)
+    assert connections.let_in() == list(range(PER_BEAT * 3))
+    assert connections.loop.pending == 0
+    connections.open(PER_BEAT * 2)
+    assert connections.gate.waiting == 0
 
 
 def test_a_connection_let_in_hears_what_its_client_sent_while_it_waited() -> None:

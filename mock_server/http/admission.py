@@ -12,7 +12,8 @@ as before, but only `PER_BEAT` of them at a time start reading their requests: t
 reading paused, in the order they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when
 it and the `ON_TIME_BEATS` before it ran on time (no more than `BEHIND_S` late), and none otherwise,
 except that `PER_BEAT` more are let in at least every `LONGEST_WAIT_S`. The heartbeat runs only
-while connections arrive or wait. A keep-alive connection's later requests are not held: it was
+while connections arrive or wait, and paced streams play: a server answering unpaced requests spends
+nothing on it. A keep-alive connection's later requests are not held: it was
 let in.
 """
 
@@ -86,6 +87,8 @@ class AdmissionGate:
         made = self._factory(*args, **kwargs)
         self._quiet_beats = 0
         if self._beat is None and not self._stopped:
+            if not self._pacing():
+                return made  # no stream to keep on time, so no heartbeat either (none waits while it is off)
             now = self._loop.time()
             self._on_time, self._opened_at = ON_TIME_BEATS, now  # it was idle
             self._next_beat(now)
@@ -111,8 +114,12 @@ class AdmissionGate:
         self._let_in(len(self._waiting))
 
     def _on_beat(self) -> None:
+        if not self._pacing():  # no stream left to keep on time: the waiting come in, the heartbeat stops
+            self._let_in(len(self._waiting))
+            self._stop_beating()
+            return
         now = self._loop.time()
-        self._on_time = self._on_time + 1 if now - self._due <= BEHIND_S or not self._pacing() else 0
+        self._on_time = self._on_time + 1 if now - self._due <= BEHIND_S else 0
         if self._on_time > ON_TIME_BEATS or now - self._opened_at >= LONGEST_WAIT_S:
             self._opened_at = now
             self._allowance = PER_BEAT
@@ -121,10 +128,13 @@ class AdmissionGate:
             self._allowance = 0
         self._quiet_beats += 1
         if self._quiet_beats >= IDLE_BEATS and not self._waiting:
-            self._beat = None
-            self._allowance = PER_BEAT
+            self._stop_beating()
             return
         self._next_beat(now)
+
+    def _stop_beating(self) -> None:
+        self._beat = None
+        self._allowance = PER_BEAT
 
     def _next_beat(self, now: float) -> None:
         self._due = now + BEAT_S
