@@ -283,8 +283,9 @@ def complete_converse(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
 
 
 def chunk(data: str, *, corrupt: bool = False) -> Event:
-    """A `chunk` event carrying the JSON text `data` as its `bytes`."""
-    return Event(to_json({"bytes": base64.b64encode(data.encode()).decode()}), event="chunk", corrupt=corrupt)
+    """A `chunk` event carrying the JSON text `data` as its `bytes`: `to_json({"bytes": ...})`, written
+    out, since base64's alphabet needs no escaping (every frame of a stream is one)."""
+    return Event(f'{{"bytes":"{base64.b64encode(data.encode()).decode()}"}}', event="chunk", corrupt=corrupt)
 
 
 class InvokeStream:
