@@ -344,6 +344,7 @@ CONVERSE = Dialect(
     framing=EVENT_STREAM,
     refusal_body=refusal_body,
     error_headers=error_headers,
+    dated=False,
 )
 INVOKE = Dialect(
     name="bedrock-invoke",
@@ -356,4 +357,5 @@ INVOKE = Dialect(
     refusal_body=refusal_body,
     response_headers=_content_type,
     error_headers=error_headers,
+    dated=False,
 )
