@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -49,6 +50,20 @@ def test_every_dialect_renders_the_mid_stream_error(spec: Dialect) -> None:
     (event,) = spec.stream(INFO).events(steps.ErrorEvent("boom", "server_error", "c"))
     assert event.data is not None
     assert "boom" in event.data
+
+
+@dialects
+def test_only_a_dated_dialect_writes_the_response_time(spec: Dialect) -> None:
+    """An undated dialect's stream and whole body are the same in any second, so one rendering serves
+    every request of the stream; a dated one's are not."""
+
+    def written(created: int) -> tuple[list[Event], dict[str, object]]:
+        info = replace(INFO, created=created)
+        dialect = spec.stream(info)
+        events = [*dialect.start(), *(e for step in EVERY_CONTENT_STEP for e in dialect.events(step)), *dialect.end()]
+        return events, spec.complete(info, collect_answer(EVERY_CONTENT_STEP))
+
+    assert (written(1_700_000_000) != written(1_800_000_000)) is spec.dated
 
 
 @dialects

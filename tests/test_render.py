@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sse_starlette.event import ServerSentEvent
 
 from mock_server.dialects import DIALECTS, StreamInfo
+from mock_server.http.routes import MODEL_ROUTES
 from mock_server.http.server import MockServer
 from mock_server.scenarios import steps
 from mock_server.timeline.compile import Timeline, Usage
@@ -193,3 +194,24 @@ def test_a_stream_without_waits_leaves_in_coalesced_writes_on_a_new_server_as_la
         writes.append(len(response.chunks))
     size = len(response.body)
     assert writes[0] == writes[1] == writes[2] <= size // COALESCE_BYTES + 3
+
+
+@pytest.mark.parametrize("name", ["messages", "bedrock_invoke_with_response_stream", "chat_completions"])
+def test_a_stream_is_rendered_anew_in_a_later_second_only_for_a_dialect_that_writes_the_time(
+    make_server: Callable[..., MockServer], name: str
+) -> None:
+    """The rendered stream is kept per response time only where the frames carry it (OpenAI's
+    `created`): Anthropic's and Bedrock's streams are rendered once, whatever the second."""
+    now = 1_700_000_000.0
+    server = make_server(wall_clock=lambda: now)
+    assert server.app is not None
+    scenario = server.add_scenario(reply="one two three")
+    route = next(route for route in MODEL_ROUTES if route.name == name)
+    url = server.url + route.example_target(scenario, True)
+    kept = []
+    for _ in range(2):
+        response = fetch(url, method=route.method, body=route.example(scenario, True, "x"))
+        assert response.status == 200
+        kept.append(server.app.state.caches.streams.bytes)
+        now += 5
+    assert (kept[1] > kept[0]) is route.dialect.dated

@@ -247,4 +247,5 @@ DIALECT = Dialect(
     request_id_header="request-id",
     quota_headers=anthropic_quota_headers,
     quota_refusal=quota_refusal,
+    dated=False,
 )

@@ -31,6 +31,8 @@ class StreamInfo:
     """A hex digest that identifies the stream (scenario, prompt, model, seed): ids derive from it,
     so a resumed stream keeps its id."""
     created: int
+    """When the response was made (Unix seconds), for a dialect that writes it (`Dialect.dated`); 0 for
+    any other, so that a stream it renders is the same, and kept as rendered, from one second to the next."""
     model: str
     usage: Usage
     include_usage: bool = False
@@ -97,6 +99,9 @@ class Dialect:
     every response to it, its 429 included."""
     quota_refusal: QuotaRefusal = plain_quota_refusal
     """The body (made with `error_body`) and headers (`Retry-After`) of a 429 over a rate limit."""
+    dated: bool = True
+    """Whether its streams and bodies carry the response's time (`StreamInfo.created`): OpenAI's and
+    Ollama's do, Anthropic's, Gemini's and Bedrock's do not."""
 
     def over_quota(self, exceeded: QuotaExceeded) -> tuple[dict[str, Any], Headers]:
         """The body and headers of the 429 that refuses a request over a rate limit."""

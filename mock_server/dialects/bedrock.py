@@ -283,8 +283,9 @@ def complete_converse(stream: StreamInfo, answer: Answer) -> dict[str, Any]:
 
 
 def chunk(data: str, *, corrupt: bool = False) -> Event:
-    """A `chunk` event carrying the JSON text `data` as its `bytes`."""
-    return Event(to_json({"bytes": base64.b64encode(data.encode()).decode()}), event="chunk", corrupt=corrupt)
+    """A `chunk` event carrying the JSON text `data` as its `bytes`: `to_json({"bytes": ...})`, written
+    out, since base64's alphabet needs no escaping (every frame of a stream is one)."""
+    return Event(f'{{"bytes":"{base64.b64encode(data.encode()).decode()}"}}', event="chunk", corrupt=corrupt)
 
 
 class InvokeStream:
@@ -343,6 +344,7 @@ CONVERSE = Dialect(
     framing=EVENT_STREAM,
     refusal_body=refusal_body,
     error_headers=error_headers,
+    dated=False,
 )
 INVOKE = Dialect(
     name="bedrock-invoke",
@@ -355,4 +357,5 @@ INVOKE = Dialect(
     refusal_body=refusal_body,
     response_headers=_content_type,
     error_headers=error_headers,
+    dated=False,
 )

@@ -354,4 +354,5 @@ DIALECT = Dialect(
     write_json=indented_json,
     refusal_body=refusal_body,
     quota_refusal=quota_refusal,
+    dated=False,
 )

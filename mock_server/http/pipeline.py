@@ -199,7 +199,7 @@ async def _prepare(
     )
     seed = overrides.seed if overrides.seed is not None else scenario.seed
     conversation = thread.conversation
-    created = int(state.settings.wall_clock())
+    created = int(state.settings.wall_clock()) if dialect.dated else 0
 
     def stream_key() -> str:
         # The one hash of the prompt per request: the stream's ids derive from it, and the timeline cache

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mock_server.memo import kept_for_short_names
 from mock_server.wire import frames
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
@@ -33,24 +33,28 @@ def header(name: str, value: str) -> bytes:
     return head + encoded_value
 
 
-def frame(headers: Sequence[tuple[str, str]], payload: bytes, *, corrupt: bool = False) -> bytes:
-    """The frame of `payload` with string `headers`, in order; with `corrupt`, its message CRC is off by one bit."""
-    encoded = b"".join(header(name, value) for name, value in headers)
-    prelude = PRELUDE.pack(PRELUDE.size + CRC.size + len(encoded) + len(payload) + CRC.size, len(encoded))
-    message = prelude + CRC.pack(zlib.crc32(prelude)) + encoded + payload
-    checksum = zlib.crc32(message) ^ (1 if corrupt else 0)
-    return message + CRC.pack(checksum)
+def frame(headers: bytes, payload: bytes, *, corrupt: bool = False) -> bytes:
+    """The frame of `payload` with `headers` (encoded, `header` after `header`); with `corrupt`, its
+    message CRC is off by one bit. The message CRC runs on from the prelude's, so the bytes are joined once."""
+    prelude = PRELUDE.pack(PRELUDE.size + CRC.size + len(headers) + len(payload) + CRC.size, len(headers))
+    prelude_crc = CRC.pack(zlib.crc32(prelude))
+    checksum = zlib.crc32(payload, zlib.crc32(headers, zlib.crc32(prelude_crc, zlib.crc32(prelude))))
+    return b"".join((prelude, prelude_crc, headers, payload, CRC.pack(checksum ^ (1 if corrupt else 0))))
 
 
 def is_exception(name: str) -> bool:
     return name.endswith("Exception")
 
 
-def event_headers(name: str) -> tuple[tuple[str, str], ...]:
-    """The headers of an event called `name`: an exception's when the name is one's."""
+@kept_for_short_names(entries=64, max_chars=64)
+def event_headers(name: str) -> bytes:
+    """The encoded headers of an event called `name`: an exception's when the name is one's. Kept: a
+    stream's frames name a few events over and over (every InvokeModelWithResponseStream frame `chunk`)."""
     if is_exception(name):
-        return ((":exception-type", name), (":content-type", JSON), (":message-type", "exception"))
-    return ((":event-type", name), (":content-type", JSON), (":message-type", "event"))
+        pairs = ((":exception-type", name), (":content-type", JSON), (":message-type", "exception"))
+    else:
+        pairs = ((":event-type", name), (":content-type", JSON), (":message-type", "event"))
+    return b"".join(header(key, value) for key, value in pairs)
 
 
 @dataclass(frozen=True, slots=True)
