@@ -31,7 +31,6 @@ MockLLMError
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -48,6 +47,14 @@ class MockLLMError(Exception):
     """The request field or parameter at fault, when there is one (OpenAI's `param`)."""
     headers: ClassVar[Mapping[str, str]] = {}
     """Response headers the answer carries (`WWW-Authenticate`)."""
+
+
+def close_matches(word: str, known: Iterable[str], n: int = 1) -> list[str]:
+    """Up to `n` of `known` that look like `word`, the closest first: what a "did you mean" offers.
+    difflib is loaded here, on the first mistake, not with every start."""
+    import difflib
+
+    return difflib.get_close_matches(word, list(known), n=n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +133,7 @@ class UnknownScenarioError(MockLLMError):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
         self.known = sorted(known)
-        close = difflib.get_close_matches(name, self.known, n=3)
+        close = close_matches(name, self.known, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"Unknown scenario {name!r}.{hint} Known scenarios: {', '.join(self.known)}.")
 
@@ -296,7 +303,7 @@ class UnsupportedApiVersionError(MockLLMError):
     param = "api-version"
 
     def __init__(self, version: str, known: Sequence[str]) -> None:
-        close = difflib.get_close_matches(version, known, n=1)
+        close = close_matches(version, known)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         super().__init__(
             f"API version not supported: {version!r} is not an Azure OpenAI API version.{hint} "

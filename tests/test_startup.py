@@ -130,6 +130,21 @@ def test_the_version_is_known_without_reading_the_installed_metadata() -> None:
     assert "importlib.metadata" not in json.loads(done.stdout)
 
 
+LOADED_BY_SOME_REQUESTS = {
+    "tiktoken": "the tokenizer: built in the background once the server is up, or by the first count",
+    "re2": "the engine of `match` patterns: loaded by the first scenario that has one",
+    "difflib": "the nearest names a mistake is told of",
+}
+
+
+def test_the_command_line_leaves_out_what_only_some_requests_need() -> None:
+    code = "import json, sys\nimport mock_server.cli\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert {name: why for name, why in LOADED_BY_SOME_REQUESTS.items() if name in loaded} == {}
+
+
 def test_a_server_answering_its_ready_check_and_model_requests_loads_nothing_they_do_not_need() -> None:
     loaded = modules_loaded(("/_mock/health", "/completions?messages=hi"))
     assert {name: why for name, why in LOADED_ON_FIRST_USE.items() if name in loaded} == {}

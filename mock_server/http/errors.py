@@ -10,7 +10,6 @@ bug), never with a traceback. A bug is a 500 saying so, and the server's log get
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from mock_server import dialects
-from mock_server.errors import MockLLMError
+from mock_server.errors import MockLLMError, close_matches
 from mock_server.journal.journal import Entry
 from mock_server.scenarios import steps
 from mock_server.wire.outcome import Outcome
@@ -122,7 +121,7 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     method, path = request.method, request.url.path
     if exc.status_code == 404:
         known = sorted(request.app.openapi()["paths"])
-        close = difflib.get_close_matches(path, known, n=1)
+        close = close_matches(path, known)
         hint = f" Did you mean {close[0]}?" if close else ""
         message = f"There is no {path} here.{hint} Paths: {', '.join(known)}; the API is described at /docs."
         return shaped_error(request, 404, "not_found", message)

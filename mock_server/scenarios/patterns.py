@@ -32,10 +32,10 @@ a 1 MiB prompt), and no rule needs more than the start of a prompt.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Protocol
 
-import re2
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
@@ -49,8 +49,16 @@ class _Regexp(Protocol):
     def search(self, text: str) -> object | None: ...
 
 
-_OPTIONS = re2.Options()
-_OPTIONS.log_errors = False  # a refused pattern is reported to the scenario's author, not to stderr
+@functools.cache
+def _re2() -> tuple[Any, Any]:
+    """google-re2 and the options every pattern compiles with, loaded with the first `match` pattern
+    rather than with every start."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is reported to the scenario's author, not to stderr
+    return re2, options
+
 
 _LINEAR = "`match` patterns run on RE2, which never takes more than linear time on a request"
 # RE2's error messages and what to do instead, searched (with `re`'s cache) only when a pattern is refused.
@@ -128,8 +136,9 @@ def _validate(value: object) -> MatchPattern:
 
 
 def _compile(source: str) -> _Regexp:
+    re2, options = _re2()
     try:
-        regexp: _Regexp = re2.compile(source, _OPTIONS)
+        regexp: _Regexp = re2.compile(source, options)
     except re2.error as exc:
         error = _error_text(exc)
         advice = next((advice for pattern, advice in _INSTEAD if re.search(pattern, error)), None)

@@ -13,7 +13,6 @@ an enum is named by its class (`FaultKind`: "a fault kind"); any other type by i
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import reprlib
 import types
 import typing
@@ -27,7 +26,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from mock_server.errors import Problem
+from mock_server.errors import Problem, close_matches
 from mock_server.scenarios.loading import Document, Location
 
 
@@ -87,7 +86,7 @@ def _problem(location: Location, errors: list[ErrorDetails], root: type[BaseMode
         message = f"unknown field {name!r}"
         known = _field_names(_types_at(root, location[:-1]))
         if known:
-            close = difflib.get_close_matches(name, known, n=1)
+            close = close_matches(name, known)
             message += f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(known)}"
         return Problem(document.source, line, message, location)
     message = _message(errors, _types_at(root, location))

@@ -16,11 +16,12 @@ import hashlib
 import lzma
 import threading
 from importlib import resources
-
-import tiktoken
-from tiktoken.model import encoding_name_for_model
+from typing import TYPE_CHECKING
 
 from mock_server.memo import kept_for_short_names
+
+if TYPE_CHECKING:  # tiktoken loads with the first count or model lookup, not with every start
+    import tiktoken
 
 DEFAULT_ENCODING = "o200k_base"
 """The encoding of every model tiktoken does not know (Claude, Gemini, Ollama's): theirs are not
@@ -72,6 +73,8 @@ def encoding_for(model: str | None) -> str:
     """The name of the encoding that counts a model's tokens: tiktoken's for the models it knows,
     among those shipped, else DEFAULT_ENCODING. Kept per model: tiktoken's lookup walks its model
     prefixes, 3-4 us on every request."""
+    from tiktoken.model import encoding_name_for_model
+
     try:
         name = encoding_name_for_model(model or "")
     except KeyError:
@@ -134,6 +137,8 @@ def bpe_file(name: str) -> bytes:
 
 
 def _build(name: str) -> tiktoken.Encoding:
+    import tiktoken
+
     pattern, special, _ = _ENCODINGS[name]
     # Each line is a token in base64 and its rank, which in OpenAI's files is the line's number (the hash is
     # checked, and a test compares the ranks with tiktoken's own reading): numbering the tokens instead of
