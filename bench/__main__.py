@@ -345,7 +345,7 @@ async def measure(quick: bool, workdir: Path, only_endpoints: bool = False) -> l
     figures.append(
         Figure("MockServer start-to-ready", "ms", later.median_ms, later.baseline_median_ms, "lower", "<= 10 ms")
     )
-    answer, _ = cli_start(3 if quick else 5, workdir / "scenarios", workdir / "frames-cli.json")
+    answer, _ = cli_start(3 if quick else 10, workdir / "scenarios", workdir / "frames-cli.json")
     figures.append(
         Figure("CLI start to first answer", "ms", answer.median_ms, answer.baseline_median_ms, "lower", "<= 2x")
     )
