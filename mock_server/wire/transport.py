@@ -275,20 +275,23 @@ class StreamResponse(Response):
 async def play_on_timers(player: Player, flow: FlowControl | None, timers: Timers) -> Stop:
     """Play `player` from `timers`' callbacks (its clock must be `timers.time`) until it stops for
     anything but a sleep, and say why; while the client reads slower than we write (`write_paused`),
-    wait for it, as uvicorn's `send` would."""
-    while True:
-        pause = await _run_on_timers(player, flow, timers)
-        if pause is not Stop.SLEEP:
-            return pause
-        if flow is not None:
+    wait for it, as uvicorn's `send` would. What is due at once (a stream's first writes, an unpaced
+    stream whole) is played here, before any timer is set: the first event waits for nothing else."""
+    pause = player.resume()
+    while pause is SLEEP:
+        if flow is not None and flow.write_paused:
             await flow.drain()
+            pause = player.resume()
+        else:
+            pause = await _run_on_timers(player, flow, timers)
+    return pause
 
 
 async def _run_on_timers(player: Player, flow: FlowControl | None, timers: Timers) -> Stop:
-    """Resume `player` from timer callbacks until it stops for anything but a sleep (or sleeps while
-    the client lags behind: `write_paused`), and say why."""
+    """Resume `player` from timer callbacks, the first at its `wake_at`, until it stops for anything
+    but a sleep (or sleeps while the client lags behind: `write_paused`), and say why."""
     stepper = _Stepper(player, flow, timers, asyncio.get_running_loop().create_future())
-    stepper()
+    stepper.timer = timers.call_at(player.wake_at, stepper)
     try:
         return await stepper.stopped
     finally:
