@@ -86,7 +86,9 @@ class StreamResponse(Response):
         self._stopping = False
         self._closing = False
         self._finished = False
-        self._gone = asyncio.Event()
+        self._gone: asyncio.Event | None = None
+        """Set once the connection is gone, for an end of ours that waits for it (made only then)."""
+        self._left = False
         self._task: asyncio.Task[Any] | None = None
         self._connection: tcp.Connection | None = None
 
@@ -163,7 +165,9 @@ class StreamResponse(Response):
     def client_left(self) -> None:
         """The connection is gone: unless this end closed it or the body had ended, the client left, and
         the stream is cancelled."""
-        self._gone.set()
+        self._left = True
+        if self._gone is not None:
+            self._gone.set()
         if not self._closing and not self._body_over and self._task is not None:
             self._client_gone = True
             self._task.cancel()
@@ -266,8 +270,11 @@ class StreamResponse(Response):
         else:
             connection.close()
         # Wait for the server to see the connection gone, so it does not report an unfinished response.
+        if self._left:
+            return
+        gone = self._gone = asyncio.Event()
         try:
-            await asyncio.wait_for(self._gone.wait(), DROP_SETTLE_TIMEOUT_S)
+            await asyncio.wait_for(gone.wait(), DROP_SETTLE_TIMEOUT_S)
         except TimeoutError:
             connection.transport.abort()
 
