@@ -1,5 +1,5 @@
 """The server's own time from a request to its first write, per streaming endpoint:
-`python -m bench.request_path [--requests N] [--profile FILE]`.
+`python -m bench.request_path [--requests N] [--profile FILE] [--cpu]`.
 
 The app is called directly in this process (no socket, no uvicorn), with the request `python -m bench
 --endpoints` sends for the time to first event (an unpaced stream of `bench-burst`), so that what it
@@ -7,6 +7,13 @@ prints moves with the request path alone, far less with the machine's load. Each
 from calling the app to its first `send`; the endpoints take turns, 100 requests at a time, and the
 median of each is printed in microseconds. With `--profile`, the same requests run under cProfile
 and its statistics are written to FILE (`python -m pstats FILE`).
+
+With `--cpu`, each request is given a `Connection` as our protocol gives one, so its stream plays
+straight onto it as under `serve`, and what is timed is CPU time (`time.thread_time`), which another
+process's load moves far less than the clock: from the call to the write of the first event, and the
+whole request. Each endpoint plays its requests in 5 rounds with the cyclic collector paused (it runs
+between them); printed: the least, median and most of the rounds' medians (the whole request: of
+their means).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from bench.endpoints import ENDPOINTS, BenchEndpoint
 from bench.measures import write_scenarios
 from mock_server.http.app import MockApp, create_app
 from mock_server.settings import Settings
+from mock_server.wire.tcp import CONNECTION_KEY, Connection
 
 SCENARIO = "bench-burst"
 TURN = 100
@@ -105,6 +113,92 @@ async def first_write_us(app: MockApp, scope: dict[str, Any], payload: bytes) ->
     return (first[0] - started) * 1_000_000
 
 
+class _Transport:
+    """What a stream writes its bytes to, noting the CPU time of the first write (nothing is kept)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        if self.first is None:
+            self.first = time.thread_time()
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self.write(b"".join(parts))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def first_write_cpu_us(app: MockApp, scope: dict[str, Any], payload: bytes) -> tuple[float, float]:
+    """One request played onto a `Connection` as under our protocol (the head held for the first
+    chunk, uvicorn's writes of the head and the body's end made as it makes them): the CPU time from
+    calling the app to the first write, and to the request's end, in microseconds."""
+    transport = _Transport()
+    connection = Connection(transport)  # type: ignore[arg-type]  # a transport's writes, no socket
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": payload, "more_body": False}
+        await asyncio.Future()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            fields = b"".join(b"%s: %s\r\n" % field for field in message["headers"])
+            connection.write(b"HTTP/1.1 %d OK\r\n%btransfer-encoding: chunked\r\n\r\n" % (message["status"], fields))
+            return
+        body = message.get("body", b"")
+        if body:
+            connection.write(b"%x\r\n%b\r\n" % (len(body), body))
+        if not message.get("more_body", False):
+            connection.write(b"0\r\n\r\n")
+
+    started = time.thread_time()
+    await app({**scope, "state": {CONNECTION_KEY: connection}}, receive, send)
+    ended = time.thread_time()
+    assert transport.first is not None
+    return (transport.first - started) * 1_000_000, (ended - started) * 1_000_000
+
+
+async def measure_cpu(requests: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Per endpoint, the medians of 5 rounds of CPU time to the first write, and the rounds' mean CPU
+    time per request (`first_write_cpu_us`)."""
+    rounds = 5
+    with tempfile.TemporaryDirectory() as folder:
+        write_scenarios(Path(folder))
+        app = create_app(Settings(scenario_dirs=(Path(folder),), access_log=False))
+        results: dict[str, tuple[list[float], list[float]]] = {}
+        async with running(app):
+            for endpoint in ENDPOINTS:
+                scope, payload = scope_of(endpoint)
+                for _ in range(TURN):  # warm: caches filled, modules loaded
+                    await first_write_cpu_us(app, scope, payload)
+                firsts, wholes = [], []
+                per_round = max(1, requests // rounds)
+                for _ in range(rounds):
+                    gc.collect()
+                    gc.disable()
+                    try:
+                        samples = [await first_write_cpu_us(app, scope, payload) for _ in range(per_round)]
+                    finally:
+                        gc.enable()
+                    firsts.append(statistics.median(first for first, _ in samples))
+                    wholes.append(statistics.mean(whole for _, whole in samples))
+                results[endpoint.label] = (firsts, wholes)
+    return results
+
+
 async def measure(requests: int, profile: Path | None) -> dict[str, float]:
     """The median time to the first write of each endpoint, over `requests` requests each."""
     with tempfile.TemporaryDirectory() as folder:
@@ -140,8 +234,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000, help="requests per endpoint (default 3000)")
     parser.add_argument("--profile", type=Path, help="run under cProfile and write its statistics here")
+    parser.add_argument("--cpu", action="store_true", help="CPU time to the first write, played on a connection")
     options = parser.parse_args()
     import uvloop
+
+    if options.cpu:
+        spread = uvloop.run(measure_cpu(options.requests))
+        width = max(map(len, spread))
+        print(f"{'':<{width}}  to the first write (us)   whole request (us)   least/median/most of 5 rounds")
+        for label, (firsts, wholes) in spread.items():
+            shown = [f"{min(v):5.1f}/{statistics.median(v):5.1f}/{max(v):5.1f}" for v in (firsts, wholes)]
+            print(f"{label:<{width}}  {shown[0]:>24}   {shown[1]:>18}")
+        return
 
     medians = uvloop.run(measure(options.requests, options.profile))
     width = max(map(len, medians))

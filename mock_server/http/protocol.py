@@ -34,13 +34,14 @@ class HttpProtocol(LimitedHttpProtocol):
         # (under pytest, always); the server's own `access_log` setting decides instead, and the
         # logger's level: uvicorn builds each line (the target quoted, 5 us) before the logger drops it.
         self.access_log = self.access_log and self.config.access_log and self.access_logger.isEnabledFor(logging.INFO)
-        self.access_logger = RedactingAccessLogger(self.access_logger, None)  # type: ignore[assignment]
+        if self.access_log:  # only then does uvicorn write a line
+            self.access_logger = RedactingAccessLogger(self.access_logger, None)  # type: ignore[assignment]
         self._connection: Connection | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self.refused:
-            self._connection = Connection(transport, getattr(self, "flow", None))
+            self._connection = Connection(transport, self.flow)
             self.app_state = {**self.app_state, CONNECTION_KEY: self._connection}
 
     def connection_lost(self, exc: Exception | None) -> None:

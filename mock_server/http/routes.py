@@ -103,12 +103,14 @@ class RouteTable:
     def __init__(self, routes: tuple[ModelRoute, ...]) -> None:
         self.routes = routes
         self._exact: dict[tuple[str, str], ModelRoute] = {}
-        self._templated: list[tuple[str, re.Pattern[str], ModelRoute]] = []
+        self._templated: list[tuple[str, str, re.Pattern[str], ModelRoute]] = []
+        """Method, the path's text before its first parameter, the path's pattern, the route."""
         for route in routes:
             methods = [route.method, "HEAD"] if route.method == "GET" else [route.method]
             for method in methods:
                 if "{" in route.path:
-                    self._templated.append((method, compile_path(route.path)[0], route))
+                    prefix = route.path[: route.path.index("{")]
+                    self._templated.append((method, prefix, compile_path(route.path)[0], route))
                 else:
                     self._exact[(route.path, method)] = route
 
@@ -117,16 +119,17 @@ class RouteTable:
         route = self._exact.get((path, method))
         if route is not None:
             return route, {}
-        for wanted, pattern, templated in self._templated:
-            found = pattern.match(path) if wanted == method else None
-            if found is not None:
+        for wanted, prefix, pattern, templated in self._templated:
+            # Only a path with the template's literal start can match it: a look at that start spares
+            # the patterns of the other providers (a dozen before Bedrock's: 3 us).
+            if wanted == method and path.startswith(prefix) and (found := pattern.match(path)) is not None:
                 return templated, found.groupdict()
         return None
 
     def keys(self) -> set[tuple[str, str]]:
         """Every (path, method) answered, the templates as written."""
         exact = set(self._exact)
-        return exact | {(route.path, method) for method, _, route in self._templated}
+        return exact | {(route.path, method) for method, _, _, route in self._templated}
 
 
 def forwarded_route(method: str, path: str) -> ModelRoute:

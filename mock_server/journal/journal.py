@@ -9,7 +9,8 @@ meaningful. They start at 1 again only with a new log, that is a new server `ins
 `since` from another instance is refused (`RestartedError`) rather than quietly judging nothing.
 The journal holds an `Entry` per request, on which the server notes facts as the response starts
 and ends; readers get the entry's `RequestRecord`, an immutable snapshot. Secrets in headers, query and body are
-masked as the record is opened, unless the journal was made to keep them (`redaction.py`).
+masked as the record is first read (for a stream, after its first event), unless the journal was made
+to keep them (`redaction.py`).
 
 Beyond the SPEC's fields, a record keeps what the server told the client (`Retry-After`, `retry:`,
 ids), how the stream was set to end and when it met a `close` event or a stall, and the scenario's
@@ -26,7 +27,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -135,7 +136,7 @@ class Entry:
     shared store as the stream begins, by a reader of the journal) and once as the response ends:
     a frozen record copied per note cost a quarter of a request's work before its first byte."""
 
-    __slots__ = ("_calls", "_id", "_notes", "_on_finish", "_record", "_started", "_tally", "size")
+    __slots__ = ("_calls", "_id", "_notes", "_on_finish", "_record", "_sent", "_started", "_tally", "size")
 
     def __init__(
         self,
@@ -143,11 +144,15 @@ class Entry:
         size: int,
         tally: Tally | None = None,
         on_finish: Callable[[Entry], None] | None = None,
+        sent: Sent | None = None,
     ) -> None:
         self._id = 0
         self._record: RequestRecord | None = None
         self._notes = fields
         """The record's fields noted since `_record` was made (all of them before it is), for the next one."""
+        self._sent = sent
+        """What the client sent, not in `_notes` yet: made into the record's fields (copied, masked) only
+        when they are first read, which for a stream is after its first event, not before."""
         self.size = size
         """About how many bytes the record holds (what the client sent, and the record's own)."""
         self._started = time.perf_counter()
@@ -158,6 +163,8 @@ class Entry:
     @property
     def record(self) -> RequestRecord:
         """The record with every note so far (a new one only when something was noted since the last read)."""
+        if self._sent is not None:
+            self._note_sent()
         record = self._record
         if record is None:
             record = self._record = RequestRecord(id=self._id, **self._notes)
@@ -293,13 +300,51 @@ class Entry:
 
     def _noted(self, name: str) -> Any:
         """A field as it is now, without making a record for it."""
+        if self._sent is not None and name in Sent.FIELDS:
+            self._note_sent()
         notes = self._notes
         if name in notes:
             return notes[name]
         return _DEFAULTS[name] if self._record is None else getattr(self._record, name)
 
+    def _note_sent(self) -> None:
+        sent, self._sent = self._sent, None
+        assert sent is not None
+        self._notes.update(sent.fields())
+
     def _elapsed_ms(self) -> float:
         return round((time.perf_counter() - self._started) * 1000, 3)
+
+
+class Sent:
+    """What a client sent (query, headers, body), as a request arrived with it, until its record is
+    read: the journal's copies of it (`fields`) are made then, secrets masked when `mask`."""
+
+    __slots__ = ("body", "headers", "mask", "query")
+    FIELDS = frozenset(("query", "headers", "body", "last_event_id"))
+    """The record's fields made from it."""
+
+    def __init__(
+        self,
+        query: Sequence[tuple[str, str]],
+        headers: Sequence[tuple[bytes, bytes]],
+        body: Any,
+        mask: bool,
+    ) -> None:
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.mask = mask
+
+    def fields(self) -> dict[str, Any]:
+        mask = self.mask
+        headers = journal_headers(self.headers, mask=mask)
+        return {
+            "query": journal_query(self.query, mask=mask),
+            "headers": headers,
+            "body": mask_body(self.body) if mask else self.body,
+            "last_event_id": headers.get("last-event-id"),
+        }
 
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(RequestRecord)}
@@ -475,28 +520,12 @@ class Journal:
         """A new record of a request, not kept yet (its id is 0 until `keep`): `headers` as ASGI has
         them (raw name and value bytes), `body` as the journal keeps it and `body_bytes` its size on
         the wire."""
-        mask = self.mask_secrets
-        kept_headers = journal_headers(headers, mask=mask)
-        kept_query = journal_query(query, mask=mask)
-        size = (
-            RECORD_OVERHEAD_BYTES
-            + body_bytes
-            + sum(map(len, kept_headers))
-            + sum(map(len, kept_headers.values()))
-            + sum(map(len, kept_query))
-            + sum(map(len, kept_query.values()))
-        )
-        fields = {
-            "received_at": self._wall_clock(),
-            "method": method,
-            "path": path,
-            "query": kept_query,
-            "headers": kept_headers,
-            "body": mask_body(body) if mask else body,
-            "last_event_id": kept_headers.get("last-event-id"),
-            "worker": self.worker,
-        }
-        return Entry(fields, size, self.tally, self.log.finished)
+        query = query if isinstance(query, list | tuple) else tuple(query)
+        headers = headers if isinstance(headers, list | tuple) else tuple(headers)
+        size = RECORD_OVERHEAD_BYTES + body_bytes + sum(map(len, itertools.chain(*query, *headers)))
+        fields = {"received_at": self._wall_clock(), "method": method, "path": path, "worker": self.worker}
+        sent = Sent(query, headers, body, self.mask_secrets)
+        return Entry(fields, size, self.tally, self.log.finished, sent)
 
     async def keep(self, entry: Entry) -> None:
         """Keep an entry made by `new_entry` (it gets its id), unless it is kept already."""

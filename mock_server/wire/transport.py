@@ -86,7 +86,9 @@ class StreamResponse(Response):
         self._stopping = False
         self._closing = False
         self._finished = False
-        self._gone = asyncio.Event()
+        self._gone: asyncio.Event | None = None
+        """Set once the connection is gone, for an end of ours that waits for it (made only then)."""
+        self._left = False
         self._task: asyncio.Task[Any] | None = None
         self._connection: tcp.Connection | None = None
 
@@ -163,7 +165,9 @@ class StreamResponse(Response):
     def client_left(self) -> None:
         """The connection is gone: unless this end closed it or the body had ended, the client left, and
         the stream is cancelled."""
-        self._gone.set()
+        self._left = True
+        if self._gone is not None:
+            self._gone.set()
         if not self._closing and not self._body_over and self._task is not None:
             self._client_gone = True
             self._task.cancel()
@@ -266,8 +270,11 @@ class StreamResponse(Response):
         else:
             connection.close()
         # Wait for the server to see the connection gone, so it does not report an unfinished response.
+        if self._left:
+            return
+        gone = self._gone = asyncio.Event()
         try:
-            await asyncio.wait_for(self._gone.wait(), DROP_SETTLE_TIMEOUT_S)
+            await asyncio.wait_for(gone.wait(), DROP_SETTLE_TIMEOUT_S)
         except TimeoutError:
             connection.transport.abort()
 
@@ -275,20 +282,23 @@ class StreamResponse(Response):
 async def play_on_timers(player: Player, flow: FlowControl | None, timers: Timers) -> Stop:
     """Play `player` from `timers`' callbacks (its clock must be `timers.time`) until it stops for
     anything but a sleep, and say why; while the client reads slower than we write (`write_paused`),
-    wait for it, as uvicorn's `send` would."""
-    while True:
-        pause = await _run_on_timers(player, flow, timers)
-        if pause is not Stop.SLEEP:
-            return pause
-        if flow is not None:
+    wait for it, as uvicorn's `send` would. What is due at once (a stream's first writes, an unpaced
+    stream whole) is played here, before any timer is set: the first event waits for nothing else."""
+    pause = player.resume()
+    while pause is SLEEP:
+        if flow is not None and flow.write_paused:
             await flow.drain()
+            pause = player.resume()
+        else:
+            pause = await _run_on_timers(player, flow, timers)
+    return pause
 
 
 async def _run_on_timers(player: Player, flow: FlowControl | None, timers: Timers) -> Stop:
-    """Resume `player` from timer callbacks until it stops for anything but a sleep (or sleeps while
-    the client lags behind: `write_paused`), and say why."""
+    """Resume `player` from timer callbacks, the first at its `wake_at`, until it stops for anything
+    but a sleep (or sleeps while the client lags behind: `write_paused`), and say why."""
     stepper = _Stepper(player, flow, timers, asyncio.get_running_loop().create_future())
-    stepper()
+    stepper.timer = timers.call_at(player.wake_at, stepper)
     try:
         return await stepper.stopped
     finally:
