@@ -26,7 +26,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -90,10 +90,9 @@ def scope_of(endpoint: BenchEndpoint) -> tuple[dict[str, Any], bytes]:
     return scope, payload
 
 
-async def first_write_us(app: MockApp, scope: dict[str, Any], payload: bytes) -> float:
-    """One request's time from calling the app to its first `send`, in microseconds; the response is
-    played to its end before this returns."""
-    first: list[float] = []
+def body_once(payload: bytes) -> Callable[[], Awaitable[Message]]:
+    """An ASGI `receive` that gives `payload` as the whole body, then waits: the client stays until
+    the response ends (its watcher is then cancelled)."""
     delivered = False
 
     async def receive() -> Message:
@@ -101,15 +100,23 @@ async def first_write_us(app: MockApp, scope: dict[str, Any], payload: bytes) ->
         if not delivered:
             delivered = True
             return {"type": "http.request", "body": payload, "more_body": False}
-        await asyncio.Future()  # the client stays until the response ends (its watcher is then cancelled)
+        await asyncio.Future()
         raise AssertionError("unreachable")
+
+    return receive
+
+
+async def first_write_us(app: MockApp, scope: dict[str, Any], payload: bytes) -> float:
+    """One request's time from calling the app to its first `send`, in microseconds; the response is
+    played to its end before this returns."""
+    first: list[float] = []
 
     async def send(message: Message) -> None:
         if not first:
             first.append(time.perf_counter())
 
     started = time.perf_counter()
-    await app({**scope, "state": {}}, receive, send)
+    await app({**scope, "state": {}}, body_once(payload), send)
     return (first[0] - started) * 1_000_000
 
 
@@ -143,15 +150,6 @@ async def first_write_cpu_us(app: MockApp, scope: dict[str, Any], payload: bytes
     calling the app to the first write, and to the request's end, in microseconds."""
     transport = _Transport()
     connection = Connection(transport)  # type: ignore[arg-type]  # a transport's writes, no socket
-    delivered = False
-
-    async def receive() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": payload, "more_body": False}
-        await asyncio.Future()
-        raise AssertionError("unreachable")
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -165,7 +163,7 @@ async def first_write_cpu_us(app: MockApp, scope: dict[str, Any], payload: bytes
             connection.write(b"0\r\n\r\n")
 
     started = time.thread_time()
-    await app({**scope, "state": {CONNECTION_KEY: connection}}, receive, send)
+    await app({**scope, "state": {CONNECTION_KEY: connection}}, body_once(payload), send)
     ended = time.thread_time()
     assert transport.first is not None
     return (transport.first - started) * 1_000_000, (ended - started) * 1_000_000
