@@ -15,7 +15,6 @@ from mock_server.errors import ScenarioError, StateStoreError
 from mock_server.http.access import LOOPBACK_NAMES, is_loopback
 from mock_server.http.app import create_app, load_catalog
 from mock_server.http.server import bind_socket, run_foreground
-from mock_server.http.workers import run_workers
 from mock_server.scenarios.catalog import Catalog, load_paths
 from mock_server.settings import (
     DEFAULT_HOST,
@@ -426,6 +425,8 @@ def serve(
         ) from None
     bound_port = sock.getsockname()[1]
     if workers > 1:
+        from mock_server.http.workers import run_workers  # loaded for more than one process only
+
         sys.exit(run_workers(settings, sock, on_ready=lambda shared: _print_banner(shared, bound_port, catalog)))
     app = create_app(settings, catalog)
     run_foreground(app, settings, sock, on_ready=lambda: _print_banner(settings, bound_port, catalog))

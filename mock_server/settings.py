@@ -18,6 +18,8 @@ VERSION = "0.1.0"
 """The package's version, which pyproject.toml reads from here: asking the installed metadata would
 parse it whole (the README is in it) with the email parser, some 5 ms of every start."""
 
+CONTROL_PREFIX = "/_mock/"
+"""Where the control API's paths start: the journal, run-time scenarios, the ready check."""
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8383
 DEFAULT_MAX_BODY_BYTES = 1 << 20

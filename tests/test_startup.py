@@ -5,6 +5,7 @@ time is the bench's (`python -m bench.startup`); these check the behaviour."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -19,8 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 import tiktoken
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mock_server.http.app import create_app
 from mock_server.http.server import MockServer
+from mock_server.http.state import STATE_SCOPE_KEY
+from mock_server.settings import Settings
 from mock_server.timeline import tokens
 from tests.wire import WireResponse, fetch
 
@@ -201,9 +206,20 @@ def ask_in_turn(*requests: tuple[str, str, str | None, dict[str, str]]) -> list[
     return [(status, body, set(modules)) for status, body, modules in json.loads(done.stdout.splitlines()[-1])]
 
 
+READY_CHECK_LEAVES_OUT = {
+    "starlette.requests": "Starlette's requests: the ready check and the CORS of a request without Origin need none",
+    "starlette.responses": "Starlette's responses: the same",
+    "starlette.middleware.cors": "Starlette's CORS: built by the first request from a page",
+    "mock_server.http.errors": "the error answers: loaded by the first refusal or error",
+    "mock_server.http.workers": "the worker processes: loaded for --workers above 1",
+    "mock_server.http.stored_responses": "the stored responses' routes: loaded with an upstream only",
+}
+
+
 def test_the_ready_check_is_answered_before_the_model_path_is_loaded() -> None:
     """The dialects, the compiler and the wire under them load with the first model request: the ready
-    check, which a starting server is polled with, needs none of them."""
+    check, which a starting server is polled with, needs none of them, nor Starlette's requests,
+    responses and CORS, which a refusal (and then a model request) loads."""
     anthropic = json.dumps({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
     ready, refused, answered = ask_in_turn(
         ("GET", "/_mock/health", None, {}),
@@ -214,9 +230,37 @@ def test_the_ready_check_is_answered_before_the_model_path_is_loaded() -> None:
     assert refused[0] == 403
     assert json.loads(refused[1])["error"]["type"] == "host_not_allowed"
     assert {name: why for name, why in MODEL_PATH.items() if name in ready[2] | refused[2]} == {}
+    assert {name: why for name, why in READY_CHECK_LEAVES_OUT.items() if name in ready[2]} == {}
+    assert {"starlette.requests", "mock_server.http.errors"} <= refused[2]
     assert answered[0] == 200
     assert json.loads(answered[1])["type"] == "message"
     assert set(MODEL_PATH) <= answered[2]
+
+
+def test_the_ready_check_answers_as_the_control_api_route_it_is_declared_as() -> None:
+    """`MockApp` answers the ready check without Starlette's responses; FastAPI's route, which the
+    schema describes, answers the same bytes. A page of an origin `--cors-origins` names gets its CORS
+    headers, from Starlette's middleware built for it."""
+    page = {"Origin": "http://127.0.0.1:3000"}
+    app = create_app(Settings(cors_origins=(page["Origin"],)))
+
+    async def through_fastapi(scope: Scope, receive: Receive, send: Send) -> None:
+        scope[STATE_SCOPE_KEY] = app.state  # as MockApp gives it, without answering the path itself
+        await app.fastapi(scope, receive, send)
+
+    async def get(asgi: ASGIApp, headers: dict[str, str]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            return await client.get("/_mock/health", headers=headers)
+
+    ours, theirs = asyncio.run(get(app, {})), asyncio.run(get(through_fastapi, {}))
+    ours_to_page, theirs_to_page = asyncio.run(get(app, page)), asyncio.run(get(through_fastapi, page))
+    assert ours.status_code == theirs.status_code == 200
+    assert json.loads(ours.content)["scenarios"] == len(app.state.catalog)
+    assert (ours.content, ours.headers.multi_items()) == (theirs.content, theirs.headers.multi_items())
+    assert ours.headers["vary"] == "Origin"
+    assert ours_to_page.headers.multi_items() == theirs_to_page.headers.multi_items()
+    assert ours_to_page.headers["access-control-allow-origin"] == page["Origin"]
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,12 @@ unaffected. A server bound to loopback also refuses a `Host` that is not a loopb
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from mock_server.settings import CONTROL_PREFIX, Settings
 
-from mock_server.http.errors import CONTROL_PREFIX, shaped_error
-from mock_server.settings import Settings
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 EXPOSED_HEADERS = ["X-Mock-Scenario", "X-Mock-Request-Id", "X-Mock-Reply", "X-Mock-Instance", "Retry-After"]
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
@@ -46,17 +44,20 @@ def cors_options(settings: Settings, *, control: bool = False) -> dict[str, Any]
 
 
 class Cors:
-    """Starlette's CORSMiddleware for a request from a page (it has `Origin`); for one without (an
-    SDK's, curl's) only what that middleware would add, `Vary: Origin`, without its parsing of the
-    request's and the response's headers (6-10 us of every model request)."""
+    """Starlette's CORSMiddleware for a request from a page (it has `Origin`), built with the first such
+    request; for one without (an SDK's, curl's, a starting server's ready check polled by a script)
+    only what that middleware would add, `Vary: Origin`, without loading Starlette's requests and
+    responses or parsing the request's and the response's headers (6-10 us of every model request).
+    `control`: the control API's options, else the model endpoints'."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, *, control: bool = False) -> None:
         self.app = app
-        self._cors = CORSMiddleware(app, **cors_options(settings))
+        self._options = cors_options(settings, control=control)
+        self._cors: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or any(name == b"origin" for name, _ in scope["headers"]):
-            await self._cors(scope, receive, send)
+            await self._middleware()(scope, receive, send)
             return
 
         async def vary_by_origin(message: Message) -> None:
@@ -65,6 +66,13 @@ class Cors:
             await send(message)
 
         await self.app(scope, receive, vary_by_origin)
+
+    def _middleware(self) -> ASGIApp:
+        if self._cors is None:
+            from starlette.middleware.cors import CORSMiddleware
+
+            self._cors = CORSMiddleware(self.app, **self._options)
+        return self._cors
 
 
 def _vary_by_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -82,8 +90,8 @@ class CorsByPath:
     """ASGI middleware: the control API's CORS for `/_mock/` paths, the model endpoints' for the rest."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self._models = CORSMiddleware(app, **cors_options(settings))
-        self._control = CORSMiddleware(app, **cors_options(settings, control=True))
+        self._models = Cors(app, settings)
+        self._control = Cors(app, settings, control=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_control = scope["type"] == "http" and scope["path"].startswith(CONTROL_PREFIX)
@@ -105,6 +113,10 @@ class AccessGuard:
         if scope["type"] == "http":
             refusal = self._refusal(scope)
             if refusal is not None:
+                from starlette.requests import Request  # loaded by the first refusal, as the error shapes are
+
+                from mock_server.http.errors import shaped_error
+
                 kind, message = refusal
                 await shaped_error(Request(scope), 403, kind, message)(scope, receive, send)
                 return

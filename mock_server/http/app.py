@@ -19,24 +19,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Match
-from starlette.types import Receive, Scope, Send
-
 from mock_server.conversations.responses import ResponseStore
-from mock_server.http import health, stored_responses
+from mock_server.http import health
 from mock_server.http.access import AccessGuard, Cors, CorsByPath
-from mock_server.http.errors import CONTROL_PREFIX, unexpected
 from mock_server.http.state import STATE_SCOPE_KEY, MockState
 from mock_server.journal.journal import Journal, MemoryLog
 from mock_server.scenarios.catalog import Catalog, bundled_entries, load_paths
-from mock_server.settings import Settings
+from mock_server.settings import CONTROL_PREFIX, Settings
 from mock_server.store import open_store
 from mock_server.timeline import tokens
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from starlette.types import Receive, Scope, Send
 
     from mock_server.http import routes
 
@@ -74,7 +69,7 @@ class MockApp:
         self._fastapi: FastAPI | None = None
         self._building = asyncio.Lock()
         self._model_routes: routes.RouteTable | None = None
-        self._respond: Callable[[Request, routes.ModelRoute], Awaitable[Response]] | None = None
+        self._answer: Callable[[Scope, Receive, Send, routes.ModelRoute], Awaitable[None]] | None = None
         models = Cors(self._answer_model_request, settings)
         self._models = AccessGuard(models, settings)
         self._health = AccessGuard(CorsByPath(health.answer, settings), settings)
@@ -87,7 +82,7 @@ class MockApp:
         if self._model_routes is None:
             from mock_server.http import pipeline, routes
 
-            self._respond = pipeline.respond
+            self._answer = pipeline.answer
             self._model_routes = routes.RouteTable(routes.MODEL_ROUTES)
         return self._model_routes
 
@@ -138,16 +133,18 @@ class MockApp:
         answers its path or it is for the control API."""
         path, method = scope["path"], scope["method"]
         forward = self.state.upstream is not None and method != "OPTIONS" and not path.startswith(CONTROL_PREFIX)
-        if forward and (
-            not self._answered_here(scope) or await stored_responses.upstream_response(self.state, method, path)
-        ):
-            from mock_server.http import routes  # loaded by `model_routes` already
+        if not forward:
+            return None
+        from mock_server.http import routes, stored_responses  # with an upstream only (routes: loaded already)
 
+        if not self._answered_here(scope) or await stored_responses.upstream_response(self.state, method, path):
             return routes.forwarded_route(method, path)
         return None
 
     def _answered_here(self, scope: Scope) -> bool:
         """Whether FastAPI has a route for the path (the docs, /v1/models, the playground): never forwarded."""
+        from starlette.routing import Match  # loaded with FastAPI, just above
+
         return any(route.matches(scope)[0] is not Match.NONE for route in self.fastapi.router.routes)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -167,18 +164,8 @@ class MockApp:
                 return
 
     async def _answer_model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route: routes.ModelRoute = scope[_ROUTE_SCOPE_KEY]  # __call__ sends only requests that have one
-        assert self._respond is not None  # loaded with the routes that found `route`
-        request = Request(scope, receive, send)
-        try:
-            response = await self._respond(request, route)
-        except ClientDisconnect:
-            return  # gone before its body arrived: nobody is there to answer
-        except Exception as exc:
-            # The answer to a bug, as FastAPI's handler gives it; re-raised so the log has the traceback.
-            await (await unexpected(request, exc))(scope, receive, send)
-            raise
-        await response(scope, receive, send)
+        assert self._answer is not None  # loaded with the routes that found the request's route
+        await self._answer(scope, receive, send, scope[_ROUTE_SCOPE_KEY])  # __call__ sends only those that have one
 
 
 def _state(settings: Settings, catalog: Catalog) -> MockState:

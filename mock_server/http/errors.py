@@ -22,6 +22,7 @@ from mock_server import dialects
 from mock_server.errors import MockLLMError, close_matches
 from mock_server.journal.journal import Entry
 from mock_server.scenarios import steps
+from mock_server.settings import CONTROL_PREFIX
 from mock_server.wire.outcome import Outcome
 
 if TYPE_CHECKING:  # FastAPI is loaded with the part of the app that uses it (fastapi_app.py)
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # FastAPI is loaded with the part of the app that uses it (fa
 
     from mock_server.dialects import Dialect
 
-CONTROL_PREFIX = "/_mock/"
 OLLAMA_PREFIX = "/api/"
 AZURE_PREFIX = "/openai/"
 BEDROCK_PREFIX = "/model/"

@@ -7,15 +7,18 @@ control API declares it too (`control.py`), so the OpenAPI schema lists it.
 
 from __future__ import annotations
 
+import json
 import os
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
-
-from mock_server.http.state import state_of
-from mock_server.journal.journal import Journal
+from mock_server.http.state import STATE_SCOPE_KEY
 from mock_server.settings import VERSION
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from mock_server.http.state import MockState
+    from mock_server.journal.journal import Journal
 
 PATH = "/_mock/health"
 
@@ -25,11 +28,10 @@ def instance_headers(journal: Journal) -> dict[str, str]:
     return {"X-Mock-Instance": journal.instance, "X-Mock-Started-At": f"{journal.started_at:.3f}"}
 
 
-async def health(request: Request) -> JSONResponse:
-    state = state_of(request)
+def health_body(state: MockState) -> dict[str, Any]:
     journal = state.journal
     settings = state.settings
-    body = {
+    return {
         "status": "ok",
         "version": VERSION,
         "scenarios": len(state.catalog),
@@ -40,9 +42,18 @@ async def health(request: Request) -> JSONResponse:
         "workers": settings.workers,
         "pid": os.getpid(),
     }
-    return JSONResponse(body, headers=instance_headers(journal))
 
 
 async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-    """The ready check as an ASGI app (a HEAD gets the head alone: uvicorn leaves the body out)."""
-    await (await health(Request(scope, receive)))(scope, receive, send)
+    """The ready check as an ASGI app: the control API's route's answer (`control.health`), byte for
+    byte, without Starlette's requests and responses, which a server answering its first poll has not
+    loaded. A HEAD gets the head alone: uvicorn leaves the body out."""
+    state: MockState = scope[STATE_SCOPE_KEY]
+    body = json.dumps(health_body(state), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in instance_headers(state.journal).items()
+    ]
+    headers += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -32,8 +32,6 @@ import uvicorn
 # httptools comes with uvicorn[standard], which we depend on: the head caps below live in its callbacks.
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from mock_server.http.errors import control_error_body
-
 MAX_HEADERS = 256
 """Header fields per request. Browsers and SDKs send a few dozen at most; a request of 80,000 of
 them is refused after the 257th, before anything but the parser has seen it."""
@@ -307,6 +305,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _error_response(
         self, status: int, error_type: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
     ) -> bytes:
+        from mock_server.http.errors import control_error_body  # loaded by the first refusal
+
         body = json.dumps(control_error_body(error_type, message)).encode()
         fields = [
             *self.server_state.default_headers,

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from mock_server.conversations.thread import store_response, thread_of
 from mock_server.counters import Plan
@@ -25,7 +26,7 @@ from mock_server.errors import (
     UpstreamError,
 )
 from mock_server.http.auth import api_key_of, authorize
-from mock_server.http.errors import answer_error
+from mock_server.http.errors import answer_error, unexpected
 from mock_server.http.model_request import ItemAnswer, ModelRequest
 from mock_server.http.prompt import json_object
 from mock_server.http.quotas import Admission, OverQuotaError, client_of, limits_of
@@ -51,6 +52,20 @@ from mock_server.wire.framing import Framing
 from mock_server.wire.item_body import render_items
 from mock_server.wire.outcome import Outcome, PlayResult
 from mock_server.wire.transport import StreamResponse
+
+
+async def answer(scope: Scope, receive: Receive, send: Send, route: ModelRoute) -> None:
+    """The ASGI side of `respond`: a bug is answered as FastAPI's handler answers it, then re-raised
+    so that the log has the traceback."""
+    request = Request(scope, receive, send)
+    try:
+        response = await respond(request, route)
+    except ClientDisconnect:
+        return  # gone before its body arrived: nobody is there to answer
+    except Exception as exc:
+        await (await unexpected(request, exc))(scope, receive, send)
+        raise
+    await response(scope, receive, send)
 
 
 async def respond(request: Request, route: ModelRoute) -> Response:

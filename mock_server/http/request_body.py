@@ -7,12 +7,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, NoReturn
-
-from starlette.requests import ClientDisconnect, Request
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mock_server.errors import BodyTooLargeError, RequestBodyError
 from mock_server.scenarios.surrogates import replace_lone_surrogates
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 MAX_JSON_DEPTH = 64
 """Deeper than any request a model API takes (tool schemas included), shallow enough that every
@@ -40,6 +41,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         message = await receive()
         kind = message["type"]
         if kind == "http.disconnect":
+            from starlette.requests import ClientDisconnect  # loaded with the request path, whose Request this is
+
             raise ClientDisconnect
         if kind != "http.request":
             continue

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-
 from mock_server.conversations.responses import Responses, ResponseStore
 from mock_server.conversations.sequences import Sequences
 from mock_server.counters import Counters, MemoryCounters, Plan, counter_key
@@ -29,6 +27,8 @@ from mock_server.settings import Settings
 from mock_server.store.closing import closed_within
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from mock_server.conversations.thread import CompletedBodies
     from mock_server.journal.verdict import Verdict
     from mock_server.store.shared import (
