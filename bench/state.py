@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mock_server.counters import MemoryCounters, Plan, counter_key
-from mock_server.journal.journal import Journal, MemoryLog
+from mock_server.journal.journal import Journal
+from mock_server.journal.log import MemoryLog
 from mock_server.store import open_store
 from mock_server.store.shared import SharedStore
 from mock_server.wire.outcome import Outcome

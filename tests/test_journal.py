@@ -13,7 +13,8 @@ import pytest
 
 from mock_server.errors import RestartedError
 from mock_server.http.server import MockServer
-from mock_server.journal.journal import Entry, Journal, MemoryLog, RequestRecord, Since
+from mock_server.journal.journal import Entry, Journal, RequestRecord, Since
+from mock_server.journal.log import MemoryLog
 from mock_server.journal.trail import ToolCall, ToolTrail
 from mock_server.scenarios.model import Thresholds
 from mock_server.scenarios.steps import Ending as StreamEnding

@@ -23,8 +23,8 @@ import tiktoken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock_server.http.app import create_app
+from mock_server.http.scope import STATE_SCOPE_KEY
 from mock_server.http.server import MockServer
-from mock_server.http.state import STATE_SCOPE_KEY
 from mock_server.settings import Settings
 from mock_server.timeline import tokens
 from tests.wire import WireResponse, fetch
@@ -190,20 +190,22 @@ with MockServer(settings=Settings(port=0)) as server:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
-        loaded.append([response.status, response.read().decode(), sorted(sys.modules)])
+        instance = response.getheader("X-Mock-Instance")
+        loaded.append([response.status, response.read().decode(), instance, sorted(sys.modules)])
         connection.close()
 print(json.dumps(loaded))
 """
 
 
-def ask_in_turn(*requests: tuple[str, str, str | None, dict[str, str]]) -> list[tuple[int, str, set[str]]]:
-    """Each request's status, body and the modules loaded once it was answered, asked in turn of a
-    server in a fresh process that has loaded the command line, as `serve` does."""
+def ask_in_turn(*requests: tuple[str, str, str | None, dict[str, str]]) -> list[tuple[int, str, str | None, set[str]]]:
+    """Each request's status, body, `X-Mock-Instance` and the modules loaded once it was answered, asked
+    in turn of a server in a fresh process that has loaded the command line, as `serve` does."""
     done = subprocess.run(
         [sys.executable, "-c", ASK_IN_TURN.format(requests=requests)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    return [(status, body, set(modules)) for status, body, modules in json.loads(done.stdout.splitlines()[-1])]
+    answers = json.loads(done.stdout.splitlines()[-1])
+    return [(status, body, instance, set(modules)) for status, body, instance, modules in answers]
 
 
 READY_CHECK_LEAVES_OUT = {
@@ -213,6 +215,9 @@ READY_CHECK_LEAVES_OUT = {
     "mock_server.http.errors": "the error answers: loaded by the first refusal or error",
     "mock_server.http.workers": "the worker processes: loaded for --workers above 1",
     "mock_server.http.stored_responses": "the stored responses' routes: loaded with an upstream only",
+    "mock_server.http.state": "the app's state: made by the first request other than the ready check",
+    "mock_server.journal.journal": "the journal around the log the ready check tells of: the same",
+    "mock_server.http.quotas": "the rate limits: the same",
 }
 
 
@@ -221,20 +226,29 @@ def test_the_ready_check_is_answered_before_the_model_path_is_loaded() -> None:
     check, which a starting server is polled with, needs none of them, nor Starlette's requests,
     responses and CORS, which a refusal (and then a model request) loads."""
     anthropic = json.dumps({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
-    ready, refused, answered = ask_in_turn(
+    ready, refused, answered, ready_again, journal = ask_in_turn(
         ("GET", "/_mock/health", None, {}),
         ("GET", "/_mock/health", None, {"Host": "evil.example"}),
         ("POST", "/v1/messages", anthropic, {"Content-Type": "application/json"}),
+        ("GET", "/_mock/health", None, {}),
+        ("GET", "/_mock/requests", None, {}),
     )
     assert ready[0] == 200
     assert refused[0] == 403
     assert json.loads(refused[1])["error"]["type"] == "host_not_allowed"
-    assert {name: why for name, why in MODEL_PATH.items() if name in ready[2] | refused[2]} == {}
-    assert {name: why for name, why in READY_CHECK_LEAVES_OUT.items() if name in ready[2]} == {}
-    assert {"starlette.requests", "mock_server.http.errors"} <= refused[2]
+    assert {name: why for name, why in MODEL_PATH.items() if name in ready[3] | refused[3]} == {}
+    assert {name: why for name, why in READY_CHECK_LEAVES_OUT.items() if name in ready[3]} == {}
+    assert {"starlette.requests", "mock_server.http.errors"} <= refused[3]
     assert answered[0] == 200
     assert json.loads(answered[1])["type"] == "message"
-    assert set(MODEL_PATH) <= answered[2]
+    assert set(MODEL_PATH) <= answered[3]
+    made_for_it = {"mock_server.http.state", "mock_server.journal.journal", "starlette.responses"}
+    assert made_for_it <= answered[3]
+    # The journal made with the first model request is the start the ready check told of.
+    first, again = json.loads(ready[1]), json.loads(ready_again[1])
+    assert (first["instance"], first["started_at"]) == (again["instance"], again["started_at"])
+    assert ready[2] == ready_again[2] == journal[2] == first["instance"]
+    assert journal[0] == 200
 
 
 def test_the_ready_check_answers_as_the_control_api_route_it_is_declared_as() -> None:
@@ -276,7 +290,7 @@ def test_a_first_request_refused_at_the_door_is_answered_in_its_api_shape(
 ) -> None:
     """A model request refused before it reaches its route (a Host name not allowed) loads the dialect
     its error is shaped by."""
-    ((status, body, _),) = ask_in_turn((method, path, None, {"Host": "evil.example"}))
+    ((status, body, _, _),) = ask_in_turn((method, path, None, {"Host": "evil.example"}))
     assert status == 403
     assert set(json.loads(body)) == keys
     assert isinstance(json.loads(body)["error"], error_is)

@@ -8,22 +8,24 @@ CPU per request and, above all, objects the garbage collector walks on every pas
 stream. The model routes are still declared to FastAPI, for /openapi.json, but no model request
 reaches them there; nor does the ready check (`/_mock/health`), answered the same way. FastAPI's
 part is built on the first request that goes to it (`MockApp.fastapi`), and the route table with
-the request path on the first request other than the ready check, so a server answers its ready
-check without loading FastAPI, the dialects or the wire. `HEAD` on a GET route answers like GET
+the request path, and the app's state with the journal, on the first request other than the ready
+check, so a server answers its ready check without loading FastAPI, the journal, the dialects or
+the wire: the ready check tells only the scenarios' count and which start of the server this is,
+the journal's log's, made at once. `HEAD` on a GET route answers like GET
 without a body (a stream: its head alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from mock_server.conversations.responses import ResponseStore
 from mock_server.http import health
 from mock_server.http.access import AccessGuard, Cors, CorsByPath
-from mock_server.http.state import STATE_SCOPE_KEY, MockState
-from mock_server.journal.journal import Journal, MemoryLog
+from mock_server.http.scope import STATE_SCOPE_KEY
+from mock_server.journal.log import MemoryLog, RecordLog
 from mock_server.scenarios.catalog import Catalog, bundled_entries, load_paths
 from mock_server.settings import CONTROL_PREFIX, Settings
 from mock_server.store import open_store
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
     from mock_server.http import routes
+    from mock_server.http.state import MockState
+    from mock_server.store.shared import SharedStore
 
 SHARED_SETTLE_POLL_S = 0.02
 """How often a look at a shared journal asks whether responses in flight have ended."""
@@ -57,22 +61,38 @@ class MockApp:
     """The server's ASGI app: model requests to their route, everything else to `fastapi`."""
 
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
-        self.state = _state(settings, catalog)
-        if settings.upstream is not None:
-            # The upstream's client is loaded only for a server with an upstream.
-            from mock_server.upstream.proxy import Upstream
-            from mock_server.upstream.recorder import Recorder
-
-            self.state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
-            if settings.record_dir is not None and settings.record_mode != "none":
-                self.state.recorder = Recorder(settings.record_dir, catalog)
+        self.settings = settings
+        self._catalog = catalog
+        self._store = open_store(settings.state, settings.journal_size, settings.journal_max_bytes)
+        self._log: RecordLog = self._store or MemoryLog(
+            settings.journal_size, settings.journal_max_bytes, settings.wall_clock
+        )
+        """The journal's log, made now: the ready check tells which start of the server this is."""
+        self._state: MockState | None = None
+        self._making_state = threading.Lock()
+        if self._store is not None or settings.upstream is not None:
+            self._state = _state(settings, catalog, self._log, self._store)  # a store or an upstream is checked now
         self._fastapi: FastAPI | None = None
         self._building = asyncio.Lock()
         self._model_routes: routes.RouteTable | None = None
         self._answer: Callable[[Scope, Receive, Send, routes.ModelRoute], Awaitable[None]] | None = None
         models = Cors(self._answer_model_request, settings)
         self._models = AccessGuard(models, settings)
-        self._health = AccessGuard(CorsByPath(health.answer, settings), settings)
+        self._health = AccessGuard(CorsByPath(self._answer_ready_check, settings), settings)
+
+    @property
+    def state(self) -> MockState:
+        """What the app keeps between requests (`MockState`): the journal around `_log`, the counters,
+        the stored responses, the rate limits, the upstream. Made, and their modules loaded, by the
+        first request other than the ready check; with a shared store (which startup joins) or an
+        upstream, at once, so that a problem with either is told before the server answers."""
+        state = self._state
+        if state is None:
+            with self._making_state:  # a test's thread may ask while the server's makes it (MockServer)
+                if self._state is None:
+                    self._state = _state(self.settings, self._catalog, self._log, self._store)
+                state = self._state
+        return state
 
     @property
     def model_routes(self) -> routes.RouteTable:
@@ -100,18 +120,19 @@ class MockApp:
         if self._fastapi is None:
             async with self._building:
                 if self._fastapi is None:
-                    self._fastapi = await asyncio.to_thread(_build_fastapi, self.state.settings)
+                    self._fastapi = await asyncio.to_thread(_build_fastapi, self.settings)
         return self._fastapi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
         if scope["type"] == "http" and scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD"):
-            # Polled while the server starts: answered before the model routes or FastAPI are loaded.
+            # Polled while the server starts: answered before the state, the model routes or FastAPI are made.
             await self._health(scope, receive, send)
-        elif scope["type"] == "http" and (
+            return
+        scope[STATE_SCOPE_KEY] = self.state  # what `state_of(request)` reads, on either side
+        if scope["type"] == "http" and (
             (route := self._model_route_of(scope)) is not None
             or (route := await self._forwarded_route_of(scope)) is not None
         ):
@@ -119,6 +140,10 @@ class MockApp:
             await self._models(scope, receive, send)
         else:
             await (self._fastapi or await self._fastapi_off_the_loop())(scope, receive, send)
+
+    async def _answer_ready_check(self, scope: Scope, receive: Receive, send: Send) -> None:
+        catalog = self._state.catalog if self._state is not None else self._catalog
+        await health.answer(send, self.settings, len(catalog), self._log)
 
     def _model_route_of(self, scope: Scope) -> routes.ModelRoute | None:
         """The model route of a request, if it has one (found without a coroutine: every model request asks)."""
@@ -156,10 +181,12 @@ class MockApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 tokens.warm_in_background()
-                await self.state.start()
+                if self._store is not None:
+                    await self.state.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.state.aclose()
+                if self._state is not None:
+                    await self._state.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -168,17 +195,32 @@ class MockApp:
         await self._answer(scope, receive, send, scope[_ROUTE_SCOPE_KEY])  # __call__ sends only those that have one
 
 
-def _state(settings: Settings, catalog: Catalog) -> MockState:
-    """The state `settings` asks for: in this process, or kept in a shared store (`--state`)."""
+def _state(settings: Settings, catalog: Catalog, log: RecordLog, store: SharedStore | None) -> MockState:
+    """The state `settings` asks for, around `log`: in this process, or kept in a shared store (`--state`),
+    which is then `log` too."""
+    from mock_server.conversations.responses import ResponseStore
+    from mock_server.http.state import MockState
+    from mock_server.journal.journal import Journal
+
     mask = settings.journal_secrets == "mask"
     worker = settings.worker if settings.workers > 1 else None
-    store = open_store(settings.state, settings.journal_size, settings.journal_max_bytes)
     if store is None:
-        log = MemoryLog(settings.journal_size, settings.journal_max_bytes, settings.wall_clock)
         journal = Journal(log, settings.wall_clock, mask_secrets=mask, worker=worker)
-        return MockState(settings, catalog, journal, responses=ResponseStore(settings.responses_max_bytes))
-    journal = Journal(store, settings.wall_clock, mask_secrets=mask, settle_poll_s=SHARED_SETTLE_POLL_S, worker=worker)
-    return MockState(settings, catalog, journal, counters=store, responses=store, store=store)
+        state = MockState(settings, catalog, journal, responses=ResponseStore(settings.responses_max_bytes))
+    else:
+        journal = Journal(
+            log, settings.wall_clock, mask_secrets=mask, settle_poll_s=SHARED_SETTLE_POLL_S, worker=worker
+        )
+        state = MockState(settings, catalog, journal, counters=store, responses=store, store=store)
+    if settings.upstream is not None:
+        # The upstream's client is loaded only for a server with an upstream.
+        from mock_server.upstream.proxy import Upstream
+        from mock_server.upstream.recorder import Recorder
+
+        state.upstream = Upstream(settings.upstream, settings.upstream_ca, settings.upstream_timeout_s)
+        if settings.record_dir is not None and settings.record_mode != "none":
+            state.recorder = Recorder(settings.record_dir, catalog)
+    return state
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> MockApp:

@@ -89,7 +89,8 @@ def _restarted(exc: RestartedError, journal: Journal) -> JSONResponse:
 async def health(request: Request) -> JSONResponse:
     """Declared for the schema: `MockApp` answers the ready check first, the same bytes (`health.answer`)."""
     state = state_of(request)
-    return JSONResponse(health_body(state), headers=instance_headers(state.journal))
+    body = health_body(state.settings, len(state.catalog), state.journal)
+    return JSONResponse(body, headers=instance_headers(state.journal))
 
 
 @router.get("/scenarios", summary="Every scenario the server knows")

@@ -26,8 +26,10 @@ from mock_server.conversations.responses import ResponseStore
 from mock_server.errors import NotRenderableError
 from mock_server.http import routes
 from mock_server.http.pipeline import respond
-from mock_server.http.state import STATE_SCOPE_KEY, MockState
-from mock_server.journal.journal import Journal, MemoryLog, RequestRecord
+from mock_server.http.scope import STATE_SCOPE_KEY
+from mock_server.http.state import MockState
+from mock_server.journal.journal import Journal, RequestRecord
+from mock_server.journal.log import MemoryLog
 from mock_server.scenarios.catalog import Catalog
 from mock_server.wire.actions import Drop, Hang, Reset, Wait, Write
 from mock_server.wire.transport import StreamResponse

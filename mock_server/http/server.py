@@ -25,8 +25,6 @@ from mock_server.http.app import MockApp, create_app
 from mock_server.http.collector import Collector
 from mock_server.http.limits import ConnectionLimits, LimitedConfig
 from mock_server.http.protocol import HttpProtocol
-from mock_server.http.state import MockState
-from mock_server.journal.journal import RequestRecord
 from mock_server.scenarios.catalog import load_runtime_scenario
 from mock_server.scenarios.loading import Document
 from mock_server.settings import Settings
@@ -35,8 +33,10 @@ from mock_server.wire.pacing import wheel_of
 if sys.platform != "win32":
     import resource
 
-if TYPE_CHECKING:  # the verdict's rules load on the first verdict asked for (MockState.verdict)
-    from mock_server.journal.verdict import Verdict
+if TYPE_CHECKING:
+    from mock_server.http.state import MockState
+    from mock_server.journal.journal import RequestRecord
+    from mock_server.journal.verdict import Verdict  # the verdict's rules load on the first one asked for
 
 SETTLE_TIMEOUT_S = 1.0
 VERDICT_WAIT_S = 60.0

@@ -18,6 +18,7 @@ from mock_server.counters import Counters, MemoryCounters, Plan, counter_key
 from mock_server.errors import ScenarioError
 from mock_server.http.quotas import RateLimiter, limits_of
 from mock_server.http.request_body import Body
+from mock_server.http.scope import STATE_SCOPE_KEY
 from mock_server.journal.journal import Entry, Journal, RequestRecord, Since
 from mock_server.scenarios.catalog import RUNTIME_SOURCE, Catalog, load_runtime_scenario
 from mock_server.scenarios.faults import Fault
@@ -44,8 +45,6 @@ SCENARIO_FOLLOW_S = 0.05
 """How often a process sharing its state looks for run-time scenarios added through another."""
 Counted = tuple[int, tuple[tuple[str, int], ...]]
 _log = logging.getLogger("mock_llm_sse.state")
-STATE_SCOPE_KEY = "mock_llm_sse.state"
-"""Where `MockApp` puts its state in each request's scope, for the routes on both of its sides."""
 
 
 class Caches:
