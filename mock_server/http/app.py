@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from mock_server.http import health
 from mock_server.http.access import AccessGuard, Cors, CorsByPath
 from mock_server.http.scope import STATE_SCOPE_KEY
-from mock_server.journal.log import MemoryLog, RecordLog
+from mock_server.journal.log import MemoryLog
 from mock_server.scenarios.catalog import Catalog, bundled_entries, load_paths
 from mock_server.settings import CONTROL_PREFIX, Settings
 from mock_server.store import open_store
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from mock_server.http import routes
     from mock_server.http.state import MockState
+    from mock_server.journal.journal import RecordLog
     from mock_server.store.shared import SharedStore
 
 SHARED_SETTLE_POLL_S = 0.02

@@ -26,10 +26,10 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mock_server.errors import RestartedError
-from mock_server.journal.log import MemoryLog, RecordLog
+from mock_server.journal.log import MemoryLog
 from mock_server.journal.metrics import Tally
 from mock_server.journal.redaction import fingerprint, journal_headers, journal_query, mask_body
 from mock_server.journal.trail import ToolCall, ToolTrail
@@ -374,6 +374,45 @@ def numbered(record: RequestRecord, record_id: int) -> RequestRecord:
     just read), where it spares copying every field (`dataclasses.replace`) on each request."""
     object.__setattr__(record, "id", record_id)
     return record
+
+
+class RecordLog(Protocol):
+    """Where a journal keeps its records: this process's memory (`MemoryLog`), or the state every
+    worker and replica shares (`store/shared.py`). `instance` and `started_at` are the log's: new
+    with every memory log, and with a shared one only when its store is new."""
+
+    instance: str
+    started_at: float
+    salt: bytes
+    """Fingerprints of API keys are made with it, so the same key has the same fingerprint everywhere."""
+
+    async def add(self, entry: Entry) -> int:
+        """Keep a new entry (the bounds may drop the oldest); returns its id, above every id before."""
+        ...
+
+    def finished(self, entry: Entry) -> None:
+        """The entry's response has ended: its record is final (kept now, when it was not yet)."""
+        ...
+
+    async def records(self, after: int | None) -> list[RequestRecord]:
+        """Snapshots of the records with an id above `after` (all with None), oldest first."""
+        ...
+
+    async def last_id(self) -> int:
+        """The highest id given so far (0 before the first)."""
+        ...
+
+    async def any_open(self, after: int) -> bool:
+        """Whether a record above `after` is still in flight."""
+        ...
+
+    async def clear(self) -> int:
+        """Forget every record (ids keep counting); returns how many there were."""
+        ...
+
+    async def stats(self) -> tuple[int, int]:
+        """How many records are kept, and about how many bytes they hold."""
+        ...
 
 
 class Journal:

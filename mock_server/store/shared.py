@@ -52,7 +52,7 @@ def decode_record(text: str | bytes, record_id: int) -> RequestRecord:
 
 
 class SharedStore(ABC):
-    """One store shared by processes: a journal log (`log.RecordLog`), counters
+    """One store shared by processes: a journal log (`journal.RecordLog`), counters
     (`store.counters.Counters`), stored responses and run-time scenarios."""
 
     def __init__(self, size: int, max_bytes: int) -> None:
@@ -144,7 +144,7 @@ class SharedStore(ABC):
     def release(self) -> None:
         """Let go of a store that served nothing (`check_store`), without an event loop."""
 
-    # The journal log (`log.RecordLog`).
+    # The journal log (`journal.RecordLog`).
 
     async def add(self, entry: Entry) -> int:
         record_id, _ = await self._append(encode_record(entry.record), entry.size, (), None)
