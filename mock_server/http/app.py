@@ -65,8 +65,10 @@ class MockApp:
         self.settings = settings
         self._catalog = catalog
         self._store = open_store(settings.state, settings.journal_size, settings.journal_max_bytes)
-        self._log: RecordLog = self._store or MemoryLog(
-            settings.journal_size, settings.journal_max_bytes, settings.wall_clock
+        self._log: RecordLog = (
+            self._store
+            if self._store is not None
+            else MemoryLog(settings.journal_size, settings.journal_max_bytes, settings.wall_clock)
         )
         """The journal's log, made now: the ready check tells which start of the server this is."""
         self._state: MockState | None = None

@@ -20,7 +20,7 @@ PATH = "/_mock/health"
 
 
 class Started(Protocol):
-    """Which start of the server this is: the journal's log's (`journal.log.RecordLog`), or its journal's."""
+    """Which start of the server this is: the journal's log's (`journal.RecordLog`), or its journal's."""
 
     @property
     def instance(self) -> str: ...
