@@ -145,8 +145,8 @@ class MockApp:
             await (self._fastapi or await self._fastapi_off_the_loop())(scope, receive, send)
 
     async def _answer_ready_check(self, scope: Scope, receive: Receive, send: Send) -> None:
-        catalog = self._state.catalog if self._state is not None else self._catalog
-        await health.answer(send, self.settings, len(catalog), self._log)
+        # The state, once made, holds this catalog itself (run-time scenarios change it in place).
+        await health.answer(send, self.settings, len(self._catalog), self._log)
 
     def _model_route_of(self, scope: Scope) -> routes.ModelRoute | None:
         """The model route of a request, if it has one (found without a coroutine: every model request asks)."""
