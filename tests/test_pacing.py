@@ -469,3 +469,24 @@ def test_a_callback_that_raises_leaves_the_others_of_its_millisecond_on_time() -
     asyncio.run(fire())
     assert called == ["before", "after"]
     assert [str(exc) for exc in reported] == ["a bug in one stream"]
+
+
+def test_the_wheel_keeps_how_late_its_latest_tick_finished_by_the_clock_s_milliseconds() -> None:
+    clock = FakeTime()
+    wheel = PacingWheel(clock)
+
+    def busy(seconds: float) -> Callable[[], None]:
+        def work() -> None:
+            clock.now += seconds  # what writing a chunk took
+
+        return work
+
+    wheel.call_at(0.010, busy(0.0002))
+    wheel.call_at(0.010, busy(0.0031))  # the tick's last chunk goes out 3.3 ms after its millisecond
+    wheel.call_at(0.020, busy(0.0001))
+    clock.run()
+    assert wheel.latest_finish_ms == 3
+    wheel.latest_finish_ms = 0  # as the admission's heartbeat takes it
+    wheel.call_at(0.030, busy(0.0004))
+    clock.run()
+    assert wheel.latest_finish_ms == 0
