@@ -10,10 +10,11 @@ with a load client) do not, and each plays everything it has accepted late.
 The `AdmissionGate` stands in for the loop server's protocol factory. Every connection is accepted
 as before, but only `PER_BEAT` of them at a time start reading their requests: the rest wait, their
 reading paused, in the order they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when
-it and the `ON_TIME_BEATS` before it ran on time (no more than `BEHIND_S` late), and none otherwise,
-except that `PER_BEAT` more are let in at least every `LONGEST_WAIT_S`. Those let in together read
-their requests one a loop turn, and the loop's timers run between two turns: a request's answer is
-made in one go, up to its first write, and `PER_BEAT` of them in one turn held a paced chunk due
+it and the `ON_TIME_BEATS` before it ran on time: no more than `BEHIND_S` late, and no paced chunk
+written since the beat before later than that (`chunks_late_s`). None come in otherwise, except
+that `PER_BEAT` more are let in at least every `LONGEST_WAIT_S`. Those let in together read their
+requests one a loop turn, and the loop's timers run between two turns: a request's answer is made
+in one go, up to its first write, and `PER_BEAT` of them in one turn held a paced chunk due
 meanwhile for all of them (p99 lateness while 500 streams start: 1.4-1.7 ms, against 1.0-1.1 once
 they have). The heartbeat runs only while connections arrive or wait, and paced streams play: a
 server answering unpaced requests spends nothing on it. A keep-alive connection's later requests are
@@ -57,7 +58,8 @@ IDLE_BEATS = 500
 
 class AdmissionGate:
     """A protocol factory (`protocol`) whose connections read their requests only as fast as the
-    loop keeps time (see the module), while `pacing()` says paced streams wait for their next chunk:
+    loop keeps time (see the module; `chunks_late_s()` says how late the latest paced chunk written
+    since it was last asked was), while `pacing()` says paced streams wait for their next chunk:
     without them the loop's lateness harms no one, and every connection comes straight in. No more
     connections wait than `room()` (how many more the server's connection limit allows): past that,
     a flood comes straight in, to be refused by that limit rather than held open."""
