@@ -299,6 +299,18 @@ def test_a_beat_on_time_after_a_late_chunk_counts_as_late() -> None:
     assert connections.let_in() == list(range(PER_BEAT * 2))
 
 
+def test_a_late_beat_takes_the_late_chunks_before_it_with_it() -> None:
+    connections = Connections()
+    connections.open(PER_BEAT * 2)
+    connections.chunks_late_s = BEHIND_S * 2
+
+    connections.loop.beat(late=BEHIND_S * 2)  # late by itself as well
+    for _ in range(ON_TIME_BEATS):
+        connections.loop.beat()
+    connections.loop.beat()
+    assert connections.let_in() == list(range(PER_BEAT * 2))  # the chunks counted against one beat only
+
+
 def test_however_late_the_loop_runs_waiting_connections_come_in_every_longest_wait() -> None:
     connections = Connections()
     connections.open(PER_BEAT * 3)

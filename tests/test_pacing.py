@@ -471,7 +471,7 @@ def test_a_callback_that_raises_leaves_the_others_of_its_millisecond_on_time() -
     assert [str(exc) for exc in reported] == ["a bug in one stream"]
 
 
-def test_the_wheel_keeps_how_late_its_latest_tick_finished_by_the_clock_s_milliseconds() -> None:
+def test_the_wheel_tells_how_late_its_latest_ticks_finished_by_the_clock_s_milliseconds() -> None:
     clock = FakeTime()
     wheel = PacingWheel(clock)
 
@@ -485,8 +485,8 @@ def test_the_wheel_keeps_how_late_its_latest_tick_finished_by_the_clock_s_millis
     wheel.call_at(0.010, busy(0.0031))  # the tick's last chunk goes out 3.3 ms after its millisecond
     wheel.call_at(0.020, busy(0.0001))
     clock.run()
-    assert wheel.latest_finish_ms == 3
-    wheel.latest_finish_ms = 0  # as the admission's heartbeat takes it
+    assert wheel.take_lateness_s() == 0.003
+    assert wheel.take_lateness_s() == 0  # taken
     wheel.call_at(0.030, busy(0.0004))
     clock.run()
-    assert wheel.latest_finish_ms == 0
+    assert wheel.take_lateness_s() == 0

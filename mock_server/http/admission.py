@@ -138,7 +138,8 @@ class AdmissionGate:
             self._stop_beating()
             return
         now = self._loop.time()
-        on_time = now - self._due <= BEHIND_S and self._chunks_late_s() <= BEHIND_S
+        chunks_late_s = self._chunks_late_s()  # read at every beat: a late beat's chunks count for it only
+        on_time = now - self._due <= BEHIND_S and chunks_late_s <= BEHIND_S
         self._on_time = self._on_time + 1 if on_time else 0
         if self._on_time > ON_TIME_BEATS or now - self._opened_at >= LONGEST_WAIT_S:
             self._opened_at = now

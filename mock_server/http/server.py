@@ -177,14 +177,8 @@ class _ForegroundServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
         wheel = wheel_of(loop)
-
-        def chunks_late_s() -> float:
-            """How late the latest chunk written since the last call was."""
-            late_ms, wheel.latest_finish_ms = wheel.latest_finish_ms, 0
-            return late_ms / 1000
-
         self.gate = AdmissionGate(
-            loop, self.config.http_protocol_class, self._room, lambda: wheel.ticks > 0, chunks_late_s
+            loop, self.config.http_protocol_class, self._room, lambda: wheel.ticks > 0, wheel.take_lateness_s
         )
         self.config.http_protocol_class = self.gate.protocol  # type: ignore[assignment]  # makes the same protocols
         await super().startup(sockets=sockets)
