@@ -35,12 +35,11 @@ class _Handle:
 
 @dataclass
 class FakeLoop:
-    """A loop's clock, timers and turns that move only when the test says, each timer as late as it says."""
+    """A loop's clock and timers that move only when the test says, each timer as late as it says."""
 
     now: float = 100.0
     _timers: list[tuple[float, int, _Handle]] = field(default_factory=list)
     _order: itertools.count[int] = field(default_factory=itertools.count)
-    _soon: list[Callable[[], object]] = field(default_factory=list)
 
     def time(self) -> float:
         return self.now
@@ -50,28 +49,15 @@ class FakeLoop:
         heapq.heappush(self._timers, (when, next(self._order), handle))
         return handle
 
-    def call_soon(self, callback: Callable[[], object], /) -> None:
-        self._soon.append(callback)
-
-    def turn(self) -> None:
-        """One turn of the loop: the callbacks asked for before it began."""
-        callbacks, self._soon = self._soon, []
-        for callback in callbacks:
-            callback()
-
-    def beat(self, late: float = 0.0, *, turns: bool = True) -> None:
-        """Run the next timer, `late` seconds after it was due; with `turns`, then the loop's turns until
-        none is asked for."""
+    def beat(self, late: float = 0.0) -> None:
+        """Run the next timer, `late` seconds after it was due."""
         while self._timers:
             when, _, handle = heapq.heappop(self._timers)
             if handle.callback is not None:
                 self.now = when + late
                 handle.callback()
-                break
-        else:
-            raise AssertionError("no timer is set")
-        while turns and self._soon:
-            self.turn()
+                return
+        raise AssertionError("no timer is set")
 
     @property
     def pending(self) -> int:
@@ -123,15 +109,7 @@ class Connections:
         self.numbers = itertools.count()
         self.inner: list[Inner] = []
         self.pacing = True
-        self.chunks_late_s = 0.0
-        """How late the paced chunks written since the last beat were."""
-        self.gate = AdmissionGate(
-            self.loop, self._make, lambda: room - len(self.let_in()), lambda: self.pacing, self._take_chunks_late
-        )
-
-    def _take_chunks_late(self) -> float:
-        late_s, self.chunks_late_s = self.chunks_late_s, 0.0
-        return late_s
+        self.gate = AdmissionGate(self.loop, self._make, lambda: room - len(self.let_in()), lambda: self.pacing)
 
     def _make(self) -> Inner:
         inner = Inner(next(self.numbers))
@@ -173,48 +151,6 @@ def test_a_burst_reads_one_beat_s_worth_at_once_and_the_rest_at_each_on_time_bea
     assert connections.let_in() == list(range(PER_BEAT * 3))
     assert connections.gate.waiting == 0
     assert connections.gate.held == PER_BEAT * 2
-
-
-def test_those_a_beat_lets_in_read_their_requests_one_a_loop_turn() -> None:
-    connections = Connections()
-    connections.open(PER_BEAT * 2)
-    assert connections.let_in() == list(range(PER_BEAT))
-
-    connections.loop.beat(turns=False)
-    assert connections.let_in() == list(range(PER_BEAT + 1))  # the first at the beat, the others later
-    assert connections.gate.waiting == 0  # all of them are let in, none waits for a beat
-    for turn in range(1, PER_BEAT):
-        connections.loop.turn()  # the loop's timers run between two turns
-        assert connections.let_in() == list(range(PER_BEAT + 1 + turn))
-    connections.loop.turn()
-    assert connections.let_in() == list(range(PER_BEAT * 2))
-
-
-def test_a_beat_lets_in_only_as_many_as_leave_per_beat_waiting_for_their_turn() -> None:
-    connections = Connections()
-    connections.open(PER_BEAT * 3)
-    connections.loop.beat(turns=False)
-    connections.loop.turn()  # two of the beat's have read their requests, the rest wait for a turn
-
-    connections.loop.beat(turns=False)
-    assert connections.gate.waiting == PER_BEAT - 2  # two more let in, to wait with them
-    assert len(connections.let_in()) == PER_BEAT + 2
-    for _ in range(PER_BEAT):
-        connections.loop.turn()
-    assert connections.let_in() == list(range(PER_BEAT * 2 + 2))
-
-
-def test_a_client_that_left_before_its_turn_gives_the_turn_to_the_next() -> None:
-    connections = Connections()
-    connections.open(PER_BEAT)
-    waiting = connections.open(3)
-    connections.loop.beat(turns=False)
-    protocol, transport = waiting[1]
-    transport.closing = True
-    protocol.connection_lost(None)
-
-    connections.loop.turn()
-    assert connections.let_in() == [*range(PER_BEAT), PER_BEAT, PER_BEAT + 2]
 
 
 def test_while_no_paced_stream_plays_no_one_waits_and_no_heartbeat_runs() -> None:
@@ -285,32 +221,6 @@ def test_after_a_late_beat_no_one_comes_in_until_the_loop_has_kept_time_for_a_wh
     assert connections.let_in() == list(range(PER_BEAT + 6))
 
 
-def test_a_beat_on_time_after_a_late_chunk_counts_as_late() -> None:
-    connections = Connections()
-    connections.open(PER_BEAT * 2)
-    connections.chunks_late_s = BEHIND_S * 2  # a tick's last chunk went out late; the beat itself is not
-
-    connections.loop.beat()
-    assert connections.let_in() == list(range(PER_BEAT))
-    for _ in range(ON_TIME_BEATS):
-        connections.loop.beat()
-        assert connections.let_in() == list(range(PER_BEAT))
-    connections.loop.beat()
-    assert connections.let_in() == list(range(PER_BEAT * 2))
-
-
-def test_a_late_beat_takes_the_late_chunks_before_it_with_it() -> None:
-    connections = Connections()
-    connections.open(PER_BEAT * 2)
-    connections.chunks_late_s = BEHIND_S * 2
-
-    connections.loop.beat(late=BEHIND_S * 2)  # late by itself as well
-    for _ in range(ON_TIME_BEATS):
-        connections.loop.beat()
-    connections.loop.beat()
-    assert connections.let_in() == list(range(PER_BEAT * 2))  # the chunks counted against one beat only
-
-
 def test_however_late_the_loop_runs_waiting_connections_come_in_every_longest_wait() -> None:
     connections = Connections()
     connections.open(PER_BEAT * 3)
@@ -367,7 +277,6 @@ def test_a_connection_let_in_before_the_loop_has_made_it_is_handed_over_when_it_
 def test_stop_lets_every_waiting_connection_in_and_stops_the_heartbeat() -> None:
     connections = Connections()
     connections.open(PER_BEAT * 4)
-    connections.loop.beat(turns=False)  # some are let in, waiting for their turn
     connections.gate.stop()
     assert connections.let_in() == list(range(PER_BEAT * 4))
     assert connections.loop.pending == 0

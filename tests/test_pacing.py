@@ -469,24 +469,3 @@ def test_a_callback_that_raises_leaves_the_others_of_its_millisecond_on_time() -
     asyncio.run(fire())
     assert called == ["before", "after"]
     assert [str(exc) for exc in reported] == ["a bug in one stream"]
-
-
-def test_the_wheel_tells_how_late_its_latest_ticks_finished_by_the_clock_s_milliseconds() -> None:
-    clock = FakeTime()
-    wheel = PacingWheel(clock)
-
-    def busy(seconds: float) -> Callable[[], None]:
-        def work() -> None:
-            clock.now += seconds  # what writing a chunk took
-
-        return work
-
-    wheel.call_at(0.010, busy(0.0002))
-    wheel.call_at(0.010, busy(0.0031))  # the tick's last chunk goes out 3.3 ms after its millisecond
-    wheel.call_at(0.020, busy(0.0001))
-    clock.run()
-    assert wheel.take_lateness_s() == 0.003
-    assert wheel.take_lateness_s() == 0  # taken
-    wheel.call_at(0.030, busy(0.0004))
-    clock.run()
-    assert wheel.take_lateness_s() == 0

@@ -10,15 +10,11 @@ with a load client) do not, and each plays everything it has accepted late.
 The `AdmissionGate` stands in for the loop server's protocol factory. Every connection is accepted
 as before, but only `PER_BEAT` of them at a time start reading their requests: the rest wait, their
 reading paused, in the order they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when
-it and the `ON_TIME_BEATS` before it ran on time: no more than `BEHIND_S` late, and no paced chunk
-written since the beat before later than that (`chunks_late_s`). None come in otherwise, except
-that `PER_BEAT` more are let in at least every `LONGEST_WAIT_S`. Those let in together read their
-requests one a loop turn, and the loop's timers run between two turns: a request's answer is made
-in one go, up to its first write, and `PER_BEAT` of them in one turn held a paced chunk due
-meanwhile for all of them (p99 lateness while 500 streams start: 1.4-1.7 ms, against 1.0-1.1 once
-they have). The heartbeat runs only while connections arrive or wait, and paced streams play: a
-server answering unpaced requests spends nothing on it. A keep-alive connection's later requests are
-not held: it was let in.
+it and the `ON_TIME_BEATS` before it ran on time (no more than `BEHIND_S` late), and none otherwise,
+except that `PER_BEAT` more are let in at least every `LONGEST_WAIT_S`. The heartbeat runs only
+while connections arrive or wait, and paced streams play: a server answering unpaced requests spends
+nothing on it. A keep-alive connection's later requests are not held: it was
+let in.
 """
 
 from __future__ import annotations
@@ -26,16 +22,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from mock_server.wire.pacing import Timer, Timers
-
-
-class Loop(Timers, Protocol):
-    """The event loop's clock, timers and next turn: the running loop, or a test's own."""
-
-    def call_soon(self, callback: Callable[[], object], /) -> object: ...
-
 
 BEAT_S = 0.002
 """How often the heartbeat looks at the loop's time while connections arrive or wait."""
@@ -58,31 +47,25 @@ IDLE_BEATS = 500
 
 class AdmissionGate:
     """A protocol factory (`protocol`) whose connections read their requests only as fast as the
-    loop keeps time (see the module; `chunks_late_s()` says how late the latest paced chunk written
-    since it was last asked was), while `pacing()` says paced streams wait for their next chunk:
+    loop keeps time (see the module), while `pacing()` says paced streams wait for their next chunk:
     without them the loop's lateness harms no one, and every connection comes straight in. No more
     connections wait than `room()` (how many more the server's connection limit allows): past that,
     a flood comes straight in, to be refused by that limit rather than held open."""
 
     def __init__(
         self,
-        loop: Loop,
+        loop: Timers,
         protocol_factory: Callable[..., asyncio.Protocol],
         room: Callable[[], int],
         pacing: Callable[[], bool],
-        chunks_late_s: Callable[[], float],
     ) -> None:
         self._loop = loop
         self._factory = protocol_factory
         self._pacing = pacing
-        self._chunks_late_s = chunks_late_s
         self._room = room
         self._allowance = PER_BEAT
         """How many more connections may come in before the next beat without waiting."""
         self._waiting: deque[_Waiting] = deque()
-        self._handing: deque[_Waiting] = deque()
-        """Let in, each waiting for a loop turn of its own to read its request."""
-        self._turn_set = False
         self._beat: Timer | None = None
         self._due = 0.0
         self._on_time = ON_TIME_BEATS
@@ -129,8 +112,6 @@ class AdmissionGate:
             self._beat.cancel()
             self._beat = None
         self._let_in(len(self._waiting))
-        while self._handing:
-            self._handing.popleft().let_in()
 
     def _on_beat(self) -> None:
         if not self._pacing():  # no stream left to keep on time: the waiting come in, the heartbeat stops
@@ -138,13 +119,11 @@ class AdmissionGate:
             self._stop_beating()
             return
         now = self._loop.time()
-        chunks_late_s = self._chunks_late_s()  # read at every beat: a late beat's chunks count for it only
-        on_time = now - self._due <= BEHIND_S and chunks_late_s <= BEHIND_S
-        self._on_time = self._on_time + 1 if on_time else 0
+        self._on_time = self._on_time + 1 if now - self._due <= BEHIND_S else 0
         if self._on_time > ON_TIME_BEATS or now - self._opened_at >= LONGEST_WAIT_S:
             self._opened_at = now
             self._allowance = PER_BEAT
-            self._let_in(PER_BEAT - len(self._handing))  # those let in before and not read yet count
+            self._let_in(PER_BEAT)
         else:
             self._allowance = 0
         self._quiet_beats += 1
@@ -162,25 +141,10 @@ class AdmissionGate:
         self._beat = self._loop.call_at(self._due, self._on_beat)
 
     def _let_in(self, count: int) -> None:
-        """Let up to `count` waiting connections in (a client that has left is passed over): the first
-        reads its request now, each of the others on a later loop turn."""
         while count > 0 and self._waiting:
-            waiting = self._waiting.popleft()
-            if not waiting.left:
-                self._handing.append(waiting)
+            if self._waiting.popleft().let_in():
                 count -= 1
                 self._allowance -= 1
-        if not self._turn_set:
-            self._hand_over_one()
-
-    def _hand_over_one(self) -> None:
-        """One loop turn: the next connection let in reads its request; the one after it, on the next turn."""
-        self._turn_set = False
-        while self._handing and not self._handing.popleft().let_in():
-            pass  # its client left after it was let in: the next one takes its turn
-        if self._handing:
-            self._turn_set = True
-            self._loop.call_soon(self._hand_over_one)
 
 
 class _Waiting(asyncio.Protocol):
@@ -212,11 +176,6 @@ class _Waiting(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._left = True
-
-    @property
-    def left(self) -> bool:
-        """Whether its client has gone."""
-        return self._left
 
     def let_in(self) -> bool:
         """Hand the connection to `inner` (as soon as the loop has made it); False if its client has left."""

@@ -177,9 +177,7 @@ class _ForegroundServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
         wheel = wheel_of(loop)
-        self.gate = AdmissionGate(
-            loop, self.config.http_protocol_class, self._room, lambda: wheel.ticks > 0, wheel.take_lateness_s
-        )
+        self.gate = AdmissionGate(loop, self.config.http_protocol_class, self._room, lambda: wheel.ticks > 0)
         self.config.http_protocol_class = self.gate.protocol  # type: ignore[assignment]  # makes the same protocols
         await super().startup(sockets=sockets)
 

@@ -77,14 +77,11 @@ def _nothing() -> None:
 class PacingWheel:
     """`Timers` whose callbacks due in the same millisecond share one timer of the underlying `timers`."""
 
-    __slots__ = ("__weakref__", "_latest_finish_ms", "_ticks", "_timers", "time")
+    __slots__ = ("__weakref__", "_ticks", "_timers", "time")
 
     def __init__(self, timers: Timers) -> None:
         self._timers = timers
         self._ticks: dict[int, _Tick] = {}
-        self._latest_finish_ms = 0
-        """The most whole milliseconds any tick finished its callbacks after its own, since
-        `take_lateness_s` last read it: how late the last chunk it wrote was, as the loop's clock counts."""
         self.time: Callable[[], float] = timers.time
         """The clock of `timers`, one object that every stream can share: a paced chunk reads its stream's
         clock twice, and a bound method of each stream's own was one more object for it to reach."""
@@ -103,12 +100,6 @@ class PacingWheel:
         booking._tick = tick
         tick.bookings.append(booking)
         return booking
-
-    def take_lateness_s(self) -> float:
-        """How late (seconds) the latest write of any tick since the last call went out, and from now
-        on only those after this call count."""
-        late_ms, self._latest_finish_ms = self._latest_finish_ms, 0
-        return late_ms / 1000
 
     @property
     def booked(self) -> int:
@@ -146,10 +137,6 @@ class _Tick:
                     {"message": "Exception in a paced callback", "exception": exc}
                 )
         self.bookings.clear()
-        wheel = self.wheel
-        finish_ms = round(wheel.time() * 1000) - self.at
-        if finish_ms > wheel._latest_finish_ms:
-            wheel._latest_finish_ms = finish_ms
 
     def forget(self, booking: Booking) -> None:
         """`booking` is cancelled: let go at once, not when the tick is due (a tick calling its bookings
