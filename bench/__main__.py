@@ -357,7 +357,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer streams and runs (a smoke run, about 3 minutes)")
     parser.add_argument(
-        "--endpoints", action="store_true", help="only each streaming endpoint's throughput and lateness (2 minutes)"
+        "--endpoints",
+        action="store_true",
+        help="only each streaming endpoint's throughput and lateness (about 7 minutes)",
     )
     parser.add_argument(
         "--workers",
