@@ -20,6 +20,7 @@ from mock_server.http.admission import (
     LONGEST_WAIT_S,
     ON_TIME_BEATS,
     PER_BEAT,
+    STRAIGHT_IN,
     AdmissionGate,
 )
 from tests.conftest import cli_server
@@ -135,55 +136,55 @@ class Connections:
         return [inner.number for inner in self.inner if inner.heard]
 
 
-def test_a_burst_reads_one_beat_s_worth_at_once_and_the_rest_at_each_on_time_beat() -> None:
+def test_a_burst_reads_straight_in_s_worth_at_once_and_then_one_at_each_on_time_beat() -> None:
     connections = Connections()
-    opened = connections.open(PER_BEAT * 3)
+    opened = connections.open(STRAIGHT_IN + 2)
 
-    assert connections.let_in() == list(range(PER_BEAT))
-    assert connections.gate.waiting == PER_BEAT * 2
+    assert connections.let_in() == list(range(STRAIGHT_IN))
+    assert connections.gate.waiting == 2
     waiting = [transport for protocol, transport in opened if not isinstance(protocol, Inner)]
-    assert len(waiting) == PER_BEAT * 2
+    assert len(waiting) == 2
     assert not any(transport.reading for transport in waiting)
 
+    connections.loop.beat()  # one request's start in a turn of the loop, not several
+    assert connections.let_in() == list(range(STRAIGHT_IN + 1))
     connections.loop.beat()
-    assert connections.let_in() == list(range(PER_BEAT * 2))
-    connections.loop.beat()
-    assert connections.let_in() == list(range(PER_BEAT * 3))
+    assert connections.let_in() == list(range(STRAIGHT_IN + 2))
     assert connections.gate.waiting == 0
-    assert connections.gate.held == PER_BEAT * 2
+    assert connections.gate.held == 2
 
 
 def test_while_no_paced_stream_plays_no_one_waits_and_no_heartbeat_runs() -> None:
     connections = Connections()
     connections.pacing = False
-    connections.open(PER_BEAT * 3)
+    connections.open(STRAIGHT_IN * 3)
     assert connections.loop.pending == 0
-    connections.open(PER_BEAT)
-    assert connections.let_in() == list(range(PER_BEAT * 4))
+    connections.open(STRAIGHT_IN)
+    assert connections.let_in() == list(range(STRAIGHT_IN * 4))
 
     connections.pacing = True  # a paced stream has started: the gate holds from the next connection on
-    connections.open(PER_BEAT + 1)
+    connections.open(STRAIGHT_IN + 1)
     assert connections.loop.pending == 1
     assert connections.gate.waiting == 1
 
 
 def test_once_no_paced_stream_plays_the_heartbeat_lets_the_waiting_in_then_stops() -> None:
     connections = Connections()
-    connections.open(PER_BEAT * 3)
-    connections.loop.beat(late=BEHIND_S * 10)
-    assert connections.gate.waiting == PER_BEAT * 2
+    connections.open(STRAIGHT_IN * 3)
+    connections.loop.beat(late=BEHIND_S * 2)
+    assert connections.gate.waiting == STRAIGHT_IN * 2
 
     connections.pacing = False  # the loop's lateness harms no stream now: the late beat does not count
     connections.loop.beat(late=BEHIND_S * 10)
-    assert connections.let_in() == list(range(PER_BEAT * 3))
+    assert connections.let_in() == list(range(STRAIGHT_IN * 3))
     assert connections.loop.pending == 0
-    connections.open(PER_BEAT * 2)
+    connections.open(STRAIGHT_IN * 2)
     assert connections.gate.waiting == 0
 
 
 def test_a_connection_let_in_hears_what_its_client_sent_while_it_waited() -> None:
     connections = Connections()
-    connections.open(PER_BEAT)
+    connections.open(STRAIGHT_IN)
     ((protocol, transport),) = connections.open(1, data=None)
     protocol.data_received(b"GET / HTTP/1.1\r\n")
     assert not transport.reading  # paused at its first bytes
@@ -199,7 +200,7 @@ def test_a_connection_let_in_hears_what_its_client_sent_while_it_waited() -> Non
 
 def test_a_connection_that_reads_on_resumes_reading_once_let_in() -> None:
     connections = Connections()
-    connections.open(PER_BEAT)
+    connections.open(STRAIGHT_IN)
     ((_, transport),) = connections.open(1)
     assert not transport.reading
     connections.loop.beat()
@@ -208,22 +209,25 @@ def test_a_connection_that_reads_on_resumes_reading_once_let_in() -> None:
 
 def test_after_a_late_beat_no_one_comes_in_until_the_loop_has_kept_time_for_a_while() -> None:
     connections = Connections()
-    connections.open(PER_BEAT + 4)
+    connections.open(STRAIGHT_IN + 4)
+    started = connections.loop.now
 
-    connections.loop.beat(late=BEHIND_S * 2)
-    assert connections.let_in() == list(range(PER_BEAT))
+    connections.loop.beat(late=BEHIND_S * 1.5)
+    assert connections.let_in() == list(range(STRAIGHT_IN))
     connections.open(2)  # no allowance after a late beat: they wait too
     for _ in range(ON_TIME_BEATS):
-        connections.loop.beat(late=BEHIND_S / 2)  # on time, within the slack
-        assert connections.let_in() == list(range(PER_BEAT))
+        connections.loop.beat(late=BEHIND_S / 4)  # on time, within the slack
+        assert connections.let_in() == list(range(STRAIGHT_IN))
 
     connections.loop.beat()
-    assert connections.let_in() == list(range(PER_BEAT + 6))
+    assert connections.loop.now - started < LONGEST_WAIT_S  # let in for keeping time, not for waiting long
+    assert connections.let_in() == list(range(STRAIGHT_IN + PER_BEAT))
+    assert connections.gate.waiting == 6 - PER_BEAT
 
 
 def test_however_late_the_loop_runs_waiting_connections_come_in_every_longest_wait() -> None:
     connections = Connections()
-    connections.open(PER_BEAT * 3)
+    connections.open(STRAIGHT_IN + PER_BEAT * 2)
     started = connections.loop.now
     let_in_at = []
     while connections.gate.waiting:
@@ -238,17 +242,17 @@ def test_however_late_the_loop_runs_waiting_connections_come_in_every_longest_wa
 
 def test_after_an_on_time_beat_new_connections_come_straight_in_while_none_wait() -> None:
     connections = Connections()
-    connections.open(PER_BEAT)
+    connections.open(STRAIGHT_IN)
     connections.loop.beat()
-    connections.open(PER_BEAT)
-    assert connections.let_in() == list(range(PER_BEAT * 2))
+    connections.open(STRAIGHT_IN)
+    assert connections.let_in() == list(range(STRAIGHT_IN * 2))
     assert connections.gate.held == 0
 
 
 def test_a_client_that_left_while_waiting_is_passed_over_and_uses_no_place() -> None:
     connections = Connections()
-    connections.open(PER_BEAT)
-    waiting = connections.open(PER_BEAT + 1)
+    connections.open(STRAIGHT_IN)
+    waiting = connections.open(PER_BEAT + 3)
     for protocol, transport in waiting[:3]:
         transport.closing = True
         protocol.connection_lost(None)
@@ -256,12 +260,12 @@ def test_a_client_that_left_while_waiting_is_passed_over_and_uses_no_place() -> 
     connections.loop.beat()
 
     heard = connections.let_in()
-    assert heard == list(range(PER_BEAT)) + list(range(PER_BEAT + 3, PER_BEAT * 2 + 1))
+    assert heard == list(range(STRAIGHT_IN)) + list(range(STRAIGHT_IN + 3, STRAIGHT_IN + 3 + PER_BEAT))
 
 
 def test_a_connection_let_in_before_the_loop_has_made_it_is_handed_over_when_it_is() -> None:
     connections = Connections()
-    connections.open(PER_BEAT)
+    connections.open(STRAIGHT_IN)
     protocol = connections.gate.protocol()  # its transport comes after the next beat
     connections.loop.beat()
     inner = connections.inner[-1]
@@ -276,20 +280,20 @@ def test_a_connection_let_in_before_the_loop_has_made_it_is_handed_over_when_it_
 
 def test_stop_lets_every_waiting_connection_in_and_stops_the_heartbeat() -> None:
     connections = Connections()
-    connections.open(PER_BEAT * 4)
+    connections.open(STRAIGHT_IN * 4)
     connections.gate.stop()
-    assert connections.let_in() == list(range(PER_BEAT * 4))
+    assert connections.let_in() == list(range(STRAIGHT_IN * 4))
     assert connections.loop.pending == 0
     connections.open(1)
-    assert connections.let_in() == list(range(PER_BEAT * 4 + 1))
+    assert connections.let_in() == list(range(STRAIGHT_IN * 4 + 1))
 
 
 def test_past_the_connection_limit_s_room_a_flood_comes_straight_in_for_the_limit_to_refuse() -> None:
-    connections = Connections(room=PER_BEAT + 5)  # the limit counts live connections, not waiting ones
-    connections.open(PER_BEAT)
+    connections = Connections(room=STRAIGHT_IN + 5)  # the limit counts live connections, not waiting ones
+    connections.open(STRAIGHT_IN)
     connections.open(8)
-    assert connections.gate.waiting == 5  # with the PER_BEAT live ones, the limit is reached
-    assert len(connections.let_in()) == PER_BEAT + 3
+    assert connections.gate.waiting == 5  # with the STRAIGHT_IN live ones, the limit is reached
+    assert len(connections.let_in()) == STRAIGHT_IN + 3
 
 
 def test_the_heartbeat_runs_only_while_connections_come_or_wait() -> None:
@@ -300,7 +304,7 @@ def test_the_heartbeat_runs_only_while_connections_come_or_wait() -> None:
     for _ in range(IDLE_BEATS):
         connections.loop.beat()
     assert connections.loop.pending == 0
-    connections.open(PER_BEAT + 1)
+    connections.open(STRAIGHT_IN + 1)
     assert connections.loop.pending == 1
     assert connections.loop.now == pytest.approx(100.0 + IDLE_BEATS * BEAT_S)
 
@@ -328,8 +332,8 @@ def _ask_all_at_once(port: int, count: int) -> list[bytes]:
 def test_serve_answers_every_connection_of_a_burst_many_times_a_beat_s_worth() -> None:
     with cli_server() as (_, url):
         port = int(url.rsplit(":", 1)[1])
-        answers = _ask_all_at_once(port, PER_BEAT * 20)
-    assert len(answers) == PER_BEAT * 20
+        answers = _ask_all_at_once(port, STRAIGHT_IN * 20)
+    assert len(answers) == STRAIGHT_IN * 20
     assert all(answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"}") for answer in answers), {
         answer[:40] for answer in answers
     }

@@ -8,13 +8,13 @@ requests only after the streams' timers; several workers sharing the cores with 
 with a load client) do not, and each plays everything it has accepted late.
 
 The `AdmissionGate` stands in for the loop server's protocol factory. Every connection is accepted
-as before, but only `PER_BEAT` of them at a time start reading their requests: the rest wait, their
-reading paused, in the order they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when
-it and the `ON_TIME_BEATS` before it ran on time (no more than `BEHIND_S` late), and none otherwise,
-except that `PER_BEAT` more are let in at least every `LONGEST_WAIT_S`. The heartbeat runs only
-while connections arrive or wait, and paced streams play: a server answering unpaced requests spends
-nothing on it. A keep-alive connection's later requests are not held: it was
-let in.
+as before, but while a queue has formed, new connections join it, their reading paused, in the order
+they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when it and the `ON_TIME_BEATS`
+before it ran on time (no more than `BEHIND_S` late), and none otherwise, except that `PER_BEAT` more
+are let in at least every `LONGEST_WAIT_S`; while none wait, up to `STRAIGHT_IN` come straight in
+after such a beat. The heartbeat runs only while connections arrive or wait, and paced streams play:
+a server answering unpaced requests spends nothing on it. A keep-alive connection's later requests
+are not held: it was let in.
 """
 
 from __future__ import annotations
@@ -31,16 +31,19 @@ BEAT_S = 0.002
 BEHIND_S = 0.001
 """How late a beat may run and still find the loop on time: the loop's clock counts whole
 milliseconds, so a beat one tick late is on time, two are late."""
-PER_BEAT = 8
-"""How many connections an on-time beat lets in (up to 4,000 a second): a burst of new requests
-never holds the loop for much more than a millisecond."""
-ON_TIME_BEATS = 10
-"""How many beats in a row must run on time before the next connections are let in, after one that
-ran late: the streams let in last have then had 20 ms, a chunk's interval at the usual pacing, to
-show what they cost the loop."""
-LONGEST_WAIT_S = 0.05
-"""However late the loop runs, `PER_BEAT` waiting connections are let in at least this often, so a
-server on a machine that is always busy still answers everyone."""
+PER_BEAT = 1
+"""How many waiting connections an on-time beat lets in (up to 500 a second): one, so that a
+request's start (read, answered up to its first write: 0.1-0.3 ms) runs in a turn of the loop of its
+own, and the chunks due meanwhile wait for one start at most, not for several."""
+STRAIGHT_IN = 8
+"""How many new connections may come straight in after an on-time beat, before the next, while none
+wait (up to 4,000 a second): a server that keeps time is not slowed by the heartbeat's pace."""
+ON_TIME_BEATS = 2
+"""How many beats in a row must run on time before the next connection is let in, after one that
+ran late: the loop has then kept time for some 6 ms."""
+LONGEST_WAIT_S = 0.01
+"""However late the loop runs, `PER_BEAT` waiting connections are let in at least this often (100 a
+second), so a server on a machine that is always busy still answers everyone."""
 IDLE_BEATS = 500
 """Beats with no new connection and none waiting after which the heartbeat stops (a second)."""
 
@@ -63,7 +66,7 @@ class AdmissionGate:
         self._factory = protocol_factory
         self._pacing = pacing
         self._room = room
-        self._allowance = PER_BEAT
+        self._allowance = STRAIGHT_IN
         """How many more connections may come in before the next beat without waiting."""
         self._waiting: deque[_Waiting] = deque()
         self._beat: Timer | None = None
@@ -122,7 +125,7 @@ class AdmissionGate:
         self._on_time = self._on_time + 1 if now - self._due <= BEHIND_S else 0
         if self._on_time > ON_TIME_BEATS or now - self._opened_at >= LONGEST_WAIT_S:
             self._opened_at = now
-            self._allowance = PER_BEAT
+            self._allowance = STRAIGHT_IN
             self._let_in(PER_BEAT)
         else:
             self._allowance = 0
@@ -134,7 +137,7 @@ class AdmissionGate:
 
     def _stop_beating(self) -> None:
         self._beat = None
-        self._allowance = PER_BEAT
+        self._allowance = STRAIGHT_IN
 
     def _next_beat(self, now: float) -> None:
         self._due = now + BEAT_S
