@@ -8,13 +8,13 @@ requests only after the streams' timers; several workers sharing the cores with 
 with a load client) do not, and each plays everything it has accepted late.
 
 The `AdmissionGate` stands in for the loop server's protocol factory. Every connection is accepted
-as before, but while a queue has formed, new connections join it, their reading paused, in the order
-they came. A heartbeat every `BEAT_S` lets the next `PER_BEAT` in when it and the `ON_TIME_BEATS`
-before it ran on time (no more than `BEHIND_S` late), and none otherwise, except that `PER_BEAT` more
-are let in at least every `LONGEST_WAIT_S`; while none wait, up to `STRAIGHT_IN` come straight in
-after such a beat. The heartbeat runs only while connections arrive or wait, and paced streams play:
-a server answering unpaced requests spends nothing on it. A keep-alive connection's later requests
-are not held: it was let in.
+as before. A heartbeat every `BEAT_S` that finds the loop on time (it and the `ON_TIME_BEATS` before
+it no more than `BEHIND_S` late) lets the first `PER_BEAT` waiting connections in, or while none
+wait, lets up to `STRAIGHT_IN` new ones come straight in before the next beat; a late beat lets no
+one in. Any other connection waits, its reading paused, behind those that came before it; however
+late the loop runs, `PER_BEAT` are let in at least every `LONGEST_WAIT_S`. The heartbeat runs only
+while connections arrive or wait, and paced streams play: a server answering unpaced requests
+spends nothing on it. A keep-alive connection's later requests are not held: it was let in.
 """
 
 from __future__ import annotations
